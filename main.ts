@@ -1,0 +1,71 @@
+/**
+ * Parley: one executable for the server (`parley serve`) and the terminal client
+ * (`parley connect HOST:PORT`, the default).
+ */
+
+import { ConfigError } from "./src/config/config.ts";
+import { connect, CONNECT_HELP } from "./src/cli/connect.ts";
+import { serve, SERVE_HELP } from "./src/cli/serve.ts";
+import { UsageError } from "./src/cli/usage.ts";
+import { VERSION } from "./src/version.ts";
+
+const HELP = `Parley ${VERSION}: a self-hosted, encrypted chat server and its terminal client.
+
+Usage:
+  parley serve [options]              Run the server (see "parley serve --help")
+  parley connect HOST:PORT [options]  Chat from the terminal (see "parley connect --help")
+  parley HOST:PORT                    Same as "parley connect HOST:PORT"
+  parley --version                    Print the version
+  parley --help                       Show this help
+`;
+
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "serve":
+        return await serve(rest);
+      case "connect":
+        return await connect(rest);
+      case "help":
+        console.log(rest[0] === "serve" ? SERVE_HELP : rest[0] === "connect" ? CONNECT_HELP : HELP);
+        return 0;
+      case "--help":
+      case "-h":
+        console.log(HELP);
+        return 0;
+      case "--version":
+      case "-V":
+        console.log(`parley ${VERSION}`);
+        return 0;
+      case undefined:
+        return await connect([]);
+      default:
+        if (command.startsWith("-")) return await connect(args);
+        if (/^[\w.\-\[\]:]+$/.test(command) && !/^[a-z]+$/.test(command)) {
+          return await connect(args);
+        }
+        throw new UsageError(`Unknown command "${command}"; see "parley --help"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ConfigError) {
+      console.error(`parley: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof Deno.errors.AddrInUse) {
+      console.error(`parley: the address is already in use: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      console.error(`parley: permission denied: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof Deno.errors.Interrupted) return 130;
+    console.error(`parley: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

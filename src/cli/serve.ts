@@ -1,0 +1,77 @@
+/** `parley serve`: run the server until SIGINT or SIGTERM. */
+
+import { applyConfig, type Config, defaultConfig, loadConfigFile } from "../config/config.ts";
+import { createLogger, type LogLevel } from "../server/log.ts";
+import { startServer } from "../server/server.ts";
+import { parseFlags, UsageError } from "./usage.ts";
+
+export const SERVE_HELP = `Usage: parley serve [options]
+
+Runs the Parley server. Settings come from the embedded defaults, then --config FILE,
+then the flags below.
+
+Options:
+  --host HOST         Address to listen on (default 0.0.0.0)
+  --port PORT         TCP port (default 7070; 0 picks a free one)
+  --data DIR          Data directory: the KV store and the server's identity key
+                      (default ./parley-data)
+  --config FILE       JSON file with settings to apply over the defaults
+  --log-level LEVEL   debug, info, warn or error (default info)
+  --log-json          Write logs as JSON lines
+  -h, --help          Show this help
+`;
+
+const LEVELS = ["debug", "info", "warn", "error"];
+
+/** Builds the effective configuration from the defaults, a file and the flags. */
+export async function serveConfig(
+  args: string[],
+): Promise<{ config: Config; values: Record<string, unknown> }> {
+  const { values, positionals } = parseFlags(args, {
+    host: { type: "string" },
+    port: { type: "string" },
+    data: { type: "string" },
+    config: { type: "string" },
+    "log-level": { type: "string" },
+    "log-json": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, "serve");
+  if (values.help) return { config: defaultConfig(), values };
+  if (positionals.length > 0) {
+    throw new UsageError(`"parley serve" takes no argument "${positionals[0]}"`);
+  }
+  let config = defaultConfig();
+  if (values.config) config = await loadConfigFile(config, values.config);
+  const patch: Record<string, unknown> = {};
+  if (values.host !== undefined) patch.host = values.host;
+  if (values.data !== undefined) patch.dataDir = values.data;
+  if (values.port !== undefined) {
+    if (!/^\d+$/.test(values.port)) throw new UsageError(`--port "${values.port}" is not a number`);
+    patch.port = Number(values.port);
+  }
+  config = applyConfig(config, patch, "Flags");
+  if (values["log-level"] !== undefined && !LEVELS.includes(values["log-level"])) {
+    throw new UsageError(`--log-level must be one of ${LEVELS.join(", ")}`);
+  }
+  return { config, values };
+}
+
+export async function serve(args: string[]): Promise<number> {
+  const { config, values } = await serveConfig(args);
+  if (values.help) {
+    console.log(SERVE_HELP);
+    return 0;
+  }
+  const log = createLogger({
+    level: (values["log-level"] as LogLevel | undefined) ?? "info",
+    json: values["log-json"] === true,
+  });
+  const server = await startServer(config, log);
+  const stop = () => void server.close();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  return 0;
+}

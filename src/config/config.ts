@@ -1,0 +1,103 @@
+/**
+ * Server configuration: the embedded defaults (config.json, compiled into the binary), an
+ * optional operator file on top, then command-line flags. Every value is checked; a bad one
+ * is reported in one sentence naming the setting.
+ */
+
+import defaults from "../../config.json" with { type: "json" };
+
+export type Config = typeof defaults;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Per-setting bounds, by dotted path; settings not listed need only the default's type. */
+const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> = {
+  port: { min: 0, max: 65535 },
+  "limits.maxFrameBytes": { min: 1024, max: 16 * 1024 * 1024 },
+  "limits.handshakeTimeoutMs": { min: 100, max: 600_000 },
+  "limits.maxOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
+  "limits.maxValueDepth": { min: 2, max: 64 },
+  "accounts.minPasswordLength": { min: 1, max: 128 },
+  "accounts.scrypt.N": { min: 2, max: 2 ** 20, powerOfTwo: true },
+  "accounts.scrypt.r": { min: 1, max: 32 },
+  "accounts.scrypt.p": { min: 1, max: 16 },
+  "accounts.hashConcurrency": { min: 1, max: 64 },
+  "accounts.hashQueue": { min: 0, max: 100_000 },
+  "accounts.tokenTtlDays": { min: 1, max: 3650 },
+  "accounts.tokensPerUser": { min: 1, max: 1000 },
+};
+
+/** A deep copy of the embedded defaults. */
+export function defaultConfig(): Config {
+  return structuredClone(defaults);
+}
+
+type Tree = { [key: string]: unknown };
+
+function isTree(v: unknown): v is Tree {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Applies `patch` onto `base` (both shaped like the defaults), checking every value.
+ * `source` names where the patch came from, for the error sentence.
+ */
+export function applyConfig(base: Config, patch: unknown, source: string): Config {
+  const out = structuredClone(base) as unknown as Tree;
+  merge(out, patch, "", source);
+  return out as unknown as Config;
+}
+
+function merge(into: Tree, patch: unknown, prefix: string, source: string): void {
+  if (!isTree(patch)) {
+    throw new ConfigError(`${source}: ${prefix || "the config"} must be an object`);
+  }
+  for (const [key, value] of Object.entries(patch)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (!Object.hasOwn(into, key)) throw new ConfigError(`${source}: unknown setting "${path}"`);
+    const current = into[key];
+    if (isTree(current)) {
+      merge(current, value, path, source);
+    } else if (typeof current === "number") {
+      into[key] = checkNumber(value, path, source);
+    } else if (typeof value !== typeof current) {
+      throw new ConfigError(`${source}: "${path}" must be a ${typeof current}`);
+    } else {
+      into[key] = value;
+    }
+  }
+}
+
+function checkNumber(value: unknown, path: string, source: string): number {
+  const rule = RULES[path] ?? { min: 0, max: Number.MAX_SAFE_INTEGER };
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < rule.min || value > rule.max
+  ) {
+    throw new ConfigError(
+      `${source}: "${path}" must be a whole number from ${rule.min} to ${rule.max}`,
+    );
+  }
+  if (rule.powerOfTwo && (value & (value - 1)) !== 0) {
+    throw new ConfigError(`${source}: "${path}" must be a power of two`);
+  }
+  return value;
+}
+
+/** Reads an operator's JSON config file and applies it over `base`. */
+export async function loadConfigFile(base: Config, path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(`Cannot read config file "${path}": ${(e as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`Config file "${path}" is not valid JSON: ${(e as Error).message}`);
+  }
+  return applyConfig(base, parsed, `Config file "${path}"`);
+}

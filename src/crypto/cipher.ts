@@ -1,0 +1,80 @@
+/**
+ * The session cipher: AES-256-GCM per direction, nonce = 4 zero bytes | u64 BE frame counter.
+ * The counter is never sent, so a replayed, reordered or dropped frame fails authentication.
+ * The 4-byte length header is the associated data.
+ */
+
+import * as nc from "node:crypto";
+import { FrameAuthError } from "../protocol/errors.ts";
+import { FRAME_HEADER_BYTES, frameHeader, type SealedFrame, TAG_BYTES } from "../protocol/frame.ts";
+
+const NONCE_BYTES = 12;
+
+/** Past 2^53 frames the counter would lose precision; a connection never gets near it. */
+const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
+
+function nonceFor(counter: number, into: Uint8Array): Uint8Array {
+  new DataView(into.buffer).setBigUint64(4, BigInt(counter));
+  return into;
+}
+
+/** Seals outgoing plaintexts into frames, counting from 0. */
+export class FrameSealer {
+  #counter = 0;
+  readonly #key: Uint8Array;
+  readonly #nonce = new Uint8Array(NONCE_BYTES);
+
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+
+  /** Returns the whole frame: header, ciphertext and tag. */
+  seal(plaintext: Uint8Array): Uint8Array {
+    if (this.#counter >= MAX_COUNTER) throw new RangeError("Frame counter exhausted");
+    const bodyLength = plaintext.length + TAG_BYTES;
+    const header = frameHeader(bodyLength);
+    const cipher = nc.createCipheriv(
+      "aes-256-gcm",
+      this.#key,
+      nonceFor(this.#counter++, this.#nonce),
+    );
+    cipher.setAAD(header);
+    const out = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
+    out.set(header);
+    out.set(cipher.update(plaintext), FRAME_HEADER_BYTES);
+    cipher.final();
+    out.set(cipher.getAuthTag(), FRAME_HEADER_BYTES + plaintext.length);
+    return out;
+  }
+}
+
+/** Opens incoming frames in order; any failure is final for the connection. */
+export class FrameOpener {
+  #counter = 0;
+  readonly #key: Uint8Array;
+  readonly #nonce = new Uint8Array(NONCE_BYTES);
+
+  constructor(key: Uint8Array) {
+    this.#key = key;
+  }
+
+  open(frame: SealedFrame): Uint8Array {
+    const { header, body } = frame;
+    const split = body.length - TAG_BYTES;
+    const decipher = nc.createDecipheriv(
+      "aes-256-gcm",
+      this.#key,
+      nonceFor(this.#counter++, this.#nonce),
+    );
+    decipher.setAAD(header);
+    decipher.setAuthTag(body.subarray(split));
+    const out = new Uint8Array(split);
+    out.set(decipher.update(body.subarray(0, split)));
+    try {
+      decipher.final();
+    } catch (e) {
+      throw new FrameAuthError("Frame failed authentication", { cause: e });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Error classes for the protocol layers and the wire error codes.
+ *
+ * One class per condition a caller is meant to catch; the wire codes are one flat table so a
+ * client in any language can switch on them.
+ */
+
+/** Bytes that do not form a valid value, message or frame. */
+export class DecodeError extends Error {
+  override name = "DecodeError";
+}
+
+/** A frame whose length header is zero, too small for a tag, or above the configured maximum. */
+export class FrameSizeError extends Error {
+  override name = "FrameSizeError";
+}
+
+/** A frame that fails AES-GCM authentication: tampered, replayed, reordered or truncated. */
+export class FrameAuthError extends Error {
+  override name = "FrameAuthError";
+}
+
+/** A handshake that is malformed, from an unsupported version, or badly signed. */
+export class HandshakeError extends Error {
+  override name = "HandshakeError";
+}
+
+/** A message body that does not match its type's schema. */
+export class SchemaError extends Error {
+  override name = "SchemaError";
+}
+
+/**
+ * Wire error codes, carried as `{code, message}` in LG_FAIL, REG_FAIL and GENERAL_ERROR.
+ * 0 and 1 keep seed 000's LG_FAIL meanings.
+ */
+export const ErrorCode = {
+  NO_SUCH_USER: 0,
+  WRONG_PASSWORD: 1,
+  USERNAME_TAKEN: 2,
+  BAD_USERNAME: 3,
+  BAD_PASSWORD: 4,
+  BAD_TOKEN: 5,
+  NOT_LOGGED_IN: 6,
+  ALREADY_LOGGED_IN: 7,
+  UNKNOWN_TYPE: 8,
+  BAD_REQUEST: 9,
+  SERVER_BUSY: 10,
+  INTERNAL: 11,
+  SHUTTING_DOWN: 12,
+} as const;
+
+export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];
+
+/** The name of a wire error code, for messages and logs ("NO_SUCH_USER"). */
+export function errorCodeName(code: number): string {
+  for (const [name, value] of Object.entries(ErrorCode)) if (value === code) return name;
+  return `ERROR_${code}`;
+}
+
+/** A request refused with a wire error code; handlers throw it, clients receive it. */
+export class ParleyError extends Error {
+  override name = "ParleyError";
+  constructor(readonly code: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * A small schema language for message bodies: each schema checks a decoded Value and narrows
+ * its TypeScript type, so handlers only ever see well-typed bodies.
+ */
+
+import { SchemaError } from "./errors.ts";
+import type { Value } from "./value.ts";
+
+export interface Schema<T> {
+  /** A short description for error messages ("str", "list[str]"). */
+  readonly describe: string;
+  /** Returns the value typed, or throws SchemaError naming the path of the first problem. */
+  check(v: Value, path: string): T;
+}
+
+export type Infer<S> = S extends Schema<infer T> ? T : never;
+
+function fail(path: string, want: string, v: Value): never {
+  throw new SchemaError(`${path || "body"} must be ${want}, got ${kindOf(v)}`);
+}
+
+/** The wire kind of a decoded value, for error messages. */
+export function kindOf(v: Value): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "list";
+  if (v instanceof Uint8Array) return "bytes";
+  if (v instanceof Date) return "datetime";
+  if (typeof v === "number") return "int";
+  if (typeof v === "string") return "str";
+  if (typeof v === "boolean") return "bool";
+  return "dict";
+}
+
+function isDict(v: Value): v is { [key: string]: Value } {
+  return kindOf(v) === "dict";
+}
+
+export const nul: Schema<null> = {
+  describe: "null",
+  check: (v, path) => v === null ? null : fail(path, "null", v),
+};
+
+export const bool: Schema<boolean> = {
+  describe: "bool",
+  check: (v, path) => typeof v === "boolean" ? v : fail(path, "bool", v),
+};
+
+export function int(min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): Schema<number> {
+  const want = `an int from ${min} to ${max}`;
+  return {
+    describe: "int",
+    check: (v, path) => typeof v === "number" && v >= min && v <= max ? v : fail(path, want, v),
+  };
+}
+
+/** A string; lengths are in UTF-16 code units after decoding (bounded by the frame anyway). */
+export function str(min = 0, max = Number.MAX_SAFE_INTEGER): Schema<string> {
+  const want = `a str of ${min} to ${max} characters`;
+  return {
+    describe: "str",
+    check: (v, path) =>
+      typeof v === "string" && v.length >= min && v.length <= max ? v : fail(path, want, v),
+  };
+}
+
+export function bytes(max = Number.MAX_SAFE_INTEGER): Schema<Uint8Array> {
+  return {
+    describe: "bytes",
+    check: (v, path) =>
+      v instanceof Uint8Array && v.length <= max ? v : fail(path, `bytes of at most ${max}`, v),
+  };
+}
+
+export const datetime: Schema<Date> = {
+  describe: "datetime",
+  check: (v, path) => v instanceof Date ? v : fail(path, "datetime", v),
+};
+
+export function list<T>(item: Schema<T>, max = Number.MAX_SAFE_INTEGER): Schema<T[]> {
+  const want = `list[${item.describe}] of at most ${max} items`;
+  return {
+    describe: `list[${item.describe}]`,
+    check: (v, path) => {
+      if (!Array.isArray(v) || v.length > max) fail(path, want, v);
+      return v.map((x, i) => item.check(x, `${path}[${i}]`));
+    },
+  };
+}
+
+type TupleOf<S extends readonly Schema<unknown>[]> = { -readonly [K in keyof S]: Infer<S[K]> };
+
+/** A fixed-length list with one schema per position, as seed 000 uses for `[username, password]`. */
+export function tuple<const S extends readonly Schema<unknown>[]>(...items: S): Schema<TupleOf<S>> {
+  const describe = `[${items.map((s) => s.describe).join(", ")}]`;
+  return {
+    describe,
+    check: (v, path) => {
+      if (!Array.isArray(v) || v.length !== items.length) fail(path, describe, v);
+      return items.map((s, i) => s.check(v[i], `${path}[${i}]`)) as TupleOf<S>;
+    },
+  };
+}
+
+/** Marks a dict field as optional: absent (or null) reads as undefined. */
+export interface Optional<T> extends Schema<T | undefined> {
+  readonly optional: true;
+}
+
+export function optional<T>(inner: Schema<T>): Optional<T> {
+  return {
+    describe: `${inner.describe}?`,
+    optional: true,
+    check: (v, path) => v === null || v === undefined ? undefined : inner.check(v, path),
+  };
+}
+
+type DictOf<F extends Record<string, Schema<unknown>>> = {
+  [K in keyof F]: Infer<F[K]>;
+};
+
+/** A dict with known fields; unknown fields are ignored so that newer clients stay compatible. */
+export function dict<F extends Record<string, Schema<unknown>>>(fields: F): Schema<DictOf<F>> {
+  const describe = `{${Object.keys(fields).join(", ")}}`;
+  return {
+    describe,
+    check: (v, path) => {
+      if (!isDict(v)) fail(path, `a dict ${describe}`, v);
+      const out: Record<string, unknown> = {};
+      for (const [key, schema] of Object.entries(fields)) {
+        const present = Object.hasOwn(v, key);
+        if (!present && !("optional" in schema)) {
+          throw new SchemaError(`${path || "body"} is missing the field "${key}"`);
+        }
+        out[key] = schema.check(
+          present ? v[key] : (undefined as unknown as Value),
+          `${path}.${key}`,
+        );
+      }
+      return out as DictOf<F>;
+    },
+  };
+}
+
+/** Accepts any value unchanged (for bodies whose content is not inspected). */
+export const any: Schema<Value> = { describe: "any", check: (v) => v };

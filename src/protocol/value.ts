@@ -1,0 +1,320 @@
+/**
+ * The typed value codec: seed 000's seven types plus null, as type-length-value.
+ *
+ * Every value is `tag u8 | length u32 BE | payload`. A dict payload is a run of
+ * `key length u8 | key UTF-8 | value`; a list payload is a run of values. Pure: no I/O.
+ */
+
+import { DecodeError } from "./errors.ts";
+
+export type Value =
+  | null
+  | boolean
+  | number
+  | string
+  | Uint8Array
+  | Date
+  | Value[]
+  | { [key: string]: Value };
+
+export const Tag = {
+  NULL: 0,
+  INT: 1,
+  STR: 2,
+  LIST: 3,
+  DICT: 4,
+  BOOL: 5,
+  BYTES: 6,
+  DATETIME: 7,
+} as const;
+
+/** Header of every value: tag (1) and payload length (4). */
+export const VALUE_HEADER_BYTES = 5;
+
+/** Default nesting limit; a list or dict inside the top value is depth 2. */
+export const DEFAULT_MAX_DEPTH = 16;
+
+/** Dict keys are at most 255 UTF-8 bytes (their length is one byte). */
+const MAX_KEY_BYTES = 255;
+
+/** The largest Date the JS engine can represent, in milliseconds from the epoch. */
+const MAX_DATE_MS = 8.64e15;
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** A growable output buffer; values are written in one pass. */
+export class ByteWriter {
+  #buf: Uint8Array;
+  #view: DataView;
+  length = 0;
+
+  constructor(initial = 256) {
+    this.#buf = new Uint8Array(initial);
+    this.#view = new DataView(this.#buf.buffer);
+  }
+
+  #reserve(extra: number): void {
+    const need = this.length + extra;
+    if (need <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.#buf.subarray(0, this.length));
+    this.#buf = next;
+    this.#view = new DataView(next.buffer);
+  }
+
+  u8(n: number): void {
+    this.#reserve(1);
+    this.#buf[this.length++] = n;
+  }
+
+  u32(n: number): void {
+    this.#reserve(4);
+    this.#view.setUint32(this.length, n);
+    this.length += 4;
+  }
+
+  /** Writes a safe integer as a signed 64-bit big-endian number. */
+  i64(n: number): void {
+    this.#reserve(8);
+    this.#view.setBigInt64(this.length, BigInt(n));
+    this.length += 8;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.#reserve(b.length);
+    this.#buf.set(b, this.length);
+    this.length += b.length;
+  }
+
+  /** Writes a string as UTF-8 and returns its byte length. */
+  utf8(s: string): number {
+    this.#reserve(s.length * 3);
+    const { written } = utf8.encodeInto(s, this.#buf.subarray(this.length));
+    this.length += written;
+    return written;
+  }
+
+  /** Overwrites a byte written earlier (used to back-fill a key length). */
+  patchU8(at: number, n: number): void {
+    this.#buf[at] = n;
+  }
+
+  /** Overwrites a u32 written earlier (used to back-fill lengths). */
+  patchU32(at: number, n: number): void {
+    this.#view.setUint32(at, n);
+  }
+
+  /** Drops everything written after the first `n` bytes. */
+  truncate(n: number): void {
+    this.length = Math.min(n, this.length);
+  }
+
+  /** A copy of what was written. */
+  finish(): Uint8Array {
+    return this.#buf.slice(0, this.length);
+  }
+}
+
+/** Appends one value to `w`. Throws TypeError for what the format cannot carry. */
+export function writeValue(w: ByteWriter, v: Value): void {
+  if (v === null) {
+    w.u8(Tag.NULL);
+    w.u32(0);
+  } else if (typeof v === "boolean") {
+    w.u8(Tag.BOOL);
+    w.u32(1);
+    w.u8(v ? 1 : 0);
+  } else if (typeof v === "number") {
+    if (!Number.isSafeInteger(v)) throw new TypeError(`Cannot encode "${v}": not a safe integer`);
+    w.u8(Tag.INT);
+    w.u32(8);
+    w.i64(v);
+  } else if (typeof v === "string") {
+    w.u8(Tag.STR);
+    const at = w.length;
+    w.u32(0);
+    w.patchU32(at, w.utf8(v));
+  } else if (v instanceof Uint8Array) {
+    w.u8(Tag.BYTES);
+    w.u32(v.length);
+    w.bytes(v);
+  } else if (v instanceof Date) {
+    const ms = v.getTime();
+    if (!Number.isSafeInteger(ms)) throw new TypeError("Cannot encode an invalid Date");
+    w.u8(Tag.DATETIME);
+    w.u32(8);
+    w.i64(ms);
+  } else if (Array.isArray(v)) {
+    w.u8(Tag.LIST);
+    const at = w.length;
+    w.u32(0);
+    for (const item of v) writeValue(w, item);
+    w.patchU32(at, w.length - at - 4);
+  } else if (typeof v === "object") {
+    w.u8(Tag.DICT);
+    const at = w.length;
+    w.u32(0);
+    for (const [key, item] of Object.entries(v)) {
+      if (item === undefined) continue;
+      const keyAt = w.length;
+      w.u8(0);
+      const n = w.utf8(key);
+      if (n === 0 || n > MAX_KEY_BYTES) {
+        throw new TypeError(`Cannot encode dict key "${key}": must be 1 to 255 UTF-8 bytes`);
+      }
+      w.patchU8(keyAt, n);
+      writeValue(w, item);
+    }
+    w.patchU32(at, w.length - at - 4);
+  } else {
+    throw new TypeError(`Cannot encode a value of type "${typeof v}"`);
+  }
+}
+
+/** Encodes one value to a fresh byte array. */
+export function encodeValue(v: Value): Uint8Array {
+  const w = new ByteWriter();
+  writeValue(w, v);
+  return w.finish();
+}
+
+/**
+ * Decodes the value that starts at `offset` and must end by `end`.
+ * Returns the value and the offset just past it. Every length is checked against what
+ * remains before anything is read, so a hostile length cannot cause an allocation.
+ */
+export function readValue(
+  bytes: Uint8Array,
+  offset: number,
+  end: number,
+  maxDepth = DEFAULT_MAX_DEPTH,
+): [Value, number] {
+  return readAt(
+    new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    bytes,
+    offset,
+    end,
+    maxDepth,
+  );
+}
+
+/** Decodes exactly one value filling all of `bytes`. */
+export function decodeValue(bytes: Uint8Array, maxDepth = DEFAULT_MAX_DEPTH): Value {
+  const [value, next] = readValue(bytes, 0, bytes.length, maxDepth);
+  if (next !== bytes.length) {
+    throw new DecodeError(`${bytes.length - next} trailing bytes after the value`);
+  }
+  return value;
+}
+
+function readAt(
+  view: DataView,
+  bytes: Uint8Array,
+  offset: number,
+  end: number,
+  depth: number,
+): [Value, number] {
+  if (depth <= 0) throw new DecodeError("Value nested too deeply");
+  if (end - offset < VALUE_HEADER_BYTES) {
+    throw new DecodeError(`Value header needs 5 bytes at offset ${offset}, ${end - offset} remain`);
+  }
+  const tag = bytes[offset];
+  const length = view.getUint32(offset + 1);
+  const start = offset + VALUE_HEADER_BYTES;
+  if (length > end - start) {
+    throw new DecodeError(
+      `Value length ${length} at offset ${offset} exceeds the ${end - start} bytes that remain`,
+    );
+  }
+  const stop = start + length;
+  switch (tag) {
+    case Tag.NULL:
+      expectLength(tag, length, 0, offset);
+      return [null, stop];
+    case Tag.BOOL: {
+      expectLength(tag, length, 1, offset);
+      const b = bytes[start];
+      if (b > 1) throw new DecodeError(`Bool at offset ${offset} is ${b}, not 0 or 1`);
+      return [b === 1, stop];
+    }
+    case Tag.INT:
+      expectLength(tag, length, 8, offset);
+      return [readSafeInt(view, start, "Int"), stop];
+    case Tag.DATETIME: {
+      expectLength(tag, length, 8, offset);
+      const ms = readSafeInt(view, start, "Datetime");
+      if (Math.abs(ms) > MAX_DATE_MS) throw new DecodeError(`Datetime ${ms} is out of range`);
+      return [new Date(ms), stop];
+    }
+    case Tag.STR:
+      return [readUtf8(bytes, start, stop), stop];
+    case Tag.BYTES:
+      return [bytes.slice(start, stop), stop];
+    case Tag.LIST: {
+      const items: Value[] = [];
+      let at = start;
+      while (at < stop) {
+        const [item, next] = readAt(view, bytes, at, stop, depth - 1);
+        items.push(item);
+        at = next;
+      }
+      return [items, stop];
+    }
+    case Tag.DICT: {
+      const dict: { [key: string]: Value } = {};
+      let at = start;
+      while (at < stop) {
+        const keyLength = bytes[at];
+        if (keyLength === 0) throw new DecodeError(`Empty dict key at offset ${at}`);
+        if (keyLength > stop - at - 1) {
+          throw new DecodeError(`Dict key length ${keyLength} at offset ${at} runs past the dict`);
+        }
+        const key = readUtf8(bytes, at + 1, at + 1 + keyLength);
+        if (Object.hasOwn(dict, key)) throw new DecodeError(`Duplicate dict key "${key}"`);
+        const [item, next] = readAt(view, bytes, at + 1 + keyLength, stop, depth - 1);
+        // defineProperty, not assignment: a key named "__proto__" must stay plain data.
+        Object.defineProperty(dict, key, {
+          value: item,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+        at = next;
+      }
+      return [dict, stop];
+    }
+    default:
+      throw new DecodeError(`Unknown value tag ${tag} at offset ${offset}`);
+  }
+}
+
+function expectLength(tag: number, length: number, want: number, offset: number): void {
+  if (length !== want) {
+    throw new DecodeError(
+      `Value with tag ${tag} at offset ${offset} has length ${length}, expected ${want}`,
+    );
+  }
+}
+
+function readSafeInt(view: DataView, at: number, what: string): number {
+  const hi = view.getInt32(at);
+  const lo = view.getUint32(at + 4);
+  // Safe integers fit in 53 bits: the high word must lie in [-2^21, 2^21).
+  if (hi < -0x200000 || hi >= 0x200000) {
+    throw new DecodeError(`${what} is outside the safe integer range`);
+  }
+  const n = hi * 0x1_0000_0000 + lo;
+  if (!Number.isSafeInteger(n)) throw new DecodeError(`${what} is outside the safe integer range`);
+  return n;
+}
+
+function readUtf8(bytes: Uint8Array, start: number, stop: number): string {
+  try {
+    return strictUtf8.decode(bytes.subarray(start, stop));
+  } catch {
+    throw new DecodeError(`Invalid UTF-8 at offset ${start}`);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Routes a decoded request to its handler: schema check, login check, then the handler.
+ * Every error a handler throws ends here and becomes exactly one reply; nothing else replies.
+ */
+
+import { ErrorCode, ParleyError, SchemaError } from "../protocol/errors.ts";
+import type { Message } from "../protocol/message_codec.ts";
+import {
+  failureTypeOf,
+  MsgType,
+  msgTypeName,
+  RequestBody,
+  type RequestType,
+} from "../protocol/messages.ts";
+import type { Schema } from "../protocol/schema.ts";
+import type { Handler, ServerContext } from "./context.ts";
+import * as accounts from "./handlers/accounts.ts";
+import type { Session } from "./session.ts";
+
+interface Route {
+  handler: Handler<never>;
+  /** Allowed before login. */
+  open: boolean;
+}
+
+const ROUTES = new Map<number, Route>([
+  [MsgType.REGISTER, { handler: accounts.register, open: true }],
+  [MsgType.LOGIN, { handler: accounts.login, open: true }],
+  [MsgType.RESUME, { handler: accounts.resume, open: true }],
+  [MsgType.PING, { handler: accounts.ping, open: true }],
+  [MsgType.LOGOUT, { handler: accounts.logout, open: false }],
+  [MsgType.CHANGE_PASSWORD, { handler: accounts.changePassword, open: false }],
+]);
+
+/** Message types a client may send that need no answer (replies to the server's own PINGs). */
+const SILENT = new Set<number>([MsgType.PONG]);
+
+export async function dispatch(ctx: ServerContext, session: Session, msg: Message): Promise<void> {
+  if (SILENT.has(msg.type)) return;
+  const route = ROUTES.get(msg.type);
+  try {
+    if (!route) {
+      throw new ParleyError(
+        ErrorCode.UNKNOWN_TYPE,
+        `Message type ${msg.type} (${msgTypeName(msg.type)}) is not a request this server handles`,
+      );
+    }
+    if (!route.open && !session.login) {
+      throw new ParleyError(
+        ErrorCode.NOT_LOGGED_IN,
+        `Log in before sending ${msgTypeName(msg.type)}`,
+      );
+    }
+    const schema = RequestBody[msg.type as RequestType] as Schema<unknown>;
+    const body = schema.check(msg.body, "");
+    const reply = await (route.handler as Handler<unknown>)(ctx, session, body);
+    session.reply(msg.id, reply.type, reply.body);
+  } catch (e) {
+    session.reply(msg.id, failureTypeOf(msg.type), errorBody(ctx, session, msg, e));
+  }
+}
+
+/** The `{code, message}` body for a failure; unexpected errors are logged, not exposed. */
+export function errorBody(ctx: ServerContext, session: Session, msg: Message, e: unknown) {
+  if (e instanceof ParleyError) return { code: e.code, message: e.message };
+  if (e instanceof SchemaError) {
+    return {
+      code: ErrorCode.BAD_REQUEST,
+      message: `Bad ${msgTypeName(msg.type)} request: ${e.message}`,
+    };
+  }
+  ctx.log.error("handler.failed", {
+    type: msgTypeName(msg.type),
+    session: session.id,
+    error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+  });
+  return { code: ErrorCode.INTERNAL, message: "The server failed to handle this request" };
+}

@@ -1,0 +1,155 @@
+/** REGISTER, LOGIN, RESUME, LOGOUT and CHANGE_PASSWORD. */
+
+import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
+import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
+import { usernameKey, usernameProblem } from "../../protocol/names.ts";
+import type { Handler, ServerContext } from "../context.ts";
+import type { Session } from "../session.ts";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+function checkNewPassword(ctx: ServerContext, password: string): void {
+  const min = ctx.config.accounts.minPasswordLength;
+  if ([...password].length < min) {
+    throw new ParleyError(ErrorCode.BAD_PASSWORD, `Passwords need at least ${min} characters`);
+  }
+}
+
+function refuseIfLoggedIn(session: Session): void {
+  if (session.login) {
+    throw new ParleyError(
+      ErrorCode.ALREADY_LOGGED_IN,
+      `This connection is already logged in as "${session.login.name}"; log out first`,
+    );
+  }
+}
+
+export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
+  ctx,
+  session,
+  body,
+) => {
+  const [name, password] = body;
+  const problem = usernameProblem(name);
+  if (problem) throw new ParleyError(ErrorCode.BAD_USERNAME, problem);
+  checkNewPassword(ctx, password);
+  const taken = () => new ParleyError(ErrorCode.USERNAME_TAKEN, `The username "${name}" is taken`);
+  // Checked before the slow hash so that a taken name costs nothing; the atomic create decides.
+  if (await ctx.store.users.get(name)) throw taken();
+  const hash = await ctx.hasher.hash(password);
+  if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) throw taken();
+  ctx.log.info("user.registered", { user: usernameKey(name), session: session.id });
+  return { type: MsgType.REG_OK, body: { username: name } };
+};
+
+/** Makes the session the user's, kicking any earlier session of the same account. */
+function takeOver(ctx: ServerContext, session: Session, name: string, token: Uint8Array | null) {
+  const user = usernameKey(name);
+  session.login = { user, name, token };
+  const previous = ctx.hub.attach(user, session);
+  if (previous) {
+    previous.login = null;
+    ctx.log.info("session.kicked", { user, session: previous.id, by: session.id });
+    void previous.kick(`Your account "${name}" logged in from another place`);
+  }
+  ctx.log.info("session.login", { user, session: session.id });
+}
+
+export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
+  refuseIfLoggedIn(session);
+  const [name, password] = body;
+  const record = usernameProblem(name) ? null : await ctx.store.users.get(name);
+  if (!record) throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
+  if (!await ctx.hasher.verify(password, record.password)) {
+    ctx.log.info("login.failed", { user: usernameKey(name), session: session.id });
+    throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password");
+  }
+  refuseIfLoggedIn(session); // a pipelined second LOGIN may have won while we hashed
+  if (ctx.hasher.isOutdated(record.password)) {
+    await ctx.store.users.setPassword(record.name, await ctx.hasher.hash(password));
+  }
+  const { accounts } = ctx.config;
+  const user = usernameKey(record.name);
+  const issued = await ctx.store.tokens.issue(
+    user,
+    accounts.tokenTtlDays * DAY_MS,
+    accounts.tokensPerUser,
+  );
+  takeOver(ctx, session, record.name, issued.token);
+  return {
+    type: MsgType.LG_OK,
+    body: { username: record.name, token: issued.token, expires: issued.expires },
+  };
+};
+
+export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
+  ctx,
+  session,
+  token,
+) => {
+  refuseIfLoggedIn(session);
+  const record = await ctx.store.tokens.check(token);
+  const user = record && await ctx.store.users.get(record.user);
+  if (!record || !user) {
+    throw new ParleyError(
+      ErrorCode.BAD_TOKEN,
+      "The resume token is unknown, revoked or expired; log in with your password",
+    );
+  }
+  refuseIfLoggedIn(session);
+  takeOver(ctx, session, user.name, token);
+  return {
+    type: MsgType.LG_OK,
+    body: { username: user.name, token: null, expires: record.expires },
+  };
+};
+
+function loggedIn(session: Session) {
+  if (!session.login) throw new ParleyError(ErrorCode.NOT_LOGGED_IN, "Log in first");
+  return session.login;
+}
+
+export const logout: Handler<RequestBodyOf<typeof MsgType.LOGOUT>> = async (
+  ctx,
+  session,
+  claimed,
+) => {
+  const me = loggedIn(session);
+  if (claimed !== undefined && claimed !== "" && usernameKey(claimed) !== me.user) {
+    throw new ParleyError(ErrorCode.BAD_REQUEST, `This session is "${me.name}", not "${claimed}"`);
+  }
+  if (me.token) await ctx.store.tokens.revoke(me.token);
+  ctx.hub.detach(me.user, session);
+  session.login = null;
+  ctx.log.info("session.logout", { user: me.user, session: session.id });
+  return { type: MsgType.OK, body: {} };
+};
+
+export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWORD>> = async (
+  ctx,
+  session,
+  [oldPassword, newPassword],
+) => {
+  const me = loggedIn(session);
+  const record = await ctx.store.users.get(me.user);
+  if (!record) throw new ParleyError(ErrorCode.NO_SUCH_USER, "This account no longer exists");
+  if (!await ctx.hasher.verify(oldPassword, record.password)) {
+    throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong current password");
+  }
+  checkNewPassword(ctx, newPassword);
+  await ctx.store.users.setPassword(me.user, await ctx.hasher.hash(newPassword));
+  // A new password ends every resume token; this session gets a fresh one.
+  await ctx.store.tokens.revokeAll(me.user);
+  const { accounts } = ctx.config;
+  const issued = await ctx.store.tokens.issue(
+    me.user,
+    accounts.tokenTtlDays * DAY_MS,
+    accounts.tokensPerUser,
+  );
+  session.login = { ...me, token: issued.token };
+  ctx.log.info("user.password_changed", { user: me.user, session: session.id });
+  return { type: MsgType.OK, body: { token: issued.token, expires: issued.expires } };
+};
+
+export const ping: Handler<RequestBodyOf<typeof MsgType.PING>> = (_ctx, _session, body) =>
+  Promise.resolve({ type: MsgType.PONG, body });

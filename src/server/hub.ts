@@ -1,0 +1,43 @@
+/**
+ * The hub seam: who is online and which session serves each user. Handlers use only this
+ * interface; today it is one process's memory, later a cluster implementation can replace it.
+ */
+
+import type { Session } from "./session.ts";
+
+export interface Hub {
+  /** Makes `session` the user's session; returns the one it replaces, if any. */
+  attach(user: string, session: Session): Session | undefined;
+  /** Removes `session` if it is still the user's session. */
+  detach(user: string, session: Session): void;
+  sessionOf(user: string): Session | undefined;
+  readonly onlineCount: number;
+  /** Every attached session (for shutdown notices). */
+  sessions(): Iterable<Session>;
+}
+
+export class LocalHub implements Hub {
+  readonly #byUser = new Map<string, Session>();
+
+  attach(user: string, session: Session): Session | undefined {
+    const previous = this.#byUser.get(user);
+    this.#byUser.set(user, session);
+    return previous === session ? undefined : previous;
+  }
+
+  detach(user: string, session: Session): void {
+    if (this.#byUser.get(user) === session) this.#byUser.delete(user);
+  }
+
+  sessionOf(user: string): Session | undefined {
+    return this.#byUser.get(user);
+  }
+
+  get onlineCount(): number {
+    return this.#byUser.size;
+  }
+
+  sessions(): Iterable<Session> {
+    return this.#byUser.values();
+  }
+}

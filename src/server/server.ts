@@ -1,0 +1,177 @@
+/**
+ * The server: listener, per-connection loop, shutdown. A connection is handshake → channel →
+ * for each decoded message, dispatch in order. A bad frame closes only its own connection.
+ */
+
+import type { Config } from "../config/config.ts";
+import { fingerprint } from "../crypto/keys.ts";
+import { PasswordHasher } from "../crypto/password.ts";
+import { ErrorCode, FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/errors.ts";
+import { MsgType } from "../protocol/messages.ts";
+import { openKvStore } from "../store/kv_store.ts";
+import { Channel, isConnectionGone } from "../transport/channel.ts";
+import { acceptHandshake } from "../transport/handshake_io.ts";
+import type { ServerContext } from "./context.ts";
+import { dispatch } from "./dispatch.ts";
+import { LocalHub } from "./hub.ts";
+import { loadOrCreateIdentity } from "./identity.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { Session } from "./session.ts";
+
+export interface RunningServer {
+  addr: Deno.NetAddr;
+  /** The identity key's fingerprint, as clients show it. */
+  fingerprint: string;
+  /** Stops accepting, tells clients, closes connections and the store. */
+  close(): Promise<void>;
+  /** Resolves once the server has fully stopped. */
+  finished: Promise<void>;
+}
+
+/** How long shutdown waits for connections to finish their current request. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+export async function startServer(
+  config: Config,
+  log: Logger = createLogger(),
+): Promise<RunningServer> {
+  const identity = await loadOrCreateIdentity(config.dataDir);
+  const store = await openKvStore(config.dataDir);
+  const { accounts } = config;
+  const ctx: ServerContext = {
+    config,
+    store,
+    hub: new LocalHub(),
+    hasher: new PasswordHasher({
+      params: accounts.scrypt,
+      concurrency: accounts.hashConcurrency,
+      queue: accounts.hashQueue,
+    }),
+    log,
+  };
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: config.host, port: config.port });
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  const addr = listener.addr as Deno.NetAddr;
+  const print = fingerprint(identity.publicKey);
+  log.info("server.listening", { addr: `${addr.hostname}:${addr.port}`, fingerprint: print });
+
+  const connections = new Set<Promise<void>>();
+  const open = new Set<Deno.Conn>();
+  let stopping = false;
+
+  const serveOne = async (conn: Deno.Conn) => {
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const peer = `${remote.hostname}:${remote.port}`;
+    open.add(conn);
+    const timer = setTimeout(() => {
+      log.info("handshake.timeout", { peer });
+      closeQuietly(conn);
+    }, config.limits.handshakeTimeoutMs);
+    let session: Session | null = null;
+    try {
+      const { keys, decoder } = await acceptHandshake(conn, identity, config.limits.maxFrameBytes);
+      clearTimeout(timer);
+      const channel = new Channel(conn, keys, decoder, {
+        maxFrameBytes: config.limits.maxFrameBytes,
+        maxOutboundBytes: config.limits.maxOutboundBytes,
+        maxDepth: config.limits.maxValueDepth,
+      });
+      session = new Session(channel, peer);
+      channel.onFault = (e) =>
+        log.info("session.fault", { session: session!.id, error: e.message });
+      log.debug("session.open", { session: session.id, peer });
+      for await (const { messages, error } of channel.incoming()) {
+        for (const msg of messages) await dispatch(ctx, session, msg);
+        if (error) {
+          session.reply(error.id, MsgType.GENERAL_ERROR, {
+            code: ErrorCode.BAD_REQUEST,
+            message: `Malformed message: ${error.cause.message}`,
+          });
+        }
+      }
+    } catch (e) {
+      if (e instanceof FrameAuthError || e instanceof FrameSizeError) {
+        log.warn("frame.rejected", { peer, session: session?.id, error: e.message });
+      } else if (e instanceof HandshakeError) {
+        log.info("handshake.failed", { peer, error: e.message });
+      } else if (!isConnectionGone(e)) {
+        log.error("connection.failed", { peer, error: e instanceof Error ? e.message : String(e) });
+      }
+    } finally {
+      clearTimeout(timer);
+      open.delete(conn);
+      if (session) {
+        if (session.login) ctx.hub.detach(session.login.user, session);
+        session.channel.close();
+        log.debug("session.closed", { session: session.id });
+      } else {
+        closeQuietly(conn);
+      }
+    }
+  };
+
+  const acceptLoop = (async () => {
+    try {
+      for await (const conn of listener) {
+        if (stopping) {
+          closeQuietly(conn);
+          continue;
+        }
+        const task = serveOne(conn);
+        connections.add(task);
+        task.finally(() => connections.delete(task));
+      }
+    } catch (e) {
+      if (!stopping) log.error("listener.failed", { error: (e as Error).message });
+    }
+  })();
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    closing ??= (async () => {
+      stopping = true;
+      log.info("server.stopping", { online: ctx.hub.onlineCount, connections: open.size });
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+      await acceptLoop;
+      const notices = [...ctx.hub.sessions()].map((s) =>
+        s.closeWith(MsgType.GENERAL_ERROR, {
+          code: ErrorCode.SHUTTING_DOWN,
+          message: "The server is shutting down",
+        }, 1000)
+      );
+      await Promise.all(notices);
+      for (const conn of open) closeQuietly(conn);
+      await Promise.race([
+        Promise.allSettled([...connections]),
+        new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
+      ]);
+      store.close();
+      log.info("server.stopped");
+    })();
+
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => finish = r);
+  return {
+    addr,
+    fingerprint: print,
+    close: () => close().then(finish),
+    finished,
+  };
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}

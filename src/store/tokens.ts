@@ -1,0 +1,76 @@
+/**
+ * Resume tokens in Deno KV, stored only as SHA-256 hashes:
+ *   ["token", hash hex] → TokenRecord         (looked up on RESUME)
+ *   ["user_token", user, hash hex] → expires  (listed to revoke or prune a user's tokens)
+ * Both carry KV's expireIn, so expired tokens disappear without a sweeper.
+ */
+
+import { randomBytes, sha256 } from "../crypto/keys.ts";
+import { TOKEN_BYTES } from "../protocol/messages.ts";
+import type { IssuedToken, TokenRecord, TokenStore } from "./types.ts";
+
+function idOf(token: Uint8Array): string {
+  return sha256(token).toHex();
+}
+
+export class KvTokenStore implements TokenStore {
+  constructor(private readonly kv: Deno.Kv) {}
+
+  async issue(user: string, ttlMs: number, maxPerUser: number): Promise<IssuedToken> {
+    const token = randomBytes(TOKEN_BYTES);
+    const id = idOf(token);
+    const now = new Date();
+    const expires = new Date(now.getTime() + ttlMs);
+    const record: TokenRecord = { user, created: now, expires };
+    await this.kv.atomic()
+      .set(["token", id], record, { expireIn: ttlMs })
+      .set(["user_token", user, id], expires, { expireIn: ttlMs })
+      .commit();
+    await this.#prune(user, maxPerUser);
+    return { token, expires };
+  }
+
+  async #prune(user: string, maxPerUser: number): Promise<void> {
+    const entries: { id: string; expires: Date }[] = [];
+    for await (const e of this.kv.list<Date>({ prefix: ["user_token", user] })) {
+      entries.push({ id: e.key[2] as string, expires: e.value });
+    }
+    if (entries.length <= maxPerUser) return;
+    // Same TTL for all, so the earliest expiry is the oldest token.
+    entries.sort((a, b) => a.expires.getTime() - b.expires.getTime());
+    const op = this.kv.atomic();
+    for (const { id } of entries.slice(0, entries.length - maxPerUser)) {
+      op.delete(["token", id]).delete(["user_token", user, id]);
+    }
+    await op.commit();
+  }
+
+  async check(token: Uint8Array): Promise<TokenRecord | null> {
+    const record = (await this.kv.get<TokenRecord>(["token", idOf(token)])).value;
+    // expireIn deletes lazily, so the expiry is checked here as well.
+    if (!record || record.expires.getTime() <= Date.now()) return null;
+    return record;
+  }
+
+  async revoke(token: Uint8Array): Promise<void> {
+    const id = idOf(token);
+    const record = (await this.kv.get<TokenRecord>(["token", id])).value;
+    const op = this.kv.atomic().delete(["token", id]);
+    if (record) op.delete(["user_token", record.user, id]);
+    await op.commit();
+  }
+
+  async revokeAll(user: string): Promise<void> {
+    let op = this.kv.atomic();
+    let count = 0;
+    for await (const e of this.kv.list({ prefix: ["user_token", user] })) {
+      op.delete(["token", e.key[2] as string]).delete(e.key);
+      // Stay well under KV's 1000 mutations per atomic commit.
+      if (++count % 400 === 0) {
+        await op.commit();
+        op = this.kv.atomic();
+      }
+    }
+    await op.commit();
+  }
+}

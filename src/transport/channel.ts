@@ -1,0 +1,184 @@
+/**
+ * An encrypted message channel over one TCP connection, shared by server and client.
+ *
+ * Inbound: `conn.read` into a small reused buffer → FrameDecoder → FrameOpener → messages.
+ * Outbound: `send` appends to the plaintext being built this tick; a microtask seals it into
+ * one frame, and one writer drains the queue with as few writes as it can. The queue is
+ * bounded: a peer that stops reading is cut off instead of growing our memory.
+ */
+
+import { FrameOpener, FrameSealer } from "../crypto/cipher.ts";
+import type { SessionKeys } from "../crypto/handshake.ts";
+import type { FrameDecoder } from "../protocol/frame.ts";
+import { type DecodedMessages, decodeMessages, writeMessage } from "../protocol/message_codec.ts";
+import { ByteWriter, type Value } from "../protocol/value.ts";
+
+/** Per-connection read buffer: small, because an idle connection parks one read on it. */
+export const READ_BUFFER_BYTES = 4096;
+
+export interface ChannelOptions {
+  /** Largest plaintext in one frame. */
+  maxFrameBytes: number;
+  /** Sealed bytes allowed to wait for the socket before the peer counts as a slow reader. */
+  maxOutboundBytes: number;
+  /** Nesting limit for decoded values. */
+  maxDepth: number;
+}
+
+/** Thrown into the writer's caller when the outbound queue overflows. */
+export class SlowReaderError extends Error {
+  override name = "SlowReaderError";
+}
+
+export class Channel {
+  readonly #conn: Deno.Conn;
+  readonly #decoder: FrameDecoder;
+  readonly #sealer: FrameSealer;
+  readonly #opener: FrameOpener;
+  readonly #opts: ChannelOptions;
+  #pending = new ByteWriter(512);
+  #scheduled = false;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #writing: Promise<void> | null = null;
+  #closed = false;
+  /** Called once when the channel closes for a reason of its own (write error, slow reader). */
+  onFault: (error: Error) => void = () => {};
+
+  constructor(conn: Deno.Conn, keys: SessionKeys, decoder: FrameDecoder, opts: ChannelOptions) {
+    this.#conn = conn;
+    this.#decoder = decoder;
+    this.#sealer = new FrameSealer(keys.send);
+    this.#opener = new FrameOpener(keys.receive);
+    this.#opts = opts;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Queues one message; it leaves in this tick's frame. Ignored once closed. */
+  send(type: number, id: number, body: Value): void {
+    if (this.#closed) return;
+    const before = this.#pending.length;
+    writeMessage(this.#pending, type, id, body);
+    const added = this.#pending.length - before;
+    if (added > this.#opts.maxFrameBytes) {
+      this.#pending.truncate(before);
+      throw new RangeError(`Message of ${added} bytes exceeds the frame limit`);
+    }
+    if (this.#pending.length > this.#opts.maxFrameBytes) {
+      // Seal what came before this message, then carry the message into the next frame.
+      const all = this.#pending.finish();
+      this.#pending = new ByteWriter(512);
+      this.#enqueue(this.#sealer.seal(all.subarray(0, before)));
+      this.#pending.bytes(all.subarray(before));
+    }
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.#sealPending());
+    }
+  }
+
+  #sealPending(): void {
+    this.#scheduled = false;
+    if (this.#closed || this.#pending.length === 0) return;
+    const plaintext = this.#pending.finish();
+    this.#pending = new ByteWriter(512);
+    this.#enqueue(this.#sealer.seal(plaintext));
+  }
+
+  #enqueue(frame: Uint8Array): void {
+    this.#out.push(frame);
+    this.#outBytes += frame.length;
+    if (this.#outBytes > this.#opts.maxOutboundBytes) {
+      this.#fault(new SlowReaderError("The peer is not reading; its outbound queue is full"));
+      return;
+    }
+    this.#writing ??= this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#out.length > 0 && !this.#closed) {
+        const batch = this.#out.length === 1 ? this.#out[0] : concatAll(this.#out);
+        this.#out = [];
+        let written = 0;
+        while (written < batch.length) {
+          written += await this.#conn.write(batch.subarray(written));
+        }
+        this.#outBytes -= batch.length;
+      }
+    } catch (e) {
+      this.#fault(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.#writing = null;
+    }
+  }
+
+  /** Resolves once everything sent so far has been handed to the socket. */
+  async flush(): Promise<void> {
+    this.#sealPending();
+    while (this.#writing) await this.#writing;
+  }
+
+  /**
+   * Yields the decoded messages of each frame until the peer closes. Throws FrameSizeError or
+   * FrameAuthError for a bad frame; the caller then closes the channel.
+   */
+  async *incoming(): AsyncGenerator<DecodedMessages> {
+    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    while (!this.#closed) {
+      let frame;
+      while ((frame = this.#decoder.readFrame()) !== null) {
+        yield decodeMessages(this.#opener.open(frame), this.#opts.maxDepth);
+        if (this.#closed) return;
+      }
+      let n: number | null;
+      try {
+        n = await this.#conn.read(buf);
+      } catch (e) {
+        if (this.#closed || isConnectionGone(e)) return;
+        throw e;
+      }
+      if (n === null) return;
+      this.#decoder.push(buf.subarray(0, n));
+    }
+  }
+
+  #fault(error: Error): void {
+    if (this.#closed) return;
+    this.close();
+    this.onFault(error);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#out = [];
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer.
+    }
+  }
+}
+
+/** Errors that only mean the socket is gone (reset, closed under us). */
+export function isConnectionGone(e: unknown): boolean {
+  return e instanceof Deno.errors.BadResource || e instanceof Deno.errors.ConnectionReset ||
+    e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.Interrupted ||
+    e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.NotConnected;
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
