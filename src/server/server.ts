@@ -86,12 +86,17 @@ export async function startServer(
         log.info("session.fault", { session: session!.id, error: e.message });
       log.debug("session.open", { session: session.id, peer });
       for await (const { messages, error } of channel.incoming()) {
-        for (const msg of messages) await dispatch(ctx, session, msg);
-        if (error) {
-          session.reply(error.id, MsgType.GENERAL_ERROR, {
-            code: ErrorCode.BAD_REQUEST,
-            message: `Malformed message: ${error.cause.message}`,
-          });
+        channel.cork();
+        try {
+          for (const msg of messages) await dispatch(ctx, session, msg);
+          if (error) {
+            session.reply(error.id, MsgType.GENERAL_ERROR, {
+              code: ErrorCode.BAD_REQUEST,
+              message: `Malformed message: ${error.cause.message}`,
+            });
+          }
+        } finally {
+          channel.uncork();
         }
       }
     } catch (e) {

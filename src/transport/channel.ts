@@ -38,6 +38,7 @@ export class Channel {
   readonly #opts: ChannelOptions;
   #pending = new ByteWriter(512);
   #scheduled = false;
+  #corked = 0;
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #writing: Promise<void> | null = null;
@@ -74,10 +75,22 @@ export class Channel {
       this.#enqueue(this.#sealer.seal(all.subarray(0, before)));
       this.#pending.bytes(all.subarray(before));
     }
-    if (!this.#scheduled) {
+    if (!this.#scheduled && this.#corked === 0) {
       this.#scheduled = true;
       queueMicrotask(() => this.#sealPending());
     }
+  }
+
+  /**
+   * Holds outgoing messages until the matching uncork, so that the replies to one inbound
+   * frame leave together in one outbound frame.
+   */
+  cork(): void {
+    this.#corked++;
+  }
+
+  uncork(): void {
+    if (this.#corked > 0 && --this.#corked === 0) this.#sealPending();
   }
 
   #sealPending(): void {

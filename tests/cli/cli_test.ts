@@ -1,0 +1,177 @@
+/** The real CLI as child processes: help, errors, serve, connect, kick, key change, shutdown. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { VERSION } from "../../src/version.ts";
+import { fastConfig, Output, parley, run, ServerProcess } from "../helpers/cli.ts";
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "parley-cli-" });
+}
+
+Deno.test("parley --help and --version print and exit 0", async () => {
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /parley serve/);
+  assert.match(help.stdout, /parley connect HOST:PORT/);
+  const version = await run(["--version"]);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout.trim(), `parley ${VERSION}`);
+  for (const sub of ["serve", "connect"]) {
+    const r = await run([sub, "--help"]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, new RegExp(`Usage: parley ${sub}`));
+  }
+});
+
+Deno.test("bad flags and bad config give one sentence and exit code 2", async () => {
+  const dir = await tempDir();
+  try {
+    const cases: [string[], RegExp][] = [
+      [["serve", "--bogus"], /Unknown option '--bogus'/],
+      [["serve", "--port", "abc"], /--port "abc" is not a number/],
+      [["serve", "--port", "70000"], /"port" must be a whole number from 0 to 65535/],
+      [["frobnicate"], /Unknown command "frobnicate"/],
+      [["connect", "a:b:c"], /not an address/],
+      [["serve", "--config", join(dir, "missing.json")], /Cannot read config file/],
+    ];
+    await Deno.writeTextFile(join(dir, "bad.json"), '{"limits": {"nope": 1}}');
+    cases.push([["serve", "--config", join(dir, "bad.json")], /unknown setting "limits.nope"/]);
+    await Deno.writeTextFile(join(dir, "broken.json"), "{not json");
+    cases.push([["serve", "--config", join(dir, "broken.json")], /is not valid JSON/]);
+    for (const [args, pattern] of cases) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}, stderr ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+      assert.equal(
+        r.stderr.trim().split("\n").length,
+        1,
+        `one line for ${args.join(" ")}: ${r.stderr}`,
+      );
+      assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve, then connect registers, logs in and logs out; users survive a restart", async () => {
+  const dir = await tempDir();
+  const config = await fastConfig(dir);
+  const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "s3cret-pass" };
+  let server = await ServerProcess.start(join(dir, "data"), config);
+  try {
+    const first = await run(["connect", server.addr, "--user", "Alice", "--register"], {
+      env,
+      input: "/whoami\n/logout\n",
+    });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(
+      first.stdout,
+      new RegExp(
+        `First contact with ${server.addr}\\. Its key fingerprint is ${escape(server.fingerprint)}`,
+      ),
+    );
+    assert.match(first.stdout, /Registered Alice\./);
+    assert.match(first.stdout, /Logged in as Alice\./);
+    assert.match(first.stdout, /^Alice$/m);
+    assert.match(first.stdout, /Logged out Alice\./);
+
+    const wrong = await run(["connect", server.addr, "--user", "alice"], {
+      env: { ...env, PARLEY_PASSWORD: "not the password" },
+      input: "/quit\n",
+    });
+    assert.equal(wrong.code, 1);
+    assert.equal(wrong.stderr.trim(), "parley: Wrong password");
+
+    const status = await server.stop("SIGTERM");
+    assert.equal(status.code, 0);
+    assert.match(server.out.text, /server\.stopped/);
+    server = await ServerProcess.start(join(dir, "data"), config, server.port);
+    // Password from stdin (not a terminal), and the pinned key is still the server's key.
+    const again = await run(["connect", server.addr, "--user", "alice"], {
+      env: { PARLEY_CONFIG_DIR: env.PARLEY_CONFIG_DIR },
+      input: "s3cret-pass\n/logout\n",
+    });
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stdout, /First contact/);
+    assert.match(again.stdout, /Logged in as Alice\./);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a kicked terminal session says so and exits", async () => {
+  const dir = await tempDir();
+  const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir));
+  const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "s3cret-pass" };
+  try {
+    const reg = await run(["connect", server.addr, "--user", "bob", "--register"], {
+      env,
+      input: "/quit\n",
+    });
+    assert.equal(reg.code, 0, reg.stderr);
+    const first = parley(["connect", server.addr, "--user", "bob"], { env, stdin: "piped" })
+      .spawn();
+    const out = new Output(first.stdout);
+    const err = new Output(first.stderr);
+    await out.waitFor(/Logged in as bob\./);
+    const second = await run(["connect", server.addr, "--user", "bob"], { env, input: "/quit\n" });
+    assert.equal(second.code, 0, second.stderr);
+    await out.waitFor(/logged in from another place\. This session has ended\./);
+    const status = await first.status;
+    assert.equal(status.code, 1);
+    await first.stdin.close().catch(() => {});
+    await Promise.all([out.done, err.done]);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("connect refuses a server whose key changed", async () => {
+  const dir = await tempDir();
+  const config = await fastConfig(dir);
+  const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "s3cret-pass" };
+  let server = await ServerProcess.start(join(dir, "data"), config);
+  try {
+    const port = server.port;
+    const ok = await run(["connect", server.addr, "--user", "carol", "--register"], {
+      env,
+      input: "/quit\n",
+    });
+    assert.equal(ok.code, 0, ok.stderr);
+    await server.stop();
+    // Same address, new data dir: a different identity key.
+    server = await ServerProcess.start(join(dir, "other-data"), config, port);
+    const refused = await run(["connect", server.addr, "--user", "carol"], {
+      env,
+      input: "/quit\n",
+    });
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /presented identity key .* but the key pinned on first contact is/,
+    );
+    assert.doesNotMatch(refused.stdout, /Logged in/);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("connect to a closed port says no server is listening", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const r = await run(["connect", `127.0.0.1:${port}`, "--user", "x1"], {
+    env: { PARLEY_PASSWORD: "whatever" },
+  });
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.trim(), `parley: No Parley server is listening at 127.0.0.1:${port}`);
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}

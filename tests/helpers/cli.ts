@@ -1,0 +1,123 @@
+/** Runs the real CLI (main.ts) as a child process, the way a user would. */
+
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export function parley(
+  args: string[],
+  opts: { env?: Record<string, string>; stdin?: "piped" | "null" } = {},
+) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", "main.ts", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...opts.env },
+    stdin: opts.stdin ?? "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** Runs to completion, optionally feeding `input` on stdin. */
+export async function run(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = parley(args, { env: opts.env, stdin: opts.input === undefined ? "null" : "piped" })
+    .spawn();
+  if (opts.input !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.input));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Collects a child's stream as text and lets a test wait for a pattern in it. */
+export class Output {
+  text = "";
+  readonly done: Promise<void>;
+  #waiters: (() => void)[] = [];
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        this.text += chunk;
+        for (const w of this.#waiters.splice(0)) w();
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    })();
+  }
+
+  /** Resolves with the first match of `pattern`, or throws after `ms`. */
+  async waitFor(pattern: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + ms;
+    while (true) {
+      const m = this.text.match(pattern);
+      if (m) return m;
+      if (Date.now() > deadline) {
+        throw new Error(`Timed out waiting for ${pattern}; output so far:\n${this.text}`);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((r) => this.#waiters.push(r)),
+        this.done,
+        new Promise((r) => timer = setTimeout(r, 100)),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** A `parley serve` child on a free loopback port with a fast-scrypt config file. */
+export class ServerProcess {
+  private constructor(
+    readonly child: Deno.ChildProcess,
+    readonly out: Output,
+    readonly port: number,
+    readonly fingerprint: string,
+  ) {}
+
+  static async start(dataDir: string, configFile: string, port = 0): Promise<ServerProcess> {
+    const child = parley([
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--data",
+      dataDir,
+      "--config",
+      configFile,
+    ]).spawn();
+    const out = new Output(child.stdout);
+    void new Output(child.stderr);
+    const m = await out.waitFor(/server\.listening addr=127\.0\.0\.1:(\d+) fingerprint=(\S+)/);
+    return new ServerProcess(child, out, Number(m[1]), m[2]);
+  }
+
+  get addr(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Sends `signal` and waits for the exit status. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+    const status = await this.child.status;
+    await this.out.done;
+    return status;
+  }
+}
+
+/** Writes a config file that keeps scrypt fast for tests. */
+export async function fastConfig(dir: string): Promise<string> {
+  const path = `${dir}/config.json`;
+  await Deno.writeTextFile(path, JSON.stringify({ accounts: { scrypt: { N: 1024, r: 8, p: 1 } } }));
+  return path;
+}

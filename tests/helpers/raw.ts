@@ -1,0 +1,96 @@
+/** A hand-driven client for transport tests: real handshake, then frames crafted by the test. */
+
+import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
+import { decodeMessages, encodeMessages, type Message } from "../../src/protocol/message_codec.ts";
+import type { FrameDecoder } from "../../src/protocol/frame.ts";
+import { initiateHandshake, writeAll } from "../../src/transport/handshake_io.ts";
+
+export class RawClient {
+  readonly sealer: FrameSealer;
+  readonly opener: FrameOpener;
+
+  private constructor(
+    readonly conn: Deno.Conn,
+    keys: { send: Uint8Array; receive: Uint8Array },
+    readonly decoder: FrameDecoder,
+  ) {
+    this.sealer = new FrameSealer(keys.send);
+    this.opener = new FrameOpener(keys.receive);
+  }
+
+  static async connect(port: number): Promise<RawClient> {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const { keys, decoder } = await initiateHandshake(conn, 1024 * 1024);
+    return new RawClient(conn, keys, decoder);
+  }
+
+  /** Seals messages into the next frame (without sending it). */
+  frame(messages: Message[]): Uint8Array {
+    return this.sealer.seal(encodeMessages(messages));
+  }
+
+  send(bytes: Uint8Array): Promise<void> {
+    return writeAll(this.conn, bytes);
+  }
+
+  /** The messages of the next frame, or null when the server closed the connection. */
+  async receive(timeoutMs = 5000): Promise<Message[] | null> {
+    const buf = new Uint8Array(4096);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const frame = this.decoder.readFrame();
+      if (frame) return decodeMessages(this.opener.open(frame)).messages;
+      const n = await readWithin(this.conn, buf, deadline - Date.now());
+      if (n === null) return null;
+      this.decoder.push(buf.subarray(0, n));
+    }
+    throw new Error("No frame and no close within the time limit");
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch {
+      // Closed already.
+    }
+  }
+}
+
+/** conn.read with a deadline; null on EOF or reset. Throws if neither data nor close came. */
+export async function readWithin(
+  conn: Deno.Conn,
+  buf: Uint8Array,
+  ms: number,
+): Promise<number | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      conn.read(buf).catch((e) => {
+        if (e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.BadResource) {
+          return null;
+        }
+        throw e;
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error("The server neither sent nor closed in time")),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Reads until the peer closes; returns the bytes seen. Throws if it stays open past `ms`. */
+export async function readUntilClosed(conn: Deno.Conn, ms: number): Promise<number> {
+  const buf = new Uint8Array(4096);
+  const deadline = Date.now() + ms;
+  let total = 0;
+  while (true) {
+    const n = await readWithin(conn, buf, deadline - Date.now());
+    if (n === null) return total;
+    total += n;
+  }
+}

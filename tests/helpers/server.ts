@@ -1,0 +1,94 @@
+/** A real server on a loopback port with a fresh KV file in a temp dir, and clients for it. */
+
+import { join } from "node:path";
+import { ParleyClient } from "../../src/client/client.ts";
+import { KnownHosts } from "../../src/client/known_hosts.ts";
+import { applyConfig, type Config, defaultConfig } from "../../src/config/config.ts";
+import { silentLogger } from "../../src/server/log.ts";
+import { type RunningServer, startServer } from "../../src/server/server.ts";
+
+/** Settings for tests: loopback, a free port, and a fast scrypt so the suite stays quick. */
+export function testConfig(dataDir: string, patch: Record<string, unknown> = {}): Config {
+  const base = applyConfig(defaultConfig(), {
+    host: "127.0.0.1",
+    port: 0,
+    dataDir,
+    accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
+  }, "test");
+  return applyConfig(base, patch, "test");
+}
+
+export class TestServer {
+  readonly clients: ParleyClient[] = [];
+  readonly knownHosts: KnownHosts;
+
+  private constructor(
+    public server: RunningServer,
+    public config: Config,
+    readonly dir: string,
+  ) {
+    this.knownHosts = new KnownHosts(join(dir, "client", "known_hosts"));
+  }
+
+  static async start(patch: Record<string, unknown> = {}): Promise<TestServer> {
+    const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
+    const config = testConfig(join(dir, "data"), patch);
+    return new TestServer(await startServer(config, silentLogger), config, dir);
+  }
+
+  get port(): number {
+    return this.server.addr.port;
+  }
+
+  /** A new client connection (closed by stop()). */
+  async connect(): Promise<ParleyClient> {
+    const client = await ParleyClient.connect({
+      host: "127.0.0.1",
+      port: this.port,
+      knownHosts: this.knownHosts,
+    });
+    this.clients.push(client);
+    return client;
+  }
+
+  /** A client that has registered and logged in as `name`. */
+  async user(name: string, password = "password-" + name): Promise<ParleyClient> {
+    const client = await this.connect();
+    await client.register(name, password);
+    await client.login(name, password);
+    return client;
+  }
+
+  /** Stops the server and starts it again on the same port and data dir. */
+  async restart(): Promise<void> {
+    await this.closeClients();
+    await this.server.close();
+    this.config = { ...this.config, port: this.port };
+    this.server = await startServer(this.config, silentLogger);
+  }
+
+  async closeClients(): Promise<void> {
+    for (const c of this.clients) c.close();
+    await Promise.all(this.clients.map((c) => c.closed));
+    this.clients.length = 0;
+  }
+
+  async stop(): Promise<void> {
+    await this.closeClients();
+    await this.server.close();
+    await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
+/** Runs `fn` with a fresh server, stopping it afterwards whatever happens. */
+export async function withServer(
+  fn: (t: TestServer) => Promise<void>,
+  patch: Record<string, unknown> = {},
+): Promise<void> {
+  const t = await TestServer.start(patch);
+  try {
+    await fn(t);
+  } finally {
+    await t.stop();
+  }
+}
