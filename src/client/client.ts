@@ -45,6 +45,9 @@ const MAX_ID = 0xffff_ffff;
 
 export class ParleyClient {
   readonly #channel: Channel;
+  readonly #opts: ConnectOptions;
+  /** The latest resume token this client was given, for reconnect(). */
+  #token: Uint8Array | null = null;
   readonly #pending = new Map<
     number,
     { resolve: (m: Message) => void; reject: (e: Error) => void }
@@ -59,8 +62,14 @@ export class ParleyClient {
   /** True when this connection pinned the server's key for the first time. */
   readonly firstContact: boolean;
 
-  private constructor(channel: Channel, print: string, firstContact: boolean) {
+  private constructor(
+    channel: Channel,
+    opts: ConnectOptions,
+    print: string,
+    firstContact: boolean,
+  ) {
     this.#channel = channel;
+    this.#opts = opts;
     this.fingerprint = print;
     this.firstContact = firstContact;
     this.closed = this.#readLoop();
@@ -106,7 +115,7 @@ export class ParleyClient {
         maxOutboundBytes: 64 * 1024 * 1024,
         maxDepth: 32,
       });
-      return new ParleyClient(channel, print, firstContact);
+      return new ParleyClient(channel, opts, print, firstContact);
     } catch (e) {
       try {
         conn.close();
@@ -202,15 +211,42 @@ export class ParleyClient {
   }
 
   async login(username: string, password: string): Promise<LoginResult> {
-    return toLogin(await this.call(MsgType.LOGIN, [username, password], MsgType.LG_OK));
+    const result = toLogin(await this.call(MsgType.LOGIN, [username, password], MsgType.LG_OK));
+    this.#token = result.token;
+    return result;
   }
 
   async resume(token: Uint8Array): Promise<LoginResult> {
-    return toLogin(await this.call(MsgType.RESUME, token, MsgType.LG_OK));
+    const result = toLogin(await this.call(MsgType.RESUME, token, MsgType.LG_OK));
+    this.#token = token;
+    return result;
+  }
+
+  /** The resume token of this client's login, if it has one. */
+  get token(): Uint8Array | null {
+    return this.#token;
+  }
+
+  /**
+   * Opens a new connection to the same server and logs in again with the resume token, with no
+   * password and no slow hash: for after a network drop or a server restart.
+   */
+  async reconnect(): Promise<ParleyClient> {
+    if (!this.#token) throw new ParleyError(ErrorCode.BAD_TOKEN, "No resume token: log in first");
+    this.close();
+    const next = await ParleyClient.connect(this.#opts);
+    try {
+      await next.resume(this.#token);
+    } catch (e) {
+      next.close();
+      throw e;
+    }
+    return next;
   }
 
   async logout(): Promise<void> {
     await this.call(MsgType.LOGOUT, null, MsgType.OK);
+    this.#token = null;
   }
 
   /** Changes the password; every other resume token ends, and a fresh one is returned. */

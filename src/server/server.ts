@@ -121,18 +121,24 @@ export async function startServer(
   };
 
   const acceptLoop = (async () => {
-    try {
-      for await (const conn of listener) {
-        if (stopping) {
-          closeQuietly(conn);
-          continue;
-        }
-        const task = serveOne(conn);
-        connections.add(task);
-        task.finally(() => connections.delete(task));
+    while (!stopping) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (stopping || e instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors and the like: wait a moment rather than stop serving.
+        log.error("listener.accept_failed", { error: (e as Error).message });
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
       }
-    } catch (e) {
-      if (!stopping) log.error("listener.failed", { error: (e as Error).message });
+      if (stopping) {
+        closeQuietly(conn);
+        continue;
+      }
+      const task = serveOne(conn);
+      connections.add(task);
+      task.finally(() => connections.delete(task));
     }
   })();
 

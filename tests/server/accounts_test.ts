@@ -112,19 +112,33 @@ Deno.test("a second login of the same user kicks the first session", () =>
     await second.logout();
   }));
 
-Deno.test("a resume token logs in again without the password, after a restart too", () =>
+Deno.test("a second LOGIN on a logged-in connection is refused", () =>
   withServer(async (t) => {
     const c = await t.user("grace");
-    const { token } = await c.login("grace", "password-grace").catch(() => ({ token: null }));
-    assert.equal(token, null, "a second LOGIN on a logged-in connection must fail");
-    const fresh = await t.connect();
-    const issued = await fresh.login("grace", "password-grace");
+    await rejects(c.login("grace", "password-grace"), ErrorCode.ALREADY_LOGGED_IN);
+    assert.ok(await c.ping() >= 0);
+  }));
+
+Deno.test("after a server restart the client reconnects with its resume token, no password", () =>
+  withServer(async (t) => {
+    const c = await t.connect();
+    await c.register("grace", "password1");
+    const issued = await c.login("grace", "password1");
     await t.restart();
-    const again = await t.connect();
-    const resumed = await again.resume(issued.token!);
-    assert.equal(resumed.username, "grace");
-    assert.equal(resumed.token, null);
-    assert.deepEqual(resumed.expires, issued.expires);
+    assert.ok(c.isClosed);
+    const again = await c.reconnect();
+    t.clients.push(again);
+    assert.ok(!again.isClosed);
+    assert.deepEqual(again.token, issued.token);
+    // The resumed session is logged in: LOGOUT is accepted.
+    await again.logout();
+    // A resume reply names the user and the token's expiry, and carries no new token.
+    const third = await t.connect();
+    await assert.rejects(third.resume(issued.token!), ParleyError);
+    const fresh = await third.login("GRACE", "password1");
+    const fourth = await t.connect();
+    const resumed = await fourth.resume(fresh.token!);
+    assert.deepEqual(resumed, { username: "grace", token: null, expires: fresh.expires });
   }));
 
 Deno.test("logout revokes the session's resume token", () =>

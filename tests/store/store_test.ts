@@ -1,0 +1,82 @@
+/** The KV record stores against a real KV file in a temp dir. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { PasswordHash } from "../../src/crypto/password.ts";
+import { openKvStore } from "../../src/store/kv_store.ts";
+import type { Store } from "../../src/store/types.ts";
+
+const HASH: PasswordHash = {
+  alg: "scrypt",
+  N: 1024,
+  r: 8,
+  p: 1,
+  salt: new Uint8Array(16).fill(1),
+  hash: new Uint8Array(32).fill(2),
+};
+
+async function withStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
+  const store = await openKvStore(join(dir, "data"));
+  try {
+    await fn(store, dir);
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("UserStore.create() is case-insensitively unique and keeps the display form", () =>
+  withStore(async ({ users }) => {
+    assert.equal(await users.create({ name: "Zoe", password: HASH, created: new Date() }), true);
+    assert.equal(await users.create({ name: "ZOE", password: HASH, created: new Date() }), false);
+    assert.equal((await users.get("zoe"))?.name, "Zoe");
+    assert.deepEqual((await users.get("zOE"))?.password, HASH);
+    assert.equal(await users.get("zo"), null);
+  }));
+
+Deno.test("UserStore.setPassword() replaces the hash and reports unknown users", () =>
+  withStore(async ({ users }) => {
+    await users.create({ name: "yan", password: HASH, created: new Date() });
+    const next = { ...HASH, hash: new Uint8Array(32).fill(9) };
+    assert.equal(await users.setPassword("YAN", next), true);
+    assert.deepEqual((await users.get("yan"))?.password.hash, next.hash);
+    assert.equal(await users.setPassword("nobody", next), false);
+  }));
+
+Deno.test("TokenStore keeps only hashes, expires tokens and revokes them", () =>
+  withStore(async ({ tokens }, dir) => {
+    const a = await tokens.issue("xia", 60_000, 10);
+    assert.equal(a.token.length, 32);
+    assert.equal((await tokens.check(a.token))?.user, "xia");
+    // The raw token is not stored anywhere in the KV file.
+    const kv = await Deno.openKv(join(dir, "data", "parley.kv"));
+    for await (const e of kv.list({ prefix: [] })) {
+      assert.ok(!JSON.stringify(e.key).includes(a.token.toHex()), "raw token found in a key");
+      assert.ok(
+        !(e.value instanceof Uint8Array && e.value.toHex() === a.token.toHex()),
+        "raw token stored",
+      );
+    }
+    kv.close();
+    const short = await tokens.issue("xia", 30, 10);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(await tokens.check(short.token), null, "an expired token must not resume");
+    await tokens.revoke(a.token);
+    assert.equal(await tokens.check(a.token), null);
+  }));
+
+Deno.test("TokenStore keeps at most tokensPerUser, dropping the oldest, and revokeAll() ends all", () =>
+  withStore(async ({ tokens }) => {
+    const issued = [];
+    for (let i = 0; i < 5; i++) {
+      issued.push(await tokens.issue("wu", 60_000 + i, 3));
+    }
+    const alive = [];
+    for (const t of issued) alive.push((await tokens.check(t.token)) !== null);
+    assert.deepEqual(alive, [false, false, true, true, true]);
+    const other = await tokens.issue("vera", 60_000, 3);
+    await tokens.revokeAll("wu");
+    for (const t of issued) assert.equal(await tokens.check(t.token), null);
+    assert.equal((await tokens.check(other.token))?.user, "vera");
+  }));
