@@ -135,9 +135,14 @@ export function finishClient(
   const signedPart = SERVER_PREFIX_BYTES + 2 * KEY_BYTES;
   const th = sha256(clientHello, serverHello.subarray(0, signedPart));
   const signature = serverHello.subarray(signedPart);
-  if (!ed25519Verify(serverIdentity, concat(SIGNATURE_CONTEXT, th), signature)) {
-    throw new HandshakeError("The server's handshake signature is invalid");
+  let valid: boolean;
+  try {
+    valid = ed25519Verify(serverIdentity, concat(SIGNATURE_CONTEXT, th), signature);
+  } catch (e) {
+    // Not every 32 bytes are an Ed25519 point; node throws a TypeError for those.
+    throw new HandshakeError("The server's identity key is not a valid Ed25519 key", { cause: e });
   }
+  if (!valid) throw new HandshakeError("The server's handshake signature is invalid");
   let shared: Uint8Array;
   try {
     shared = x25519Shared(ephemeral.privateKey, serverEphemeral);

@@ -36,7 +36,7 @@ export class FrameDecoder {
 
   /** Bytes received and not yet handed out. */
   get buffered(): number {
-    return this.#buffered + this.#filled;
+    return this.#buffered + (this.#body ? FRAME_HEADER_BYTES + this.#filled : 0);
   }
 
   push(chunk: Uint8Array): void {

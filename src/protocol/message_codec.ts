@@ -18,6 +18,9 @@ export const MAX_REQUEST_ID = 0xffff_ffff;
 
 /** Appends one message to `w`. */
 export function writeMessage(w: ByteWriter, type: number, id: number, body: Value): void {
+  if (!isU32(type) || !isU32(id)) {
+    throw new RangeError(`Message type ${type} or id ${id} is not a u32`);
+  }
   w.u32(type);
   w.u32(id);
   writeValue(w, body);
@@ -73,4 +76,8 @@ export function decodeMessages(
     }
   }
   return { messages };
+}
+
+function isU32(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= MAX_REQUEST_ID;
 }

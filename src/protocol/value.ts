@@ -133,6 +133,8 @@ export function writeValue(w: ByteWriter, v: Value): void {
     w.u32(8);
     w.i64(v);
   } else if (typeof v === "string") {
+    // A lone surrogate has no UTF-8 form; refuse it rather than send U+FFFD in its place.
+    if (!v.isWellFormed()) throw new TypeError("Cannot encode a string with a lone surrogate");
     w.u8(Tag.STR);
     const at = w.length;
     w.u32(0);
