@@ -6,12 +6,29 @@
 import { fingerprint } from "../crypto/keys.ts";
 import { ErrorCode, ParleyError, SchemaError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
-import { FAILURE_TYPES, MsgType, msgTypeName, ServerBody } from "../protocol/messages.ts";
+import {
+  FAILURE_TYPES,
+  MsgType,
+  msgTypeName,
+  ServerBody,
+  STATUS_TYPES,
+} from "../protocol/messages.ts";
 import type { Schema } from "../protocol/schema.ts";
 import type { Value } from "../protocol/value.ts";
 import { Channel } from "../transport/channel.ts";
 import { initiateHandshake } from "../transport/handshake_io.ts";
+import {
+  bytesSource,
+  type FileSink,
+  type FileSource,
+  IncomingTransfer,
+  OutgoingTransfer,
+  type Progress,
+  sha256Of,
+  type TransferResult,
+} from "./files.ts";
 import { HostKeyChangedError, type KnownHosts } from "./known_hosts.ts";
+import { SeenMessages } from "./seen.ts";
 
 export interface ConnectOptions {
   host: string;
@@ -25,7 +42,24 @@ export interface ConnectOptions {
   maxFrameBytes?: number;
   /** Protocol version to offer (tests use this to see a refusal). */
   protocolVersion?: number;
+  /** Messages already seen; share one across reconnects so redeliveries are dropped. */
+  seen?: SeenMessages;
+  /** Acknowledge each PASS as soon as it arrives (default). Off: call ack() yourself. */
+  autoAck?: boolean;
 }
+
+/** Where a chat message goes: a user, a group, or the world room. */
+export type Target = { user: string } | { group: number } | { world: true };
+
+export interface SentReceipt {
+  id: Uint8Array;
+  time: Date;
+  /** Group members whose queue was full; they did not get the message. */
+  skipped?: string[];
+}
+
+/** Messages sent with request id 0 that the server answers only when they fail. */
+const UNANSWERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE_ACK]);
 
 /** The connection ended; pending requests fail with this. */
 export class ConnectionClosedError extends Error {
@@ -48,6 +82,11 @@ export class ParleyClient {
   readonly #opts: ConnectOptions;
   /** The latest resume token this client was given, for reconnect(). */
   #token: Uint8Array | null = null;
+  readonly seen: SeenMessages;
+  #ackSeq = 0;
+  #ackScheduled = false;
+  readonly #outgoing = new Map<number, OutgoingTransfer>();
+  readonly #incoming = new Map<number, IncomingTransfer>();
   readonly #pending = new Map<
     number,
     { resolve: (m: Message) => void; reject: (e: Error) => void }
@@ -70,6 +109,7 @@ export class ParleyClient {
   ) {
     this.#channel = channel;
     this.#opts = opts;
+    this.seen = opts.seen ?? new SeenMessages();
     this.fingerprint = print;
     this.firstContact = firstContact;
     this.closed = this.#readLoop();
@@ -157,6 +197,8 @@ export class ParleyClient {
       waiter.resolve(msg);
       return;
     }
+    if (msg.type === MsgType.PASS && !this.#firstDelivery(msg)) return;
+    if (this.#routeTransfer(msg)) return;
     if (msg.type === MsgType.KICK) {
       const body = msg.body as { reason?: unknown };
       this.#closeReason = `Kicked: ${
@@ -165,6 +207,61 @@ export class ParleyClient {
     }
     this.#events.push(msg);
     this.#wakeAll();
+  }
+
+  /** Queues the ACK for a PASS and says whether the application should see it. */
+  #firstDelivery(msg: Message): boolean {
+    const body = msg.body as { seq?: unknown; source_username?: unknown; id?: unknown };
+    if (typeof body?.seq === "number" && body.seq > 0 && this.#opts.autoAck !== false) {
+      this.ack(body.seq);
+    }
+    if (typeof body?.source_username !== "string" || !(body.id instanceof Uint8Array)) return true;
+    return this.seen.first(body.source_username, body.id);
+  }
+
+  /** Acknowledges every PASS up to `seq` (cumulative; sent once per tick). */
+  ack(seq: number): void {
+    if (seq <= this.#ackSeq) return;
+    this.#ackSeq = seq;
+    if (this.#ackScheduled) return;
+    this.#ackScheduled = true;
+    queueMicrotask(() => {
+      this.#ackScheduled = false;
+      this.#channel.send(MsgType.ACK, 0, this.#ackSeq);
+    });
+  }
+
+  /** Hands file-transfer pushes to the transfer they belong to. */
+  #routeTransfer(msg: Message): boolean {
+    const body = msg.body as { transfer_id?: unknown };
+    const id = typeof body?.transfer_id === "number" ? body.transfer_id : -1;
+    const b = msg.body as Record<string, Value>;
+    switch (msg.type) {
+      case MsgType.FILE_PROGRESS: {
+        const t = this.#outgoing.get(id);
+        t?.progress(b.received as number, b.sha256_ok as boolean | undefined);
+        return t !== undefined;
+      }
+      case MsgType.FILE_DATA: {
+        const t = this.#incoming.get(id);
+        t?.data(b.offset as number, b.data as Uint8Array);
+        return t !== undefined;
+      }
+      case MsgType.FILE_CANCELLED: {
+        const t = this.#outgoing.get(id) ?? this.#incoming.get(id);
+        t?.cancelled(b.reason as string);
+        this.#outgoing.delete(id);
+        this.#incoming.delete(id);
+        return false; // the application hears of it too
+      }
+    }
+    return false;
+  }
+
+  /** Sends a message that the server answers only if it fails (ACK, file chunks). */
+  notify(type: number, body: Value): void {
+    if (UNANSWERED.has(type)) this.#channel.send(type, 0, body);
+    else void this.request(type, body).catch(() => {});
   }
 
   /** Sends a request and resolves with whatever the server answers, failure or not. */
@@ -190,9 +287,16 @@ export class ParleyClient {
   /** Sends a request; returns the response body, or throws ParleyError for a failure reply. */
   async call(type: number, body: Value, expect?: number): Promise<Value> {
     const reply = await this.request(type, body);
-    if (FAILURE_TYPES.has(reply.type)) {
-      const fail = checked(reply);
-      throw new ParleyError(fail.code as number, fail.message as string);
+    const failed = FAILURE_TYPES.has(reply.type) ||
+      (STATUS_TYPES.has(reply.type) && (reply.body as { success?: unknown })?.success === false);
+    if (failed) {
+      const fail = reply.body as { code?: unknown; message?: unknown };
+      throw new ParleyError(
+        typeof fail?.code === "number" ? fail.code : ErrorCode.INTERNAL,
+        typeof fail?.message === "string"
+          ? fail.message
+          : `${msgTypeName(reply.type)} without a reason`,
+      );
     }
     if (expect !== undefined && reply.type !== expect) {
       throw new ParleyError(
@@ -234,7 +338,7 @@ export class ParleyClient {
   async reconnect(): Promise<ParleyClient> {
     if (!this.#token) throw new ParleyError(ErrorCode.BAD_TOKEN, "No resume token: log in first");
     this.close();
-    const next = await ParleyClient.connect(this.#opts);
+    const next = await ParleyClient.connect({ ...this.#opts, seen: this.seen });
     try {
       await next.resume(this.#token);
     } catch (e) {
@@ -260,6 +364,170 @@ export class ParleyClient {
       expires: Date;
     };
     return { username: "", token: body.token, expires: body.expires };
+  }
+
+  // Friends, groups and presence.
+
+  async addFriend(name: string): Promise<{ username: string; online: boolean }> {
+    return await this.call(MsgType.ADD_FRIEND, name, MsgType.STATUS_ADD_FRIEND) as {
+      username: string;
+      online: boolean;
+    };
+  }
+
+  async removeFriend(name: string): Promise<void> {
+    await this.call(MsgType.REMOVE_FRIEND, name, MsgType.OK);
+  }
+
+  async friends(): Promise<{ username: string; online: boolean }[]> {
+    const body = await this.call(MsgType.LIST_FRIENDS, null, MsgType.FRIEND_LIST);
+    return (body as { friends: { username: string; online: boolean }[] }).friends;
+  }
+
+  async groups(): Promise<{ group_id: number; group_name: string }[]> {
+    const body = await this.call(MsgType.LIST_GROUPS, null, MsgType.GROUP_LIST);
+    return (body as { groups: { group_id: number; group_name: string }[] }).groups;
+  }
+
+  async createGroup(name: string, members: string[]): Promise<GroupInfo> {
+    return await this.call(MsgType.CREATE_G, [name, members], MsgType.OK) as unknown as GroupInfo;
+  }
+
+  async invite(groupId: number, name: string): Promise<GroupInfo> {
+    return await this.call(
+      MsgType.INVITE,
+      [groupId, name],
+      MsgType.STATUS_INVITE,
+    ) as unknown as GroupInfo;
+  }
+
+  async members(groupId: number): Promise<{ username: string; online: boolean }[]> {
+    const body = await this.call(MsgType.QUERY_MEMBER, groupId, MsgType.G_MEMBER);
+    return (body as { group_members: { username: string; online: boolean }[] }).group_members;
+  }
+
+  async leaveGroup(groupId: number): Promise<void> {
+    await this.call(MsgType.LEAVE_G, groupId, MsgType.OK);
+  }
+
+  async who(offset = 0, limit = 100): Promise<{ total: number; users: string[] }> {
+    return await this.call(MsgType.WHO, { offset, limit }, MsgType.ONLINE) as {
+      total: number;
+      users: string[];
+    };
+  }
+
+  // Messages.
+
+  /** Sends text; resolves once the server has it durably (SENT). */
+  sendText(to: Target, text: string, id = newMessageId()): Promise<SentReceipt> {
+    return this.#send(to, { type: "text", data: text }, id);
+  }
+
+  sendImage(
+    to: Target,
+    image: Uint8Array,
+    name?: string,
+    id = newMessageId(),
+  ): Promise<SentReceipt> {
+    const body: Record<string, Value> = { type: "image", data: image };
+    if (name !== undefined) body.name = name;
+    return this.#send(to, body, id);
+  }
+
+  async #send(to: Target, content: Record<string, Value>, id: Uint8Array): Promise<SentReceipt> {
+    const body: Record<string, Value> = { id, ...content };
+    if ("user" in to) body.target_username = to.user;
+    else if ("group" in to) body.group_id = to.group;
+    else body.world = true;
+    return await this.call(MsgType.SEND, body, MsgType.SENT) as unknown as SentReceipt;
+  }
+
+  // Files.
+
+  /** Offers a file, waits for the answer, streams it; resolves with the receiver's SHA-256 check. */
+  async sendFile(to: string, name: string, source: FileSource | Uint8Array, onProgress?: Progress) {
+    const src = source instanceof Uint8Array ? bytesSource(source) : source;
+    const sha256 = await sha256Of(src);
+    const offered = await this.call(MsgType.FILE_OFFER, {
+      target_username: to,
+      name,
+      size: src.size,
+      sha256,
+    }, MsgType.FILE_OFFERED) as {
+      transfer_id: number;
+      chunk_bytes: number;
+      window: number;
+    };
+    const id = offered.transfer_id;
+    const answer = await this.#fileAnswer(id);
+    if (!answer) throw new ParleyError(ErrorCode.BAD_REQUEST, `${to} declined the file`);
+    const t = new OutgoingTransfer(this, id, src, offered.chunk_bytes, offered.window, onProgress);
+    this.#outgoing.set(id, t);
+    try {
+      return await t.run();
+    } finally {
+      this.#outgoing.delete(id);
+    }
+  }
+
+  async #fileAnswer(id: number): Promise<boolean> {
+    while (true) {
+      const at = this.#events.findIndex((m) =>
+        (m.type === MsgType.FILE_ANSWERED || m.type === MsgType.FILE_CANCELLED) &&
+        (m.body as { transfer_id?: unknown }).transfer_id === id
+      );
+      if (at >= 0) {
+        const m = this.#events.splice(at, 1)[0];
+        if (m.type === MsgType.FILE_CANCELLED) {
+          throw new ParleyError(
+            ErrorCode.NO_SUCH_TRANSFER,
+            `Transfer cancelled: ${(m.body as { reason: string }).reason}`,
+          );
+        }
+        return (m.body as { accept: boolean }).accept;
+      }
+      if (this.#channel.closed) {
+        throw new ConnectionClosedError(this.#closeReason ?? "The connection closed");
+      }
+      await this.#changed();
+    }
+  }
+
+  /** Accepts an offered file (a FILE_INCOMING push); resolves when it is written and checked. */
+  async acceptFile(
+    offer: { transfer_id: number; size: number; sha256: Uint8Array },
+    sink: FileSink,
+    onProgress?: Progress,
+  ): Promise<TransferResult> {
+    const t = new IncomingTransfer(
+      this,
+      offer.transfer_id,
+      offer.size,
+      offer.sha256,
+      sink,
+      onProgress,
+    );
+    this.#incoming.set(offer.transfer_id, t);
+    try {
+      await this.call(
+        MsgType.FILE_ANSWER,
+        { transfer_id: offer.transfer_id, accept: true },
+        MsgType.OK,
+      );
+      t.start();
+      return await t.done;
+    } finally {
+      this.#incoming.delete(offer.transfer_id);
+    }
+  }
+
+  async denyFile(transferId: number): Promise<void> {
+    await this.call(MsgType.FILE_ANSWER, { transfer_id: transferId, accept: false }, MsgType.OK);
+  }
+
+  async cancelFile(transferId: number, reason = ""): Promise<void> {
+    await this.call(MsgType.FILE_CANCEL, { transfer_id: transferId, reason }, MsgType.OK);
   }
 
   /** Round trip time of a PING, in milliseconds. */
@@ -314,6 +582,17 @@ export class ParleyClient {
     this.#closeReason ??= "Closed by the client";
     this.#channel.close();
   }
+}
+
+export interface GroupInfo {
+  group_id: number;
+  group_name: string;
+  group_members: string[];
+}
+
+/** A fresh message id: 16 random bytes. */
+export function newMessageId(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(16));
 }
 
 function checked(msg: Message): { [key: string]: Value } {

@@ -15,10 +15,21 @@ export class ConfigError extends Error {
 /** Per-setting bounds, by dotted path; settings not listed need only the default's type. */
 const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> = {
   port: { min: 0, max: 65535 },
-  "limits.maxFrameBytes": { min: 1024, max: 16 * 1024 * 1024 },
+  "limits.maxFrameBytes": { min: 1024, max: 128 * 1024 * 1024 },
   "limits.handshakeTimeoutMs": { min: 100, max: 600_000 },
   "limits.maxOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
   "limits.maxValueDepth": { min: 2, max: 64 },
+  "limits.maxTextBytes": { min: 1, max: 1024 * 1024 },
+  "limits.maxImageBytes": { min: 0, max: 64 * 1024 * 1024 },
+  "limits.maxFileBytes": { min: 0, max: 2 ** 50 },
+  "limits.maxGroupMembers": { min: 2, max: 100_000 },
+  "limits.maxGroupNameLength": { min: 1, max: 255 },
+  "queue.maxMessages": { min: 1, max: 10_000_000 },
+  "queue.maxBytes": { min: 1024, max: 2 ** 40 },
+  "world.backlog": { min: 0, max: 10_000 },
+  "files.chunkBytes": { min: 1024, max: 1024 * 1024 },
+  "files.window": { min: 1, max: 1024 },
+  "files.maxTransfersPerUser": { min: 1, max: 1000 },
   "accounts.minPasswordLength": { min: 1, max: 128 },
   "accounts.scrypt.N": { min: 2, max: 2 ** 20, powerOfTwo: true },
   "accounts.scrypt.r": { min: 1, max: 32 },
@@ -47,7 +58,26 @@ function isTree(v: unknown): v is Tree {
 export function applyConfig(base: Config, patch: unknown, source: string): Config {
   const out = structuredClone(base) as unknown as Tree;
   merge(out, patch, "", source);
-  return out as unknown as Config;
+  const config = out as unknown as Config;
+  checkTogether(config, source);
+  return config;
+}
+
+/** Limits that only make sense relative to each other. */
+function checkTogether(c: Config, source: string): void {
+  const { limits, files } = c;
+  // Room for the largest image or file chunk plus its message envelope.
+  const largest = Math.max(limits.maxImageBytes, limits.maxTextBytes * 3, files.chunkBytes) + 4096;
+  if (limits.maxFrameBytes < largest) {
+    throw new ConfigError(
+      `${source}: "limits.maxFrameBytes" must be at least ${largest} to carry the largest image, text or file chunk`,
+    );
+  }
+  if (limits.maxOutboundBytes < 2 * limits.maxFrameBytes) {
+    throw new ConfigError(
+      `${source}: "limits.maxOutboundBytes" must be at least twice "limits.maxFrameBytes"`,
+    );
+  }
 }
 
 function merge(into: Tree, patch: unknown, prefix: string, source: string): void {

@@ -48,6 +48,18 @@ export const ErrorCode = {
   SERVER_BUSY: 10,
   INTERNAL: 11,
   SHUTTING_DOWN: 12,
+  NO_SUCH_GROUP: 13,
+  NOT_A_MEMBER: 14,
+  ALREADY_FRIENDS: 15,
+  NOT_FRIENDS: 16,
+  ALREADY_MEMBER: 17,
+  QUEUE_FULL: 18,
+  TOO_LARGE: 19,
+  USER_OFFLINE: 20,
+  NO_SUCH_TRANSFER: 21,
+  GROUP_FULL: 22,
+  LIMIT_REACHED: 23,
+  CANNOT_SELF: 24,
 } as const;
 
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];

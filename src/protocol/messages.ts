@@ -20,6 +20,17 @@ export const MsgType = {
   RESUME: 11,
   CHANGE_PASSWORD: 12,
   PING: 13,
+  REMOVE_FRIEND: 14,
+  LEAVE_G: 15,
+  WHO: 16,
+  ACK: 17,
+  LIST_FRIENDS: 18,
+  LIST_GROUPS: 19,
+  FILE_OFFER: 20,
+  FILE_ANSWER: 21,
+  FILE_CHUNK: 22,
+  FILE_ACK: 23,
+  FILE_CANCEL: 24,
 
   // Server → client.
   PASS: 100,
@@ -28,12 +39,26 @@ export const MsgType = {
   INITIALIZE: 202,
   OK: 203,
   PONG: 204,
+  SENT: 205,
+  FRIEND_LIST: 206,
+  GROUP_LIST: 207,
+  ONLINE: 208,
+  FILE_OFFERED: 209,
   STATUS_ADD_FRIEND: 300,
   NEW_FRIEND: 301,
   ADD_TO_G: 303,
   G_MEMBER: 304,
   STATUS_INVITE: 305,
   NEW_MEMBER: 306,
+  FRIEND_REMOVED: 307,
+  MEMBER_LEFT: 308,
+  FRIEND_ONLINE: 309,
+  FRIEND_OFFLINE: 310,
+  FILE_INCOMING: 311,
+  FILE_ANSWERED: 312,
+  FILE_DATA: 313,
+  FILE_PROGRESS: 314,
+  FILE_CANCELLED: 315,
   LG_FAIL: 400,
   REG_FAIL: 401,
   KICK: 500,
@@ -52,6 +77,16 @@ export function msgTypeName(type: number): string {
 export const MAX_USERNAME_FIELD = 64;
 export const MAX_PASSWORD_FIELD = 1024;
 export const TOKEN_BYTES = 32;
+export const MESSAGE_ID_BYTES = 16;
+/** Absolute caps on fields; the configured limits (smaller) are applied by the handlers. */
+export const MAX_GROUP_ID = Number.MAX_SAFE_INTEGER;
+const MAX_NAME_FIELD = 255;
+const MAX_TEXT_FIELD = 1024 * 1024;
+const MAX_LIST_FIELD = 100_000;
+
+const username = s.str(0, MAX_USERNAME_FIELD);
+const groupId = s.int(1, MAX_GROUP_ID);
+const transferId = s.int(1, Number.MAX_SAFE_INTEGER);
 
 const credentials = s.tuple(s.str(0, MAX_USERNAME_FIELD), s.str(0, MAX_PASSWORD_FIELD));
 
@@ -64,6 +99,49 @@ export const RequestBody = {
   [MsgType.RESUME]: s.bytes(TOKEN_BYTES),
   [MsgType.CHANGE_PASSWORD]: s.tuple(s.str(0, MAX_PASSWORD_FIELD), s.str(0, MAX_PASSWORD_FIELD)),
   [MsgType.PING]: s.any,
+  [MsgType.ADD_FRIEND]: username,
+  [MsgType.REMOVE_FRIEND]: username,
+  [MsgType.LIST_FRIENDS]: s.any,
+  [MsgType.LIST_GROUPS]: s.any,
+  [MsgType.CREATE_G]: s.tuple(s.str(0, MAX_NAME_FIELD), s.list(username, MAX_LIST_FIELD)),
+  [MsgType.INVITE]: s.tuple(groupId, username),
+  [MsgType.QUERY_MEMBER]: groupId,
+  [MsgType.LEAVE_G]: groupId,
+  [MsgType.SEND]: s.dict({
+    id: s.bytes(MESSAGE_ID_BYTES),
+    target_username: s.optional(username),
+    group_id: s.optional(groupId),
+    world: s.optional(s.bool),
+    type: s.str(0, 16),
+    data: s.any,
+    name: s.optional(s.str(0, MAX_NAME_FIELD)),
+  }),
+  [MsgType.ACK]: s.int(1, Number.MAX_SAFE_INTEGER),
+  [MsgType.WHO]: s.optional(s.dict({
+    offset: s.optional(s.int(0, Number.MAX_SAFE_INTEGER)),
+    limit: s.optional(s.int(1, 1000)),
+  })),
+  [MsgType.FILE_OFFER]: s.dict({
+    target_username: username,
+    name: s.str(1, MAX_NAME_FIELD),
+    size: s.int(0, Number.MAX_SAFE_INTEGER),
+    sha256: s.bytes(32),
+  }),
+  [MsgType.FILE_ANSWER]: s.dict({ transfer_id: transferId, accept: s.bool }),
+  [MsgType.FILE_CHUNK]: s.dict({
+    transfer_id: transferId,
+    offset: s.int(0, Number.MAX_SAFE_INTEGER),
+    data: s.bytes(),
+  }),
+  [MsgType.FILE_ACK]: s.dict({
+    transfer_id: transferId,
+    received: s.int(0, Number.MAX_SAFE_INTEGER),
+    sha256_ok: s.optional(s.bool),
+  }),
+  [MsgType.FILE_CANCEL]: s.dict({
+    transfer_id: transferId,
+    reason: s.optional(s.str(0, MAX_TEXT_FIELD)),
+  }),
 } as const;
 
 export type RequestType = keyof typeof RequestBody;
@@ -96,5 +174,13 @@ export const FAILURE_TYPES: ReadonlySet<number> = new Set([
 export function failureTypeOf(request: number): number {
   if (request === MsgType.LOGIN || request === MsgType.RESUME) return MsgType.LG_FAIL;
   if (request === MsgType.REGISTER) return MsgType.REG_FAIL;
+  if (request === MsgType.ADD_FRIEND) return MsgType.STATUS_ADD_FRIEND;
+  if (request === MsgType.INVITE) return MsgType.STATUS_INVITE;
   return MsgType.GENERAL_ERROR;
 }
+
+/** Seed 000's status replies carry `success`; a failed one is `{success: false, code, message}`. */
+export const STATUS_TYPES: ReadonlySet<number> = new Set([
+  MsgType.STATUS_ADD_FRIEND,
+  MsgType.STATUS_INVITE,
+]);

@@ -3,9 +3,11 @@
 import type { Config } from "../config/config.ts";
 import type { PasswordHasher } from "../crypto/password.ts";
 import type { Store } from "../store/types.ts";
+import type { FileRelay } from "./file_relay.ts";
 import type { Hub } from "./hub.ts";
 import type { Logger } from "./log.ts";
-import type { Session } from "./session.ts";
+import type { LoggedIn, Session } from "./session.ts";
+import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Value } from "../protocol/value.ts";
 
 export interface ServerContext {
@@ -14,12 +16,22 @@ export interface ServerContext {
   hub: Hub;
   hasher: PasswordHasher;
   log: Logger;
+  files: FileRelay;
 }
 
 /** A handler's answer: the response type and body, sent back with the request's id. */
 export interface Reply {
   type: number;
   body: Value;
+  /** Runs after the reply is queued, so that pushes it causes follow the reply. */
+  after?: () => void | Promise<void>;
 }
 
-export type Handler<B> = (ctx: ServerContext, session: Session, body: B) => Promise<Reply>;
+/** Handlers return null for the few messages that are answered only when they fail (ACK). */
+export type Handler<B> = (ctx: ServerContext, session: Session, body: B) => Promise<Reply | null>;
+
+/** The session's login; the dispatcher has already refused logged-out sessions. */
+export function me(session: Session): LoggedIn {
+  if (!session.login) throw new ParleyError(ErrorCode.NOT_LOGGED_IN, "Log in first");
+  return session.login;
+}

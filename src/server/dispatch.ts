@@ -11,10 +11,15 @@ import {
   msgTypeName,
   RequestBody,
   type RequestType,
+  STATUS_TYPES,
 } from "../protocol/messages.ts";
 import type { Schema } from "../protocol/schema.ts";
 import type { Handler, ServerContext } from "./context.ts";
 import * as accounts from "./handlers/accounts.ts";
+import * as chat from "./handlers/chat.ts";
+import * as files from "./handlers/files.ts";
+import * as friends from "./handlers/friends.ts";
+import * as groups from "./handlers/groups.ts";
 import type { Session } from "./session.ts";
 
 interface Route {
@@ -30,6 +35,22 @@ const ROUTES = new Map<number, Route>([
   [MsgType.PING, { handler: accounts.ping, open: true }],
   [MsgType.LOGOUT, { handler: accounts.logout, open: false }],
   [MsgType.CHANGE_PASSWORD, { handler: accounts.changePassword, open: false }],
+  [MsgType.ADD_FRIEND, { handler: friends.addFriend, open: false }],
+  [MsgType.REMOVE_FRIEND, { handler: friends.removeFriend, open: false }],
+  [MsgType.LIST_FRIENDS, { handler: friends.listFriends, open: false }],
+  [MsgType.WHO, { handler: friends.who, open: false }],
+  [MsgType.CREATE_G, { handler: groups.createGroup, open: false }],
+  [MsgType.INVITE, { handler: groups.invite, open: false }],
+  [MsgType.QUERY_MEMBER, { handler: groups.queryMembers, open: false }],
+  [MsgType.LEAVE_G, { handler: groups.leaveGroup, open: false }],
+  [MsgType.LIST_GROUPS, { handler: groups.listGroups, open: false }],
+  [MsgType.SEND, { handler: chat.send, open: false }],
+  [MsgType.ACK, { handler: chat.ack, open: false }],
+  [MsgType.FILE_OFFER, { handler: files.offer, open: false }],
+  [MsgType.FILE_ANSWER, { handler: files.answer, open: false }],
+  [MsgType.FILE_CHUNK, { handler: files.chunk, open: false }],
+  [MsgType.FILE_ACK, { handler: files.ack, open: false }],
+  [MsgType.FILE_CANCEL, { handler: files.cancel, open: false }],
 ]);
 
 /** Message types a client may send that need no answer (replies to the server's own PINGs). */
@@ -54,9 +75,13 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
     const schema = RequestBody[msg.type as RequestType] as Schema<unknown>;
     const body = schema.check(msg.body, "");
     const reply = await (route.handler as Handler<unknown>)(ctx, session, body);
+    if (!reply) return;
     session.reply(msg.id, reply.type, reply.body);
+    await reply.after?.();
   } catch (e) {
-    session.reply(msg.id, failureTypeOf(msg.type), errorBody(ctx, session, msg, e));
+    const type = failureTypeOf(msg.type);
+    const failure = errorBody(ctx, session, msg, e);
+    session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
   }
 }
 

@@ -8,8 +8,8 @@ import type { Session } from "./session.ts";
 export interface Hub {
   /** Makes `session` the user's session; returns the one it replaces, if any. */
   attach(user: string, session: Session): Session | undefined;
-  /** Removes `session` if it is still the user's session. */
-  detach(user: string, session: Session): void;
+  /** Removes `session` if it is still the user's session; true if it was. */
+  detach(user: string, session: Session): boolean;
   sessionOf(user: string): Session | undefined;
   readonly onlineCount: number;
   /** Every attached session (for shutdown notices). */
@@ -25,8 +25,10 @@ export class LocalHub implements Hub {
     return previous === session ? undefined : previous;
   }
 
-  detach(user: string, session: Session): void {
-    if (this.#byUser.get(user) === session) this.#byUser.delete(user);
+  detach(user: string, session: Session): boolean {
+    if (this.#byUser.get(user) !== session) return false;
+    this.#byUser.delete(user);
+    return true;
   }
 
   sessionOf(user: string): Session | undefined {

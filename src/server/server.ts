@@ -16,6 +16,8 @@ import { dispatch } from "./dispatch.ts";
 import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { FileRelay } from "./file_relay.ts";
+import { farewell } from "./presence.ts";
 import { Session } from "./session.ts";
 
 export interface RunningServer {
@@ -36,7 +38,7 @@ export async function startServer(
   log: Logger = createLogger(),
 ): Promise<RunningServer> {
   const identity = await loadOrCreateIdentity(config.dataDir);
-  const store = await openKvStore(config.dataDir);
+  const store = await openKvStore(config.dataDir, { worldBacklog: config.world.backlog });
   const { accounts } = config;
   const ctx: ServerContext = {
     config,
@@ -48,12 +50,14 @@ export async function startServer(
       queue: accounts.hashQueue,
     }),
     log,
+    files: null as unknown as FileRelay,
   };
+  ctx.files = new FileRelay(ctx.hub, config.files, config.limits.maxFileBytes);
   let listener: Deno.Listener;
   try {
     listener = Deno.listen({ hostname: config.host, port: config.port });
   } catch (e) {
-    store.close();
+    await store.close();
     throw e;
   }
   const addr = listener.addr as Deno.NetAddr;
@@ -111,8 +115,13 @@ export async function startServer(
       clearTimeout(timer);
       open.delete(conn);
       if (session) {
-        if (session.login) ctx.hub.detach(session.login.user, session);
         session.channel.close();
+        await farewell(ctx, session).catch((e) =>
+          log.error("session.farewell_failed", {
+            session: session!.id,
+            error: (e as Error).message,
+          })
+        );
         log.debug("session.closed", { session: session.id });
       } else {
         closeQuietly(conn);
@@ -165,7 +174,7 @@ export async function startServer(
         Promise.allSettled([...connections]),
         new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
       ]);
-      store.close();
+      await store.close();
       log.info("server.stopped");
     })();
 

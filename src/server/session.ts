@@ -3,6 +3,7 @@
 import { MsgType } from "../protocol/messages.ts";
 import type { Value } from "../protocol/value.ts";
 import type { Channel } from "../transport/channel.ts";
+import type { InboxPump } from "./delivery.ts";
 
 let nextSessionId = 1;
 
@@ -19,6 +20,8 @@ export interface LoggedIn {
 export class Session {
   readonly id = nextSessionId++;
   login: LoggedIn | null = null;
+  /** Streams the user's inbox to this session while it is logged in. */
+  pump: InboxPump | null = null;
 
   constructor(readonly channel: Channel, readonly remote: string) {}
 

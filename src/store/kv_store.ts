@@ -1,18 +1,39 @@
 /** Opens the Deno KV file in the data dir and hands out the record stores on top of it. */
 
 import { join } from "node:path";
+import { GroupCommitter } from "./committer.ts";
+import { KvFriendStore } from "./friends.ts";
+import { KvGroupStore } from "./groups.ts";
+import { KvInboxStore } from "./inbox.ts";
 import { KvTokenStore } from "./tokens.ts";
 import type { Store } from "./types.ts";
 import { KvUserStore } from "./users.ts";
+import { KvWorldStore } from "./world.ts";
 
 export const KV_FILE = "parley.kv";
 
-export async function openKvStore(dataDir: string): Promise<Store> {
+export interface StoreOptions {
+  /** World room messages kept for users who log in later. */
+  worldBacklog: number;
+}
+
+export async function openKvStore(
+  dataDir: string,
+  opts: StoreOptions = { worldBacklog: 100 },
+): Promise<Store> {
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const kv = await Deno.openKv(join(dataDir, KV_FILE));
+  const committer = new GroupCommitter(kv);
   return {
     users: new KvUserStore(kv),
     tokens: new KvTokenStore(kv),
-    close: () => kv.close(),
+    friends: new KvFriendStore(kv),
+    groups: new KvGroupStore(kv),
+    inbox: new KvInboxStore(kv, committer),
+    world: await KvWorldStore.open(kv, committer, opts.worldBacklog),
+    close: async () => {
+      await committer.close();
+      kv.close();
+    },
   };
 }

@@ -46,5 +46,103 @@ export interface TokenStore {
 export interface Store {
   users: UserStore;
   tokens: TokenStore;
-  close(): void;
+  friends: FriendStore;
+  groups: GroupStore;
+  inbox: InboxStore;
+  world: WorldStore;
+  /** Commits pending writes and closes. */
+  close(): Promise<void>;
+}
+
+/** A friend or member as lists show them. */
+export interface NamedUser {
+  /** Identity (lowercase). */
+  user: string;
+  /** Display form. */
+  name: string;
+}
+
+export interface FriendStore {
+  /** Makes a and b friends both ways; false if they already were. */
+  add(a: NamedUser, b: NamedUser): Promise<boolean>;
+  /** Ends the friendship both ways; false if there was none. */
+  remove(a: string, b: string): Promise<boolean>;
+  list(user: string): Promise<NamedUser[]>;
+}
+
+export interface GroupRecord {
+  id: number;
+  name: string;
+  creator: string;
+  created: Date;
+}
+
+export interface GroupStore {
+  /** Creates a group with a fresh id from an atomic counter. */
+  create(name: string, creator: string, members: NamedUser[]): Promise<GroupRecord>;
+  get(id: number): Promise<GroupRecord | null>;
+  members(id: number): Promise<NamedUser[]>;
+  isMember(id: number, user: string): Promise<boolean>;
+  /** False if already a member. */
+  addMember(id: number, member: NamedUser): Promise<boolean>;
+  /** Removes a member; the group goes when its last member leaves. Returns those who remain. */
+  removeMember(id: number, user: string): Promise<NamedUser[]>;
+  groupsOf(user: string): Promise<GroupRecord[]>;
+}
+
+/** One chat message as the server keeps it until delivery (private and group) or in the backlog. */
+export interface ChatMessage {
+  /** Chosen by the sender's client (16 random bytes); with `from` it is the message's identity. */
+  id: Uint8Array;
+  time: Date;
+  /** Sender's display name. */
+  from: string;
+  /** Recipient's display name, for private messages. */
+  to?: string;
+  group?: { id: number; name: string };
+  world?: true;
+  kind: "text" | "image";
+  text?: string;
+  image?: Uint8Array;
+  /** Image file name, when given. */
+  name?: string;
+}
+
+/** A queued message with its place in the recipient's inbox. */
+export interface InboxItem {
+  seq: number;
+  message: ChatMessage;
+  /** Bytes counted against the recipient's queue limit. */
+  size: number;
+}
+
+export interface InboxLimits {
+  maxMessages: number;
+  maxBytes: number;
+}
+
+export interface InboxStore {
+  /**
+   * Durably queues `message` for each recipient, in order. Resolves with the items queued and
+   * the recipients whose queue is full (skipped).
+   */
+  append(
+    recipients: string[],
+    message: ChatMessage,
+    limits: InboxLimits,
+  ): Promise<{ queued: Map<string, InboxItem>; full: string[] }>;
+  /** Up to `limit` items with seq > `after`, oldest first. */
+  read(user: string, after: number, limit: number): Promise<InboxItem[]>;
+  /** Deletes delivered items (the client acknowledged them). */
+  remove(user: string, items: InboxItem[]): Promise<void>;
+  /** How many messages and bytes wait for `user`. */
+  stats(user: string): Promise<{ count: number; bytes: number }>;
+  /** Everything queued for `user` goes (the account is deleted). */
+  clear(user: string): Promise<void>;
+}
+
+export interface WorldStore {
+  append(message: ChatMessage): Promise<void>;
+  /** The backlog, oldest first. */
+  recent(): ChatMessage[];
 }

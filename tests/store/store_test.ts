@@ -21,7 +21,7 @@ async function withStore(fn: (store: Store, dir: string) => Promise<void>): Prom
   try {
     await fn(store, dir);
   } finally {
-    store.close();
+    await store.close();
     await Deno.remove(dir, { recursive: true });
   }
 }

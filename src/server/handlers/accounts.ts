@@ -3,7 +3,8 @@
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
-import type { Handler, ServerContext } from "../context.ts";
+import { type Handler, me, type ServerContext } from "../context.ts";
+import { farewell, welcome } from "../presence.ts";
 import type { Session } from "../session.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -42,17 +43,24 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   return { type: MsgType.REG_OK, body: { username: name } };
 };
 
-/** Makes the session the user's, kicking any earlier session of the same account. */
+/**
+ * Makes the session the user's, kicking any earlier session of the same account. Returns the
+ * reply's follow-up: INITIALIZE and the inbox, after LG_OK.
+ */
 function takeOver(ctx: ServerContext, session: Session, name: string, token: Uint8Array | null) {
   const user = usernameKey(name);
   session.login = { user, name, token };
+  // Transfers belong to the old connection; end them while its session is still the user's.
+  if (ctx.hub.sessionOf(user)) ctx.files.endAllOf(user, `${name} logged in from another place`);
   const previous = ctx.hub.attach(user, session);
   if (previous) {
     previous.login = null;
+    previous.pump?.stop();
     ctx.log.info("session.kicked", { user, session: previous.id, by: session.id });
     void previous.kick(`Your account "${name}" logged in from another place`);
   }
   ctx.log.info("session.login", { user, session: session.id });
+  return () => welcome(ctx, session, previous === undefined);
 }
 
 export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
@@ -75,10 +83,11 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     accounts.tokenTtlDays * DAY_MS,
     accounts.tokensPerUser,
   );
-  takeOver(ctx, session, record.name, issued.token);
+  const after = takeOver(ctx, session, record.name, issued.token);
   return {
     type: MsgType.LG_OK,
     body: { username: record.name, token: issued.token, expires: issued.expires },
+    after,
   };
 };
 
@@ -97,31 +106,29 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     );
   }
   refuseIfLoggedIn(session);
-  takeOver(ctx, session, user.name, token);
+  const after = takeOver(ctx, session, user.name, token);
   return {
     type: MsgType.LG_OK,
     body: { username: user.name, token: null, expires: record.expires },
+    after,
   };
 };
-
-function loggedIn(session: Session) {
-  if (!session.login) throw new ParleyError(ErrorCode.NOT_LOGGED_IN, "Log in first");
-  return session.login;
-}
 
 export const logout: Handler<RequestBodyOf<typeof MsgType.LOGOUT>> = async (
   ctx,
   session,
   claimed,
 ) => {
-  const me = loggedIn(session);
-  if (claimed !== undefined && claimed !== "" && usernameKey(claimed) !== me.user) {
-    throw new ParleyError(ErrorCode.BAD_REQUEST, `This session is "${me.name}", not "${claimed}"`);
+  const self = me(session);
+  if (claimed !== undefined && claimed !== "" && usernameKey(claimed) !== self.user) {
+    throw new ParleyError(
+      ErrorCode.BAD_REQUEST,
+      `This session is "${self.name}", not "${claimed}"`,
+    );
   }
-  if (me.token) await ctx.store.tokens.revoke(me.token);
-  ctx.hub.detach(me.user, session);
-  session.login = null;
-  ctx.log.info("session.logout", { user: me.user, session: session.id });
+  if (self.token) await ctx.store.tokens.revoke(self.token);
+  await farewell(ctx, session);
+  ctx.log.info("session.logout", { user: self.user, session: session.id });
   return { type: MsgType.OK, body: {} };
 };
 
@@ -130,24 +137,24 @@ export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWOR
   session,
   [oldPassword, newPassword],
 ) => {
-  const me = loggedIn(session);
-  const record = await ctx.store.users.get(me.user);
+  const self = me(session);
+  const record = await ctx.store.users.get(self.user);
   if (!record) throw new ParleyError(ErrorCode.NO_SUCH_USER, "This account no longer exists");
   if (!await ctx.hasher.verify(oldPassword, record.password)) {
     throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong current password");
   }
   checkNewPassword(ctx, newPassword);
-  await ctx.store.users.setPassword(me.user, await ctx.hasher.hash(newPassword));
+  await ctx.store.users.setPassword(self.user, await ctx.hasher.hash(newPassword));
   // A new password ends every resume token; this session gets a fresh one.
-  await ctx.store.tokens.revokeAll(me.user);
+  await ctx.store.tokens.revokeAll(self.user);
   const { accounts } = ctx.config;
   const issued = await ctx.store.tokens.issue(
-    me.user,
+    self.user,
     accounts.tokenTtlDays * DAY_MS,
     accounts.tokensPerUser,
   );
-  session.login = { ...me, token: issued.token };
-  ctx.log.info("user.password_changed", { user: me.user, session: session.id });
+  session.login = { ...self, token: issued.token };
+  ctx.log.info("user.password_changed", { user: self.user, session: session.id });
   return { type: MsgType.OK, body: { token: issued.token, expires: issued.expires } };
 };
 

@@ -1,0 +1,133 @@
+/**
+ * The inbox pump: streams a logged-in user's queued messages as PASS pushes, oldest first,
+ * with at most a window of them unacknowledged. The client's cumulative ACK deletes what it
+ * has and opens the window again. Messages that arrive while the user is online are offered
+ * straight from memory; anything the pump could not hold is read back from the store.
+ */
+
+import { MsgType } from "../protocol/messages.ts";
+import type { Value } from "../protocol/value.ts";
+import type { ChatMessage, InboxItem } from "../store/types.ts";
+import type { ServerContext } from "./context.ts";
+import type { Session } from "./session.ts";
+
+/** Unacknowledged messages allowed in flight to one client. */
+export const WINDOW_MESSAGES = 512;
+/** Offered messages held in memory while the window is shut; past this, re-read from KV. */
+const MAX_HELD = 2048;
+const READ_PAGE = 256;
+
+/** The PASS body of a message; `seq` 0 marks a message that needs no ACK (world room). */
+export function passBody(m: ChatMessage, seq: number): Value {
+  const body: { [key: string]: Value } = {
+    id: m.id,
+    seq,
+    time: m.time,
+    source_username: m.from,
+    type: m.kind,
+    data: m.kind === "image" ? m.image! : m.text!,
+  };
+  if (m.to !== undefined) body.target_username = m.to;
+  if (m.group) {
+    body.group_id = m.group.id;
+    body.group_name = m.group.name;
+  }
+  if (m.world) body.world = true;
+  if (m.name !== undefined) body.name = m.name;
+  return body;
+}
+
+export class InboxPump {
+  #sentUpTo = 0;
+  #inFlight: InboxItem[] = [];
+  #inFlightBytes = 0;
+  #held: InboxItem[] = [];
+  /** The store may hold items past #sentUpTo that are not in #held. */
+  #needRead = true;
+  #reading = false;
+  #stopped = false;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly session: Session,
+    private readonly user: string,
+    private readonly windowBytes: number,
+  ) {}
+
+  start(): void {
+    void this.#fill();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#held = [];
+  }
+
+  /** A message for this user was just made durable. */
+  offer(item: InboxItem): void {
+    if (this.#stopped) return;
+    if (this.#held.length >= MAX_HELD) {
+      this.#held = [];
+      this.#needRead = true;
+    }
+    this.#held.push(item);
+    void this.#fill();
+  }
+
+  /** The client has every message up to `seq`; delete those and send more. */
+  ack(seq: number): void {
+    let n = 0;
+    while (n < this.#inFlight.length && this.#inFlight[n].seq <= seq) n++;
+    if (n === 0) return;
+    const done = this.#inFlight.splice(0, n);
+    for (const item of done) this.#inFlightBytes -= item.size;
+    this.ctx.store.inbox.remove(this.user, done).catch((e) =>
+      this.ctx.log.error("inbox.remove_failed", { user: this.user, error: (e as Error).message })
+    );
+    void this.#fill();
+  }
+
+  get pending(): number {
+    return this.#inFlight.length;
+  }
+
+  #room(): number {
+    if (this.#inFlight.length === 0) return WINDOW_MESSAGES;
+    if (this.#inFlightBytes >= this.windowBytes) return 0;
+    return WINDOW_MESSAGES - this.#inFlight.length;
+  }
+
+  #push(item: InboxItem): void {
+    this.session.push(MsgType.PASS, passBody(item.message, item.seq));
+    this.#inFlight.push(item);
+    this.#inFlightBytes += item.size;
+    this.#sentUpTo = item.seq;
+  }
+
+  async #fill(): Promise<void> {
+    if (this.#reading) return;
+    this.#reading = true;
+    try {
+      while (!this.#stopped && !this.session.closed && this.#room() > 0) {
+        if (this.#needRead) {
+          const items = await this.ctx.store.inbox.read(
+            this.user,
+            this.#sentUpTo,
+            Math.min(READ_PAGE, this.#room()),
+          );
+          if (this.#stopped) return;
+          for (const item of items) if (item.seq > this.#sentUpTo) this.#push(item);
+          if (items.length === 0) this.#needRead = false;
+          continue;
+        }
+        const next = this.#held.shift();
+        if (!next) return;
+        if (next.seq > this.#sentUpTo) this.#push(next);
+      }
+    } catch (e) {
+      this.ctx.log.error("inbox.read_failed", { user: this.user, error: (e as Error).message });
+    } finally {
+      this.#reading = false;
+    }
+  }
+}

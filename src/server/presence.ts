@@ -1,0 +1,57 @@
+/**
+ * Arrivals and departures: INITIALIZE and the inbox pump when a user logs in, presence pushes
+ * to online friends when a user comes and goes.
+ */
+
+import { MsgType } from "../protocol/messages.ts";
+import type { ServerContext } from "./context.ts";
+import { InboxPump, passBody } from "./delivery.ts";
+import type { Session } from "./session.ts";
+
+/** Tells each online friend of `user` that they came or went. */
+export async function tellFriends(ctx: ServerContext, user: string, name: string, type: number) {
+  for (const friend of await ctx.store.friends.list(user)) {
+    ctx.hub.sessionOf(friend.user)?.push(type, { username: name });
+  }
+}
+
+/** After LG_OK: INITIALIZE, then the user's undelivered messages. */
+export async function welcome(
+  ctx: ServerContext,
+  session: Session,
+  cameOnline: boolean,
+): Promise<void> {
+  const login = session.login;
+  if (!login) return;
+  const { user, name } = login;
+  const [friends, groups, stats] = await Promise.all([
+    ctx.store.friends.list(user),
+    ctx.store.groups.groupsOf(user),
+    ctx.store.inbox.stats(user),
+  ]);
+  if (session.login !== login) return; // kicked or logged out meanwhile
+  session.push(MsgType.INITIALIZE, {
+    friends: friends
+      .sort((a, b) => a.user.localeCompare(b.user))
+      .map((f) => ({ username: f.name, online: ctx.hub.sessionOf(f.user) !== undefined })),
+    groups: groups.map((g) => ({ group_id: g.id, group_name: g.name })),
+    world: ctx.store.world.recent().map((m) => passBody(m, 0)),
+    pending: stats.count,
+  });
+  session.pump = new InboxPump(ctx, session, user, ctx.config.limits.maxOutboundBytes / 4);
+  session.pump.start();
+  if (cameOnline) await tellFriends(ctx, user, name, MsgType.FRIEND_ONLINE);
+}
+
+/** The session stops being the user's (logout, disconnect): stop its pump, tell friends. */
+export async function farewell(ctx: ServerContext, session: Session): Promise<void> {
+  const login = session.login;
+  session.pump?.stop();
+  session.pump = null;
+  if (!login) return;
+  session.login = null;
+  ctx.files.endAllOf(login.user, `${login.name} went offline`);
+  if (ctx.hub.detach(login.user, session)) {
+    await tellFriends(ctx, login.user, login.name, MsgType.FRIEND_OFFLINE);
+  }
+}

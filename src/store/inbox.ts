@@ -1,0 +1,197 @@
+/**
+ * The offline queue: every private or group message waits in its recipient's inbox until the
+ * recipient's client acknowledges it, then it is deleted. Keys:
+ *   ["inbox", user, seq] → StoredItem          ["inbox_stats", user] → {next, count, bytes}
+ *   ["blob", blobId, i] → chunk of a large image, shared by all its recipients
+ *   ["blob_ref", blobId, user, seq] → true     (the blob goes when its last ref does)
+ * Writes go through the group committer. This process owns the KV file, so the per-user
+ * counters are kept in memory once loaded and written beside each change.
+ */
+
+import { randomBytes } from "../crypto/keys.ts";
+import type { GroupCommitter } from "./committer.ts";
+import type { ChatMessage, InboxItem, InboxLimits, InboxStore } from "./types.ts";
+
+/** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
+const INLINE_IMAGE_BYTES = 48 * 1024;
+const CHUNK_BYTES = 60 * 1024;
+/** Fixed overhead counted per queued message, so that empty messages still count. */
+const ITEM_OVERHEAD = 64;
+
+interface BlobRef {
+  id: string;
+  chunks: number;
+  size: number;
+}
+
+interface StoredItem {
+  message: ChatMessage;
+  blob?: BlobRef;
+  size: number;
+}
+
+interface QueueStats {
+  next: number;
+  count: number;
+  bytes: number;
+}
+
+/** What a message costs against the recipient's queue limit. */
+export function messageSize(m: ChatMessage): number {
+  return ITEM_OVERHEAD + (m.text?.length ?? 0) * 3 + (m.image?.length ?? 0) + (m.name?.length ?? 0);
+}
+
+export class KvInboxStore implements InboxStore {
+  readonly #stats = new Map<string, Promise<QueueStats>>();
+
+  constructor(private readonly kv: Deno.Kv, private readonly committer: GroupCommitter) {}
+
+  #queue(user: string): Promise<QueueStats> {
+    let stats = this.#stats.get(user);
+    if (!stats) {
+      stats = this.kv.get<QueueStats>(["inbox_stats", user]).then((e) =>
+        e.value ?? { next: 1, count: 0, bytes: 0 }
+      );
+      this.#stats.set(user, stats);
+    }
+    return stats;
+  }
+
+  async #writeBlob(image: Uint8Array): Promise<BlobRef> {
+    const id = randomBytes(16).toHex();
+    const chunks = Math.ceil(image.length / CHUNK_BYTES);
+    const mutations: Deno.KvMutation[] = [];
+    for (let i = 0; i < chunks; i++) {
+      mutations.push({
+        type: "set",
+        key: ["blob", id, i],
+        value: image.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
+      });
+    }
+    // Its own commits: a blob is only reachable once an inbox entry names it.
+    for (let i = 0; i < mutations.length; i += 8) {
+      await this.committer.write(mutations.slice(i, i + 8), 8 * CHUNK_BYTES);
+    }
+    return { id, chunks, size: image.length };
+  }
+
+  async append(
+    recipients: string[],
+    message: ChatMessage,
+    limits: InboxLimits,
+  ): Promise<{ queued: Map<string, InboxItem>; full: string[] }> {
+    const size = messageSize(message);
+    const big = message.image && message.image.length > INLINE_IMAGE_BYTES;
+    // The blob is written before any seq is taken, so seqs commit in the order they are given.
+    const blob = big ? await this.#writeBlob(message.image!) : undefined;
+    const stored: StoredItem = {
+      message: blob ? { ...message, image: undefined } : message,
+      blob,
+      size,
+    };
+    const queued = new Map<string, InboxItem>();
+    const full: string[] = [];
+    const mutations: Deno.KvMutation[] = [];
+    const stats = await Promise.all(recipients.map((user) => this.#queue(user)));
+    recipients.forEach((user, i) => {
+      const q = stats[i];
+      if (q.count + 1 > limits.maxMessages || q.bytes + size > limits.maxBytes) {
+        full.push(user);
+        return;
+      }
+      const seq = q.next++;
+      q.count++;
+      q.bytes += size;
+      mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
+      if (blob) mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
+      mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
+      queued.set(user, { seq, message, size });
+    });
+    const inlineBytes = blob ? 512 : size;
+    try {
+      await this.committer.write(mutations, inlineBytes * queued.size);
+    } catch (e) {
+      for (const [user, item] of queued) {
+        const q = await this.#queue(user);
+        q.count--;
+        q.bytes -= item.size;
+      }
+      throw e;
+    }
+    return { queued, full };
+  }
+
+  async read(user: string, after: number, limit: number): Promise<InboxItem[]> {
+    const out: InboxItem[] = [];
+    const iter = this.kv.list<StoredItem>({
+      start: ["inbox", user, after + 1],
+      end: ["inbox", user, Number.MAX_SAFE_INTEGER],
+    }, { limit });
+    for await (const e of iter) {
+      const { message, blob, size } = e.value;
+      const full = blob ? { ...message, image: await this.#readBlob(blob) } : message;
+      out.push({ seq: e.key[2] as number, message: full, size });
+    }
+    return out;
+  }
+
+  async #readBlob(blob: BlobRef): Promise<Uint8Array> {
+    const image = new Uint8Array(blob.size);
+    let at = 0;
+    for await (const e of this.kv.list<Uint8Array>({ prefix: ["blob", blob.id] })) {
+      image.set(e.value, at);
+      at += e.value.length;
+    }
+    if (at !== blob.size) throw new Error(`Image ${blob.id} is incomplete in the store`);
+    return image;
+  }
+
+  async remove(user: string, items: InboxItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const q = await this.#queue(user);
+    const blobs = new Set<string>();
+    const mutations: Deno.KvMutation[] = [];
+    for (const item of items) {
+      mutations.push({ type: "delete", key: ["inbox", user, item.seq] });
+      const blob = item.message.image && item.message.image.length > INLINE_IMAGE_BYTES;
+      if (blob) {
+        // The blob id is in the stored entry, not the message; look it up once per item.
+        const stored = await this.kv.get<StoredItem>(["inbox", user, item.seq]);
+        if (stored.value?.blob) {
+          blobs.add(stored.value.blob.id);
+          mutations.push({
+            type: "delete",
+            key: ["blob_ref", stored.value.blob.id, user, item.seq],
+          });
+        }
+      }
+      q.count = Math.max(0, q.count - 1);
+      q.bytes = Math.max(0, q.bytes - item.size);
+    }
+    mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
+    await this.committer.write(mutations);
+    for (const id of blobs) await this.#dropBlobIfUnused(id);
+  }
+
+  async #dropBlobIfUnused(id: string): Promise<void> {
+    for await (const _ of this.kv.list({ prefix: ["blob_ref", id] }, { limit: 1 })) return;
+    const mutations: Deno.KvMutation[] = [];
+    for await (const e of this.kv.list({ prefix: ["blob", id] })) {
+      mutations.push({ type: "delete", key: e.key });
+    }
+    await this.committer.write(mutations);
+  }
+
+  async stats(user: string): Promise<{ count: number; bytes: number }> {
+    const q = await this.#queue(user);
+    return { count: q.count, bytes: q.bytes };
+  }
+
+  async clear(user: string): Promise<void> {
+    while (true) {
+      const items = await this.read(user, 0, 200);
+      if (items.length === 0) return;
+      await this.remove(user, items);
+    }
+  }
+}
