@@ -74,7 +74,8 @@ export interface LoginResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_FRAME = 1024 * 1024;
+/** Generous for what a trusted server sends; the server enforces its own, smaller limit. */
+const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 const MAX_ID = 0xffff_ffff;
 
 export class ParleyClient {

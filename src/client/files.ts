@@ -77,7 +77,9 @@ export class OutgoingTransfer {
   async run(): Promise<TransferResult> {
     try {
       while (this.#sent < this.source.size) {
-        while (this.#sent - this.#acked >= this.window * this.chunkBytes) await this.#changed();
+        while (!this.#failure && this.#sent - this.#acked >= this.window * this.chunkBytes) {
+          await this.#changed();
+        }
         if (this.#failure) throw this.#failure;
         const length = Math.min(this.chunkBytes, this.source.size - this.#sent);
         const data = await this.source.read(this.#sent, length);

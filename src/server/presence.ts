@@ -37,6 +37,11 @@ export async function welcome(
     groups: groups.map((g) => ({ group_id: g.id, group_name: g.name })),
     world: ctx.store.world.recent().map((m) => passBody(m, 0)),
     pending: stats.count,
+    limits: {
+      max_text_bytes: ctx.config.limits.maxTextBytes,
+      max_image_bytes: ctx.config.limits.maxImageBytes,
+      max_file_bytes: ctx.config.limits.maxFileBytes,
+    },
   });
   session.pump = new InboxPump(ctx, session, user, ctx.config.limits.maxOutboundBytes / 4);
   session.pump.start();
