@@ -315,3 +315,57 @@ Deno.test("SEND bodies that name no target, two targets or a bad type are refuse
       assert.equal(body(reply).code, ErrorCode.BAD_REQUEST);
     }
   }));
+
+Deno.test("group errors: unknown members, full groups, bad names; the last member's leave ends the group", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    const bob = await t.user("bob");
+    const carol = await t.user("carol");
+    await t.user("dave");
+    await rejects(alice.createGroup("team", ["bob", "ghost"]), ErrorCode.NO_SUCH_USER);
+    assert.deepEqual(await alice.groups(), [], "a failed create leaves no group behind");
+    await rejects(alice.createGroup("team", ["bob", "carol", "dave"]), ErrorCode.GROUP_FULL);
+    await rejects(alice.createGroup("   ", []), ErrorCode.BAD_REQUEST);
+    await rejects(alice.createGroup("bad\u0007name", []), ErrorCode.BAD_REQUEST);
+    const g = await alice.createGroup("  trio  ", ["bob", "carol"]);
+    assert.equal(g.group_name, "trio");
+    const full = await alice.request(MsgType.INVITE, [g.group_id, "dave"]);
+    assert.equal(full.type, MsgType.STATUS_INVITE);
+    assert.deepEqual(
+      { success: body(full).success, code: body(full).code },
+      { success: false, code: ErrorCode.GROUP_FULL },
+    );
+    await rejects(alice.invite(g.group_id, "ghost"), ErrorCode.NO_SUCH_USER);
+    for (const c of [alice, bob, carol]) await c.leaveGroup(g.group_id);
+    await rejects(bob.members(g.group_id), ErrorCode.NO_SUCH_GROUP);
+  }, { limits: { maxGroupMembers: 3 } }));
+
+Deno.test("a kicked session's undelivered messages go to the new session", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    const { ParleyClient } = await import("../../src/client/client.ts");
+    const opts = { host: "127.0.0.1", port: t.port, knownHosts: t.knownHosts };
+    const lazy = await ParleyClient.connect({ ...opts, autoAck: false });
+    t.clients.push(lazy);
+    await lazy.register("bob", "password-bob");
+    await lazy.login("bob", "password-bob");
+    const sent = await alice.sendText({ user: "bob" }, "read me");
+    assert.deepEqual((await passes(lazy, 1))[0].id, sent.id); // seen, never acknowledged
+    const fresh = await t.connect();
+    await fresh.login("bob", "password-bob");
+    await lazy.nextEvent(MsgType.KICK);
+    assert.equal(body(await fresh.nextEvent(MsgType.INITIALIZE)).pending, 1);
+    assert.deepEqual((await passes(fresh, 1))[0].id, sent.id);
+  }));
+
+Deno.test("a receiver that disconnects mid-transfer cancels it for the sender", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    const bob = await t.user("bob");
+    const sending = alice.sendFile("bob", "big.bin", new Uint8Array(256 * 1024));
+    const offer = (await bob.nextEvent(MsgType.FILE_INCOMING)).body as { transfer_id: number };
+    await bob.request(MsgType.FILE_ANSWER, { transfer_id: offer.transfer_id, accept: true });
+    await bob.nextEvent(MsgType.FILE_DATA);
+    bob.close();
+    await assert.rejects(sending, /bob went offline/);
+  }, { files: { chunkBytes: 16 * 1024, window: 2 } }));
