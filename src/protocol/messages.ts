@@ -96,7 +96,7 @@ export const RequestBody = {
   [MsgType.REGISTER]: credentials,
   // Seed 000 sends the username; Parley ignores any claim and logs out the session's own user.
   [MsgType.LOGOUT]: s.optional(s.str(0, MAX_USERNAME_FIELD)),
-  [MsgType.RESUME]: s.bytes(TOKEN_BYTES),
+  [MsgType.RESUME]: s.bytes(TOKEN_BYTES, TOKEN_BYTES),
   [MsgType.CHANGE_PASSWORD]: s.tuple(s.str(0, MAX_PASSWORD_FIELD), s.str(0, MAX_PASSWORD_FIELD)),
   [MsgType.PING]: s.any,
   [MsgType.ADD_FRIEND]: username,
@@ -108,7 +108,7 @@ export const RequestBody = {
   [MsgType.QUERY_MEMBER]: groupId,
   [MsgType.LEAVE_G]: groupId,
   [MsgType.SEND]: s.dict({
-    id: s.bytes(MESSAGE_ID_BYTES),
+    id: s.bytes(MESSAGE_ID_BYTES, MESSAGE_ID_BYTES),
     target_username: s.optional(username),
     group_id: s.optional(groupId),
     world: s.optional(s.bool),
@@ -125,7 +125,7 @@ export const RequestBody = {
     target_username: username,
     name: s.str(1, MAX_NAME_FIELD),
     size: s.int(0, Number.MAX_SAFE_INTEGER),
-    sha256: s.bytes(32),
+    sha256: s.bytes(32, 32),
   }),
   [MsgType.FILE_ANSWER]: s.dict({ transfer_id: transferId, accept: s.bool }),
   [MsgType.FILE_CHUNK]: s.dict({

@@ -63,11 +63,12 @@ export function str(min = 0, max = Number.MAX_SAFE_INTEGER): Schema<string> {
   };
 }
 
-export function bytes(max = Number.MAX_SAFE_INTEGER): Schema<Uint8Array> {
+export function bytes(max = Number.MAX_SAFE_INTEGER, min = 0): Schema<Uint8Array> {
+  const want = min === max ? `exactly ${max} bytes` : `bytes of ${min} to ${max}`;
   return {
     describe: "bytes",
     check: (v, path) =>
-      v instanceof Uint8Array && v.length <= max ? v : fail(path, `bytes of at most ${max}`, v),
+      v instanceof Uint8Array && v.length >= min && v.length <= max ? v : fail(path, want, v),
   };
 }
 

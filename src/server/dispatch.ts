@@ -53,7 +53,7 @@ const ROUTES = new Map<number, Route>([
   [MsgType.FILE_CANCEL, { handler: files.cancel, open: false }],
 ]);
 
-/** Message types a client may send that need no answer (replies to the server's own PINGs). */
+/** Message types a client may send that need no answer: PONG, a reply to a PING from the server. */
 const SILENT = new Set<number>([MsgType.PONG]);
 
 export async function dispatch(ctx: ServerContext, session: Session, msg: Message): Promise<void> {

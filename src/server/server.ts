@@ -66,6 +66,8 @@ export async function startServer(
 
   const connections = new Set<Promise<void>>();
   const open = new Set<Deno.Conn>();
+  /** Every session past its handshake, logged in or not, for the shutdown notice. */
+  const sessions = new Set<Session>();
   let stopping = false;
 
   const serveOne = async (conn: Deno.Conn) => {
@@ -86,6 +88,7 @@ export async function startServer(
         maxDepth: config.limits.maxValueDepth,
       });
       session = new Session(channel, peer);
+      sessions.add(session);
       channel.onFault = (e) =>
         log.info("session.fault", { session: session!.id, error: e.message });
       log.debug("session.open", { session: session.id, peer });
@@ -115,6 +118,7 @@ export async function startServer(
       clearTimeout(timer);
       open.delete(conn);
       if (session) {
+        sessions.delete(session);
         session.channel.close();
         await farewell(ctx, session).catch((e) =>
           log.error("session.farewell_failed", {
@@ -162,7 +166,7 @@ export async function startServer(
         // Already closed.
       }
       await acceptLoop;
-      const notices = [...ctx.hub.sessions()].map((s) =>
+      const notices = [...sessions].map((s) =>
         s.closeWith(MsgType.GENERAL_ERROR, {
           code: ErrorCode.SHUTTING_DOWN,
           message: "The server is shutting down",

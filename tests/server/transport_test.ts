@@ -137,3 +137,25 @@ Deno.test("an unsupported protocol version is refused with a readable reason", (
         e instanceof HandshakeError && /speaks Parley protocol version 1, not 9/.test(e.message),
     );
   }));
+
+Deno.test("a shutdown tells every connected client, logged in or not", async () => {
+  const { TestServer } = await import("../helpers/server.ts");
+  const t = await TestServer.start();
+  try {
+    const anonymous = await t.connect();
+    const member = await t.user("alice");
+    await t.server.close();
+    for (const c of [anonymous, member]) {
+      const notice = (await c.nextEvent(MsgType.GENERAL_ERROR)).body as {
+        code: number;
+        message: string;
+      };
+      assert.equal(notice.code, 12); // SHUTTING_DOWN
+      assert.match(notice.message, /shutting down/);
+      await c.closed;
+    }
+  } finally {
+    await t.closeClients();
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});

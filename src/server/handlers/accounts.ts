@@ -72,7 +72,6 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     ctx.log.info("login.failed", { user: usernameKey(name), session: session.id });
     throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password");
   }
-  refuseIfLoggedIn(session); // a pipelined second LOGIN may have won while we hashed
   if (ctx.hasher.isOutdated(record.password)) {
     await ctx.store.users.setPassword(record.name, await ctx.hasher.hash(password));
   }
@@ -105,7 +104,6 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
       "The resume token is unknown, revoked or expired; log in with your password",
     );
   }
-  refuseIfLoggedIn(session);
   const after = takeOver(ctx, session, user.name, token);
   return {
     type: MsgType.LG_OK,
