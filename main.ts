@@ -5,6 +5,7 @@
 
 import { ConfigError } from "./src/config/config.ts";
 import { connect, CONNECT_HELP } from "./src/cli/connect.ts";
+import { send, SEND_HELP } from "./src/cli/send.ts";
 import { serve, SERVE_HELP } from "./src/cli/serve.ts";
 import { UsageError } from "./src/cli/usage.ts";
 import { VERSION } from "./src/version.ts";
@@ -14,7 +15,8 @@ const HELP = `Parley ${VERSION}: a self-hosted, encrypted chat server and its te
 Usage:
   parley serve [options]              Run the server (see "parley serve --help")
   parley connect HOST:PORT [options]  Chat from the terminal (see "parley connect --help")
-  parley HOST:PORT                    Same as "parley connect HOST:PORT"
+  parley [HOST:PORT]                  Same as "parley connect" (last server if none given)
+  parley send --to NAME TEXT          Send one message from a script (see "parley send --help")
   parley --version                    Print the version
   parley --help                       Show this help
 `;
@@ -27,8 +29,18 @@ export async function main(args: string[]): Promise<number> {
         return await serve(rest);
       case "connect":
         return await connect(rest);
+      case "send":
+        return await send(rest);
       case "help":
-        console.log(rest[0] === "serve" ? SERVE_HELP : rest[0] === "connect" ? CONNECT_HELP : HELP);
+        console.log(
+          rest[0] === "serve"
+            ? SERVE_HELP
+            : rest[0] === "connect"
+            ? CONNECT_HELP
+            : rest[0] === "send"
+            ? SEND_HELP
+            : HELP,
+        );
         return 0;
       case "--help":
       case "-h":

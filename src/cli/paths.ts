@@ -2,16 +2,46 @@
 
 import { join } from "node:path";
 
+function home(): string {
+  return Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+}
+
 /** PARLEY_CONFIG_DIR, else $XDG_CONFIG_HOME/parley, else ~/.config/parley. */
 export function clientConfigDir(): string {
   const explicit = Deno.env.get("PARLEY_CONFIG_DIR");
   if (explicit) return explicit;
   const xdg = Deno.env.get("XDG_CONFIG_HOME");
-  if (xdg) return join(xdg, "parley");
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
-  return join(home, ".config", "parley");
+  return xdg ? join(xdg, "parley") : join(home(), ".config", "parley");
+}
+
+/** PARLEY_DATA_DIR, else $XDG_DATA_HOME/parley, else ~/.local/share/parley. */
+export function clientDataDir(): string {
+  const explicit = Deno.env.get("PARLEY_DATA_DIR");
+  if (explicit) return explicit;
+  const xdg = Deno.env.get("XDG_DATA_HOME");
+  return xdg ? join(xdg, "parley") : join(home(), ".local", "share", "parley");
+}
+
+/** Received images and files: PARLEY_DOWNLOADS, else <data dir>/downloads. */
+export function downloadsDir(): string {
+  return Deno.env.get("PARLEY_DOWNLOADS") ?? join(clientDataDir(), "downloads");
 }
 
 export function knownHostsPath(): string {
   return join(clientConfigDir(), "known_hosts");
+}
+
+const LAST_SERVER = "last_server";
+
+export async function lastServer(): Promise<string | null> {
+  try {
+    return (await Deno.readTextFile(join(clientConfigDir(), LAST_SERVER))).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export async function rememberServer(addr: string): Promise<void> {
+  await Deno.mkdir(clientConfigDir(), { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(join(clientConfigDir(), LAST_SERVER), addr + "\n");
 }

@@ -63,7 +63,7 @@ Deno.test("serve, then connect registers, logs in and logs out; users survive a 
   try {
     const first = await run(["connect", server.addr, "--user", "Alice", "--register"], {
       env,
-      input: "/whoami\n/logout\n",
+      input: "/logout\n",
     });
     assert.equal(first.code, 0, first.stderr);
     assert.match(
@@ -73,8 +73,8 @@ Deno.test("serve, then connect registers, logs in and logs out; users survive a 
       ),
     );
     assert.match(first.stdout, /Registered Alice\./);
-    assert.match(first.stdout, /Logged in as Alice\./);
-    assert.match(first.stdout, /^Alice$/m);
+    assert.match(first.stdout, /Logged in as Alice on /);
+
     assert.match(first.stdout, /Logged out Alice\./);
 
     const wrong = await run(["connect", server.addr, "--user", "alice"], {
@@ -95,7 +95,7 @@ Deno.test("serve, then connect registers, logs in and logs out; users survive a 
     });
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch(again.stdout, /First contact/);
-    assert.match(again.stdout, /Logged in as Alice\./);
+    assert.match(again.stdout, /Logged in as Alice on /);
   } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });
@@ -116,7 +116,7 @@ Deno.test("a kicked terminal session says so and exits", async () => {
       .spawn();
     const out = new Output(first.stdout);
     const err = new Output(first.stderr);
-    await out.waitFor(/Logged in as bob\./);
+    await out.waitFor(/Logged in as bob on /);
     const second = await run(["connect", server.addr, "--user", "bob"], { env, input: "/quit\n" });
     assert.equal(second.code, 0, second.stderr);
     await out.waitFor(/logged in from another place\. This session has ended\./);

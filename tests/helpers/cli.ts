@@ -121,3 +121,41 @@ export async function fastConfig(dir: string): Promise<string> {
   await Deno.writeTextFile(path, JSON.stringify({ accounts: { scrypt: { N: 1024, r: 8, p: 1 } } }));
   return path;
 }
+
+/** An interactive `parley connect` child: type lines, wait for output. */
+export class ChatProcess {
+  readonly out: Output;
+  readonly err: Output;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+
+  private constructor(readonly child: Deno.ChildProcess) {
+    this.out = new Output(child.stdout);
+    this.err = new Output(child.stderr);
+    this.#writer = child.stdin.getWriter();
+  }
+
+  static start(args: string[], env: Record<string, string>): ChatProcess {
+    return new ChatProcess(parley(args, { env, stdin: "piped" }).spawn());
+  }
+
+  async type(...lines: string[]): Promise<void> {
+    for (const line of lines) await this.#writer.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /** Closes stdin and waits for the exit status. */
+  async finish(): Promise<Deno.CommandStatus> {
+    await this.#writer.close().catch(() => {});
+    const status = await this.child.status;
+    await Promise.all([this.out.done, this.err.done]);
+    return status;
+  }
+
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // gone already
+    }
+    await this.finish();
+  }
+}

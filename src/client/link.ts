@@ -1,0 +1,146 @@
+/**
+ * A connection that survives network drops: when the server goes away, reconnect with
+ * backoff and resume with the token (no password, no slow hash). Messages sent while the link
+ * is down wait for it and go out with their original id, so a resend is never a duplicate.
+ */
+
+import { ErrorCode, ParleyError } from "../protocol/errors.ts";
+import type { Message } from "../protocol/message_codec.ts";
+import {
+  ConnectionClosedError,
+  type ConnectOptions,
+  newMessageId,
+  ParleyClient,
+  type SentReceipt,
+  type Target,
+} from "./client.ts";
+import { HostKeyChangedError } from "./known_hosts.ts";
+import { SeenMessages } from "./seen.ts";
+
+export interface LinkHooks {
+  /** A line for the user: "connection lost, retrying in 2 s", "reconnected". */
+  status(text: string): void;
+  /** Every push from the server, in order. */
+  event(message: Message): void | Promise<void>;
+}
+
+/** Delays between reconnection attempts, in ms; the last one repeats. */
+export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
+
+export class Link {
+  #client: ParleyClient | null = null;
+  #ready: Promise<ParleyClient | null>;
+  #setReady!: (c: ParleyClient | null) => void;
+  #closing = false;
+  #ended: string | null = null;
+  readonly seen: SeenMessages;
+  /** Resolves with the reason once the link gives up for good (kicked, token refused, closed). */
+  readonly ended: Promise<string>;
+  #end!: (reason: string) => void;
+
+  constructor(private readonly opts: ConnectOptions, private readonly hooks: LinkHooks) {
+    this.seen = opts.seen ?? new SeenMessages();
+    this.#ready = new Promise((r) => this.#setReady = r);
+    this.ended = new Promise((r) => this.#end = r);
+  }
+
+  get client(): ParleyClient | null {
+    return this.#client;
+  }
+
+  /** Connects and logs in once; afterwards the link keeps itself up. */
+  open(client: ParleyClient): void {
+    this.#client = client;
+    this.#setReady(client);
+    void this.#pump(client);
+  }
+
+  async #pump(client: ParleyClient): Promise<void> {
+    for await (const m of client.events()) await this.hooks.event(m);
+    const reason = await client.closed;
+    if (this.#closing) return this.#finish("Closed");
+    if (reason.startsWith("Kicked")) return this.#finish(reason);
+    this.#client = null;
+    this.#ready = new Promise((r) => this.#setReady = r);
+    await this.#reconnect(client, reason);
+  }
+
+  async #reconnect(previous: ParleyClient, reason: string): Promise<void> {
+    const token = previous.token;
+    if (!token) return this.#finish(`${reason}; log in again`);
+    for (let attempt = 0; !this.#closing; attempt++) {
+      const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+      this.hooks.status(`${attempt === 0 ? reason + ". " : ""}Reconnecting in ${delay / 1000} s…`);
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.#closing) break;
+      let next: ParleyClient | null = null;
+      try {
+        next = await ParleyClient.connect({ ...this.opts, seen: this.seen });
+        await next.resume(token);
+      } catch (e) {
+        next?.close();
+        if (e instanceof HostKeyChangedError) return this.#finish(e.message);
+        if (e instanceof ParleyError && e.code === ErrorCode.BAD_TOKEN) {
+          return this.#finish("The server no longer accepts this session; log in again");
+        }
+        continue;
+      }
+      this.#client = next;
+      this.hooks.status("Reconnected.");
+      this.#setReady(next);
+      void this.#pump(next);
+      return;
+    }
+    this.#finish("Closed");
+  }
+
+  #finish(reason: string): void {
+    if (this.#ended !== null) return;
+    this.#ended = reason;
+    this.#client = null;
+    this.#setReady(null);
+    this.#end(reason);
+  }
+
+  /** The live client, waiting for a reconnection if need be; null once the link has ended. */
+  async live(): Promise<ParleyClient | null> {
+    if (this.#ended !== null) return null;
+    if (this.#client && !this.#client.isClosed) return this.#client;
+    return await this.#ready;
+  }
+
+  /** Sends text, across reconnections, until the server acknowledges it or the link ends. */
+  async sendText(to: Target, text: string): Promise<SentReceipt> {
+    return await this.#retry((c, id) => c.sendText(to, text, id));
+  }
+
+  async sendImage(to: Target, image: Uint8Array, name?: string): Promise<SentReceipt> {
+    return await this.#retry((c, id) => c.sendImage(to, image, name, id));
+  }
+
+  async #retry(
+    send: (c: ParleyClient, id: Uint8Array) => Promise<SentReceipt>,
+  ): Promise<SentReceipt> {
+    const id = newMessageId();
+    while (true) {
+      const c = await this.live();
+      if (!c) throw new ConnectionClosedError(`Not sent: ${this.#ended ?? "disconnected"}`);
+      try {
+        return await send(c, id);
+      } catch (e) {
+        if (!(e instanceof ConnectionClosedError)) throw e;
+        // Lost with the connection: send again, same id, once the link is back.
+      }
+    }
+  }
+
+  ack(seq: number): void {
+    this.#client?.ack(seq);
+  }
+
+  close(): void {
+    this.#closing = true;
+    this.#client?.close();
+    this.#finish("Closed");
+  }
+}

@@ -1,0 +1,179 @@
+/** The terminal client end to end: real `parley` processes against a real server process. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ChatProcess, fastConfig, run, ServerProcess } from "../helpers/cli.ts";
+
+interface World {
+  dir: string;
+  server: ServerProcess;
+  env(user: string): Record<string, string>;
+  chats: ChatProcess[];
+  chat(user: string, ...flags: string[]): Promise<ChatProcess>;
+}
+
+async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-chat-" });
+  const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir));
+  const w: World = {
+    dir,
+    server,
+    chats: [],
+    env: (user) => ({
+      PARLEY_CONFIG_DIR: join(dir, user, "config"),
+      PARLEY_DATA_DIR: join(dir, user, "data"),
+      PARLEY_PASSWORD: `password-${user}`,
+    }),
+    chat: async (user, ...flags) => {
+      const c = ChatProcess.start(
+        ["connect", w.server.addr, "--user", user, ...flags],
+        w.env(user),
+      );
+      w.chats.push(c);
+      await c.out.waitFor(new RegExp(`Logged in as ${user} `));
+      return c;
+    },
+  };
+  try {
+    await fn(w);
+  } finally {
+    for (const c of w.chats) await c.kill();
+    await w.server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("two users befriend, chat privately and in a group, and one gets the backlog on return", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+
+    await alice.type("/add bob");
+    await alice.out.waitFor(/bob is now your friend \(online\)\./);
+    await bob.out.waitFor(/alice added you as a friend\./);
+
+    await alice.type("/to bob", "hello bob");
+    await bob.out.waitFor(/\[\d\d:\d\d\] @alice <alice> hello bob/);
+    await alice.out.waitFor(/<alice> hello bob/);
+
+    // Multi-line: a trailing backslash continues the message.
+    await bob.type("/to alice", "hi alice\\", "  second line");
+    await alice.out.waitFor(/<bob> hi alice\n\s+ {2}second line/);
+
+    await alice.type("/create hikers bob");
+    await alice.out.waitFor(/Created #(\d+) hikers with alice, bob\./);
+    const id = (await bob.out.waitFor(/alice added you to #(\d+) hikers \(alice, bob\)\./))[1];
+    await bob.type(`/to #${id}`, "group hello");
+    await alice.out.waitFor(new RegExp(`<bob> group hello`));
+    await bob.type("/members");
+    await bob.out.waitFor(/● alice\n.*● bob/);
+
+    // Bob leaves; alice writes to him while he is away.
+    await bob.type("/quit");
+    assert.equal((await bob.finish()).code, 0);
+    await alice.out.waitFor(/bob went offline\./);
+    await alice.type("/to bob", "are you there?", "ping me back");
+    await alice.out.waitFor(/<alice> ping me back/);
+
+    const back = await w.chat("bob");
+    await back.out.waitFor(/2 messages arrived while you were away: @alice \(2\)\./);
+    await back.type("/recent");
+    await back.out.waitFor(/@alice \(2 new\)\s+\S+ <alice> ping me back/);
+    // Local history survives the restart of the client: the whole conversation is there.
+    await back.type("/to alice");
+    await back.out.waitFor(
+      /── @alice ──\n.*<alice> hello bob\n.*<bob> hi alice\n.*second line\n.*are you there\?\n.*ping me back/,
+    );
+    await back.type("/quit");
+    assert.equal((await back.finish()).code, 0);
+    for (const c of [alice, back]) {
+      assert.ok(!c.out.text.includes("\x1b["), "no colour codes in a pipe");
+    }
+  }));
+
+Deno.test("parley send delivers one message and exits 0 only when acknowledged", () =>
+  withWorld(async (w) => {
+    const bob = await w.chat("bob", "--register");
+    await bob.type("/quit");
+    await bob.finish();
+    const reg = await run(["connect", w.server.addr, "--user", "alice", "--register"], {
+      env: w.env("alice"),
+      input: "/quit\n",
+    });
+    assert.equal(reg.code, 0, reg.stderr);
+
+    const ok = await run([
+      "send",
+      "--to",
+      "bob",
+      "--user",
+      "alice",
+      "--server",
+      w.server.addr,
+      "from a script",
+    ], {
+      env: w.env("alice"),
+    });
+    assert.equal(ok.code, 0, ok.stderr);
+    // Text from stdin, multi-line, and the server from the last one used.
+    const piped = await run(["send", "--to", "bob", "--user", "alice"], {
+      env: w.env("alice"),
+      input: "line one\nline two\n",
+    });
+    assert.equal(piped.code, 0, piped.stderr);
+
+    const unknown = await run(["send", "--to", "nobody", "--user", "alice", "hi"], {
+      env: w.env("alice"),
+    });
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.stderr.trim(), 'parley: There is no user named "nobody"');
+    const usage = await run(["send", "--to", "bob", "--world", "--user", "alice", "hi"], {
+      env: w.env("alice"),
+    });
+    assert.equal(usage.code, 2);
+    const down = await run([
+      "send",
+      "--to",
+      "bob",
+      "--user",
+      "alice",
+      "--server",
+      "127.0.0.1:1",
+      "hi",
+    ], {
+      env: w.env("alice"),
+    });
+    assert.equal(down.code, 1);
+
+    const back = await w.chat("bob");
+    await back.out.waitFor(/2 messages arrived while you were away: @alice \(2\)\./);
+    await back.type("/to alice");
+    await back.out.waitFor(/<alice> from a script\n.*<alice> line one\n\s+line two/);
+  }));
+
+Deno.test("a kicked terminal session says so and exits", () =>
+  withWorld(async (w) => {
+    const first = await w.chat("carol", "--register");
+    const second = await w.chat("carol");
+    await first.out.waitFor(/logged in from another place\. This session has ended\./);
+    assert.equal((await first.child.status).code, 1);
+    await second.type("/quit");
+    assert.equal((await second.finish()).code, 0);
+  }));
+
+Deno.test("the client reconnects after the server restarts and sends what was typed meanwhile", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+    await alice.type("/to bob", "before");
+    await bob.out.waitFor(/<alice> before/);
+    const port = w.server.port;
+    await w.server.stop("SIGKILL");
+    await alice.out.waitFor(/Reconnecting in/);
+    await alice.type("typed while the server was down");
+    w.server = await ServerProcess.start(join(w.dir, "data"), join(w.dir, "config.json"), port);
+    await alice.out.waitFor(/Reconnected\./, 30_000);
+    await bob.out.waitFor(/Reconnected\./, 30_000);
+    await bob.out.waitFor(/<alice> typed while the server was down/, 30_000);
+    assert.equal(bob.out.text.match(/typed while the server was down/g)?.length, 1, "shown once");
+  }));
