@@ -88,6 +88,8 @@ export class ParleyClient {
   #ackScheduled = false;
   readonly #outgoing = new Map<number, OutgoingTransfer>();
   readonly #incoming = new Map<number, IncomingTransfer>();
+  /** Senders waiting for the receiver's answer to an offer, by transfer id. */
+  readonly #answerWaiters = new Map<number, (answer: boolean | Error) => void>();
   readonly #pending = new Map<
     number,
     { resolve: (m: Message) => void; reject: (e: Error) => void }
@@ -238,6 +240,12 @@ export class ParleyClient {
     const id = typeof body?.transfer_id === "number" ? body.transfer_id : -1;
     const b = msg.body as Record<string, Value>;
     switch (msg.type) {
+      case MsgType.FILE_ANSWERED: {
+        const waiter = this.#answerWaiters.get(id);
+        this.#answerWaiters.delete(id);
+        waiter?.(b.accept === true);
+        return waiter !== undefined;
+      }
       case MsgType.FILE_PROGRESS: {
         const t = this.#outgoing.get(id);
         t?.progress(b.received as number, b.sha256_ok as boolean | undefined);
@@ -249,6 +257,9 @@ export class ParleyClient {
         return t !== undefined;
       }
       case MsgType.FILE_CANCELLED: {
+        const waiter = this.#answerWaiters.get(id);
+        this.#answerWaiters.delete(id);
+        waiter?.(new ParleyError(ErrorCode.NO_SUCH_TRANSFER, `Transfer cancelled: ${b.reason}`));
         const t = this.#outgoing.get(id) ?? this.#incoming.get(id);
         t?.cancelled(b.reason as string);
         this.#outgoing.delete(id);
@@ -450,48 +461,34 @@ export class ParleyClient {
   async sendFile(to: string, name: string, source: FileSource | Uint8Array, onProgress?: Progress) {
     const src = source instanceof Uint8Array ? bytesSource(source) : source;
     const sha256 = await sha256Of(src);
-    const offered = await this.call(MsgType.FILE_OFFER, {
-      target_username: to,
-      name,
-      size: src.size,
-      sha256,
-    }, MsgType.FILE_OFFERED) as {
-      transfer_id: number;
-      chunk_bytes: number;
-      window: number;
-    };
+    // The answer may come before the offer's reply is handled; listen first.
+    let answered!: (answer: boolean | Error) => void;
+    const answer = new Promise<boolean | Error>((resolve) => answered = resolve);
+    const offered = await this.call(
+      MsgType.FILE_OFFER,
+      { target_username: to, name, size: src.size, sha256 },
+      MsgType.FILE_OFFERED,
+    ) as { transfer_id: number; chunk_bytes: number; window: number };
     const id = offered.transfer_id;
-    const answer = await this.#fileAnswer(id);
-    if (!answer) throw new ParleyError(ErrorCode.BAD_REQUEST, `${to} declined the file`);
+    this.#answerWaiters.set(id, answered);
+    const early = this.#events.findIndex((m) =>
+      (m.type === MsgType.FILE_ANSWERED || m.type === MsgType.FILE_CANCELLED) &&
+      (m.body as { transfer_id?: unknown }).transfer_id === id
+    );
+    if (early >= 0) this.#routeTransfer(this.#events.splice(early, 1)[0]);
+    const closed = this.closed.then(() =>
+      new ConnectionClosedError(this.#closeReason ?? "The connection closed")
+    );
+    const result = await Promise.race([answer, closed]);
+    this.#answerWaiters.delete(id);
+    if (result instanceof Error) throw result;
+    if (!result) throw new ParleyError(ErrorCode.BAD_REQUEST, `${to} declined the file`);
     const t = new OutgoingTransfer(this, id, src, offered.chunk_bytes, offered.window, onProgress);
     this.#outgoing.set(id, t);
     try {
       return await t.run();
     } finally {
       this.#outgoing.delete(id);
-    }
-  }
-
-  async #fileAnswer(id: number): Promise<boolean> {
-    while (true) {
-      const at = this.#events.findIndex((m) =>
-        (m.type === MsgType.FILE_ANSWERED || m.type === MsgType.FILE_CANCELLED) &&
-        (m.body as { transfer_id?: unknown }).transfer_id === id
-      );
-      if (at >= 0) {
-        const m = this.#events.splice(at, 1)[0];
-        if (m.type === MsgType.FILE_CANCELLED) {
-          throw new ParleyError(
-            ErrorCode.NO_SUCH_TRANSFER,
-            `Transfer cancelled: ${(m.body as { reason: string }).reason}`,
-          );
-        }
-        return (m.body as { accept: boolean }).accept;
-      }
-      if (this.#channel.closed) {
-        throw new ConnectionClosedError(this.#closeReason ?? "The connection closed");
-      }
-      await this.#changed();
     }
   }
 

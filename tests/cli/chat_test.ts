@@ -177,3 +177,31 @@ Deno.test("the client reconnects after the server restarts and sends what was ty
     await bob.out.waitFor(/<alice> typed while the server was down/, 30_000);
     assert.equal(bob.out.text.match(/typed while the server was down/g)?.length, 1, "shown once");
   }));
+
+Deno.test("images and files sent from the terminal are saved in the downloads folder, checked", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+    const image = crypto.getRandomValues(new Uint8Array(50_000));
+    const file = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+    await Deno.writeFile(join(w.dir, "cat.png"), image);
+    await Deno.writeFile(join(w.dir, "report.pdf"), file);
+
+    await alice.type("/to bob", `/image ${join(w.dir, "cat.png")}`);
+    const saved = (await bob.out.waitFor(/\[image\] cat\.png \(48\.8 KiB\) saved to (\S+)/))[1];
+    assert.deepEqual(await Deno.readFile(saved), image);
+    assert.ok(saved.startsWith(join(w.dir, "bob", "data", "downloads")));
+
+    await alice.type(`/file ${join(w.dir, "report.pdf")}`);
+    await bob.out.waitFor(/alice offers the file "report\.pdf" \(293\.0 KiB\)\. \/accept (\d+)/);
+    await bob.type("/accept");
+    const path = (await bob.out.waitFor(/Saved report\.pdf to (\S+): SHA-256 verified\./))[1];
+    await alice.out.waitFor(/Sent report\.pdf to bob: SHA-256 verified\./);
+    await alice.out.waitFor(/→ report\.pdf \[#+\] 100%/);
+    assert.deepEqual(await Deno.readFile(path), file);
+
+    await alice.type(`/file ${join(w.dir, "report.pdf")}`);
+    await bob.out.waitFor(/"report\.pdf" \(293\.0 KiB\)\. \/accept 2 or \/deny 2/);
+    await bob.type("/deny");
+    await alice.out.waitFor(/File not sent: bob declined the file/);
+  }));
