@@ -17,7 +17,7 @@ Deno.test("parley --help and --version print and exit 0", async () => {
   const version = await run(["--version"]);
   assert.equal(version.code, 0);
   assert.equal(version.stdout.trim(), `parley ${VERSION}`);
-  for (const sub of ["serve", "connect"]) {
+  for (const sub of ["serve", "connect", "send"]) {
     const r = await run([sub, "--help"]);
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`Usage: parley ${sub}`));
