@@ -46,6 +46,7 @@ export class InboxPump {
   #needRead = true;
   #reading = false;
   #stopped = false;
+  #overflows = 0;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -69,6 +70,7 @@ export class InboxPump {
     if (this.#held.length >= MAX_HELD) {
       this.#held = [];
       this.#needRead = true;
+      this.#overflows++;
     }
     this.#held.push(item);
     void this.#fill();
@@ -97,6 +99,11 @@ export class InboxPump {
     return WINDOW_MESSAGES - this.#inFlight.length;
   }
 
+  /** Bytes that may still go out; with nothing in flight, one item of any size may. */
+  #roomBytes(): number {
+    return this.#inFlight.length === 0 ? 1 : Math.max(1, this.windowBytes - this.#inFlightBytes);
+  }
+
   #push(item: InboxItem): void {
     this.session.push(MsgType.PASS, passBody(item.message, item.seq));
     this.#inFlight.push(item);
@@ -110,18 +117,23 @@ export class InboxPump {
     try {
       while (!this.#stopped && !this.session.closed && this.#room() > 0) {
         if (this.#needRead) {
+          const overflowBefore = this.#overflows;
           const items = await this.ctx.store.inbox.read(
             this.user,
             this.#sentUpTo,
             Math.min(READ_PAGE, this.#room()),
+            this.#roomBytes(),
           );
           if (this.#stopped) return;
           for (const item of items) if (item.seq > this.#sentUpTo) this.#push(item);
-          if (items.length === 0) this.#needRead = false;
+          // Caught up, unless offers were dropped (and so must be read back) meanwhile.
+          if (items.length === 0 && this.#overflows === overflowBefore) this.#needRead = false;
           continue;
         }
-        const next = this.#held.shift();
+        const next = this.#held[0];
         if (!next) return;
+        if (this.#inFlight.length > 0 && next.size > this.#roomBytes()) return;
+        this.#held.shift();
         if (next.seq > this.#sentUpTo) this.#push(next);
       }
     } catch (e) {

@@ -77,11 +77,29 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
     const reply = await (route.handler as Handler<unknown>)(ctx, session, body);
     if (!reply) return;
     session.reply(msg.id, reply.type, reply.body);
-    await reply.after?.();
+    if (reply.after) await runAfter(ctx, session, msg, reply.after);
   } catch (e) {
     const type = failureTypeOf(msg.type);
     const failure = errorBody(ctx, session, msg, e);
     session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
+  }
+}
+
+/** Follow-ups of a reply already sent: a failure there is logged, never a second reply. */
+async function runAfter(
+  ctx: ServerContext,
+  session: Session,
+  msg: Message,
+  after: () => void | Promise<void>,
+): Promise<void> {
+  try {
+    await after();
+  } catch (e) {
+    ctx.log.error("handler.after_failed", {
+      type: msgTypeName(msg.type),
+      session: session.id,
+      error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    });
   }
 }
 

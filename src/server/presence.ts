@@ -43,7 +43,13 @@ export async function welcome(
       max_file_bytes: ctx.config.limits.maxFileBytes,
     },
   });
-  session.pump = new InboxPump(ctx, session, user, ctx.config.limits.maxOutboundBytes / 4);
+  // Leave room in the outbound queue for frames beside what the pump has in flight.
+  const { maxOutboundBytes, maxFrameBytes } = ctx.config.limits;
+  const windowBytes = Math.max(
+    maxFrameBytes,
+    Math.min(maxOutboundBytes / 4, maxOutboundBytes - 3 * maxFrameBytes),
+  );
+  session.pump = new InboxPump(ctx, session, user, windowBytes);
   session.pump.start();
   if (cameOnline) await tellFriends(ctx, user, name, MsgType.FRIEND_ONLINE);
 }

@@ -29,12 +29,19 @@ export class GroupCommitter {
   }
 
   /**
-   * Queues mutations and resolves once they are durable. One call's mutations commit together
-   * when they fit in one batch; a call larger than a batch is split across commits.
+   * Queues mutations and resolves once they are durable. One call's mutations always commit
+   * together; a call larger than one commit allows is refused (callers split their work).
    */
   write(mutations: Deno.KvMutation[], bytes = 0): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("The store is closed"));
     if (mutations.length === 0) return Promise.resolve();
+    if (mutations.length > MAX_BATCH_MUTATIONS || bytes > MAX_BATCH_BYTES) {
+      return Promise.reject(
+        new RangeError(
+          `A write of ${mutations.length} mutations and ${bytes} bytes exceeds one commit`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ mutations, bytes, resolve, reject });
       // A microtask lets every write made in this tick join the first commit.
@@ -51,22 +58,14 @@ export class GroupCommitter {
         let bytes = 0;
         while (this.#queue.length > 0) {
           const next = this.#queue[0];
-          const fits = count + next.mutations.length <= MAX_BATCH_MUTATIONS &&
-            bytes + next.bytes <= MAX_BATCH_BYTES;
-          if (!fits && batch.length > 0) break;
-          if (!fits) {
-            // Alone and too big: commit a slice now, leave the rest at the head of the queue.
-            const slice = next.mutations.splice(0, MAX_BATCH_MUTATIONS);
-            op.mutate(...slice);
-            count += slice.length;
-            bytes = MAX_BATCH_BYTES;
-            next.bytes = Math.max(0, next.bytes - MAX_BATCH_BYTES);
-            if (next.mutations.length > 0) break;
-          } else {
-            op.mutate(...next.mutations);
-            count += next.mutations.length;
-            bytes += next.bytes;
-          }
+          if (
+            batch.length > 0 &&
+            (count + next.mutations.length > MAX_BATCH_MUTATIONS ||
+              bytes + next.bytes > MAX_BATCH_BYTES)
+          ) break;
+          op.mutate(...next.mutations);
+          count += next.mutations.length;
+          bytes += next.bytes;
           batch.push(this.#queue.shift()!);
         }
         try {

@@ -31,4 +31,10 @@ export class KvFriendStore implements FriendStore {
     }
     return out;
   }
+
+  async count(user: string): Promise<number> {
+    let n = 0;
+    for await (const _ of this.kv.list({ prefix: ["friend", user] })) n++;
+    return n;
+  }
 }

@@ -66,4 +66,10 @@ export class KvGroupStore implements GroupStore {
     const records = await Promise.all(ids.map((id) => this.get(id)));
     return records.filter((g): g is GroupRecord => g !== null);
   }
+
+  async countOf(user: string): Promise<number> {
+    let n = 0;
+    for await (const _ of this.kv.list({ prefix: ["member_of", user] })) n++;
+    return n;
+  }
 }

@@ -9,7 +9,7 @@
  */
 
 import { randomBytes } from "../crypto/keys.ts";
-import type { GroupCommitter } from "./committer.ts";
+import { type GroupCommitter, MAX_BATCH_BYTES, MAX_BATCH_MUTATIONS } from "./committer.ts";
 import type { ChatMessage, InboxItem, InboxLimits, InboxStore } from "./types.ts";
 
 /** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
@@ -81,54 +81,94 @@ export class KvInboxStore implements InboxStore {
     limits: InboxLimits,
   ): Promise<{ queued: Map<string, InboxItem>; full: string[] }> {
     const size = messageSize(message);
-    const big = message.image && message.image.length > INLINE_IMAGE_BYTES;
+    const fits = (q: QueueStats) =>
+      q.count + 1 <= limits.maxMessages && q.bytes + size <= limits.maxBytes;
+    const stats = await Promise.all(recipients.map((user) => this.#queue(user)));
+    const full = recipients.filter((_, i) => !fits(stats[i]));
+    const queued = new Map<string, InboxItem>();
+    if (full.length === recipients.length) return { queued, full };
+
     // The blob is written before any seq is taken, so seqs commit in the order they are given.
+    const big = message.image !== undefined && message.image.length > INLINE_IMAGE_BYTES;
     const blob = big ? await this.#writeBlob(message.image!) : undefined;
     const stored: StoredItem = {
       message: blob ? { ...message, image: undefined } : message,
       blob,
       size,
     };
-    const queued = new Map<string, InboxItem>();
-    const full: string[] = [];
-    const mutations: Deno.KvMutation[] = [];
-    const stats = await Promise.all(recipients.map((user) => this.#queue(user)));
+    const perMutations = blob ? 3 : 2;
+    const perBytes = blob ? 1024 : size;
+    const perWrite = Math.max(
+      1,
+      Math.min(
+        Math.floor(MAX_BATCH_MUTATIONS / perMutations),
+        Math.floor(MAX_BATCH_BYTES / perBytes),
+      ),
+    );
+
+    // From here to the writes nothing awaits, so seqs follow call order.
+    const writes: { users: string[]; mutations: Deno.KvMutation[] }[] = [];
     recipients.forEach((user, i) => {
       const q = stats[i];
-      if (q.count + 1 > limits.maxMessages || q.bytes + size > limits.maxBytes) {
-        full.push(user);
+      if (full.includes(user)) return;
+      if (!fits(q)) {
+        full.push(user); // filled up while the blob was written
         return;
       }
       const seq = q.next++;
       q.count++;
       q.bytes += size;
-      mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
-      if (blob) mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
-      mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
+      if (writes.length === 0 || writes.at(-1)!.users.length >= perWrite) {
+        writes.push({ users: [], mutations: [] });
+      }
+      const w = writes.at(-1)!;
+      w.users.push(user);
+      w.mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
+      if (blob) {
+        w.mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
+      }
+      w.mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
       queued.set(user, { seq, message, size });
     });
-    const inlineBytes = blob ? 512 : size;
-    try {
-      await this.committer.write(mutations, inlineBytes * queued.size);
-    } catch (e) {
-      for (const [user, item] of queued) {
-        const q = await this.#queue(user);
-        q.count--;
-        q.bytes -= item.size;
-      }
-      throw e;
+    const results = await Promise.allSettled(
+      writes.map((w) => this.committer.write(w.mutations, perBytes * w.users.length)),
+    );
+    const failed = results.findIndex((r) => r.status === "rejected");
+    if (failed >= 0) {
+      // Those writes are not durable: undo their counts; the sender gets an error and retries
+      // with the same id, which recipients of the other writes drop as a duplicate.
+      results.forEach((r, i) => {
+        if (r.status === "fulfilled") return;
+        for (const user of writes[i].users) {
+          const q = stats[recipients.indexOf(user)];
+          q.count--;
+          q.bytes -= size;
+        }
+      });
+      if (blob && results.every((r) => r.status === "rejected")) await this.#deleteBlob(blob.id);
+      throw (results[failed] as PromiseRejectedResult).reason;
     }
+    if (blob && queued.size === 0) await this.#deleteBlob(blob.id);
     return { queued, full };
   }
 
-  async read(user: string, after: number, limit: number): Promise<InboxItem[]> {
+  async read(
+    user: string,
+    after: number,
+    limit: number,
+    maxBytes = Number.MAX_SAFE_INTEGER,
+  ): Promise<InboxItem[]> {
     const out: InboxItem[] = [];
+    let bytes = 0;
     const iter = this.kv.list<StoredItem>({
       start: ["inbox", user, after + 1],
       end: ["inbox", user, Number.MAX_SAFE_INTEGER],
     }, { limit });
     for await (const e of iter) {
       const { message, blob, size } = e.value;
+      // Always at least one item, so a single large image still gets through.
+      if (out.length > 0 && bytes + size > maxBytes) break;
+      bytes += size;
       const full = blob ? { ...message, image: await this.#readBlob(blob) } : message;
       out.push({ seq: e.key[2] as number, message: full, size });
     }
@@ -169,17 +209,25 @@ export class KvInboxStore implements InboxStore {
       q.bytes = Math.max(0, q.bytes - item.size);
     }
     mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
-    await this.committer.write(mutations);
+    for (let i = 0; i < mutations.length; i += MAX_BATCH_MUTATIONS) {
+      await this.committer.write(mutations.slice(i, i + MAX_BATCH_MUTATIONS));
+    }
     for (const id of blobs) await this.#dropBlobIfUnused(id);
   }
 
   async #dropBlobIfUnused(id: string): Promise<void> {
     for await (const _ of this.kv.list({ prefix: ["blob_ref", id] }, { limit: 1 })) return;
+    await this.#deleteBlob(id);
+  }
+
+  async #deleteBlob(id: string): Promise<void> {
     const mutations: Deno.KvMutation[] = [];
     for await (const e of this.kv.list({ prefix: ["blob", id] })) {
       mutations.push({ type: "delete", key: e.key });
     }
-    await this.committer.write(mutations);
+    for (let i = 0; i < mutations.length; i += MAX_BATCH_MUTATIONS) {
+      await this.committer.write(mutations.slice(i, i + MAX_BATCH_MUTATIONS));
+    }
   }
 
   async stats(user: string): Promise<{ count: number; bytes: number }> {

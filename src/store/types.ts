@@ -68,6 +68,7 @@ export interface FriendStore {
   /** Ends the friendship both ways; false if there was none. */
   remove(a: string, b: string): Promise<boolean>;
   list(user: string): Promise<NamedUser[]>;
+  count(user: string): Promise<number>;
 }
 
 export interface GroupRecord {
@@ -88,6 +89,8 @@ export interface GroupStore {
   /** Removes a member; the group goes when its last member leaves. Returns those who remain. */
   removeMember(id: number, user: string): Promise<NamedUser[]>;
   groupsOf(user: string): Promise<GroupRecord[]>;
+  /** How many groups `user` is in. */
+  countOf(user: string): Promise<number>;
 }
 
 /** One chat message as the server keeps it until delivery (private and group) or in the backlog. */
@@ -131,8 +134,8 @@ export interface InboxStore {
     message: ChatMessage,
     limits: InboxLimits,
   ): Promise<{ queued: Map<string, InboxItem>; full: string[] }>;
-  /** Up to `limit` items with seq > `after`, oldest first. */
-  read(user: string, after: number, limit: number): Promise<InboxItem[]>;
+  /** Up to `limit` items with seq > `after`, oldest first, stopping past `maxBytes` (min. one). */
+  read(user: string, after: number, limit: number, maxBytes?: number): Promise<InboxItem[]>;
   /** Deletes delivered items (the client acknowledged them). */
   remove(user: string, items: InboxItem[]): Promise<void>;
   /** How many messages and bytes wait for `user`. */

@@ -20,18 +20,22 @@ export class KvWorldStore implements WorldStore {
       all.push({ seq: e.key[1] as number, message: e.value });
     }
     store.#recent = all.reverse();
+    store.#nextSeq = (store.#recent.at(-1)?.seq ?? 0) + 1;
     return store;
   }
 
+  #nextSeq = 1;
+
   async append(message: ChatMessage): Promise<void> {
-    const seq = (this.#recent.at(-1)?.seq ?? 0) + 1;
-    this.#recent.push({ seq, message });
+    const seq = this.#nextSeq++;
     const mutations: Deno.KvMutation[] = [{ type: "set", key: ["world", seq], value: message }];
-    while (this.#recent.length > this.keep) {
-      const old = this.#recent.shift()!;
-      mutations.push({ type: "delete", key: ["world", old.seq] });
-    }
+    // Trim by key below the window, so that a commit that failed earlier leaves nothing either.
+    if (seq > this.keep) mutations.push({ type: "delete", key: ["world", seq - this.keep] });
     await this.committer.write(mutations, (message.text?.length ?? 0) * 3 + 128);
+    // Only what is committed is shown at login.
+    this.#recent.push({ seq, message });
+    this.#recent.sort((a, b) => a.seq - b.seq);
+    while (this.#recent.length > this.keep) this.#recent.shift();
   }
 
   recent(): ChatMessage[] {

@@ -369,3 +369,17 @@ Deno.test("a receiver that disconnects mid-transfer cancels it for the sender", 
     bob.close();
     await assert.rejects(sending, /bob went offline/);
   }, { files: { chunkBytes: 16 * 1024, window: 2 } }));
+
+Deno.test("friend and group counts per user are capped, so a login summary stays bounded", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    await t.user("bob");
+    await t.user("carol");
+    await alice.addFriend("bob");
+    const e = await rejects(alice.addFriend("carol"), ErrorCode.LIMIT_REACHED);
+    assert.match(e.message, /alice already has 1 friends/);
+    await alice.createGroup("one", ["bob"]);
+    await alice.createGroup("two", []);
+    const g = await rejects(alice.createGroup("three", ["carol"]), ErrorCode.LIMIT_REACHED);
+    assert.match(g.message, /alice is already in 2 groups/);
+  }, { limits: { maxFriends: 1, maxGroupsPerUser: 2 } }));

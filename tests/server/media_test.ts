@@ -247,3 +247,19 @@ Deno.test("a 20 MiB file crosses a server process whose memory stays bounded", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a backlog of large images bigger than the outbound limit is delivered in windows", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    const bob = await t.user("bob");
+    await bob.logout();
+    const images = Array.from({ length: 6 }, (_, i) => randomBytes(2 * 1024 * 1024 - 100, 100 + i));
+    for (const image of images) await alice.sendImage({ user: "bob" }, image);
+    const back = await t.connect();
+    await back.login("bob", "password-bob");
+    for (const image of images) {
+      const pass = (await back.nextEvent(MsgType.PASS, 20_000)).body as { data: Uint8Array };
+      assert.equal(sha(pass.data), sha(image));
+    }
+    assert.ok(!back.isClosed, "the server must not cut off a client that reads its backlog");
+  }, { limits: { maxOutboundBytes: 8 * 1024 * 1024 }, queue: { maxBytes: 64 * 1024 * 1024 } }));

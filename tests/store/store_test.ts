@@ -80,3 +80,54 @@ Deno.test("TokenStore keeps at most tokensPerUser, dropping the oldest, and revo
     for (const t of issued) assert.equal(await tokens.check(t.token), null);
     assert.equal((await tokens.check(other.token))?.user, "vera");
   }));
+
+Deno.test("InboxStore.append() queues a large group message for every member, split across commits", () =>
+  withStore(async ({ inbox }) => {
+    const members = Array.from({ length: 470 }, (_, i) => `m${i}`);
+    const message = {
+      id: new Uint8Array(16).fill(4),
+      time: new Date(),
+      from: "alice",
+      group: { id: 1, name: "big" },
+      kind: "text" as const,
+      text: "x".repeat(2000),
+    };
+    const limits = { maxMessages: 10, maxBytes: 1 << 30 };
+    const { queued, full } = await inbox.append(members, message, limits);
+    assert.equal(queued.size, 470);
+    assert.deepEqual(full, []);
+    for (const m of [members[0], members[235], members[469]]) {
+      const items = await inbox.read(m, 0, 10);
+      assert.equal(items.length, 1, `${m} has its copy`);
+      assert.equal(items[0].message.text, message.text);
+    }
+    // 16 KiB texts to 60 members exceed one commit's bytes; they must still all land.
+    const long = { ...message, text: "y".repeat(16 * 1024) };
+    const second = await inbox.append(members.slice(0, 60), long, limits);
+    assert.equal(second.queued.size, 60);
+    assert.equal((await inbox.read(members[59], 0, 10)).length, 2);
+  }));
+
+Deno.test("InboxStore.append() leaves no image chunks behind when no recipient takes the message", () =>
+  withStore(async ({ inbox }, dir) => {
+    const image = new Uint8Array(200 * 1024).fill(7);
+    const message = {
+      id: new Uint8Array(16),
+      time: new Date(),
+      from: "alice",
+      kind: "image" as const,
+      image,
+    };
+    const none = await inbox.append([], message, { maxMessages: 10, maxBytes: 1 << 30 });
+    assert.equal(none.queued.size, 0);
+    await inbox.append(["bob"], message, { maxMessages: 10, maxBytes: 1 << 30 });
+    const fullUp = await inbox.append(["bob"], message, { maxMessages: 1, maxBytes: 1 << 30 });
+    assert.deepEqual(fullUp.full, ["bob"]);
+    const items = await inbox.read("bob", 0, 10);
+    await inbox.remove("bob", items);
+    const kv = await Deno.openKv(join(dir, "data", "parley.kv"));
+    let left = 0;
+    for await (const _ of kv.list({ prefix: ["blob"] })) left++;
+    kv.close();
+    assert.equal(left, 0, "orphaned image chunks in the store");
+  }));

@@ -23,6 +23,12 @@ export const addFriend: Handler<RequestBodyOf<typeof MsgType.ADD_FRIEND>> = asyn
   if (other.user === self.user) {
     throw new ParleyError(ErrorCode.CANNOT_SELF, "You cannot add yourself as a friend");
   }
+  const max = ctx.config.limits.maxFriends;
+  for (const u of [self, other]) {
+    if (await ctx.store.friends.count(u.user) >= max) {
+      throw new ParleyError(ErrorCode.LIMIT_REACHED, `${u.name} already has ${max} friends`);
+    }
+  }
   if (!await ctx.store.friends.add(self, other)) {
     throw new ParleyError(ErrorCode.ALREADY_FRIENDS, `${other.name} is already your friend`);
   }

@@ -31,6 +31,14 @@ async function memberGroup(ctx: ServerContext, id: number, user: string): Promis
   return group;
 }
 
+/** Refuses when `member` is already in as many groups as a user may be. */
+async function checkRoom(ctx: ServerContext, member: NamedUser): Promise<void> {
+  const max = ctx.config.limits.maxGroupsPerUser;
+  if (await ctx.store.groups.countOf(member.user) >= max) {
+    throw new ParleyError(ErrorCode.LIMIT_REACHED, `${member.name} is already in ${max} groups`);
+  }
+}
+
 function names(members: NamedUser[]): string[] {
   return members.map((m) => m.name).sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
 }
@@ -50,6 +58,7 @@ export const createGroup: Handler<RequestBodyOf<typeof MsgType.CREATE_G>> = asyn
   }
   const members: NamedUser[] = [{ user: self.user, name: self.name }];
   for (const n of wanted) members.push(await findUser(ctx, n));
+  for (const m of members) await checkRoom(ctx, m);
   const group = await ctx.store.groups.create(name, self.user, members);
   const memberNames = names(members);
   ctx.log.info("group.created", { group: group.id, by: self.user, members: members.length });
@@ -89,6 +98,7 @@ export const invite: Handler<RequestBodyOf<typeof MsgType.INVITE>> = async (
   if (before.length >= max) {
     throw new ParleyError(ErrorCode.GROUP_FULL, `Groups have at most ${max} members`);
   }
+  await checkRoom(ctx, invitee);
   if (!await ctx.store.groups.addMember(id, invitee)) {
     throw new ParleyError(
       ErrorCode.ALREADY_MEMBER,
