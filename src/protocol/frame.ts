@@ -21,7 +21,7 @@ export interface SealedFrame {
  * A frame's length is checked against the maximum before its buffer is allocated.
  */
 export class FrameDecoder {
-  readonly #maxBody: number;
+  #maxBody: number;
   #chunks: Uint8Array[] = [];
   #offset = 0; // read position inside #chunks[0]
   #buffered = 0;
@@ -31,6 +31,11 @@ export class FrameDecoder {
 
   /** `maxPlaintext` is the largest plaintext a frame may carry; the tag comes on top. */
   constructor(maxPlaintext: number) {
+    this.#maxBody = maxPlaintext + TAG_BYTES;
+  }
+
+  /** Changes the largest plaintext accepted from the next frame on (smaller before login). */
+  setMaxPlaintext(maxPlaintext: number): void {
     this.#maxBody = maxPlaintext + TAG_BYTES;
   }
 

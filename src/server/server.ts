@@ -17,6 +17,7 @@ import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
+import { startKeepalive } from "./keepalive.ts";
 import { farewell } from "./presence.ts";
 import { Session } from "./session.ts";
 
@@ -66,8 +67,10 @@ export async function startServer(
 
   const connections = new Set<Promise<void>>();
   const open = new Set<Deno.Conn>();
-  /** Every session past its handshake, logged in or not, for the shutdown notice. */
+  /** Every session past its handshake, logged in or not, for keepalive and shutdown. */
   const sessions = new Set<Session>();
+  const perIp = new Map<string, number>();
+  const stopKeepalive = startKeepalive(sessions, config.limits, log);
   let stopping = false;
 
   const serveOne = async (conn: Deno.Conn) => {
@@ -87,6 +90,8 @@ export async function startServer(
         maxOutboundBytes: config.limits.maxOutboundBytes,
         maxDepth: config.limits.maxValueDepth,
       });
+      // Small frames until login: an anonymous peer cannot make us hold megabytes.
+      channel.setInboundLimit(config.limits.preLoginFrameBytes);
       session = new Session(channel, peer);
       sessions.add(session);
       channel.onFault = (e) =>
@@ -149,7 +154,21 @@ export async function startServer(
         closeQuietly(conn);
         continue;
       }
-      const task = serveOne(conn);
+      const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+      const fromIp = perIp.get(ip) ?? 0;
+      if (
+        open.size >= config.limits.maxConnections || fromIp >= config.limits.maxConnectionsPerIp
+      ) {
+        log.warn("connection.refused", { peer: ip, open: open.size, from_ip: fromIp });
+        closeQuietly(conn);
+        continue;
+      }
+      perIp.set(ip, fromIp + 1);
+      const task = serveOne(conn).finally(() => {
+        const left = (perIp.get(ip) ?? 1) - 1;
+        if (left === 0) perIp.delete(ip);
+        else perIp.set(ip, left);
+      });
       connections.add(task);
       task.finally(() => connections.delete(task));
     }
@@ -159,6 +178,7 @@ export async function startServer(
   const close = () =>
     closing ??= (async () => {
       stopping = true;
+      stopKeepalive();
       log.info("server.stopping", { online: ctx.hub.onlineCount, connections: open.size });
       try {
         listener.close();

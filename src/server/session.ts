@@ -20,6 +20,10 @@ export interface LoggedIn {
 export class Session {
   readonly id = nextSessionId++;
   login: LoggedIn | null = null;
+  /** When the handshake finished, for the login deadline. */
+  readonly opened = Date.now();
+  /** When the keepalive last sent a PING (0: never). */
+  pingSentAt = 0;
   /** Streams the user's inbox to this session while it is logged in. */
   pump: InboxPump | null = null;
 

@@ -43,6 +43,8 @@ export class Channel {
   #outBytes = 0;
   #writing: Promise<void> | null = null;
   #closed = false;
+  /** When bytes last arrived from the peer (ms since the epoch), for idle detection. */
+  lastInbound = Date.now();
   /** Called once when the channel closes for a reason of its own (write error, slow reader). */
   onFault: (error: Error) => void = () => {};
 
@@ -56,6 +58,11 @@ export class Channel {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The largest frame plaintext accepted from the peer from now on. */
+  setInboundLimit(maxPlaintext: number): void {
+    this.#decoder.setMaxPlaintext(maxPlaintext);
   }
 
   /** Queues one message; it leaves in this tick's frame. Ignored once closed. */
@@ -155,6 +162,7 @@ export class Channel {
         throw e;
       }
       if (n === null) return;
+      this.lastInbound = Date.now();
       this.#decoder.push(buf.subarray(0, n));
     }
   }

@@ -50,6 +50,7 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
 function takeOver(ctx: ServerContext, session: Session, name: string, token: Uint8Array | null) {
   const user = usernameKey(name);
   session.login = { user, name, token };
+  session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
   // Transfers belong to the old connection; end them while its session is still the user's.
   if (ctx.hub.sessionOf(user)) ctx.files.endAllOf(user, `${name} logged in from another place`);
   const previous = ctx.hub.attach(user, session);

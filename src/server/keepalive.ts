@@ -1,0 +1,56 @@
+/**
+ * Finds dead and idle connections. Half-open TCP connections are the usual way chat servers
+ * lose messages: a peer that vanished without a FIN looks connected forever. After a quiet
+ * spell the server sends PING; a peer that stays silent past the timeout is closed, and its
+ * undelivered messages wait in the store for the next login. Connections that never log in
+ * are closed after the login deadline.
+ */
+
+import { ErrorCode } from "../protocol/errors.ts";
+import { MsgType } from "../protocol/messages.ts";
+import type { Logger } from "./log.ts";
+import type { Session } from "./session.ts";
+
+export interface KeepaliveLimits {
+  loginTimeoutMs: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+}
+
+/** Server-chosen ids of PINGs; clients echo them in PONG. */
+let nextPingId = 1;
+
+/** Checks every session on a timer; returns the function that stops it. */
+export function startKeepalive(
+  sessions: Set<Session>,
+  limits: KeepaliveLimits,
+  log: Logger,
+): () => void {
+  const tick = Math.max(20, Math.min(1000, limits.pingIntervalMs / 4, limits.loginTimeoutMs / 4));
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const s of sessions) {
+      if (s.closed) continue;
+      if (!s.login && now - s.opened > limits.loginTimeoutMs) {
+        log.info("session.login_timeout", { session: s.id });
+        void s.closeWith(MsgType.GENERAL_ERROR, {
+          code: ErrorCode.NOT_LOGGED_IN,
+          message: `No login within ${
+            Math.round(limits.loginTimeoutMs / 1000)
+          } s; closing the connection`,
+        }, 500);
+        continue;
+      }
+      const idle = now - s.channel.lastInbound;
+      if (idle > limits.pingIntervalMs + limits.pingTimeoutMs) {
+        log.info("session.ping_timeout", { session: s.id, user: s.login?.user });
+        s.channel.close();
+      } else if (idle > limits.pingIntervalMs && s.pingSentAt < s.channel.lastInbound) {
+        s.pingSentAt = now;
+        s.channel.send(MsgType.PING, nextPingId, null);
+        nextPingId = nextPingId >= 0xffff_ffff ? 1 : nextPingId + 1;
+      }
+    }
+  }, tick);
+  return () => clearInterval(timer);
+}
