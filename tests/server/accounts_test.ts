@@ -4,17 +4,7 @@ import assert from "node:assert/strict";
 import { ErrorCode, ParleyError } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import { withServer } from "../helpers/server.ts";
-
-async function rejects(p: Promise<unknown>, code: number): Promise<ParleyError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ParleyError, `expected a ParleyError, got ${e}`);
-    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected a failure with code ${code}`);
-}
+import { rejects } from "../helpers/assert.ts";
 
 Deno.test("register then login returns LG_OK with a resume token", () =>
   withServer(async (t) => {

@@ -2,22 +2,12 @@
 
 import assert from "node:assert/strict";
 import { ParleyClient } from "../../src/client/client.ts";
-import { ErrorCode, ParleyError } from "../../src/protocol/errors.ts";
+import { ErrorCode } from "../../src/protocol/errors.ts";
 import type { Message } from "../../src/protocol/message_codec.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
 import { withServer } from "../helpers/server.ts";
-
-async function rejects(p: Promise<unknown>, code: number): Promise<ParleyError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ParleyError, `expected a ParleyError, got ${e}`);
-    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected a failure with code ${code}`);
-}
+import { rejects } from "../helpers/assert.ts";
 
 type Body = Record<string, unknown>;
 const body = (m: Message) => m.body as Body;

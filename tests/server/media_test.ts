@@ -5,10 +5,11 @@ import * as nc from "node:crypto";
 import { join } from "node:path";
 import { ParleyClient } from "../../src/client/client.ts";
 import { KnownHosts } from "../../src/client/known_hosts.ts";
-import { ErrorCode, ParleyError } from "../../src/protocol/errors.ts";
+import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import { fastConfig, ServerProcess } from "../helpers/cli.ts";
 import { withServer } from "../helpers/server.ts";
+import { rejects } from "../helpers/assert.ts";
 
 function randomBytes(n: number, seed: number): Uint8Array {
   // Deterministic, incompressible-looking content without 1 MiB of getRandomValues calls.
@@ -24,17 +25,6 @@ function randomBytes(n: number, seed: number): Uint8Array {
 }
 
 const sha = (b: Uint8Array) => nc.createHash("sha256").update(b).digest("hex");
-
-async function rejects(p: Promise<unknown>, code: number): Promise<ParleyError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof ParleyError, `expected a ParleyError, got ${e}`);
-    assert.equal(e.code, code, `expected code ${code}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected a failure with code ${code}`);
-}
 
 Deno.test("a 1 MiB image sent to an offline user arrives intact after a server restart", () =>
   withServer(async (t) => {
