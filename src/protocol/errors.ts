@@ -60,6 +60,8 @@ export const ErrorCode = {
   GROUP_FULL: 22,
   LIMIT_REACHED: 23,
   CANNOT_SELF: 24,
+  RATE_LIMITED: 25,
+  THROTTLED: 26,
 } as const;
 
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];

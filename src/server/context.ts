@@ -5,6 +5,7 @@ import type { PasswordHasher } from "../crypto/password.ts";
 import type { Store } from "../store/types.ts";
 import type { FileRelay } from "./file_relay.ts";
 import type { Hub } from "./hub.ts";
+import type { LoginThrottle } from "./throttle.ts";
 import type { Logger } from "./log.ts";
 import type { LoggedIn, Session } from "./session.ts";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
@@ -17,6 +18,7 @@ export interface ServerContext {
   hasher: PasswordHasher;
   log: Logger;
   files: FileRelay;
+  logins: LoginThrottle;
 }
 
 /** A handler's answer: the response type and body, sent back with the request's id. */

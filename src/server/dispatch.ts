@@ -56,8 +56,31 @@ const ROUTES = new Map<number, Route>([
 /** Message types a client may send that need no answer: PONG, a reply to a PING from the server. */
 const SILENT = new Set<number>([MsgType.PONG]);
 
+/** Flow-controlled traffic that the request bucket does not meter. */
+const UNMETERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE_ACK]);
+
 export async function dispatch(ctx: ServerContext, session: Session, msg: Message): Promise<void> {
   if (SILENT.has(msg.type)) return;
+  if (!UNMETERED.has(msg.type) && !session.bucket.take()) {
+    const { requestRate, requestBurst } = ctx.config.limits;
+    if (session.bucket.strikes > requestBurst) {
+      ctx.log.warn("session.flooding", {
+        session: session.id,
+        user: session.login?.user,
+        peer: session.ip,
+      });
+      void session.closeWith(MsgType.GENERAL_ERROR, {
+        code: ErrorCode.RATE_LIMITED,
+        message: "Disconnected for sending too many requests",
+      }, 500);
+      return;
+    }
+    session.reply(msg.id, failureTypeOf(msg.type), {
+      code: ErrorCode.RATE_LIMITED,
+      message: `Too many requests; the limit is ${requestRate} a second`,
+    });
+    return;
+  }
   const route = ROUTES.get(msg.type);
   try {
     if (!route) {

@@ -18,6 +18,7 @@ import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
 import { startKeepalive } from "./keepalive.ts";
+import { LoginThrottle, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
 import { Session } from "./session.ts";
 
@@ -52,6 +53,11 @@ export async function startServer(
     }),
     log,
     files: null as unknown as FileRelay,
+    logins: new LoginThrottle({
+      freeFailures: accounts.loginFreeFailures,
+      baseDelayMs: accounts.loginDelayMs,
+      maxDelayMs: accounts.loginMaxDelayMs,
+    }),
   };
   ctx.files = new FileRelay(ctx.hub, config.files, config.limits.maxFileBytes);
   let listener: Deno.Listener;
@@ -92,7 +98,12 @@ export async function startServer(
       });
       // Small frames until login: an anonymous peer cannot make us hold megabytes.
       channel.setInboundLimit(config.limits.preLoginFrameBytes);
-      session = new Session(channel, peer);
+      session = new Session(
+        channel,
+        peer,
+        remote.hostname,
+        new TokenBucket(config.limits.requestRate, config.limits.requestBurst),
+      );
       sessions.add(session);
       channel.onFault = (e) =>
         log.info("session.fault", { session: session!.id, error: e.message });

@@ -4,6 +4,7 @@ import { MsgType } from "../protocol/messages.ts";
 import type { Value } from "../protocol/value.ts";
 import type { Channel } from "../transport/channel.ts";
 import type { InboxPump } from "./delivery.ts";
+import type { TokenBucket } from "./throttle.ts";
 
 let nextSessionId = 1;
 
@@ -27,7 +28,15 @@ export class Session {
   /** Streams the user's inbox to this session while it is logged in. */
   pump: InboxPump | null = null;
 
-  constructor(readonly channel: Channel, readonly remote: string) {}
+  constructor(
+    readonly channel: Channel,
+    /** "address:port" of the peer. */
+    readonly remote: string,
+    /** The peer's address alone, for per-address limits. */
+    readonly ip: string,
+    /** This session's request allowance. */
+    readonly bucket: TokenBucket,
+  ) {}
 
   get closed(): boolean {
     return this.channel.closed;

@@ -14,6 +14,8 @@ export function testConfig(dataDir: string, patch: Record<string, unknown> = {})
     port: 0,
     dataDir,
     accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
+    // Tests send in bursts; the rate limit has its own test.
+    limits: { requestRate: 1_000_000, requestBurst: 1_000_000 },
   }, "test");
   return applyConfig(base, patch, "test");
 }

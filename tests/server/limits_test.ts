@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import { RawClient, readUntilClosed } from "../helpers/raw.ts";
+import { rejects } from "../helpers/assert.ts";
 import { withServer } from "../helpers/server.ts";
 
 Deno.test("before login a frame above preLoginFrameBytes closes the connection; after login it is fine", () =>
@@ -65,3 +66,42 @@ Deno.test("connections beyond the per-IP cap are refused while others keep worki
     conn.close();
     assert.ok(await first.ping() >= 0);
   }, { limits: { maxConnectionsPerIp: 2 } }));
+
+Deno.test("a request flood gets RATE_LIMITED first and a disconnect when it goes on", () =>
+  withServer(async (t) => {
+    const c = await t.user("alice");
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => c.request(MsgType.PING, i)),
+    );
+    const limited = burst.filter((m) => m.type === MsgType.GENERAL_ERROR);
+    assert.ok(limited.length >= 1, "some of the burst is refused");
+    assert.equal((limited[0].body as { code: number }).code, ErrorCode.RATE_LIMITED);
+    assert.match((limited[0].body as { message: string }).message, /Too many requests/);
+    assert.equal(burst[0].type, MsgType.PONG, "the first requests pass");
+    // Keep flooding: the server gives up on this connection.
+    for (let i = 0; i < 40; i++) void c.request(MsgType.PING, i).catch(() => {});
+    const bye = (await c.nextEvent(MsgType.GENERAL_ERROR, 5000)).body as { message: string };
+    assert.match(bye.message, /Disconnected for sending too many requests/);
+    await c.closed;
+    // Others are unaffected.
+    const other = await t.user("bob");
+    assert.ok(await other.ping() >= 0);
+  }, { limits: { requestRate: 5, requestBurst: 10 } }));
+
+Deno.test("failed logins slow down further attempts for that name and address", () =>
+  withServer(async (t) => {
+    const setup = await t.connect();
+    await setup.register("alice", "right password");
+    const c = await t.connect();
+    for (let i = 0; i < 2; i++) {
+      await rejects(c.login("alice", "wrong password"), ErrorCode.WRONG_PASSWORD);
+    }
+    await rejects(c.login("alice", "wrong password"), ErrorCode.WRONG_PASSWORD);
+    // Past the free attempts even the right password waits, from any connection.
+    const e = await rejects(c.login("alice", "right password"), ErrorCode.THROTTLED);
+    assert.match(e.message, /Too many failed logins; try again in 1 s/);
+    const other = await t.connect();
+    await rejects(other.login("alice", "right password"), ErrorCode.THROTTLED);
+    await new Promise((r) => setTimeout(r, 350));
+    assert.equal((await other.login("alice", "right password")).username, "alice");
+  }, { accounts: { loginFreeFailures: 2, loginDelayMs: 300 } }));

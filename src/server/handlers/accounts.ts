@@ -16,6 +16,17 @@ function checkNewPassword(ctx: ServerContext, password: string): void {
   }
 }
 
+/** Refuses while failed logins from this address or for this name are being slowed down. */
+function throttled(ctx: ServerContext, keys: string[]): void {
+  const wait = ctx.logins.wait(keys);
+  if (wait > 0) {
+    throw new ParleyError(
+      ErrorCode.THROTTLED,
+      `Too many failed logins; try again in ${Math.ceil(wait / 1000)} s`,
+    );
+  }
+}
+
 function refuseIfLoggedIn(session: Session): void {
   if (session.login) {
     throw new ParleyError(
@@ -67,12 +78,23 @@ function takeOver(ctx: ServerContext, session: Session, name: string, token: Uin
 export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
   refuseIfLoggedIn(session);
   const [name, password] = body;
+  const keys = [`ip:${session.ip}`, `user:${usernameKey(name)}`];
+  throttled(ctx, keys);
   const record = usernameProblem(name) ? null : await ctx.store.users.get(name);
-  if (!record) throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
+  if (!record) {
+    ctx.logins.failed(keys.slice(0, 1));
+    throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
+  }
   if (!await ctx.hasher.verify(password, record.password)) {
-    ctx.log.info("login.failed", { user: usernameKey(name), session: session.id });
+    ctx.logins.failed(keys);
+    ctx.log.info("login.failed", {
+      user: usernameKey(name),
+      session: session.id,
+      peer: session.ip,
+    });
     throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password");
   }
+  ctx.logins.succeeded(keys);
   if (ctx.hasher.isOutdated(record.password)) {
     await ctx.store.users.setPassword(record.name, await ctx.hasher.hash(password));
   }
@@ -97,9 +119,11 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
   token,
 ) => {
   refuseIfLoggedIn(session);
+  throttled(ctx, [`ip:${session.ip}`]);
   const record = await ctx.store.tokens.check(token);
   const user = record && await ctx.store.users.get(record.user);
   if (!record || !user) {
+    ctx.logins.failed([`ip:${session.ip}`]);
     throw new ParleyError(
       ErrorCode.BAD_TOKEN,
       "The resume token is unknown, revoked or expired; log in with your password",
