@@ -38,6 +38,7 @@ export async function welcome(
     world: ctx.store.world.recent().map((m) => passBody(m, 0)),
     pending: stats.count,
     limits: {
+      max_frame_bytes: ctx.config.limits.maxFrameBytes,
       max_text_bytes: ctx.config.limits.maxTextBytes,
       max_image_bytes: ctx.config.limits.maxImageBytes,
       max_file_bytes: ctx.config.limits.maxFileBytes,

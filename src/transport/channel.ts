@@ -16,8 +16,15 @@ import { ByteWriter, type Value } from "../protocol/value.ts";
 /** Per-connection read buffer: small, because an idle connection parks one read on it. */
 export const READ_BUFFER_BYTES = 4096;
 
+/**
+ * Messages of one tick are packed into frames of about this size. Big enough that a busy
+ * connection pays one seal for many messages, small enough to stay under any peer's frame
+ * limit (the server's is 64 KiB before login); a larger single message gets its own frame.
+ */
+export const COALESCE_BYTES = 32 * 1024;
+
 export interface ChannelOptions {
-  /** Largest plaintext in one frame. */
+  /** Largest message this side will send (it then travels alone in its frame). */
   maxFrameBytes: number;
   /** Sealed bytes allowed to wait for the socket before the peer counts as a slow reader. */
   maxOutboundBytes: number;
@@ -75,7 +82,7 @@ export class Channel {
       this.#pending.truncate(before);
       throw new RangeError(`Message of ${added} bytes exceeds the frame limit`);
     }
-    if (this.#pending.length > this.#opts.maxFrameBytes) {
+    if (before > 0 && this.#pending.length > COALESCE_BYTES) {
       // Seal what came before this message, then carry the message into the next frame.
       const all = this.#pending.finish();
       this.#pending = new ByteWriter(512);
