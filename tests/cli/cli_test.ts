@@ -175,3 +175,56 @@ Deno.test("connect to a closed port says no server is listening", async () => {
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
+
+Deno.test("--log-json writes JSON lines with level and event, and never passwords or message text", async () => {
+  const dir = await tempDir();
+  const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir), 0, [
+    "--log-json",
+  ]);
+  const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "hunter2-secret" };
+  try {
+    for (const user of ["dana", "erik"]) {
+      const r = await run(["connect", server.addr, "--user", user, "--register"], {
+        env,
+        input: "/quit\n",
+      });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const sent = await run(["send", "--to", "erik", "--user", "dana", "the launch code is 0000"], {
+      env,
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    const wrong = await run(["connect", server.addr, "--user", "dana"], {
+      env: { ...env, PARLEY_PASSWORD: "not-hunter2" },
+      input: "/quit\n",
+    });
+    assert.equal(wrong.code, 1);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  const lines = server.out.text.trim().split("\n");
+  const events = lines.map((line) =>
+    JSON.parse(line) as { level: string; event: string; time: string }
+  );
+  for (const e of events) {
+    assert.ok(["debug", "info", "warn", "error"].includes(e.level));
+    assert.equal(typeof e.event, "string");
+    assert.ok(!Number.isNaN(Date.parse(e.time)));
+  }
+  const names = events.map((e) => e.event);
+  for (
+    const want of [
+      "server.listening",
+      "user.registered",
+      "session.login",
+      "login.failed",
+      "server.stopped",
+    ]
+  ) {
+    assert.ok(names.includes(want), `no ${want} event in ${names.join(", ")}`);
+  }
+  for (const secret of ["hunter2", "launch code"]) {
+    assert.ok(!server.out.text.includes(secret), `the log contains "${secret}"`);
+  }
+});

@@ -80,9 +80,15 @@ export class ServerProcess {
     readonly fingerprint: string,
   ) {}
 
-  static async start(dataDir: string, configFile: string, port = 0): Promise<ServerProcess> {
+  static async start(
+    dataDir: string,
+    configFile: string,
+    port = 0,
+    extra: string[] = [],
+  ): Promise<ServerProcess> {
     const child = parley([
       "serve",
+      ...extra,
       "--host",
       "127.0.0.1",
       "--port",
@@ -94,8 +100,10 @@ export class ServerProcess {
     ]).spawn();
     const out = new Output(child.stdout);
     void new Output(child.stderr);
-    const m = await out.waitFor(/server\.listening addr=127\.0\.0\.1:(\d+) fingerprint=(\S+)/);
-    return new ServerProcess(child, out, Number(m[1]), m[2]);
+    const m = await out.waitFor(
+      /server\.listening addr=127\.0\.0\.1:(\d+) fingerprint=(\S+)|"event":"server\.listening","addr":"127\.0\.0\.1:(\d+)","fingerprint":"([^"]+)"/,
+    );
+    return new ServerProcess(child, out, Number(m[1] ?? m[3]), m[2] ?? m[4]);
   }
 
   get addr(): string {
