@@ -110,3 +110,46 @@ Deno.test("a slow consumer is disconnected when its queue fills; senders and oth
   }, {
     limits: { maxOutboundBytes: 256 * 1024, maxFrameBytes: 80 * 1024, maxImageBytes: 32 * 1024 },
   }));
+
+Deno.test("many anonymous half-sent frames cannot grow a server process's memory", async () => {
+  const { fastConfig, ServerProcess } = await import("../helpers/cli.ts");
+  const { ParleyClient } = await import("../../src/client/client.ts");
+  const { join } = await import("node:path");
+  const dir = await Deno.makeTempDir({ prefix: "parley-loris-" });
+  const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir));
+  const rss = () =>
+    Number(
+      /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${server.child.pid}/status`))![1],
+    ) * 1024;
+  const raws: RawClient[] = [];
+  try {
+    const before = rss();
+    for (let i = 0; i < 45; i++) {
+      const raw = await RawClient.connect(server.port);
+      raws.push(raw);
+      // Half the peers claim a 60 KiB frame (allowed before login), the others 4 MiB (the
+      // server's full limit after login); each sends 30 KiB of it and then goes silent.
+      const header = new Uint8Array(4);
+      new DataView(header.buffer).setUint32(0, i % 2 ? 60 * 1024 : 4 * 1024 * 1024);
+      await raw.send(header);
+      await raw.send(new Uint8Array(30 * 1024)).catch(() => {});
+    }
+    // The 4 MiB claims are refused before anything is allocated.
+    for (let i = 0; i < 45; i += 2) assert.equal(await raws[i].receive(), null);
+    await new Promise((r) => setTimeout(r, 200));
+    const growth = rss() - before;
+    assert.ok(growth < 24 * 1024 * 1024, `server RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
+    const bystander = await ParleyClient.connect({
+      host: "127.0.0.1",
+      port: server.port,
+      knownHosts: null,
+    });
+    assert.ok(await bystander.ping() >= 0);
+    bystander.close();
+    await bystander.closed;
+  } finally {
+    for (const r of raws) r.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
