@@ -3,9 +3,12 @@
  * the document's `vectors`, `values` and `messages` blocks must come out of src/ byte for byte and
  * decode back to what the document says. A second, independent path rebuilds the handshake and the
  * frames from the document's own words (constants, transcript layout, nonce layout) with
- * node:crypto. The type, error-code and tag tables must agree with the code, the layout tables
- * must add up, and any other hex in the prose is checked, so no digit of the document goes
- * unchecked.
+ * node:crypto. The message-type and error-code tables must list exactly the code's types and codes
+ * with the right numbers (both ways), request kinds and failure types must match the dispatcher's,
+ * the limits table must match config.json both ways, request examples must pass the request
+ * schemas, the private-message conversation of section 18.6 must be what a real server sends, the
+ * layout tables must add up, and any other hex or "NAME (number)" in the prose is checked, so no
+ * digit of the document goes unchecked.
  */
 
 import assert from "node:assert/strict";
@@ -29,11 +32,21 @@ import {
   x25519KeyPair,
   x25519Shared,
 } from "../../src/crypto/keys.ts";
+import defaults from "../../config.json" with { type: "json" };
+import { ParleyClient } from "../../src/client/client.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame.ts";
 import { decodeMessages, encodeMessages, type Message } from "../../src/protocol/message_codec.ts";
-import { MsgType } from "../../src/protocol/messages.ts";
+import {
+  failureTypeOf,
+  MsgType,
+  msgTypeName,
+  RequestBody,
+  type RequestType,
+} from "../../src/protocol/messages.ts";
+import type { Schema } from "../../src/protocol/schema.ts";
 import { decodeValue, encodeValue, Tag, type Value } from "../../src/protocol/value.ts";
+import { TestServer } from "../helpers/server.ts";
 
 const DOC_URL = new URL("../../PROTOCOL.md", import.meta.url);
 const DOC = await Deno.readTextFile(DOC_URL);
@@ -133,14 +146,25 @@ function parseNotation(text: string): Value {
   });
 }
 
+/** The text of the section whose heading starts with `heading` ("## 7." or "### 8.2 "). */
+function section(doc: string, heading: string): string {
+  const level = heading.slice(0, heading.indexOf(" ") + 1);
+  const start = doc.indexOf(`\n${heading}`);
+  assert.ok(start >= 0, `PROTOCOL.md has no section "${heading}"`);
+  // The section ends at the next heading of the same level or higher.
+  const next = /\n(#{2,3}) /g;
+  next.lastIndex = start + 1;
+  for (let m; (m = next.exec(doc)) !== null;) {
+    if (m[1].length + 1 <= level.length) return doc.slice(start, m.index);
+  }
+  return doc.slice(start);
+}
+
 /** The rows `| number | \`NAME\` | …` of the tables in one `## ` section. */
 function tableRows(doc: string, headingStart: string): Map<string, number> {
-  const start = doc.indexOf(`\n## ${headingStart}`);
-  assert.ok(start >= 0, `PROTOCOL.md has no section "## ${headingStart}"`);
-  const end = doc.indexOf("\n## ", start + 1);
-  const section = doc.slice(start, end < 0 ? undefined : end);
+  const text = section(doc, `## ${headingStart}`);
   const rows = new Map<string, number>();
-  for (const m of section.matchAll(/^\|\s*(\d+)\s*\|\s*`([A-Z_]+)`\s*\|/gm)) {
+  for (const m of text.matchAll(/^\|\s*(\d+)\s*\|\s*`([A-Z_]+)`\s*\|/gm)) {
     assert.ok(!rows.has(m[2]), `${m[2]} is listed twice in "${headingStart}"`);
     rows.set(m[2], Number(m[1]));
   }
@@ -200,7 +224,7 @@ const EXPECTED_VECTORS = [
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Fixed inputs and the messages of section 13.4, as the document describes them
+// Fixed inputs and the messages of section 18.4, as the document describes them
 
 /** 32 bytes counting up from `first`: 01..20, 21..40, 41..60. */
 function counting(first: number): Uint8Array {
@@ -488,45 +512,188 @@ Deno.test("value vectors: encode to the documented bytes and decode back", () =>
   }
 });
 
-Deno.test("message examples in section 8 encode to the documented bytes and decode back", () => {
-  const blocks = codeBlocks(DOC, "messages");
-  assert.ok(blocks.length >= 6, "PROTOCOL.md should have message examples for each request");
-  const seen = new Set<string>();
-  for (const block of blocks) {
-    for (const e of entries(block)) {
-      const m = /^([A-Z_]+) (\d+) (.+)$/.exec(e.head);
-      assert.ok(m, `message example is not "TYPE id body": ${e.head}`);
-      const [, name, id, body] = m;
-      assert.ok(Object.hasOwn(MsgType, name), `unknown message type ${name}`);
-      seen.add(name);
-      const message: Message = {
+/** One message of a `messages` block: the notation parsed, and the bytes under it. */
+interface Example {
+  name: keyof typeof MsgType;
+  message: Message;
+  bytes: Uint8Array;
+  head: string;
+}
+
+function parseExamples(block: string): Example[] {
+  return entries(block).map((e) => {
+    const m = /^([A-Z_]+) (\d+) (.+)$/.exec(e.head);
+    assert.ok(m, `message example is not "TYPE id body": ${e.head}`);
+    const [, name, id, body] = m;
+    assert.ok(Object.hasOwn(MsgType, name), `unknown message type ${name}`);
+    assert.ok(e.rest.length > 0, `message ${e.head} has no encoding`);
+    return {
+      name: name as keyof typeof MsgType,
+      message: {
         type: MsgType[name as keyof typeof MsgType],
         id: Number(id),
         body: parseNotation(body),
-      };
-      assert.ok(e.rest.length > 0, `message ${e.head} has no encoding`);
-      const bytes = hexBytes(e.rest.join(" "), e.head);
-      assert.deepEqual(encodeMessages([message]), bytes, `encoding of ${e.head}`);
-      assert.deepEqual(decodeMessages(bytes), { messages: [message] }, `decoding of ${e.head}`);
+      },
+      bytes: hexBytes(e.rest.join(" "), e.head),
+      head: e.head,
+    };
+  });
+}
+
+const EXAMPLES = codeBlocks(DOC, "messages").flatMap(parseExamples);
+
+function isRequest(type: number): type is RequestType {
+  return Object.hasOwn(RequestBody, type);
+}
+
+function isDict(v: Value): v is { [key: string]: Value } {
+  return v !== null && typeof v === "object" && !Array.isArray(v) &&
+    !(v instanceof Uint8Array) && !(v instanceof Date);
+}
+
+function dict(v: Value): { [key: string]: Value } {
+  assert.ok(isDict(v), `not a dict: ${JSON.stringify(v)}`);
+  return v;
+}
+
+Deno.test("message examples encode to the documented bytes and decode back", () => {
+  assert.ok(EXAMPLES.length >= 60, `expected examples for every type, found ${EXAMPLES.length}`);
+  for (const { message, bytes, head } of EXAMPLES) {
+    assert.deepEqual(encodeMessages([message]), bytes, `encoding of ${head}`);
+    assert.deepEqual(decodeMessages(bytes), { messages: [message] }, `decoding of ${head}`);
+  }
+  // Every type of the protocol has at least one example.
+  const seen = new Set<string>(EXAMPLES.map((e) => e.name));
+  for (const name of Object.keys(MsgType)) assert.ok(seen.has(name), `no example of ${name}`);
+});
+
+Deno.test("message examples agree with the code: request schemas, codes, config defaults", () => {
+  const failures = new Set<number>([
+    MsgType.LG_FAIL,
+    MsgType.REG_FAIL,
+    MsgType.GENERAL_ERROR,
+  ]);
+  const codes = new Set<number>(Object.values(ErrorCode));
+  for (const { name, message, head } of EXAMPLES) {
+    const { type, id, body } = message;
+    if (isRequest(type)) {
+      // Every request shown is one the server accepts: it passes the request's schema.
+      (RequestBody[type] as Schema<unknown>).check(body, "");
+      const unanswered = ["ACK", "FILE_CHUNK", "FILE_ACK"].includes(name);
+      assert.equal(id === 0, unanswered, `${head}: id 0 is only for ACK, FILE_CHUNK, FILE_ACK`);
+    } else if (failures.has(type) || (isDict(body) && body.success === false)) {
+      const b = dict(body);
+      assert.ok(codes.has(b.code as number), `${head}: unknown error code`);
+      assert.equal(typeof b.message, "string", `${head}: failure without a message`);
+    }
+    if (type === MsgType.STATUS_ADD_FRIEND || type === MsgType.STATUS_INVITE) {
+      assert.equal(typeof dict(body).success, "boolean", `${head}: no success flag`);
+    }
+    if (type === MsgType.INITIALIZE) {
+      for (const pass of dict(body).world as Value[]) assert.equal(dict(pass).seq, 0);
+    }
+    if (type === MsgType.FILE_OFFERED) {
+      const b = dict(body);
+      assert.equal(b.chunk_bytes, defaults.files.chunkBytes, `${head}: files.chunkBytes`);
+      assert.equal(b.window, defaults.files.window, `${head}: files.window`);
+    }
+    if (type === MsgType.PASS) {
+      const b = dict(body);
+      assert.equal(b.seq === 0, b.world === true, `${head}: seq 0 is for world messages only`);
     }
   }
-  const implemented = [
-    "LOGIN",
-    "REGISTER",
-    "LOGOUT",
-    "RESUME",
-    "CHANGE_PASSWORD",
-    "PING",
-    "LG_OK",
-    "LG_FAIL",
-    "REG_OK",
-    "REG_FAIL",
-    "OK",
-    "PONG",
-    "KICK",
-    "GENERAL_ERROR",
-  ];
-  for (const name of implemented) assert.ok(seen.has(name), `no example of ${name}`);
+  // The file transfer of section 13 is one file: its chunks have the offered size and SHA-256.
+  const offer = dict(EXAMPLES.find((e) => e.name === "FILE_OFFER")!.message.body);
+  const chunks = EXAMPLES.filter((e) => e.name === "FILE_CHUNK").map((e) => dict(e.message.body));
+  const file = concat(...chunks.map((c) => c.data as Uint8Array));
+  assert.equal(file.length, offer.size);
+  assert.deepEqual(sha256(file), offer.sha256);
+});
+
+/** The four messages of section 18.6: SEND, SENT, PASS, ACK. */
+function conversation(): Example[] {
+  const blocks = codeBlocks(section(DOC, "### 18.6 "), "messages");
+  assert.equal(blocks.length, 1, "section 18.6 should have one messages block");
+  const list = parseExamples(blocks[0]);
+  assert.deepEqual(list.map((e) => e.name), ["SEND", "SENT", "PASS", "ACK"]);
+  return list;
+}
+
+Deno.test("section 18.6: a private message, its SENT, the recipient's PASS and the ACK", () => {
+  const [send, sent, pass, ack] = conversation().map((e) => e.message);
+  const s = dict(send.body);
+  const r = dict(sent.body);
+  const p = dict(pass.body);
+  // The fixed values the prose promises.
+  assert.deepEqual(s.id, Uint8Array.fromHex("00112233445566778899aabbccddeeff"));
+  assert.equal((r.time as Date).toISOString(), "2026-11-23T12:00:00.000Z");
+  assert.equal((r.time as Date).getTime(), 1_795_435_200_000);
+  // One message throughout: the same id and time; the reply and the ACK match their messages.
+  assert.equal(sent.id, send.id);
+  assert.deepEqual(r.id, s.id);
+  assert.deepEqual(p.id, s.id);
+  assert.deepEqual(p.time, r.time);
+  assert.equal(p.data, s.data);
+  assert.equal(p.type, s.type);
+  assert.equal((p.target_username as string).toLowerCase(), s.target_username);
+  assert.equal(pass.id, 0);
+  assert.equal(ack.id, 0);
+  assert.equal(ack.body, p.seq);
+  assert.equal(p.seq, 1);
+  for (const m of [send, ack]) {
+    (RequestBody[m.type as RequestType] as Schema<unknown>).check(m.body, "");
+  }
+});
+
+Deno.test("section 18.6 is what a real server sends, apart from the time", async () => {
+  const [send, sent, pass, ack] = conversation().map((e) => e.message);
+  const p = dict(pass.body);
+  const t = await TestServer.start();
+  try {
+    const sender = await t.user(p.source_username as string);
+    // The recipient acknowledges by hand, with the documented ACK.
+    const recipient = await ParleyClient.connect({
+      host: "127.0.0.1",
+      port: t.port,
+      knownHosts: t.knownHosts,
+      autoAck: false,
+    });
+    t.clients.push(recipient);
+    const recipientName = p.target_username as string;
+    await recipient.register(recipientName, "password-" + recipientName);
+    await recipient.login(recipientName, "password-" + recipientName);
+    // INITIALIZE has the documented keys, and its limits are the defaults the example shows.
+    const init = dict((await recipient.nextEvent(MsgType.INITIALIZE)).body);
+    const example = dict(EXAMPLES.find((e) => e.name === "INITIALIZE")!.message.body);
+    assert.deepEqual(Object.keys(init), Object.keys(example));
+    assert.deepEqual(init.limits, example.limits);
+
+    const reply = await sender.request(send.type, send.body);
+    assert.equal(msgTypeName(reply.type), "SENT", JSON.stringify(reply.body));
+    const delivered = await recipient.nextEvent(MsgType.PASS);
+    assert.equal(delivered.id, 0);
+    const time = dict(reply.body).time as Date;
+    assert.ok(Math.abs(time.getTime() - Date.now()) < 60_000, "SENT.time is the server's clock");
+    assert.deepEqual(dict(delivered.body).time, time, "PASS carries the SENT's time");
+    // The client library numbers its own requests; the documented SENT answers request 7.
+    const documented = (m: Message, id: number): Message => ({
+      ...m,
+      id,
+      body: { ...dict(m.body), time: dict(sent.body).time },
+    });
+    assert.deepEqual(encodeMessages([documented(reply, send.id)]), encodeMessages([sent]));
+    assert.deepEqual(encodeMessages([documented(delivered, 0)]), encodeMessages([pass]));
+
+    // The documented ACK (id 0, no reply) empties the inbox: the next login has nothing pending.
+    recipient.notify(ack.type, ack.body);
+    await recipient.ping();
+    recipient.close();
+    const again = await t.connect();
+    await again.login(recipientName, "password-" + recipientName);
+    assert.equal(dict((await again.nextEvent(MsgType.INITIALIZE)).body).pending, 0);
+  } finally {
+    await t.stop();
+  }
 });
 
 Deno.test("hex in the prose is checked too: value examples and the magic", () => {
@@ -548,39 +715,165 @@ Deno.test("hex in the prose is checked too: value examples and the magic", () =>
   }
 });
 
-/**
- * The tables may only state what the code says: every documented name exists in the code with the
- * same number. (Types and codes the code gains later for the next version are not required here;
- * the examples test above requires every type implemented now.)
- */
+/** Both ways: the table lists exactly the code's names, each with the code's number. */
 function assertTableMatches(rows: Map<string, number>, code: Record<string, number>, what: string) {
   assert.ok(rows.size > 0, `PROTOCOL.md has no ${what} table`);
   for (const [name, value] of rows) {
     assert.ok(Object.hasOwn(code, name), `PROTOCOL.md lists ${what} ${name}, the code has none`);
     assert.equal(value, code[name], `PROTOCOL.md numbers ${what} ${name} as ${value}`);
   }
+  for (const [name, value] of Object.entries(code)) {
+    assert.ok(rows.has(name), `PROTOCOL.md does not list ${what} ${name} (${value})`);
+  }
+  assert.equal(rows.size, Object.keys(code).length);
 }
 
-Deno.test("the message type table agrees with MsgType", () => {
-  const rows = tableRows(DOC, "7. Message types");
-  assertTableMatches(rows, MsgType, "message type");
-  // Every type of this version, implemented or reserved with its seed number, is listed.
-  const v1 = [
-    ...["LOGIN", "REGISTER", "ADD_FRIEND", "CREATE_G", "INVITE", "SEND", "QUERY_MEMBER"],
-    ...["LOGOUT", "RESUME", "CHANGE_PASSWORD", "PING", "PASS", "LG_OK", "REG_OK", "INITIALIZE"],
-    ...["OK", "PONG", "STATUS_ADD_FRIEND", "NEW_FRIEND", "ADD_TO_G", "G_MEMBER", "STATUS_INVITE"],
-    ...["NEW_MEMBER", "LG_FAIL", "REG_FAIL", "KICK", "GENERAL_ERROR"],
-  ];
-  assert.deepEqual([...rows.keys()].sort(), v1.sort());
+interface TypeRow {
+  type: number;
+  name: string;
+  kind: string;
+  success: string;
+  failure: string;
+  section: string;
+}
+
+/** The rows of the message type table of section 7, every column. */
+function typeRows(): TypeRow[] {
+  const text = section(DOC, "## 7. Message types");
+  const rows: TypeRow[] = [];
+  for (const line of text.split("\n")) {
+    if (!/^\|\s*\d+\s*\|/.test(line)) continue;
+    const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+    assert.equal(cells.length, 7, `type table row should have 7 cells: ${line}`);
+    const [type, name, kind, success, failure, , sectionRef] = cells;
+    const m = /^`([A-Z_]+)`$/.exec(name);
+    assert.ok(m, `type table row names no type: ${line}`);
+    rows.push({ type: Number(type), name: m[1], kind, success, failure, section: sectionRef });
+  }
+  return rows;
+}
+
+Deno.test("the message type table lists exactly MsgType, with the right numbers", () => {
+  assertTableMatches(tableRows(DOC, "7. Message types"), MsgType, "message type");
 });
 
-Deno.test("the error code table agrees with ErrorCode and has no gaps", () => {
-  const rows = tableRows(DOC, "9. Error codes");
+Deno.test("the message type table's kinds, replies and sections agree with the code", () => {
+  const rows = typeRows();
+  assert.equal(rows.length, Object.keys(MsgType).length);
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const typeName = (cell: string) => /^`([A-Z_]+)`$/.exec(cell)?.[1];
+  for (const r of rows) {
+    if (isRequest(r.type)) {
+      // Requests are exactly the types the server has a body schema (and a route) for.
+      assert.equal(r.kind, "request", `${r.name} is a request`);
+      assert.equal(typeName(r.failure), msgTypeName(failureTypeOf(r.type)), `${r.name} failure`);
+      if (r.success !== "none") {
+        const reply = typeName(r.success);
+        assert.ok(reply && byName.get(reply)?.kind === "response", `${r.name}: ${r.success}`);
+      }
+      // A request's section is headed by its name and number.
+      assert.match(
+        section(DOC, `### ${r.section} `).split("\n")[1],
+        new RegExp(`\\b${r.name} \\(${r.type}\\)`),
+      );
+    } else {
+      assert.ok(["response", "push", "response, push"].includes(r.kind), `${r.name}: ${r.kind}`);
+      assert.equal(r.success, "—", `${r.name} is not a request`);
+      assert.equal(r.failure, "—", `${r.name} is not a request`);
+    }
+    // The section named is the first of sections 8 to 13 whose heading names the type, or if
+    // none does, the first whose text names it in bold.
+    const sections = [...DOC.matchAll(/^### (\d+\.\d+) /gm)]
+      .map((m) => m[1])
+      .filter((n) => Number(n.split(".")[0]) >= 8 && Number(n.split(".")[0]) <= 13)
+      .map((n) => ({ n, text: section(DOC, `### ${n} `) }));
+    const named = new RegExp(`\\b${r.name}\\b`);
+    const first = sections.find((s) => named.test(s.text.split("\n")[1])) ??
+      sections.find((s) => s.text.includes(`**${r.name}**`));
+    assert.equal(r.section, first?.n, `${r.name} is described first in section ${first?.n}`);
+  }
+  // Answered only when they fail, and sent with id 0: the three of section 5.2.
+  const unanswered = rows.filter((r) => r.success === "none").map((r) => r.name);
+  assert.deepEqual(unanswered, ["ACK", "FILE_CHUNK", "FILE_ACK"]);
+  assert.ok(section(DOC, "### 5.2 ").includes("**ACK, FILE_CHUNK and FILE_ACK**"));
+});
+
+Deno.test("the error code table lists exactly ErrorCode, with the right numbers and no gaps", () => {
+  const rows = tableRows(DOC, "14. Error codes");
   assertTableMatches(rows, ErrorCode, "error code");
   assert.deepEqual([...rows.values()].sort((a, b) => a - b), [...rows.keys()].map((_, i) => i));
-  for (const name of ["NO_SUCH_USER", "WRONG_PASSWORD", "SHUTTING_DOWN", "INTERNAL"]) {
-    assert.ok(rows.has(name), `error code table lacks ${name}`);
+});
+
+Deno.test("every type or code named with its number in the prose and tables has that number", () => {
+  const codes: Record<string, number> = ErrorCode;
+  const types: Record<string, number> = MsgType;
+  let checked = 0;
+  // "LOGIN (1)", "**OK** (203)" and "code: 12 (SHUTTING_DOWN)"; "9 `BAD_REQUEST`" in the tables.
+  for (const m of DOC.matchAll(/\b([A-Z][A-Z_]+)\**\s\((\d+)\)/g)) {
+    if (!Object.hasOwn(types, m[1])) continue;
+    assert.equal(Number(m[2]), types[m[1]], `PROTOCOL.md says ${m[0]}`);
+    checked++;
   }
+  for (const m of DOC.matchAll(/\b(\d+)\s\(([A-Z][A-Z_]+)\)/g)) {
+    if (!Object.hasOwn(codes, m[2])) continue;
+    assert.equal(Number(m[1]), codes[m[2]], `PROTOCOL.md says ${m[0]}`);
+    checked++;
+  }
+  for (const m of DOC.matchAll(/\b(\d+)\s`([A-Z][A-Z_]+)`/g)) {
+    assert.ok(Object.hasOwn(codes, m[2]), `PROTOCOL.md says ${m[0]}, not an error code`);
+    assert.equal(Number(m[1]), codes[m[2]], `PROTOCOL.md says ${m[0]}`);
+    checked++;
+  }
+  assert.ok(checked >= 80, `expected the numbered names of sections 7 to 15, found ${checked}`);
+});
+
+Deno.test("every section reference points at a section of the document", () => {
+  const headings = new Set([...DOC.matchAll(/^#{2,3} (\d+(?:\.\d+)?)\.? /gm)].map((m) => m[1]));
+  let checked = 0;
+  for (const m of DOC.matchAll(/(RFC \d+,\s+)?\bsections?\s+(\d+(?:\.\d+)?)(?:\s+to\s+(\d+))?/g)) {
+    if (m[1]) continue; // a section of an RFC
+    for (const ref of [m[2], m[3]]) {
+      if (ref === undefined) continue;
+      assert.ok(headings.has(ref), `PROTOCOL.md refers to section ${ref}, which it does not have`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 100, `expected the cross-references, found ${checked}`);
+});
+
+/** config.json's settings as dotted paths with their default values. */
+function settings(tree: Record<string, unknown>, prefix = ""): [string, unknown][] {
+  return Object.entries(tree).flatMap(([key, value]) => {
+    const path = prefix ? `${prefix}.${key}` : key;
+    return typeof value === "object" && value !== null
+      ? settings(value as Record<string, unknown>, path)
+      : [[path, value] as [string, unknown]];
+  });
+}
+
+/** Settings that have no effect a client can see on the wire. */
+const SERVER_ONLY = new Set([
+  "host",
+  "dataDir",
+  "accounts.scrypt.N",
+  "accounts.scrypt.r",
+  "accounts.scrypt.p",
+  "accounts.hashConcurrency",
+]);
+
+Deno.test("the limits table lists config.json's wire-visible settings with their defaults", () => {
+  const text = section(DOC, "## 17. Limits");
+  const rows = new Map<string, number>();
+  for (const m of text.matchAll(/^\|\s*`([a-zA-Z.]+)`\s*\|\s*(\d+)\s*\|/gm)) {
+    assert.ok(!rows.has(m[1]), `${m[1]} is listed twice`);
+    rows.set(m[1], Number(m[2]));
+  }
+  const wanted = new Map(settings(defaults).filter(([path]) => !SERVER_ONLY.has(path)));
+  for (const [path, value] of rows) {
+    assert.ok(wanted.has(path), `the limits table lists ${path}, config.json has no such setting`);
+    assert.equal(value, wanted.get(path), `the limits table gives ${path} the default ${value}`);
+  }
+  for (const path of wanted.keys()) assert.ok(rows.has(path), `the limits table lacks ${path}`);
 });
 
 Deno.test("the value tag table agrees with Tag", () => {
