@@ -471,23 +471,25 @@ export class ParleyClient {
     ) as { transfer_id: number; chunk_bytes: number; window: number };
     const id = offered.transfer_id;
     this.#answerWaiters.set(id, answered);
-    const early = this.#events.findIndex((m) =>
-      (m.type === MsgType.FILE_ANSWERED || m.type === MsgType.FILE_CANCELLED) &&
-      (m.body as { transfer_id?: unknown }).transfer_id === id
-    );
-    if (early >= 0) this.#routeTransfer(this.#events.splice(early, 1)[0]);
-    const closed = this.closed.then(() =>
-      new ConnectionClosedError(this.#closeReason ?? "The connection closed")
-    );
-    const result = await Promise.race([answer, closed]);
-    this.#answerWaiters.delete(id);
-    if (result instanceof Error) throw result;
-    if (!result) throw new ParleyError(ErrorCode.BAD_REQUEST, `${to} declined the file`);
+    // Registered before the answer: an empty file's FILE_PROGRESS can follow it at once.
     const t = new OutgoingTransfer(this, id, src, offered.chunk_bytes, offered.window, onProgress);
     this.#outgoing.set(id, t);
     try {
+      const early = this.#events.findIndex((m) =>
+        (m.type === MsgType.FILE_ANSWERED || m.type === MsgType.FILE_CANCELLED) &&
+        (m.body as { transfer_id?: unknown }).transfer_id === id
+      );
+      if (early >= 0) this.#routeTransfer(this.#events.splice(early, 1)[0]);
+      const closed = this.closed.then(() =>
+        new ConnectionClosedError(this.#closeReason ?? "The connection closed")
+      );
+      const result = await Promise.race([answer, closed]);
+      this.#answerWaiters.delete(id);
+      if (result instanceof Error) throw result;
+      if (!result) throw new ParleyError(ErrorCode.BAD_REQUEST, `${to} declined the file`);
       return await t.run();
     } finally {
+      this.#answerWaiters.delete(id);
       this.#outgoing.delete(id);
     }
   }

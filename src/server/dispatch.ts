@@ -60,7 +60,7 @@ const SILENT = new Set<number>([MsgType.PONG]);
 const UNMETERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE_ACK]);
 
 export async function dispatch(ctx: ServerContext, session: Session, msg: Message): Promise<void> {
-  if (SILENT.has(msg.type)) return;
+  if (SILENT.has(msg.type) || session.closing) return;
   if (!UNMETERED.has(msg.type) && !session.bucket.take()) {
     const { requestRate, requestBurst } = ctx.config.limits;
     if (session.bucket.strikes > requestBurst) {
@@ -75,10 +75,12 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
       }, 500);
       return;
     }
-    session.reply(msg.id, failureTypeOf(msg.type), {
+    const type = failureTypeOf(msg.type);
+    const failure = {
       code: ErrorCode.RATE_LIMITED,
       message: `Too many requests; the limit is ${requestRate} a second`,
-    });
+    };
+    session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
     return;
   }
   const route = ROUTES.get(msg.type);

@@ -31,7 +31,7 @@ export function startKeepalive(
     const now = Date.now();
     for (const s of sessions) {
       if (s.closed) continue;
-      if (!s.login && now - s.opened > limits.loginTimeoutMs) {
+      if (!s.login && !s.closing && now - s.loggedOutAt > limits.loginTimeoutMs) {
         log.info("session.login_timeout", { session: s.id });
         void s.closeWith(MsgType.GENERAL_ERROR, {
           code: ErrorCode.NOT_LOGGED_IN,

@@ -21,8 +21,6 @@ export interface LoggedIn {
 export class Session {
   readonly id = nextSessionId++;
   login: LoggedIn | null = null;
-  /** When the handshake finished, for the login deadline. */
-  readonly opened = Date.now();
   /** When the keepalive last sent a PING (0: never). */
   pingSentAt = 0;
   /** Streams the user's inbox to this session while it is logged in. */
@@ -52,9 +50,15 @@ export class Session {
     this.channel.send(type, 0, body);
   }
 
+  /** Set once the server has decided to close this connection: no further request is handled. */
+  closing = false;
+  /** When the session last became logged out (the handshake, or a LOGOUT), for the login deadline. */
+  loggedOutAt = Date.now();
+
   /** Tells the client why, waits (briefly) for it to leave, then closes the connection. */
   async closeWith(type: number, body: Value, waitMs = 2000): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    this.closing = true;
     this.push(type, body);
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([

@@ -57,7 +57,10 @@ export class LoginThrottle {
     let wait = 0;
     for (const key of keys) {
       const r = this.#records.get(key);
-      if (r) wait = Math.max(wait, r.until - now);
+      if (!r) continue;
+      // Failures are forgotten once the longest delay has passed without a new one.
+      if (now - r.seen > this.opts.maxDelayMs) this.#records.delete(key);
+      else wait = Math.max(wait, r.until - now);
     }
     return wait;
   }

@@ -188,6 +188,16 @@ export class KvInboxStore implements InboxStore {
 
   async remove(user: string, items: InboxItem[]): Promise<void> {
     if (items.length === 0) return;
+    // Only items still stored count: an ACK racing a redelivery must not be counted twice.
+    const present = new Set<number>();
+    for (let i = 0; i < items.length; i += 10) {
+      const entries = await this.kv.getMany(
+        items.slice(i, i + 10).map((it) => ["inbox", user, it.seq]),
+      );
+      for (const e of entries) if (e.versionstamp !== null) present.add(e.key[2] as number);
+    }
+    items = items.filter((it) => present.has(it.seq));
+    if (items.length === 0) return;
     const q = await this.#queue(user);
     const blobs = new Set<string>();
     const mutations: Deno.KvMutation[] = [];

@@ -122,7 +122,14 @@ async function crashRun(signal: "SIGKILL" | "SIGTERM") {
     const twice = [...delivered].filter(([, n]) => n > 1);
     assert.equal(twice.length, 0, `${twice.length} messages reached the application twice`);
     if (Deno.env.get("PARLEY_TEST_REPORT")) {
-      console.log(JSON.stringify({ signal, attempted, acknowledged: acknowledged.size, delivered: delivered.size }));
+      console.log(
+        JSON.stringify({
+          signal,
+          attempted,
+          acknowledged: acknowledged.size,
+          delivered: delivered.size,
+        }),
+      );
     }
     return { acknowledged: acknowledged.size, delivered: delivered.size };
   } finally {

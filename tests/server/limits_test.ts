@@ -105,3 +105,22 @@ Deno.test("failed logins slow down further attempts for that name and address", 
     await new Promise((r) => setTimeout(r, 350));
     assert.equal((await other.login("alice", "right password")).username, "alice");
   }, { accounts: { loginFreeFailures: 2, loginDelayMs: 300 } }));
+
+Deno.test("the login deadline counts from the last logout, and a rate-limited ADD_FRIEND says success false", () =>
+  withServer(async (t) => {
+    const c = await t.user("alice");
+    await t.user("bob");
+    await new Promise((r) => setTimeout(r, 400)); // older than the deadline, but logged in
+    await c.logout();
+    await c.login("alice", "password-alice"); // not cut off for having logged out
+    assert.ok(await c.ping() >= 0);
+    const burst = await Promise.all(
+      Array.from({ length: 15 }, () => c.request(MsgType.ADD_FRIEND, "bob")),
+    );
+    const limited = burst.find((m) =>
+      (m.body as { code?: number }).code === ErrorCode.RATE_LIMITED
+    );
+    assert.ok(limited, "some ADD_FRIEND was rate limited");
+    assert.equal(limited.type, MsgType.STATUS_ADD_FRIEND);
+    assert.equal((limited.body as { success: boolean }).success, false);
+  }, { limits: { loginTimeoutMs: 300, requestRate: 5, requestBurst: 10 } }));

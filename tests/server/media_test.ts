@@ -253,3 +253,18 @@ Deno.test("a backlog of large images bigger than the outbound limit is delivered
     }
     assert.ok(!back.isClosed, "the server must not cut off a client that reads its backlog");
   }, { limits: { maxOutboundBytes: 8 * 1024 * 1024 }, queue: { maxBytes: 64 * 1024 * 1024 } }));
+
+Deno.test("an empty file transfers and checks out", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    const bob = await t.user("bob");
+    const sending = alice.sendFile("bob", "empty.txt", new Uint8Array(0));
+    const offer = (await bob.nextEvent(MsgType.FILE_INCOMING)).body as {
+      transfer_id: number;
+      size: number;
+      sha256: Uint8Array;
+    };
+    const received = await bob.acceptFile(offer, { write: () => Promise.resolve() });
+    assert.equal(received.sha256Ok, true);
+    assert.deepEqual(await sending, { transferId: offer.transfer_id, size: 0, sha256Ok: true });
+  }));

@@ -94,7 +94,8 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     });
     throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password");
   }
-  ctx.logins.succeeded(keys);
+  // Only the name's count: one good account must not wipe an address's record of guesses.
+  ctx.logins.succeeded(keys.slice(1));
   if (ctx.hasher.isOutdated(record.password)) {
     await ctx.store.users.setPassword(record.name, await ctx.hasher.hash(password));
   }

@@ -21,9 +21,6 @@ const utf8 = new TextEncoder();
 function content(ctx: ServerContext, self: LoggedIn, body: SendBody): ChatMessage {
   const { limits } = ctx.config;
   const message: ChatMessage = { id: body.id, time: new Date(), from: self.name, kind: "text" };
-  if (body.id.length !== 16) {
-    throw new ParleyError(ErrorCode.BAD_REQUEST, "Message ids are 16 bytes");
-  }
   if (body.type === "text") {
     if (typeof body.data !== "string" || body.data.length === 0) {
       throw new ParleyError(ErrorCode.BAD_REQUEST, 'A "text" message carries a non-empty str');
@@ -94,6 +91,7 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
   }
 
   let recipients: string[];
+  const displayName = new Map<string, string>();
   if (body.target_username !== undefined) {
     const to = await findUser(ctx, body.target_username);
     if (to.user === self.user) {
@@ -112,7 +110,9 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
       throw new ParleyError(ErrorCode.NOT_A_MEMBER, `You are not a member of group ${id}`);
     }
     message.group = { id, name: group.name };
-    recipients = members.filter((m) => m.user !== self.user).map((m) => m.user);
+    const others = members.filter((m) => m.user !== self.user);
+    recipients = others.map((m) => m.user);
+    for (const m of others) displayName.set(m.user, m.name);
   }
 
   const { queued, full } = await ctx.store.inbox.append(recipients, message, ctx.config.queue);
@@ -125,7 +125,7 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
     );
   }
   const reply: { [key: string]: Value } = { ...sent };
-  if (full.length > 0) reply.skipped = full;
+  if (full.length > 0) reply.skipped = full.map((user) => displayName.get(user) ?? user);
   return { type: MsgType.SENT, body: reply };
 };
 

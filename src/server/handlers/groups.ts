@@ -20,7 +20,7 @@ function checkGroupName(ctx: ServerContext, raw: string): string {
   return name;
 }
 
-/** The group, if `user` is in it; the same error either way, so outsiders learn nothing. */
+/** The group, if `user` is in it (ids are sequential, so telling "no such group" apart hides nothing). */
 async function memberGroup(ctx: ServerContext, id: number, user: string): Promise<GroupRecord> {
   const [group, member] = await Promise.all([
     ctx.store.groups.get(id),
