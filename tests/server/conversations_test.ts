@@ -352,12 +352,15 @@ Deno.test("a receiver that disconnects mid-transfer cancels it for the sender", 
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bob = await t.user("bob");
-    const sending = alice.sendFile("bob", "big.bin", new Uint8Array(256 * 1024));
+    const sending = assert.rejects(
+      alice.sendFile("bob", "big.bin", new Uint8Array(256 * 1024)),
+      /bob went offline/,
+    );
     const offer = (await bob.nextEvent(MsgType.FILE_INCOMING)).body as { transfer_id: number };
     await bob.request(MsgType.FILE_ANSWER, { transfer_id: offer.transfer_id, accept: true });
     await bob.nextEvent(MsgType.FILE_DATA);
     bob.close();
-    await assert.rejects(sending, /bob went offline/);
+    await sending;
   }, { files: { chunkBytes: 16 * 1024, window: 2 } }));
 
 Deno.test("friend and group counts per user are capped, so a login summary stays bounded", () =>

@@ -121,10 +121,10 @@ Deno.test("file offers: accept and transfer with SHA-256 check, deny, offline, t
     assert.equal(progress.at(-1), file.length);
 
     // Denied.
-    const denied = alice.sendFile("bob", "nope.bin", file);
+    const denied = assert.rejects(alice.sendFile("bob", "nope.bin", file), /declined/);
     const second = (await bob.nextEvent(MsgType.FILE_INCOMING)).body as { transfer_id: number };
     await bob.denyFile(second.transfer_id);
-    await assert.rejects(denied, /declined/);
+    await denied;
 
     // Offline recipient, too large, unknown transfer.
     await rejects(alice.sendFile("carol", "x.bin", file), ErrorCode.USER_OFFLINE);
@@ -136,12 +136,12 @@ Deno.test("file offers: accept and transfer with SHA-256 check, deny, offline, t
 
     // Cancelled by the receiver part-way: the sender's promise fails with the reason.
     const big = randomBytes(400 * 1024, 5);
-    const cancelled = alice.sendFile("bob", "big.bin", big);
+    const cancelled = assert.rejects(alice.sendFile("bob", "big.bin", big), /changed my mind/);
     const third = (await bob.nextEvent(MsgType.FILE_INCOMING)).body as { transfer_id: number };
     await bob.request(MsgType.FILE_ANSWER, { transfer_id: third.transfer_id, accept: true });
     await bob.nextEvent(MsgType.FILE_DATA);
     await bob.cancelFile(third.transfer_id, "changed my mind");
-    await assert.rejects(cancelled, /changed my mind/);
+    await cancelled;
   }, { limits: { maxFileBytes: 512 * 1024 }, files: { chunkBytes: 16 * 1024, window: 4 } }));
 
 Deno.test("a sender that ignores the window has its transfer cancelled", () =>
