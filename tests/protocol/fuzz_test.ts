@@ -106,7 +106,7 @@ function randomDate(rng: Prng): Date {
 /** A random value of any of the 8 types; lists and dicts nest to at most `MAX_GEN_DEPTH`. */
 function randomValue(rng: Prng, depth = 1): Value {
   const canNest = depth < MAX_GEN_DEPTH;
-  switch (rng.int(0, canNest ? 9 : 7)) {
+  switch (rng.int(0, canNest ? 9 : 5)) {
     case 0:
       return null;
     case 1:
