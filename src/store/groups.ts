@@ -4,7 +4,7 @@
  *   ["member", id, user] → display name      ["member_of", user, id] → true
  */
 
-import type { GroupRecord, GroupStore, NamedUser } from "./types.ts";
+import type { AddMemberResult, GroupRecord, GroupStore, NamedUser } from "./types.ts";
 
 export class KvGroupStore implements GroupStore {
   constructor(private readonly kv: Deno.Kv) {}
@@ -14,7 +14,7 @@ export class KvGroupStore implements GroupStore {
     while (true) {
       const counter = await this.kv.get<number>(["group_seq"]);
       const id = (counter.value ?? 0) + 1;
-      const record: GroupRecord = { id, name, creator, created: new Date() };
+      const record: GroupRecord = { id, name, creator, created: new Date(), size: members.length };
       const op = this.kv.atomic().check(counter).set(["group_seq"], id).set(["group", id], record);
       for (const m of members) {
         op.set(["member", id, m.user], m.name).set(["member_of", m.user, id], true);
@@ -39,23 +39,44 @@ export class KvGroupStore implements GroupStore {
     return (await this.kv.get(["member", id, user])).versionstamp !== null;
   }
 
-  async addMember(id: number, member: NamedUser): Promise<boolean> {
+  async addMember(id: number, member: NamedUser, max: number): Promise<AddMemberResult> {
     const key = ["member", id, member.user];
-    const group = await this.kv.get(["group", id]);
-    const result = await this.kv.atomic()
-      .check(group) // the group still exists and is the one we saw
-      .check({ key, versionstamp: null })
-      .set(key, member.name)
-      .set(["member_of", member.user, id], true)
-      .commit();
-    return result.ok && group.versionstamp !== null;
+    // Every join and leave rewrites the group record, so concurrent ones retry instead of both
+    // passing the size check.
+    while (true) {
+      const [group, existing] = await this.kv.getMany<[GroupRecord, string]>([["group", id], key]);
+      if (!group.value) return "no_group";
+      if (existing.versionstamp !== null) return "already_member";
+      if (group.value.size >= max) return "full";
+      const result = await this.kv.atomic()
+        .check(group)
+        .check(existing)
+        .set(["group", id], { ...group.value, size: group.value.size + 1 })
+        .set(key, member.name)
+        .set(["member_of", member.user, id], true)
+        .commit();
+      if (result.ok) return "added";
+    }
   }
 
   async removeMember(id: number, user: string): Promise<NamedUser[]> {
-    await this.kv.atomic().delete(["member", id, user]).delete(["member_of", user, id]).commit();
-    const remaining = await this.members(id);
-    if (remaining.length === 0) await this.kv.delete(["group", id]);
-    return remaining;
+    while (true) {
+      const [group, existing] = await this.kv.getMany<[GroupRecord, string]>([["group", id], [
+        "member",
+        id,
+        user,
+      ]]);
+      if (!group.value || existing.versionstamp === null) return await this.members(id);
+      const op = this.kv.atomic()
+        .check(group)
+        .check(existing)
+        .delete(["member", id, user])
+        .delete(["member_of", user, id]);
+      // The last member out takes the group with them.
+      if (group.value.size <= 1) op.delete(["group", id]);
+      else op.set(["group", id], { ...group.value, size: group.value.size - 1 });
+      if ((await op.commit()).ok) return await this.members(id);
+    }
   }
 
   async groupsOf(user: string): Promise<GroupRecord[]> {

@@ -76,7 +76,12 @@ export interface GroupRecord {
   name: string;
   creator: string;
   created: Date;
+  /** Members now; kept in the record so that joins and leaves serialise on it. */
+  size: number;
 }
+
+/** What an attempt to add a member did. */
+export type AddMemberResult = "added" | "already_member" | "full" | "no_group";
 
 export interface GroupStore {
   /** Creates a group with a fresh id from an atomic counter. */
@@ -84,8 +89,8 @@ export interface GroupStore {
   get(id: number): Promise<GroupRecord | null>;
   members(id: number): Promise<NamedUser[]>;
   isMember(id: number, user: string): Promise<boolean>;
-  /** False if already a member. */
-  addMember(id: number, member: NamedUser): Promise<boolean>;
+  /** Adds a member unless the group is gone, full (`max` members) or already has them. */
+  addMember(id: number, member: NamedUser, max: number): Promise<AddMemberResult>;
   /** Removes a member; the group goes when its last member leaves. Returns those who remain. */
   removeMember(id: number, user: string): Promise<NamedUser[]>;
   groupsOf(user: string): Promise<GroupRecord[]>;

@@ -131,3 +131,22 @@ Deno.test("InboxStore.append() leaves no image chunks behind when no recipient t
     kv.close();
     assert.equal(left, 0, "orphaned image chunks in the store");
   }));
+
+Deno.test("GroupStore: concurrent joins never pass the size limit; the last leave removes the group", () =>
+  withStore(async ({ groups }) => {
+    const g = await groups.create("race", "a", [{ user: "a", name: "a" }]);
+    const results = await Promise.all(
+      Array.from(
+        { length: 10 },
+        (_, i) => groups.addMember(g.id, { user: `u${i}`, name: `u${i}` }, 4),
+      ),
+    );
+    assert.equal(results.filter((r) => r === "added").length, 3);
+    assert.equal(results.filter((r) => r === "full").length, 7);
+    const members = await groups.members(g.id);
+    assert.equal(members.length, 4);
+    assert.equal((await groups.get(g.id))?.size, 4);
+    await Promise.all(members.map((m) => groups.removeMember(g.id, m.user)));
+    assert.equal(await groups.get(g.id), null);
+    assert.equal(await groups.addMember(g.id, { user: "late", name: "late" }, 4), "no_group");
+  }));

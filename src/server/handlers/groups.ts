@@ -99,11 +99,18 @@ export const invite: Handler<RequestBodyOf<typeof MsgType.INVITE>> = async (
     throw new ParleyError(ErrorCode.GROUP_FULL, `Groups have at most ${max} members`);
   }
   await checkRoom(ctx, invitee);
-  if (!await ctx.store.groups.addMember(id, invitee)) {
+  const added = await ctx.store.groups.addMember(id, invitee, max);
+  if (added === "already_member") {
     throw new ParleyError(
       ErrorCode.ALREADY_MEMBER,
       `${invitee.name} is already in "${group.name}"`,
     );
+  }
+  if (added === "full") {
+    throw new ParleyError(ErrorCode.GROUP_FULL, `Groups have at most ${max} members`);
+  }
+  if (added === "no_group") {
+    throw new ParleyError(ErrorCode.NO_SUCH_GROUP, `There is no group ${id}`);
   }
   const members = [...before, invitee];
   const memberNames = names(members);
