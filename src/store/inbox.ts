@@ -68,7 +68,9 @@ export class KvInboxStore implements InboxStore {
         value: image.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
       });
     }
-    // Its own commits: a blob is only reachable once an inbox entry names it.
+    // Its own commits: a blob is only reachable once an inbox entry names it. Until then a
+    // marker says it is in flight, so that a crash in between leaves nothing behind for good.
+    await this.committer.write([{ type: "set", key: ["blob_pending", id], value: new Date() }]);
     for (let i = 0; i < mutations.length; i += 8) {
       await this.committer.write(mutations.slice(i, i + 8), 8 * CHUNK_BYTES);
     }
@@ -130,6 +132,10 @@ export class KvInboxStore implements InboxStore {
       w.mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
       queued.set(user, { seq, message, size });
     });
+    // The last write also clears the in-flight marker: if it commits, the blob has a ref.
+    if (blob && writes.length > 0) {
+      writes.at(-1)!.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
+    }
     const results = await Promise.allSettled(
       writes.map((w) => this.committer.write(w.mutations, perBytes * w.users.length)),
     );
@@ -145,10 +151,16 @@ export class KvInboxStore implements InboxStore {
           q.bytes -= size;
         }
       });
-      if (blob && results.every((r) => r.status === "rejected")) await this.#deleteBlob(blob.id);
+      if (blob && results.every((r) => r.status === "rejected")) {
+        await this.#deleteBlob(blob.id);
+        await this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]);
+      }
       throw (results[failed] as PromiseRejectedResult).reason;
     }
-    if (blob && queued.size === 0) await this.#deleteBlob(blob.id);
+    if (blob && queued.size === 0) {
+      await this.#deleteBlob(blob.id);
+      await this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]);
+    }
     return { queued, full };
   }
 
@@ -228,6 +240,27 @@ export class KvInboxStore implements InboxStore {
   async #dropBlobIfUnused(id: string): Promise<void> {
     for await (const _ of this.kv.list({ prefix: ["blob_ref", id] }, { limit: 1 })) return;
     await this.#deleteBlob(id);
+  }
+
+  /**
+   * At start: image blobs whose write was cut off by a crash before any inbox entry named them
+   * are deleted. Runs before the server accepts connections.
+   */
+  async sweep(): Promise<number> {
+    let swept = 0;
+    for await (const e of this.kv.list({ prefix: ["blob_pending"] })) {
+      const id = e.key[1] as string;
+      let referenced = false;
+      for await (const _ of this.kv.list({ prefix: ["blob_ref", id] }, { limit: 1 })) {
+        referenced = true;
+      }
+      if (!referenced) {
+        await this.#deleteBlob(id);
+        swept++;
+      }
+      await this.committer.write([{ type: "delete", key: e.key }]);
+    }
+    return swept;
   }
 
   async #deleteBlob(id: string): Promise<void> {

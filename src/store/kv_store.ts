@@ -24,12 +24,14 @@ export async function openKvStore(
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const kv = await Deno.openKv(join(dataDir, KV_FILE));
   const committer = new GroupCommitter(kv);
+  const inbox = new KvInboxStore(kv, committer);
+  await inbox.sweep();
   return {
     users: new KvUserStore(kv),
     tokens: new KvTokenStore(kv),
     friends: new KvFriendStore(kv),
     groups: new KvGroupStore(kv),
-    inbox: new KvInboxStore(kv, committer),
+    inbox,
     world: await KvWorldStore.open(kv, committer, opts.worldBacklog),
     close: async () => {
       await committer.close();

@@ -150,3 +150,32 @@ Deno.test("GroupStore: concurrent joins never pass the size limit; the last leav
     assert.equal(await groups.get(g.id), null);
     assert.equal(await groups.addMember(g.id, { user: "late", name: "late" }, 4), "no_group");
   }));
+
+Deno.test("opening the store sweeps image chunks a crash left without any inbox entry", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
+  try {
+    const path = join(dir, "data");
+    await Deno.mkdir(path, { recursive: true });
+    // What a crash between the chunk writes and the inbox write leaves: a marker and chunks.
+    const kv = await Deno.openKv(join(path, "parley.kv"));
+    await kv.set(["blob_pending", "dead"], new Date());
+    await kv.set(["blob", "dead", 0], new Uint8Array(10));
+    await kv.set(["blob", "dead", 1], new Uint8Array(10));
+    // And a blob whose inbox entry did land (its marker was not yet cleared): it must stay.
+    await kv.set(["blob_pending", "live"], new Date());
+    await kv.set(["blob", "live", 0], new Uint8Array(10));
+    await kv.set(["blob_ref", "live", "bob", 1], true);
+    kv.close();
+    const store = await openKvStore(path);
+    await store.close();
+    const after = await Deno.openKv(join(path, "parley.kv"));
+    const keys: string[] = [];
+    for await (const e of after.list({ prefix: [] })) keys.push(JSON.stringify(e.key));
+    after.close();
+    assert.ok(!keys.some((k) => k.includes('"dead"')), `left: ${keys.join(" ")}`);
+    assert.ok(keys.includes('["blob","live",0]'));
+    assert.ok(!keys.some((k) => k.startsWith('["blob_pending"')));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
