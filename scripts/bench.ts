@@ -1,0 +1,699 @@
+/**
+ * Benchmarks a Parley server on the loopback interface.
+ *
+ *   deno run -A scripts/bench.ts [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
+ *
+ * Scenarios: relay, latency, fanout, world, offline, idle. Without --addr it starts a server child
+ * (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and measures its CPU
+ * and memory from /proc. The clients run in separate load processes (scripts/bench_load.ts). Every
+ * scenario prints one JSON line; a table follows at the end.
+ */
+
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { ParleyClient } from "../src/client/client.ts";
+import type { LoadParams, SendPlan } from "./bench_load.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const LOAD = fileURLToPath(new URL("./bench_load.ts", import.meta.url));
+const PASSWORD = "bench-password-1";
+const TICKS = 100; // clock ticks per second in /proc/<pid>/stat
+const ALL = ["relay", "latency", "fanout", "world", "offline", "idle"];
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    scenario: { type: "string", multiple: true },
+    addr: { type: "string" },
+    quick: { type: "boolean", default: false },
+    rate: { type: "string" },
+  },
+});
+const QUICK = values.quick!;
+const SCENARIOS = values.scenario?.length ? values.scenario : ALL;
+for (const s of SCENARIOS) {
+  if (!ALL.includes(s)) {
+    console.error(`Unknown scenario "${s}"; choose from ${ALL.join(", ")}`);
+    Deno.exit(2);
+  }
+}
+const RUN = Math.random().toString(36).slice(2, 7);
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings
+
+function cpuTicks(pid: number | null): number | null {
+  if (pid === null) return null;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+  } catch {
+    return null;
+  }
+}
+
+function rssKiB(pid: number | null): number | null {
+  if (pid === null) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+function pct(t0: number | null, t1: number | null, seconds: number): number | null {
+  if (t0 === null || t1 === null || seconds <= 0) return null;
+  return round(((t1 - t0) / TICKS) / seconds * 100, 1);
+}
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+interface Server {
+  host: string;
+  port: number;
+  pid: number | null;
+  stop(): Promise<void>;
+}
+
+function benchConfig(scryptN: number) {
+  return {
+    limits: {
+      requestRate: 10_000_000,
+      requestBurst: 10_000_000,
+      maxConnections: 100_000,
+      maxConnectionsPerIp: 100_000,
+    },
+    accounts: { scrypt: { N: scryptN, r: 8, p: 1 }, loginFreeFailures: 1000 },
+  };
+}
+
+async function startServer(scryptN: number): Promise<Server> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-bench-" });
+  const config = `${dir}/config.json`;
+  await Deno.writeTextFile(config, JSON.stringify(benchConfig(scryptN)));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      "main.ts",
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--data",
+      `${dir}/data`,
+      "--config",
+      config,
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  let found: (port: number) => void;
+  const port = new Promise<number>((r) => found = r);
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      if (text.length < 100_000) {
+        text += chunk;
+        const m = /server\.listening addr=127\.0\.0\.1:(\d+)|"addr":"127\.0\.0\.1:(\d+)"/.exec(
+          text,
+        );
+        if (m) found(Number(m[1] ?? m[2]));
+      }
+    }
+  };
+  const done = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const p = await Promise.race([
+    port,
+    child.status.then(() => -1),
+    new Promise<number>((r) => timer = setTimeout(() => r(-2), 20_000)),
+  ]);
+  clearTimeout(timer);
+  if (p < 0) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    throw new Error(`The server did not start:\n${text}`);
+  }
+  return {
+    host: "127.0.0.1",
+    port: p,
+    pid: child.pid,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await done;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+function existingServer(addr: string): Server {
+  const at = addr.lastIndexOf(":");
+  return {
+    host: addr.slice(0, at),
+    port: Number(addr.slice(at + 1)),
+    pid: null,
+    async stop() {},
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup helpers (not timed)
+
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
+}
+
+let batch = 0;
+/** Fresh usernames: unique per run and per call, so scenarios never collide. */
+function names(prefix: string, n: number): string[] {
+  const b = batch++;
+  return Array.from({ length: n }, (_, i) => `b${RUN}${prefix}${b}_${i}`);
+}
+
+async function register(srv: Server, users: string[]): Promise<void> {
+  await pool(users, 32, async (u) => {
+    const c = await ParleyClient.connect({ host: srv.host, port: srv.port, knownHosts: null });
+    try {
+      await c.register(u, PASSWORD);
+    } finally {
+      c.close();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load processes
+
+class Load {
+  readonly child: Deno.ChildProcess;
+  readonly #lines: AsyncIterator<string>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  stderr = "";
+
+  constructor(params: Omit<LoadParams, "host" | "port" | "password">, srv: Server) {
+    const full: LoadParams = { ...params, host: srv.host, port: srv.port, password: PASSWORD };
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", LOAD, JSON.stringify(full)],
+      cwd: ROOT,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = this.child.stdin.getWriter();
+    this.#lines = (async function* (stream) {
+      let buf = "";
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        let at;
+        while ((at = buf.indexOf("\n")) >= 0) {
+          yield buf.slice(0, at);
+          buf = buf.slice(at + 1);
+        }
+      }
+    })(this.child.stdout);
+    const child = this.child;
+    void (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+        if (this.stderr.length < 20_000) this.stderr += chunk;
+      }
+    })();
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  async next(): Promise<Record<string, unknown>> {
+    while (true) {
+      const r = await this.#lines.next();
+      if (r.done) throw new Error(`A load process ended early:\n${this.stderr}`);
+      if (!r.value.startsWith("{")) continue;
+      const obj = JSON.parse(r.value);
+      if (obj.error) throw new Error(`A load process failed: ${obj.error}\n${this.stderr}`);
+      return obj;
+    }
+  }
+
+  async say(word: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(word + "\n"));
+  }
+
+  async finish(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    const t = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 10_000);
+    await this.child.status;
+    clearTimeout(t);
+  }
+}
+
+interface Timed {
+  results: Record<string, unknown>[];
+  seconds: number;
+  serverCpu: number | null;
+  loadCpu: (number | null)[];
+}
+
+/** Starts the loads, waits until all are set up, then times the phase from `go` to all results. */
+async function timed(srv: Server, loads: Load[]): Promise<Timed> {
+  try {
+    for (const l of loads) {
+      const r = await l.next();
+      if (!r.ready) throw new Error(`Unexpected ${JSON.stringify(r)}`);
+    }
+    const s0 = cpuTicks(srv.pid);
+    const l0 = loads.map((l) => cpuTicks(l.pid));
+    const t0 = performance.now();
+    await Promise.all(loads.map((l) => l.say("go")));
+    const results = await Promise.all(loads.map((l) => l.next()));
+    const seconds = (performance.now() - t0) / 1000;
+    const s1 = cpuTicks(srv.pid);
+    const l1 = loads.map((l) => cpuTicks(l.pid));
+    return {
+      results,
+      seconds,
+      serverCpu: pct(s0, s1, seconds),
+      loadCpu: l0.map((t, i) => pct(t, l1[i], seconds)),
+    };
+  } finally {
+    await Promise.all(loads.map((l) => l.finish()));
+  }
+}
+
+function maxOf(xs: (number | null)[]): number | null {
+  const ok = xs.filter((x): x is number => x !== null);
+  return ok.length ? Math.max(...ok) : null;
+}
+
+/** Received count over the window from the first `go` to the last receipt. */
+function deliveryRate(t: Timed): { rate: number; received: number; seconds: number } {
+  const received = t.results.reduce((a, r) => a + (r.received as number), 0);
+  const start = Math.min(...t.results.map((r) => r.tGo as number));
+  const end = Math.max(...t.results.map((r) => (r.lastRecv as number) || (r.tEnd as number)));
+  const seconds = (end - start) / 1000;
+  return { rate: round(received / seconds, 1), received, seconds: round(seconds, 3) };
+}
+
+function outcomes(t: Timed): string {
+  const o = [...new Set(t.results.map((r) => r.outcome as string))];
+  return o.join(",");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+type Line = Record<string, unknown>;
+const lines: Line[] = [];
+
+function report(line: Line): void {
+  lines.push(line);
+  console.log(JSON.stringify(line));
+}
+
+let relayResult: number | null = null;
+
+/** Pairs s_i → r_i split over two loads (both ends of a pair in the same load). */
+async function pairsRun(
+  srv: Server,
+  pairs: number,
+  plan: (sender: string, receiver: string) => Omit<SendPlan, "from" | "to">,
+  opts: { latencies?: boolean; durationMs?: number },
+): Promise<Timed> {
+  const senders = names(`s${pairs}x`, pairs);
+  const receivers = names(`r${pairs}x`, pairs);
+  await register(srv, [...senders, ...receivers]);
+  const loads = [0, 1].map((k) => {
+    const idx = [...Array(pairs).keys()].filter((i) => i % 2 === k);
+    const sends = idx.map((i) => ({
+      from: senders[i],
+      to: { user: receivers[i] },
+      ...plan(senders[i], receivers[i]),
+    }));
+    return new Load({
+      role: "chat",
+      users: idx.flatMap((i) => [senders[i], receivers[i]]),
+      sends,
+      window: 100,
+      expect: sends.reduce((a, s) => a + s.count, 0),
+      latencies: opts.latencies,
+      durationMs: opts.durationMs ?? 180_000,
+    }, srv);
+  });
+  return await timed(srv, loads);
+}
+
+async function relay(srv: Server): Promise<void> {
+  for (const pairs of QUICK ? [10] : [50, 500]) {
+    const m = QUICK ? 100 : Math.round(50_000 / pairs);
+    const t = await pairsRun(srv, pairs, () => ({ count: m }), {});
+    const d = deliveryRate(t);
+    relayResult = relayResult === null ? d.rate : Math.max(relayResult, d.rate);
+    report({
+      scenario: "relay",
+      pairs,
+      messages_per_sender: m,
+      window: 100,
+      result: d.rate,
+      unit: "msg/s",
+      server_cpu_pct: t.serverCpu,
+      load_cpu_pct: maxOf(t.loadCpu),
+      load_cpu_pct_each: t.loadCpu,
+      received: d.received,
+      seconds: d.seconds,
+      outcome: outcomes(t),
+    });
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+async function latency(srv: Server): Promise<void> {
+  const pairs = 50;
+  const rate = values.rate
+    ? Number(values.rate)
+    : relayResult !== null
+    ? Math.max(50, Math.round(relayResult * 0.2))
+    : 2000;
+  const seconds = QUICK ? 2 : 5;
+  const perSender = rate / pairs;
+  const count = Math.max(1, Math.round(perSender * seconds));
+  const t = await pairsRun(srv, pairs, () => ({ count, rate: perSender }), {
+    latencies: true,
+    durationMs: (seconds + 30) * 1000,
+  });
+  const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
+  report({
+    scenario: "latency",
+    pairs,
+    rate_per_s: rate,
+    rate_source: values.rate ? "--rate" : relayResult !== null ? "20% of relay" : "default",
+    seconds,
+    result: round(percentile(lat, 0.5), 2),
+    unit: "ms p50",
+    server_cpu_pct: t.serverCpu,
+    load_cpu_pct: maxOf(t.loadCpu),
+    load_cpu_pct_each: t.loadCpu,
+    p50_ms: round(percentile(lat, 0.5), 2),
+    p99_ms: round(percentile(lat, 0.99), 2),
+    max_ms: round(lat[lat.length - 1] ?? NaN, 2),
+    received: lat.length,
+    outcome: outcomes(t),
+  });
+}
+
+async function fanout(srv: Server): Promise<void> {
+  const members = QUICK ? 20 : 100;
+  const n = QUICK ? 50 : 500;
+  const users = names("g", members);
+  await register(srv, users);
+  const sender = users[0];
+  const c = await ParleyClient.connect({ host: srv.host, port: srv.port, knownHosts: null });
+  await c.login(sender, PASSWORD);
+  const group = await c.createGroup("bench", users.slice(1));
+  c.close();
+  const loads = [0, 1].map((k) => {
+    const mine = users.filter((_, i) => i % 2 === k);
+    const recipients = mine.filter((u) => u !== sender).length;
+    return new Load({
+      role: "chat",
+      users: mine,
+      sends: k === 0 ? [{ from: sender, to: { group: group.group_id }, count: n }] : [],
+      window: 100,
+      expect: recipients * n,
+      durationMs: 180_000,
+    }, srv);
+  });
+  const t = await timed(srv, loads);
+  const d = deliveryRate(t);
+  report({
+    scenario: "fanout",
+    members,
+    messages: n,
+    window: 100,
+    result: d.rate,
+    unit: "deliveries/s",
+    server_cpu_pct: t.serverCpu,
+    load_cpu_pct: maxOf(t.loadCpu),
+    load_cpu_pct_each: t.loadCpu,
+    received: d.received,
+    seconds: d.seconds,
+    outcome: outcomes(t),
+  });
+}
+
+async function world(srv: Server): Promise<void> {
+  const online = QUICK ? 100 : 1000;
+  const n = QUICK ? 20 : 100;
+  const users = names("w", online);
+  await register(srv, users);
+  const sender = users[0];
+  const loads = [0, 1].map((k) => {
+    const mine = users.filter((_, i) => i % 2 === k);
+    return new Load({
+      role: "chat",
+      users: mine,
+      sends: k === 0 ? [{ from: sender, to: { world: true }, count: n }] : [],
+      window: 100,
+      expect: mine.filter((u) => u !== sender).length * n,
+      durationMs: 180_000,
+    }, srv);
+  });
+  const t = await timed(srv, loads);
+  const d = deliveryRate(t);
+  report({
+    scenario: "world",
+    online,
+    messages: n,
+    window: 100,
+    result: d.rate,
+    unit: "deliveries/s",
+    server_cpu_pct: t.serverCpu,
+    load_cpu_pct: maxOf(t.loadCpu),
+    load_cpu_pct_each: t.loadCpu,
+    received: d.received,
+    seconds: d.seconds,
+    outcome: outcomes(t),
+  });
+}
+
+async function offline(srv: Server): Promise<void> {
+  const total = QUICK ? 1000 : 10_000;
+  const nSenders = 4;
+  const target = names("off", 1)[0];
+  const senders = names("offs", nSenders);
+  await register(srv, [target, ...senders]);
+  // Setup: queue the messages while the target is offline.
+  const fill = new Load({
+    role: "chat",
+    users: senders,
+    sends: senders.map((s) => ({ from: s, to: { user: target }, count: total / nSenders })),
+    window: 100,
+    expect: 0,
+    durationMs: 180_000,
+  }, srv);
+  const f = await timed(srv, [fill]);
+  const queued = f.results[0].sent as number;
+  const recv = new Load({ role: "offline_recv", users: [target], expect: queued }, srv);
+  const t = await timed(srv, [recv]);
+  const r = t.results[0];
+  const seconds = ((r.tEnd as number) - (r.tGo as number)) / 1000;
+  report({
+    scenario: "offline",
+    queued,
+    senders: nSenders,
+    result: round(seconds, 3),
+    unit: "s",
+    server_cpu_pct: t.serverCpu,
+    load_cpu_pct: maxOf(t.loadCpu),
+    received: r.received,
+    msgs_per_s: round((r.received as number) / seconds, 1),
+    outcome: r.outcome,
+  });
+}
+
+async function idle(srv: Server): Promise<void> {
+  const sizes = QUICK ? [200] : [1000, 5000];
+  let all: string[] = [];
+  for (const n of sizes) {
+    const users = names(`i${n}x`, n);
+    await register(srv, users);
+    all = users;
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rssKiB(srv.pid);
+    const loads = [0, 1].map((k) =>
+      new Load({
+        role: "idle",
+        users: users.filter((_, i) => i % 2 === k),
+        setupConcurrency: 100,
+      }, srv)
+    );
+    try {
+      let held = 0;
+      for (const l of loads) held += (await l.next()).connections as number;
+      await new Promise((r) => setTimeout(r, 2000));
+      const after = rssKiB(srv.pid);
+      const cpuIdle0 = cpuTicks(srv.pid);
+      await new Promise((r) => setTimeout(r, 2000));
+      const cpuIdle = pct(cpuIdle0, cpuTicks(srv.pid), 2);
+      const per = before !== null && after !== null ? round((after - before) * 1024 / n, 0) : null;
+      report({
+        scenario: "idle",
+        connections: held,
+        result: per,
+        unit: "bytes RSS/conn",
+        server_cpu_pct: cpuIdle,
+        load_cpu_pct: null,
+        rss_before_kib: before,
+        rss_after_kib: after,
+      });
+    } finally {
+      await Promise.all(loads.map((l) => l.say("stop").catch(() => {})));
+      await Promise.all(loads.map((l) => l.finish()));
+    }
+  }
+  if (!QUICK) {
+    console.error("idle: 20000 connections skipped (open-file limit is 20000 per process)");
+  }
+
+  // Resume logins: fresh connection, handshake, RESUME, close.
+  const workers = 8;
+  const duration = QUICK ? 1000 : 3000;
+  const loads = [0, 1].map((k) =>
+    new Load({
+      role: "resume",
+      users: all.slice(k * workers, (k + 1) * workers),
+      durationMs: duration,
+    }, srv)
+  );
+  const t = await timed(srv, loads);
+  const logins = t.results.reduce((a, r) => a + (r.logins as number), 0);
+  const failed = t.results.reduce((a, r) => a + (r.failed as number), 0);
+  const secs = Math.max(...t.results.map((r) => (r.tEnd as number) - (r.tGo as number))) / 1000;
+  report({
+    scenario: "logins_resume",
+    concurrency: workers * 2,
+    result: round(logins / secs, 1),
+    unit: "logins/s",
+    server_cpu_pct: t.serverCpu,
+    load_cpu_pct: maxOf(t.loadCpu),
+    load_cpu_pct_each: t.loadCpu,
+    logins,
+    failed,
+    seconds: round(secs, 3),
+  });
+
+  // Password logins with the default scrypt cost, on a server of their own.
+  if (values.addr) return;
+  const slow = await startServer(131072);
+  try {
+    const users = names("pw", 4);
+    await register(slow, users);
+    const l = new Load({ role: "password", users, durationMs: QUICK ? 1000 : 4000 }, slow);
+    const p = await timed(slow, [l]);
+    const r = p.results[0];
+    const s = ((r.tEnd as number) - (r.tGo as number)) / 1000;
+    report({
+      scenario: "logins_password",
+      scrypt_N: 131072,
+      concurrency: users.length,
+      result: round((r.logins as number) / s, 2),
+      unit: "logins/s",
+      server_cpu_pct: p.serverCpu,
+      load_cpu_pct: maxOf(p.loadCpu),
+      logins: r.logins,
+      failed: r.failed,
+      seconds: round(s, 3),
+    });
+  } finally {
+    await slow.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const RUNNERS: Record<string, (srv: Server) => Promise<void>> = {
+  relay,
+  latency,
+  fanout,
+  world,
+  offline,
+  idle,
+};
+
+function table(rows: Line[]): string {
+  const cols = ["scenario", "params", "result", "unit", "server_cpu_pct", "load_cpu_pct"];
+  const std = new Set([...cols, "load_cpu_pct_each", "outcome"]);
+  const cells = rows.map((r) => [
+    String(r.scenario),
+    Object.entries(r).filter(([k]) => !std.has(k)).map(([k, v]) => `${k}=${v}`).join(" "),
+    String(r.result),
+    String(r.unit),
+    String(r.server_cpu_pct ?? "-"),
+    String(r.load_cpu_pct ?? "-"),
+  ]);
+  const all = [cols, ...cells];
+  const w = cols.map((_, i) => Math.max(...all.map((row) => row[i].length)));
+  const fmt = (row: string[]) => row.map((c, i) => c.padEnd(w[i])).join(" | ");
+  return [fmt(cols), w.map((n) => "-".repeat(n)).join("-+-"), ...cells.map(fmt)].join("\n");
+}
+
+async function main(): Promise<number> {
+  const srv = values.addr ? existingServer(values.addr) : await startServer(1024);
+  console.error(
+    values.addr
+      ? `bench: using the server at ${values.addr} (no server CPU or memory readings)`
+      : `bench: server pid ${srv.pid} on ${srv.host}:${srv.port}; bench config: scrypt N=1024 ` +
+        `for setup speed (password logins measured separately with N=131072), requestRate/Burst ` +
+        `10000000, maxConnections(PerIp) 100000, loginFreeFailures 1000`,
+  );
+  let code = 0;
+  try {
+    for (const s of SCENARIOS) {
+      try {
+        await RUNNERS[s](srv);
+      } catch (e) {
+        code = 1;
+        console.error(`bench: scenario ${s} failed: ${e instanceof Error ? e.stack : e}`);
+      }
+    }
+  } finally {
+    await srv.stop();
+  }
+  console.log("");
+  console.log(table(lines));
+  console.log(
+    values.addr ? "" : "(setup used scrypt N=1024; logins_password used the default N=131072)",
+  );
+  return code;
+}
+
+Deno.exit(await main());

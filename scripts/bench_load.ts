@@ -1,0 +1,285 @@
+/**
+ * Load generator for scripts/bench.ts, run as a separate process so the benchmark's clients do not
+ * share a CPU-bound event loop with the server or with each other.
+ *
+ *   deno run -A scripts/bench_load.ts '<json params>'
+ *
+ * Protocol with the parent: after setup (connect and log in, not timed) it prints one JSON line
+ * `{"ready": true}`; it then waits for the line `go` on stdin, runs the timed phase and prints one
+ * JSON line with its results. The `idle` role then holds its connections until `stop` or EOF.
+ */
+
+import { ParleyClient, type Target } from "../src/client/client.ts";
+import { MsgType } from "../src/protocol/messages.ts";
+
+export interface SendPlan {
+  from: string;
+  to: Target;
+  /** Messages to send (count mode), or the upper bound in rate mode. */
+  count: number;
+  /** Messages per second for this sender; absent: as fast as the window allows. */
+  rate?: number;
+}
+
+export interface LoadParams {
+  role: "chat" | "offline_recv" | "idle" | "resume" | "password";
+  host: string;
+  port: number;
+  password: string;
+  /** Users this process logs in (chat, idle, offline_recv, resume, password). */
+  users: string[];
+  /** chat: what each local sender sends. */
+  sends?: SendPlan[];
+  /** Max SEND requests awaiting SENT per sender. */
+  window?: number;
+  /** chat/offline_recv: PASS pushes this process expects in total. */
+  expect?: number;
+  /** chat: record every latency (ms) in the result. */
+  latencies?: boolean;
+  /** resume/password: how long to run; chat: hard deadline. */
+  durationMs?: number;
+  /** Connections opened at once during setup. */
+  setupConcurrency?: number;
+}
+
+const PAD = "x".repeat(100);
+/** Builds a ~100-byte text carrying its send time (ms since the epoch, sub-ms precision). */
+export function stampedText(seq: number): string {
+  const head = `t=${nowMs().toFixed(3)} n=${seq} `;
+  return head + PAD.slice(0, Math.max(1, 100 - head.length));
+}
+
+/** Wall-clock ms with sub-ms precision, comparable across processes on one machine. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function sentAt(text: string): number | null {
+  const m = /^t=(\d+\.\d+) /.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+function emit(obj: Record<string, unknown>): void {
+  console.log(JSON.stringify(obj));
+}
+
+/** Runs `fn` over `items` with at most `n` at once. */
+async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>) {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  });
+  await Promise.all(workers);
+}
+
+const lines = (async function* () {
+  let buf = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let at;
+    while ((at = buf.indexOf("\n")) >= 0) {
+      yield buf.slice(0, at).trim();
+      buf = buf.slice(at + 1);
+    }
+  }
+})();
+
+async function waitFor(word: string): Promise<void> {
+  while (true) {
+    const { value, done } = await lines.next();
+    if (done || value === word) return;
+  }
+}
+
+async function connect(p: LoadParams): Promise<ParleyClient> {
+  return await ParleyClient.connect({ host: p.host, port: p.port, knownHosts: null });
+}
+
+async function loginAll(p: LoadParams): Promise<Map<string, ParleyClient>> {
+  const clients = new Map<string, ParleyClient>();
+  await pool(p.users, p.setupConcurrency ?? 50, async (u) => {
+    const c = await connect(p);
+    await c.login(u, p.password);
+    clients.set(u, c);
+  });
+  return clients;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function runChat(p: LoadParams): Promise<void> {
+  const clients = await loginAll(p);
+  const window = p.window ?? 100;
+  const expect = p.expect ?? 0;
+  const deadline = p.durationMs ?? 120_000;
+  emit({ ready: true });
+  await waitFor("go");
+  const tGo = nowMs();
+  let received = 0;
+  let firstRecv = 0;
+  let lastRecv = 0;
+  const lat: number[] = [];
+  let allReceived!: () => void;
+  const gotAll = new Promise<void>((r) => allReceived = r);
+  if (received >= expect) allReceived();
+  for (const c of clients.values()) {
+    void (async () => {
+      for await (const m of c.events()) {
+        if (m.type !== MsgType.PASS) continue;
+        const t = nowMs();
+        const body = m.body as { data?: unknown };
+        if (typeof body.data !== "string") continue;
+        const at = sentAt(body.data);
+        if (at === null) continue; // e.g. an old world message from the backlog
+        if (p.latencies) lat.push(Math.round((t - at) * 100) / 100);
+        if (received === 0) firstRecv = t;
+        lastRecv = t;
+        if (++received >= expect) allReceived();
+      }
+    })();
+  }
+  let sent = 0;
+  let failed = 0;
+  const senders = (p.sends ?? []).map(async (plan) => {
+    const c = clients.get(plan.from)!;
+    let inflight = 0;
+    let wake: (() => void) | null = null;
+    const start = nowMs();
+    for (let i = 0; i < plan.count; i++) {
+      if (plan.rate) {
+        const due = start + (i * 1000) / plan.rate;
+        if (due - nowMs() > deadline) break;
+        const wait = due - nowMs();
+        if (wait > 1) await sleep(wait);
+      }
+      while (inflight >= window) await new Promise<void>((r) => wake = r);
+      inflight++;
+      c.sendText(plan.to, stampedText(i)).then(() => sent++, () => failed++).finally(() => {
+        inflight--;
+        const w = wake;
+        wake = null;
+        w?.();
+      });
+    }
+    while (inflight > 0) await new Promise<void>((r) => wake = r);
+  });
+  const timer = sleep(deadline).then(() => "timeout");
+  const outcome = await Promise.race([
+    Promise.all([gotAll, ...senders]).then(() => "ok"),
+    timer,
+  ]);
+  const tEnd = nowMs();
+  emit({
+    done: true,
+    outcome,
+    tGo,
+    tEnd,
+    firstRecv,
+    lastRecv,
+    received,
+    sent,
+    failed,
+    ...(p.latencies ? { lat } : {}),
+  });
+  for (const c of clients.values()) c.close();
+}
+
+async function runOfflineRecv(p: LoadParams): Promise<void> {
+  const c = await connect(p);
+  const expect = p.expect ?? 0;
+  emit({ ready: true });
+  await waitFor("go");
+  const tGo = nowMs();
+  let received = 0;
+  const login = c.login(p.users[0], p.password);
+  const deadline = Date.now() + (p.durationMs ?? 120_000);
+  const it = c.events();
+  // Each PASS is acknowledged by the client library (one cumulative ACK per tick).
+  while (received < expect && Date.now() < deadline) {
+    const next = await Promise.race([it.next(), sleep(deadline - Date.now()).then(() => null)]);
+    if (!next || next.done) break;
+    if (next.value.type === MsgType.PASS) received++;
+  }
+  await login;
+  const tEnd = nowMs();
+  await sleep(50); // let the last ACK leave before closing
+  emit({ done: true, tGo, tEnd, received, outcome: received >= expect ? "ok" : "timeout" });
+  c.close();
+}
+
+async function runIdle(p: LoadParams): Promise<void> {
+  const clients = await loginAll(p);
+  emit({ ready: true, connections: clients.size });
+  await waitFor("stop");
+  for (const c of clients.values()) c.close();
+  emit({ done: true });
+}
+
+async function runLogins(p: LoadParams, mode: "resume" | "password"): Promise<void> {
+  const tokens: Uint8Array[] = [];
+  if (mode === "resume") {
+    for (const [u, c] of await loginAll(p)) {
+      tokens.push(c.token!);
+      void u;
+      c.close();
+    }
+  }
+  emit({ ready: true });
+  await waitFor("go");
+  const tGo = nowMs();
+  const stopAt = tGo + (p.durationMs ?? 3000);
+  let logins = 0;
+  let failed = 0;
+  let lastErr = "";
+  await Promise.all(p.users.map(async (u, i) => {
+    while (nowMs() < stopAt) {
+      let c: ParleyClient | null = null;
+      try {
+        c = await connect(p);
+        if (mode === "resume") await c.resume(tokens[i]);
+        else await c.login(u, p.password);
+        logins++;
+      } catch (e) {
+        failed++;
+        lastErr = e instanceof Error ? e.message : String(e);
+        await sleep(10);
+      } finally {
+        c?.close();
+      }
+    }
+  }));
+  const tEnd = nowMs();
+  emit({ done: true, tGo, tEnd, logins, failed, lastErr });
+}
+
+if (import.meta.main) {
+  const p = JSON.parse(Deno.args[0]) as LoadParams;
+  try {
+    switch (p.role) {
+      case "chat":
+        await runChat(p);
+        break;
+      case "offline_recv":
+        await runOfflineRecv(p);
+        break;
+      case "idle":
+        await runIdle(p);
+        break;
+      case "resume":
+      case "password":
+        await runLogins(p, p.role);
+        break;
+    }
+  } catch (e) {
+    emit({ error: e instanceof Error ? e.message : String(e) });
+    Deno.exit(1);
+  }
+  // Stay alive (for the parent's final CPU reading) until it says stop or closes stdin.
+  await waitFor("stop");
+  Deno.exit(0);
+}

@@ -1,0 +1,39 @@
+/**
+ * The benchmark (scripts/bench.ts) in its quick mode, as a child process: it must finish, exit 0
+ * and print one JSON line with a positive numeric result per scenario. Performance is not asserted.
+ */
+
+import assert from "node:assert/strict";
+import { ROOT } from "../helpers/cli.ts";
+
+Deno.test("bench.ts --quick runs relay and offline and prints a result line for each", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      "scripts/bench.ts",
+      "--quick",
+      "--scenario",
+      "relay",
+      "--scenario",
+      "offline",
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, `exit ${out.code}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  const results = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  for (const scenario of ["relay", "offline"]) {
+    const line = results.find((r) => r.scenario === scenario);
+    assert.ok(line, `no JSON line for ${scenario}:\n${stdout}`);
+    assert.equal(typeof line.result, "number", JSON.stringify(line));
+    assert.ok(line.result > 0, JSON.stringify(line));
+    assert.equal(typeof line.unit, "string");
+  }
+});
