@@ -15,6 +15,8 @@ import type { ChatMessage, InboxItem, InboxLimits, InboxStore } from "./types.ts
 /** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
 const INLINE_IMAGE_BYTES = 48 * 1024;
 const CHUNK_BYTES = 60 * 1024;
+/** Removed seqs remembered per user: twice the delivery window of 512. */
+const REMEMBER_REMOVED = 1024;
 /** Fixed overhead counted per queued message, so that empty messages still count. */
 const ITEM_OVERHEAD = 64;
 
@@ -43,6 +45,8 @@ export function messageSize(m: ChatMessage): number {
 
 export class KvInboxStore implements InboxStore {
   readonly #stats = new Map<string, Promise<QueueStats>>();
+  /** Seqs removed lately per user, so that one removed twice is counted once. */
+  readonly #removed = new Map<string, Set<number>>();
 
   constructor(private readonly kv: Deno.Kv, private readonly committer: GroupCommitter) {}
 
@@ -200,16 +204,13 @@ export class KvInboxStore implements InboxStore {
 
   async remove(user: string, items: InboxItem[]): Promise<void> {
     if (items.length === 0) return;
-    // Only items still stored count: an ACK racing a redelivery must not be counted twice.
-    const present = new Set<number>();
-    for (let i = 0; i < items.length; i += 10) {
-      const entries = await this.kv.getMany(
-        items.slice(i, i + 10).map((it) => ["inbox", user, it.seq]),
-      );
-      for (const e of entries) if (e.versionstamp !== null) present.add(e.key[2] as number);
-    }
-    items = items.filter((it) => present.has(it.seq));
+    // An ACK racing a redelivery (after a kick) can name an item twice; count it once.
+    let removed = this.#removed.get(user);
+    if (!removed) this.#removed.set(user, removed = new Set<number>());
+    items = items.filter((it) => !removed.has(it.seq));
     if (items.length === 0) return;
+    for (const it of items) removed.add(it.seq);
+    while (removed.size > REMEMBER_REMOVED) removed.delete(removed.values().next().value!);
     const q = await this.#queue(user);
     const blobs = new Set<string>();
     const mutations: Deno.KvMutation[] = [];
@@ -231,6 +232,8 @@ export class KvInboxStore implements InboxStore {
       q.bytes = Math.max(0, q.bytes - item.size);
     }
     mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
+    // An empty inbox cannot be counted below zero, so the memory of removals can go.
+    if (q.count === 0) this.#removed.delete(user);
     for (let i = 0; i < mutations.length; i += MAX_BATCH_MUTATIONS) {
       await this.committer.write(mutations.slice(i, i + MAX_BATCH_MUTATIONS));
     }

@@ -4,26 +4,45 @@ import type { PasswordHash } from "../crypto/password.ts";
 import { usernameKey } from "../protocol/names.ts";
 import type { UserRecord, UserStore } from "./types.ts";
 
+/** Users remembered in memory: every message names one, and this process makes all writes. */
+const CACHE_SIZE = 50_000;
+
 export class KvUserStore implements UserStore {
+  readonly #cache = new Map<string, UserRecord>();
+
   constructor(private readonly kv: Deno.Kv) {}
 
+  #remember(key: string, record: UserRecord): void {
+    this.#cache.delete(key);
+    this.#cache.set(key, record);
+    if (this.#cache.size > CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value!);
+  }
+
   async create(record: UserRecord): Promise<boolean> {
-    const key = ["user", usernameKey(record.name)];
+    const name = usernameKey(record.name);
+    const key = ["user", name];
     const result = await this.kv.atomic().check({ key, versionstamp: null }).set(key, record)
       .commit();
+    if (result.ok) this.#remember(name, record);
     return result.ok;
   }
 
   async get(name: string): Promise<UserRecord | null> {
-    return (await this.kv.get<UserRecord>(["user", usernameKey(name)])).value;
+    const key = usernameKey(name);
+    const cached = this.#cache.get(key);
+    if (cached) return cached;
+    const record = (await this.kv.get<UserRecord>(["user", key])).value;
+    if (record) this.#remember(key, record);
+    return record;
   }
 
   async setPassword(name: string, password: PasswordHash): Promise<boolean> {
     const key = ["user", usernameKey(name)];
     const entry = await this.kv.get<UserRecord>(key);
     if (!entry.value) return false;
-    const result = await this.kv.atomic().check(entry).set(key, { ...entry.value, password })
-      .commit();
+    const next = { ...entry.value, password };
+    const result = await this.kv.atomic().check(entry).set(key, next).commit();
+    if (result.ok) this.#remember(usernameKey(name), next);
     // A concurrent change of the same user is rare; retrying once keeps the call simple.
     return result.ok || await this.setPassword(name, password);
   }
