@@ -1,12 +1,12 @@
 /**
  * The offline queue: every private or group message waits in its recipient's inbox until the
  * recipient's client acknowledges it, then it is deleted. Keys:
- *   ["inbox", user, seq] → StoredItem          ["inbox_stats", user] → {next, count, bytes}
+ *   ["inbox", user, seq] → StoredItem
  *   ["blob", blobId, i] → chunk of a large image, shared by all its recipients
  *   ["blob_ref", blobId, user, seq] → true     (the blob goes when its last ref does)
- * Writes go through the group committer. This process owns the KV file, so the per-user
- * counters are kept in memory once loaded and written beside each change.
- */
+ * Writes go through the group committer. This process owns the KV file, so each user's counts
+ * (next seq, messages, bytes) live in memory, rebuilt from the inbox at first use: one row per
+ * message and no counter row to rewrite with each of them. */
 
 import { randomBytes } from "../crypto/keys.ts";
 import { type GroupCommitter, MAX_BATCH_BYTES, MAX_BATCH_MUTATIONS } from "./committer.ts";
@@ -53,12 +53,20 @@ export class KvInboxStore implements InboxStore {
   #queue(user: string): Promise<QueueStats> {
     let stats = this.#stats.get(user);
     if (!stats) {
-      stats = this.kv.get<QueueStats>(["inbox_stats", user]).then((e) =>
-        e.value ?? { next: 1, count: 0, bytes: 0 }
-      );
+      stats = this.#count(user);
       this.#stats.set(user, stats);
     }
     return stats;
+  }
+
+  async #count(user: string): Promise<QueueStats> {
+    const q: QueueStats = { next: 1, count: 0, bytes: 0 };
+    for await (const e of this.kv.list<StoredItem>({ prefix: ["inbox", user] })) {
+      q.count++;
+      q.bytes += e.value.size;
+      q.next = (e.key[2] as number) + 1;
+    }
+    return q;
   }
 
   async #writeBlob(image: Uint8Array): Promise<BlobRef> {
@@ -102,7 +110,7 @@ export class KvInboxStore implements InboxStore {
       blob,
       size,
     };
-    const perMutations = blob ? 3 : 2;
+    const perMutations = blob ? 2 : 1;
     const perBytes = blob ? 1024 : size;
     const perWrite = Math.max(
       1,
@@ -133,7 +141,6 @@ export class KvInboxStore implements InboxStore {
       if (blob) {
         w.mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
       }
-      w.mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
       queued.set(user, { seq, message, size });
     });
     // The last write also clears the in-flight marker: if it commits, the blob has a ref.
@@ -231,7 +238,6 @@ export class KvInboxStore implements InboxStore {
       q.count = Math.max(0, q.count - 1);
       q.bytes = Math.max(0, q.bytes - item.size);
     }
-    mutations.push({ type: "set", key: ["inbox_stats", user], value: { ...q } });
     // An empty inbox cannot be counted below zero, so the memory of removals can go.
     if (q.count === 0) this.#removed.delete(user);
     for (let i = 0; i < mutations.length; i += MAX_BATCH_MUTATIONS) {
