@@ -12,137 +12,22 @@ import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
 import { DecodeError, FrameAuthError, FrameSizeError } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame.ts";
 import { decodeMessages, encodeMessages, type Message } from "../../src/protocol/message_codec.ts";
-import { decodeValue, encodeValue, Tag, type Value } from "../../src/protocol/value.ts";
+import { decodeValue, encodeValue, type Value } from "../../src/protocol/value.ts";
+import { frameFields, mutate, randomValue, valueHeaders } from "../../scripts/fuzz_inputs.ts";
 import { fuzzSeed, Prng } from "./prng.ts";
 
 const RANDOM_INPUTS = 5_000;
 const MUTATED_INPUTS = 5_000;
 const ROUND_TRIPS = 2_000;
-const MAX_GEN_DEPTH = 6;
 const MAX_PLAINTEXT = 2048;
 const KEY = new Uint8Array(32).map((_, i) => 0xa0 ^ i);
 
 type TypedError = typeof DecodeError | typeof FrameSizeError | typeof FrameAuthError;
 
 // ---------------------------------------------------------------------------------------------
-// Random values
+// Inputs: the generators and mutations are shared with scripts/fuzz.ts.
 
-const INT_EDGES = [
-  0,
-  1,
-  -1,
-  127,
-  128,
-  255,
-  256,
-  0x7fff_ffff,
-  0x8000_0000,
-  0xffff_ffff,
-  0x1_0000_0000,
-  -0x8000_0000,
-  -0x8000_0001,
-  Number.MAX_SAFE_INTEGER,
-  Number.MIN_SAFE_INTEGER,
-];
-const DATE_EDGES = [0, 1, -1, 8.64e15, -8.64e15, 1_700_000_000_000];
-const KEY_EDGES = ["__proto__", "constructor", "prototype", "toString", "0", "12", "a", "é", "键"];
-
-function randomCodePoint(rng: Prng): number {
-  switch (rng.int(0, 6)) {
-    case 0:
-      return rng.int(0x20, 0x7e); // printable ASCII
-    case 1:
-      return rng.int(0, 0x1f); // controls, NUL included
-    case 2:
-      return rng.int(0xa0, 0x7ff); // two-byte UTF-8
-    case 3:
-      return rng.int(0x4e00, 0x9fff); // CJK
-    case 4:
-      return rng.int(0x1f300, 0x1faff); // emoji (surrogate pairs in JS)
-    case 5:
-      return rng.pick([0xfeff, 0xfffd, 0xffff, 0x10ffff, 0xe000]);
-    default: {
-      // any scalar value, skipping the surrogate range (a lone surrogate is not UTF-8)
-      const cp = rng.int(0, 0x10ffff - 0x800);
-      return cp < 0xd800 ? cp : cp + 0x800;
-    }
-  }
-}
-
-function randomString(rng: Prng, maxChars: number): string {
-  let s = "";
-  const n = rng.int(0, maxChars);
-  for (let i = 0; i < n; i++) s += String.fromCodePoint(randomCodePoint(rng));
-  return s;
-}
-
-function randomKey(rng: Prng): string {
-  if (rng.chance(0.15)) return rng.pick(KEY_EDGES);
-  let key = randomString(rng, 12);
-  if (key === "") key = "k";
-  while (new TextEncoder().encode(key).length > 255) key = key.slice(0, key.length >> 1);
-  return key;
-}
-
-function randomInt(rng: Prng): number {
-  switch (rng.int(0, 2)) {
-    case 0:
-      return rng.pick(INT_EDGES);
-    case 1:
-      return rng.int(-1000, 1000);
-    default: {
-      const n = (rng.chance(0.5) ? -1 : 1) * (rng.int(0, 0x1f_ffff) * 0x1_0000_0000 + rng.u32());
-      return n === 0 ? 0 : n; // never -0: the format has no negative zero
-    }
-  }
-}
-
-function randomDate(rng: Prng): Date {
-  if (rng.chance(0.3)) return new Date(rng.pick(DATE_EDGES));
-  const ms = Math.floor((rng.next() * 2 - 1) * 8.64e15);
-  return new Date(ms);
-}
-
-/** A random value of any of the 8 types; lists and dicts nest to at most `MAX_GEN_DEPTH`. */
-function randomValue(rng: Prng, depth = 1): Value {
-  const canNest = depth < MAX_GEN_DEPTH;
-  switch (rng.int(0, canNest ? 9 : 5)) {
-    case 0:
-      return null;
-    case 1:
-      return rng.chance(0.5);
-    case 2:
-      return randomInt(rng);
-    case 3:
-      return randomString(rng, 20);
-    case 4:
-      return rng.bytes(rng.int(0, 24));
-    case 5:
-      return randomDate(rng);
-    case 6:
-    case 8: {
-      const items: Value[] = [];
-      const n = rng.int(0, 4);
-      for (let i = 0; i < n; i++) items.push(randomValue(rng, depth + 1));
-      return items;
-    }
-    default: {
-      const dict: { [key: string]: Value } = {};
-      const n = rng.int(0, 4);
-      for (let i = 0; i < n; i++) {
-        // defineProperty so that "__proto__" becomes a data property, as the decoder makes it
-        Object.defineProperty(dict, randomKey(rng), {
-          value: randomValue(rng, depth + 1),
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
-      return dict;
-    }
-  }
-}
-
+/** Messages with random types, ids and values (not shaped like requests). */
 function randomMessages(rng: Prng): Message[] {
   const out: Message[] = [];
   const n = rng.int(1, 4);
@@ -152,104 +37,11 @@ function randomMessages(rng: Prng): Message[] {
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Mutations
-
-/** Offsets of every value header in a valid encoding that starts at `at` (independent walker). */
-function valueHeaders(b: Uint8Array, at: number, out: number[]): number {
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const tag = b[at];
-  const length = view.getUint32(at + 1);
-  out.push(at);
-  const start = at + 5;
-  const stop = start + length;
-  if (tag === Tag.LIST) {
-    for (let p = start; p < stop;) p = valueHeaders(b, p, out);
-  } else if (tag === Tag.DICT) {
-    for (let p = start; p < stop;) p = valueHeaders(b, p + 1 + b[p], out);
-  }
-  return stop;
-}
-
+/** Offsets of every value header in a plaintext of valid messages. */
 function messageValueHeaders(b: Uint8Array): number[] {
   const out: number[] = [];
   for (let at = 0; at < b.length;) at = valueHeaders(b, at + 8, out);
   return out;
-}
-
-function frameHeaders(b: Uint8Array): number[] {
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const out: number[] = [];
-  for (let at = 0; at + 4 <= b.length; at += 4 + view.getUint32(at)) out.push(at);
-  return out;
-}
-
-/** Offsets where a u32 length field starts. */
-type LengthFields = number[];
-
-function randomLength(rng: Prng, old: number, remaining: number): number {
-  switch (rng.int(0, 4)) {
-    case 0:
-      return rng.u32();
-    case 1:
-      return rng.pick([0, 1, 15, 16, 17, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, 0xffff_ffff]);
-    case 2:
-      return Math.max(0, old + rng.pick([-2, -1, 1, 2]));
-    case 3:
-      return Math.max(0, remaining + rng.int(-1, 1));
-    default:
-      return rng.int(0, 300);
-  }
-}
-
-/** Applies 1 to 3 random mutations to a copy of `valid`. */
-function mutate(rng: Prng, valid: Uint8Array, lengthFields: LengthFields): Uint8Array {
-  let b = valid.slice();
-  const rounds = rng.int(1, 3);
-  for (let r = 0; r < rounds; r++) {
-    const kind = rng.int(0, 6);
-    if (kind === 0 && b.length > 0) {
-      // bit flips
-      const flips = rng.int(1, 4);
-      for (let i = 0; i < flips; i++) b[rng.int(0, b.length - 1)] ^= 1 << rng.int(0, 7);
-    } else if (kind === 1) {
-      // byte insertion
-      const at = rng.int(0, b.length);
-      const extra = rng.bytes(rng.int(1, 4));
-      const next = new Uint8Array(b.length + extra.length);
-      next.set(b.subarray(0, at));
-      next.set(extra, at);
-      next.set(b.subarray(at), at + extra.length);
-      b = next;
-    } else if (kind === 2 && b.length > 0) {
-      // byte deletion
-      const at = rng.int(0, b.length - 1);
-      const n = Math.min(rng.int(1, 4), b.length - at);
-      const next = new Uint8Array(b.length - n);
-      next.set(b.subarray(0, at));
-      next.set(b.subarray(at + n), at);
-      b = next;
-    } else if (kind === 3 && lengthFields.length > 0) {
-      // overwrite a length field (positions are from the valid encoding; earlier rounds may
-      // have shifted them, which is just more mutation)
-      const at = rng.pick(lengthFields);
-      if (at + 4 <= b.length) {
-        const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-        view.setUint32(at, randomLength(rng, view.getUint32(at), b.length - at - 4));
-      }
-    } else if (kind === 4) {
-      // truncation
-      b = b.slice(0, rng.int(0, b.length));
-    } else if (kind === 5 && lengthFields.length > 0) {
-      // retag a value (the tag sits just before a value's length field)
-      const at = rng.pick(lengthFields) - 1;
-      if (at >= 0 && at < b.length) b[at] = rng.chance(0.7) ? rng.int(0, 7) : rng.u32() & 0xff;
-    } else if (b.length > 0) {
-      // overwrite a random byte with an edge value
-      b[rng.int(0, b.length - 1)] = rng.pick([0, 1, 2, 0x7f, 0x80, 0xc0, 0xed, 0xff]);
-    }
-  }
-  return b;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -491,7 +283,7 @@ Deno.test("FrameDecoder and FrameOpener only throw typed errors on mutated strea
       intact++;
       continue;
     }
-    const input = mutate(rng, stream, frameHeaders(stream));
+    const input = mutate(rng, stream, frameFields(stream));
     const result = runFrames(rng, input, where);
     // whatever opened must be one of the sealed plaintexts, in order: no forgery got through
     for (let p = 0; p < result.plaintexts.length; p++) {
