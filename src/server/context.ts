@@ -27,6 +27,11 @@ export interface Reply {
   body: Value;
   /** Runs after the reply is queued, so that pushes it causes follow the reply. */
   after?: () => void | Promise<void>;
+  /**
+   * The reply waits for this (a message becoming durable) without holding up the requests
+   * after it; their replies queue behind it. If it rejects, the request fails instead.
+   */
+  durable?: Promise<void>;
 }
 
 /** Handlers return null for the few messages that are answered only when they fail (ACK). */

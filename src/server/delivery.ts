@@ -118,6 +118,9 @@ export class InboxPump {
       while (!this.#stopped && !this.session.closed && this.#room() > 0) {
         if (this.#needRead) {
           const overflowBefore = this.#overflows;
+          // Rows still waiting in the committer are not in the store yet: commit them first.
+          await this.ctx.store.inbox.settle();
+          if (this.#stopped) return;
           const items = await this.ctx.store.inbox.read(
             this.user,
             this.#sentUpTo,

@@ -56,6 +56,12 @@ const ROUTES = new Map<number, Route>([
 /** Message types a client may send that need no answer: PONG, a reply to a PING from the server. */
 const SILENT = new Set<number>([MsgType.PONG]);
 
+/**
+ * Requests of one connection whose answers may wait for durability at once. Past this the
+ * connection's next request waits, so a client cannot pile up unbounded pending work.
+ */
+const MAX_HELD_REPLIES = 1024;
+
 /** Flow-controlled traffic that the request bucket does not meter. */
 const UNMETERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE_ACK]);
 
@@ -101,13 +107,34 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
     const body = schema.check(msg.body, "");
     const reply = await (route.handler as Handler<unknown>)(ctx, session, body);
     if (!reply) return;
+    if (reply.durable) {
+      // The next request goes ahead while this one waits; the answers keep their order.
+      session.replyWhen(
+        msg.id,
+        reply.durable.then(
+          () => {
+            if (reply.after) void runAfter(ctx, session, msg, reply.after);
+            return reply;
+          },
+          (e) => failureReply(ctx, session, msg, e),
+        ),
+      );
+      if (session.heldReplies >= MAX_HELD_REPLIES) await session.belowHeld(MAX_HELD_REPLIES);
+      return;
+    }
     session.reply(msg.id, reply.type, reply.body);
     if (reply.after) await runAfter(ctx, session, msg, reply.after);
   } catch (e) {
-    const type = failureTypeOf(msg.type);
-    const failure = errorBody(ctx, session, msg, e);
-    session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
+    const { type, body } = failureReply(ctx, session, msg, e);
+    session.reply(msg.id, type, body);
   }
+}
+
+/** The failure response to `msg`: its type's failure message with a code and a sentence. */
+function failureReply(ctx: ServerContext, session: Session, msg: Message, e: unknown) {
+  const type = failureTypeOf(msg.type);
+  const failure = errorBody(ctx, session, msg, e);
+  return { type, body: STATUS_TYPES.has(type) ? { success: false, ...failure } : failure };
 }
 
 /** Follow-ups of a reply already sent: a failure there is logged, never a second reply. */

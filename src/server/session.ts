@@ -8,6 +8,13 @@ import type { TokenBucket } from "./throttle.ts";
 
 let nextSessionId = 1;
 
+interface HeldReply {
+  id: number;
+  type: number;
+  body: Value;
+  ready: boolean;
+}
+
 /** The identity a session gains at login. The client never names it; the server sets it. */
 export interface LoggedIn {
   /** Lowercase name: the key of everything the user owns. */
@@ -40,9 +47,52 @@ export class Session {
     return this.channel.closed;
   }
 
-  /** Sends a response to request `id`. */
+  /** Responses waiting for an earlier one that is not ready yet, in request order. */
+  #held: HeldReply[] = [];
+  #drained: (() => void)[] = [];
+
+  /** Sends a response to request `id`, after any earlier response still being waited for. */
   reply(id: number, type: number, body: Value): void {
-    this.channel.send(type, id, body);
+    if (this.#held.length === 0) this.channel.send(type, id, body);
+    else this.#held.push({ id, type, body, ready: true });
+  }
+
+  /**
+   * Answers request `id` once `answer` resolves (it must not reject), keeping responses in
+   * request order: later replies queue behind this one.
+   */
+  replyWhen(id: number, answer: Promise<{ type: number; body: Value }>): void {
+    const slot: HeldReply = { id, type: 0, body: null, ready: false };
+    this.#held.push(slot);
+    void answer.then(({ type, body }) => {
+      slot.type = type;
+      slot.body = body;
+      slot.ready = true;
+      this.#release();
+    });
+  }
+
+  /** Responses not yet sent because one before them is still waited for. */
+  get heldReplies(): number {
+    return this.#held.length;
+  }
+
+  /** Resolves once fewer than `max` responses are held. */
+  async belowHeld(max: number): Promise<void> {
+    while (this.#held.length >= max && !this.closed) {
+      await new Promise<void>((resolve) => this.#drained.push(resolve));
+    }
+  }
+
+  #release(): void {
+    let n = 0;
+    while (n < this.#held.length && this.#held[n].ready) {
+      const r = this.#held[n++];
+      this.channel.send(r.type, r.id, r.body);
+    }
+    if (n === 0) return;
+    this.#held.splice(0, n);
+    for (const wake of this.#drained.splice(0)) wake();
   }
 
   /** Sends a push (request id 0). */

@@ -2,22 +2,60 @@
  * Group commit for Deno KV: writes gather while the previous commit runs and go out together
  * in one atomic commit. A commit costs ~200–250 µs however many rows it holds, so batching is
  * what lets durable delivery keep up with chat traffic.
+ *
+ * A write may also be deferred for a short while and its rows cancelled before they leave.
+ * Inbox rows for online recipients use this: when the client acknowledges a message before its
+ * row was committed, the row and its delete cancel out and KV never sees either.
  */
 
 /** KV's own caps are 1000 mutations and 800 KiB per atomic commit; stay under both. */
 export const MAX_BATCH_MUTATIONS = 900;
 export const MAX_BATCH_BYTES = 700 * 1024;
 
-interface PendingWrite {
-  mutations: Deno.KvMutation[];
-  bytes: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
+/** A queued write. Its rows can be cancelled one by one until it is taken into a commit. */
+export class PendingWrite {
+  /** Set once the write is in a commit (or settled): cancelling is then too late. */
+  taken = false;
+  #live: number;
+
+  constructor(
+    readonly mutations: (Deno.KvMutation | null)[],
+    public bytes: number,
+    /** Not committed before this time (ms, performance.now()); 0 for at once. */
+    readonly due: number,
+    readonly resolve: () => void,
+    readonly reject: (e: Error) => void,
+  ) {
+    this.#live = mutations.length;
+  }
+
+  /** Rows still to commit. */
+  get live(): number {
+    return this.#live;
+  }
+
+  /**
+   * Drops row `index` if the write has not left yet; true if it was dropped. A write whose
+   * rows are all dropped is settled at once: there is nothing left to make durable.
+   */
+  cancel(index: number, bytes = 0): boolean {
+    if (this.taken || this.mutations[index] === null) return false;
+    this.mutations[index] = null;
+    this.bytes = Math.max(0, this.bytes - bytes);
+    if (--this.#live === 0) {
+      this.taken = true;
+      this.resolve();
+    }
+    return true;
+  }
 }
 
 export class GroupCommitter {
   readonly #kv: Deno.Kv;
   #queue: PendingWrite[] = [];
+  /** Deferred writes, in order of their due time (one delay for all, so FIFO). */
+  #deferred: PendingWrite[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<void> | null = null;
   #closed = false;
   /** Commits made and rows written, for stats and benchmarks. */
@@ -33,20 +71,78 @@ export class GroupCommitter {
    * together; a call larger than one commit allows is refused (callers split their work).
    */
   write(mutations: Deno.KvMutation[], bytes = 0): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("The store is closed"));
-    if (mutations.length === 0) return Promise.resolve();
-    if (mutations.length > MAX_BATCH_MUTATIONS || bytes > MAX_BATCH_BYTES) {
-      return Promise.reject(
-        new RangeError(
-          `A write of ${mutations.length} mutations and ${bytes} bytes exceeds one commit`,
-        ),
-      );
+    return this.#add(mutations, bytes, 0).done;
+  }
+
+  /**
+   * Like `write`, but the rows wait `delayMs` before they are committed and can be cancelled
+   * meanwhile through the returned handle (`done` then resolves once every row is committed or
+   * cancelled).
+   */
+  defer(
+    mutations: Deno.KvMutation[],
+    bytes: number,
+    delayMs: number,
+  ): { write: PendingWrite | null; done: Promise<void> } {
+    return this.#add(mutations, bytes, delayMs > 0 ? performance.now() + delayMs : 0);
+  }
+
+  #add(
+    mutations: Deno.KvMutation[],
+    bytes: number,
+    due: number,
+  ): { write: PendingWrite | null; done: Promise<void> } {
+    if (this.#closed) {
+      return { write: null, done: Promise.reject(new Error("The store is closed")) };
     }
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ mutations, bytes, resolve, reject });
+    if (mutations.length === 0) return { write: null, done: Promise.resolve() };
+    if (mutations.length > MAX_BATCH_MUTATIONS || bytes > MAX_BATCH_BYTES) {
+      return {
+        write: null,
+        done: Promise.reject(
+          new RangeError(
+            `A write of ${mutations.length} mutations and ${bytes} bytes exceeds one commit`,
+          ),
+        ),
+      };
+    }
+    let write!: PendingWrite;
+    const done = new Promise<void>((resolve, reject) => {
+      write = new PendingWrite(mutations, bytes, due, resolve, reject);
+    });
+    if (due === 0) {
+      this.#queue.push(write);
       // A microtask lets every write made in this tick join the first commit.
       this.#running ??= Promise.resolve().then(() => this.#drain());
-    });
+    } else {
+      this.#deferred.push(write);
+      this.#timer ??= setTimeout(() => this.#wake(), Math.max(0, due - performance.now()));
+    }
+    return { write, done };
+  }
+
+  /** Moves deferred writes that are due (all of them when `all`) to the commit queue. */
+  #release(all: boolean): void {
+    const now = performance.now();
+    let n = 0;
+    while (n < this.#deferred.length && (all || this.#deferred[n].due <= now)) n++;
+    if (n === 0) return;
+    for (const w of this.#deferred.splice(0, n)) if (!w.taken) this.#queue.push(w);
+  }
+
+  #wake(): void {
+    this.#timer = null;
+    this.#release(false);
+    if (this.#queue.length > 0) this.#running ??= Promise.resolve().then(() => this.#drain());
+    else this.#arm();
+  }
+
+  #arm(): void {
+    if (this.#timer !== null || this.#deferred.length === 0) return;
+    this.#timer = setTimeout(
+      () => this.#wake(),
+      Math.max(0, this.#deferred[0].due - performance.now()),
+    );
   }
 
   async #drain(): Promise<void> {
@@ -58,16 +154,21 @@ export class GroupCommitter {
         let bytes = 0;
         while (this.#queue.length > 0) {
           const next = this.#queue[0];
+          if (next.taken) {
+            this.#queue.shift(); // every row was cancelled
+            continue;
+          }
           if (
             batch.length > 0 &&
-            (count + next.mutations.length > MAX_BATCH_MUTATIONS ||
-              bytes + next.bytes > MAX_BATCH_BYTES)
+            (count + next.live > MAX_BATCH_MUTATIONS || bytes + next.bytes > MAX_BATCH_BYTES)
           ) break;
-          op.mutate(...next.mutations);
-          count += next.mutations.length;
+          next.taken = true;
+          for (const m of next.mutations) if (m !== null) op.mutate(m);
+          count += next.live;
           bytes += next.bytes;
           batch.push(this.#queue.shift()!);
         }
+        if (batch.length === 0) break;
         try {
           const result = await op.commit();
           if (!result.ok) throw new Error("KV commit failed");
@@ -81,11 +182,17 @@ export class GroupCommitter {
       }
     } finally {
       this.#running = null;
+      this.#arm();
     }
   }
 
-  /** Resolves once everything queued so far is committed (or failed). */
+  /**
+   * Resolves once everything queued so far is committed (or failed), deferred writes
+   * included: they are committed now rather than at their time.
+   */
   async flush(): Promise<void> {
+    this.#release(true);
+    if (this.#queue.length > 0) this.#running ??= Promise.resolve().then(() => this.#drain());
     while (this.#running) await this.#running;
   }
 
@@ -93,5 +200,7 @@ export class GroupCommitter {
   async close(): Promise<void> {
     this.#closed = true;
     await this.flush();
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
   }
 }

@@ -17,6 +17,12 @@ const INLINE_IMAGE_BYTES = 48 * 1024;
 const CHUNK_BYTES = 60 * 1024;
 /** Removed seqs remembered per user: twice the delivery window of 512. */
 const REMEMBER_REMOVED = 1024;
+/**
+ * How long a row for an online recipient waits before it is committed. Clients acknowledge
+ * within a round trip, so most such rows are cancelled by their ACK and never written; the
+ * wait only delays SENT when the recipient is slow to answer.
+ */
+export const DEFER_MS = 25;
 /** Fixed overhead counted per queued message, so that empty messages still count. */
 const ITEM_OVERHEAD = 64;
 
@@ -44,6 +50,8 @@ export function messageSize(m: ChatMessage): number {
 }
 
 export class KvInboxStore implements InboxStore {
+  /** Rows cancelled by an acknowledgement before they were committed, for benchmarks. */
+  absorbed = 0;
   readonly #stats = new Map<string, Promise<QueueStats>>();
   /** Seqs removed lately per user, so that one removed twice is counted once. */
   readonly #removed = new Map<string, Set<number>>();
@@ -94,13 +102,24 @@ export class KvInboxStore implements InboxStore {
     message: ChatMessage,
     limits: InboxLimits,
   ): Promise<{ queued: Map<string, InboxItem>; full: string[] }> {
+    const { queued, full, durable } = await this.enqueue(recipients, message, limits);
+    await durable;
+    return { queued, full };
+  }
+
+  async enqueue(
+    recipients: string[],
+    message: ChatMessage,
+    limits: InboxLimits,
+    deferFor: (user: string) => boolean = () => false,
+  ): Promise<{ queued: Map<string, InboxItem>; full: string[]; durable: Promise<void> }> {
     const size = messageSize(message);
     const fits = (q: QueueStats) =>
       q.count + 1 <= limits.maxMessages && q.bytes + size <= limits.maxBytes;
     const stats = await Promise.all(recipients.map((user) => this.#queue(user)));
     const full = recipients.filter((_, i) => !fits(stats[i]));
     const queued = new Map<string, InboxItem>();
-    if (full.length === recipients.length) return { queued, full };
+    if (full.length === recipients.length) return { queued, full, durable: Promise.resolve() };
 
     // The blob is written before any seq is taken, so seqs commit in the order they are given.
     const big = message.image !== undefined && message.image.length > INLINE_IMAGE_BYTES;
@@ -120,8 +139,15 @@ export class KvInboxStore implements InboxStore {
       ),
     );
 
-    // From here to the writes nothing awaits, so seqs follow call order.
-    const writes: { users: string[]; mutations: Deno.KvMutation[] }[] = [];
+    // From here to the writes nothing awaits, so seqs follow call order. Rows that name a blob
+    // are never deferred: the blob's in-flight marker goes with the last of them.
+    interface Batch {
+      users: string[];
+      items: InboxItem[];
+      mutations: Deno.KvMutation[];
+    }
+    const now: Batch[] = [];
+    const later: Batch[] = [];
     recipients.forEach((user, i) => {
       const q = stats[i];
       if (full.includes(user)) return;
@@ -132,31 +158,64 @@ export class KvInboxStore implements InboxStore {
       const seq = q.next++;
       q.count++;
       q.bytes += size;
-      if (writes.length === 0 || writes.at(-1)!.users.length >= perWrite) {
-        writes.push({ users: [], mutations: [] });
+      const batches = !blob && deferFor(user) ? later : now;
+      if (batches.length === 0 || batches.at(-1)!.users.length >= perWrite) {
+        batches.push({ users: [], items: [], mutations: [] });
       }
-      const w = writes.at(-1)!;
-      w.users.push(user);
-      w.mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
+      const b = batches.at(-1)!;
+      const item: InboxItem = { seq, message, size };
+      b.users.push(user);
+      b.items.push(item);
+      b.mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
       if (blob) {
-        w.mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
+        b.mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
       }
-      queued.set(user, { seq, message, size });
+      queued.set(user, item);
     });
     // The last write also clears the in-flight marker: if it commits, the blob has a ref.
-    if (blob && writes.length > 0) {
-      writes.at(-1)!.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
+    if (blob && now.length > 0) {
+      now.at(-1)!.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
     }
-    const results = await Promise.allSettled(
-      writes.map((w) => this.committer.write(w.mutations, perBytes * w.users.length)),
-    );
+    const writes = [
+      ...now.map((b) => ({
+        batch: b,
+        done: this.committer.write(b.mutations, perBytes * b.users.length),
+      })),
+      ...later.map((b) => {
+        const { write, done } = this.committer.defer(
+          b.mutations,
+          perBytes * b.users.length,
+          DEFER_MS,
+        );
+        if (write) {
+          b.items.forEach((item, index) => item.staged = { write, index, bytes: perBytes });
+        }
+        return { batch: b, done };
+      }),
+    ];
+    const durable = this.#settled(writes, stats, recipients, size, blob, queued.size);
+    // Awaited by the caller later; a rejection must not count as unhandled meanwhile.
+    durable.catch(() => {});
+    return { queued, full, durable };
+  }
+
+  /** Waits for an enqueue's writes; on failure undoes their counts and cleans up its blob. */
+  async #settled(
+    writes: { batch: { users: string[] }; done: Promise<void> }[],
+    stats: QueueStats[],
+    recipients: string[],
+    size: number,
+    blob: BlobRef | undefined,
+    queuedCount: number,
+  ): Promise<void> {
+    const results = await Promise.allSettled(writes.map((w) => w.done));
     const failed = results.findIndex((r) => r.status === "rejected");
     if (failed >= 0) {
       // Those writes are not durable: undo their counts; the sender gets an error and retries
       // with the same id, which recipients of the other writes drop as a duplicate.
       results.forEach((r, i) => {
         if (r.status === "fulfilled") return;
-        for (const user of writes[i].users) {
+        for (const user of writes[i].batch.users) {
           const q = stats[recipients.indexOf(user)];
           q.count--;
           q.bytes -= size;
@@ -168,11 +227,14 @@ export class KvInboxStore implements InboxStore {
       }
       throw (results[failed] as PromiseRejectedResult).reason;
     }
-    if (blob && queued.size === 0) {
+    if (blob && queuedCount === 0) {
       await this.#deleteBlob(blob.id);
       await this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]);
     }
-    return { queued, full };
+  }
+
+  settle(): Promise<void> {
+    return this.committer.flush();
   }
 
   async read(
@@ -222,6 +284,15 @@ export class KvInboxStore implements InboxStore {
     const blobs = new Set<string>();
     const mutations: Deno.KvMutation[] = [];
     for (const item of items) {
+      const staged = item.staged;
+      item.staged = undefined;
+      if (staged?.write.cancel(staged.index, staged.bytes)) {
+        // Acknowledged before its row left: neither the row nor its delete reach KV.
+        this.absorbed++;
+        q.count = Math.max(0, q.count - 1);
+        q.bytes = Math.max(0, q.bytes - item.size);
+        continue;
+      }
       mutations.push({ type: "delete", key: ["inbox", user, item.seq] });
       const blob = item.message.image && item.message.image.length > INLINE_IMAGE_BYTES;
       if (blob) {

@@ -4,6 +4,7 @@
  */
 
 import type { PasswordHash } from "../crypto/password.ts";
+import type { PendingWrite } from "./committer.ts";
 
 export interface UserRecord {
   /** The name as registered (display form); its lowercase is the identity. */
@@ -122,6 +123,8 @@ export interface InboxItem {
   message: ChatMessage;
   /** Bytes counted against the recipient's queue limit. */
   size: number;
+  /** Store-private: the item's row while it waits to be committed and can still be cancelled. */
+  staged?: { write: PendingWrite; index: number; bytes: number };
 }
 
 export interface InboxLimits {
@@ -139,6 +142,20 @@ export interface InboxStore {
     message: ChatMessage,
     limits: InboxLimits,
   ): Promise<{ queued: Map<string, InboxItem>; full: string[] }>;
+  /**
+   * Like `append`, but resolves as soon as the seqs are taken, in call order; `durable` then
+   * settles once every queued copy is committed or acknowledged. Rows for recipients that
+   * `deferFor` names wait a moment before they are committed: if the recipient acknowledges
+   * the message meanwhile, the row is never written.
+   */
+  enqueue(
+    recipients: string[],
+    message: ChatMessage,
+    limits: InboxLimits,
+    deferFor?: (user: string) => boolean,
+  ): Promise<{ queued: Map<string, InboxItem>; full: string[]; durable: Promise<void> }>;
+  /** Commits every deferred row now (before reading the inbox back from the store). */
+  settle(): Promise<void>;
   /** Up to `limit` items with seq > `after`, oldest first, stopping past `maxBytes` (min. one). */
   read(user: string, after: number, limit: number, maxBytes?: number): Promise<InboxItem[]>;
   /** Deletes delivered items (the client acknowledged them). */

@@ -115,8 +115,16 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
     for (const m of others) displayName.set(m.user, m.name);
   }
 
-  const { queued, full } = await ctx.store.inbox.append(recipients, message, ctx.config.queue);
-  // Offered right away, in commit order, so each recipient sees its messages in order.
+  // Rows for online recipients wait a moment before they are committed: most are
+  // acknowledged by then and never written. SENT goes back once every copy is durable,
+  // committed or acknowledged by its recipient's client.
+  const { queued, full, durable } = await ctx.store.inbox.enqueue(
+    recipients,
+    message,
+    ctx.config.queue,
+    (user) => ctx.hub.sessionOf(user)?.pump != null,
+  );
+  // Offered right away, in seq order, so each recipient sees its messages in order.
   for (const [user, item] of queued) ctx.hub.sessionOf(user)?.pump?.offer(item);
   if (message.to !== undefined && full.length > 0) {
     throw new ParleyError(
@@ -126,7 +134,7 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
   }
   const reply: { [key: string]: Value } = { ...sent };
   if (full.length > 0) reply.skipped = full.map((user) => displayName.get(user) ?? user);
-  return { type: MsgType.SENT, body: reply };
+  return { type: MsgType.SENT, body: reply, durable };
 };
 
 /** Cumulative: the client has every message up to `seq`. Answered only if malformed. */

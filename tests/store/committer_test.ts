@@ -1,0 +1,68 @@
+/** The group committer on a real KV file: batching, deferred rows and their cancellation. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { GroupCommitter } from "../../src/store/committer.ts";
+
+async function withKv(fn: (kv: Deno.Kv, committer: GroupCommitter) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "parley-committer-" });
+  const kv = await Deno.openKv(join(dir, "test.kv"));
+  const committer = new GroupCommitter(kv);
+  try {
+    await fn(kv, committer);
+  } finally {
+    await committer.close();
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const set = (key: Deno.KvKey, value: unknown): Deno.KvMutation => ({ type: "set", key, value });
+
+Deno.test("GroupCommitter.write() gathers one tick's writes into one commit", () =>
+  withKv(async (kv, committer) => {
+    await Promise.all([1, 2, 3].map((i) => committer.write([set(["k", i], i)])));
+    assert.equal(committer.commits, 1);
+    assert.equal((await kv.get(["k", 3])).value, 3);
+  }));
+
+Deno.test("GroupCommitter.defer() commits rows after the delay unless they are cancelled", () =>
+  withKv(async (kv, committer) => {
+    const { write, done } = committer.defer([set(["d", 1], 1), set(["d", 2], 2)], 0, 30);
+    assert.ok(write);
+    assert.equal(write.cancel(0), true);
+    assert.equal(write.cancel(0), false, "a row is cancelled once");
+    assert.equal((await kv.get(["d", 2])).value, null, "nothing is written before the delay");
+    await done;
+    assert.equal((await kv.get(["d", 1])).value, null, "the cancelled row never reaches KV");
+    assert.equal((await kv.get(["d", 2])).value, 2);
+    assert.equal(write.cancel(1), false, "too late once committed");
+  }));
+
+Deno.test("GroupCommitter.defer() settles at once when every row is cancelled", () =>
+  withKv(async (kv, committer) => {
+    const { write, done } = committer.defer([set(["c", 1], 1)], 0, 60_000);
+    let settled = false;
+    void done.then(() => settled = true);
+    write!.cancel(0);
+    await done;
+    assert.ok(settled);
+    await committer.flush();
+    assert.equal(committer.commits, 0);
+    assert.equal((await kv.get(["c", 1])).value, null);
+  }));
+
+Deno.test("GroupCommitter.flush() commits deferred rows before their time", () =>
+  withKv(async (kv, committer) => {
+    const { done } = committer.defer([set(["f", 1], "x")], 0, 60_000);
+    await committer.flush();
+    await done;
+    assert.equal((await kv.get(["f", 1])).value, "x");
+  }));
+
+Deno.test("GroupCommitter refuses a write larger than one commit", () =>
+  withKv(async (_kv, committer) => {
+    const many = Array.from({ length: 901 }, (_, i) => set(["m", i], i));
+    await assert.rejects(committer.write(many), RangeError);
+    await assert.rejects(committer.write([set(["b"], 1)], 800 * 1024), RangeError);
+  }));
