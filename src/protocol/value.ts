@@ -41,6 +41,8 @@ const MAX_KEY_BYTES = 255;
 const MAX_DATE_MS = 8.64e15;
 
 const utf8 = new TextEncoder();
+/** Strings up to this length are tried as plain ASCII first, in JavaScript. */
+const ASCII_FAST_PATH = 1024;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A growable output buffer; values are written in one pass. */
@@ -92,9 +94,25 @@ export class ByteWriter {
   /** Writes a string as UTF-8 and returns its byte length. */
   utf8(s: string): number {
     this.#reserve(s.length * 3);
-    const { written } = utf8.encodeInto(s, this.#buf.subarray(this.length));
-    this.length += written;
-    return written;
+    // Most strings on the wire (keys, names, short texts) are ASCII: copying them here is far
+    // cheaper than a call into the runtime's encoder.
+    const buf = this.#buf;
+    const start = this.length;
+    let i = 0;
+    if (s.length <= ASCII_FAST_PATH) {
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + i] = c;
+      }
+    }
+    if (i === s.length) {
+      this.length += i;
+      return i;
+    }
+    const { written } = utf8.encodeInto(s.slice(i), buf.subarray(start + i));
+    this.length += i + written;
+    return i + written;
   }
 
   /** Overwrites a byte written earlier (used to back-fill a key length). */
@@ -314,6 +332,13 @@ function readSafeInt(view: DataView, at: number, what: string): number {
 }
 
 function readUtf8(bytes: Uint8Array, start: number, stop: number): string {
+  if (stop - start <= ASCII_FAST_PATH) {
+    let i = start;
+    while (i < stop && bytes[i] < 0x80) i++;
+    if (i === stop) {
+      return String.fromCharCode.apply(null, bytes.subarray(start, stop) as unknown as number[]);
+    }
+  }
   try {
     return strictUtf8.decode(bytes.subarray(start, stop));
   } catch {
