@@ -62,6 +62,7 @@ const UNMETERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE
 export async function dispatch(ctx: ServerContext, session: Session, msg: Message): Promise<void> {
   if (SILENT.has(msg.type) || session.closing) return;
   if (!UNMETERED.has(msg.type) && !session.bucket.take()) {
+    ctx.metrics.rateLimited();
     const { requestRate, requestBurst } = ctx.config.limits;
     if (session.bucket.strikes > requestBurst) {
       ctx.log.warn("session.flooding", {
@@ -106,6 +107,7 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
   } catch (e) {
     const type = failureTypeOf(msg.type);
     const failure = errorBody(ctx, session, msg, e);
+    ctx.metrics.requestFailed(failure.code);
     session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
   }
 }

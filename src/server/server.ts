@@ -18,6 +18,7 @@ import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
 import { startKeepalive } from "./keepalive.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
 import { Session } from "./session.ts";
@@ -40,7 +41,11 @@ export async function startServer(
   log: Logger = createLogger(),
 ): Promise<RunningServer> {
   const identity = await loadOrCreateIdentity(config.dataDir);
-  const store = await openKvStore(config.dataDir, { worldBacklog: config.world.backlog });
+  const metrics = new ServerMetrics();
+  const store = await openKvStore(config.dataDir, {
+    worldBacklog: config.world.backlog,
+    onCommit: (seconds) => metrics.kvCommit(seconds),
+  });
   const { accounts } = config;
   const ctx: ServerContext = {
     config,
@@ -58,6 +63,7 @@ export async function startServer(
       baseDelayMs: accounts.loginDelayMs,
       maxDelayMs: accounts.loginMaxDelayMs,
     }),
+    metrics,
   };
   ctx.files = new FileRelay(ctx.hub, config.files, config.limits.maxFileBytes);
   let listener: Deno.Listener;
@@ -78,6 +84,11 @@ export async function startServer(
   const perIp = new Map<string, number>();
   const stopKeepalive = startKeepalive(sessions, config.limits, log);
   let stopping = false;
+  metrics.readFrom({
+    connections: () => open.size,
+    online: () => ctx.hub.onlineCount,
+    queued: () => store.inbox.queued(),
+  });
 
   const serveOne = async (conn: Deno.Conn) => {
     const remote = conn.remoteAddr as Deno.NetAddr;
@@ -127,6 +138,7 @@ export async function startServer(
         log.warn("frame.rejected", { peer, session: session?.id, error: e.message });
       } else if (e instanceof HandshakeError) {
         log.info("handshake.failed", { peer, error: e.message });
+        ctx.metrics.handshakeFailed();
       } else if (!isConnectionGone(e)) {
         log.error("connection.failed", { peer, error: e instanceof Error ? e.message : String(e) });
       }
