@@ -17,6 +17,7 @@ import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
+import { type HttpEndpoint, startHttp } from "./http.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, TokenBucket } from "./throttle.ts";
@@ -27,6 +28,8 @@ export interface RunningServer {
   addr: Deno.NetAddr;
   /** The identity key's fingerprint, as clients show it. */
   fingerprint: string;
+  /** Where /healthz and /metrics are served; null unless `http.enabled`. */
+  http: Deno.NetAddr | null;
   /** Stops accepting, tells clients, closes connections and the store. */
   close(): Promise<void>;
   /** Resolves once the server has fully stopped. */
@@ -89,6 +92,21 @@ export async function startServer(
     online: () => ctx.hub.onlineCount,
     queued: () => store.inbox.queued(),
   });
+  let http: HttpEndpoint | null = null;
+  if (config.http.enabled) {
+    try {
+      http = startHttp(config.http, metrics, {
+        accepting: () => !stopping,
+        connections: () => open.size,
+        pingStore: () => store.ping(),
+      }, log);
+    } catch (e) {
+      stopKeepalive();
+      listener.close();
+      await store.close();
+      throw e;
+    }
+  }
 
   const serveOne = async (conn: Deno.Conn) => {
     const remote = conn.remoteAddr as Deno.NetAddr;
@@ -222,6 +240,8 @@ export async function startServer(
         new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
       ]);
       await store.close();
+      // Last, so that /healthz answers 503 while the server drains.
+      await http?.close();
       log.info("server.stopped");
     })();
 
@@ -230,6 +250,7 @@ export async function startServer(
   return {
     addr,
     fingerprint: print,
+    http: http?.addr ?? null,
     close: () => close().then(finish),
     finished,
   };
