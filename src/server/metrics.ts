@@ -1,6 +1,6 @@
 /**
  * The server's metrics, named `parley_*`. Events on the hot path (a message in or out, a
- * commit) update a child resolved here at start: one number update, no lookup, no allocation.
+ * commit) update a child resolved here at start: a number update, no map lookup, no allocation.
  * Levels that the server already knows (connections, users online, queued messages, memory)
  * are read when scraped rather than kept up to date on every event.
  */
