@@ -16,6 +16,9 @@ Options:
   --data DIR          Data directory: the KV store and the server's identity key
                       (default ./parley-data)
   --config FILE       JSON file with settings to apply over the defaults
+  --http              Serve /healthz and /metrics over HTTP (default off)
+  --http-host HOST    Address for HTTP (default 127.0.0.1); implies --http
+  --http-port PORT    Port for HTTP (default 9464; 0 picks a free one); implies --http
   --log-level LEVEL   debug, info, warn or error (default info)
   --log-json          Write logs as JSON lines
   -h, --help          Show this help
@@ -32,6 +35,9 @@ export async function serveConfig(
     port: { type: "string" },
     data: { type: "string" },
     config: { type: "string" },
+    http: { type: "boolean" },
+    "http-host": { type: "string" },
+    "http-port": { type: "string" },
     "log-level": { type: "string" },
     "log-json": { type: "boolean" },
     help: { type: "boolean", short: "h" },
@@ -49,6 +55,16 @@ export async function serveConfig(
     if (!/^\d+$/.test(values.port)) throw new UsageError(`--port "${values.port}" is not a number`);
     patch.port = Number(values.port);
   }
+  const http: Record<string, unknown> = {};
+  if (values["http-host"] !== undefined) http.host = values["http-host"];
+  if (values["http-port"] !== undefined) {
+    if (!/^\d+$/.test(values["http-port"])) {
+      throw new UsageError(`--http-port "${values["http-port"]}" is not a number`);
+    }
+    http.port = Number(values["http-port"]);
+  }
+  // Naming an HTTP address asks for the endpoint; having to add --http as well would surprise.
+  if (values.http || Object.keys(http).length > 0) patch.http = { ...http, enabled: true };
   config = applyConfig(config, patch, "Flags");
   if (values["log-level"] !== undefined && !LEVELS.includes(values["log-level"])) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(", ")}`);

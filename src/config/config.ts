@@ -15,6 +15,7 @@ export class ConfigError extends Error {
 /** Per-setting bounds, by dotted path; settings not listed need only the default's type. */
 const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> = {
   port: { min: 0, max: 65535 },
+  "http.port": { min: 0, max: 65535 },
   "limits.maxFrameBytes": { min: 1024, max: 128 * 1024 * 1024 },
   "limits.handshakeTimeoutMs": { min: 100, max: 600_000 },
   "limits.loginTimeoutMs": { min: 100, max: 3_600_000 },
@@ -79,6 +80,10 @@ export function applyConfig(base: Config, patch: unknown, source: string): Confi
 /** Limits that only make sense relative to each other. */
 function checkTogether(c: Config, source: string): void {
   const { limits, files } = c;
+  // An empty host would listen on every interface: the endpoint has no authentication.
+  if (c.http.host.trim() === "") {
+    throw new ConfigError(`${source}: "http.host" must name an address, for example 127.0.0.1`);
+  }
   // Room for the largest image or file chunk plus its message envelope.
   const largest = Math.max(limits.maxImageBytes, limits.maxTextBytes * 3, files.chunkBytes) + 4096;
   if (limits.maxFrameBytes < largest) {

@@ -7,6 +7,7 @@ import type { FileRelay } from "./file_relay.ts";
 import type { Hub } from "./hub.ts";
 import type { LoginThrottle } from "./throttle.ts";
 import type { Logger } from "./log.ts";
+import type { ServerMetrics } from "./metrics.ts";
 import type { LoggedIn, Session } from "./session.ts";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Value } from "../protocol/value.ts";
@@ -19,6 +20,8 @@ export interface ServerContext {
   log: Logger;
   files: FileRelay;
   logins: LoginThrottle;
+  /** Counters for /metrics; each hook is one cheap call. */
+  metrics: ServerMetrics;
 }
 
 /** A handler's answer: the response type and body, sent back with the request's id. */

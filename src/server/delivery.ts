@@ -106,6 +106,7 @@ export class InboxPump {
 
   #push(item: InboxItem): void {
     this.session.push(MsgType.PASS, passBody(item.message, item.seq));
+    this.ctx.metrics.messageOut(item.message);
     this.#inFlight.push(item);
     this.#inFlightBytes += item.size;
     this.#sentUpTo = item.seq;

@@ -68,6 +68,7 @@ const UNMETERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE
 export async function dispatch(ctx: ServerContext, session: Session, msg: Message): Promise<void> {
   if (SILENT.has(msg.type) || session.closing) return;
   if (!UNMETERED.has(msg.type) && !session.bucket.take()) {
+    ctx.metrics.rateLimited();
     const { requestRate, requestBurst } = ctx.config.limits;
     if (session.bucket.strikes > requestBurst) {
       ctx.log.warn("session.flooding", {
@@ -134,6 +135,7 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
 function failureReply(ctx: ServerContext, session: Session, msg: Message, e: unknown) {
   const type = failureTypeOf(msg.type);
   const failure = errorBody(ctx, session, msg, e);
+  ctx.metrics.requestFailed(failure.code);
   return { type, body: STATUS_TYPES.has(type) ? { success: false, ...failure } : failure };
 }
 

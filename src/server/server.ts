@@ -17,7 +17,9 @@ import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
+import { type HttpEndpoint, startHttp } from "./http.ts";
 import { startKeepalive } from "./keepalive.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
 import { Session } from "./session.ts";
@@ -26,6 +28,8 @@ export interface RunningServer {
   addr: Deno.NetAddr;
   /** The identity key's fingerprint, as clients show it. */
   fingerprint: string;
+  /** Where /healthz and /metrics are served; null unless `http.enabled`. */
+  http: Deno.NetAddr | null;
   /** Stops accepting, tells clients, closes connections and the store. */
   close(): Promise<void>;
   /** Resolves once the server has fully stopped. */
@@ -40,7 +44,11 @@ export async function startServer(
   log: Logger = createLogger(),
 ): Promise<RunningServer> {
   const identity = await loadOrCreateIdentity(config.dataDir);
-  const store = await openKvStore(config.dataDir, { worldBacklog: config.world.backlog });
+  const metrics = new ServerMetrics();
+  const store = await openKvStore(config.dataDir, {
+    worldBacklog: config.world.backlog,
+    onCommit: (seconds) => metrics.kvCommit(seconds),
+  });
   const { accounts } = config;
   const ctx: ServerContext = {
     config,
@@ -58,6 +66,7 @@ export async function startServer(
       baseDelayMs: accounts.loginDelayMs,
       maxDelayMs: accounts.loginMaxDelayMs,
     }),
+    metrics,
   };
   ctx.files = new FileRelay(ctx.hub, config.files, config.limits.maxFileBytes);
   let listener: Deno.Listener;
@@ -78,6 +87,26 @@ export async function startServer(
   const perIp = new Map<string, number>();
   const stopKeepalive = startKeepalive(sessions, config.limits, log);
   let stopping = false;
+  metrics.readFrom({
+    connections: () => open.size,
+    online: () => ctx.hub.onlineCount,
+    queued: () => store.inbox.queued(),
+  });
+  let http: HttpEndpoint | null = null;
+  if (config.http.enabled) {
+    try {
+      http = startHttp(config.http, metrics, {
+        accepting: () => !stopping,
+        connections: () => open.size,
+        pingStore: () => store.ping(),
+      }, log);
+    } catch (e) {
+      stopKeepalive();
+      listener.close();
+      await store.close();
+      throw e;
+    }
+  }
 
   const serveOne = async (conn: Deno.Conn) => {
     const remote = conn.remoteAddr as Deno.NetAddr;
@@ -127,6 +156,7 @@ export async function startServer(
         log.warn("frame.rejected", { peer, session: session?.id, error: e.message });
       } else if (e instanceof HandshakeError) {
         log.info("handshake.failed", { peer, error: e.message });
+        ctx.metrics.handshakeFailed();
       } else if (!isConnectionGone(e)) {
         log.error("connection.failed", { peer, error: e instanceof Error ? e.message : String(e) });
       }
@@ -210,6 +240,8 @@ export async function startServer(
         new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
       ]);
       await store.close();
+      // Last, so that /healthz answers 503 while the server drains.
+      await http?.close();
       log.info("server.stopped");
     })();
 
@@ -218,6 +250,7 @@ export async function startServer(
   return {
     addr,
     fingerprint: print,
+    http: http?.addr ?? null,
     close: () => close().then(finish),
     finished,
   };

@@ -61,6 +61,8 @@ export class GroupCommitter {
   /** Commits made and rows written, for stats and benchmarks. */
   commits = 0;
   rows = 0;
+  /** Told how long each successful commit took, in seconds (metrics). */
+  onCommit: (seconds: number) => void = () => {};
 
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
@@ -171,8 +173,10 @@ export class GroupCommitter {
         this.#queue = used === queue.length ? [] : queue.slice(used);
         if (batch.length === 0) break;
         try {
+          const started = performance.now();
           const result = await op.commit();
           if (!result.ok) throw new Error("KV commit failed");
+          this.onCommit((performance.now() - started) / 1000);
           this.commits++;
           this.rows += count;
           for (const w of batch) w.resolve();

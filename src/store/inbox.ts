@@ -358,6 +358,17 @@ export class KvInboxStore implements InboxStore {
     return { count: q.count, bytes: q.bytes };
   }
 
+  async queued(): Promise<{ count: number; bytes: number }> {
+    let count = 0;
+    let bytes = 0;
+    for (const r of await Promise.allSettled(this.#stats.values())) {
+      if (r.status === "rejected") continue; // an inbox the store failed to count
+      count += r.value.count;
+      bytes += r.value.bytes;
+    }
+    return { count, bytes };
+  }
+
   async clear(user: string): Promise<void> {
     while (true) {
       const items = await this.read(user, 0, 200);

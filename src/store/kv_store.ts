@@ -15,6 +15,8 @@ export const KV_FILE = "parley.kv";
 export interface StoreOptions {
   /** World room messages kept for users who log in later. */
   worldBacklog: number;
+  /** Told how long each group commit took, in seconds. */
+  onCommit?: (seconds: number) => void;
 }
 
 export async function openKvStore(
@@ -24,6 +26,7 @@ export async function openKvStore(
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const kv = await Deno.openKv(join(dataDir, KV_FILE));
   const committer = new GroupCommitter(kv);
+  if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);
   await inbox.sweep();
   return {
@@ -33,6 +36,9 @@ export async function openKvStore(
     groups: new KvGroupStore(kv),
     inbox,
     world: await KvWorldStore.open(kv, committer, opts.worldBacklog),
+    ping: async () => {
+      await kv.get(["health"]);
+    },
     close: async () => {
       await committer.close();
       kv.close();

@@ -51,6 +51,8 @@ export interface Store {
   groups: GroupStore;
   inbox: InboxStore;
   world: WorldStore;
+  /** A cheap read that fails when the store does not answer (health checks). */
+  ping(): Promise<void>;
   /** Commits pending writes and closes. */
   close(): Promise<void>;
 }
@@ -162,6 +164,8 @@ export interface InboxStore {
   remove(user: string, items: InboxItem[]): Promise<void>;
   /** How many messages and bytes wait for `user`. */
   stats(user: string): Promise<{ count: number; bytes: number }>;
+  /** Messages and bytes waiting in all inboxes this process has counted, without a scan. */
+  queued(): Promise<{ count: number; bytes: number }>;
   /** Everything queued for `user` goes (the account is deleted). */
   clear(user: string): Promise<void>;
 }

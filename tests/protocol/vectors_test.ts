@@ -859,6 +859,10 @@ const SERVER_ONLY = new Set([
   "accounts.scrypt.r",
   "accounts.scrypt.p",
   "accounts.hashConcurrency",
+  // The operator's HTTP endpoint is not the chat protocol.
+  "http.enabled",
+  "http.host",
+  "http.port",
 ]);
 
 Deno.test("the limits table lists config.json's wire-visible settings with their defaults", () => {

@@ -83,10 +83,12 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
   const record = usernameProblem(name) ? null : await ctx.store.users.get(name);
   if (!record) {
     ctx.logins.failed(keys.slice(0, 1));
+    ctx.metrics.loginFailed("password");
     throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
   }
   if (!await ctx.hasher.verify(password, record.password)) {
     ctx.logins.failed(keys);
+    ctx.metrics.loginFailed("password");
     ctx.log.info("login.failed", {
       user: usernameKey(name),
       session: session.id,
@@ -107,6 +109,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     accounts.tokensPerUser,
   );
   const after = takeOver(ctx, session, record.name, issued.token);
+  ctx.metrics.login("password");
   return {
     type: MsgType.LG_OK,
     body: { username: record.name, token: issued.token, expires: issued.expires },
@@ -125,12 +128,14 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
   const user = record && await ctx.store.users.get(record.user);
   if (!record || !user) {
     ctx.logins.failed([`ip:${session.ip}`]);
+    ctx.metrics.loginFailed("resume");
     throw new ParleyError(
       ErrorCode.BAD_TOKEN,
       "The resume token is unknown, revoked or expired; log in with your password",
     );
   }
   const after = takeOver(ctx, session, user.name, token);
+  ctx.metrics.login("resume");
   return {
     type: MsgType.LG_OK,
     body: { username: user.name, token: null, expires: record.expires },

@@ -78,13 +78,17 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
     }
     message.world = true;
     await ctx.store.world.append(message);
+    ctx.metrics.messageIn(message);
     return {
       type: MsgType.SENT,
       body: sent,
       after: () => {
         const pass = passBody(message, 0);
         for (const s of ctx.hub.sessions()) {
-          if (s !== session && s.login) s.push(MsgType.PASS, pass);
+          if (s !== session && s.login) {
+            s.push(MsgType.PASS, pass);
+            ctx.metrics.messageOut(message);
+          }
         }
       },
     };
@@ -132,6 +136,7 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
       `${message.to} has too many undelivered messages; this one was not sent`,
     );
   }
+  ctx.metrics.messageIn(message);
   const reply: { [key: string]: Value } = { ...sent };
   if (full.length > 0) reply.skipped = full.map((user) => displayName.get(user) ?? user);
   return { type: MsgType.SENT, body: reply, durable };

@@ -40,6 +40,7 @@ export const answer: Handler<RequestBodyOf<typeof MsgType.FILE_ANSWER>> = (ctx, 
 /** Answered only on failure: the receiver's FILE_ACK is the acknowledgement. */
 export const chunk: Handler<RequestBodyOf<typeof MsgType.FILE_CHUNK>> = (ctx, session, body) => {
   ctx.files.chunk(body.transfer_id, me(session).user, body.offset, body.data);
+  ctx.metrics.fileChunk(body.data.length);
   return Promise.resolve(null);
 };
 
