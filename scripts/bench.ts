@@ -80,7 +80,40 @@ interface Server {
   host: string;
   port: number;
   pid: number | null;
+  /** The server's V8 inspector port (loopback), for a forced GC before memory readings. */
+  inspectPort: number | null;
   stop(): Promise<void>;
+}
+
+/** A free loopback TCP port (closed again, so a child can take it). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * Runs a full garbage collection in the server through its inspector, so that an RSS reading
+ * counts live memory rather than whatever garbage the last phase left behind.
+ */
+async function collectGarbage(srv: Server): Promise<boolean> {
+  if (srv.inspectPort === null) return false;
+  try {
+    const targets = await (await fetch(`http://127.0.0.1:${srv.inspectPort}/json/list`)).json();
+    const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    const done = new Promise((resolve) => ws.onmessage = resolve);
+    ws.send(JSON.stringify({ id: 1, method: "HeapProfiler.collectGarbage" }));
+    await done;
+    ws.close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function benchConfig(scryptN: number) {
@@ -99,11 +132,13 @@ async function startServer(scryptN: number): Promise<Server> {
   const dir = await Deno.makeTempDir({ prefix: "parley-bench-" });
   const config = `${dir}/config.json`;
   await Deno.writeTextFile(config, JSON.stringify(benchConfig(scryptN)));
+  const inspectPort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       "--quiet",
+      `--inspect=127.0.0.1:${inspectPort}`,
       "main.ts",
       "serve",
       "--host",
@@ -153,6 +188,7 @@ async function startServer(scryptN: number): Promise<Server> {
     host: "127.0.0.1",
     port: p,
     pid: child.pid,
+    inspectPort,
     async stop() {
       try {
         child.kill("SIGTERM");
@@ -170,6 +206,7 @@ function existingServer(addr: string): Server {
     host: addr.slice(0, at),
     port: Number(addr.slice(at + 1)),
     pid: null,
+    inspectPort: null,
     async stop() {},
   };
 }
@@ -548,6 +585,7 @@ async function idle(srv: Server): Promise<void> {
     await register(srv, users);
     all = users;
     await new Promise((r) => setTimeout(r, 1000));
+    const gc = await collectGarbage(srv);
     const before = rssKiB(srv.pid);
     const loads = [0, 1].map((k) =>
       new Load({
@@ -560,6 +598,7 @@ async function idle(srv: Server): Promise<void> {
       let held = 0;
       for (const l of loads) held += (await l.next()).connections as number;
       await new Promise((r) => setTimeout(r, 2000));
+      if (gc) await collectGarbage(srv);
       const after = rssKiB(srv.pid);
       const cpuIdle0 = cpuTicks(srv.pid);
       await new Promise((r) => setTimeout(r, 2000));
@@ -574,6 +613,7 @@ async function idle(srv: Server): Promise<void> {
         load_cpu_pct: null,
         rss_before_kib: before,
         rss_after_kib: after,
+        gc_before_readings: gc,
       });
     } finally {
       await Promise.all(loads.map((l) => l.say("stop").catch(() => {})));

@@ -13,8 +13,13 @@ import type { FrameDecoder } from "../protocol/frame.ts";
 import { type DecodedMessages, decodeMessages, writeMessage } from "../protocol/message_codec.ts";
 import { ByteWriter, type Value } from "../protocol/value.ts";
 
-/** Per-connection read buffer: small, because an idle connection parks one read on it. */
-export const READ_BUFFER_BYTES = 4096;
+/**
+ * An idle connection parks one read on a buffer of this size, so it is small: memory per
+ * idle connection is what lets one server hold tens of thousands of them.
+ */
+export const READ_BUFFER_BYTES = 512;
+/** A read that fills the small buffer means more is waiting: read on with this size. */
+export const BUSY_READ_BUFFER_BYTES = 16 * 1024;
 
 /**
  * Messages of one tick are packed into frames of about this size. Big enough that a busy
@@ -154,7 +159,8 @@ export class Channel {
    * FrameAuthError for a bad frame; the caller then closes the channel.
    */
   async *incoming(): AsyncGenerator<DecodedMessages> {
-    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    const idle = new Uint8Array(READ_BUFFER_BYTES);
+    let buf = idle;
     while (!this.#closed) {
       let frame;
       while ((frame = this.#decoder.readFrame()) !== null) {
@@ -171,6 +177,9 @@ export class Channel {
       if (n === null) return;
       this.lastInbound = Date.now();
       this.#decoder.push(buf.subarray(0, n));
+      // Grow while reads come back full; drop the big buffer once traffic is light again.
+      if (n === buf.length && buf === idle) buf = new Uint8Array(BUSY_READ_BUFFER_BYTES);
+      else if (n < READ_BUFFER_BYTES && buf !== idle) buf = idle;
     }
   }
 
