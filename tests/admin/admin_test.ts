@@ -1,5 +1,5 @@
 /**
- * `parley admin` as an operator runs it: the real CLI as
+ * `parley admin` and `parley serve --check-config` as an operator runs them: the real CLI as
  * child processes on real data dirs, beside real servers and clients.
  */
 
@@ -486,6 +486,69 @@ Deno.test("a server does not start while an admin command holds the data dir, an
     // Once it is released, the server starts.
     const server = await ServerProcess.start(data, config);
     await server.stop();
+  }));
+
+Deno.test("serve --check-config prints the effective settings; bad ones exit 2, an unusable data dir 1", () =>
+  withDir(async (dir, config) => {
+    const fresh = join(dir, "fresh", "data");
+    const good = await run([
+      "serve",
+      "--check-config",
+      "--data",
+      fresh,
+      "--config",
+      config,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "7999",
+      "--log-json",
+    ]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /configuration is valid/);
+    assert.match(good.stdout, /listen\s+127\.0\.0\.1:7999/);
+    assert.match(good.stdout, /data dir\s+.*fresh\/data \(does not exist yet/);
+    assert.match(good.stdout, /scrypt N=1024 r=8 p=1/);
+    assert.match(good.stdout, /log\s+JSON lines/);
+    assert.equal(await exists(join(dir, "fresh")), false, "nothing is created");
+
+    // Beside a running server on the same port: it checks without listening.
+    const data = join(dir, "data");
+    const server = await ServerProcess.start(data, config);
+    try {
+      const r = await run([
+        "serve",
+        "--check-config",
+        "--data",
+        data,
+        "--port",
+        String(server.port),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.includes(server.fingerprint), r.stdout);
+    } finally {
+      await server.stop();
+    }
+
+    await Deno.writeTextFile(join(dir, "bad.json"), '{"limits": {"maxFriends": 0}}');
+    await Deno.writeTextFile(join(dir, "a-file"), "");
+    const damaged = join(dir, "damaged");
+    await Deno.mkdir(damaged);
+    await Deno.writeTextFile(join(damaged, "identity.key"), "not a key\n");
+    const cases: [string[], number, RegExp][] = [
+      [["--port", "70000"], 2, /"port" must be a whole number/],
+      [["--config", join(dir, "bad.json")], 2, /"limits.maxFriends" must be a whole number/],
+      [["--log-level", "loud"], 2, /--log-level must be one of/],
+      [["--data", join(dir, "a-file")], 1, /is a file, not a directory/],
+      [["--data", join(dir, "a-file", "data")], 1, /cannot be made: ".*a-file" is not a directory/],
+      [["--data", damaged], 1, /identity key ".*" is damaged/],
+    ];
+    for (const [args, code, pattern] of cases) {
+      const r = await run(["serve", "--check-config", ...args]);
+      assert.equal(r.code, code, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+      oneLine(r);
+    }
   }));
 
 function escape(text: string): string {
