@@ -243,6 +243,51 @@ Deno.test("beside a running server: listings and backup work, changes are refuse
     }
   }));
 
+Deno.test("a backup taken while images pour in holds every queued message whole", () =>
+  withDir(async (dir, config) => {
+    const data = join(dir, "data");
+    const clients = new Clients(dir);
+    let server = await ServerProcess.start(data, config);
+    try {
+      const alice = await clients.user(server.port, "alice");
+      const bob = await clients.user(server.port, "bob");
+      await bob.logout();
+      // Images over 48 KiB are stored as chunks apart from the inbox entry that names them, so a
+      // backup that is not one instant's view could hold an entry without its chunks.
+      const image = (i: number) => pattern(60 * 1024, i);
+      let sent = 0;
+      let sending = true;
+      const traffic = (async () => {
+        while (sending) await alice.sendImage({ user: "bob" }, image(++sent));
+      })();
+      while (sent < 5) await alice.ping();
+      const file = join(dir, "busy.backup");
+      const backup = await admin(["backup", file, "--data", data]);
+      sending = false;
+      await traffic;
+      assert.equal(backup.code, 0, backup.stderr);
+      const queued = Number(/(\d+) queued messages/.exec(backup.stdout)![1]);
+      assert.ok(queued >= 4 && queued <= sent, `${queued} of ${sent}`);
+
+      await clients.close();
+      await server.stop();
+      const restored = join(dir, "restored");
+      assert.equal((await admin(["restore", file, "--data", restored])).code, 0);
+      server = await ServerProcess.start(restored, config);
+      const back = await clients.connect(server.port);
+      await back.login("bob", "password-bob");
+      const init = (await back.nextEvent(MsgType.INITIALIZE)).body as { pending: number };
+      assert.equal(init.pending, queued);
+      const got = await passes(back, queued);
+      got.forEach((p, i) =>
+        assert.equal(sha(p.data as Uint8Array), sha(image(i + 1)), `image ${i + 1}`)
+      );
+    } finally {
+      await clients.close();
+      await server.stop();
+    }
+  }));
+
 Deno.test("reset-password and delete-user on a stopped server's data dir", () =>
   withDir(async (dir, config) => {
     const data = join(dir, "data");
