@@ -1,8 +1,9 @@
 /**
- * Parley: one executable for the server (`parley serve`) and the terminal client
- * (`parley connect HOST:PORT`, the default).
+ * Parley: one executable for the server (`parley serve`), its upkeep (`parley admin`) and the
+ * terminal client (`parley connect HOST:PORT`, the default).
  */
 
+import { admin, adminHelp } from "./src/admin/admin.ts";
 import { ConfigError } from "./src/config/config.ts";
 import { connect, CONNECT_HELP } from "./src/cli/connect.ts";
 import { send, SEND_HELP } from "./src/cli/send.ts";
@@ -17,6 +18,8 @@ Usage:
   parley connect HOST:PORT [options]  Chat from the terminal (see "parley connect --help")
   parley [HOST:PORT]                  Same as "parley connect" (last server if none given)
   parley send --to NAME TEXT          Send one message from a script (see "parley send --help")
+  parley admin COMMAND [options]      Users, groups, stats, backup and restore of a data dir
+                                      (see "parley admin --help")
   parley --version                    Print the version
   parley --help                       Show this help
 `;
@@ -31,6 +34,8 @@ export async function main(args: string[]): Promise<number> {
         return await connect(rest);
       case "send":
         return await send(rest);
+      case "admin":
+        return await admin(rest);
       case "help":
         console.log(
           rest[0] === "serve"
@@ -39,6 +44,8 @@ export async function main(args: string[]): Promise<number> {
             ? CONNECT_HELP
             : rest[0] === "send"
             ? SEND_HELP
+            : rest[0] === "admin"
+            ? adminHelp(rest[1]) ?? adminHelp()
             : HELP,
         );
         return 0;

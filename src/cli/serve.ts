@@ -1,5 +1,6 @@
 /** `parley serve`: run the server until SIGINT or SIGTERM. */
 
+import { checkConfig } from "../admin/check_config.ts";
 import { applyConfig, type Config, defaultConfig, loadConfigFile } from "../config/config.ts";
 import { createLogger, type LogLevel } from "../server/log.ts";
 import { startServer } from "../server/server.ts";
@@ -21,6 +22,8 @@ Options:
   --http-port PORT    Port for HTTP (default 9464; 0 picks a free one); implies --http
   --log-level LEVEL   debug, info, warn or error (default info)
   --log-json          Write logs as JSON lines
+  --check-config      Check the settings and the data dir, print a summary and exit
+                      (0: fine, 2: a setting is wrong, 1: the data dir or key is not usable)
   -h, --help          Show this help
 `;
 
@@ -40,6 +43,7 @@ export async function serveConfig(
     "http-port": { type: "string" },
     "log-level": { type: "string" },
     "log-json": { type: "boolean" },
+    "check-config": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, "serve");
   if (values.help) return { config: defaultConfig(), values };
@@ -77,6 +81,13 @@ export async function serve(args: string[]): Promise<number> {
   if (values.help) {
     console.log(SERVE_HELP);
     return 0;
+  }
+  if (values["check-config"]) {
+    return await checkConfig(config, {
+      configFile: values.config as string | undefined,
+      logLevel: (values["log-level"] as string | undefined) ?? "info",
+      logJson: values["log-json"] === true,
+    });
   }
   const log = createLogger({
     level: (values["log-level"] as LogLevel | undefined) ?? "info",

@@ -2,6 +2,7 @@
 
 import { join } from "node:path";
 import { GroupCommitter } from "./committer.ts";
+import { lockDataDir } from "./data_lock.ts";
 import { KvFriendStore } from "./friends.ts";
 import { KvGroupStore } from "./groups.ts";
 import { KvInboxStore } from "./inbox.ts";
@@ -17,6 +18,8 @@ export interface StoreOptions {
   worldBacklog: number;
   /** Told how long each group commit took, in seconds. */
   onCommit?: (seconds: number) => void;
+  /** The command that holds the data dir while the store is open, named to anyone refused. */
+  owner?: string;
 }
 
 export async function openKvStore(
@@ -24,7 +27,12 @@ export async function openKvStore(
   opts: StoreOptions = { worldBacklog: 100 },
 ): Promise<Store> {
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const kv = await Deno.openKv(join(dataDir, KV_FILE));
+  // One writer at a time: the caches above the store assume this process makes every write.
+  const lock = await lockDataDir(dataDir, opts.owner ?? "serve");
+  const kv = await Deno.openKv(join(dataDir, KV_FILE)).catch((e) => {
+    lock.release();
+    throw e;
+  });
   const committer = new GroupCommitter(kv);
   if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);
@@ -42,6 +50,7 @@ export async function openKvStore(
     close: async () => {
       await committer.close();
       kv.close();
+      lock.release();
     },
   };
 }

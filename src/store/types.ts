@@ -20,6 +20,8 @@ export interface UserStore {
   get(name: string): Promise<UserRecord | null>;
   /** Replaces a user's password hash; false when the user does not exist. */
   setPassword(name: string, password: PasswordHash): Promise<boolean>;
+  /** Deletes the user's record (the account's other data goes through the other stores). */
+  remove(name: string): Promise<boolean>;
 }
 
 export interface TokenRecord {

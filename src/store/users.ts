@@ -46,4 +46,13 @@ export class KvUserStore implements UserStore {
     // A concurrent change of the same user is rare; retrying once keeps the call simple.
     return result.ok || await this.setPassword(name, password);
   }
+
+  async remove(name: string): Promise<boolean> {
+    const key = usernameKey(name);
+    this.#cache.delete(key);
+    const entry = await this.kv.get(["user", key]);
+    if (entry.versionstamp === null) return false;
+    await this.kv.delete(["user", key]);
+    return true;
+  }
 }

@@ -1,0 +1,130 @@
+/**
+ * `parley serve --check-config`: the effective settings, built exactly as `serve` builds them,
+ * and the data dir they point at, checked without starting the server: the dir can be made
+ * and written, the identity key (if there is one) is readable and sound, the KV file (if there
+ * is one) can be opened for writing. Problems with the settings themselves are found while
+ * they are built (exit 2); problems here are the environment's (exit 1).
+ */
+
+import { dirname, join, resolve } from "node:path";
+import type { Config } from "../config/config.ts";
+import { readIdentity, storeBytes } from "./data_dir.ts";
+import { KV_FILE } from "../store/kv_store.ts";
+import { bytes, table } from "./text.ts";
+
+/** File descriptors the server needs beyond one per connection (store, listener, stdio). */
+const SPARE_FILES = 64;
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (e) {
+    // A file where a directory should be shows as NotADirectory; the caller explains it.
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
+    throw e;
+  }
+}
+
+/** Proves `dir` writable the only reliable way (ACLs, read-only mounts, root): by writing. */
+async function probeWritable(dir: string, what: string): Promise<void> {
+  try {
+    await Deno.remove(await Deno.makeTempFile({ dir, prefix: ".parley-check-" }));
+  } catch (e) {
+    throw new Error(`${what} "${dir}" is not writable: ${(e as Error).message}`);
+  }
+}
+
+/** Describes the data dir, or throws one sentence about what is wrong with it. */
+async function checkDataDir(dataDir: string): Promise<string> {
+  const info = await statOrNull(dataDir);
+  if (info && !info.isDirectory) {
+    throw new Error(`The data dir "${dataDir}" is a file, not a directory`);
+  }
+  if (!info) {
+    let parent = dirname(dataDir);
+    let parentInfo = await statOrNull(parent);
+    while (!parentInfo && dirname(parent) !== parent) {
+      parent = dirname(parent);
+      parentInfo = await statOrNull(parent);
+    }
+    if (!parentInfo?.isDirectory) {
+      throw new Error(`The data dir "${dataDir}" cannot be made: "${parent}" is not a directory`);
+    }
+    await probeWritable(parent, `The data dir cannot be made, as`);
+    return "does not exist yet; made at the first start";
+  }
+  await probeWritable(dataDir, "The data dir");
+  const identity = await readIdentity(dataDir);
+  const kvFile = join(dataDir, KV_FILE);
+  if (await statOrNull(kvFile)) {
+    try {
+      (await Deno.open(kvFile, { read: true, write: true })).close();
+    } catch (e) {
+      throw new Error(
+        `The store "${kvFile}" cannot be opened for writing: ${(e as Error).message}`,
+      );
+    }
+  }
+  const store = (await statOrNull(kvFile))
+    ? `store ${bytes(await storeBytes(dataDir))}`
+    : "no store yet";
+  const key = identity ? `identity ${identity.fingerprint}` : "no identity key yet";
+  return `${store}; ${key}`;
+}
+
+/** The soft limit on open files, where the system says (Linux); null elsewhere. */
+async function openFileLimit(): Promise<number | null> {
+  try {
+    const limits = await Deno.readTextFile("/proc/self/limits");
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    return m && m[1] !== "unlimited" ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface CheckFlags {
+  configFile?: string;
+  logLevel: string;
+  logJson: boolean;
+}
+
+export async function checkConfig(config: Config, flags: CheckFlags): Promise<number> {
+  const dataDir = resolve(config.dataDir);
+  const dir = await checkDataDir(dataDir);
+  const { limits, accounts, queue } = config;
+  console.log(
+    `The configuration is valid (defaults${flags.configFile ? `, ${flags.configFile}` : ""}, ` +
+      "flags).",
+  );
+  console.log(
+    table([
+      ["listen", `${config.host}:${config.port}`],
+      ["data dir", `${dataDir} (${dir})`],
+      [
+        "connections",
+        `${limits.maxConnections} at most, ${limits.maxConnectionsPerIp} per address`,
+      ],
+      [
+        "sizes",
+        `text ${bytes(limits.maxTextBytes)}, image ${bytes(limits.maxImageBytes)}, ` +
+        `file ${bytes(limits.maxFileBytes)}, frame ${bytes(limits.maxFrameBytes)}`,
+      ],
+      ["queue", `${queue.maxMessages} messages or ${bytes(queue.maxBytes)} per user`],
+      [
+        "passwords",
+        `at least ${accounts.minPasswordLength} characters; ` +
+        `scrypt N=${accounts.scrypt.N} r=${accounts.scrypt.r} p=${accounts.scrypt.p}`,
+      ],
+      ["log", `${flags.logJson ? "JSON lines" : "text"}, level ${flags.logLevel}`],
+    ]).replace(/^/gm, "  "),
+  );
+  const files = await openFileLimit();
+  if (files !== null && files < limits.maxConnections + SPARE_FILES) {
+    console.log(
+      `  Note: this process may open ${files} files, fewer than limits.maxConnections ` +
+        `(${limits.maxConnections}) needs; raise it (ulimit -n, or LimitNOFILE in systemd).`,
+    );
+  }
+  return 0;
+}

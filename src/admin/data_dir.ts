@@ -1,0 +1,88 @@
+/**
+ * What a data dir holds, looked at without taking it over: the KV file (opened only if it
+ * exists, so that a mistyped --data does not create an empty store) and the identity key.
+ */
+
+import { join } from "node:path";
+import { ed25519KeyPair, fingerprint } from "../crypto/keys.ts";
+import { IDENTITY_FILE } from "../server/identity.ts";
+import { KV_FILE } from "../store/kv_store.ts";
+
+/** SQLite keeps these beside the KV file while it is open (write-ahead log, shared memory). */
+export const KV_SIDE_FILES = ["-wal", "-shm"];
+
+export function kvPath(dataDir: string): string {
+  return join(dataDir, KV_FILE);
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Throws unless `dataDir` holds a store. */
+export async function requireStore(dataDir: string): Promise<void> {
+  if (!await exists(kvPath(dataDir))) {
+    throw new Error(`There is no Parley store in "${dataDir}" (no ${KV_FILE}); check --data`);
+  }
+}
+
+/**
+ * The store's KV file, for reading. Safe beside a running server: SQLite lets several
+ * processes share the file, and these commands only read.
+ */
+export async function openExistingKv(dataDir: string): Promise<Deno.Kv> {
+  await requireStore(dataDir);
+  return await Deno.openKv(kvPath(dataDir));
+}
+
+/** Bytes on disk of the KV file and its side files. */
+export async function storeBytes(dataDir: string): Promise<number> {
+  let total = 0;
+  for (const suffix of ["", ...KV_SIDE_FILES]) {
+    try {
+      total += (await Deno.stat(kvPath(dataDir) + suffix)).size;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  return total;
+}
+
+export interface Identity {
+  seed: Uint8Array;
+  /** As clients show it. */
+  fingerprint: string;
+}
+
+/** The server's identity key, null when there is none yet; throws when it is unreadable. */
+export async function readIdentity(dataDir: string): Promise<Identity | null> {
+  const path = join(dataDir, IDENTITY_FILE);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new Error(`Cannot read the identity key "${path}": ${(e as Error).message}`);
+  }
+  // The format loadOrCreateIdentity writes and accepts.
+  const hex = text.trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw new Error(`The identity key "${path}" is damaged; restore it from a backup`);
+  }
+  const seed = Uint8Array.fromHex(hex);
+  return { seed, fingerprint: fingerprint(ed25519KeyPair(seed).publicKey) };
+}
+
+/** Writes the identity key the way the server does: owner-only, never over an existing one. */
+export async function writeIdentity(dir: string, seed: Uint8Array): Promise<void> {
+  await Deno.writeTextFile(join(dir, IDENTITY_FILE), seed.toHex() + "\n", {
+    createNew: true,
+    mode: 0o600,
+  });
+}

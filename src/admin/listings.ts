@@ -1,0 +1,222 @@
+/**
+ * The read-only commands: users, groups, stats. They read the KV file directly (never through
+ * the store, which takes the data dir over), so they work beside a running server; each list
+ * is read in pages, so a figure can be a moment older than the next one.
+ */
+
+import type { PasswordHash } from "../crypto/password.ts";
+import type { GroupRecord, UserRecord } from "../store/types.ts";
+import type { AdminCommand, AdminContext } from "./command.ts";
+import { openExistingKv, readIdentity, storeBytes } from "./data_dir.ts";
+import { bytes, minute, plural, table } from "./text.ts";
+
+const JSON_OPTION = { json: { type: "boolean" as const } };
+const JSON_HELP = ["--json              One JSON document instead of a table"];
+
+interface Tally {
+  count: number;
+  sum: number;
+}
+
+/** Entries under [prefix, owner, …] counted per owner, with `weigh` summed over their values. */
+async function tally(
+  kv: Deno.Kv,
+  prefix: string,
+  weigh: (value: unknown) => number = () => 0,
+  keep: (value: unknown) => boolean = () => true,
+): Promise<Map<unknown, Tally>> {
+  const out = new Map<unknown, Tally>();
+  for await (const e of kv.list({ prefix: [prefix] })) {
+    if (!keep(e.value)) continue;
+    const t = out.get(e.key[1]) ?? { count: 0, sum: 0 };
+    t.count++;
+    t.sum += weigh(e.value);
+    out.set(e.key[1], t);
+  }
+  return out;
+}
+
+const inboxBytes = (v: unknown) => (v as { size: number }).size;
+const unexpired = (now: number) => (v: unknown) => (v as Date).getTime() > now;
+
+async function withKv<T>(ctx: AdminContext, fn: (kv: Deno.Kv) => Promise<T>): Promise<T> {
+  const kv = await openExistingKv(ctx.dataDir);
+  try {
+    return await fn(kv);
+  } finally {
+    kv.close();
+  }
+}
+
+export const USERS: AdminCommand = {
+  name: "users",
+  args: "",
+  summary: "List the users: created, friends, groups, queued messages, devices",
+  description:
+    "Lists every account: when it was made, its friends and groups, the messages waiting for\n" +
+    "it (and their size), its live resume tokens (one per device) and the scrypt cost of its\n" +
+    "password hash (raised to the configured cost at its next login).",
+  options: JSON_OPTION,
+  optionHelp: JSON_HELP,
+  arity: 0,
+  run: (ctx) =>
+    withKv(ctx, async (kv) => {
+      const [friends, groups, inbox, tokens] = await Promise.all([
+        tally(kv, "friend"),
+        tally(kv, "member_of"),
+        tally(kv, "inbox", inboxBytes),
+        tally(kv, "user_token", undefined, unexpired(Date.now())),
+      ]);
+      const users = [];
+      for await (const e of kv.list<UserRecord>({ prefix: ["user"] })) {
+        const user = e.key[1];
+        const { N, r, p }: PasswordHash = e.value.password;
+        users.push({
+          name: e.value.name,
+          created: e.value.created.toISOString(),
+          friends: friends.get(user)?.count ?? 0,
+          groups: groups.get(user)?.count ?? 0,
+          queued: inbox.get(user)?.count ?? 0,
+          queuedBytes: inbox.get(user)?.sum ?? 0,
+          tokens: tokens.get(user)?.count ?? 0,
+          scrypt: { N, r, p },
+        });
+      }
+      if (ctx.values.json) {
+        console.log(JSON.stringify({ users }, null, 2));
+        return 0;
+      }
+      if (users.length === 0) {
+        console.log("No users.");
+        return 0;
+      }
+      const head = ["NAME", "CREATED (UTC)", "FRIENDS", "GROUPS", "QUEUED", "TOKENS", "SCRYPT N"];
+      console.log(table([
+        head,
+        ...users.map((u) => [
+          u.name,
+          minute(new Date(u.created)),
+          String(u.friends),
+          String(u.groups),
+          u.queued === 0 ? "0" : `${u.queued} (${bytes(u.queuedBytes)})`,
+          String(u.tokens),
+          String(u.scrypt.N),
+        ]),
+      ]));
+      return 0;
+    }),
+};
+
+export const GROUPS: AdminCommand = {
+  name: "groups",
+  args: "",
+  summary: "List the groups and their members",
+  description: "Lists every group: its id, name, creator, when it was made, and its members.",
+  options: JSON_OPTION,
+  optionHelp: JSON_HELP,
+  arity: 0,
+  run: (ctx) =>
+    withKv(ctx, async (kv) => {
+      const members = new Map<unknown, string[]>();
+      for await (const e of kv.list<string>({ prefix: ["member"] })) {
+        const list = members.get(e.key[1]) ?? [];
+        list.push(e.value);
+        members.set(e.key[1], list);
+      }
+      const groups = [];
+      for await (const e of kv.list<GroupRecord>({ prefix: ["group"] })) {
+        const names = (members.get(e.value.id) ?? [])
+          .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+        groups.push({
+          id: e.value.id,
+          name: e.value.name,
+          creator: e.value.creator,
+          created: e.value.created.toISOString(),
+          members: names,
+        });
+      }
+      if (ctx.values.json) {
+        console.log(JSON.stringify({ groups }, null, 2));
+        return 0;
+      }
+      if (groups.length === 0) {
+        console.log("No groups.");
+        return 0;
+      }
+      console.log(table([
+        ["ID", "NAME", "CREATOR", "CREATED (UTC)", "MEMBERS"],
+        ...groups.map((g) => [
+          String(g.id),
+          g.name,
+          g.creator,
+          minute(new Date(g.created)),
+          `${g.members.length}: ${g.members.join(", ")}`,
+        ]),
+      ]));
+      return 0;
+    }),
+};
+
+async function count(kv: Deno.Kv, prefix: string, keep = (_: unknown) => true): Promise<number> {
+  let n = 0;
+  for await (const e of kv.list({ prefix: [prefix] })) if (keep(e.value)) n++;
+  return n;
+}
+
+export const STATS: AdminCommand = {
+  name: "stats",
+  args: "",
+  summary: "Show counts and the store's size on disk",
+  description:
+    "Shows the users, groups and friendships, the messages waiting for delivery (with the\n" +
+    "image data they hold), the world backlog, live resume tokens, the store's size on disk\n" +
+    "(the KV file with its -wal and -shm files) and the identity key's fingerprint.",
+  options: JSON_OPTION,
+  optionHelp: JSON_HELP,
+  arity: 0,
+  run: (ctx) =>
+    withKv(ctx, async (kv) => {
+      const now = Date.now();
+      const inbox = await tally(kv, "inbox", inboxBytes);
+      const blobs = await tally(kv, "blob", (v) => (v as Uint8Array).length);
+      const identity = await readIdentity(ctx.dataDir);
+      const stats = {
+        dataDir: ctx.dataDir,
+        storeBytes: await storeBytes(ctx.dataDir),
+        fingerprint: identity?.fingerprint ?? null,
+        users: await count(kv, "user"),
+        groups: await count(kv, "group"),
+        friendships: (await count(kv, "friend")) / 2,
+        queuedMessages: [...inbox.values()].reduce((n, t) => n + t.count, 0),
+        queuedBytes: [...inbox.values()].reduce((n, t) => n + t.sum, 0),
+        usersWithQueue: inbox.size,
+        imageBlobs: blobs.size,
+        imageBlobBytes: [...blobs.values()].reduce((n, t) => n + t.sum, 0),
+        worldBacklog: await count(kv, "world"),
+        resumeTokens: await count(kv, "token", (v) =>
+          (v as { expires: Date }).expires > new Date(now)),
+      };
+      if (ctx.values.json) {
+        console.log(JSON.stringify(stats, null, 2));
+        return 0;
+      }
+      console.log(table([
+        ["data dir", stats.dataDir],
+        ["store on disk", bytes(stats.storeBytes)],
+        ["identity", stats.fingerprint ?? "none yet (made at the first start)"],
+        ["users", String(stats.users)],
+        ["groups", String(stats.groups)],
+        ["friendships", String(stats.friendships)],
+        [
+          "queued messages",
+          `${stats.queuedMessages} (${bytes(stats.queuedBytes)}) for ` +
+          plural(stats.usersWithQueue, "user"),
+        ],
+        // Images too big to sit inside a queued message are stored once for all recipients.
+        ["large images", `${stats.imageBlobs} (${bytes(stats.imageBlobBytes)})`],
+        ["world backlog", `${stats.worldBacklog} messages`],
+        ["resume tokens", String(stats.resumeTokens)],
+      ]));
+      return 0;
+    }),
+};
