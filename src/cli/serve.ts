@@ -93,12 +93,23 @@ export async function serve(args: string[]): Promise<number> {
     level: (values["log-level"] as LogLevel | undefined) ?? "info",
     json: values["log-json"] === true,
   });
-  const server = await startServer(config, log);
-  const stop = () => void server.close();
+  // Listening for signals before the server starts: a SIGTERM that comes while it starts (or
+  // right after it says it listens) must still end in a clean shutdown, not a killed process.
+  let server: Awaited<ReturnType<typeof startServer>> | null = null;
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    if (server) void server.close();
+  };
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  await server.finished;
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
+  try {
+    server = await startServer(config, log);
+    if (stopping) void server.close();
+    await server.finished;
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+  }
   return 0;
 }

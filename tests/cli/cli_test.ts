@@ -228,3 +228,18 @@ Deno.test("--log-json writes JSON lines with level and event, and never password
     assert.ok(!server.out.text.includes(secret), `the log contains "${secret}"`);
   }
 });
+
+Deno.test("a SIGTERM the moment the server says it listens still ends in a clean stop", async () => {
+  const dir = await tempDir();
+  try {
+    const config = await fastConfig(dir);
+    for (let i = 0; i < 3; i++) {
+      const server = await ServerProcess.start(join(dir, `data${i}`), config);
+      const status = await server.stop("SIGTERM");
+      assert.equal(status.code, 0, `run ${i}: ${server.out.text}`);
+      assert.match(server.out.text, /server\.stopped/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
