@@ -4,7 +4,6 @@
  */
 
 import assert from "node:assert/strict";
-import * as nc from "node:crypto";
 import { join } from "node:path";
 import { ParleyClient } from "../../src/client/client.ts";
 import { KnownHosts } from "../../src/client/known_hosts.ts";
@@ -14,6 +13,7 @@ import { loadOrCreateIdentity } from "../../src/server/identity.ts";
 import { lockDataDir } from "../../src/store/data_lock.ts";
 import { openKvStore } from "../../src/store/kv_store.ts";
 import { rejects } from "../helpers/assert.ts";
+import { passes, pattern, sha } from "../helpers/content.ts";
 import { fastConfig, run, ServerProcess } from "../helpers/cli.ts";
 
 const COMMANDS = ["users", "groups", "stats", "reset-password", "delete-user", "backup", "restore"];
@@ -21,21 +21,6 @@ const COMMANDS = ["users", "groups", "stats", "reset-password", "delete-user", "
 function admin(args: string[], input?: string) {
   return run(["admin", ...args], { input });
 }
-
-/** Deterministic bytes that do not compress, for images. */
-function pattern(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-const sha = (b: Uint8Array) => nc.createHash("sha256").update(b).digest("hex");
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -89,15 +74,6 @@ class Clients {
     await Promise.all(this.all.map((c) => c.closed));
     this.all.length = 0;
   }
-}
-
-/** The PASS pushes `c` gets next, as bodies. */
-async function passes(c: ParleyClient, n: number): Promise<Record<string, unknown>[]> {
-  const out = [];
-  for (let i = 0; i < n; i++) {
-    out.push((await c.nextEvent(MsgType.PASS)).body as Record<string, unknown>);
-  }
-  return out;
 }
 
 function oneLine(r: { stderr: string }): void {

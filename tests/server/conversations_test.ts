@@ -3,21 +3,11 @@
 import assert from "node:assert/strict";
 import { ParleyClient } from "../../src/client/client.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
-import type { Message } from "../../src/protocol/message_codec.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
 import { withServer } from "../helpers/server.ts";
 import { rejects } from "../helpers/assert.ts";
-
-type Body = Record<string, unknown>;
-const body = (m: Message) => m.body as Body;
-
-/** Collects the next `n` PASS pushes. */
-async function passes(c: ParleyClient, n: number): Promise<Body[]> {
-  const out: Body[] = [];
-  for (let i = 0; i < n; i++) out.push(body(await c.nextEvent(MsgType.PASS)));
-  return out;
-}
+import { type Body, body, passes } from "../helpers/content.ts";
 
 Deno.test("ADD_FRIEND is immediate and mutual; the other side is told if online", () =>
   withServer(async (t) => {

@@ -10,15 +10,7 @@ import { ErrorCode } from "../../src/protocol/errors.ts";
 import type { Message } from "../../src/protocol/message_codec.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import { type TestServer, withServer } from "../helpers/server.ts";
-
-type Body = Record<string, unknown>;
-const body = (m: Message) => m.body as Body;
-
-async function passes(c: ParleyClient, n: number): Promise<Body[]> {
-  const out: Body[] = [];
-  for (let i = 0; i < n; i++) out.push(body(await c.nextEvent(MsgType.PASS)));
-  return out;
-}
+import { body, passes } from "../helpers/content.ts";
 
 /** A logged-in client that never acknowledges (its messages stay owed). */
 async function silentUser(t: TestServer, name: string): Promise<ParleyClient> {

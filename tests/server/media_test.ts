@@ -10,28 +10,14 @@ import { MsgType } from "../../src/protocol/messages.ts";
 import { fastConfig, ServerProcess } from "../helpers/cli.ts";
 import { withServer } from "../helpers/server.ts";
 import { rejects } from "../helpers/assert.ts";
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  // Deterministic, incompressible-looking content without 1 MiB of getRandomValues calls.
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-const sha = (b: Uint8Array) => nc.createHash("sha256").update(b).digest("hex");
+import { pattern, sha } from "../helpers/content.ts";
 
 Deno.test("a 1 MiB image sent to an offline user arrives intact after a server restart", () =>
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bob = await t.user("bob");
     await bob.logout();
-    const image = randomBytes(1024 * 1024, 7);
+    const image = pattern(1024 * 1024, 7);
     const sent = await alice.sendImage({ user: "bob" }, image, "cat.png");
     await t.restart();
     const back = await t.connect();
@@ -56,7 +42,7 @@ Deno.test("a large group image is stored once and removed when every member has 
       const g = await alice.createGroup("photos", ["bob", "carol"]);
       await bob.logout();
       await carol.logout();
-      const image = randomBytes(300 * 1024, 11);
+      const image = pattern(300 * 1024, 11);
       await alice.sendImage({ group: g.group_id }, image);
       for (const name of ["bob", "carol"]) {
         const c = await t.connect();
@@ -95,7 +81,7 @@ Deno.test("file offers: accept and transfer with SHA-256 check, deny, offline, t
     const bob = await t.user("bob");
     await t.user("carol");
     await t.clients[2].logout();
-    const file = randomBytes(200 * 1024 + 123, 3);
+    const file = pattern(200 * 1024 + 123, 3);
 
     // Accepted: bytes and hash arrive intact, progress is reported to the sender.
     const progress: number[] = [];
@@ -129,13 +115,13 @@ Deno.test("file offers: accept and transfer with SHA-256 check, deny, offline, t
     // Offline recipient, too large, unknown transfer.
     await rejects(alice.sendFile("carol", "x.bin", file), ErrorCode.USER_OFFLINE);
     await rejects(
-      alice.sendFile("bob", "huge.bin", randomBytes(600 * 1024, 1)),
+      alice.sendFile("bob", "huge.bin", pattern(600 * 1024, 1)),
       ErrorCode.TOO_LARGE,
     );
     await rejects(bob.cancelFile(9999), ErrorCode.NO_SUCH_TRANSFER);
 
     // Cancelled by the receiver part-way: the sender's promise fails with the reason.
-    const big = randomBytes(400 * 1024, 5);
+    const big = pattern(400 * 1024, 5);
     const cancelled = assert.rejects(alice.sendFile("bob", "big.bin", big), /changed my mind/);
     const third = (await bob.nextEvent(MsgType.FILE_INCOMING)).body as { transfer_id: number };
     await bob.request(MsgType.FILE_ANSWER, { transfer_id: third.transfer_id, accept: true });
@@ -217,11 +203,11 @@ Deno.test("a 20 MiB file crosses a server process whose memory stays bounded", a
       assert.equal(sent.sha256Ok, true);
     };
     // A warm-up transfer lets the server's heap reach its working size first.
-    await transfer(randomBytes(8 * 1024 * 1024, 98));
+    await transfer(pattern(8 * 1024 * 1024, 98));
     const before = rss();
     let peak = before;
     const sampler = setInterval(() => peak = Math.max(peak, rss()), 10);
-    await transfer(randomBytes(20 * 1024 * 1024, 99));
+    await transfer(pattern(20 * 1024 * 1024, 99));
     clearInterval(sampler);
     peak = Math.max(peak, rss());
     // The server relays within a window of chunks; it never holds the file.
@@ -243,7 +229,7 @@ Deno.test("a backlog of large images bigger than the outbound limit is delivered
     const alice = await t.user("alice");
     const bob = await t.user("bob");
     await bob.logout();
-    const images = Array.from({ length: 6 }, (_, i) => randomBytes(2 * 1024 * 1024 - 100, 100 + i));
+    const images = Array.from({ length: 6 }, (_, i) => pattern(2 * 1024 * 1024 - 100, 100 + i));
     for (const image of images) await alice.sendImage({ user: "bob" }, image);
     const back = await t.connect();
     await back.login("bob", "password-bob");
