@@ -379,7 +379,7 @@ let relayResult: number | null = null;
 async function pairsRun(
   srv: Server,
   pairs: number,
-  plan: (sender: string, receiver: string) => Omit<SendPlan, "from" | "to">,
+  plan: (index: number) => Omit<SendPlan, "from" | "to">,
   opts: { latencies?: boolean; durationMs?: number },
 ): Promise<Timed> {
   const senders = names(`s${pairs}x`, pairs);
@@ -390,7 +390,7 @@ async function pairsRun(
     const sends = idx.map((i) => ({
       from: senders[i],
       to: { user: receivers[i] },
-      ...plan(senders[i], receivers[i]),
+      ...plan(i),
     }));
     return new Load({
       role: "chat",
@@ -443,7 +443,12 @@ async function latency(srv: Server): Promise<void> {
   const seconds = QUICK ? 2 : 5;
   const perSender = rate / pairs;
   const count = Math.max(1, Math.round(perSender * seconds));
-  const t = await pairsRun(srv, pairs, () => ({ count, rate: perSender }), {
+  // Senders take turns: together they send at an even rate, not in bursts of one per sender.
+  const t = await pairsRun(srv, pairs, (i) => ({
+    count,
+    rate: perSender,
+    offsetMs: (i / pairs) * (1000 / perSender),
+  }), {
     latencies: true,
     durationMs: (seconds + 30) * 1000,
   });

@@ -19,6 +19,8 @@ export interface SendPlan {
   count: number;
   /** Messages per second for this sender; absent: as fast as the window allows. */
   rate?: number;
+  /** Rate mode: delay of this sender's first message, so that senders are spread evenly. */
+  offsetMs?: number;
 }
 
 export interface LoadParams {
@@ -152,7 +154,7 @@ async function runChat(p: LoadParams): Promise<void> {
     const start = nowMs();
     for (let i = 0; i < plan.count; i++) {
       if (plan.rate) {
-        const due = start + (i * 1000) / plan.rate;
+        const due = start + (plan.offsetMs ?? 0) + (i * 1000) / plan.rate;
         if (due - nowMs() > deadline) break;
         const wait = due - nowMs();
         if (wait > 1) await sleep(wait);

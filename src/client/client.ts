@@ -15,7 +15,7 @@ import {
 } from "../protocol/messages.ts";
 import type { Schema } from "../protocol/schema.ts";
 import type { Value } from "../protocol/value.ts";
-import { Channel } from "../transport/channel.ts";
+import { Channel, noDelay } from "../transport/channel.ts";
 import { initiateHandshake } from "../transport/handshake_io.ts";
 import {
   bytesSource,
@@ -127,6 +127,7 @@ export class ParleyClient {
       timeoutMs,
       `Connecting to ${addr} timed out`,
     );
+    noDelay(conn);
     try {
       const shaken = await withTimeout(
         initiateHandshake(conn, maxFrameBytes, opts.protocolVersion),

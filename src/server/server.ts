@@ -9,7 +9,7 @@ import { PasswordHasher } from "../crypto/password.ts";
 import { ErrorCode, FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
-import { Channel, isConnectionGone } from "../transport/channel.ts";
+import { Channel, isConnectionGone, noDelay } from "../transport/channel.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
 import { dispatch } from "./dispatch.ts";
@@ -195,6 +195,7 @@ export async function startServer(
         closeQuietly(conn);
         continue;
       }
+      noDelay(conn);
       const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
       const fromIp = perIp.get(ip) ?? 0;
       if (
