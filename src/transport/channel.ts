@@ -2,9 +2,10 @@
  * An encrypted message channel over one TCP connection, shared by server and client.
  *
  * Inbound: `conn.read` into a small reused buffer → FrameDecoder → FrameOpener → messages.
- * Outbound: `send` appends to the plaintext being built this tick; a microtask seals it into
- * one frame, and one writer drains the queue with as few writes as it can. The queue is
- * bounded: a peer that stops reading is cut off instead of growing our memory.
+ * Outbound: `send` appends to the plaintext being built in this turn of the event loop; at the
+ * end of the turn (turn.ts) it is sealed into one frame, and one writer drains the queue with as
+ * few writes as it can. The queue is bounded: a peer that stops reading is cut off instead of
+ * growing our memory.
  */
 
 import { FrameOpener, FrameSealer } from "../crypto/cipher.ts";
@@ -12,6 +13,7 @@ import type { SessionKeys } from "../crypto/handshake.ts";
 import type { FrameDecoder } from "../protocol/frame.ts";
 import { type DecodedMessages, decodeMessages, writeMessage } from "../protocol/message_codec.ts";
 import { ByteWriter, type Value } from "../protocol/value.ts";
+import { afterTurn } from "./turn.ts";
 
 /**
  * An idle connection parks one read on a buffer of this size, so it is small: memory per
@@ -22,7 +24,7 @@ export const READ_BUFFER_BYTES = 512;
 export const BUSY_READ_BUFFER_BYTES = 16 * 1024;
 
 /**
- * Messages of one tick are packed into frames of about this size. Big enough that a busy
+ * Messages of one turn are packed into frames of about this size. Big enough that a busy
  * connection pays one seal for many messages, small enough to stay under any peer's frame
  * limit (the server's is 64 KiB before login); a larger single message gets its own frame.
  */
@@ -77,7 +79,7 @@ export class Channel {
     this.#decoder.setMaxPlaintext(maxPlaintext);
   }
 
-  /** Queues one message; it leaves in this tick's frame. Ignored once closed. */
+  /** Queues one message; it leaves in this turn's frame. Ignored once closed. */
   send(type: number, id: number, body: Value): void {
     if (this.#closed) return;
     const before = this.#pending.length;
@@ -96,7 +98,7 @@ export class Channel {
     }
     if (!this.#scheduled && this.#corked === 0) {
       this.#scheduled = true;
-      queueMicrotask(() => this.#sealPending());
+      afterTurn(this.#sealScheduled);
     }
   }
 
@@ -109,8 +111,13 @@ export class Channel {
   }
 
   uncork(): void {
-    if (this.#corked > 0 && --this.#corked === 0) this.#sealPending();
+    if (this.#corked > 0 && --this.#corked === 0 && !this.#scheduled && this.#pending.length > 0) {
+      this.#scheduled = true;
+      afterTurn(this.#sealScheduled);
+    }
   }
+
+  readonly #sealScheduled = () => this.#sealPending();
 
   #sealPending(): void {
     this.#scheduled = false;
@@ -204,7 +211,7 @@ export class Channel {
 /**
  * Turns off Nagle's algorithm. Chat traffic is small messages that must leave at once; with
  * Nagle on, a small write waits for the peer's delayed ACK (up to 40 ms on Linux). The channel
- * already coalesces what one tick produces, so nothing is gained by waiting.
+ * already coalesces what one turn produces, so nothing is gained by waiting.
  */
 export function noDelay(conn: Deno.Conn): void {
   try {

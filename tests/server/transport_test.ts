@@ -27,6 +27,20 @@ Deno.test("a well-formed frame with several messages gets every reply", () =>
     raw.close();
   }));
 
+Deno.test("replies to frames that arrive together leave together, in one frame", () =>
+  withServer(async (t) => {
+    const raw = await RawClient.connect(t.port);
+    const a = raw.frame([ping(1)]);
+    const b = raw.frame([ping(2), ping(3)]);
+    const both = new Uint8Array(a.length + b.length);
+    both.set(a);
+    both.set(b, a.length);
+    await raw.send(both);
+    const replies = (await raw.receive())!;
+    assert.deepEqual(replies.map((m) => m.id), [1, 2, 3]);
+    raw.close();
+  }));
+
 Deno.test("a tampered frame closes that connection while another client carries on", () =>
   withServer(async (t) => {
     const bystander = await t.user("bystander");
