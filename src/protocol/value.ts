@@ -14,8 +14,20 @@ export type Value =
   | string
   | Uint8Array
   | Date
+  | EncodedValue
   | Value[]
   | { [key: string]: Value };
+
+/**
+ * A value encoded once and sent many times (the world backlog in every INITIALIZE): the encoder
+ * copies its bytes as they are. Only the encoder knows it; decoding never produces one.
+ */
+export class EncodedValue {
+  readonly bytes: Uint8Array;
+  constructor(value: Value) {
+    this.bytes = encodeValue(value);
+  }
+}
 
 export const Tag = {
   NULL: 0,
@@ -138,7 +150,9 @@ export class ByteWriter {
 
 /** Appends one value to `w`. Throws TypeError for what the format cannot carry. */
 export function writeValue(w: ByteWriter, v: Value): void {
-  if (v === null) {
+  if (v instanceof EncodedValue) {
+    w.bytes(v.bytes);
+  } else if (v === null) {
     w.u8(Tag.NULL);
     w.u32(0);
   } else if (typeof v === "boolean") {

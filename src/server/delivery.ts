@@ -119,6 +119,11 @@ export class InboxPump {
       while (!this.#stopped && !this.session.closed && this.#room() > 0) {
         if (this.#needRead) {
           const overflowBefore = this.#overflows;
+          // The counts are kept in memory: an empty inbox needs no read at all.
+          if ((await this.ctx.store.inbox.stats(this.user)).count === 0) {
+            if (this.#overflows === overflowBefore) this.#needRead = false;
+            continue;
+          }
           // Rows still waiting in the committer are not in the store yet: commit them first.
           await this.ctx.store.inbox.settle();
           if (this.#stopped) return;

@@ -4,6 +4,8 @@
  */
 
 import { MsgType } from "../protocol/messages.ts";
+import { EncodedValue } from "../protocol/value.ts";
+import type { WorldStore } from "../store/types.ts";
 import type { ServerContext } from "./context.ts";
 import { InboxPump, passBody } from "./delivery.ts";
 import type { Session } from "./session.ts";
@@ -13,6 +15,21 @@ export async function tellFriends(ctx: ServerContext, user: string, name: string
   for (const friend of await ctx.store.friends.list(user)) {
     ctx.hub.sessionOf(friend.user)?.push(type, { username: name });
   }
+}
+
+const encodedBacklogs = new WeakMap<WorldStore, { version: number; value: EncodedValue }>();
+
+/** The world backlog as INITIALIZE carries it, encoded once per change rather than per login. */
+function worldBacklog(world: WorldStore): EncodedValue {
+  let cached = encodedBacklogs.get(world);
+  if (!cached || cached.version !== world.version) {
+    cached = {
+      version: world.version,
+      value: new EncodedValue(world.recent().map((m) => passBody(m, 0))),
+    };
+    encodedBacklogs.set(world, cached);
+  }
+  return cached.value;
 }
 
 /** After LG_OK: INITIALIZE, then the user's undelivered messages. */
@@ -35,7 +52,7 @@ export async function welcome(
       .sort((a, b) => a.user.localeCompare(b.user))
       .map((f) => ({ username: f.name, online: ctx.hub.sessionOf(f.user) !== undefined })),
     groups: groups.map((g) => ({ group_id: g.id, group_name: g.name })),
-    world: ctx.store.world.recent().map((m) => passBody(m, 0)),
+    world: worldBacklog(ctx.store.world),
     pending: stats.count,
     limits: {
       max_frame_bytes: ctx.config.limits.maxFrameBytes,

@@ -176,4 +176,6 @@ export interface WorldStore {
   append(message: ChatMessage): Promise<void>;
   /** The backlog, oldest first. */
   recent(): ChatMessage[];
+  /** Changes whenever the backlog does, so that what is built from it can be reused. */
+  readonly version: number;
 }

@@ -25,6 +25,7 @@ export class KvWorldStore implements WorldStore {
   }
 
   #nextSeq = 1;
+  version = 0;
 
   async append(message: ChatMessage): Promise<void> {
     const seq = this.#nextSeq++;
@@ -34,6 +35,7 @@ export class KvWorldStore implements WorldStore {
     await this.committer.write(mutations, (message.text?.length ?? 0) * 3 + 128);
     // Only what is committed is shown at login.
     this.#recent.push({ seq, message });
+    this.version++;
     this.#recent.sort((a, b) => a.seq - b.seq);
     while (this.#recent.length > this.keep) this.#recent.shift();
   }

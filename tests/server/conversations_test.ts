@@ -226,6 +226,17 @@ Deno.test("the world room reaches everyone online and its backlog is shown at lo
       "hello world 3",
       "hello world 4",
     ]);
+    // A later login sees the backlog as it is then, not as an earlier login saw it.
+    await carol.sendText({ world: true }, "hello world 5");
+    const dave = await t.connect();
+    await dave.register("dave", "password-dave");
+    await dave.login("dave", "password-dave");
+    const later = body(await dave.nextEvent(MsgType.INITIALIZE));
+    assert.deepEqual((later.world as Body[]).map((m) => m.data), [
+      "hello world 3",
+      "hello world 4",
+      "hello world 5",
+    ]);
     await rejects(
       carol.sendImage({ world: true }, new Uint8Array([1, 2, 3])),
       ErrorCode.BAD_REQUEST,
