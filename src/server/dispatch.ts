@@ -108,23 +108,21 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
     const body = schema.check(msg.body, "");
     const reply = await (route.handler as Handler<unknown>)(ctx, session, body);
     if (!reply) return;
+    // What a reply causes (INITIALIZE after LG_OK, say) runs once the reply has left.
+    const after = reply.after && (() => runAfter(ctx, session, msg, reply.after!));
     if (reply.durable) {
       // The next request goes ahead while this one waits; the answers keep their order.
       session.replyWhen(
         msg.id,
         reply.durable.then(
-          () => {
-            if (reply.after) void runAfter(ctx, session, msg, reply.after);
-            return reply;
-          },
+          () => ({ type: reply.type, body: reply.body, after }),
           (e) => failureReply(ctx, session, msg, e),
         ),
       );
       if (session.heldReplies >= MAX_HELD_REPLIES) await session.belowHeld(MAX_HELD_REPLIES);
       return;
     }
-    session.reply(msg.id, reply.type, reply.body);
-    if (reply.after) await runAfter(ctx, session, msg, reply.after);
+    if (session.reply(msg.id, reply.type, reply.body, after) && after) await after();
   } catch (e) {
     const { type, body } = failureReply(ctx, session, msg, e);
     session.reply(msg.id, type, body);

@@ -13,6 +13,15 @@ interface HeldReply {
   type: number;
   body: Value;
   ready: boolean;
+  /** Runs once the reply has left (the pushes a reply causes come after it). */
+  after?: () => unknown;
+}
+
+/** A response that may be waited for, with what to run once it has been sent. */
+export interface Answer {
+  type: number;
+  body: Value;
+  after?: () => unknown;
 }
 
 /** The identity a session gains at login. The client never names it; the server sets it. */
@@ -51,22 +60,31 @@ export class Session {
   #held: HeldReply[] = [];
   #drained: (() => void)[] = [];
 
-  /** Sends a response to request `id`, after any earlier response still being waited for. */
-  reply(id: number, type: number, body: Value): void {
-    if (this.#held.length === 0) this.channel.send(type, id, body);
-    else this.#held.push({ id, type, body, ready: true });
+  /**
+   * Sends a response to request `id`, after any earlier response still being waited for.
+   * True if it left now (the caller then runs what follows it); false if it waits, and then
+   * `after` runs once it has left.
+   */
+  reply(id: number, type: number, body: Value, after?: () => unknown): boolean {
+    if (this.#held.length === 0) {
+      this.channel.send(type, id, body);
+      return true;
+    }
+    this.#held.push({ id, type, body, ready: true, after });
+    return false;
   }
 
   /**
    * Answers request `id` once `answer` resolves (it must not reject), keeping responses in
    * request order: later replies queue behind this one.
    */
-  replyWhen(id: number, answer: Promise<{ type: number; body: Value }>): void {
+  replyWhen(id: number, answer: Promise<Answer>): void {
     const slot: HeldReply = { id, type: 0, body: null, ready: false };
     this.#held.push(slot);
-    void answer.then(({ type, body }) => {
+    void answer.then(({ type, body, after }) => {
       slot.type = type;
       slot.body = body;
+      slot.after = after;
       slot.ready = true;
       this.#release();
     });
@@ -91,7 +109,8 @@ export class Session {
       this.channel.send(r.type, r.id, r.body);
     }
     if (n === 0) return;
-    this.#held.splice(0, n);
+    const sent = this.#held.splice(0, n);
+    for (const r of sent) r.after?.();
     for (const wake of this.#drained.splice(0)) wake();
   }
 

@@ -50,6 +50,11 @@ export class PendingWrite {
   }
 }
 
+interface FlushWaiter {
+  upTo: number;
+  resolve: () => void;
+}
+
 export class GroupCommitter {
   readonly #kv: Deno.Kv;
   #queue: PendingWrite[] = [];
@@ -58,6 +63,11 @@ export class GroupCommitter {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<void> | null = null;
   #closed = false;
+  /** Writes ever put in the commit queue, and those settled since (committed, failed, dropped). */
+  #queued = 0;
+  #settled = 0;
+  /** flush() calls waiting for the writes queued before them. */
+  #waiting: FlushWaiter[] = [];
   /** Commits made and rows written, for stats and benchmarks. */
   commits = 0;
   rows = 0;
@@ -113,7 +123,7 @@ export class GroupCommitter {
       write = new PendingWrite(mutations, bytes, due, resolve, reject);
     });
     if (due === 0) {
-      this.#queue.push(write);
+      this.#enqueue(write);
       // A microtask lets every write made in this tick join the first commit.
       this.#running ??= Promise.resolve().then(() => this.#drain());
     } else {
@@ -123,13 +133,34 @@ export class GroupCommitter {
     return { write, done };
   }
 
+  #enqueue(write: PendingWrite): void {
+    this.#queue.push(write);
+    this.#queued++;
+  }
+
   /** Moves deferred writes that are due (all of them when `all`) to the commit queue. */
   #release(all: boolean): void {
     const now = performance.now();
     let n = 0;
     while (n < this.#deferred.length && (all || this.#deferred[n].due <= now)) n++;
+    this.#releaseFirst(n);
+  }
+
+  #releaseFirst(n: number): void {
     if (n === 0) return;
-    for (const w of this.#deferred.splice(0, n)) if (!w.taken) this.#queue.push(w);
+    for (const w of this.#deferred.splice(0, n)) if (!w.taken) this.#enqueue(w);
+  }
+
+  /**
+   * Sends `write` (a deferred one) and every deferred write before it to be committed now, in
+   * order, so that a write queued after this call cannot commit before them.
+   */
+  promote(write: PendingWrite): void {
+    if (write.taken) return;
+    const at = this.#deferred.indexOf(write);
+    if (at < 0) return;
+    this.#releaseFirst(at + 1);
+    this.#running ??= Promise.resolve().then(() => this.#drain());
   }
 
   #wake(): void {
@@ -159,7 +190,10 @@ export class GroupCommitter {
         let used = 0;
         for (; used < queue.length; used++) {
           const next = queue[used];
-          if (next.taken) continue; // every row was cancelled
+          if (next.taken) {
+            this.#settled++; // every row was cancelled
+            continue;
+          }
           if (
             batch.length > 0 &&
             (count + next.live > MAX_BATCH_MUTATIONS || bytes + next.bytes > MAX_BATCH_BYTES)
@@ -171,7 +205,10 @@ export class GroupCommitter {
           batch.push(next);
         }
         this.#queue = used === queue.length ? [] : queue.slice(used);
-        if (batch.length === 0) break;
+        if (batch.length === 0) {
+          this.#wakeFlushes();
+          break;
+        }
         try {
           const started = performance.now();
           const result = await op.commit();
@@ -184,6 +221,8 @@ export class GroupCommitter {
           const error = e instanceof Error ? e : new Error(String(e));
           for (const w of batch) w.reject(error);
         }
+        this.#settled += batch.length;
+        this.#wakeFlushes();
       }
     } finally {
       this.#running = null;
@@ -191,20 +230,31 @@ export class GroupCommitter {
     }
   }
 
+  #wakeFlushes(): void {
+    if (this.#waiting.length === 0) return;
+    const still: FlushWaiter[] = [];
+    for (const w of this.#waiting) w.upTo <= this.#settled ? w.resolve() : still.push(w);
+    this.#waiting = still;
+  }
+
   /**
    * Resolves once everything queued so far is committed (or failed), deferred writes
-   * included: they are committed now rather than at their time.
+   * included: they are committed now rather than at their time. Writes queued later are not
+   * waited for, so steady traffic cannot hold a flush up.
    */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
     this.#release(true);
-    if (this.#queue.length > 0) this.#running ??= Promise.resolve().then(() => this.#drain());
-    while (this.#running) await this.#running;
+    const upTo = this.#queued;
+    if (this.#settled >= upTo) return Promise.resolve();
+    this.#running ??= Promise.resolve().then(() => this.#drain());
+    return new Promise((resolve) => this.#waiting.push({ upTo, resolve }));
   }
 
   /** Refuses further writes after committing what is queued. */
   async close(): Promise<void> {
     this.#closed = true;
     await this.flush();
+    while (this.#running) await this.#running;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
   }

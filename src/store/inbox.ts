@@ -9,7 +9,12 @@
  * message and no counter row to rewrite with each of them. */
 
 import { randomBytes } from "../crypto/keys.ts";
-import { type GroupCommitter, MAX_BATCH_BYTES, MAX_BATCH_MUTATIONS } from "./committer.ts";
+import {
+  type GroupCommitter,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_MUTATIONS,
+  type PendingWrite,
+} from "./committer.ts";
 import type { ChatMessage, InboxItem, InboxLimits, InboxStore } from "./types.ts";
 
 /** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
@@ -55,8 +60,15 @@ export class KvInboxStore implements InboxStore {
   readonly #stats = new Map<string, Promise<QueueStats>>();
   /** Seqs removed lately per user, so that one removed twice is counted once. */
   readonly #removed = new Map<string, Set<number>>();
+  /** Each user's latest deferred write, while it may still be waiting. */
+  readonly #lastDeferred = new Map<string, PendingWrite>();
 
-  constructor(private readonly kv: Deno.Kv, private readonly committer: GroupCommitter) {}
+  constructor(
+    private readonly kv: Deno.Kv,
+    private readonly committer: GroupCommitter,
+    /** How long rows for online recipients wait (tests lengthen it to make races certain). */
+    private readonly deferMs = DEFER_MS,
+  ) {}
 
   #queue(user: string): Promise<QueueStats> {
     let stats = this.#stats.get(user);
@@ -176,6 +188,16 @@ export class KvInboxStore implements InboxStore {
     if (blob && now.length > 0) {
       now.at(-1)!.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
     }
+    // A user's rows must reach the store in seq order (the pump reads it back in order), so an
+    // immediate row first sends that user's deferred rows on their way.
+    for (const b of now) {
+      for (const user of b.users) {
+        const deferred = this.#lastDeferred.get(user);
+        if (!deferred) continue;
+        this.committer.promote(deferred);
+        this.#lastDeferred.delete(user);
+      }
+    }
     const writes = [
       ...now.map((b) => ({
         batch: b,
@@ -185,10 +207,17 @@ export class KvInboxStore implements InboxStore {
         const { write, done } = this.committer.defer(
           b.mutations,
           perBytes * b.users.length,
-          DEFER_MS,
+          this.deferMs,
         );
         if (write) {
           b.items.forEach((item, index) => item.staged = { write, index, bytes: perBytes });
+          for (const user of b.users) this.#lastDeferred.set(user, write);
+          const forget = () => {
+            for (const user of b.users) {
+              if (this.#lastDeferred.get(user) === write) this.#lastDeferred.delete(user);
+            }
+          };
+          done.then(forget, forget);
         }
         return { batch: b, done };
       }),
@@ -201,7 +230,7 @@ export class KvInboxStore implements InboxStore {
 
   /** Waits for an enqueue's writes; on failure undoes their counts and cleans up its blob. */
   async #settled(
-    writes: { batch: { users: string[] }; done: Promise<void> }[],
+    writes: { batch: { users: string[]; items: InboxItem[] }; done: Promise<void> }[],
     stats: QueueStats[],
     recipients: string[],
     size: number,
@@ -215,11 +244,16 @@ export class KvInboxStore implements InboxStore {
       // with the same id, which recipients of the other writes drop as a duplicate.
       results.forEach((r, i) => {
         if (r.status === "fulfilled") return;
-        for (const user of writes[i].batch.users) {
+        const { users, items } = writes[i].batch;
+        users.forEach((user, k) => {
+          const item = items[k];
+          // A copy its recipient acknowledged was counted out already (and was not lost).
+          if (this.#removed.get(user)?.has(item.seq)) return;
+          item.lost = true;
           const q = stats[recipients.indexOf(user)];
-          q.count--;
-          q.bytes -= size;
-        }
+          q.count = Math.max(0, q.count - 1);
+          q.bytes = Math.max(0, q.bytes - size);
+        });
       });
       if (blob && results.every((r) => r.status === "rejected")) {
         await this.#deleteBlob(blob.id);
@@ -284,6 +318,7 @@ export class KvInboxStore implements InboxStore {
     const blobs = new Set<string>();
     const mutations: Deno.KvMutation[] = [];
     for (const item of items) {
+      if (item.lost) continue; // its write failed: not counted, not stored
       const staged = item.staged;
       item.staged = undefined;
       if (staged?.write.cancel(staged.index, staged.bytes)) {

@@ -129,6 +129,8 @@ export interface InboxItem {
   size: number;
   /** Store-private: the item's row while it waits to be committed and can still be cancelled. */
   staged?: { write: PendingWrite; index: number; bytes: number };
+  /** Store-private: its write failed, so it is neither counted nor stored. */
+  lost?: boolean;
 }
 
 export interface InboxLimits {

@@ -124,7 +124,14 @@ export class Channel {
     if (this.#closed || this.#pending.length === 0) return;
     const plaintext = this.#pending.finish();
     this.#pending = new ByteWriter(512);
-    this.#enqueue(this.#sealer.seal(plaintext));
+    let frame: Uint8Array;
+    try {
+      frame = this.#sealer.seal(plaintext);
+    } catch (e) {
+      this.#fault(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    this.#enqueue(frame);
   }
 
   #enqueue(frame: Uint8Array): void {
@@ -184,9 +191,11 @@ export class Channel {
       if (n === null) return;
       this.lastInbound = Date.now();
       this.#decoder.push(buf.subarray(0, n));
-      // Grow while reads come back full; drop the big buffer once traffic is light again.
-      if (n === buf.length && buf === idle) buf = new Uint8Array(BUSY_READ_BUFFER_BYTES);
-      else if (n < READ_BUFFER_BYTES && buf !== idle) buf = idle;
+      // Grow while reads come back full; park on the small one again as soon as one does not,
+      // so that a connection left idle after a burst does not hold the big buffer.
+      if (n === buf.length) {
+        if (buf === idle) buf = new Uint8Array(BUSY_READ_BUFFER_BYTES);
+      } else if (buf !== idle) buf = idle;
     }
   }
 

@@ -8,9 +8,10 @@ import assert from "node:assert/strict";
 import { newMessageId, ParleyClient } from "../../src/client/client.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import type { Message } from "../../src/protocol/message_codec.ts";
-import { MsgType } from "../../src/protocol/messages.ts";
+import { MsgType, msgTypeName } from "../../src/protocol/messages.ts";
 import { type TestServer, withServer } from "../helpers/server.ts";
 import { body, passes } from "../helpers/content.ts";
+import { RawClient } from "../helpers/raw.ts";
 
 /** A logged-in client that never acknowledges (its messages stay owed). */
 async function silentUser(t: TestServer, name: string): Promise<ParleyClient> {
@@ -99,4 +100,29 @@ Deno.test("1500 SENDs pipelined on one connection all arrive once, in order, eac
     assert.deepEqual(receipts.map((r) => r.id), got.map((p) => p.id));
     const seqs = got.map((p) => p.seq as number);
     assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]));
+  }));
+
+Deno.test("INITIALIZE follows LG_OK even when LG_OK waits behind a SENT", () =>
+  withServer(async (t) => {
+    for (const name of ["alice", "bob"]) {
+      await (await t.connect()).register(name, `password-${name}`);
+    }
+    await silentUser(t, "carol"); // online, never acknowledges: alice's copy must be written
+    const raw = await RawClient.connect(t.port);
+    await raw.send(raw.frame([{ type: MsgType.LOGIN, id: 1, body: ["alice", "password-alice"] }]));
+    while (!(await raw.receive())!.some((m) => m.type === MsgType.INITIALIZE)) { /* next frame */ }
+    // Switch accounts in one frame: SEND, LOGOUT, LOGIN.
+    await raw.send(raw.frame([
+      { type: MsgType.SEND, id: 2, body: sendBody("carol", "hi") },
+      { type: MsgType.LOGOUT, id: 3, body: null },
+      { type: MsgType.LOGIN, id: 4, body: ["bob", "password-bob"] },
+    ]));
+    const seen: string[] = [];
+    while (!seen.includes(`INITIALIZE#0`)) {
+      const frame = await raw.receive();
+      if (!frame) break;
+      for (const m of frame) seen.push(`${msgTypeName(m.type)}#${m.id}`);
+    }
+    assert.deepEqual(seen, ["SENT#2", "OK#3", "LG_OK#4", "INITIALIZE#0"]);
+    raw.close();
   }));

@@ -66,3 +66,33 @@ Deno.test("GroupCommitter refuses a write larger than one commit", () =>
     await assert.rejects(committer.write(many), RangeError);
     await assert.rejects(committer.write([set(["b"], 1)], 800 * 1024), RangeError);
   }));
+
+Deno.test("GroupCommitter.flush() waits only for what was queued before it, however busy", () =>
+  withKv(async (_kv, committer) => {
+    let stop = false;
+    const writers = [0, 1].map(async (w) => {
+      for (let n = 0; !stop; n++) await committer.write([set(["busy", w, n], n)]);
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      committer.flush().then(() => "flushed"),
+      new Promise((r) => timer = setTimeout(() => r("still waiting after 10 s"), 10_000)),
+    ]);
+    clearTimeout(timer);
+    stop = true;
+    await Promise.all(writers);
+    assert.equal(outcome, "flushed");
+  }));
+
+Deno.test("GroupCommitter.promote() commits a deferred write before anything queued after it", () =>
+  withKv(async (kv, committer) => {
+    const first = committer.defer([set(["p", 1], "deferred")], 0, 60_000);
+    const second = committer.defer([set(["p", 2], "deferred too")], 0, 60_000);
+    committer.promote(first.write!);
+    await committer.write([set(["p", 3], "immediate")]);
+    assert.equal((await kv.get(["p", 1])).value, "deferred", "promoted before the later write");
+    assert.equal((await kv.get(["p", 2])).value, null, "a later deferred write keeps waiting");
+    await first.done;
+    second.write!.cancel(0);
+  }));
