@@ -1,9 +1,23 @@
-/** Friendships in Deno KV, kept both ways: ["friend", user, other] → other's display name. */
+/**
+ * Friendships in Deno KV, kept both ways: ["friend", user, other] → other's display name.
+ * Lists are read at every login and logout (presence goes to online friends), so the lists of
+ * users seen lately are kept in memory; this process owns the store, and every change to a
+ * friendship goes through add() or remove(), which drop the cached lists of both sides.
+ */
 
 import type { FriendStore, NamedUser } from "./types.ts";
 
+/** Users whose friend lists are kept in memory; past this the longest-held list goes. */
+const CACHED_LISTS = 10_000;
+
 export class KvFriendStore implements FriendStore {
+  readonly #lists = new Map<string, Promise<NamedUser[]>>();
+
   constructor(private readonly kv: Deno.Kv) {}
+
+  #forget(...users: string[]): void {
+    for (const user of users) this.#lists.delete(user);
+  }
 
   async add(a: NamedUser, b: NamedUser): Promise<boolean> {
     const ab = ["friend", a.user, b.user];
@@ -13,6 +27,7 @@ export class KvFriendStore implements FriendStore {
       .set(ab, b.name)
       .set(ba, a.name)
       .commit();
+    this.#forget(a.user, b.user);
     return result.ok;
   }
 
@@ -20,11 +35,26 @@ export class KvFriendStore implements FriendStore {
     const ab = ["friend", a, b];
     const entry = await this.kv.get(ab);
     if (entry.versionstamp === null) return false;
-    await this.kv.atomic().delete(ab).delete(["friend", b, a]).commit();
+    try {
+      await this.kv.atomic().delete(ab).delete(["friend", b, a]).commit();
+    } finally {
+      this.#forget(a, b);
+    }
     return true;
   }
 
   async list(user: string): Promise<NamedUser[]> {
+    let cached = this.#lists.get(user);
+    if (!cached) {
+      cached = this.#read(user);
+      this.#lists.set(user, cached);
+      cached.catch(() => this.#forget(user));
+      if (this.#lists.size > CACHED_LISTS) this.#forget(this.#lists.keys().next().value!);
+    }
+    return [...await cached]; // callers may sort or change their copy
+  }
+
+  async #read(user: string): Promise<NamedUser[]> {
     const out: NamedUser[] = [];
     for await (const e of this.kv.list<string>({ prefix: ["friend", user] })) {
       out.push({ user: e.key[2] as string, name: e.value });
@@ -33,8 +63,6 @@ export class KvFriendStore implements FriendStore {
   }
 
   async count(user: string): Promise<number> {
-    let n = 0;
-    for await (const _ of this.kv.list({ prefix: ["friend", user] })) n++;
-    return n;
+    return (await this.list(user)).length;
   }
 }

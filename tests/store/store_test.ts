@@ -210,3 +210,27 @@ Deno.test("InboxStore counts are rebuilt from the inbox after a restart; seqs go
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("FriendStore lists follow every add and remove on both sides, after being read", () =>
+  withStore(async (store) => {
+    const alice = { user: "alice", name: "Alice" };
+    const bob = { user: "bob", name: "Bob" };
+    const carol = { user: "carol", name: "Carol" };
+    // Read first, so that both sides' lists are held in memory.
+    assert.deepEqual(await store.friends.list("alice"), []);
+    assert.deepEqual(await store.friends.list("bob"), []);
+    assert.equal(await store.friends.add(alice, bob), true);
+    assert.equal(await store.friends.add(carol, alice), true);
+    assert.deepEqual((await store.friends.list("alice")).map((f) => f.name).sort(), [
+      "Bob",
+      "Carol",
+    ]);
+    assert.deepEqual(await store.friends.list("bob"), [alice]);
+    assert.equal(await store.friends.count("alice"), 2);
+    // A caller changing its copy changes nothing for the next caller.
+    (await store.friends.list("alice")).length = 0;
+    assert.equal(await store.friends.count("alice"), 2);
+    assert.equal(await store.friends.remove("bob", "alice"), true);
+    assert.deepEqual(await store.friends.list("alice"), [carol]);
+    assert.deepEqual(await store.friends.list("bob"), []);
+  }));
