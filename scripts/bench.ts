@@ -11,7 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { ParleyClient } from "../src/client/client.ts";
+import { ParleyClient, type Target } from "../src/client/client.ts";
 import type { LoadParams, SendPlan } from "./bench_load.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -472,33 +472,33 @@ async function latency(srv: Server): Promise<void> {
   });
 }
 
-async function fanout(srv: Server): Promise<void> {
-  const members = QUICK ? 20 : 100;
-  const n = QUICK ? 50 : 500;
-  const users = names("g", members);
-  await register(srv, users);
+/**
+ * One sender sends `n` messages to `to` while every other user in `users` receives them; the
+ * users are split over two load processes. Reports deliveries per second.
+ */
+async function oneToMany(
+  srv: Server,
+  users: string[],
+  to: Target,
+  n: number,
+  params: Record<string, unknown>,
+): Promise<void> {
   const sender = users[0];
-  const c = await ParleyClient.connect({ host: srv.host, port: srv.port, knownHosts: null });
-  await c.login(sender, PASSWORD);
-  const group = await c.createGroup("bench", users.slice(1));
-  c.close();
   const loads = [0, 1].map((k) => {
     const mine = users.filter((_, i) => i % 2 === k);
-    const recipients = mine.filter((u) => u !== sender).length;
     return new Load({
       role: "chat",
       users: mine,
-      sends: k === 0 ? [{ from: sender, to: { group: group.group_id }, count: n }] : [],
+      sends: k === 0 ? [{ from: sender, to, count: n }] : [],
       window: 100,
-      expect: recipients * n,
+      expect: mine.filter((u) => u !== sender).length * n,
       durationMs: 180_000,
     }, srv);
   });
   const t = await timed(srv, loads);
   const d = deliveryRate(t);
   report({
-    scenario: "fanout",
-    members,
+    ...params,
     messages: n,
     window: 100,
     result: d.rate,
@@ -512,39 +512,25 @@ async function fanout(srv: Server): Promise<void> {
   });
 }
 
+async function fanout(srv: Server): Promise<void> {
+  const members = QUICK ? 20 : 100;
+  const users = names("g", members);
+  await register(srv, users);
+  const c = await ParleyClient.connect({ host: srv.host, port: srv.port, knownHosts: null });
+  await c.login(users[0], PASSWORD);
+  const group = await c.createGroup("bench", users.slice(1));
+  c.close();
+  await oneToMany(srv, users, { group: group.group_id }, QUICK ? 50 : 500, {
+    scenario: "fanout",
+    members,
+  });
+}
+
 async function world(srv: Server): Promise<void> {
   const online = QUICK ? 100 : 1000;
-  const n = QUICK ? 20 : 100;
   const users = names("w", online);
   await register(srv, users);
-  const sender = users[0];
-  const loads = [0, 1].map((k) => {
-    const mine = users.filter((_, i) => i % 2 === k);
-    return new Load({
-      role: "chat",
-      users: mine,
-      sends: k === 0 ? [{ from: sender, to: { world: true }, count: n }] : [],
-      window: 100,
-      expect: mine.filter((u) => u !== sender).length * n,
-      durationMs: 180_000,
-    }, srv);
-  });
-  const t = await timed(srv, loads);
-  const d = deliveryRate(t);
-  report({
-    scenario: "world",
-    online,
-    messages: n,
-    window: 100,
-    result: d.rate,
-    unit: "deliveries/s",
-    server_cpu_pct: t.serverCpu,
-    load_cpu_pct: maxOf(t.loadCpu),
-    load_cpu_pct_each: t.loadCpu,
-    received: d.received,
-    seconds: d.seconds,
-    outcome: outcomes(t),
-  });
+  await oneToMany(srv, users, { world: true }, QUICK ? 20 : 100, { scenario: "world", online });
 }
 
 async function offline(srv: Server): Promise<void> {
