@@ -4,7 +4,7 @@
  */
 
 import { DecodeError } from "./errors.ts";
-import { ByteWriter, DEFAULT_MAX_DEPTH, readValue, type Value, writeValue } from "./value.ts";
+import { ByteWriter, DEFAULT_MAX_DEPTH, type Value, ValueReader, writeValue } from "./value.ts";
 
 export interface Message {
   type: number;
@@ -49,6 +49,7 @@ export function decodeMessages(
   maxDepth = DEFAULT_MAX_DEPTH,
 ): DecodedMessages {
   const view = new DataView(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+  const reader = new ValueReader(plaintext);
   const messages: Message[] = [];
   if (plaintext.length === 0) {
     return { messages, error: { id: 0, cause: new DecodeError("Frame holds no message") } };
@@ -62,14 +63,9 @@ export function decodeMessages(
     const type = view.getUint32(at);
     const id = view.getUint32(at + 4);
     try {
-      const [body, next] = readValue(
-        plaintext,
-        at + MESSAGE_HEADER_BYTES,
-        plaintext.length,
-        maxDepth,
-      );
+      const body = reader.read(at + MESSAGE_HEADER_BYTES, plaintext.length, maxDepth);
       messages.push({ type, id, body });
-      at = next;
+      at = reader.next;
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       return { messages, error: { id, cause: e } };

@@ -5,6 +5,7 @@
  * `key length u8 | key UTF-8 | value`; a list payload is a run of values. Pure: no I/O.
  */
 
+import { Buffer } from "node:buffer";
 import { DecodeError } from "./errors.ts";
 
 export type Value =
@@ -84,6 +85,15 @@ export class ByteWriter {
     this.#buf[this.length++] = n;
   }
 
+  /** Writes a value header (tag and payload length); returns where the length sits. */
+  header(tag: number, length: number): number {
+    this.#reserve(VALUE_HEADER_BYTES);
+    this.#buf[this.length] = tag;
+    this.#view.setUint32(this.length + 1, length);
+    this.length += VALUE_HEADER_BYTES;
+    return this.length - 4;
+  }
+
   u32(n: number): void {
     this.#reserve(4);
     this.#view.setUint32(this.length, n);
@@ -93,7 +103,10 @@ export class ByteWriter {
   /** Writes a safe integer as a signed 64-bit big-endian number. */
   i64(n: number): void {
     this.#reserve(8);
-    this.#view.setBigInt64(this.length, BigInt(n));
+    // Two 32-bit halves: a BigInt per integer was garbage on every message.
+    const hi = Math.floor(n / 0x1_0000_0000);
+    this.#view.setInt32(this.length, hi);
+    this.#view.setUint32(this.length + 4, n - hi * 0x1_0000_0000);
     this.length += 8;
   }
 
@@ -103,7 +116,10 @@ export class ByteWriter {
     this.length += b.length;
   }
 
-  /** Writes a string as UTF-8 and returns its byte length. */
+  /**
+   * Writes a string as UTF-8 and returns its byte length. A lone surrogate has no UTF-8 form: it
+   * is refused rather than sent as U+FFFD.
+   */
   utf8(s: string): number {
     this.#reserve(s.length * 3);
     // Most strings on the wire (keys, names, short texts) are ASCII: copying them here is far
@@ -122,6 +138,7 @@ export class ByteWriter {
       this.length += i;
       return i;
     }
+    if (!s.isWellFormed()) throw new TypeError("Cannot encode a string with a lone surrogate");
     const { written } = utf8.encodeInto(s.slice(i), buf.subarray(start + i));
     this.length += i + written;
     return i + written;
@@ -150,48 +167,38 @@ export class ByteWriter {
 
 /** Appends one value to `w`. Throws TypeError for what the format cannot carry. */
 export function writeValue(w: ByteWriter, v: Value): void {
-  if (v instanceof EncodedValue) {
-    w.bytes(v.bytes);
-  } else if (v === null) {
-    w.u8(Tag.NULL);
-    w.u32(0);
-  } else if (typeof v === "boolean") {
-    w.u8(Tag.BOOL);
-    w.u32(1);
-    w.u8(v ? 1 : 0);
+  // Most common types first: this runs for every field of every message sent.
+  if (typeof v === "string") {
+    const at = w.header(Tag.STR, 0);
+    w.patchU32(at, w.utf8(v));
   } else if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) throw new TypeError(`Cannot encode "${v}": not a safe integer`);
-    w.u8(Tag.INT);
-    w.u32(8);
+    w.header(Tag.INT, 8);
     w.i64(v);
-  } else if (typeof v === "string") {
-    // A lone surrogate has no UTF-8 form; refuse it rather than send U+FFFD in its place.
-    if (!v.isWellFormed()) throw new TypeError("Cannot encode a string with a lone surrogate");
-    w.u8(Tag.STR);
-    const at = w.length;
-    w.u32(0);
-    w.patchU32(at, w.utf8(v));
+  } else if (v === null) {
+    w.header(Tag.NULL, 0);
+  } else if (typeof v === "boolean") {
+    w.header(Tag.BOOL, 1);
+    w.u8(v ? 1 : 0);
   } else if (v instanceof Uint8Array) {
-    w.u8(Tag.BYTES);
-    w.u32(v.length);
+    w.header(Tag.BYTES, v.length);
     w.bytes(v);
   } else if (v instanceof Date) {
     const ms = v.getTime();
     if (!Number.isSafeInteger(ms)) throw new TypeError("Cannot encode an invalid Date");
-    w.u8(Tag.DATETIME);
-    w.u32(8);
+    w.header(Tag.DATETIME, 8);
     w.i64(ms);
+  } else if (v instanceof EncodedValue) {
+    w.bytes(v.bytes);
   } else if (Array.isArray(v)) {
-    w.u8(Tag.LIST);
-    const at = w.length;
-    w.u32(0);
+    const at = w.header(Tag.LIST, 0);
     for (const item of v) writeValue(w, item);
     w.patchU32(at, w.length - at - 4);
   } else if (typeof v === "object") {
-    w.u8(Tag.DICT);
-    const at = w.length;
-    w.u32(0);
-    for (const [key, item] of Object.entries(v)) {
+    const at = w.header(Tag.DICT, 0);
+    for (const key in v) {
+      if (!Object.hasOwn(v, key)) continue;
+      const item = v[key];
       if (item === undefined) continue;
       const keyAt = w.length;
       w.u8(0);
@@ -226,13 +233,9 @@ export function readValue(
   end: number,
   maxDepth = DEFAULT_MAX_DEPTH,
 ): [Value, number] {
-  return readAt(
-    new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-    bytes,
-    offset,
-    end,
-    maxDepth,
-  );
+  const reader = new ValueReader(bytes);
+  const value = reader.read(offset, end, maxDepth);
+  return [value, reader.next];
 }
 
 /** Decodes exactly one value filling all of `bytes`. */
@@ -244,86 +247,163 @@ export function decodeValue(bytes: Uint8Array, maxDepth = DEFAULT_MAX_DEPTH): Va
   return value;
 }
 
-function readAt(
-  view: DataView,
-  bytes: Uint8Array,
-  offset: number,
-  end: number,
-  depth: number,
-): [Value, number] {
-  if (depth <= 0) throw new DecodeError("Value nested too deeply");
-  if (end - offset < VALUE_HEADER_BYTES) {
-    throw new DecodeError(`Value header needs 5 bytes at offset ${offset}, ${end - offset} remain`);
+/**
+ * Reads values out of one byte array. `read` leaves the offset just past the value in `next`
+ * instead of returning a pair: decoding is on every message's path, and the pairs were garbage.
+ */
+export class ValueReader {
+  readonly #bytes: Uint8Array;
+  readonly #view: DataView;
+  /** The same memory as a node Buffer: its latin1 decoding builds ASCII strings fastest. */
+  readonly #buffer: Buffer;
+  /** Offset just past the value the last `read` returned. */
+  next = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
-  const tag = bytes[offset];
-  const length = view.getUint32(offset + 1);
-  const start = offset + VALUE_HEADER_BYTES;
-  if (length > end - start) {
-    throw new DecodeError(
-      `Value length ${length} at offset ${offset} exceeds the ${end - start} bytes that remain`,
-    );
-  }
-  const stop = start + length;
-  switch (tag) {
-    case Tag.NULL:
-      expectLength(tag, length, 0, offset);
-      return [null, stop];
-    case Tag.BOOL: {
-      expectLength(tag, length, 1, offset);
-      const b = bytes[start];
-      if (b > 1) throw new DecodeError(`Bool at offset ${offset} is ${b}, not 0 or 1`);
-      return [b === 1, stop];
+
+  /** Decodes the value at `offset`, which must end by `end`; sets `next`. */
+  read(offset: number, end: number, depth: number): Value {
+    if (depth <= 0) throw new DecodeError("Value nested too deeply");
+    if (end - offset < VALUE_HEADER_BYTES) {
+      throw new DecodeError(
+        `Value header needs 5 bytes at offset ${offset}, ${end - offset} remain`,
+      );
     }
-    case Tag.INT:
-      expectLength(tag, length, 8, offset);
-      return [readSafeInt(view, start, "Int"), stop];
-    case Tag.DATETIME: {
-      expectLength(tag, length, 8, offset);
-      const ms = readSafeInt(view, start, "Datetime");
-      if (Math.abs(ms) > MAX_DATE_MS) throw new DecodeError(`Datetime ${ms} is out of range`);
-      return [new Date(ms), stop];
+    const bytes = this.#bytes;
+    const tag = bytes[offset];
+    const length = this.#view.getUint32(offset + 1);
+    const start = offset + VALUE_HEADER_BYTES;
+    if (length > end - start) {
+      throw new DecodeError(
+        `Value length ${length} at offset ${offset} exceeds the ${end - start} bytes that remain`,
+      );
     }
-    case Tag.STR:
-      return [readUtf8(bytes, start, stop), stop];
-    case Tag.BYTES:
-      return [bytes.slice(start, stop), stop];
-    case Tag.LIST: {
-      const items: Value[] = [];
-      let at = start;
-      while (at < stop) {
-        const [item, next] = readAt(view, bytes, at, stop, depth - 1);
-        items.push(item);
-        at = next;
+    const stop = start + length;
+    let value: Value;
+    switch (tag) {
+      case Tag.NULL:
+        expectLength(tag, length, 0, offset);
+        value = null;
+        break;
+      case Tag.BOOL: {
+        expectLength(tag, length, 1, offset);
+        const b = bytes[start];
+        if (b > 1) throw new DecodeError(`Bool at offset ${offset} is ${b}, not 0 or 1`);
+        value = b === 1;
+        break;
       }
-      return [items, stop];
-    }
-    case Tag.DICT: {
-      const dict: { [key: string]: Value } = {};
-      let at = start;
-      while (at < stop) {
-        const keyLength = bytes[at];
-        if (keyLength === 0) throw new DecodeError(`Empty dict key at offset ${at}`);
-        if (keyLength > stop - at - 1) {
-          throw new DecodeError(`Dict key length ${keyLength} at offset ${at} runs past the dict`);
+      case Tag.INT:
+        expectLength(tag, length, 8, offset);
+        value = readSafeInt(this.#view, start, "Int");
+        break;
+      case Tag.DATETIME: {
+        expectLength(tag, length, 8, offset);
+        const ms = readSafeInt(this.#view, start, "Datetime");
+        if (Math.abs(ms) > MAX_DATE_MS) throw new DecodeError(`Datetime ${ms} is out of range`);
+        value = new Date(ms);
+        break;
+      }
+      case Tag.STR:
+        value = this.#string(start, stop);
+        break;
+      case Tag.BYTES:
+        value = bytes.slice(start, stop);
+        break;
+      case Tag.LIST: {
+        const items: Value[] = [];
+        let at = start;
+        while (at < stop) {
+          items.push(this.read(at, stop, depth - 1));
+          at = this.next;
         }
-        const key = readUtf8(bytes, at + 1, at + 1 + keyLength);
-        if (Object.hasOwn(dict, key)) throw new DecodeError(`Duplicate dict key "${key}"`);
-        const [item, next] = readAt(view, bytes, at + 1 + keyLength, stop, depth - 1);
-        // defineProperty, not assignment: a key named "__proto__" must stay plain data.
+        value = items;
+        break;
+      }
+      case Tag.DICT:
+        value = this.#dict(start, stop, depth);
+        break;
+      default:
+        throw new DecodeError(`Unknown value tag ${tag} at offset ${offset}`);
+    }
+    this.next = stop;
+    return value;
+  }
+
+  #dict(start: number, stop: number, depth: number): { [key: string]: Value } {
+    const bytes = this.#bytes;
+    const dict: { [key: string]: Value } = {};
+    let at = start;
+    while (at < stop) {
+      const keyLength = bytes[at];
+      if (keyLength === 0) throw new DecodeError(`Empty dict key at offset ${at}`);
+      if (keyLength > stop - at - 1) {
+        throw new DecodeError(`Dict key length ${keyLength} at offset ${at} runs past the dict`);
+      }
+      const key = this.#key(at + 1, at + 1 + keyLength);
+      if (Object.hasOwn(dict, key)) throw new DecodeError(`Duplicate dict key "${key}"`);
+      const item = this.read(at + 1 + keyLength, stop, depth - 1);
+      if (key === "__proto__") {
+        // Assignment would set the prototype; the key must stay plain data.
         Object.defineProperty(dict, key, {
           value: item,
           enumerable: true,
           writable: true,
           configurable: true,
         });
-        at = next;
+      } else {
+        dict[key] = item;
       }
-      return [dict, stop];
+      at = this.next;
     }
-    default:
-      throw new DecodeError(`Unknown value tag ${tag} at offset ${offset}`);
+    return dict;
+  }
+
+  /** Dict keys repeat in every message: short ASCII ones come from a small shared table. */
+  #key(start: number, stop: number): string {
+    const bytes = this.#bytes;
+    const n = stop - start;
+    if (n > KEY_CACHE_MAX_BYTES) return this.#string(start, stop);
+    let hash = n;
+    for (let i = start; i < stop; i++) {
+      const c = bytes[i];
+      if (c >= 0x80) return this.#string(start, stop);
+      hash = (Math.imul(hash, 31) + c) | 0;
+    }
+    const slot = hash & (KEY_CACHE_SLOTS - 1);
+    const hit = keyCache[slot];
+    if (hit !== undefined && hit.length === n) {
+      let i = 0;
+      while (i < n && hit.charCodeAt(i) === bytes[start + i]) i++;
+      if (i === n) return hit;
+    }
+    const key = this.#buffer.toString("latin1", start, stop);
+    keyCache[slot] = key;
+    return key;
+  }
+
+  #string(start: number, stop: number): string {
+    const bytes = this.#bytes;
+    let i = start;
+    while (i < stop && bytes[i] < 0x80) i++;
+    // Pure ASCII is Latin-1 too, and needs no validation.
+    if (i === stop) return this.#buffer.toString("latin1", start, stop);
+    try {
+      return strictUtf8.decode(bytes.subarray(start, stop));
+    } catch {
+      throw new DecodeError(`Invalid UTF-8 at offset ${start}`);
+    }
   }
 }
+
+/** Keys of at most this many bytes are looked up in the key table. */
+const KEY_CACHE_MAX_BYTES = 32;
+/** Slots in the key table (a power of two); a collision only costs a fresh string. */
+const KEY_CACHE_SLOTS = 512;
+const keyCache: (string | undefined)[] = new Array(KEY_CACHE_SLOTS);
 
 function expectLength(tag: number, length: number, want: number, offset: number): void {
   if (length !== want) {
@@ -343,19 +423,4 @@ function readSafeInt(view: DataView, at: number, what: string): number {
   const n = hi * 0x1_0000_0000 + lo;
   if (!Number.isSafeInteger(n)) throw new DecodeError(`${what} is outside the safe integer range`);
   return n;
-}
-
-function readUtf8(bytes: Uint8Array, start: number, stop: number): string {
-  if (stop - start <= ASCII_FAST_PATH) {
-    let i = start;
-    while (i < stop && bytes[i] < 0x80) i++;
-    if (i === stop) {
-      return String.fromCharCode.apply(null, bytes.subarray(start, stop) as unknown as number[]);
-    }
-  }
-  try {
-    return strictUtf8.decode(bytes.subarray(start, stop));
-  } catch {
-    throw new DecodeError(`Invalid UTF-8 at offset ${start}`);
-  }
 }

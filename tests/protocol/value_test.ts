@@ -242,6 +242,27 @@ Deno.test("ByteWriter grows past its initial size without losing bytes", () => {
   assert.equal(hex(out.subarray(1000)), "deadbeef");
 });
 
+Deno.test("decodeValue() returns every dict key exactly, however many distinct keys it meets", () => {
+  // Short ASCII keys go through a small shared table; colliding and similar keys must not mix.
+  const keys: string[] = [];
+  for (let i = 0; i < 3000; i++) keys.push(`k${i.toString(36)}`, `K${i}`, "ab".repeat(i % 20 + 1));
+  keys.push("a".repeat(32), "a".repeat(33), "é", "ключ", "a\u00e9");
+  const dict = Object.fromEntries([...new Set(keys)].map((k, i) => [k, i]));
+  for (let round = 0; round < 2; round++) {
+    assert.deepEqual(roundTrip(dict), dict);
+  }
+  // The same bytes in two dicts, read one after the other, still give equal keys.
+  assert.deepEqual(roundTrip([{ id: 1, type: "x" }, { id: 2, type: "y" }]), [
+    { id: 1, type: "x" },
+    { id: 2, type: "y" },
+  ]);
+});
+
+Deno.test("encodeValue() refuses a lone surrogate in a dict key as in a str", () => {
+  assert.throws(() => encodeValue({ ["a\ud800"]: 1 }), /lone surrogate/);
+  assert.throws(() => encodeValue("b\udc00"), /lone surrogate/);
+});
+
 // ---------------------------------------------------------------------------------------------
 // __proto__ and friends
 
