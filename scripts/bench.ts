@@ -132,13 +132,15 @@ async function startServer(scryptN: number): Promise<Server> {
   const dir = await Deno.makeTempDir({ prefix: "parley-bench-" });
   const config = `${dir}/config.json`;
   await Deno.writeTextFile(config, JSON.stringify(benchConfig(scryptN)));
-  const inspectPort = freePort();
+  // BENCH_INSPECT_PORT fixes the port, so that a profiler can attach to the server during a run.
+  const inspectPort = Number(Deno.env.get("BENCH_INSPECT_PORT") ?? freePort());
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       "--quiet",
       `--inspect=127.0.0.1:${inspectPort}`,
+      ...(Deno.env.get("BENCH_V8") ? [`--v8-flags=${Deno.env.get("BENCH_V8")}`] : []),
       "main.ts",
       "serve",
       "--host",
@@ -157,10 +159,12 @@ async function startServer(scryptN: number): Promise<Server> {
     stderr: "piped",
   }).spawn();
   let text = "";
+  const serverLog = Deno.env.get("BENCH_SERVER_LOG");
   let found: (port: number) => void;
   const port = new Promise<number>((r) => found = r);
   const drain = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      if (serverLog) await Deno.writeTextFile(serverLog, chunk, { append: true });
       if (text.length < 100_000) {
         text += chunk;
         const m = /server\.listening addr=127\.0\.0\.1:(\d+)|"addr":"127\.0\.0\.1:(\d+)"/.exec(
@@ -380,13 +384,14 @@ async function pairsRun(
   srv: Server,
   pairs: number,
   plan: (index: number) => Omit<SendPlan, "from" | "to">,
-  opts: { latencies?: boolean; durationMs?: number },
+  opts: { latencies?: boolean; durationMs?: number; processes?: number },
 ): Promise<Timed> {
   const senders = names(`s${pairs}x`, pairs);
   const receivers = names(`r${pairs}x`, pairs);
   await register(srv, [...senders, ...receivers]);
-  const loads = [0, 1].map((k) => {
-    const idx = [...Array(pairs).keys()].filter((i) => i % 2 === k);
+  const processes = opts.processes ?? 2;
+  const loads = [...Array(processes).keys()].map((k) => {
+    const idx = [...Array(pairs).keys()].filter((i) => i % processes === k);
     const sends = idx.map((i) => ({
       from: senders[i],
       to: { user: receivers[i] },
@@ -433,6 +438,13 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
+/**
+ * One load process: at 20 % load it needs well under a core, and the server and it then fit on
+ * two cores. With a second one, three busy processes share two cores and a message can wait a
+ * scheduler time slice at each of its three hops, which the p99 then measures.
+ */
+const LATENCY_PROCESSES = Number(Deno.env.get("BENCH_LATENCY_PROCESSES") ?? 1);
+
 async function latency(srv: Server): Promise<void> {
   const pairs = 50;
   const rate = values.rate
@@ -451,6 +463,7 @@ async function latency(srv: Server): Promise<void> {
   }), {
     latencies: true,
     durationMs: (seconds + 30) * 1000,
+    processes: LATENCY_PROCESSES,
   });
   const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
   report({

@@ -165,6 +165,26 @@ export class ByteWriter {
   }
 }
 
+/** The UTF-8 byte length of a string, without encoding it (a lone surrogate counts as U+FFFD). */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) {
+      n += 1;
+      continue;
+    }
+    // Three bytes for one unit, or four for a surrogate pair's two units: two more either way.
+    n += 2;
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+  }
+  return n;
+}
+
 /** Appends one value to `w`. Throws TypeError for what the format cannot carry. */
 export function writeValue(w: ByteWriter, v: Value): void {
   // Most common types first: this runs for every field of every message sent.

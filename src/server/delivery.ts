@@ -56,7 +56,7 @@ export class InboxPump {
   ) {}
 
   start(): void {
-    void this.#fill();
+    if (!this.#reading) void this.#fill();
   }
 
   stop(): void {
@@ -73,7 +73,7 @@ export class InboxPump {
       this.#overflows++;
     }
     this.#held.push(item);
-    void this.#fill();
+    if (!this.#reading) void this.#fill();
   }
 
   /** The client has every message up to `seq`; delete those and send more. */
@@ -86,7 +86,7 @@ export class InboxPump {
     this.ctx.store.inbox.remove(this.user, done).catch((e) =>
       this.ctx.log.error("inbox.remove_failed", { user: this.user, error: (e as Error).message })
     );
-    void this.#fill();
+    if (!this.#reading) void this.#fill();
   }
 
   get pending(): number {

@@ -111,7 +111,7 @@ export class Session {
     if (n === 0) return;
     const sent = this.#held.splice(0, n);
     for (const r of sent) r.after?.();
-    for (const wake of this.#drained.splice(0)) wake();
+    if (this.#drained.length > 0) { for (const wake of this.#drained.splice(0)) wake(); }
   }
 
   /** Sends a push (request id 0). */

@@ -58,6 +58,8 @@ export class KvInboxStore implements InboxStore {
   /** Rows cancelled by an acknowledgement before they were committed, for benchmarks. */
   absorbed = 0;
   readonly #stats = new Map<string, Promise<QueueStats>>();
+  /** The same counts once known. */
+  readonly #counted = new Map<string, QueueStats>();
   /** Seqs removed lately per user, so that one removed twice is counted once. */
   readonly #removed = new Map<string, Set<number>>();
   /** Each user's latest deferred write, while it may still be waiting. */
@@ -75,8 +77,21 @@ export class KvInboxStore implements InboxStore {
     if (!stats) {
       stats = this.#count(user);
       this.#stats.set(user, stats);
+      // A failed count is tried again next time rather than kept.
+      stats.then((q) => this.#counted.set(user, q), () => this.#stats.delete(user));
     }
     return stats;
+  }
+
+  /** The recipients' counts if all are known already: the common case needs no await. */
+  #countedAll(recipients: string[]): QueueStats[] | null {
+    const out: QueueStats[] = [];
+    for (const user of recipients) {
+      const q = this.#counted.get(user);
+      if (!q) return null;
+      out.push(q);
+    }
+    return out;
   }
 
   async #count(user: string): Promise<QueueStats> {
@@ -128,7 +143,8 @@ export class KvInboxStore implements InboxStore {
     const size = messageSize(message);
     const fits = (q: QueueStats) =>
       q.count + 1 <= limits.maxMessages && q.bytes + size <= limits.maxBytes;
-    const stats = await Promise.all(recipients.map((user) => this.#queue(user)));
+    const stats = this.#countedAll(recipients) ??
+      await Promise.all(recipients.map((user) => this.#queue(user)));
     const full = recipients.filter((_, i) => !fits(stats[i]));
     const queued = new Map<string, InboxItem>();
     if (full.length === recipients.length) return { queued, full, durable: Promise.resolve() };
@@ -314,7 +330,7 @@ export class KvInboxStore implements InboxStore {
     if (items.length === 0) return;
     for (const it of items) removed.add(it.seq);
     while (removed.size > REMEMBER_REMOVED) removed.delete(removed.values().next().value!);
-    const q = await this.#queue(user);
+    const q = this.#counted.get(user) ?? await this.#queue(user);
     const blobs = new Set<string>();
     const mutations: Deno.KvMutation[] = [];
     for (const item of items) {

@@ -11,6 +11,7 @@ import {
   encodeValue,
   readValue,
   Tag,
+  utf8Length,
   type Value,
   VALUE_HEADER_BYTES,
 } from "../../src/protocol/value.ts";
@@ -256,6 +257,26 @@ Deno.test("decodeValue() returns every dict key exactly, however many distinct k
     { id: 1, type: "x" },
     { id: 2, type: "y" },
   ]);
+});
+
+Deno.test("utf8Length() agrees with TextEncoder, surrogates and all", () => {
+  const samples = [
+    "",
+    "abc",
+    "é",
+    "ключ",
+    "€",
+    "😀",
+    "a😀b",
+    "\ud800",
+    "\udc00x",
+    "x\ud800",
+    "\ud800\ud800",
+  ];
+  for (let i = 0; i < 200; i++) {
+    samples.push(String.fromCharCode(...Array.from({ length: 8 }, () => Math.random() * 0x10000)));
+  }
+  for (const s of samples) assert.equal(utf8Length(s), new TextEncoder().encode(s).length, s);
 });
 
 Deno.test("encodeValue() refuses a lone surrogate in a dict key as in a str", () => {

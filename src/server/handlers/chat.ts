@@ -6,7 +6,7 @@
 
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
-import type { Value } from "../../protocol/value.ts";
+import { utf8Length, type Value } from "../../protocol/value.ts";
 import type { ChatMessage } from "../../store/types.ts";
 import { type Handler, me, type ServerContext } from "../context.ts";
 import { passBody } from "../delivery.ts";
@@ -14,8 +14,6 @@ import type { LoggedIn } from "../session.ts";
 import { findUser } from "./friends.ts";
 
 type SendBody = RequestBodyOf<typeof MsgType.SEND>;
-
-const utf8 = new TextEncoder();
 
 /** Checks the content and builds the message (without its destination). */
 function content(ctx: ServerContext, self: LoggedIn, body: SendBody): ChatMessage {
@@ -25,7 +23,7 @@ function content(ctx: ServerContext, self: LoggedIn, body: SendBody): ChatMessag
     if (typeof body.data !== "string" || body.data.length === 0) {
       throw new ParleyError(ErrorCode.BAD_REQUEST, 'A "text" message carries a non-empty str');
     }
-    const size = utf8.encode(body.data).length;
+    const size = utf8Length(body.data);
     if (size > limits.maxTextBytes) {
       throw new ParleyError(
         ErrorCode.TOO_LARGE,
