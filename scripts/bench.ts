@@ -95,10 +95,11 @@ function freePort(): number {
 
 /**
  * Runs a full garbage collection in the server through its inspector, so that an RSS reading
- * counts live memory rather than whatever garbage the last phase left behind.
+ * counts live memory rather than whatever garbage the last phase left behind. Returns the JS
+ * heap in use after it (bytes), or null without an inspector.
  */
-async function collectGarbage(srv: Server): Promise<boolean> {
-  if (srv.inspectPort === null) return false;
+async function collectGarbage(srv: Server): Promise<number | null> {
+  if (srv.inspectPort === null) return null;
   try {
     const targets = await (await fetch(`http://127.0.0.1:${srv.inspectPort}/json/list`)).json();
     const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
@@ -106,13 +107,22 @@ async function collectGarbage(srv: Server): Promise<boolean> {
       ws.onopen = resolve;
       ws.onerror = reject;
     });
-    const done = new Promise((resolve) => ws.onmessage = resolve);
-    ws.send(JSON.stringify({ id: 1, method: "HeapProfiler.collectGarbage" }));
-    await done;
+    const replies = new Map<number, (result: Record<string, number>) => void>();
+    ws.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      replies.get(m.id)?.(m.result);
+    };
+    const call = (id: number, method: string) =>
+      new Promise<Record<string, number>>((resolve) => {
+        replies.set(id, resolve);
+        ws.send(JSON.stringify({ id, method }));
+      });
+    await call(1, "HeapProfiler.collectGarbage");
+    const usage = await call(2, "Runtime.getHeapUsage");
     ws.close();
-    return true;
+    return usage.usedSize;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -128,12 +138,16 @@ function benchConfig(scryptN: number) {
   };
 }
 
+let fixedPortUsed = false;
+
 async function startServer(scryptN: number): Promise<Server> {
   const dir = await Deno.makeTempDir({ prefix: "parley-bench-" });
   const config = `${dir}/config.json`;
   await Deno.writeTextFile(config, JSON.stringify(benchConfig(scryptN)));
-  // BENCH_INSPECT_PORT fixes the port, so that a profiler can attach to the server during a run.
-  const inspectPort = Number(Deno.env.get("BENCH_INSPECT_PORT") ?? freePort());
+  // BENCH_INSPECT_PORT fixes the first server's port, so that a profiler can attach to it.
+  const fixed = Deno.env.get("BENCH_INSPECT_PORT");
+  const inspectPort = fixed && !fixedPortUsed ? Number(fixed) : freePort();
+  if (fixed) fixedPortUsed = true;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -589,7 +603,8 @@ async function idle(srv: Server): Promise<void> {
     await register(srv, users);
     all = users;
     await new Promise((r) => setTimeout(r, 1000));
-    const gc = await collectGarbage(srv);
+    const heapBefore = await collectGarbage(srv);
+    const gc = heapBefore !== null;
     const before = rssKiB(srv.pid);
     const loads = [0, 1].map((k) =>
       new Load({
@@ -602,7 +617,7 @@ async function idle(srv: Server): Promise<void> {
       let held = 0;
       for (const l of loads) held += (await l.next()).connections as number;
       await new Promise((r) => setTimeout(r, 2000));
-      if (gc) await collectGarbage(srv);
+      const heapAfter = gc ? await collectGarbage(srv) : null;
       const after = rssKiB(srv.pid);
       const cpuIdle0 = cpuTicks(srv.pid);
       await new Promise((r) => setTimeout(r, 2000));
@@ -618,6 +633,11 @@ async function idle(srv: Server): Promise<void> {
         rss_before_kib: before,
         rss_after_kib: after,
         gc_before_readings: gc,
+        // The part of the RSS growth that is JavaScript objects; the rest is native (runtime,
+        // allocator, buffers the kernel does not hold).
+        js_heap_per_conn: heapBefore !== null && heapAfter !== null
+          ? round((heapAfter - heapBefore) / n, 0)
+          : null,
       });
     } finally {
       await Promise.all(loads.map((l) => l.say("stop").catch(() => {})));

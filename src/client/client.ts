@@ -173,10 +173,10 @@ export class ParleyClient {
   async #readLoop(): Promise<string> {
     let reason = "The server closed the connection";
     try {
-      for await (const { messages, error } of this.#channel.incoming()) {
+      await this.#channel.receive(({ messages, error }) => {
         for (const msg of messages) this.#receive(msg);
         if (error) throw error.cause;
-      }
+      });
     } catch (e) {
       reason = `Connection failed: ${e instanceof Error ? e.message : String(e)}`;
     }

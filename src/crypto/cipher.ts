@@ -13,16 +13,23 @@ const NONCE_BYTES = 12;
 /** Past 2^53 frames the counter would lose precision; a connection never gets near it. */
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
-function nonceFor(counter: number, into: Uint8Array): Uint8Array {
-  new DataView(into.buffer).setBigUint64(4, BigInt(counter));
-  return into;
+/**
+ * One nonce buffer for every connection: it is only read inside createCipheriv, which copies
+ * it, and an idle connection then holds no nonce of its own.
+ */
+const nonce = new Uint8Array(NONCE_BYTES);
+const nonceView = new DataView(nonce.buffer);
+
+function nonceFor(counter: number): Uint8Array {
+  nonceView.setUint32(4, Math.floor(counter / 0x1_0000_0000));
+  nonceView.setUint32(8, counter >>> 0);
+  return nonce;
 }
 
 /** Seals outgoing plaintexts into frames, counting from 0. */
 export class FrameSealer {
   #counter = 0;
   readonly #key: Uint8Array;
-  readonly #nonce = new Uint8Array(NONCE_BYTES);
 
   constructor(key: Uint8Array) {
     this.#key = key;
@@ -36,7 +43,7 @@ export class FrameSealer {
     const cipher = nc.createCipheriv(
       "aes-256-gcm",
       this.#key,
-      nonceFor(this.#counter++, this.#nonce),
+      nonceFor(this.#counter++),
     );
     cipher.setAAD(header);
     const out = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
@@ -52,7 +59,6 @@ export class FrameSealer {
 export class FrameOpener {
   #counter = 0;
   readonly #key: Uint8Array;
-  readonly #nonce = new Uint8Array(NONCE_BYTES);
 
   constructor(key: Uint8Array) {
     this.#key = key;
@@ -64,7 +70,7 @@ export class FrameOpener {
     const decipher = nc.createDecipheriv(
       "aes-256-gcm",
       this.#key,
-      nonceFor(this.#counter++, this.#nonce),
+      nonceFor(this.#counter++),
     );
     decipher.setAAD(header);
     decipher.setAuthTag(body.subarray(split));

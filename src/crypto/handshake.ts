@@ -66,7 +66,11 @@ export function parseClientHello(b: Uint8Array): { version: number; ephemeralPub
 }
 
 function deriveKeys(shared: Uint8Array, th: Uint8Array): { c2s: Uint8Array; s2c: Uint8Array } {
-  return { c2s: hkdfSha256(shared, th, INFO_C2S, 32), s2c: hkdfSha256(shared, th, INFO_S2C, 32) };
+  // Both keys share one buffer: each open connection holds them for its whole life.
+  const both = new Uint8Array(64);
+  both.set(hkdfSha256(shared, th, INFO_C2S, 32), 0);
+  both.set(hkdfSha256(shared, th, INFO_S2C, 32), 32);
+  return { c2s: both.subarray(0, 32), s2c: both.subarray(32) };
 }
 
 /** Server side: answers a parsed ClientHello and derives the server's session keys. */

@@ -99,7 +99,9 @@ export class FrameDecoder {
       this.#buffered -= count;
       this.#offset += count;
       if (this.#offset === chunk.length) {
-        this.#chunks.shift();
+        // A fresh empty array when drained: an idle connection keeps no grown backing store.
+        if (this.#chunks.length === 1) this.#chunks = [];
+        else this.#chunks.shift();
         this.#offset = 0;
       }
     }

@@ -112,7 +112,7 @@ export async function startServer(
     const remote = conn.remoteAddr as Deno.NetAddr;
     const peer = `${remote.hostname}:${remote.port}`;
     open.add(conn);
-    const timer = setTimeout(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
       log.info("handshake.timeout", { peer });
       closeQuietly(conn);
     }, config.limits.handshakeTimeoutMs);
@@ -120,6 +120,7 @@ export async function startServer(
     try {
       const { keys, decoder } = await acceptHandshake(conn, identity, config.limits.maxFrameBytes);
       clearTimeout(timer);
+      timer = undefined; // the timer object would otherwise live as long as the connection
       const channel = new Channel(conn, keys, decoder, {
         maxFrameBytes: config.limits.maxFrameBytes,
         maxOutboundBytes: config.limits.maxOutboundBytes,
@@ -137,12 +138,13 @@ export async function startServer(
       channel.onFault = (e) =>
         log.info("session.fault", { session: session!.id, error: e.message });
       log.debug("session.open", { session: session.id, peer });
-      for await (const { messages, error } of channel.incoming()) {
+      const live = session;
+      await channel.receive(async ({ messages, error }) => {
         channel.cork();
         try {
-          for (const msg of messages) await dispatch(ctx, session, msg);
+          for (const msg of messages) await dispatch(ctx, live, msg);
           if (error) {
-            session.reply(error.id, MsgType.GENERAL_ERROR, {
+            live.reply(error.id, MsgType.GENERAL_ERROR, {
               code: ErrorCode.BAD_REQUEST,
               message: `Malformed message: ${error.cause.message}`,
             });
@@ -150,7 +152,7 @@ export async function startServer(
         } finally {
           channel.uncork();
         }
-      }
+      });
     } catch (e) {
       if (e instanceof FrameAuthError || e instanceof FrameSizeError) {
         log.warn("frame.rejected", { peer, session: session?.id, error: e.message });
