@@ -9,6 +9,7 @@ import { FrameAuthError } from "../protocol/errors.ts";
 import { FRAME_HEADER_BYTES, frameHeader, type SealedFrame, TAG_BYTES } from "../protocol/frame.ts";
 
 const NONCE_BYTES = 12;
+const KEY_BYTES = 32;
 
 /** Past 2^53 frames the counter would lose precision; a connection never gets near it. */
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
@@ -29,10 +30,15 @@ function nonceFor(counter: number): Uint8Array {
 /** Seals outgoing plaintexts into frames, counting from 0. */
 export class FrameSealer {
   #counter = 0;
-  readonly #key: Uint8Array;
+  // The key's memory and offset, not a view of it: an idle connection then holds one buffer for
+  // both its keys and no view objects; a view is made per frame.
+  readonly #keyBuffer: ArrayBufferLike;
+  readonly #keyOffset: number;
 
   constructor(key: Uint8Array) {
-    this.#key = key;
+    if (key.length !== KEY_BYTES) throw new RangeError(`A frame key is ${KEY_BYTES} bytes`);
+    this.#keyBuffer = key.buffer;
+    this.#keyOffset = key.byteOffset;
   }
 
   /** Returns the whole frame: header, ciphertext and tag. */
@@ -42,7 +48,7 @@ export class FrameSealer {
     const header = frameHeader(bodyLength);
     const cipher = nc.createCipheriv(
       "aes-256-gcm",
-      this.#key,
+      new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
       nonceFor(this.#counter++),
     );
     cipher.setAAD(header);
@@ -58,10 +64,15 @@ export class FrameSealer {
 /** Opens incoming frames in order; any failure is final for the connection. */
 export class FrameOpener {
   #counter = 0;
-  readonly #key: Uint8Array;
+  // The key's memory and offset, not a view of it: an idle connection then holds one buffer for
+  // both its keys and no view objects; a view is made per frame.
+  readonly #keyBuffer: ArrayBufferLike;
+  readonly #keyOffset: number;
 
   constructor(key: Uint8Array) {
-    this.#key = key;
+    if (key.length !== KEY_BYTES) throw new RangeError(`A frame key is ${KEY_BYTES} bytes`);
+    this.#keyBuffer = key.buffer;
+    this.#keyOffset = key.byteOffset;
   }
 
   open(frame: SealedFrame): Uint8Array {
@@ -69,7 +80,7 @@ export class FrameOpener {
     const split = body.length - TAG_BYTES;
     const decipher = nc.createDecipheriv(
       "aes-256-gcm",
-      this.#key,
+      new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
       nonceFor(this.#counter++),
     );
     decipher.setAAD(header);

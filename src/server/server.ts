@@ -7,6 +7,7 @@ import type { Config } from "../config/config.ts";
 import { fingerprint } from "../crypto/keys.ts";
 import { PasswordHasher } from "../crypto/password.ts";
 import { ErrorCode, FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/errors.ts";
+import type { DecodedMessages } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import { Channel, isConnectionGone, noDelay } from "../transport/channel.ts";
@@ -80,7 +81,8 @@ export async function startServer(
   const print = fingerprint(identity.publicKey);
   log.info("server.listening", { addr: `${addr.hostname}:${addr.port}`, fingerprint: print });
 
-  const connections = new Set<Promise<void>>();
+  /** Each connection's serving task, until it ends, so that shutdown can wait for them. */
+  const connections = new Map<Deno.Conn, Promise<void>>();
   const open = new Set<Deno.Conn>();
   /** Every session past its handshake, logged in or not, for keepalive and shutdown. */
   const sessions = new Set<Session>();
@@ -108,51 +110,64 @@ export async function startServer(
     }
   }
 
-  const serveOne = async (conn: Deno.Conn) => {
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const peer = `${remote.hostname}:${remote.port}`;
-    open.add(conn);
-    let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+  /**
+   * The handshake, bounded by its timeout, then the session. Apart from serveOne because a
+   * suspended async function keeps every temporary it ever held: serveOne waits for the whole
+   * life of the connection and should hold no handshake state meanwhile.
+   */
+  const openSession = async (conn: Deno.Conn, ip: string, peer: string): Promise<Session> => {
+    const timer = setTimeout(() => {
       log.info("handshake.timeout", { peer });
       closeQuietly(conn);
     }, config.limits.handshakeTimeoutMs);
+    let handshake;
+    try {
+      handshake = await acceptHandshake(conn, identity, config.limits.maxFrameBytes);
+    } finally {
+      clearTimeout(timer);
+    }
+    const channel = new Channel(conn, handshake.keys, handshake.decoder, {
+      maxFrameBytes: config.limits.maxFrameBytes,
+      maxOutboundBytes: config.limits.maxOutboundBytes,
+      maxDepth: config.limits.maxValueDepth,
+    });
+    // Small frames until login: an anonymous peer cannot make us hold megabytes.
+    channel.setInboundLimit(config.limits.preLoginFrameBytes);
+    const session = new Session(
+      channel,
+      ip,
+      new TokenBucket(config.limits.requestRate, config.limits.requestBurst),
+    );
+    sessions.add(session);
+    channel.onFault = (e) => log.info("session.fault", { session: session.id, error: e.message });
+    log.debug("session.open", { session: session.id, peer });
+    return session;
+  };
+
+  /** Handles one inbound frame: its requests in order, their replies leaving together. */
+  const frameHandler = (session: Session) => async ({ messages, error }: DecodedMessages) => {
+    session.channel.cork();
+    try {
+      for (const msg of messages) await dispatch(ctx, session, msg);
+      if (error) {
+        session.reply(error.id, MsgType.GENERAL_ERROR, {
+          code: ErrorCode.BAD_REQUEST,
+          message: `Malformed message: ${error.cause.message}`,
+        });
+      }
+    } finally {
+      session.channel.uncork();
+    }
+  };
+
+  const serveOne = async (conn: Deno.Conn, ip: string) => {
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const peer = `${remote.hostname}:${remote.port}`;
+    open.add(conn);
     let session: Session | null = null;
     try {
-      const { keys, decoder } = await acceptHandshake(conn, identity, config.limits.maxFrameBytes);
-      clearTimeout(timer);
-      timer = undefined; // the timer object would otherwise live as long as the connection
-      const channel = new Channel(conn, keys, decoder, {
-        maxFrameBytes: config.limits.maxFrameBytes,
-        maxOutboundBytes: config.limits.maxOutboundBytes,
-        maxDepth: config.limits.maxValueDepth,
-      });
-      // Small frames until login: an anonymous peer cannot make us hold megabytes.
-      channel.setInboundLimit(config.limits.preLoginFrameBytes);
-      session = new Session(
-        channel,
-        peer,
-        remote.hostname,
-        new TokenBucket(config.limits.requestRate, config.limits.requestBurst),
-      );
-      sessions.add(session);
-      channel.onFault = (e) =>
-        log.info("session.fault", { session: session!.id, error: e.message });
-      log.debug("session.open", { session: session.id, peer });
-      const live = session;
-      await channel.receive(async ({ messages, error }) => {
-        channel.cork();
-        try {
-          for (const msg of messages) await dispatch(ctx, live, msg);
-          if (error) {
-            live.reply(error.id, MsgType.GENERAL_ERROR, {
-              code: ErrorCode.BAD_REQUEST,
-              message: `Malformed message: ${error.cause.message}`,
-            });
-          }
-        } finally {
-          channel.uncork();
-        }
-      });
+      session = await openSession(conn, ip, peer);
+      await session.channel.receive(frameHandler(session));
     } catch (e) {
       if (e instanceof FrameAuthError || e instanceof FrameSizeError) {
         log.warn("frame.rejected", { peer, session: session?.id, error: e.message });
@@ -163,20 +178,26 @@ export async function startServer(
         log.error("connection.failed", { peer, error: e instanceof Error ? e.message : String(e) });
       }
     } finally {
-      clearTimeout(timer);
       open.delete(conn);
-      if (session) {
-        sessions.delete(session);
-        session.channel.close();
-        await farewell(ctx, session).catch((e) =>
-          log.error("session.farewell_failed", {
-            session: session!.id,
-            error: (e as Error).message,
-          })
-        );
-        log.debug("session.closed", { session: session.id });
-      } else {
-        closeQuietly(conn);
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left === 0) perIp.delete(ip);
+      else perIp.set(ip, left);
+      try {
+        if (session) {
+          sessions.delete(session);
+          session.channel.close();
+          await farewell(ctx, session).catch((e) =>
+            log.error("session.farewell_failed", {
+              session: session!.id,
+              error: (e as Error).message,
+            })
+          );
+          log.debug("session.closed", { session: session.id });
+        } else {
+          closeQuietly(conn);
+        }
+      } finally {
+        connections.delete(conn);
       }
     }
   };
@@ -208,13 +229,7 @@ export async function startServer(
         continue;
       }
       perIp.set(ip, fromIp + 1);
-      const task = serveOne(conn).finally(() => {
-        const left = (perIp.get(ip) ?? 1) - 1;
-        if (left === 0) perIp.delete(ip);
-        else perIp.set(ip, left);
-      });
-      connections.add(task);
-      task.finally(() => connections.delete(task));
+      connections.set(conn, serveOne(conn, ip));
     }
   })();
 
@@ -239,7 +254,7 @@ export async function startServer(
       await Promise.all(notices);
       for (const conn of open) closeQuietly(conn);
       await Promise.race([
-        Promise.allSettled([...connections]),
+        Promise.allSettled([...connections.values()]),
         new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
       ]);
       await store.close();

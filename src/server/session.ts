@@ -44,9 +44,7 @@ export class Session {
 
   constructor(
     readonly channel: Channel,
-    /** "address:port" of the peer. */
-    readonly remote: string,
-    /** The peer's address alone, for per-address limits. */
+    /** The peer's address, for per-address limits. */
     readonly ip: string,
     /** This session's request allowance. */
     readonly bucket: TokenBucket,
@@ -58,7 +56,8 @@ export class Session {
 
   /** Responses waiting for an earlier one that is not ready yet, in request order. */
   #held: HeldReply[] = [];
-  #drained: (() => void)[] = [];
+  /** Callers of belowHeld waiting for room; made when first needed, like most sessions never do. */
+  #drained: (() => void)[] | null = null;
 
   /**
    * Sends a response to request `id`, after any earlier response still being waited for.
@@ -98,7 +97,7 @@ export class Session {
   /** Resolves once fewer than `max` responses are held. */
   async belowHeld(max: number): Promise<void> {
     while (this.#held.length >= max && !this.closed) {
-      await new Promise<void>((resolve) => this.#drained.push(resolve));
+      await new Promise<void>((resolve) => (this.#drained ??= []).push(resolve));
     }
   }
 
@@ -111,7 +110,9 @@ export class Session {
     if (n === 0) return;
     const sent = this.#held.splice(0, n);
     for (const r of sent) r.after?.();
-    if (this.#drained.length > 0) { for (const wake of this.#drained.splice(0)) wake(); }
+    const drained = this.#drained;
+    this.#drained = null;
+    if (drained) { for (const wake of drained) wake(); }
   }
 
   /** Sends a push (request id 0). */

@@ -19,9 +19,16 @@ import { afterTurn } from "./turn.ts";
  * An idle connection parks one read on a buffer of this size, so it is small: memory per
  * idle connection is what lets one server hold tens of thousands of them.
  */
-export const READ_BUFFER_BYTES = 512;
+export const READ_BUFFER_BYTES = 256;
 /** A read that fills the small buffer means more is waiting: read on with this size. */
 export const BUSY_READ_BUFFER_BYTES = 16 * 1024;
+/** Big read buffers kept for reuse across connections (1 MiB at most). */
+const MAX_SPARE_READ_BUFFERS = 64;
+const spareReadBuffers: Uint8Array<ArrayBuffer>[] = [];
+
+function releaseReadBuffer(buf: Uint8Array<ArrayBuffer>): void {
+  if (spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) spareReadBuffers.push(buf);
+}
 
 /**
  * Messages of one turn are packed into frames of about this size. Big enough that a busy
@@ -194,15 +201,21 @@ export class Channel {
         if (this.#closed || isConnectionGone(e)) return;
         throw e;
       }
-      if (n === null) return;
+      if (n === null) break;
       this.lastInbound = Date.now();
       this.#decoder.push(buf.subarray(0, n));
       // Grow while reads come back full; park on the small one again as soon as one does not,
-      // so that a connection left idle after a burst does not hold the big buffer.
+      // so that a connection left idle after a burst does not hold the big buffer. Big buffers
+      // go back to a shared pool rather than to the garbage collector: a connection that is
+      // busy in bursts would otherwise allocate one per burst.
       if (n === buf.length) {
-        if (buf === idle) buf = new Uint8Array(BUSY_READ_BUFFER_BYTES);
-      } else if (buf !== idle) buf = idle;
+        if (buf === idle) buf = spareReadBuffers.pop() ?? new Uint8Array(BUSY_READ_BUFFER_BYTES);
+      } else if (buf !== idle) {
+        releaseReadBuffer(buf);
+        buf = idle;
+      }
     }
+    if (buf !== idle) releaseReadBuffer(buf);
   }
 
   #fault(error: Error): void {
