@@ -5,18 +5,19 @@
  * friendship goes through add() or remove(), which drop the cached lists of both sides.
  */
 
+import { ReadCache } from "./read_cache.ts";
 import type { FriendStore, NamedUser } from "./types.ts";
 
 /** Users whose friend lists are kept in memory; past this the longest-held list goes. */
 const CACHED_LISTS = 10_000;
 
 export class KvFriendStore implements FriendStore {
-  readonly #lists = new Map<string, Promise<NamedUser[]>>();
+  readonly #lists = new ReadCache<string, NamedUser[]>(CACHED_LISTS);
 
   constructor(private readonly kv: Deno.Kv) {}
 
   #forget(...users: string[]): void {
-    for (const user of users) this.#lists.delete(user);
+    for (const user of users) this.#lists.forget(user);
   }
 
   async add(a: NamedUser, b: NamedUser): Promise<boolean> {
@@ -44,14 +45,8 @@ export class KvFriendStore implements FriendStore {
   }
 
   async list(user: string): Promise<NamedUser[]> {
-    let cached = this.#lists.get(user);
-    if (!cached) {
-      cached = this.#read(user);
-      this.#lists.set(user, cached);
-      cached.catch(() => this.#forget(user));
-      if (this.#lists.size > CACHED_LISTS) this.#forget(this.#lists.keys().next().value!);
-    }
-    return [...await cached]; // callers may sort or change their copy
+    // Callers may sort or change their copy.
+    return [...await this.#lists.get(user, () => this.#read(user))];
   }
 
   async #read(user: string): Promise<NamedUser[]> {

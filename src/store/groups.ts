@@ -4,10 +4,29 @@
  *   ["member", id, user] → display name      ["member_of", user, id] → true
  */
 
+import { ReadCache } from "./read_cache.ts";
 import type { AddMemberResult, GroupRecord, GroupStore, NamedUser } from "./types.ts";
 
+/**
+ * Groups, member lists and each user's groups are kept in memory for this many keys each: a
+ * group message needs the group and its members, a login the user's groups. Every change goes
+ * through create, addMember or removeMember, which forget what they changed once committed.
+ */
+const CACHED = 10_000;
+
 export class KvGroupStore implements GroupStore {
+  readonly #records = new ReadCache<number, GroupRecord | null>(CACHED, (g) => g !== null);
+  readonly #members = new ReadCache<number, NamedUser[]>(CACHED);
+  readonly #groupsOf = new ReadCache<string, number[]>(CACHED);
+
   constructor(private readonly kv: Deno.Kv) {}
+
+  /** Drops what a change to group `id` and these users' memberships made stale. */
+  #forget(id: number, users: string[]): void {
+    this.#records.forget(id);
+    this.#members.forget(id);
+    for (const user of users) this.#groupsOf.forget(user);
+  }
 
   async create(name: string, creator: string, members: NamedUser[]): Promise<GroupRecord> {
     // Optimistic: read the counter, commit only if nobody moved it meanwhile.
@@ -19,15 +38,22 @@ export class KvGroupStore implements GroupStore {
       for (const m of members) {
         op.set(["member", id, m.user], m.name).set(["member_of", m.user, id], true);
       }
-      if ((await op.commit()).ok) return record;
+      const committed = (await op.commit()).ok;
+      this.#forget(id, members.map((m) => m.user));
+      if (committed) return record;
     }
   }
 
-  async get(id: number): Promise<GroupRecord | null> {
-    return (await this.kv.get<GroupRecord>(["group", id])).value;
+  get(id: number): Promise<GroupRecord | null> {
+    return this.#records.get(id, async () => (await this.kv.get<GroupRecord>(["group", id])).value);
   }
 
   async members(id: number): Promise<NamedUser[]> {
+    // Callers may change their copy.
+    return [...await this.#members.get(id, () => this.#readMembers(id))];
+  }
+
+  async #readMembers(id: number): Promise<NamedUser[]> {
     const out: NamedUser[] = [];
     for await (const e of this.kv.list<string>({ prefix: ["member", id] })) {
       out.push({ user: e.key[2] as string, name: e.value });
@@ -36,7 +62,7 @@ export class KvGroupStore implements GroupStore {
   }
 
   async isMember(id: number, user: string): Promise<boolean> {
-    return (await this.kv.get(["member", id, user])).versionstamp !== null;
+    return (await this.#members.get(id, () => this.#readMembers(id))).some((m) => m.user === user);
   }
 
   async addMember(id: number, member: NamedUser, max: number): Promise<AddMemberResult> {
@@ -55,6 +81,7 @@ export class KvGroupStore implements GroupStore {
         .set(key, member.name)
         .set(["member_of", member.user, id], true)
         .commit();
+      this.#forget(id, [member.user]);
       if (result.ok) return "added";
     }
   }
@@ -75,22 +102,29 @@ export class KvGroupStore implements GroupStore {
       // The last member out takes the group with them.
       if (group.value.size <= 1) op.delete(["group", id]);
       else op.set(["group", id], { ...group.value, size: group.value.size - 1 });
-      if ((await op.commit()).ok) return await this.members(id);
+      const committed = (await op.commit()).ok;
+      this.#forget(id, [user]);
+      if (committed) return await this.members(id);
     }
   }
 
   async groupsOf(user: string): Promise<GroupRecord[]> {
-    const ids: number[] = [];
-    for await (const e of this.kv.list({ prefix: ["member_of", user] })) {
-      ids.push(e.key[2] as number);
-    }
+    const ids = await this.#idsOf(user);
     const records = await Promise.all(ids.map((id) => this.get(id)));
     return records.filter((g): g is GroupRecord => g !== null);
   }
 
   async countOf(user: string): Promise<number> {
-    let n = 0;
-    for await (const _ of this.kv.list({ prefix: ["member_of", user] })) n++;
-    return n;
+    return (await this.#idsOf(user)).length;
+  }
+
+  #idsOf(user: string): Promise<number[]> {
+    return this.#groupsOf.get(user, async () => {
+      const ids: number[] = [];
+      for await (const e of this.kv.list({ prefix: ["member_of", user] })) {
+        ids.push(e.key[2] as number);
+      }
+      return ids;
+    });
   }
 }

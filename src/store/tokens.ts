@@ -7,13 +7,22 @@
 
 import { randomBytes, sha256 } from "../crypto/keys.ts";
 import { TOKEN_BYTES } from "../protocol/messages.ts";
+import { ReadCache } from "./read_cache.ts";
 import type { IssuedToken, TokenRecord, TokenStore } from "./types.ts";
+
+/**
+ * Token records kept in memory: every RESUME looks one up. Unknown tokens are not kept, so
+ * guessing cannot push the real ones out.
+ */
+const CACHED_TOKENS = 20_000;
 
 function idOf(token: Uint8Array): string {
   return sha256(token).toHex();
 }
 
 export class KvTokenStore implements TokenStore {
+  readonly #records = new ReadCache<string, TokenRecord | null>(CACHED_TOKENS, (r) => r !== null);
+
   constructor(private readonly kv: Deno.Kv) {}
 
   async issue(user: string, ttlMs: number, maxPerUser: number): Promise<IssuedToken> {
@@ -26,6 +35,7 @@ export class KvTokenStore implements TokenStore {
       .set(["token", id], record, { expireIn: ttlMs })
       .set(["user_token", user, id], expires, { expireIn: ttlMs })
       .commit();
+    this.#records.set(id, record);
     await this.#prune(user, maxPerUser);
     return { token, expires };
   }
@@ -39,14 +49,21 @@ export class KvTokenStore implements TokenStore {
     // Same TTL for all, so the earliest expiry is the oldest token.
     entries.sort((a, b) => a.expires.getTime() - b.expires.getTime());
     const op = this.kv.atomic();
-    for (const { id } of entries.slice(0, entries.length - maxPerUser)) {
-      op.delete(["token", id]).delete(["user_token", user, id]);
+    const pruned = entries.slice(0, entries.length - maxPerUser);
+    for (const { id } of pruned) op.delete(["token", id]).delete(["user_token", user, id]);
+    try {
+      await op.commit();
+    } finally {
+      for (const { id } of pruned) this.#records.forget(id);
     }
-    await op.commit();
   }
 
   async check(token: Uint8Array): Promise<TokenRecord | null> {
-    const record = (await this.kv.get<TokenRecord>(["token", idOf(token)])).value;
+    const id = idOf(token);
+    const record = await this.#records.get(
+      id,
+      async () => (await this.kv.get<TokenRecord>(["token", id])).value,
+    );
     // expireIn deletes lazily, so the expiry is checked here as well.
     if (!record || record.expires.getTime() <= Date.now()) return null;
     return record;
@@ -57,20 +74,31 @@ export class KvTokenStore implements TokenStore {
     const record = (await this.kv.get<TokenRecord>(["token", id])).value;
     const op = this.kv.atomic().delete(["token", id]);
     if (record) op.delete(["user_token", record.user, id]);
-    await op.commit();
+    try {
+      await op.commit();
+    } finally {
+      this.#records.forget(id);
+    }
   }
 
   async revokeAll(user: string): Promise<void> {
     let op = this.kv.atomic();
     let count = 0;
-    for await (const e of this.kv.list({ prefix: ["user_token", user] })) {
-      op.delete(["token", e.key[2] as string]).delete(e.key);
-      // Stay well under KV's 1000 mutations per atomic commit.
-      if (++count % 400 === 0) {
-        await op.commit();
-        op = this.kv.atomic();
+    const ids: string[] = [];
+    try {
+      for await (const e of this.kv.list({ prefix: ["user_token", user] })) {
+        const id = e.key[2] as string;
+        ids.push(id);
+        op.delete(["token", id]).delete(e.key);
+        // Stay well under KV's 1000 mutations per atomic commit.
+        if (++count % 400 === 0) {
+          await op.commit();
+          op = this.kv.atomic();
+        }
       }
+      await op.commit();
+    } finally {
+      for (const id of ids) this.#records.forget(id);
     }
-    await op.commit();
   }
 }

@@ -151,6 +151,34 @@ Deno.test("GroupStore: concurrent joins never pass the size limit; the last leav
     assert.equal(await groups.addMember(g.id, { user: "late", name: "late" }, 4), "no_group");
   }));
 
+Deno.test("GroupStore answers follow every create, join and leave, after being read", () =>
+  withStore(async ({ groups }) => {
+    const ann = { user: "ann", name: "Ann" };
+    const ben = { user: "ben", name: "Ben" };
+    // Read first, so that the answers are held in memory.
+    assert.deepEqual(await groups.groupsOf("ann"), []);
+    assert.equal(await groups.countOf("ben"), 0);
+    const g = await groups.create("book club", "ann", [ann]);
+    assert.deepEqual((await groups.groupsOf("ann")).map((x) => x.name), ["book club"]);
+    assert.equal(await groups.isMember(g.id, "ben"), false);
+    assert.deepEqual(await groups.members(g.id), [ann]);
+    assert.equal(await groups.addMember(g.id, ben, 10), "added");
+    assert.equal(await groups.countOf("ben"), 1);
+    assert.equal(await groups.isMember(g.id, "ben"), true);
+    assert.equal((await groups.get(g.id))?.size, 2);
+    assert.deepEqual((await groups.members(g.id)).map((m) => m.name), ["Ann", "Ben"]);
+    // A caller changing its copy changes nothing for the next caller.
+    (await groups.members(g.id)).length = 0;
+    assert.equal((await groups.members(g.id)).length, 2);
+    await groups.removeMember(g.id, "ann");
+    assert.deepEqual(await groups.groupsOf("ann"), []);
+    assert.deepEqual(await groups.members(g.id), [ben]);
+    assert.equal((await groups.get(g.id))?.size, 1);
+    await groups.removeMember(g.id, "ben");
+    assert.equal(await groups.get(g.id), null);
+    assert.equal(await groups.countOf("ben"), 0);
+  }));
+
 Deno.test("opening the store sweeps image chunks a crash left without any inbox entry", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
   try {
