@@ -16,6 +16,7 @@ export type Value =
   | Uint8Array
   | Date
   | EncodedValue
+  | DictPieces
   | Value[]
   | { [key: string]: Value };
 
@@ -28,6 +29,20 @@ export class EncodedValue {
   constructor(value: Value) {
     this.bytes = encodeValue(value);
   }
+}
+
+/**
+ * A dict written from pieces in order: runs of entries encoded once (see encodeEntries) and
+ * fields written each time. A message going to many recipients differs per recipient only in
+ * its seq: the rest is encoded once. The pieces must not repeat a key. Only the encoder knows it.
+ */
+export class DictPieces {
+  constructor(readonly pieces: readonly (Uint8Array | { [key: string]: Value })[]) {}
+}
+
+/** A dict's entries (key/value pairs, without the dict header), for DictPieces. */
+export function encodeEntries(fields: { [key: string]: Value }): Uint8Array {
+  return encodeValue(fields).subarray(VALUE_HEADER_BYTES);
 }
 
 export const Tag = {
@@ -210,28 +225,40 @@ export function writeValue(w: ByteWriter, v: Value): void {
     w.i64(ms);
   } else if (v instanceof EncodedValue) {
     w.bytes(v.bytes);
+  } else if (v instanceof DictPieces) {
+    const at = w.header(Tag.DICT, 0);
+    for (const piece of v.pieces) {
+      if (piece instanceof Uint8Array) w.bytes(piece);
+      else writeEntries(w, piece);
+    }
+    w.patchU32(at, w.length - at - 4);
   } else if (Array.isArray(v)) {
     const at = w.header(Tag.LIST, 0);
     for (const item of v) writeValue(w, item);
     w.patchU32(at, w.length - at - 4);
   } else if (typeof v === "object") {
     const at = w.header(Tag.DICT, 0);
-    for (const key in v) {
-      if (!Object.hasOwn(v, key)) continue;
-      const item = v[key];
-      if (item === undefined) continue;
-      const keyAt = w.length;
-      w.u8(0);
-      const n = w.utf8(key);
-      if (n === 0 || n > MAX_KEY_BYTES) {
-        throw new TypeError(`Cannot encode dict key "${key}": must be 1 to 255 UTF-8 bytes`);
-      }
-      w.patchU8(keyAt, n);
-      writeValue(w, item);
-    }
+    writeEntries(w, v);
     w.patchU32(at, w.length - at - 4);
   } else {
     throw new TypeError(`Cannot encode a value of type "${typeof v}"`);
+  }
+}
+
+/** Writes a dict's entries: key length, key and value for each field that is not undefined. */
+function writeEntries(w: ByteWriter, v: { [key: string]: Value }): void {
+  for (const key in v) {
+    if (!Object.hasOwn(v, key)) continue;
+    const item = v[key];
+    if (item === undefined) continue;
+    const keyAt = w.length;
+    w.u8(0);
+    const n = w.utf8(key);
+    if (n === 0 || n > MAX_KEY_BYTES) {
+      throw new TypeError(`Cannot encode dict key "${key}": must be 1 to 255 UTF-8 bytes`);
+    }
+    w.patchU8(keyAt, n);
+    writeValue(w, item);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 
 import { MsgType } from "../protocol/messages.ts";
-import type { Value } from "../protocol/value.ts";
+import { DictPieces, encodeEntries, type Value } from "../protocol/value.ts";
 import type { ChatMessage, InboxItem } from "../store/types.ts";
 import type { ServerContext } from "./context.ts";
 import type { Session } from "./session.ts";
@@ -17,24 +17,33 @@ export const WINDOW_MESSAGES = 512;
 const MAX_HELD = 2048;
 const READ_PAGE = 256;
 
+/**
+ * Each message's PASS fields encoded once, for all its recipients: only the seq differs. Keyed
+ * by the message object, which a group's recipients share, and gone with it.
+ */
+const encodedPass = new WeakMap<ChatMessage, { head: Uint8Array; tail: Uint8Array }>();
+
 /** The PASS body of a message; `seq` 0 marks a message that needs no ACK (world room). */
 export function passBody(m: ChatMessage, seq: number): Value {
-  const body: { [key: string]: Value } = {
-    id: m.id,
-    seq,
-    time: m.time,
-    source_username: m.from,
-    type: m.kind,
-    data: m.kind === "image" ? m.image! : m.text!,
-  };
-  if (m.to !== undefined) body.target_username = m.to;
-  if (m.group) {
-    body.group_id = m.group.id;
-    body.group_name = m.group.name;
+  let pieces = encodedPass.get(m);
+  if (!pieces) {
+    const rest: { [key: string]: Value } = {
+      time: m.time,
+      source_username: m.from,
+      type: m.kind,
+      data: m.kind === "image" ? m.image! : m.text!,
+    };
+    if (m.to !== undefined) rest.target_username = m.to;
+    if (m.group) {
+      rest.group_id = m.group.id;
+      rest.group_name = m.group.name;
+    }
+    if (m.world) rest.world = true;
+    if (m.name !== undefined) rest.name = m.name;
+    pieces = { head: encodeEntries({ id: m.id }), tail: encodeEntries(rest) };
+    encodedPass.set(m, pieces);
   }
-  if (m.world) body.world = true;
-  if (m.name !== undefined) body.name = m.name;
-  return body;
+  return new DictPieces([pieces.head, { seq }, pieces.tail]);
 }
 
 export class InboxPump {

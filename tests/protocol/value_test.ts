@@ -8,6 +8,8 @@ import {
   ByteWriter,
   decodeValue,
   DEFAULT_MAX_DEPTH,
+  DictPieces,
+  encodeEntries,
   encodeValue,
   readValue,
   Tag,
@@ -257,6 +259,21 @@ Deno.test("decodeValue() returns every dict key exactly, however many distinct k
     { id: 1, type: "x" },
     { id: 2, type: "y" },
   ]);
+});
+
+Deno.test("DictPieces encode to exactly the bytes of the whole dict", () => {
+  const id = new Uint8Array(16).fill(7);
+  const whole = { id, seq: 42, time: new Date(1_700_000_000_000), data: "héllo", group_id: 3 };
+  const head = encodeEntries({ id });
+  const tail = encodeEntries({ time: whole.time, data: whole.data, group_id: 3 });
+  const pieces = new DictPieces([head, { seq: 42 }, tail]);
+  assert.equal(hex(encodeValue(pieces)), hex(encodeValue(whole)));
+  assert.deepEqual(decodeValue(encodeValue({ list: [pieces, pieces] })), { list: [whole, whole] });
+  // Another seq changes only the seq.
+  assert.deepEqual(decodeValue(encodeValue(new DictPieces([head, { seq: 43 }, tail]))), {
+    ...whole,
+    seq: 43,
+  });
 });
 
 Deno.test("utf8Length() agrees with TextEncoder, surrogates and all", () => {
