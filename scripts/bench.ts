@@ -547,7 +547,7 @@ async function fanout(srv: Server): Promise<void> {
   await c.login(users[0], PASSWORD);
   const group = await c.createGroup("bench", users.slice(1));
   c.close();
-  await oneToMany(srv, users, { group: group.group_id }, QUICK ? 50 : 500, {
+  await oneToMany(srv, users, { group: group.group_id }, QUICK ? 50 : 2000, {
     scenario: "fanout",
     members,
   });

@@ -175,7 +175,7 @@ export class ByteWriter {
   }
 
   /** A copy of what was written. */
-  finish(): Uint8Array {
+  finish(): Uint8Array<ArrayBuffer> {
     return this.#buf.slice(0, this.length);
   }
 }

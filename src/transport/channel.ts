@@ -37,6 +37,14 @@ function releaseReadBuffer(buf: Uint8Array<ArrayBuffer>): void {
  */
 export const COALESCE_BYTES = 32 * 1024;
 
+/**
+ * Frames with at least this much plaintext are sealed with WebCrypto (off the main thread,
+ * faster for big frames); smaller ones with node:crypto, whose call costs far less.
+ */
+export const ASYNC_SEAL_BYTES = 16 * 1024;
+/** A frame's length header and tag. */
+const FRAME_OVERHEAD_BYTES = 4 + 16;
+
 export interface ChannelOptions {
   /** Largest message this side will send (it then travels alone in its frame). */
   maxFrameBytes: number;
@@ -61,7 +69,8 @@ export class Channel {
   #pending: ByteWriter | null = null;
   #scheduled = false;
   #corked = 0;
-  #out: Uint8Array[] = [];
+  /** Frames waiting for the socket, in order; a big one may still be being sealed. */
+  #out: (Uint8Array | Promise<Uint8Array>)[] = [];
   #outBytes = 0;
   #writing: Promise<void> | null = null;
   #closed = false;
@@ -103,7 +112,8 @@ export class Channel {
       // Seal what came before this message, then carry the message into the next frame.
       const all = pending.finish();
       const next = this.#pending = new ByteWriter(512);
-      this.#enqueue(this.#sealer.seal(all.subarray(0, before)));
+      const sealed = all.subarray(0, before);
+      this.#enqueue(this.#sealer.seal(sealed), sealed.length + FRAME_OVERHEAD_BYTES);
       next.bytes(all.subarray(before));
     }
     if (!this.#scheduled && this.#corked === 0) {
@@ -134,19 +144,21 @@ export class Channel {
     if (this.#closed || !this.#pending || this.#pending.length === 0) return;
     const plaintext = this.#pending.finish();
     this.#pending = null;
-    let frame: Uint8Array;
+    let frame: Uint8Array | Promise<Uint8Array>;
     try {
-      frame = this.#sealer.seal(plaintext);
+      frame = plaintext.length >= ASYNC_SEAL_BYTES
+        ? this.#sealer.sealAsync(plaintext)
+        : this.#sealer.seal(plaintext);
     } catch (e) {
       this.#fault(e instanceof Error ? e : new Error(String(e)));
       return;
     }
-    this.#enqueue(frame);
+    this.#enqueue(frame, plaintext.length + FRAME_OVERHEAD_BYTES);
   }
 
-  #enqueue(frame: Uint8Array): void {
+  #enqueue(frame: Uint8Array | Promise<Uint8Array>, bytes: number): void {
     this.#out.push(frame);
-    this.#outBytes += frame.length;
+    this.#outBytes += bytes;
     if (this.#outBytes > this.#opts.maxOutboundBytes) {
       this.#fault(new SlowReaderError("The peer is not reading; its outbound queue is full"));
       return;
@@ -157,8 +169,14 @@ export class Channel {
   async #drain(): Promise<void> {
     try {
       while (this.#out.length > 0 && !this.#closed) {
-        const batch = this.#out.length === 1 ? this.#out[0] : concatAll(this.#out);
-        this.#out = [];
+        const out = this.#out;
+        if (!(out[0] instanceof Uint8Array)) out[0] = await out[0];
+        if (this.#closed) return;
+        // Every frame sealed by now leaves in one write.
+        let n = 1;
+        while (n < out.length && out[n] instanceof Uint8Array) n++;
+        const frames = out.splice(0, n) as Uint8Array[];
+        const batch = frames.length === 1 ? frames[0] : concatAll(frames);
         let written = 0;
         while (written < batch.length) {
           written += await this.#conn.write(batch.subarray(written));
