@@ -25,9 +25,10 @@ const REMEMBER_REMOVED = 1024;
 /**
  * How long a row for an online recipient waits before it is committed. Clients acknowledge
  * within a round trip, so most such rows are cancelled by their ACK and never written; the
- * wait only delays SENT when the recipient is slow to answer.
+ * wait only delays SENT when the recipient is slow to answer. Under load acknowledgements queue
+ * too: fan-out to 100 members ran at 72-80k deliveries/s with 25 ms and 90-92k with 100 ms.
  */
-export const DEFER_MS = 25;
+export const DEFER_MS = 100;
 /** Fixed overhead counted per queued message, so that empty messages still count. */
 const ITEM_OVERHEAD = 64;
 
