@@ -75,7 +75,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A growable output buffer; values are written in one pass. */
 export class ByteWriter {
-  #buf: Uint8Array;
+  #buf: Uint8Array<ArrayBuffer>;
   #view: DataView;
   length = 0;
 
@@ -178,6 +178,16 @@ export class ByteWriter {
   finish(): Uint8Array<ArrayBuffer> {
     return this.#buf.slice(0, this.length);
   }
+
+  /** What was written, without a copy: valid until the next write or truncate. */
+  view(): Uint8Array<ArrayBuffer> {
+    return this.#buf.subarray(0, this.length);
+  }
+
+  /** Bytes the buffer can hold without growing. */
+  get capacity(): number {
+    return this.#buf.length;
+  }
 }
 
 /** The UTF-8 byte length of a string, without encoding it (a lone surrogate counts as U+FFFD). */
@@ -264,10 +274,16 @@ function writeEntries(w: ByteWriter, v: { [key: string]: Value }): void {
 
 /** Encodes one value to a fresh byte array. */
 export function encodeValue(v: Value): Uint8Array {
-  const w = new ByteWriter();
+  // One scratch buffer for every call (encoding never re-enters itself): the result is the only
+  // allocation. A scratch that grew big for one large value is not kept.
+  const w = scratch.capacity > SCRATCH_KEEP_BYTES ? (scratch = new ByteWriter()) : scratch;
+  w.truncate(0);
   writeValue(w, v);
   return w.finish();
 }
+
+const SCRATCH_KEEP_BYTES = 64 * 1024;
+let scratch = new ByteWriter();
 
 /**
  * Decodes the value that starts at `offset` and must end by `end`.

@@ -21,29 +21,29 @@ const READ_PAGE = 256;
  * Each message's PASS fields encoded once, for all its recipients: only the seq differs. Keyed
  * by the message object, which a group's recipients share, and gone with it.
  */
-const encodedPass = new WeakMap<ChatMessage, { head: Uint8Array; tail: Uint8Array }>();
+const encodedPass = new WeakMap<ChatMessage, Uint8Array>();
 
 /** The PASS body of a message; `seq` 0 marks a message that needs no ACK (world room). */
 export function passBody(m: ChatMessage, seq: number): Value {
-  let pieces = encodedPass.get(m);
-  if (!pieces) {
-    const rest: { [key: string]: Value } = {
+  let rest = encodedPass.get(m);
+  if (!rest) {
+    const fields: { [key: string]: Value } = {
       time: m.time,
       source_username: m.from,
       type: m.kind,
       data: m.kind === "image" ? m.image! : m.text!,
     };
-    if (m.to !== undefined) rest.target_username = m.to;
+    if (m.to !== undefined) fields.target_username = m.to;
     if (m.group) {
-      rest.group_id = m.group.id;
-      rest.group_name = m.group.name;
+      fields.group_id = m.group.id;
+      fields.group_name = m.group.name;
     }
-    if (m.world) rest.world = true;
-    if (m.name !== undefined) rest.name = m.name;
-    pieces = { head: encodeEntries({ id: m.id }), tail: encodeEntries(rest) };
-    encodedPass.set(m, pieces);
+    if (m.world) fields.world = true;
+    if (m.name !== undefined) fields.name = m.name;
+    rest = encodeEntries(fields);
+    encodedPass.set(m, rest);
   }
-  return new DictPieces([pieces.head, { seq }, pieces.tail]);
+  return new DictPieces([{ id: m.id, seq }, rest]);
 }
 
 export class InboxPump {

@@ -45,6 +45,28 @@ export const ASYNC_SEAL_BYTES = 16 * 1024;
 /** A frame's length header and tag. */
 const FRAME_OVERHEAD_BYTES = 4 + 16;
 
+/**
+ * Plaintext buffers of sealed turns, reused for later turns of any connection: a busy
+ * connection would otherwise allocate, grow and drop one every turn, and an idle one keeps none.
+ */
+const spareWriters: ByteWriter[] = [];
+const MAX_SPARE_WRITERS = 256;
+/** A buffer grown past this (for a big image, say) is left to the collector. */
+const MAX_SPARE_WRITER_BYTES = 64 * 1024;
+
+function takeWriter(): ByteWriter {
+  const w = spareWriters.pop();
+  if (!w) return new ByteWriter(512);
+  w.truncate(0);
+  return w;
+}
+
+function giveBackWriter(w: ByteWriter): void {
+  if (spareWriters.length < MAX_SPARE_WRITERS && w.capacity <= MAX_SPARE_WRITER_BYTES) {
+    spareWriters.push(w);
+  }
+}
+
 export interface ChannelOptions {
   /** Largest message this side will send (it then travels alone in its frame). */
   maxFrameBytes: number;
@@ -99,22 +121,26 @@ export class Channel {
   /** Queues one message; it leaves in this turn's frame. Ignored once closed. */
   send(type: number, id: number, body: Value): void {
     if (this.#closed) return;
-    const pending = this.#pending ??= new ByteWriter(512);
+    const pending = this.#pending ??= takeWriter();
     const before = pending.length;
     writeMessage(pending, type, id, body);
     const added = pending.length - before;
     if (added > this.#opts.maxFrameBytes) {
       pending.truncate(before);
-      if (before === 0) this.#pending = null;
+      if (before === 0) {
+        this.#pending = null;
+        giveBackWriter(pending);
+      }
       throw new RangeError(`Message of ${added} bytes exceeds the frame limit`);
     }
     if (before > 0 && pending.length > COALESCE_BYTES) {
       // Seal what came before this message, then carry the message into the next frame.
-      const all = pending.finish();
-      const next = this.#pending = new ByteWriter(512);
+      const all = pending.view();
+      const next = this.#pending = takeWriter();
+      next.bytes(all.subarray(before));
       const sealed = all.subarray(0, before);
       this.#enqueue(this.#sealer.seal(sealed), sealed.length + FRAME_OVERHEAD_BYTES);
-      next.bytes(all.subarray(before));
+      giveBackWriter(pending);
     }
     if (!this.#scheduled && this.#corked === 0) {
       this.#scheduled = true;
@@ -141,19 +167,24 @@ export class Channel {
 
   #sealPending(): void {
     this.#scheduled = false;
-    if (this.#closed || !this.#pending || this.#pending.length === 0) return;
-    const plaintext = this.#pending.finish();
+    const pending = this.#pending;
+    if (this.#closed || !pending || pending.length === 0) return;
     this.#pending = null;
+    const length = pending.length;
     let frame: Uint8Array | Promise<Uint8Array>;
     try {
-      frame = plaintext.length >= ASYNC_SEAL_BYTES
-        ? this.#sealer.sealAsync(plaintext)
-        : this.#sealer.seal(plaintext);
+      // The synchronous seal reads the writer's bytes in place; the asynchronous one after this
+      // turn, so it gets a copy.
+      frame = length >= ASYNC_SEAL_BYTES
+        ? this.#sealer.sealAsync(pending.finish())
+        : this.#sealer.seal(pending.view());
     } catch (e) {
       this.#fault(e instanceof Error ? e : new Error(String(e)));
       return;
+    } finally {
+      giveBackWriter(pending);
     }
-    this.#enqueue(frame, plaintext.length + FRAME_OVERHEAD_BYTES);
+    this.#enqueue(frame, length + FRAME_OVERHEAD_BYTES);
   }
 
   #enqueue(frame: Uint8Array | Promise<Uint8Array>, bytes: number): void {

@@ -41,6 +41,35 @@ Deno.test("replies to frames that arrive together leave together, in one frame",
     raw.close();
   }));
 
+Deno.test("replies of every size, over many turns and two connections, keep their bytes and order", () =>
+  withServer(async (t) => {
+    // Some turns' replies run past the 32 KiB at which a frame is cut, some frames are big enough
+    // to be sealed off the main thread, and the two connections share the server's reused
+    // plaintext buffers.
+    const sizes = [3, 9_000, 9_000, 9_000, 9_000, 900];
+    const body = (client: number, id: number) =>
+      `${client}:${id}:` + String.fromCharCode(97 + (id % 26)).repeat(sizes[id % sizes.length]);
+    const clients = [await RawClient.connect(t.port), await RawClient.connect(t.port)];
+    const run = async (raw: RawClient, c: number) => {
+      const got: unknown[] = [];
+      for (let round = 0; round < 6; round++) {
+        const ids = [1, 2, 3, 4].map((k) => round * 4 + k);
+        await raw.send(raw.frame(ids.map((id) => ({ type: MsgType.PING, id, body: body(c, id) }))));
+        while (got.length < ids.at(-1)!) {
+          const frame = await raw.receive();
+          assert.ok(frame, "the server closed the connection");
+          for (const m of frame) got.push([m.type, m.id, m.body]);
+        }
+      }
+      assert.deepEqual(
+        got,
+        Array.from({ length: 24 }, (_, i) => [MsgType.PONG, i + 1, body(c, i + 1)]),
+      );
+    };
+    await Promise.all(clients.map((raw, c) => run(raw, c)));
+    for (const raw of clients) raw.close();
+  }));
+
 Deno.test("a tampered frame closes that connection while another client carries on", () =>
   withServer(async (t) => {
     const bystander = await t.user("bystander");
