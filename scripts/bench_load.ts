@@ -2,7 +2,7 @@
  * Load generator for scripts/bench.ts, run as a separate process so the benchmark's clients do not
  * share a CPU-bound event loop with the server or with each other.
  *
- *   deno run -A scripts/bench_load.ts '<json params>'
+ *   deno run -A scripts/bench_load.ts '<json params>'   (or '@file.json')
  *
  * Protocol with the parent: after setup (connect and log in, not timed) it prints one JSON line
  * `{"ready": true}`; it then waits for the line `go` on stdin, runs the timed phase and prints one
@@ -260,7 +260,12 @@ async function runLogins(p: LoadParams, mode: "resume" | "password"): Promise<vo
 }
 
 if (import.meta.main) {
-  const p = JSON.parse(Deno.args[0]) as LoadParams;
+  // The parameters as JSON, or "@file" naming a JSON file (read and then removed).
+  const arg = Deno.args[0];
+  const p = JSON.parse(
+    arg.startsWith("@") ? Deno.readTextFileSync(arg.slice(1)) : arg,
+  ) as LoadParams;
+  if (arg.startsWith("@")) Deno.removeSync(arg.slice(1));
   try {
     switch (p.role) {
       case "chat":

@@ -10,9 +10,10 @@ import type { FriendStore, NamedUser } from "./types.ts";
 
 /** Users whose friend lists are kept in memory; past this the longest-held list goes. */
 const CACHED_LISTS = 10_000;
+const NO_FRIENDS: readonly NamedUser[] = Object.freeze([]);
 
 export class KvFriendStore implements FriendStore {
-  readonly #lists = new ReadCache<string, NamedUser[]>(CACHED_LISTS);
+  readonly #lists = new ReadCache<string, readonly NamedUser[]>(CACHED_LISTS);
 
   constructor(private readonly kv: Deno.Kv) {}
 
@@ -49,12 +50,12 @@ export class KvFriendStore implements FriendStore {
     return [...await this.#lists.get(user, () => this.#read(user))];
   }
 
-  async #read(user: string): Promise<NamedUser[]> {
+  async #read(user: string): Promise<readonly NamedUser[]> {
     const out: NamedUser[] = [];
     for await (const e of this.kv.list<string>({ prefix: ["friend", user] })) {
       out.push({ user: e.key[2] as string, name: e.value });
     }
-    return out;
+    return out.length > 0 ? out : NO_FRIENDS; // many users: one shared empty list
   }
 
   async count(user: string): Promise<number> {

@@ -13,11 +13,14 @@ import type { AddMemberResult, GroupRecord, GroupStore, NamedUser } from "./type
  * through create, addMember or removeMember, which forget what they changed once committed.
  */
 const CACHED = 10_000;
+const NO_GROUPS: readonly number[] = Object.freeze([]);
 
 export class KvGroupStore implements GroupStore {
   readonly #records = new ReadCache<number, GroupRecord | null>(CACHED, (g) => g !== null);
-  readonly #members = new ReadCache<number, NamedUser[]>(CACHED);
-  readonly #groupsOf = new ReadCache<string, number[]>(CACHED);
+  // A group has members until its last one leaves and it goes: an empty list is a group that
+  // does not exist, and probes of made-up ids are not kept.
+  readonly #members = new ReadCache<number, NamedUser[]>(CACHED, (m) => m.length > 0);
+  readonly #groupsOf = new ReadCache<string, readonly number[]>(CACHED);
 
   constructor(private readonly kv: Deno.Kv) {}
 
@@ -118,13 +121,13 @@ export class KvGroupStore implements GroupStore {
     return (await this.#idsOf(user)).length;
   }
 
-  #idsOf(user: string): Promise<number[]> {
+  #idsOf(user: string): Promise<readonly number[]> {
     return this.#groupsOf.get(user, async () => {
       const ids: number[] = [];
       for await (const e of this.kv.list({ prefix: ["member_of", user] })) {
         ids.push(e.key[2] as number);
       }
-      return ids;
+      return ids.length > 0 ? ids : NO_GROUPS; // most users: one shared empty list
     });
   }
 }

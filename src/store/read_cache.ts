@@ -4,7 +4,8 @@
  * committed. A read still in flight when its key is forgotten is not kept.
  */
 export class ReadCache<K, V> {
-  readonly #entries = new Map<K, Promise<V>>();
+  /** A read in flight, or its value once it came (a settled promise costs more to hold). */
+  readonly #entries = new Map<K, { value: V } | Promise<V>>();
 
   /**
    * `max` entries at most (past it the oldest goes); `keep` says whether a value read is worth
@@ -18,24 +19,33 @@ export class ReadCache<K, V> {
   /** The cached value of `key`, or what `read` gives (kept for next time). */
   get(key: K, read: () => Promise<V>): Promise<V> {
     const cached = this.#entries.get(key);
-    if (cached) return cached;
+    if (cached) return cached instanceof Promise ? cached : Promise.resolve(cached.value);
     const reading = read();
     this.#entries.set(key, reading);
-    const drop = () => {
-      if (this.#entries.get(key) === reading) this.#entries.delete(key);
-    };
     reading.then((value) => {
-      if (!this.keep(value)) drop();
-    }, drop);
-    if (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value!);
+      if (this.#entries.get(key) !== reading) return; // forgotten meanwhile
+      if (!this.keep(value)) {
+        this.#entries.delete(key);
+        return;
+      }
+      this.#entries.set(key, { value });
+      // Only a value kept pushes an old one out: misses, however many, evict nothing.
+      this.#trim();
+    }, () => {
+      if (this.#entries.get(key) === reading) this.#entries.delete(key);
+    });
     return reading;
   }
 
   /** Stores a value known to be current (just written). */
   set(key: K, value: V): void {
     this.#entries.delete(key);
-    this.#entries.set(key, Promise.resolve(value));
-    if (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(key, { value });
+    this.#trim();
+  }
+
+  #trim(): void {
+    while (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value!);
   }
 
   forget(key: K): void {

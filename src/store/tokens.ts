@@ -35,7 +35,8 @@ export class KvTokenStore implements TokenStore {
       .set(["token", id], record, { expireIn: ttlMs })
       .set(["user_token", user, id], expires, { expireIn: ttlMs })
       .commit();
-    this.#records.set(id, record);
+    // Not cached here: most tokens are never used to resume, and each idle session would hold
+    // its record; the first RESUME reads it and keeps it.
     await this.#prune(user, maxPerUser);
     return { token, expires };
   }

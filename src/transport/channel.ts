@@ -50,8 +50,9 @@ const FRAME_OVERHEAD_BYTES = 4 + 16;
  * connection would otherwise allocate, grow and drop one every turn, and an idle one keeps none.
  */
 const spareWriters: ByteWriter[] = [];
-const MAX_SPARE_WRITERS = 256;
-/** A buffer grown past this (for a big image, say) is left to the collector. */
+const MAX_SPARE_WRITERS = 128;
+/** A buffer grown past this (for a big image, say) is left to the collector; so the pool holds
+ * 8 MiB at the very most. */
 const MAX_SPARE_WRITER_BYTES = 64 * 1024;
 
 function takeWriter(): ByteWriter {
@@ -123,14 +124,22 @@ export class Channel {
     if (this.#closed) return;
     const pending = this.#pending ??= takeWriter();
     const before = pending.length;
-    writeMessage(pending, type, id, body);
-    const added = pending.length - before;
-    if (added > this.#opts.maxFrameBytes) {
+    const dropThis = () => {
       pending.truncate(before);
       if (before === 0) {
         this.#pending = null;
         giveBackWriter(pending);
       }
+    };
+    try {
+      writeMessage(pending, type, id, body);
+    } catch (e) {
+      dropThis(); // no half-written message may go out with the others
+      throw e;
+    }
+    const added = pending.length - before;
+    if (added > this.#opts.maxFrameBytes) {
+      dropThis();
       throw new RangeError(`Message of ${added} bytes exceeds the frame limit`);
     }
     if (before > 0 && pending.length > COALESCE_BYTES) {
@@ -188,6 +197,9 @@ export class Channel {
   }
 
   #enqueue(frame: Uint8Array | Promise<Uint8Array>, bytes: number): void {
+    // A failed seal is met by #drain when it gets to that frame (or dropped with the queue on
+    // close); until then it must not count as an unhandled rejection.
+    if (frame instanceof Promise) frame.catch(() => {});
     this.#out.push(frame);
     this.#outBytes += bytes;
     if (this.#outBytes > this.#opts.maxOutboundBytes) {

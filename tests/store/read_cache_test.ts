@@ -46,3 +46,20 @@ Deno.test("ReadCache holds at most max keys, dropping the oldest", async () => {
   assert.equal(await cache.get(0, read(0)), 0 * 10); // dropped, read again
   assert.equal(reads, 1);
 });
+
+Deno.test("ReadCache: misses read at the same time push no kept value out", async () => {
+  const cache = new ReadCache<string, number | null>(3, (v) => v !== null);
+  for (const k of ["a", "b", "c"]) await cache.get(k, () => Promise.resolve(1));
+  // Ten unknown keys at once (say, guessed tokens), then the kept ones are still there.
+  await Promise.all(
+    Array.from({ length: 10 }, (_, i) => cache.get(`miss${i}`, () => Promise.resolve(null))),
+  );
+  let reads = 0;
+  for (const k of ["a", "b", "c"]) {
+    await cache.get(k, () => {
+      reads++;
+      return Promise.resolve(2);
+    });
+  }
+  assert.equal(reads, 0);
+});
