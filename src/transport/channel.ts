@@ -37,11 +37,6 @@ function releaseReadBuffer(buf: Uint8Array<ArrayBuffer>): void {
  */
 export const COALESCE_BYTES = 32 * 1024;
 
-/**
- * Frames with at least this much plaintext are sealed with WebCrypto (off the main thread,
- * faster for big frames); smaller ones with node:crypto, whose call costs far less.
- */
-export const ASYNC_SEAL_BYTES = 16 * 1024;
 /** A frame's length header and tag. */
 const FRAME_OVERHEAD_BYTES = 4 + 16;
 
@@ -92,8 +87,8 @@ export class Channel {
   #pending: ByteWriter | null = null;
   #scheduled = false;
   #corked = 0;
-  /** Frames waiting for the socket, in order; a big one may still be being sealed. */
-  #out: (Uint8Array | Promise<Uint8Array>)[] = [];
+  /** Frames waiting for the socket, in order. */
+  #out: Uint8Array[] = [];
   #outBytes = 0;
   #writing: Promise<void> | null = null;
   #closed = false;
@@ -180,13 +175,10 @@ export class Channel {
     if (this.#closed || !pending || pending.length === 0) return;
     this.#pending = null;
     const length = pending.length;
-    let frame: Uint8Array | Promise<Uint8Array>;
+    let frame: Uint8Array;
     try {
-      // The synchronous seal reads the writer's bytes in place; the asynchronous one after this
-      // turn, so it gets a copy.
-      frame = length >= ASYNC_SEAL_BYTES
-        ? this.#sealer.sealAsync(pending.finish())
-        : this.#sealer.seal(pending.view());
+      // Sealing reads the writer's bytes in place, before the writer goes back to the pool.
+      frame = this.#sealer.seal(pending.view());
     } catch (e) {
       this.#fault(e instanceof Error ? e : new Error(String(e)));
       return;
@@ -196,10 +188,7 @@ export class Channel {
     this.#enqueue(frame, length + FRAME_OVERHEAD_BYTES);
   }
 
-  #enqueue(frame: Uint8Array | Promise<Uint8Array>, bytes: number): void {
-    // A failed seal is met by #drain when it gets to that frame (or dropped with the queue on
-    // close); until then it must not count as an unhandled rejection.
-    if (frame instanceof Promise) frame.catch(() => {});
+  #enqueue(frame: Uint8Array, bytes: number): void {
     this.#out.push(frame);
     this.#outBytes += bytes;
     if (this.#outBytes > this.#opts.maxOutboundBytes) {
@@ -212,13 +201,9 @@ export class Channel {
   async #drain(): Promise<void> {
     try {
       while (this.#out.length > 0 && !this.#closed) {
-        const out = this.#out;
-        if (!(out[0] instanceof Uint8Array)) out[0] = await out[0];
-        if (this.#closed) return;
-        // Every frame sealed by now leaves in one write.
-        let n = 1;
-        while (n < out.length && out[n] instanceof Uint8Array) n++;
-        const frames = out.splice(0, n) as Uint8Array[];
+        // Every frame queued by now leaves in one write.
+        const frames = this.#out;
+        this.#out = [];
         const batch = frames.length === 1 ? frames[0] : concatAll(frames);
         let written = 0;
         while (written < batch.length) {

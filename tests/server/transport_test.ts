@@ -43,9 +43,8 @@ Deno.test("replies to frames that arrive together leave together, in one frame",
 
 Deno.test("replies of every size, over many turns and two connections, keep their bytes and order", () =>
   withServer(async (t) => {
-    // Some turns' replies run past the 32 KiB at which a frame is cut, some frames are big enough
-    // to be sealed off the main thread, and the two connections share the server's reused
-    // plaintext buffers.
+    // Some turns' replies run past the 32 KiB at which a frame is cut, and the two connections
+    // share the server's reused plaintext buffers.
     const sizes = [3, 9_000, 9_000, 9_000, 9_000, 900];
     const body = (client: number, id: number) =>
       `${client}:${id}:` + String.fromCharCode(97 + (id % 26)).repeat(sizes[id % sizes.length]);
