@@ -364,6 +364,15 @@ async function timed(srv: Server, loads: Load[]): Promise<Timed> {
   }
 }
 
+/** The CPU columns every timed scenario reports: the server's, and the busiest load process's. */
+function cpuFields(t: Timed) {
+  return {
+    server_cpu_pct: t.serverCpu,
+    load_cpu_pct: maxOf(t.loadCpu),
+    load_cpu_pct_each: t.loadCpu,
+  };
+}
+
 function maxOf(xs: (number | null)[]): number | null {
   const ok = xs.filter((x): x is number => x !== null);
   return ok.length ? Math.max(...ok) : null;
@@ -440,9 +449,7 @@ async function relay(srv: Server): Promise<void> {
       window: 100,
       result: d.rate,
       unit: "msg/s",
-      server_cpu_pct: t.serverCpu,
-      load_cpu_pct: maxOf(t.loadCpu),
-      load_cpu_pct_each: t.loadCpu,
+      ...cpuFields(t),
       received: d.received,
       seconds: d.seconds,
       outcome: outcomes(t),
@@ -491,9 +498,7 @@ async function latency(srv: Server): Promise<void> {
     seconds,
     result: round(percentile(lat, 0.5), 2),
     unit: "ms p50",
-    server_cpu_pct: t.serverCpu,
-    load_cpu_pct: maxOf(t.loadCpu),
-    load_cpu_pct_each: t.loadCpu,
+    ...cpuFields(t),
     p50_ms: round(percentile(lat, 0.5), 2),
     p99_ms: round(percentile(lat, 0.99), 2),
     max_ms: round(lat[lat.length - 1] ?? NaN, 2),
@@ -533,9 +538,7 @@ async function oneToMany(
     window: 100,
     result: d.rate,
     unit: "deliveries/s",
-    server_cpu_pct: t.serverCpu,
-    load_cpu_pct: maxOf(t.loadCpu),
-    load_cpu_pct_each: t.loadCpu,
+    ...cpuFields(t),
     received: d.received,
     seconds: d.seconds,
     outcome: outcomes(t),
@@ -686,9 +689,7 @@ async function idle(srv: Server): Promise<void> {
     concurrency: workers * 2,
     result: round(logins / secs, 1),
     unit: "logins/s",
-    server_cpu_pct: t.serverCpu,
-    load_cpu_pct: maxOf(t.loadCpu),
-    load_cpu_pct_each: t.loadCpu,
+    ...cpuFields(t),
     logins,
     failed,
     seconds: round(secs, 3),
