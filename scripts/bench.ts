@@ -438,7 +438,7 @@ async function pairsRun(
 
 async function relay(srv: Server): Promise<void> {
   for (const pairs of QUICK ? [10] : [50, 500]) {
-    const m = QUICK ? 100 : Math.round(50_000 / pairs);
+    const m = QUICK ? 100 : Math.round(Number(Deno.env.get("BENCH_RELAY_TOTAL") ?? 50_000) / pairs);
     const t = await pairsRun(srv, pairs, () => ({ count: m }), {});
     const d = deliveryRate(t);
     relayResult = relayResult === null ? d.rate : Math.max(relayResult, d.rate);

@@ -28,6 +28,26 @@ export class HandshakeError extends Error {
 /** A message body that does not match its type's schema. */
 export class SchemaError extends Error {
   override name = "SchemaError";
+  /** Where in the body the problem is (".members[2]"); "" for the body itself. */
+  path: string;
+  /** What is wrong there ("must be bool, got int"). */
+  readonly problem: string;
+
+  constructor(path: string, problem: string) {
+    super(`${path || "body"} ${problem}`);
+    this.path = path;
+    this.problem = problem;
+  }
+
+  /**
+   * Puts a container's part of the path in front, as the error passes up through it. Paths are
+   * built only on failure: checking a valid body makes no strings.
+   */
+  within(outer: string): this {
+    this.path = outer + this.path;
+    this.message = `${this.path || "body"} ${this.problem}`;
+    return this;
+  }
 }
 
 /**

@@ -9,14 +9,29 @@ import type { Value } from "./value.ts";
 export interface Schema<T> {
   /** A short description for error messages ("str", "list[str]"). */
   readonly describe: string;
-  /** Returns the value typed, or throws SchemaError naming the path of the first problem. */
-  check(v: Value, path: string): T;
+  /**
+   * Returns the value typed, or throws SchemaError naming the path of the first problem;
+   * `path` is where `v` sits, for that message.
+   */
+  check(v: Value, path?: string): T;
 }
 
 export type Infer<S> = S extends Schema<infer T> ? T : never;
 
-function fail(path: string, want: string, v: Value): never {
-  throw new SchemaError(`${path || "body"} must be ${want}, got ${kindOf(v)}`);
+function fail(path: string | undefined, want: string, v: Value): never {
+  throw new SchemaError(path ?? "", `must be ${want}, got ${kindOf(v)}`);
+}
+
+/** Checks a container's part; a failure gets `outer` (its place in the container) prepended. */
+function checkPart<T>(schema: Schema<T>, v: Value, outer: string | number, path = ""): T {
+  try {
+    return schema.check(v);
+  } catch (e) {
+    if (e instanceof SchemaError) {
+      e.within(typeof outer === "number" ? `${path}[${outer}]` : `${path}.${outer}`);
+    }
+    throw e;
+  }
 }
 
 /** The wire kind of a decoded value, for error messages. */
@@ -83,7 +98,9 @@ export function list<T>(item: Schema<T>, max = Number.MAX_SAFE_INTEGER): Schema<
     describe: `list[${item.describe}]`,
     check: (v, path) => {
       if (!Array.isArray(v) || v.length > max) fail(path, want, v);
-      return v.map((x, i) => item.check(x, `${path}[${i}]`));
+      const out = new Array<T>(v.length);
+      for (let i = 0; i < v.length; i++) out[i] = checkPart(item, v[i], i, path);
+      return out;
     },
   };
 }
@@ -97,7 +114,7 @@ export function tuple<const S extends readonly Schema<unknown>[]>(...items: S): 
     describe,
     check: (v, path) => {
       if (!Array.isArray(v) || v.length !== items.length) fail(path, describe, v);
-      return items.map((s, i) => s.check(v[i], `${path}[${i}]`)) as TupleOf<S>;
+      return items.map((s, i) => checkPart(s, v[i], i, path)) as TupleOf<S>;
     },
   };
 }
@@ -122,19 +139,26 @@ type DictOf<F extends Record<string, Schema<unknown>>> = {
 /** A dict with known fields; unknown fields are ignored so that newer clients stay compatible. */
 export function dict<F extends Record<string, Schema<unknown>>>(fields: F): Schema<DictOf<F>> {
   const describe = `{${Object.keys(fields).join(", ")}}`;
+  // Listed once here rather than on every message checked.
+  const keys = Object.keys(fields);
+  const schemas = keys.map((k) => fields[k]);
+  const required = schemas.map((schema) => !("optional" in schema));
   return {
     describe,
     check: (v, path) => {
       if (!isDict(v)) fail(path, `a dict ${describe}`, v);
       const out: Record<string, unknown> = {};
-      for (const [key, schema] of Object.entries(fields)) {
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i];
         const present = Object.hasOwn(v, key);
-        if (!present && !("optional" in schema)) {
-          throw new SchemaError(`${path || "body"} is missing the field "${key}"`);
+        if (!present && required[i]) {
+          throw new SchemaError(path ?? "", `is missing the field "${key}"`);
         }
-        out[key] = schema.check(
+        out[key] = checkPart(
+          schemas[i],
           present ? v[key] : (undefined as unknown as Value),
-          `${path}.${key}`,
+          key,
+          path,
         );
       }
       return out as DictOf<F>;

@@ -2,6 +2,7 @@
 
 import type { Config } from "../config/config.ts";
 import type { PasswordHasher } from "../crypto/password.ts";
+import type { Completion } from "../store/completion.ts";
 import type { Store } from "../store/types.ts";
 import type { FileRelay } from "./file_relay.ts";
 import type { Hub } from "./hub.ts";
@@ -34,11 +35,18 @@ export interface Reply {
    * The reply waits for this (a message becoming durable) without holding up the requests
    * after it; their replies queue behind it. If it rejects, the request fails instead.
    */
-  durable?: Promise<void>;
+  durable?: Completion;
 }
 
-/** Handlers return null for the few messages that are answered only when they fail (ACK). */
-export type Handler<B> = (ctx: ServerContext, session: Session, body: B) => Promise<Reply | null>;
+/**
+ * Handlers return null for the few messages that are answered only when they fail (ACK). A
+ * handler that needs no I/O may answer without a promise.
+ */
+export type Handler<B> = (
+  ctx: ServerContext,
+  session: Session,
+  body: B,
+) => Reply | null | Promise<Reply | null>;
 
 /** The session's login; the dispatcher has already refused logged-out sessions. */
 export function me(session: Session): LoggedIn {

@@ -14,13 +14,14 @@ import {
   STATUS_TYPES,
 } from "../protocol/messages.ts";
 import type { Schema } from "../protocol/schema.ts";
-import type { Handler, ServerContext } from "./context.ts";
+import type { CompletionListener } from "../store/completion.ts";
+import type { Handler, Reply, ServerContext } from "./context.ts";
 import * as accounts from "./handlers/accounts.ts";
 import * as chat from "./handlers/chat.ts";
 import * as files from "./handlers/files.ts";
 import * as friends from "./handlers/friends.ts";
 import * as groups from "./handlers/groups.ts";
-import type { Session } from "./session.ts";
+import type { HeldReply, Session } from "./session.ts";
 
 interface Route {
   handler: Handler<never>;
@@ -65,33 +66,24 @@ const MAX_HELD_REPLIES = 1024;
 /** Flow-controlled traffic that the request bucket does not meter. */
 const UNMETERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE_ACK]);
 
-export async function dispatch(ctx: ServerContext, session: Session, msg: Message): Promise<void> {
+/**
+ * Handles one request. Returns a promise only when the connection's next request has to wait
+ * (a handler that has to read the store first, or too many answers held): most requests are
+ * answered without one, and this runs for every message.
+ */
+export function dispatch(
+  ctx: ServerContext,
+  session: Session,
+  msg: Message,
+): Promise<void> | undefined {
   if (SILENT.has(msg.type) || session.closing) return;
   if (!UNMETERED.has(msg.type) && !session.bucket.take()) {
-    ctx.metrics.rateLimited();
-    const { requestRate, requestBurst } = ctx.config.limits;
-    if (session.bucket.strikes > requestBurst) {
-      ctx.log.warn("session.flooding", {
-        session: session.id,
-        user: session.login?.user,
-        peer: session.ip,
-      });
-      void session.closeWith(MsgType.GENERAL_ERROR, {
-        code: ErrorCode.RATE_LIMITED,
-        message: "Disconnected for sending too many requests",
-      }, 500);
-      return;
-    }
-    const type = failureTypeOf(msg.type);
-    const failure = {
-      code: ErrorCode.RATE_LIMITED,
-      message: `Too many requests; the limit is ${requestRate} a second`,
-    };
-    session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
+    refuseFlood(ctx, session, msg);
     return;
   }
-  const route = ROUTES.get(msg.type);
+  let result: Reply | null | Promise<Reply | null>;
   try {
+    const route = ROUTES.get(msg.type);
     if (!route) {
       throw new ParleyError(
         ErrorCode.UNKNOWN_TYPE,
@@ -105,28 +97,95 @@ export async function dispatch(ctx: ServerContext, session: Session, msg: Messag
       );
     }
     const schema = RequestBody[msg.type as RequestType] as Schema<unknown>;
-    const body = schema.check(msg.body, "");
-    const reply = await (route.handler as Handler<unknown>)(ctx, session, body);
-    if (!reply) return;
+    const body = schema.check(msg.body);
+    result = (route.handler as Handler<unknown>)(ctx, session, body);
+  } catch (e) {
+    replyFailure(ctx, session, msg, e);
+    return;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (reply) => answer(ctx, session, msg, reply),
+      (e) => replyFailure(ctx, session, msg, e),
+    );
+  }
+  return answer(ctx, session, msg, result);
+}
+
+/** The rate limit: a failure reply, or for a client that keeps on, disconnection. */
+function refuseFlood(ctx: ServerContext, session: Session, msg: Message): void {
+  ctx.metrics.rateLimited();
+  const { requestRate, requestBurst } = ctx.config.limits;
+  if (session.bucket.strikes > requestBurst) {
+    ctx.log.warn("session.flooding", {
+      session: session.id,
+      user: session.login?.user,
+      peer: session.ip,
+    });
+    void session.closeWith(MsgType.GENERAL_ERROR, {
+      code: ErrorCode.RATE_LIMITED,
+      message: "Disconnected for sending too many requests",
+    }, 500);
+    return;
+  }
+  const type = failureTypeOf(msg.type);
+  const failure = {
+    code: ErrorCode.RATE_LIMITED,
+    message: `Too many requests; the limit is ${requestRate} a second`,
+  };
+  session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
+}
+
+/** Sends a handler's reply, or holds a place for it until what it waits for is durable. */
+function answer(
+  ctx: ServerContext,
+  session: Session,
+  msg: Message,
+  reply: Reply | null,
+): Promise<void> | undefined {
+  if (!reply) return;
+  try {
     // What a reply causes (INITIALIZE after LG_OK, say) runs once the reply has left.
     const after = reply.after && (() => runAfter(ctx, session, msg, reply.after!));
     if (reply.durable) {
       // The next request goes ahead while this one waits; the answers keep their order.
-      session.replyWhen(
-        msg.id,
-        reply.durable.then(
-          () => ({ type: reply.type, body: reply.body, after }),
-          (e) => failureReply(ctx, session, msg, e),
-        ),
-      );
-      if (session.heldReplies >= MAX_HELD_REPLIES) await session.belowHeld(MAX_HELD_REPLIES);
+      reply.durable.listen(new DurableReply(ctx, session, msg, reply, after));
+      if (session.heldReplies >= MAX_HELD_REPLIES) return session.belowHeld(MAX_HELD_REPLIES);
       return;
     }
-    if (session.reply(msg.id, reply.type, reply.body, after) && after) await after();
+    if (session.reply(msg.id, reply.type, reply.body, after) && after) return after();
   } catch (e) {
-    const { type, body } = failureReply(ctx, session, msg, e);
-    session.reply(msg.id, type, body);
+    replyFailure(ctx, session, msg, e);
   }
+}
+
+/** A reply that waits for its request's writes: sent once they are durable, a failure if not. */
+class DurableReply implements CompletionListener {
+  readonly #slot: HeldReply;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly session: Session,
+    private readonly msg: Message,
+    private readonly reply: Reply,
+    private readonly after: (() => Promise<void>) | undefined,
+  ) {
+    this.#slot = session.hold(msg.id);
+  }
+
+  settled(error: Error | null): void {
+    if (error === null) {
+      this.session.fill(this.#slot, this.reply.type, this.reply.body, this.after);
+      return;
+    }
+    const { type, body } = failureReply(this.ctx, this.session, this.msg, error);
+    this.session.fill(this.#slot, type, body);
+  }
+}
+
+function replyFailure(ctx: ServerContext, session: Session, msg: Message, e: unknown): void {
+  const { type, body } = failureReply(ctx, session, msg, e);
+  session.reply(msg.id, type, body);
 }
 
 /** The failure response to `msg`: its type's failure message with a code and a sentence. */

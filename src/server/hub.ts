@@ -11,6 +11,8 @@ export interface Hub {
   /** Removes `session` if it is still the user's session; true if it was. */
   detach(user: string, session: Session): boolean;
   sessionOf(user: string): Session | undefined;
+  /** Whether `user` has a session streaming its inbox (one function, made once). */
+  readonly pumps: (user: string) => boolean;
   readonly onlineCount: number;
   /** Every attached session (for shutdown notices). */
   sessions(): Iterable<Session>;
@@ -34,6 +36,8 @@ export class LocalHub implements Hub {
   sessionOf(user: string): Session | undefined {
     return this.#byUser.get(user);
   }
+
+  readonly pumps = (user: string): boolean => this.#byUser.get(user)?.pump != null;
 
   get onlineCount(): number {
     return this.#byUser.size;

@@ -148,7 +148,10 @@ export async function startServer(
   const frameHandler = (session: Session) => async ({ messages, error }: DecodedMessages) => {
     session.channel.cork();
     try {
-      for (const msg of messages) await dispatch(ctx, session, msg);
+      for (const msg of messages) {
+        const waiting = dispatch(ctx, session, msg);
+        if (waiting) await waiting;
+      }
       if (error) {
         session.reply(error.id, MsgType.GENERAL_ERROR, {
           code: ErrorCode.BAD_REQUEST,

@@ -8,20 +8,14 @@ import type { TokenBucket } from "./throttle.ts";
 
 let nextSessionId = 1;
 
-interface HeldReply {
-  id: number;
-  type: number;
-  body: Value;
-  ready: boolean;
+/** A response's place in the connection's order of responses, and once known, the response. */
+export class HeldReply {
+  type = 0;
+  body: Value = null;
+  ready = false;
   /** Runs once the reply has left (the pushes a reply causes come after it). */
-  after?: () => unknown;
-}
-
-/** A response that may be waited for, with what to run once it has been sent. */
-export interface Answer {
-  type: number;
-  body: Value;
-  after?: () => unknown;
+  after: (() => unknown) | undefined = undefined;
+  constructor(readonly id: number) {}
 }
 
 /** The identity a session gains at login. The client never names it; the server sets it. */
@@ -69,24 +63,31 @@ export class Session {
       this.channel.send(type, id, body);
       return true;
     }
-    this.#held.push({ id, type, body, ready: true, after });
+    const slot = this.hold(id);
+    slot.type = type;
+    slot.body = body;
+    slot.after = after;
+    slot.ready = true;
     return false;
   }
 
   /**
-   * Answers request `id` once `answer` resolves (it must not reject), keeping responses in
-   * request order: later replies queue behind this one.
+   * Keeps request `id`'s place among the responses until `fill` gives its answer: later
+   * replies queue behind it.
    */
-  replyWhen(id: number, answer: Promise<Answer>): void {
-    const slot: HeldReply = { id, type: 0, body: null, ready: false };
+  hold(id: number): HeldReply {
+    const slot = new HeldReply(id);
     this.#held.push(slot);
-    void answer.then(({ type, body, after }) => {
-      slot.type = type;
-      slot.body = body;
-      slot.after = after;
-      slot.ready = true;
-      this.#release();
-    });
+    return slot;
+  }
+
+  /** The answer for a place `hold` kept; it leaves once every response before it has. */
+  fill(slot: HeldReply, type: number, body: Value, after?: () => unknown): void {
+    slot.type = type;
+    slot.body = body;
+    slot.after = after;
+    slot.ready = true;
+    this.#release();
   }
 
   /** Responses not yet sent because one before them is still waited for. */

@@ -12,6 +12,9 @@
 export const MAX_BATCH_MUTATIONS = 900;
 export const MAX_BATCH_BYTES = 700 * 1024;
 
+/** Told once how a write ended: `error` null when its rows are committed (or all cancelled). */
+export type WriteSettled = (write: PendingWrite, error: Error | null) => void;
+
 /** A queued write. Its rows can be cancelled one by one until it is taken into a commit. */
 export class PendingWrite {
   /** Set once the write is in a commit (or settled): cancelling is then too late. */
@@ -23,8 +26,9 @@ export class PendingWrite {
     public bytes: number,
     /** Not committed before this time (ms, performance.now()); 0 for at once. */
     readonly due: number,
-    readonly resolve: () => void,
-    readonly reject: (e: Error) => void,
+    /** One function for many writes: the writer finds its own state through `owner`. */
+    readonly onSettled: WriteSettled,
+    readonly owner: unknown = null,
   ) {
     this.#live = mutations.length;
   }
@@ -44,9 +48,18 @@ export class PendingWrite {
     this.bytes = Math.max(0, this.bytes - bytes);
     if (--this.#live === 0) {
       this.taken = true;
-      this.resolve();
+      this.settle(null);
     }
     return true;
+  }
+
+  /** Tells the writer; a throwing callback must not stop the committer telling the others. */
+  settle(error: Error | null): void {
+    try {
+      this.onSettled(this, error);
+    } catch (e) {
+      console.error("A write's completion callback failed:", e);
+    }
   }
 }
 
@@ -83,45 +96,53 @@ export class GroupCommitter {
    * together; a call larger than one commit allows is refused (callers split their work).
    */
   write(mutations: Deno.KvMutation[], bytes = 0): Promise<void> {
-    return this.#add(mutations, bytes, 0).done;
+    return new Promise((resolve, reject) =>
+      this.#add(mutations, bytes, 0, (_, error) => error ? reject(error) : resolve(), null)
+    );
   }
 
   /**
    * Like `write`, but the rows wait `delayMs` before they are committed and can be cancelled
-   * meanwhile through the returned handle (`done` then resolves once every row is committed or
-   * cancelled).
+   * meanwhile through the returned handle. `onSettled` is called once every row is committed
+   * or cancelled, or with the error (never before this call returns).
    */
   defer(
     mutations: Deno.KvMutation[],
     bytes: number,
     delayMs: number,
-  ): { write: PendingWrite | null; done: Promise<void> } {
-    return this.#add(mutations, bytes, delayMs > 0 ? performance.now() + delayMs : 0);
+    onSettled: WriteSettled,
+    owner: unknown,
+  ): PendingWrite {
+    return this.#add(
+      mutations,
+      bytes,
+      delayMs > 0 ? performance.now() + delayMs : 0,
+      onSettled,
+      owner,
+    );
   }
 
   #add(
     mutations: Deno.KvMutation[],
     bytes: number,
     due: number,
-  ): { write: PendingWrite | null; done: Promise<void> } {
-    if (this.#closed) {
-      return { write: null, done: Promise.reject(new Error("The store is closed")) };
+    onSettled: WriteSettled,
+    owner: unknown,
+  ): PendingWrite {
+    const write = new PendingWrite(mutations, bytes, due, onSettled, owner);
+    const refused = this.#closed
+      ? new Error("The store is closed")
+      : mutations.length > MAX_BATCH_MUTATIONS || bytes > MAX_BATCH_BYTES
+      ? new RangeError(
+        `A write of ${mutations.length} mutations and ${bytes} bytes exceeds one commit`,
+      )
+      : null;
+    if (refused || mutations.length === 0) {
+      // Settled, but not before the caller has the handle.
+      write.taken = true;
+      queueMicrotask(() => write.settle(refused));
+      return write;
     }
-    if (mutations.length === 0) return { write: null, done: Promise.resolve() };
-    if (mutations.length > MAX_BATCH_MUTATIONS || bytes > MAX_BATCH_BYTES) {
-      return {
-        write: null,
-        done: Promise.reject(
-          new RangeError(
-            `A write of ${mutations.length} mutations and ${bytes} bytes exceeds one commit`,
-          ),
-        ),
-      };
-    }
-    let write!: PendingWrite;
-    const done = new Promise<void>((resolve, reject) => {
-      write = new PendingWrite(mutations, bytes, due, resolve, reject);
-    });
     if (due === 0) {
       this.#enqueue(write);
       // A microtask lets every write made in this tick join the first commit.
@@ -130,7 +151,7 @@ export class GroupCommitter {
       this.#deferred.push(write);
       this.#timer ??= setTimeout(() => this.#wake(), Math.max(0, due - performance.now()));
     }
-    return { write, done };
+    return write;
   }
 
   #enqueue(write: PendingWrite): void {
@@ -216,10 +237,10 @@ export class GroupCommitter {
           this.onCommit((performance.now() - started) / 1000);
           this.commits++;
           this.rows += count;
-          for (const w of batch) w.resolve();
+          for (const w of batch) w.settle(null);
         } catch (e) {
           const error = e instanceof Error ? e : new Error(String(e));
-          for (const w of batch) w.reject(error);
+          for (const w of batch) w.settle(error);
         }
         this.#settled += batch.length;
         this.#wakeFlushes();

@@ -15,7 +15,8 @@ import {
   MAX_BATCH_MUTATIONS,
   type PendingWrite,
 } from "./committer.ts";
-import type { ChatMessage, InboxItem, InboxLimits, InboxStore } from "./types.ts";
+import { Completion } from "./completion.ts";
+import type { ChatMessage, Enqueued, InboxItem, InboxLimits, InboxStore } from "./types.ts";
 
 /** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
 const INLINE_IMAGE_BYTES = 48 * 1024;
@@ -48,6 +49,36 @@ interface QueueStats {
   next: number;
   count: number;
   bytes: number;
+}
+
+/** The rows of one enqueue that go out in one write. */
+class RowBatch {
+  readonly items: InboxItem[] = [];
+  readonly mutations: Deno.KvMutation[] = [];
+  constructor(readonly placement: Placement, readonly deferred: boolean) {}
+}
+
+/**
+ * Where one enqueue's writes stand. It completes once every batch is committed or cancelled,
+ * and fails if any batch failed.
+ */
+class Placement extends Completion {
+  batches = 0;
+  /** Batches not settled yet. */
+  waiting = 0;
+  failed = 0;
+  error: Error | null = null;
+  queuedCount = 0;
+  constructor(readonly blob: BlobRef | undefined) {
+    super();
+  }
+}
+
+const NO_ONE: readonly string[] = Object.freeze([]);
+const never = () => false;
+
+function fits(q: QueueStats, size: number, limits: InboxLimits): boolean {
+  return q.count + 1 <= limits.maxMessages && q.bytes + size <= limits.maxBytes;
 }
 
 /** What a message costs against the recipient's queue limit. */
@@ -129,159 +160,180 @@ export class KvInboxStore implements InboxStore {
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-  ): Promise<{ queued: Map<string, InboxItem>; full: string[] }> {
+  ): Promise<{ queued: InboxItem[]; full: readonly string[] }> {
     const { queued, full, durable } = await this.enqueue(recipients, message, limits);
-    await durable;
+    await durable.promise();
     return { queued, full };
   }
 
-  async enqueue(
+  enqueue(
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-    deferFor: (user: string) => boolean = () => false,
-  ): Promise<{ queued: Map<string, InboxItem>; full: string[]; durable: Promise<void> }> {
-    const size = messageSize(message);
-    const fits = (q: QueueStats) =>
-      q.count + 1 <= limits.maxMessages && q.bytes + size <= limits.maxBytes;
+    deferFor: (user: string) => boolean = never,
+  ): Enqueued | Promise<Enqueued> {
+    const stats = this.#countedAll(recipients);
+    const big = message.image !== undefined && message.image.length > INLINE_IMAGE_BYTES;
+    // The common case (counts known, no blob to write first) waits for nothing.
+    if (stats && !big) return this.#place(recipients, stats, message, limits, undefined, deferFor);
+    return this.#enqueueAfterReads(recipients, message, limits, deferFor, big);
+  }
+
+  async #enqueueAfterReads(
+    recipients: string[],
+    message: ChatMessage,
+    limits: InboxLimits,
+    deferFor: (user: string) => boolean,
+    big: boolean,
+  ): Promise<Enqueued> {
     const stats = this.#countedAll(recipients) ??
       await Promise.all(recipients.map((user) => this.#queue(user)));
-    const full = recipients.filter((_, i) => !fits(stats[i]));
-    const queued = new Map<string, InboxItem>();
-    if (full.length === recipients.length) return { queued, full, durable: Promise.resolve() };
+    // The blob is written before any seq is taken, so seqs commit in the order they are given;
+    // not at all when every queue is full.
+    const size = messageSize(message);
+    const anyFits = stats.some((q) => fits(q, size, limits));
+    const blob = big && anyFits ? await this.#writeBlob(message.image!) : undefined;
+    return this.#place(recipients, stats, message, limits, blob, deferFor);
+  }
 
-    // The blob is written before any seq is taken, so seqs commit in the order they are given.
-    const big = message.image !== undefined && message.image.length > INLINE_IMAGE_BYTES;
-    const blob = big ? await this.#writeBlob(message.image!) : undefined;
+  /**
+   * Takes each recipient's seq and queues the rows. Nothing in here awaits, so seqs follow call
+   * order and each user's rows reach the store in seq order. Rows that name a blob are never
+   * deferred: the blob's in-flight marker goes with the last of them.
+   */
+  #place(
+    recipients: string[],
+    stats: QueueStats[],
+    message: ChatMessage,
+    limits: InboxLimits,
+    blob: BlobRef | undefined,
+    deferFor: (user: string) => boolean,
+  ): Enqueued {
+    const size = messageSize(message);
     const stored: StoredItem = {
       message: blob ? { ...message, image: undefined } : message,
       blob,
       size,
     };
-    const perMutations = blob ? 2 : 1;
     const perBytes = blob ? 1024 : size;
     const perWrite = Math.max(
       1,
       Math.min(
-        Math.floor(MAX_BATCH_MUTATIONS / perMutations),
+        Math.floor(MAX_BATCH_MUTATIONS / (blob ? 2 : 1)),
         Math.floor(MAX_BATCH_BYTES / perBytes),
       ),
     );
-
-    // From here to the writes nothing awaits, so seqs follow call order. Rows that name a blob
-    // are never deferred: the blob's in-flight marker goes with the last of them.
-    interface Batch {
-      users: string[];
-      items: InboxItem[];
-      mutations: Deno.KvMutation[];
-    }
-    const now: Batch[] = [];
-    const later: Batch[] = [];
-    recipients.forEach((user, i) => {
+    const placement = new Placement(blob);
+    const queued: InboxItem[] = [];
+    let full: string[] | null = null;
+    const batches: RowBatch[] = [];
+    let now: RowBatch | null = null;
+    let later: RowBatch | null = null;
+    for (let i = 0; i < recipients.length; i++) {
+      const user = recipients[i];
       const q = stats[i];
-      if (full.includes(user)) return;
-      if (!fits(q)) {
-        full.push(user); // filled up while the blob was written
-        return;
+      if (!fits(q, size, limits)) {
+        (full ??= []).push(user);
+        continue;
       }
       const seq = q.next++;
       q.count++;
       q.bytes += size;
-      const batches = !blob && deferFor(user) ? later : now;
-      if (batches.length === 0 || batches.at(-1)!.users.length >= perWrite) {
-        batches.push({ users: [], items: [], mutations: [] });
+      const deferred = !blob && deferFor(user);
+      let b: RowBatch | null = deferred ? later : now;
+      if (b === null || b.items.length >= perWrite) {
+        b = new RowBatch(placement, deferred);
+        batches.push(b);
+        if (deferred) later = b;
+        else now = b;
       }
-      const b = batches.at(-1)!;
-      const item: InboxItem = { seq, message, size };
-      b.users.push(user);
+      const item: InboxItem = { user, seq, message, size, staged: null, stagedAt: 0, lost: false };
       b.items.push(item);
       b.mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
       if (blob) {
         b.mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
       }
-      queued.set(user, item);
-    });
-    // The last write also clears the in-flight marker: if it commits, the blob has a ref.
-    if (blob && now.length > 0) {
-      now.at(-1)!.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
+      queued.push(item);
     }
-    // A user's rows must reach the store in seq order (the pump reads it back in order), so an
-    // immediate row first sends that user's deferred rows on their way.
-    for (const b of now) {
-      for (const user of b.users) {
-        const deferred = this.#lastDeferred.get(user);
+    // The last write also clears the in-flight marker: if it commits, the blob has a ref.
+    if (blob && now) now.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
+    placement.waiting = placement.batches = batches.length;
+    placement.queuedCount = queued.length;
+
+    // An immediate row first sends that user's deferred rows on their way, so that a user's
+    // rows reach the store in seq order (the pump reads it back in order).
+    for (const b of batches) {
+      if (b.deferred) continue;
+      for (const item of b.items) {
+        const deferred = this.#lastDeferred.get(item.user);
         if (!deferred) continue;
         this.committer.promote(deferred);
-        this.#lastDeferred.delete(user);
+        this.#lastDeferred.delete(item.user);
       }
     }
-    const writes = [
-      ...now.map((b) => ({
-        batch: b,
-        done: this.committer.write(b.mutations, perBytes * b.users.length),
-      })),
-      ...later.map((b) => {
-        const { write, done } = this.committer.defer(
-          b.mutations,
-          perBytes * b.users.length,
-          this.deferMs,
-        );
-        if (write) {
-          b.items.forEach((item, index) => item.staged = { write, index, bytes: perBytes });
-          for (const user of b.users) this.#lastDeferred.set(user, write);
-          const forget = () => {
-            for (const user of b.users) {
-              if (this.#lastDeferred.get(user) === write) this.#lastDeferred.delete(user);
-            }
-          };
-          done.then(forget, forget);
-        }
-        return { batch: b, done };
-      }),
-    ];
-    const durable = this.#settled(writes, stats, recipients, size, blob, queued.size);
-    // Awaited by the caller later; a rejection must not count as unhandled meanwhile.
-    durable.catch(() => {});
-    return { queued, full, durable };
+    for (const b of batches) {
+      const write = this.committer.defer(
+        b.mutations,
+        perBytes * b.items.length,
+        b.deferred ? this.deferMs : 0,
+        this.#batchSettled,
+        b,
+      );
+      if (!b.deferred) continue;
+      // One row per item in a deferred write (no blob): item k is row k.
+      for (let k = 0; k < b.items.length; k++) {
+        const item = b.items[k];
+        item.staged = write;
+        item.stagedAt = k;
+        this.#lastDeferred.set(item.user, write);
+      }
+    }
+    if (batches.length === 0) this.#placed(placement);
+    return { queued, full: full ?? NO_ONE, durable: placement };
   }
 
-  /** Waits for an enqueue's writes; on failure undoes their counts and cleans up its blob. */
-  async #settled(
-    writes: { batch: { users: string[]; items: InboxItem[] }; done: Promise<void> }[],
-    stats: QueueStats[],
-    recipients: string[],
-    size: number,
-    blob: BlobRef | undefined,
-    queuedCount: number,
-  ): Promise<void> {
-    const results = await Promise.allSettled(writes.map((w) => w.done));
-    const failed = results.findIndex((r) => r.status === "rejected");
-    if (failed >= 0) {
-      // Those writes are not durable: undo their counts; the sender gets an error and retries
-      // with the same id, which recipients of the other writes drop as a duplicate.
-      results.forEach((r, i) => {
-        if (r.status === "fulfilled") return;
-        const { users, items } = writes[i].batch;
-        users.forEach((user, k) => {
-          const item = items[k];
-          // A copy its recipient acknowledged was counted out already (and was not lost).
-          if (this.#removed.get(user)?.has(item.seq)) return;
-          item.lost = true;
-          const q = stats[recipients.indexOf(user)];
-          q.count = Math.max(0, q.count - 1);
-          q.bytes = Math.max(0, q.bytes - size);
-        });
-      });
-      if (blob && results.every((r) => r.status === "rejected")) {
-        await this.#deleteBlob(blob.id);
-        await this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]);
+  /** A batch of an enqueue's rows is committed, cancelled (all acknowledged) or failed. */
+  readonly #batchSettled = (write: PendingWrite, error: Error | null): void => {
+    const b = write.owner as RowBatch;
+    if (b.deferred) {
+      for (const item of b.items) {
+        if (this.#lastDeferred.get(item.user) === write) this.#lastDeferred.delete(item.user);
       }
-      throw (results[failed] as PromiseRejectedResult).reason;
     }
-    if (blob && queuedCount === 0) {
-      await this.#deleteBlob(blob.id);
-      await this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]);
+    const p = b.placement;
+    if (error) {
+      p.failed++;
+      p.error ??= error;
+      // Those rows are not durable: their counts go. The sender gets an error and retries with
+      // the same id, which recipients of the other writes drop as a duplicate.
+      for (const item of b.items) {
+        // A copy its recipient acknowledged was counted out already (and was not lost).
+        if (this.#removed.get(item.user)?.has(item.seq)) continue;
+        item.lost = true;
+        const q = this.#counted.get(item.user);
+        if (!q) continue;
+        q.count = Math.max(0, q.count - 1);
+        q.bytes = Math.max(0, q.bytes - item.size);
+      }
     }
+    if (--p.waiting === 0) this.#placed(p);
+  };
+
+  /** Every batch has settled: the enqueue is durable, or failed. */
+  #placed(p: Placement): void {
+    const blob = p.blob;
+    if (blob && (p.queuedCount === 0 || p.failed === p.batches)) {
+      // No stored row names the blob: it goes, with its in-flight marker.
+      this.#deleteBlob(blob.id)
+        .then(() => this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]))
+        .then(
+          () => p.error ? p.reject(p.error) : p.resolve(),
+          (e) => p.reject(p.error ?? e),
+        );
+      return;
+    }
+    if (p.error) p.reject(p.error);
+    else p.resolve();
   }
 
   settle(): Promise<void> {
@@ -306,7 +358,15 @@ export class KvInboxStore implements InboxStore {
       if (out.length > 0 && bytes + size > maxBytes) break;
       bytes += size;
       const full = blob ? { ...message, image: await this.#readBlob(blob) } : message;
-      out.push({ seq: e.key[2] as number, message: full, size });
+      out.push({
+        user,
+        seq: e.key[2] as number,
+        message: full,
+        size,
+        staged: null,
+        stagedAt: 0,
+        lost: false,
+      });
     }
     return out;
   }
@@ -337,8 +397,8 @@ export class KvInboxStore implements InboxStore {
     for (const item of items) {
       if (item.lost) continue; // its write failed: not counted, not stored
       const staged = item.staged;
-      item.staged = undefined;
-      if (staged?.write.cancel(staged.index, staged.bytes)) {
+      item.staged = null;
+      if (staged?.cancel(item.stagedAt, item.size)) {
         // Acknowledged before its row left: neither the row nor its delete reach KV.
         this.absorbed++;
         q.count = Math.max(0, q.count - 1);

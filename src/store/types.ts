@@ -5,6 +5,7 @@
 
 import type { PasswordHash } from "../crypto/password.ts";
 import type { PendingWrite } from "./committer.ts";
+import type { Completion } from "./completion.ts";
 
 export interface UserRecord {
   /** The name as registered (display form); its lowercase is the identity. */
@@ -16,8 +17,8 @@ export interface UserRecord {
 export interface UserStore {
   /** Adds a user; false when the name is taken, whatever its case. */
   create(record: UserRecord): Promise<boolean>;
-  /** Looks a user up by name, whatever its case. */
-  get(name: string): Promise<UserRecord | null>;
+  /** Looks a user up by name, whatever its case; without a promise when it is in memory. */
+  get(name: string): UserRecord | null | Promise<UserRecord | null>;
   /** Replaces a user's password hash; false when the user does not exist. */
   setPassword(name: string, password: PasswordHash): Promise<boolean>;
   /** Deletes the user's record (the account's other data goes through the other stores). */
@@ -123,14 +124,28 @@ export interface ChatMessage {
 
 /** A queued message with its place in the recipient's inbox. */
 export interface InboxItem {
+  /** The recipient (lowercase name). */
+  user: string;
   seq: number;
   message: ChatMessage;
   /** Bytes counted against the recipient's queue limit. */
   size: number;
-  /** Store-private: the item's row while it waits to be committed and can still be cancelled. */
-  staged?: { write: PendingWrite; index: number; bytes: number };
+  /** Store-private: the write holding the item's row while that can still be cancelled. */
+  staged: PendingWrite | null;
+  /** Store-private: the row's index in `staged`. */
+  stagedAt: number;
   /** Store-private: its write failed, so it is neither counted nor stored. */
-  lost?: boolean;
+  lost: boolean;
+}
+
+/** What `enqueue` gives back as soon as the seqs are taken. */
+export interface Enqueued {
+  /** The items queued, in recipient order. */
+  queued: InboxItem[];
+  /** Recipients whose queue is full: they are skipped. */
+  full: readonly string[];
+  /** Completes once every queued copy is committed or acknowledged; fails if a commit did. */
+  durable: Completion;
 }
 
 export interface InboxLimits {
@@ -147,19 +162,20 @@ export interface InboxStore {
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-  ): Promise<{ queued: Map<string, InboxItem>; full: string[] }>;
+  ): Promise<{ queued: InboxItem[]; full: readonly string[] }>;
   /**
-   * Like `append`, but resolves as soon as the seqs are taken, in call order; `durable` then
-   * settles once every queued copy is committed or acknowledged. Rows for recipients that
-   * `deferFor` names wait a moment before they are committed: if the recipient acknowledges
-   * the message meanwhile, the row is never written.
+   * Like `append`, but returns as soon as the seqs are taken, in call order (at once, without a
+   * promise, when nothing has to be read or written first); `durable` then completes once every
+   * queued copy is committed or acknowledged. Rows for recipients that `deferFor` names wait a
+   * moment before they are committed: if the recipient acknowledges the message meanwhile, the
+   * row is never written.
    */
   enqueue(
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
     deferFor?: (user: string) => boolean,
-  ): Promise<{ queued: Map<string, InboxItem>; full: string[]; durable: Promise<void> }>;
+  ): Enqueued | Promise<Enqueued>;
   /** Commits every deferred row now (before reading the inbox back from the store). */
   settle(): Promise<void>;
   /** Up to `limit` items with seq > `after`, oldest first, stopping past `maxBytes` (min. one). */

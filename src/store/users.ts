@@ -27,10 +27,12 @@ export class KvUserStore implements UserStore {
     return result.ok;
   }
 
-  async get(name: string): Promise<UserRecord | null> {
+  get(name: string): UserRecord | null | Promise<UserRecord | null> {
     const key = usernameKey(name);
-    const cached = this.#cache.get(key);
-    if (cached) return cached;
+    return this.#cache.get(key) ?? this.#read(key);
+  }
+
+  async #read(key: string): Promise<UserRecord | null> {
     const record = (await this.kv.get<UserRecord>(["user", key])).value;
     if (record) this.#remember(key, record);
     return record;

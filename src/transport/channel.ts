@@ -119,22 +119,15 @@ export class Channel {
     if (this.#closed) return;
     const pending = this.#pending ??= takeWriter();
     const before = pending.length;
-    const dropThis = () => {
-      pending.truncate(before);
-      if (before === 0) {
-        this.#pending = null;
-        giveBackWriter(pending);
-      }
-    };
     try {
       writeMessage(pending, type, id, body);
     } catch (e) {
-      dropThis(); // no half-written message may go out with the others
+      this.#drop(pending, before); // no half-written message may go out with the others
       throw e;
     }
     const added = pending.length - before;
     if (added > this.#opts.maxFrameBytes) {
-      dropThis();
+      this.#drop(pending, before);
       throw new RangeError(`Message of ${added} bytes exceeds the frame limit`);
     }
     if (before > 0 && pending.length > COALESCE_BYTES) {
@@ -149,6 +142,15 @@ export class Channel {
     if (!this.#scheduled && this.#corked === 0) {
       this.#scheduled = true;
       afterTurn(this.#sealScheduled);
+    }
+  }
+
+  /** Takes back the message that starts at `before` in this turn's plaintext. */
+  #drop(pending: ByteWriter, before: number): void {
+    pending.truncate(before);
+    if (before === 0) {
+      this.#pending = null;
+      giveBackWriter(pending);
     }
   }
 

@@ -19,6 +19,16 @@ async function withKv(fn: (kv: Deno.Kv, committer: GroupCommitter) => Promise<vo
 
 const set = (key: Deno.KvKey, value: unknown): Deno.KvMutation => ({ type: "set", key, value });
 
+/** A deferred write and a promise of how it ends. */
+function defer(committer: GroupCommitter, mutations: Deno.KvMutation[], delayMs: number) {
+  let settle!: (error: Error | null) => void;
+  const done = new Promise<void>((resolve, reject) =>
+    settle = (error) => error ? reject(error) : resolve()
+  );
+  const write = committer.defer(mutations, 0, delayMs, (_, error) => settle(error), null);
+  return { write, done };
+}
+
 Deno.test("GroupCommitter.write() gathers one tick's writes into one commit", () =>
   withKv(async (kv, committer) => {
     await Promise.all([1, 2, 3].map((i) => committer.write([set(["k", i], i)])));
@@ -28,7 +38,7 @@ Deno.test("GroupCommitter.write() gathers one tick's writes into one commit", ()
 
 Deno.test("GroupCommitter.defer() commits rows after the delay unless they are cancelled", () =>
   withKv(async (kv, committer) => {
-    const { write, done } = committer.defer([set(["d", 1], 1), set(["d", 2], 2)], 0, 30);
+    const { write, done } = defer(committer, [set(["d", 1], 1), set(["d", 2], 2)], 30);
     assert.ok(write);
     assert.equal(write.cancel(0), true);
     assert.equal(write.cancel(0), false, "a row is cancelled once");
@@ -41,10 +51,10 @@ Deno.test("GroupCommitter.defer() commits rows after the delay unless they are c
 
 Deno.test("GroupCommitter.defer() settles at once when every row is cancelled", () =>
   withKv(async (kv, committer) => {
-    const { write, done } = committer.defer([set(["c", 1], 1)], 0, 60_000);
+    const { write, done } = defer(committer, [set(["c", 1], 1)], 60_000);
     let settled = false;
     void done.then(() => settled = true);
-    write!.cancel(0);
+    write.cancel(0);
     await done;
     assert.ok(settled);
     await committer.flush();
@@ -54,7 +64,7 @@ Deno.test("GroupCommitter.defer() settles at once when every row is cancelled", 
 
 Deno.test("GroupCommitter.flush() commits deferred rows before their time", () =>
   withKv(async (kv, committer) => {
-    const { done } = committer.defer([set(["f", 1], "x")], 0, 60_000);
+    const { done } = defer(committer, [set(["f", 1], "x")], 60_000);
     await committer.flush();
     await done;
     assert.equal((await kv.get(["f", 1])).value, "x");
@@ -87,12 +97,12 @@ Deno.test("GroupCommitter.flush() waits only for what was queued before it, howe
 
 Deno.test("GroupCommitter.promote() commits a deferred write before anything queued after it", () =>
   withKv(async (kv, committer) => {
-    const first = committer.defer([set(["p", 1], "deferred")], 0, 60_000);
-    const second = committer.defer([set(["p", 2], "deferred too")], 0, 60_000);
-    committer.promote(first.write!);
+    const first = defer(committer, [set(["p", 1], "deferred")], 60_000);
+    const second = defer(committer, [set(["p", 2], "deferred too")], 60_000);
+    committer.promote(first.write);
     await committer.write([set(["p", 3], "immediate")]);
     assert.equal((await kv.get(["p", 1])).value, "deferred", "promoted before the later write");
     assert.equal((await kv.get(["p", 2])).value, null, "a later deferred write keeps waiting");
     await first.done;
-    second.write!.cancel(0);
+    second.write.cancel(0);
   }));

@@ -82,11 +82,11 @@ Deno.test("a user's rows reach the store in seq order, deferred ones before a la
     // be written at once, and must not land in the store ahead of the text.
     const a = await inbox.enqueue(["bob"], text("alice", "bob", "hi"), limits, () => true);
     const b = await inbox.enqueue(["bob"], image("carol", "bob", 60_000), limits, () => true);
-    await b.durable;
+    await b.durable.promise();
     const rows = await Array.fromAsync(kv.list({ prefix: ["inbox", "bob"] }));
     assert.deepEqual(rows.map((e) => e.key[2]), [
-      a.queued.get("bob")!.seq,
-      b.queued.get("bob")!.seq,
+      a.queued.find((i) => i.user === "bob")!.seq,
+      b.queued.find((i) => i.user === "bob")!.seq,
     ]);
     // What a pump reads back is therefore complete up to the newest row it sees.
     const read = await inbox.read("bob", 0, 10);
@@ -103,12 +103,12 @@ Deno.test("after a failed commit the queue counts match what the store holds", (
       () => true,
     );
     // Bob acknowledges his copy before it is written; then the commit of Carol's fails.
-    await inbox.remove("bob", [queued.get("bob")!]);
+    await inbox.remove("bob", [queued.find((i) => i.user === "bob")!]);
     failing.on = true;
-    await assert.rejects(durable, /disk full/);
+    await assert.rejects(durable.promise(), /disk full/);
     failing.on = false;
     // Carol's client had the copy already (it was pushed before it was durable) and acks it.
-    await inbox.remove("carol", [queued.get("carol")!]);
+    await inbox.remove("carol", [queued.find((i) => i.user === "carol")!]);
     for (const user of ["bob", "carol"]) {
       const rows = await Array.fromAsync(kv.list({ prefix: ["inbox", user] }));
       assert.equal((await inbox.stats(user)).count, rows.length, user);

@@ -94,7 +94,7 @@ Deno.test("InboxStore.append() queues a large group message for every member, sp
     };
     const limits = { maxMessages: 10, maxBytes: 1 << 30 };
     const { queued, full } = await inbox.append(members, message, limits);
-    assert.equal(queued.size, 470);
+    assert.equal(queued.length, 470);
     assert.deepEqual(full, []);
     for (const m of [members[0], members[235], members[469]]) {
       const items = await inbox.read(m, 0, 10);
@@ -104,7 +104,7 @@ Deno.test("InboxStore.append() queues a large group message for every member, sp
     // 16 KiB texts to 60 members exceed one commit's bytes; they must still all land.
     const long = { ...message, text: "y".repeat(16 * 1024) };
     const second = await inbox.append(members.slice(0, 60), long, limits);
-    assert.equal(second.queued.size, 60);
+    assert.equal(second.queued.length, 60);
     assert.equal((await inbox.read(members[59], 0, 10)).length, 2);
   }));
 
@@ -119,7 +119,7 @@ Deno.test("InboxStore.append() leaves no image chunks behind when no recipient t
       image,
     };
     const none = await inbox.append([], message, { maxMessages: 10, maxBytes: 1 << 30 });
-    assert.equal(none.queued.size, 0);
+    assert.equal(none.queued.length, 0);
     await inbox.append(["bob"], message, { maxMessages: 10, maxBytes: 1 << 30 });
     const fullUp = await inbox.append(["bob"], message, { maxMessages: 1, maxBytes: 1 << 30 });
     assert.deepEqual(fullUp.full, ["bob"]);
@@ -232,7 +232,7 @@ Deno.test("InboxStore counts are rebuilt from the inbox after a restart; seqs go
     const items = await store.inbox.read("bob", 0, 10);
     await store.inbox.remove("bob", items.slice(0, 1));
     const next = await store.inbox.append(["bob"], message, limits);
-    assert.equal(next.queued.get("bob")?.seq, 4);
+    assert.equal(next.queued.find((i) => i.user === "bob")?.seq, 4);
     await store.close();
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -7,10 +7,10 @@
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { utf8Length, type Value } from "../../protocol/value.ts";
-import type { ChatMessage } from "../../store/types.ts";
-import { type Handler, me, type ServerContext } from "../context.ts";
+import type { ChatMessage, Enqueued, NamedUser } from "../../store/types.ts";
+import { type Handler, me, type Reply, type ServerContext } from "../context.ts";
 import { passBody } from "../delivery.ts";
-import type { LoggedIn } from "../session.ts";
+import type { LoggedIn, Session } from "../session.ts";
 import { findUser } from "./friends.ts";
 
 type SendBody = RequestBodyOf<typeof MsgType.SEND>;
@@ -53,81 +53,103 @@ function content(ctx: ServerContext, self: LoggedIn, body: SendBody): ChatMessag
   return message;
 }
 
-export const send: Handler<SendBody> = async (ctx, session, body) => {
+export const send: Handler<SendBody> = (ctx, session, body) => {
   const self = me(session);
-  const targets = [body.target_username, body.group_id, body.world || undefined].filter((t) =>
-    t !== undefined
-  );
-  if (targets.length !== 1) {
+  const targets = (body.target_username !== undefined ? 1 : 0) +
+    (body.group_id !== undefined ? 1 : 0) + (body.world ? 1 : 0);
+  if (targets !== 1) {
     throw new ParleyError(
       ErrorCode.BAD_REQUEST,
       "Give exactly one of target_username, group_id or world",
     );
   }
   const message = content(ctx, self, body);
-  const sent = { id: message.id, time: message.time };
+  if (body.world) return sendToWorld(ctx, session, message);
+  if (body.group_id !== undefined) return sendToGroup(ctx, self, message, body.group_id);
+  // A private message to a user already in memory is answered without waiting for anything.
+  const to = findUser(ctx, body.target_username!);
+  if (to instanceof Promise) return to.then((t) => sendToUser(ctx, self, message, t));
+  return sendToUser(ctx, self, message, to);
+};
 
-  if (body.world) {
-    if (message.kind !== "text") {
-      throw new ParleyError(
-        ErrorCode.BAD_REQUEST,
-        "The world room takes text; send images to friends or groups",
-      );
-    }
-    message.world = true;
-    await ctx.store.world.append(message);
-    ctx.metrics.messageIn(message);
-    return {
-      type: MsgType.SENT,
-      body: sent,
-      after: () => {
-        const pass = passBody(message, 0);
-        for (const s of ctx.hub.sessions()) {
-          if (s !== session && s.login) {
-            s.push(MsgType.PASS, pass);
-            ctx.metrics.messageOut(message);
-          }
+async function sendToWorld(ctx: ServerContext, session: Session, message: ChatMessage) {
+  if (message.kind !== "text") {
+    throw new ParleyError(
+      ErrorCode.BAD_REQUEST,
+      "The world room takes text; send images to friends or groups",
+    );
+  }
+  message.world = true;
+  await ctx.store.world.append(message);
+  ctx.metrics.messageIn(message);
+  return {
+    type: MsgType.SENT,
+    body: { id: message.id, time: message.time },
+    after: () => {
+      const pass = passBody(message, 0);
+      for (const s of ctx.hub.sessions()) {
+        if (s !== session && s.login) {
+          s.push(MsgType.PASS, pass);
+          ctx.metrics.messageOut(message);
         }
-      },
-    };
-  }
+      }
+    },
+  };
+}
 
-  let recipients: string[];
-  const displayName = new Map<string, string>();
-  if (body.target_username !== undefined) {
-    const to = await findUser(ctx, body.target_username);
-    if (to.user === self.user) {
-      throw new ParleyError(ErrorCode.CANNOT_SELF, "You cannot send a message to yourself");
-    }
-    message.to = to.name;
-    recipients = [to.user];
-  } else {
-    const id = body.group_id!;
-    const [group, members] = await Promise.all([
-      ctx.store.groups.get(id),
-      ctx.store.groups.members(id),
-    ]);
-    if (!group) throw new ParleyError(ErrorCode.NO_SUCH_GROUP, `There is no group ${id}`);
-    if (!members.some((m) => m.user === self.user)) {
-      throw new ParleyError(ErrorCode.NOT_A_MEMBER, `You are not a member of group ${id}`);
-    }
-    message.group = { id, name: group.name };
-    const others = members.filter((m) => m.user !== self.user);
-    recipients = others.map((m) => m.user);
-    for (const m of others) displayName.set(m.user, m.name);
+function sendToUser(
+  ctx: ServerContext,
+  self: LoggedIn,
+  message: ChatMessage,
+  to: NamedUser,
+): Reply | Promise<Reply> {
+  if (to.user === self.user) {
+    throw new ParleyError(ErrorCode.CANNOT_SELF, "You cannot send a message to yourself");
   }
+  message.to = to.name;
+  return deliver(ctx, message, [to.user], null);
+}
 
-  // Rows for online recipients wait a moment before they are committed: most are
-  // acknowledged by then and never written. SENT goes back once every copy is durable,
-  // committed or acknowledged by its recipient's client.
-  const { queued, full, durable } = await ctx.store.inbox.enqueue(
-    recipients,
-    message,
-    ctx.config.queue,
-    (user) => ctx.hub.sessionOf(user)?.pump != null,
-  );
+async function sendToGroup(ctx: ServerContext, self: LoggedIn, message: ChatMessage, id: number) {
+  const [group, members] = await Promise.all([
+    ctx.store.groups.get(id),
+    ctx.store.groups.members(id),
+  ]);
+  if (!group) throw new ParleyError(ErrorCode.NO_SUCH_GROUP, `There is no group ${id}`);
+  if (!members.some((m) => m.user === self.user)) {
+    throw new ParleyError(ErrorCode.NOT_A_MEMBER, `You are not a member of group ${id}`);
+  }
+  message.group = { id, name: group.name };
+  const others = members.filter((m) => m.user !== self.user);
+  return await deliver(ctx, message, others.map((m) => m.user), others);
+}
+
+/**
+ * Queues the message for its recipients and offers it to those online. Rows for online
+ * recipients wait a moment before they are committed: most are acknowledged by then and never
+ * written. SENT goes back once every copy is durable, committed or acknowledged by its
+ * recipient's client.
+ */
+function deliver(
+  ctx: ServerContext,
+  message: ChatMessage,
+  recipients: string[],
+  /** Display names, for the skipped list of a group message. */
+  members: readonly NamedUser[] | null,
+): Reply | Promise<Reply> {
+  const enqueued = ctx.store.inbox.enqueue(recipients, message, ctx.config.queue, ctx.hub.pumps);
+  if (enqueued instanceof Promise) return enqueued.then((e) => sent(ctx, message, e, members));
+  return sent(ctx, message, enqueued, members);
+}
+
+function sent(
+  ctx: ServerContext,
+  message: ChatMessage,
+  { queued, full, durable }: Enqueued,
+  members: readonly NamedUser[] | null,
+): Reply {
   // Offered right away, in seq order, so each recipient sees its messages in order.
-  for (const [user, item] of queued) ctx.hub.sessionOf(user)?.pump?.offer(item);
+  for (const item of queued) ctx.hub.sessionOf(item.user)?.pump?.offer(item);
   if (message.to !== undefined && full.length > 0) {
     throw new ParleyError(
       ErrorCode.QUEUE_FULL,
@@ -135,13 +157,15 @@ export const send: Handler<SendBody> = async (ctx, session, body) => {
     );
   }
   ctx.metrics.messageIn(message);
-  const reply: { [key: string]: Value } = { ...sent };
-  if (full.length > 0) reply.skipped = full.map((user) => displayName.get(user) ?? user);
-  return { type: MsgType.SENT, body: reply, durable };
-};
+  const body: { [key: string]: Value } = { id: message.id, time: message.time };
+  if (full.length > 0) {
+    body.skipped = full.map((user) => members?.find((m) => m.user === user)?.name ?? user);
+  }
+  return { type: MsgType.SENT, body, durable };
+}
 
 /** Cumulative: the client has every message up to `seq`. Answered only if malformed. */
 export const ack: Handler<RequestBodyOf<typeof MsgType.ACK>> = (_ctx, session, seq) => {
   session.pump?.ack(seq);
-  return Promise.resolve(null);
+  return null;
 };

@@ -3,14 +3,27 @@
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
-import type { NamedUser } from "../../store/types.ts";
+import type { NamedUser, UserRecord } from "../../store/types.ts";
 import { type Handler, me, type ServerContext } from "../context.ts";
 
-/** The registered user called `name`, or NO_SUCH_USER. */
-export async function findUser(ctx: ServerContext, name: string): Promise<NamedUser> {
-  const record = usernameProblem(name) ? null : await ctx.store.users.get(name);
-  if (!record) throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
+/**
+ * The registered user called `name`, or NO_SUCH_USER; without a promise when the user is in
+ * memory (every chat message looks its recipient up).
+ */
+export function findUser(ctx: ServerContext, name: string): NamedUser | Promise<NamedUser> {
+  if (usernameProblem(name)) return noSuchUser(name);
+  const record = ctx.store.users.get(name);
+  if (record instanceof Promise) return record.then((r) => named(name, r));
+  return named(name, record);
+}
+
+function named(name: string, record: UserRecord | null): NamedUser {
+  if (!record) noSuchUser(name);
   return { user: usernameKey(record.name), name: record.name };
+}
+
+function noSuchUser(name: string): never {
+  throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
 }
 
 export const addFriend: Handler<RequestBodyOf<typeof MsgType.ADD_FRIEND>> = async (
