@@ -262,6 +262,8 @@ async function register(srv: Server, users: string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Load processes
 
+let loadsStarted = 0;
+
 class Load {
   readonly child: Deno.ChildProcess;
   readonly #lines: AsyncIterator<string>;
@@ -273,8 +275,11 @@ class Load {
     // Through a file: thousands of user names do not fit in one command-line argument.
     const paramsFile = Deno.makeTempFileSync({ prefix: "parley-load-", suffix: ".json" });
     Deno.writeTextFileSync(paramsFile, JSON.stringify(full));
+    // BENCH_LOAD_INSPECT_PORT opens an inspector on the first load process, for profiling it.
+    const inspect = Deno.env.get("BENCH_LOAD_INSPECT_PORT");
+    const inspectArgs = inspect && loadsStarted++ === 0 ? [`--inspect=127.0.0.1:${inspect}`] : [];
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", LOAD, `@${paramsFile}`],
+      args: ["run", "-A", "--quiet", ...inspectArgs, LOAD, `@${paramsFile}`],
       cwd: ROOT,
       stdin: "piped",
       stdout: "piped",

@@ -18,32 +18,38 @@ const MAX_HELD = 2048;
 const READ_PAGE = 256;
 
 /**
- * Each message's PASS fields encoded once, for all its recipients: only the seq differs. Keyed
- * by the message object, which a group's recipients share, and gone with it.
+ * A group or world message's PASS fields encoded once, for all its recipients: only the seq
+ * differs. Keyed by the message object, which the recipients share, and gone with it. A private
+ * message has one recipient, so it is encoded straight into the frame: a WeakMap entry costs
+ * more than it saves.
  */
 const encodedPass = new WeakMap<ChatMessage, Uint8Array>();
 
 /** The PASS body of a message; `seq` 0 marks a message that needs no ACK (world room). */
 export function passBody(m: ChatMessage, seq: number): Value {
+  if (!m.group && !m.world) return passFields(m, { id: m.id, seq });
   let rest = encodedPass.get(m);
   if (!rest) {
-    const fields: { [key: string]: Value } = {
-      time: m.time,
-      source_username: m.from,
-      type: m.kind,
-      data: m.kind === "image" ? m.image! : m.text!,
-    };
-    if (m.to !== undefined) fields.target_username = m.to;
-    if (m.group) {
-      fields.group_id = m.group.id;
-      fields.group_name = m.group.name;
-    }
-    if (m.world) fields.world = true;
-    if (m.name !== undefined) fields.name = m.name;
-    rest = encodeEntries(fields);
+    rest = encodeEntries(passFields(m, {}));
     encodedPass.set(m, rest);
   }
   return new DictPieces([{ id: m.id, seq }, rest]);
+}
+
+/** Adds the message's fields to `out`, in wire order after `id` and `seq`. */
+function passFields(m: ChatMessage, out: { [key: string]: Value }): { [key: string]: Value } {
+  out.time = m.time;
+  out.source_username = m.from;
+  out.type = m.kind;
+  out.data = m.kind === "image" ? m.image! : m.text!;
+  if (m.to !== undefined) out.target_username = m.to;
+  if (m.group) {
+    out.group_id = m.group.id;
+    out.group_name = m.group.name;
+  }
+  if (m.world) out.world = true;
+  if (m.name !== undefined) out.name = m.name;
+  return out;
 }
 
 export class InboxPump {
