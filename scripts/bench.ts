@@ -38,6 +38,10 @@ for (const s of SCENARIOS) {
   }
 }
 const RUN = Math.random().toString(36).slice(2, 7);
+/** BENCH_SCALE multiplies the messages of relay and fan-out: longer runs, for profiling. */
+const SCALE = Number(Deno.env.get("BENCH_SCALE") ?? 1);
+/** BENCH_LAT_DUMP names a file for the latency scenario's samples. */
+const LAT_DUMP = Deno.env.get("BENCH_LAT_DUMP");
 
 // ---------------------------------------------------------------------------------------------
 // /proc readings
@@ -443,7 +447,7 @@ async function pairsRun(
 
 async function relay(srv: Server): Promise<void> {
   for (const pairs of QUICK ? [10] : [50, 500]) {
-    const m = QUICK ? 100 : Math.round(Number(Deno.env.get("BENCH_RELAY_TOTAL") ?? 50_000) / pairs);
+    const m = QUICK ? 100 : Math.round(50_000 * SCALE / pairs);
     const t = await pairsRun(srv, pairs, () => ({ count: m }), {});
     const d = deliveryRate(t);
     relayResult = relayResult === null ? d.rate : Math.max(relayResult, d.rate);
@@ -494,6 +498,8 @@ async function latency(srv: Server): Promise<void> {
     durationMs: (seconds + 30) * 1000,
     processes: LATENCY_PROCESSES,
   });
+  // Every sample, per load process and in order of arrival, to see when the slow ones came.
+  if (LAT_DUMP) Deno.writeTextFileSync(LAT_DUMP, JSON.stringify(t.results.map((r) => r.lat)));
   const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
   report({
     scenario: "latency",
@@ -558,7 +564,7 @@ async function fanout(srv: Server): Promise<void> {
   await c.login(users[0], PASSWORD);
   const group = await c.createGroup("bench", users.slice(1));
   c.close();
-  await oneToMany(srv, users, { group: group.group_id }, QUICK ? 50 : 2000, {
+  await oneToMany(srv, users, { group: group.group_id }, QUICK ? 50 : 2000 * SCALE, {
     scenario: "fanout",
     members,
   });

@@ -6,21 +6,20 @@
  * are most of what a message costs; a microtask runs in the middle of the turn, while other
  * connections' requests (which may add to the same output) are still being handled, whereas at
  * the end of the turn everything one connection gets in it leaves in one frame and one write.
- * A message on a MessageChannel is delivered in the next turn without a timer's minimum delay
- * (measured on Deno 2.9: after 30 rounds of microtasks on several chains; only a port's first
- * message, and one posted while the port is still dispatching the previous one, come sooner).
- * node:worker_threads' ports can be unreferenced: an idle one must not keep a process alive.
+ *
+ * node:timers' setImmediate runs after the turn's I/O callbacks and their microtasks, without a
+ * timer's minimum delay. Measured on Deno 2.9 against a MessageChannel message, which it
+ * replaced: 3.0 against 8.7 µs of CPU per round, and the same order of reads and flushes when
+ * eight connections' data arrive together.
  */
 
-import { MessageChannel, type MessagePort } from "node:worker_threads";
+import { setImmediate } from "node:timers";
 
 let queued: (() => void)[] = [];
-let ports: { sender: MessagePort; receiver: MessagePort } | null = null;
 
 function runQueued(): void {
   const run = queued;
   queued = [];
-  ports?.receiver.unref();
   for (const f of run) {
     try {
       f();
@@ -32,14 +31,6 @@ function runQueued(): void {
 }
 
 export function afterTurn(f: () => void): void {
-  if (ports === null) {
-    const channel = new MessageChannel();
-    channel.port1.on("message", runQueued);
-    ports = { sender: channel.port2, receiver: channel.port1 };
-  }
-  if (queued.length === 0) {
-    ports.receiver.ref();
-    ports.sender.postMessage(null);
-  }
+  if (queued.length === 0) setImmediate(runQueued);
   queued.push(f);
 }
