@@ -298,28 +298,9 @@ export class ParleyClient {
   }
 
   /** Sends a request; returns the response body, or throws ParleyError for a failure reply. */
-  async call(type: number, body: Value, expect?: number): Promise<Value> {
-    const reply = await this.request(type, body);
-    const failed = FAILURE_TYPES.has(reply.type) ||
-      (STATUS_TYPES.has(reply.type) && (reply.body as { success?: unknown })?.success === false);
-    if (failed) {
-      const fail = reply.body as { code?: unknown; message?: unknown };
-      throw new ParleyError(
-        typeof fail?.code === "number" ? fail.code : ErrorCode.INTERNAL,
-        typeof fail?.message === "string"
-          ? fail.message
-          : `${msgTypeName(reply.type)} without a reason`,
-      );
-    }
-    if (expect !== undefined && reply.type !== expect) {
-      throw new ParleyError(
-        ErrorCode.BAD_REQUEST,
-        `Expected ${msgTypeName(expect)} in reply to ${msgTypeName(type)}, got ${
-          msgTypeName(reply.type)
-        }`,
-      );
-    }
-    return checked(reply);
+  call(type: number, body: Value, expect?: number): Promise<Value> {
+    // A then rather than an async function: every chat message goes through here.
+    return this.request(type, body).then((reply) => answerTo(type, reply, expect));
   }
 
   async register(username: string, password: string): Promise<string> {
@@ -434,7 +415,8 @@ export class ParleyClient {
 
   /** Sends text; resolves once the server has it durably (SENT). */
   sendText(to: Target, text: string, id = newMessageId()): Promise<SentReceipt> {
-    return this.#send(to, { type: "text", data: text }, id);
+    const body: Record<string, Value> = { id, type: "text", data: text };
+    return this.#send(to, body);
   }
 
   sendImage(
@@ -443,17 +425,16 @@ export class ParleyClient {
     name?: string,
     id = newMessageId(),
   ): Promise<SentReceipt> {
-    const body: Record<string, Value> = { type: "image", data: image };
+    const body: Record<string, Value> = { id, type: "image", data: image };
     if (name !== undefined) body.name = name;
-    return this.#send(to, body, id);
+    return this.#send(to, body);
   }
 
-  async #send(to: Target, content: Record<string, Value>, id: Uint8Array): Promise<SentReceipt> {
-    const body: Record<string, Value> = { id, ...content };
+  #send(to: Target, body: Record<string, Value>): Promise<SentReceipt> {
     if ("user" in to) body.target_username = to.user;
     else if ("group" in to) body.group_id = to.group;
     else body.world = true;
-    return await this.call(MsgType.SEND, body, MsgType.SENT) as unknown as SentReceipt;
+    return this.call(MsgType.SEND, body, MsgType.SENT) as Promise<unknown> as Promise<SentReceipt>;
   }
 
   // Files.
@@ -591,9 +572,44 @@ export interface GroupInfo {
   group_members: string[];
 }
 
+/** Random bytes drawn a few KiB at a time: one call to the system's generator per 256 ids. */
+const randomPool = new Uint8Array(4096);
+let randomUsed = randomPool.length;
+
 /** A fresh message id: 16 random bytes. */
 export function newMessageId(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(16));
+  if (randomUsed + 16 > randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    randomUsed = 0;
+  }
+  // A copy: the pool's bytes are never handed out twice.
+  const id = randomPool.slice(randomUsed, randomUsed + 16);
+  randomUsed += 16;
+  return id;
+}
+
+/** The body of a reply to a `type` request, or ParleyError for a failure reply. */
+function answerTo(type: number, reply: Message, expect: number | undefined): Value {
+  const failed = FAILURE_TYPES.has(reply.type) ||
+    (STATUS_TYPES.has(reply.type) && (reply.body as { success?: unknown })?.success === false);
+  if (failed) {
+    const fail = reply.body as { code?: unknown; message?: unknown };
+    throw new ParleyError(
+      typeof fail?.code === "number" ? fail.code : ErrorCode.INTERNAL,
+      typeof fail?.message === "string"
+        ? fail.message
+        : `${msgTypeName(reply.type)} without a reason`,
+    );
+  }
+  if (expect !== undefined && reply.type !== expect) {
+    throw new ParleyError(
+      ErrorCode.BAD_REQUEST,
+      `Expected ${msgTypeName(expect)} in reply to ${msgTypeName(type)}, got ${
+        msgTypeName(reply.type)
+      }`,
+    );
+  }
+  return checked(reply);
 }
 
 function checked(msg: Message): { [key: string]: Value } {

@@ -9,6 +9,9 @@ const DEFAULT_CAPACITY = 200_000;
 
 export class SeenMessages {
   readonly #seen = new Set<string>();
+  /** The keys in the order they were seen, as a ring: the next to forget is at #next. */
+  readonly #order: string[] = [];
+  #next = 0;
 
   constructor(private readonly capacity = DEFAULT_CAPACITY) {}
 
@@ -21,9 +24,14 @@ export class SeenMessages {
     const key = SeenMessages.key(from, id);
     if (this.#seen.has(key)) return false;
     this.#seen.add(key);
-    if (this.#seen.size > this.capacity) {
-      const oldest = this.#seen.values().next().value!;
-      this.#seen.delete(oldest);
+    // A ring rather than the set's own order: taking the set's oldest entry walks past every
+    // entry deleted before it, on every message once the set is full.
+    if (this.#order.length < this.capacity) {
+      this.#order.push(key);
+    } else {
+      this.#seen.delete(this.#order[this.#next]);
+      this.#order[this.#next] = key;
+      this.#next = (this.#next + 1) % this.capacity;
     }
     return true;
   }
