@@ -40,6 +40,10 @@ for (const s of SCENARIOS) {
 const RUN = Math.random().toString(36).slice(2, 7);
 /** BENCH_SCALE multiplies the messages of relay and fan-out: longer runs, for profiling. */
 const SCALE = Number(Deno.env.get("BENCH_SCALE") ?? 1);
+if (!(SCALE > 0)) {
+  console.error(`BENCH_SCALE must be a positive number, not "${Deno.env.get("BENCH_SCALE")}"`);
+  Deno.exit(2);
+}
 /** BENCH_LAT_DUMP names a file for the latency scenario's samples. */
 const LAT_DUMP = Deno.env.get("BENCH_LAT_DUMP");
 

@@ -1,5 +1,6 @@
 /** One connected client after the handshake: its channel and who it is logged in as. */
 
+import { ErrorCode } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
 import type { Value } from "../protocol/value.ts";
 import type { Channel } from "../transport/channel.ts";
@@ -104,13 +105,23 @@ export class Session {
 
   #release(): void {
     let n = 0;
-    while (n < this.#held.length && this.#held[n].ready) {
-      const r = this.#held[n++];
-      this.channel.send(r.type, r.id, r.body);
-    }
+    while (n < this.#held.length && this.#held[n].ready) n++;
     if (n === 0) return;
-    const sent = this.#held.splice(0, n);
-    for (const r of sent) r.after?.();
+    // Out of the queue before sending: a reply that fails to go must not hold up the rest.
+    const ready = this.#held.splice(0, n);
+    for (const r of ready) {
+      try {
+        this.channel.send(r.type, r.id, r.body);
+      } catch (e) {
+        console.error(`Reply to request ${r.id} could not be sent:`, e);
+        r.after = undefined;
+        this.channel.send(MsgType.GENERAL_ERROR, r.id, {
+          code: ErrorCode.INTERNAL,
+          message: "The server failed to send its answer",
+        });
+      }
+    }
+    for (const r of ready) r.after?.();
     const drained = this.#drained;
     this.#drained = null;
     if (drained) { for (const wake of drained) wake(); }

@@ -5,7 +5,10 @@
  */
 
 export interface CompletionListener {
-  /** Called once: with null when the work is done, with the error when it failed. */
+  /**
+   * Called once: with null when the work is done, with the error when it failed. It should not
+   * throw; if it does, the error is printed and the other listeners are still told.
+   */
   settled(error: Error | null): void;
 }
 
@@ -14,17 +17,6 @@ export class Completion {
   #error: Error | null = null;
   /** One listener, or several in the rare case that more than one waits. */
   #listeners: CompletionListener | CompletionListener[] | null = null;
-
-  /** A completion that is done already. */
-  static done(): Completion {
-    const c = new Completion();
-    c.resolve();
-    return c;
-  }
-
-  get isSettled(): boolean {
-    return this.#settled;
-  }
 
   /** Tells `listener` how the work ended: at once if it has ended already. */
   listen(listener: CompletionListener): void {
@@ -60,19 +52,19 @@ export class Completion {
     const listeners = this.#listeners;
     this.#listeners = null;
     if (listeners === null) return;
-    if (!Array.isArray(listeners)) {
-      listeners.settled(error);
-      return;
-    }
-    // Every listener hears of it even if one throws; the first throw is passed on after.
-    let thrown: unknown = null;
-    for (const l of listeners) {
-      try {
-        l.settled(error);
-      } catch (e) {
-        thrown ??= e;
-      }
-    }
-    if (thrown !== null) throw thrown;
+    if (!Array.isArray(listeners)) tell(listeners, error);
+    else for (const l of listeners) tell(l, error);
+  }
+}
+
+/**
+ * A listener's throw stops here: it would otherwise surface wherever the work happened to end
+ * (inside the committer, or as an unhandled rejection that ends the process).
+ */
+function tell(listener: CompletionListener, error: Error | null): void {
+  try {
+    listener.settled(error);
+  } catch (e) {
+    console.error("A completion listener failed:", e);
   }
 }

@@ -216,10 +216,12 @@ export class KvInboxStore implements InboxStore {
       size,
     };
     const perBytes = blob ? 1024 : size;
+    // Two rows per recipient when there is a blob, and one more in the last write for the blob's
+    // in-flight marker.
     const perWrite = Math.max(
       1,
       Math.min(
-        Math.floor(MAX_BATCH_MUTATIONS / (blob ? 2 : 1)),
+        blob ? Math.floor((MAX_BATCH_MUTATIONS - 1) / 2) : MAX_BATCH_MUTATIONS,
         Math.floor(MAX_BATCH_BYTES / perBytes),
       ),
     );
@@ -247,7 +249,7 @@ export class KvInboxStore implements InboxStore {
         if (deferred) later = b;
         else now = b;
       }
-      const item: InboxItem = { user, seq, message, size, staged: null, stagedAt: 0, lost: false };
+      const item: InboxItem = { user, seq, message, size, staged: null, stagedAt: 0, gone: false };
       b.items.push(item);
       b.mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
       if (blob) {
@@ -307,9 +309,9 @@ export class KvInboxStore implements InboxStore {
       // Those rows are not durable: their counts go. The sender gets an error and retries with
       // the same id, which recipients of the other writes drop as a duplicate.
       for (const item of b.items) {
-        // A copy its recipient acknowledged was counted out already (and was not lost).
-        if (this.#removed.get(item.user)?.has(item.seq)) continue;
-        item.lost = true;
+        // A copy its recipient acknowledged was counted out already.
+        if (item.gone || this.#removed.get(item.user)?.has(item.seq)) continue;
+        item.gone = true;
         const q = this.#counted.get(item.user);
         if (!q) continue;
         q.count = Math.max(0, q.count - 1);
@@ -365,7 +367,7 @@ export class KvInboxStore implements InboxStore {
         size,
         staged: null,
         stagedAt: 0,
-        lost: false,
+        gone: false,
       });
     }
     return out;
@@ -395,7 +397,10 @@ export class KvInboxStore implements InboxStore {
     const blobs = new Set<string>();
     const mutations: Deno.KvMutation[] = [];
     for (const item of items) {
-      if (item.lost) continue; // its write failed: not counted, not stored
+      // Counted out already: its write failed (so it is not stored), or it was removed before
+      // (an acknowledgement racing a redelivery).
+      if (item.gone) continue;
+      item.gone = true;
       const staged = item.staged;
       item.staged = null;
       if (staged?.cancel(item.stagedAt, item.size)) {

@@ -134,8 +134,11 @@ export interface InboxItem {
   staged: PendingWrite | null;
   /** Store-private: the row's index in `staged`. */
   stagedAt: number;
-  /** Store-private: its write failed, so it is neither counted nor stored. */
-  lost: boolean;
+  /**
+   * Store-private: counted out of the recipient's queue, by its removal (it was acknowledged)
+   * or because its write failed (then it is not stored either).
+   */
+  gone: boolean;
 }
 
 /** What `enqueue` gives back as soon as the seqs are taken. */

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { GroupCommitter } from "../../src/store/committer.ts";
 import { KvInboxStore } from "../../src/store/inbox.ts";
 import type { ChatMessage } from "../../src/store/types.ts";
+import { routedKv } from "../helpers/kv.ts";
 
 const limits = { maxMessages: 20_000, maxBytes: 1 << 28 };
 
@@ -33,22 +34,23 @@ function image(from: string, to: string, bytes: number): ChatMessage {
   };
 }
 
-/** A KV whose commits fail while `failing.on` is set (a full disk, say). */
-function flakyKv(real: Deno.Kv, failing: { on: boolean }): Deno.Kv {
-  return new Proxy(real, {
-    get(target, prop) {
-      if (prop === "atomic") {
-        return () => {
-          const op = target.atomic();
-          const commit = op.commit.bind(op);
-          op.commit = () => failing.on ? Promise.reject(new Error("disk full")) : commit();
-          return op;
-        };
-      }
-      const v = Reflect.get(target, prop);
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  });
+/** The inbox on `kv`, closed and deleted after `fn`. */
+async function withInboxOn(
+  wrap: (real: Deno.Kv) => Deno.Kv,
+  fn: (real: Deno.Kv, inbox: KvInboxStore) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "parley-inbox-" });
+  const real = await Deno.openKv(join(dir, "test.kv"));
+  const kv = wrap(real);
+  const committer = new GroupCommitter(kv);
+  const inbox = new KvInboxStore(kv, committer, 60_000);
+  try {
+    await fn(real, inbox);
+  } finally {
+    await committer.close();
+    real.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 async function withInbox(
@@ -63,7 +65,12 @@ async function withInbox(
   const dir = await Deno.makeTempDir({ prefix: "parley-inbox-" });
   const real = await Deno.openKv(join(dir, "test.kv"));
   const failing = { on: false };
-  const kv = flakyKv(real, failing);
+  // Every commit fails while `failing.on` is set (a full disk, say).
+  const kv = routedKv(
+    real,
+    () => true,
+    (commit) => failing.on ? Promise.reject(new Error("disk full")) : commit(),
+  );
   const committer = new GroupCommitter(kv);
   const inbox = new KvInboxStore(kv, committer, deferMs);
   try {
@@ -115,3 +122,97 @@ Deno.test("after a failed commit the queue counts match what the store holds", (
       assert.equal(rows.length, 1, user);
     }
   }));
+
+Deno.test("once a recipient's counts are known, enqueue takes the seq without a promise", () =>
+  withInbox(async (_kv, inbox) => {
+    // The first message for Bob has to count his inbox in the store first.
+    const first = inbox.enqueue(["bob"], text("alice", "bob", "one"), limits, () => true);
+    assert.ok(first instanceof Promise);
+    const a = await first;
+    // Later ones answer at once, so a run of them keeps its order with nothing awaited.
+    const b = inbox.enqueue(["bob"], text("alice", "bob", "two"), limits, () => true);
+    assert.ok(!(b instanceof Promise));
+    assert.equal(b.queued[0].seq, a.queued[0].seq + 1);
+    await inbox.remove("bob", [...a.queued, ...b.queued]);
+    await Promise.all([a.durable.promise(), b.durable.promise()]);
+  }, 60_000));
+
+Deno.test("a large image reaches 450 recipients: its rows and the blob marker fit the commits", () =>
+  withInbox(async (kv, inbox) => {
+    const users = Array.from({ length: 450 }, (_, i) => `u${i}`);
+    const { queued } = await inbox.append(users, image("alice", "-", 60_000), limits);
+    assert.equal(queued.length, 450);
+    const refs = await Array.fromAsync(kv.list({ prefix: ["blob_ref"] }));
+    assert.equal(refs.length, 450);
+    assert.equal((await Array.fromAsync(kv.list({ prefix: ["blob_pending"] }))).length, 0);
+  }));
+
+Deno.test("when every row of a large image fails to commit, its blob goes and no count is left", () => {
+  const failing = { on: false };
+  const inboxRows = (key: Deno.KvKey) => key[0] === "inbox";
+  return withInboxOn(
+    (real) =>
+      routedKv(
+        real,
+        inboxRows,
+        (commit) => failing.on ? Promise.reject(new Error("disk full")) : commit(),
+      ),
+    async (kv, inbox) => {
+      await inbox.stats("bob");
+      await inbox.stats("carol");
+      failing.on = true; // the blob's own commits go through; the rows naming it fail
+      const { durable } = await inbox.enqueue(
+        ["bob", "carol"],
+        image("alice", "-", 200_000),
+        limits,
+      );
+      await assert.rejects(durable.promise(), /disk full/);
+      failing.on = false;
+      for (const user of ["bob", "carol"]) assert.equal((await inbox.stats(user)).count, 0, user);
+      for (const prefix of ["inbox", "blob", "blob_ref", "blob_pending"]) {
+        assert.equal((await Array.fromAsync(kv.list({ prefix: [prefix] }))).length, 0, prefix);
+      }
+    },
+  );
+});
+
+Deno.test("a failed write does not count out again a copy acknowledged before it", () => {
+  // Carol's commit hangs until released, then fails. Meanwhile Bob acknowledges his copy of the
+  // same message (his queue empties) and a new message for him arrives.
+  const gate: { fail: (() => void) | null } = { fail: null };
+  const carolsRows = (key: Deno.KvKey) => key[1] === "carol";
+  return withInboxOn(
+    (real) =>
+      routedKv(
+        real,
+        carolsRows,
+        (commit) =>
+          gate.fail === null
+            ? new Promise((_, reject) => gate.fail = () => reject(new Error("disk full")))
+            : commit(),
+      ),
+    async (kv, inbox) => {
+      await inbox.stats("bob");
+      await inbox.stats("carol");
+      const { queued, durable } = await inbox.enqueue(
+        ["bob", "carol"],
+        text("alice", "-", "hi"),
+        limits,
+        () => true,
+      );
+      const failed = durable.promise();
+      await inbox.remove("bob", queued.filter((i) => i.user === "bob"));
+      const flushed = inbox.settle(); // Carol's row goes to be committed, and hangs
+      while (gate.fail === null) await new Promise((r) => setTimeout(r, 1));
+      const next = inbox.append(["bob"], text("alice", "bob", "again"), limits);
+      gate.fail();
+      await assert.rejects(failed, /disk full/);
+      await next;
+      await flushed;
+      const rows = await Array.fromAsync(kv.list({ prefix: ["inbox", "bob"] }));
+      assert.equal(rows.length, 1);
+      assert.equal((await inbox.stats("bob")).count, 1, "Bob's count matches his one row");
+      assert.equal((await inbox.stats("carol")).count, 0);
+    },
+  );
+});

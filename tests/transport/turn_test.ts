@@ -5,8 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterTurn } from "../../src/transport/turn.ts";
 
 Deno.test("afterTurn() runs callbacks after every microtask of the turn, in order", async () => {
-  // A port's very first message can come early, while it starts listening, and so can one
-  // posted while the port is still busy with the one before: start from a fresh turn.
+  // Start from a fresh turn, with nothing of an earlier test still queued.
   await new Promise<void>((resolve) => afterTurn(resolve));
   await new Promise((resolve) => setTimeout(resolve, 0));
   const order: string[] = [];
