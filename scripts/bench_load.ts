@@ -10,6 +10,7 @@
  */
 
 import { ParleyClient, type Target } from "../src/client/client.ts";
+import { BenchClient } from "./bench_client.ts";
 import { MsgType } from "../src/protocol/messages.ts";
 
 export interface SendPlan {
@@ -114,8 +115,19 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Logs every user in on a lean client (bench_client.ts), at most `setupConcurrency` at once. */
+async function loginAllLean(p: LoadParams): Promise<Map<string, BenchClient>> {
+  const clients = new Map<string, BenchClient>();
+  await pool(p.users, p.setupConcurrency ?? 50, async (u) => {
+    const c = await BenchClient.connect(p.host, p.port);
+    await c.login(u, p.password);
+    clients.set(u, c);
+  });
+  return clients;
+}
+
 async function runChat(p: LoadParams): Promise<void> {
-  const clients = await loginAll(p);
+  const clients = await loginAllLean(p);
   const window = p.window ?? 100;
   const expect = p.expect ?? 0;
   const deadline = p.durationMs ?? 120_000;
@@ -130,46 +142,59 @@ async function runChat(p: LoadParams): Promise<void> {
   const gotAll = new Promise<void>((r) => allReceived = r);
   if (received >= expect) allReceived();
   for (const c of clients.values()) {
-    void (async () => {
-      for await (const m of c.events()) {
-        if (m.type !== MsgType.PASS) continue;
-        const t = nowMs();
-        const body = m.body as { data?: unknown };
-        if (typeof body.data !== "string") continue;
+    c.onPass = (body) => {
+      const t = nowMs();
+      if (typeof body.data !== "string" || !body.data.startsWith("t=")) return;
+      if (p.latencies) {
         const at = sentAt(body.data);
-        if (at === null) continue; // e.g. an old world message from the backlog
-        if (p.latencies) lat.push(Math.round((t - at) * 100) / 100);
-        if (received === 0) firstRecv = t;
-        lastRecv = t;
-        if (++received >= expect) allReceived();
+        if (at !== null) lat.push(Math.round((t - at) * 100) / 100);
       }
-    })();
+      if (received === 0) firstRecv = t;
+      lastRecv = t;
+      if (++received >= expect) allReceived();
+    };
   }
   let sent = 0;
   let failed = 0;
-  const senders = (p.sends ?? []).map(async (plan) => {
-    const c = clients.get(plan.from)!;
-    let inflight = 0;
-    let wake: (() => void) | null = null;
-    const start = nowMs();
-    for (let i = 0; i < plan.count; i++) {
-      if (plan.rate) {
-        const due = start + (plan.offsetMs ?? 0) + (i * 1000) / plan.rate;
-        if (due - nowMs() > deadline) break;
-        const wait = due - nowMs();
-        if (wait > 1) await sleep(wait);
-      }
-      while (inflight >= window) await new Promise<void>((r) => wake = r);
-      inflight++;
-      c.sendText(plan.to, stampedText(i)).then(() => sent++, () => failed++).finally(() => {
+  const senders = (p.sends ?? []).map((plan) =>
+    new Promise<void>((done) => {
+      const c = clients.get(plan.from)!;
+      let inflight = 0;
+      let next = 0;
+      let paused = false;
+      const start = nowMs();
+      /** Sends what the window and, in rate mode, the clock allow; runs again on each answer. */
+      const pump = () => {
+        while (next < plan.count && inflight < window) {
+          if (plan.rate) {
+            const due = start + (plan.offsetMs ?? 0) + (next * 1000) / plan.rate;
+            if (due - start > deadline) break;
+            const wait = due - nowMs();
+            if (wait > 1) {
+              if (!paused) {
+                paused = true;
+                setTimeout(() => {
+                  paused = false;
+                  pump();
+                }, wait);
+              }
+              return;
+            }
+          }
+          inflight++;
+          c.send(plan.to, stampedText(next++));
+        }
+        if (inflight === 0) done();
+      };
+      c.onSent = (ok) => {
+        if (ok) sent++;
+        else failed++;
         inflight--;
-        const w = wake;
-        wake = null;
-        w?.();
-      });
-    }
-    while (inflight > 0) await new Promise<void>((r) => wake = r);
-  });
+        if (!paused) pump();
+      };
+      pump();
+    })
+  );
   const timer = sleep(deadline).then(() => "timeout");
   const outcome = await Promise.race([
     Promise.all([gotAll, ...senders]).then(() => "ok"),

@@ -1,0 +1,129 @@
+/**
+ * The load generator's chat client: the same handshake, frames and encryption as ParleyClient
+ * (it uses the same transport code), but none of its per-message promises, duplicate filter or
+ * event queue. The load processes share the benchmark machine's two cores with the server, so
+ * every microsecond they spend per message is taken from the server under test.
+ */
+
+import { newMessageId, type Target } from "../src/client/client.ts";
+import { MsgType } from "../src/protocol/messages.ts";
+import type { Message } from "../src/protocol/message_codec.ts";
+import type { Value } from "../src/protocol/value.ts";
+import { Channel, noDelay } from "../src/transport/channel.ts";
+import { initiateHandshake } from "../src/transport/handshake_io.ts";
+
+const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+
+export class BenchClient {
+  readonly #channel: Channel;
+  #nextId = 1;
+  /** Requests other than SEND (only the login), by request id. */
+  readonly #waiting = new Map<number, (reply: Message) => void>();
+  /** Request ids of SENDs not yet answered. */
+  readonly #sends = new Set<number>();
+  #ackSeq = 0;
+  #ackScheduled = false;
+  /** Each PASS body, as it arrives; it is acknowledged for you. */
+  onPass: (body: { [key: string]: Value }) => void = () => {};
+  /** Each SEND's answer: true for SENT, false for a failure. */
+  onSent: (ok: boolean) => void = () => {};
+  readonly closed: Promise<void>;
+
+  private constructor(channel: Channel) {
+    this.#channel = channel;
+    this.closed = channel.receive(({ messages }) => {
+      for (const m of messages) this.#receive(m);
+    }).catch(() => {}).finally(() => {
+      // Whatever still waits hears the connection is gone.
+      for (const w of this.#waiting.values()) w({ type: MsgType.GENERAL_ERROR, id: 0, body: null });
+      for (const _ of this.#sends) this.onSent(false);
+      this.#waiting.clear();
+      this.#sends.clear();
+    });
+  }
+
+  static async connect(host: string, port: number): Promise<BenchClient> {
+    const conn = await Deno.connect({ hostname: host, port });
+    noDelay(conn);
+    try {
+      const { keys, decoder } = await initiateHandshake(conn, MAX_FRAME_BYTES);
+      return new BenchClient(
+        new Channel(conn, keys, decoder, {
+          maxFrameBytes: MAX_FRAME_BYTES,
+          maxOutboundBytes: 64 * 1024 * 1024,
+          maxDepth: 32,
+        }),
+      );
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+  }
+
+  async login(username: string, password: string): Promise<void> {
+    const id = this.#id();
+    const reply = await new Promise<Message>((resolve) => {
+      this.#waiting.set(id, resolve);
+      this.#channel.send(MsgType.LOGIN, id, [username, password]);
+    });
+    if (reply.type !== MsgType.LG_OK) {
+      const body = reply.body as { message?: string } | null;
+      throw new Error(`Login of ${username} failed: ${body?.message ?? "connection closed"}`);
+    }
+  }
+
+  /** Sends a text message; its answer comes to onSent. */
+  send(to: Target, text: string): void {
+    const body: { [key: string]: Value } = { id: newMessageId(), type: "text", data: text };
+    if ("user" in to) body.target_username = to.user;
+    else if ("group" in to) body.group_id = to.group;
+    else body.world = true;
+    const id = this.#id();
+    this.#sends.add(id);
+    this.#channel.send(MsgType.SEND, id, body);
+  }
+
+  close(): void {
+    this.#channel.close();
+  }
+
+  #id(): number {
+    const id = this.#nextId;
+    this.#nextId = id >= 0xffff_ffff ? 1 : id + 1;
+    return id;
+  }
+
+  #receive(m: Message): void {
+    if (m.type === MsgType.PING) {
+      this.#channel.send(MsgType.PONG, m.id, m.body);
+      return;
+    }
+    if (m.id !== 0) {
+      if (this.#sends.delete(m.id)) {
+        this.onSent(m.type === MsgType.SENT);
+        return;
+      }
+      const waiter = this.#waiting.get(m.id);
+      this.#waiting.delete(m.id);
+      waiter?.(m);
+      return;
+    }
+    if (m.type === MsgType.PASS) {
+      const body = m.body as { [key: string]: Value };
+      if (typeof body.seq === "number" && body.seq > 0) this.#ack(body.seq);
+      this.onPass(body);
+    }
+  }
+
+  /** Cumulative, once per tick, like ParleyClient's. */
+  #ack(seq: number): void {
+    if (seq <= this.#ackSeq) return;
+    this.#ackSeq = seq;
+    if (this.#ackScheduled) return;
+    this.#ackScheduled = true;
+    queueMicrotask(() => {
+      this.#ackScheduled = false;
+      this.#channel.send(MsgType.ACK, 0, this.#ackSeq);
+    });
+  }
+}
