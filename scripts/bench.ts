@@ -7,6 +7,12 @@
  * (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and measures its CPU
  * and memory from /proc. The clients run in separate load processes (scripts/bench_load.ts). Every
  * scenario prints one JSON line; a table follows at the end.
+ *
+ * Environment knobs, for profiling: BENCH_SCALE (multiplies relay and fan-out messages),
+ * BENCH_INSPECT_PORT (an inspector on the server), BENCH_LOAD_INSPECT_PORT (on the first load
+ * process), BENCH_V8 (V8 flags for the server), BENCH_SERVER_LOG (a copy of the server's output),
+ * BENCH_LATENCY_PROCESSES (load processes of the latency scenario, 1 by default) and
+ * BENCH_LAT_DUMP (a file for every latency sample).
  */
 
 import { parseArgs } from "node:util";
@@ -20,15 +26,34 @@ const PASSWORD = "bench-password-1";
 const TICKS = 100; // clock ticks per second in /proc/<pid>/stat
 const ALL = ["relay", "latency", "fanout", "world", "offline", "idle"];
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    scenario: { type: "string", multiple: true },
-    addr: { type: "string" },
-    quick: { type: "boolean", default: false },
-    rate: { type: "string" },
-  },
-});
+const { values } = parseOptions();
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        scenario: { type: "string", multiple: true },
+        addr: { type: "string" },
+        quick: { type: "boolean", default: false },
+        rate: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`${(e as Error).message}; see deno task bench --help`);
+    Deno.exit(2);
+  }
+}
+if (values.help) {
+  console.log(`Usage: deno task bench [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
+
+Scenarios: ${ALL.join(", ")} (all of them when none is named).
+  --addr HOST:PORT  measure a running server instead of starting one (no server CPU or memory then)
+  --quick           small, fast runs, to check that the bench works
+  --rate N          messages per second for the latency scenario (default: 20 % of the relay result)`);
+  Deno.exit(0);
+}
 const QUICK = values.quick!;
 const SCENARIOS = values.scenario?.length ? values.scenario : ALL;
 for (const s of SCENARIOS) {
