@@ -5,6 +5,7 @@
  * every microsecond they spend per message is taken from the server under test.
  */
 
+import { CumulativeAck } from "../src/client/acks.ts";
 import { newMessageId, type Target } from "../src/client/client.ts";
 import { MsgType } from "../src/protocol/messages.ts";
 import type { Message } from "../src/protocol/message_codec.ts";
@@ -21,8 +22,7 @@ export class BenchClient {
   readonly #waiting = new Map<number, (reply: Message) => void>();
   /** Request ids of SENDs not yet answered. */
   readonly #sends = new Set<number>();
-  #ackSeq = 0;
-  #ackScheduled = false;
+  readonly #acks = new CumulativeAck((seq) => this.#channel.send(MsgType.ACK, 0, seq));
   /** Each PASS body, as it arrives; it is acknowledged for you. */
   onPass: (body: { [key: string]: Value }) => void = () => {};
   /** Each SEND's answer: true for SENT, false for a failure. */
@@ -110,20 +110,8 @@ export class BenchClient {
     }
     if (m.type === MsgType.PASS) {
       const body = m.body as { [key: string]: Value };
-      if (typeof body.seq === "number" && body.seq > 0) this.#ack(body.seq);
+      if (typeof body.seq === "number" && body.seq > 0) this.#acks.ack(body.seq);
       this.onPass(body);
     }
-  }
-
-  /** Cumulative, once per tick, like ParleyClient's. */
-  #ack(seq: number): void {
-    if (seq <= this.#ackSeq) return;
-    this.#ackSeq = seq;
-    if (this.#ackScheduled) return;
-    this.#ackScheduled = true;
-    queueMicrotask(() => {
-      this.#ackScheduled = false;
-      this.#channel.send(MsgType.ACK, 0, this.#ackSeq);
-    });
   }
 }

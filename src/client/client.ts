@@ -16,6 +16,7 @@ import {
 import type { Schema } from "../protocol/schema.ts";
 import type { Value } from "../protocol/value.ts";
 import { Channel, noDelay } from "../transport/channel.ts";
+import { CumulativeAck } from "./acks.ts";
 import { initiateHandshake } from "../transport/handshake_io.ts";
 import {
   bytesSource,
@@ -84,8 +85,7 @@ export class ParleyClient {
   /** The latest resume token this client was given, for reconnect(). */
   #token: Uint8Array | null = null;
   readonly seen: SeenMessages;
-  #ackSeq = 0;
-  #ackScheduled = false;
+  readonly #acks = new CumulativeAck((seq) => this.#channel.send(MsgType.ACK, 0, seq));
   readonly #outgoing = new Map<number, OutgoingTransfer>();
   readonly #incoming = new Map<number, IncomingTransfer>();
   /** Senders waiting for the receiver's answer to an offer, by transfer id. */
@@ -225,14 +225,7 @@ export class ParleyClient {
 
   /** Acknowledges every PASS up to `seq` (cumulative; sent once per tick). */
   ack(seq: number): void {
-    if (seq <= this.#ackSeq) return;
-    this.#ackSeq = seq;
-    if (this.#ackScheduled) return;
-    this.#ackScheduled = true;
-    queueMicrotask(() => {
-      this.#ackScheduled = false;
-      this.#channel.send(MsgType.ACK, 0, this.#ackSeq);
-    });
+    this.#acks.ack(seq);
   }
 
   /** Hands file-transfer pushes to the transfer they belong to. */
