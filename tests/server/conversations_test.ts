@@ -273,6 +273,12 @@ Deno.test("size and queue limits refuse with clear errors and lose nothing", () 
       ErrorCode.TOO_LARGE,
     );
     assert.match(big.message, /limited to 1000 bytes/);
+    // The limit is in UTF-8 bytes: 334 euro signs are 1,002 of them.
+    const wide = await rejects(
+      alice.sendText({ user: "bob" }, "€".repeat(334)),
+      ErrorCode.TOO_LARGE,
+    );
+    assert.match(wide.message, /this one has 1002/);
     await rejects(alice.sendImage({ user: "bob" }, new Uint8Array(5000)), ErrorCode.TOO_LARGE);
     for (let i = 0; i < 3; i++) await alice.sendText({ user: "bob" }, `q${i}`);
     const full = await rejects(alice.sendText({ user: "bob" }, "q3"), ErrorCode.QUEUE_FULL);

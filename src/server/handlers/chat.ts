@@ -23,7 +23,8 @@ function content(ctx: ServerContext, self: LoggedIn, body: SendBody): ChatMessag
     if (typeof body.data !== "string" || body.data.length === 0) {
       throw new ParleyError(ErrorCode.BAD_REQUEST, 'A "text" message carries a non-empty str');
     }
-    const size = utf8Length(body.data);
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only a text that may be over the limit is measured.
+    const size = body.data.length * 3 > limits.maxTextBytes ? utf8Length(body.data) : 0;
     if (size > limits.maxTextBytes) {
       throw new ParleyError(
         ErrorCode.TOO_LARGE,
