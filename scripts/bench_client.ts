@@ -14,6 +14,16 @@ import { Channel, noDelay } from "../src/transport/channel.ts";
 import { initiateHandshake } from "../src/transport/handshake_io.ts";
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+const SETUP_TIMEOUT_MS = 10_000;
+
+/** `p`, or an error if it takes longer than the setup may. */
+function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out`)), SETUP_TIMEOUT_MS);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 export class BenchClient {
   readonly #channel: Channel;
@@ -31,9 +41,11 @@ export class BenchClient {
 
   private constructor(channel: Channel) {
     this.#channel = channel;
-    this.closed = channel.receive(({ messages }) => {
+    this.closed = channel.receive(({ messages, error }) => {
       for (const m of messages) this.#receive(m);
+      if (error) throw error.cause; // a malformed frame from the server ends the connection
     }).catch(() => {}).finally(() => {
+      channel.close();
       // Whatever still waits hears the connection is gone.
       for (const w of this.#waiting.values()) w({ type: MsgType.GENERAL_ERROR, id: 0, body: null });
       for (const _ of this.#sends) this.onSent(false);
@@ -43,10 +55,16 @@ export class BenchClient {
   }
 
   static async connect(host: string, port: number): Promise<BenchClient> {
-    const conn = await Deno.connect({ hostname: host, port });
+    const conn = await withTimeout(
+      Deno.connect({ hostname: host, port }),
+      `Connecting to ${host}:${port}`,
+    );
     noDelay(conn);
     try {
-      const { keys, decoder } = await initiateHandshake(conn, MAX_FRAME_BYTES);
+      const { keys, decoder } = await withTimeout(
+        initiateHandshake(conn, MAX_FRAME_BYTES),
+        `The handshake with ${host}:${port}`,
+      );
       return new BenchClient(
         new Channel(conn, keys, decoder, {
           maxFrameBytes: MAX_FRAME_BYTES,
@@ -62,18 +80,25 @@ export class BenchClient {
 
   async login(username: string, password: string): Promise<void> {
     const id = this.#id();
-    const reply = await new Promise<Message>((resolve) => {
-      this.#waiting.set(id, resolve);
-      this.#channel.send(MsgType.LOGIN, id, [username, password]);
-    });
+    const reply = await withTimeout(
+      new Promise<Message>((resolve) => {
+        this.#waiting.set(id, resolve);
+        this.#channel.send(MsgType.LOGIN, id, [username, password]);
+      }),
+      `The login of ${username}`,
+    );
     if (reply.type !== MsgType.LG_OK) {
       const body = reply.body as { message?: string } | null;
       throw new Error(`Login of ${username} failed: ${body?.message ?? "connection closed"}`);
     }
   }
 
-  /** Sends a text message; its answer comes to onSent. */
+  /** Sends a text message; its answer comes to onSent (a failure, once the connection is gone). */
   send(to: Target, text: string): void {
+    if (this.#channel.closed) {
+      queueMicrotask(() => this.onSent(false));
+      return;
+    }
     const body: { [key: string]: Value } = { id: newMessageId(), type: "text", data: text };
     if ("user" in to) body.target_username = to.user;
     else if ("group" in to) body.group_id = to.group;

@@ -156,6 +156,9 @@ async function runChat(p: LoadParams): Promise<void> {
   }
   let sent = 0;
   let failed = 0;
+  // A client has one onSent: one plan per sender.
+  const from = new Set((p.sends ?? []).map((plan) => plan.from));
+  if (from.size !== (p.sends ?? []).length) throw new Error("Each sender may have one plan");
   const senders = (p.sends ?? []).map((plan) =>
     new Promise<void>((done) => {
       const c = clients.get(plan.from)!;

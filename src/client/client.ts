@@ -424,9 +424,13 @@ export class ParleyClient {
   }
 
   #send(to: Target, body: Record<string, Value>): Promise<SentReceipt> {
-    if ("user" in to) body.target_username = to.user;
-    else if ("group" in to) body.group_id = to.group;
-    else body.world = true;
+    try {
+      if ("user" in to) body.target_username = to.user;
+      else if ("group" in to) body.group_id = to.group;
+      else body.world = true;
+    } catch (e) {
+      return Promise.reject(e); // a bad target fails like everything else here: as a rejection
+    }
     return this.call(MsgType.SEND, body, MsgType.SENT) as Promise<unknown> as Promise<SentReceipt>;
   }
 

@@ -13,7 +13,11 @@ export class SeenMessages {
   readonly #order: string[] = [];
   #next = 0;
 
-  constructor(private readonly capacity = DEFAULT_CAPACITY) {}
+  constructor(private readonly capacity = DEFAULT_CAPACITY) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`SeenMessages needs a whole capacity of at least 1, not ${capacity}`);
+    }
+  }
 
   static key(from: string, id: Uint8Array): string {
     return `${from.toLowerCase()}/${id.toHex()}`;

@@ -21,8 +21,6 @@ import type { ChatMessage, Enqueued, InboxItem, InboxLimits, InboxStore } from "
 /** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
 const INLINE_IMAGE_BYTES = 48 * 1024;
 const CHUNK_BYTES = 60 * 1024;
-/** Removed seqs remembered per user: twice the delivery window of 512. */
-const REMEMBER_REMOVED = 1024;
 /**
  * How long a row for an online recipient waits before it is committed. Clients acknowledge
  * within a round trip, so most such rows are cancelled by their ACK and never written; the
@@ -49,6 +47,13 @@ interface QueueStats {
   next: number;
   count: number;
   bytes: number;
+  /**
+   * Every seq up to this one has been acknowledged and counted out. Clients acknowledge
+   * cumulatively and the pump delivers in seq order, so what is removed is always a prefix; a
+   * copy at or below the mark (one read back for a reconnected session, say) is counted out
+   * already, whoever acknowledges it.
+   */
+  removedThrough: number;
 }
 
 /** The rows of one enqueue that go out in one write. */
@@ -92,8 +97,6 @@ export class KvInboxStore implements InboxStore {
   readonly #stats = new Map<string, Promise<QueueStats>>();
   /** The same counts once known. */
   readonly #counted = new Map<string, QueueStats>();
-  /** Seqs removed lately per user, so that one removed twice is counted once. */
-  readonly #removed = new Map<string, Set<number>>();
   /** Each user's latest deferred write, while it may still be waiting. */
   readonly #lastDeferred = new Map<string, PendingWrite>();
 
@@ -127,7 +130,7 @@ export class KvInboxStore implements InboxStore {
   }
 
   async #count(user: string): Promise<QueueStats> {
-    const q: QueueStats = { next: 1, count: 0, bytes: 0 };
+    const q: QueueStats = { next: 1, count: 0, bytes: 0, removedThrough: 0 };
     for await (const e of this.kv.list<StoredItem>({ prefix: ["inbox", user] })) {
       q.count++;
       q.bytes += e.value.size;
@@ -310,10 +313,9 @@ export class KvInboxStore implements InboxStore {
       // the same id, which recipients of the other writes drop as a duplicate.
       for (const item of b.items) {
         // A copy its recipient acknowledged was counted out already.
-        if (item.gone || this.#removed.get(item.user)?.has(item.seq)) continue;
-        item.gone = true;
         const q = this.#counted.get(item.user);
-        if (!q) continue;
+        if (item.gone || !q || item.seq <= q.removedThrough) continue;
+        item.gone = true;
         q.count = Math.max(0, q.count - 1);
         q.bytes = Math.max(0, q.bytes - item.size);
       }
@@ -386,50 +388,65 @@ export class KvInboxStore implements InboxStore {
 
   async remove(user: string, items: InboxItem[]): Promise<void> {
     if (items.length === 0) return;
-    // An ACK racing a redelivery (after a kick) can name an item twice; count it once.
-    let removed = this.#removed.get(user);
-    if (!removed) this.#removed.set(user, removed = new Set<number>());
-    items = items.filter((it) => !removed.has(it.seq));
-    if (items.length === 0) return;
-    for (const it of items) removed.add(it.seq);
-    while (removed.size > REMEMBER_REMOVED) removed.delete(removed.values().next().value!);
     const q = this.#counted.get(user) ?? await this.#queue(user);
-    const blobs = new Set<string>();
-    const mutations: Deno.KvMutation[] = [];
+    // Each deleted item's mutations, so that a failed commit can give back whole items.
+    const deleted: { item: InboxItem; mutations: Deno.KvMutation[] }[] = [];
     for (const item of items) {
-      // Counted out already: its write failed (so it is not stored), or it was removed before
-      // (an acknowledgement racing a redelivery).
-      if (item.gone) continue;
+      // Counted out already: its write failed (so it is not stored), or this copy or another
+      // copy of it was acknowledged before (an acknowledgement racing a redelivery).
+      const counted = !item.gone && item.seq > q.removedThrough;
+      if (item.seq > q.removedThrough) q.removedThrough = item.seq;
+      if (!counted) continue;
       item.gone = true;
+      q.count = Math.max(0, q.count - 1);
+      q.bytes = Math.max(0, q.bytes - item.size);
       const staged = item.staged;
       item.staged = null;
       if (staged?.cancel(item.stagedAt, item.size)) {
         // Acknowledged before its row left: neither the row nor its delete reach KV.
         this.absorbed++;
-        q.count = Math.max(0, q.count - 1);
-        q.bytes = Math.max(0, q.bytes - item.size);
         continue;
       }
-      mutations.push({ type: "delete", key: ["inbox", user, item.seq] });
-      const blob = item.message.image && item.message.image.length > INLINE_IMAGE_BYTES;
-      if (blob) {
+      const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
+      if (item.message.image && item.message.image.length > INLINE_IMAGE_BYTES) {
         // The blob id is in the stored entry, not the message; look it up once per item.
         const stored = await this.kv.get<StoredItem>(["inbox", user, item.seq]);
-        if (stored.value?.blob) {
-          blobs.add(stored.value.blob.id);
-          mutations.push({
-            type: "delete",
-            key: ["blob_ref", stored.value.blob.id, user, item.seq],
-          });
+        const blob = stored.value?.blob;
+        if (blob) mutations.push({ type: "delete", key: ["blob_ref", blob.id, user, item.seq] });
+      }
+      deleted.push({ item, mutations });
+    }
+    const blobs = new Set<string>();
+    for (let i = 0; i < deleted.length;) {
+      const chunk: Deno.KvMutation[] = [];
+      let n = 0;
+      while (
+        i + n < deleted.length &&
+        chunk.length + deleted[i + n].mutations.length <= MAX_BATCH_MUTATIONS
+      ) {
+        chunk.push(...deleted[i + n].mutations);
+        n++;
+      }
+      try {
+        await this.committer.write(chunk);
+      } catch (e) {
+        // Still stored: they count again, and an acknowledgement of a redelivered copy will
+        // remove them then.
+        const left = deleted.slice(i);
+        for (const { item } of left) {
+          item.gone = false;
+          q.count++;
+          q.bytes += item.size;
+        }
+        q.removedThrough = Math.min(q.removedThrough, left[0].item.seq - 1);
+        throw e;
+      }
+      for (let k = i; k < i + n; k++) {
+        for (const m of deleted[k].mutations) {
+          if (m.key[0] === "blob_ref") blobs.add(m.key[1] as string);
         }
       }
-      q.count = Math.max(0, q.count - 1);
-      q.bytes = Math.max(0, q.bytes - item.size);
-    }
-    // An empty inbox cannot be counted below zero, so the memory of removals can go.
-    if (q.count === 0) this.#removed.delete(user);
-    for (let i = 0; i < mutations.length; i += MAX_BATCH_MUTATIONS) {
-      await this.committer.write(mutations.slice(i, i + MAX_BATCH_MUTATIONS));
+      i += n;
     }
     for (const id of blobs) await this.#dropBlobIfUnused(id);
   }

@@ -29,3 +29,9 @@ Deno.test("SeenMessages forgets the oldest ids first and never holds more than i
   for (const n of [97, 98, 99]) assert.equal(seen.first("a", id(n)), false, `id ${n}`);
   assert.equal(seen.first("a", id(96)), true);
 });
+
+Deno.test("SeenMessages refuses a capacity it could not keep", () => {
+  for (const capacity of [0, -1, 2.5, NaN]) {
+    assert.throws(() => new SeenMessages(capacity), RangeError, String(capacity));
+  }
+});
