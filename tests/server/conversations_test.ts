@@ -201,6 +201,21 @@ Deno.test("a group message reaches offline members at their next login", () =>
     assert.equal(p.group_id, g.group_id);
   }));
 
+Deno.test("world messages sent without waiting keep their order, live and in the backlog", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    const bob = await t.user("bob");
+    // Twenty at once: they share commits, and each SENT still comes only once its message is
+    // in the backlog.
+    const texts = Array.from({ length: 20 }, (_, i) => `burst ${i}`);
+    const receipts = await Promise.all(texts.map((x) => alice.sendText({ world: true }, x)));
+    assert.equal(receipts.length, 20);
+    assert.deepEqual((await passes(bob, 20)).map((p) => p.data), texts);
+    const carol = await t.user("carol");
+    const init = body(await carol.nextEvent(MsgType.INITIALIZE));
+    assert.deepEqual((init.world as Body[]).map((m) => m.data), texts.slice(-5));
+  }, { world: { backlog: 5 } }));
+
 Deno.test("the world room reaches everyone online and its backlog is shown at login", () =>
   withServer(async (t) => {
     const alice = await t.user("alice");

@@ -7,6 +7,7 @@
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { utf8Length, type Value } from "../../protocol/value.ts";
+import { Completion } from "../../store/completion.ts";
 import type { ChatMessage, Enqueued, NamedUser } from "../../store/types.ts";
 import { type Handler, me, type Reply, type ServerContext } from "../context.ts";
 import { passBody } from "../delivery.ts";
@@ -73,7 +74,7 @@ export const send: Handler<SendBody> = (ctx, session, body) => {
   return sendToUser(ctx, self, message, to);
 };
 
-async function sendToWorld(ctx: ServerContext, session: Session, message: ChatMessage) {
+function sendToWorld(ctx: ServerContext, session: Session, message: ChatMessage): Reply {
   if (message.kind !== "text") {
     throw new ParleyError(
       ErrorCode.BAD_REQUEST,
@@ -81,11 +82,18 @@ async function sendToWorld(ctx: ServerContext, session: Session, message: ChatMe
     );
   }
   message.world = true;
-  await ctx.store.world.append(message);
-  ctx.metrics.messageIn(message);
+  // SENT waits for the backlog's commit, but the sender's next requests do not: a burst of world
+  // messages then shares commits, and each online user gets the burst in one frame.
+  const durable = new Completion();
+  ctx.store.world.append(message).then(() => {
+    ctx.metrics.messageIn(message);
+    durable.resolve();
+  }, (e) => durable.reject(e instanceof Error ? e : new Error(String(e))));
   return {
     type: MsgType.SENT,
     body: { id: message.id, time: message.time },
+    durable,
+    // Once SENT has left: to everyone online but the sender.
     after: () => {
       const pass = passBody(message, 0);
       for (const s of ctx.hub.sessions()) {
