@@ -14,3 +14,12 @@ export async function rejects(p: Promise<unknown>, code: number): Promise<Parley
   }
   assert.fail(`expected a failure with code ${code}`);
 }
+
+/** Waits until `done()` holds, checking every few ms; fails after `ms` instead of hanging. */
+export async function until(done: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) assert.fail(`still waiting after ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

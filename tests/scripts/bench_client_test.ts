@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { BenchClient } from "../../scripts/bench_client.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
+import { until } from "../helpers/assert.ts";
 import { withServer } from "../helpers/server.ts";
 
 Deno.test("the bench's lean client sends, receives, acknowledges, and fails fast once kicked", () =>
@@ -15,17 +16,12 @@ Deno.test("the bench's lean client sends, receives, acknowledges, and fails fast
     await bob.login("bob", "password-bob");
     const got: string[] = [];
     const answers: boolean[] = [];
-    let allIn!: () => void;
-    const delivered = new Promise<void>((r) => allIn = r);
-    bob.onPass = (body) => {
-      got.push(body.data as string);
-      if (got.length === 3) allIn();
-    };
+    bob.onPass = (body) => got.push(body.data as string);
     alice.onSent = (ok) => answers.push(ok);
     for (const text of ["one", "two", "three"]) alice.send({ user: "bob" }, text);
-    await delivered;
+    await until(() => got.length === 3, "three messages at bob");
     // SENT comes once bob's ACKs made each copy durable.
-    while (answers.length < 3) await new Promise((r) => setTimeout(r, 5));
+    await until(() => answers.length === 3, "three SENT answers");
     assert.deepEqual(got, ["one", "two", "three"]);
     assert.deepEqual(answers, [true, true, true]);
     // Acknowledged: nothing is waiting for bob any more.
@@ -37,7 +33,9 @@ Deno.test("the bench's lean client sends, receives, acknowledges, and fails fast
     );
     // Alice logs in elsewhere: this connection is kicked, and a send on it fails at once.
     await t.connect().then((c) => c.login("alice", "password-alice"));
-    await alice.closed;
+    let kicked = false;
+    void alice.closed.then(() => kicked = true);
+    await until(() => kicked, "alice's first connection to close");
     alice.send({ user: "bob" }, "too late");
     await new Promise((r) => setTimeout(r, 0));
     assert.deepEqual(answers, [true, true, true, false]);

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { GroupCommitter } from "../../src/store/committer.ts";
 import { KvInboxStore } from "../../src/store/inbox.ts";
 import type { ChatMessage } from "../../src/store/types.ts";
+import { until } from "../helpers/assert.ts";
 import { routedKv } from "../helpers/kv.ts";
 
 const limits = { maxMessages: 20_000, maxBytes: 1 << 28 };
@@ -203,9 +204,9 @@ Deno.test("a failed write does not count out again a copy acknowledged before it
       const failed = durable.promise();
       await inbox.remove("bob", queued.filter((i) => i.user === "bob"));
       const flushed = inbox.settle(); // Carol's row goes to be committed, and hangs
-      while (gate.fail === null) await new Promise((r) => setTimeout(r, 1));
+      await until(() => gate.fail !== null, "Carol's commit to start");
       const next = inbox.append(["bob"], text("alice", "bob", "again"), limits);
-      gate.fail();
+      gate.fail!();
       await assert.rejects(failed, /disk full/);
       await next;
       await flushed;
