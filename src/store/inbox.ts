@@ -389,8 +389,8 @@ export class KvInboxStore implements InboxStore {
   async remove(user: string, items: InboxItem[]): Promise<void> {
     if (items.length === 0) return;
     const q = this.#counted.get(user) ?? await this.#queue(user);
-    // Each deleted item's mutations, so that a failed commit can give back whole items.
-    const deleted: { item: InboxItem; mutations: Deno.KvMutation[] }[] = [];
+    // Each deleted item with its rows, so that a failed commit can give back whole items.
+    const deleted: { item: InboxItem; mutations: Deno.KvMutation[]; blob?: string }[] = [];
     for (const item of items) {
       // Counted out already: its write failed (so it is not stored), or this copy or another
       // copy of it was acknowledged before (an acknowledgement racing a redelivery).
@@ -408,13 +408,13 @@ export class KvInboxStore implements InboxStore {
         continue;
       }
       const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
+      let blob: string | undefined;
       if (item.message.image && item.message.image.length > INLINE_IMAGE_BYTES) {
         // The blob id is in the stored entry, not the message; look it up once per item.
-        const stored = await this.kv.get<StoredItem>(["inbox", user, item.seq]);
-        const blob = stored.value?.blob;
-        if (blob) mutations.push({ type: "delete", key: ["blob_ref", blob.id, user, item.seq] });
+        blob = (await this.kv.get<StoredItem>(["inbox", user, item.seq])).value?.blob?.id;
+        if (blob) mutations.push({ type: "delete", key: ["blob_ref", blob, user, item.seq] });
       }
-      deleted.push({ item, mutations });
+      deleted.push({ item, mutations, blob });
     }
     const blobs = new Set<string>();
     for (let i = 0; i < deleted.length;) {
@@ -442,9 +442,8 @@ export class KvInboxStore implements InboxStore {
         throw e;
       }
       for (let k = i; k < i + n; k++) {
-        for (const m of deleted[k].mutations) {
-          if (m.key[0] === "blob_ref") blobs.add(m.key[1] as string);
-        }
+        const blob = deleted[k].blob;
+        if (blob) blobs.add(blob);
       }
       i += n;
     }
