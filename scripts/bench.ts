@@ -12,13 +12,15 @@
  * BENCH_INSPECT_PORT (an inspector on the server), BENCH_LOAD_INSPECT_PORT (on the first load
  * process), BENCH_V8 (V8 flags for the server), BENCH_SERVER_LOG (a copy of the server's output),
  * BENCH_LATENCY_PROCESSES (load processes of the latency scenario, 1 by default) and
- * BENCH_LAT_DUMP (a file for every latency sample).
+ * BENCH_LAT_DUMP (a file for every latency sample). BENCH_NATIVE_AES=0 makes the server and the load
+ * processes seal frames with node:crypto instead of OpenSSL (crypto.nativeAes), for comparisons.
  */
 
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { ParleyClient, type Target } from "../src/client/client.ts";
 import type { LoadParams, SendPlan } from "./bench_load.ts";
+import { chooseAesGcm } from "../src/crypto/aes_gcm.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LOAD = fileURLToPath(new URL("./bench_load.ts", import.meta.url));
@@ -159,8 +161,12 @@ async function collectGarbage(srv: Server): Promise<number | null> {
   }
 }
 
+/** As in the default config, unless BENCH_NATIVE_AES=0 (read by the load processes too). */
+const NATIVE_AES = Deno.env.get("BENCH_NATIVE_AES") !== "0";
+
 function benchConfig(scryptN: number) {
   return {
+    crypto: { nativeAes: NATIVE_AES },
     limits: {
       requestRate: 10_000_000,
       requestBurst: 10_000_000,
@@ -172,6 +178,8 @@ function benchConfig(scryptN: number) {
 }
 
 let fixedPortUsed = false;
+/** The AES-GCM implementation the (first) server said it uses. */
+let serverAes = "unknown";
 
 async function startServer(scryptN: number): Promise<Server> {
   const dir = await Deno.makeTempDir({ prefix: "parley-bench-" });
@@ -214,10 +222,11 @@ async function startServer(scryptN: number): Promise<Server> {
       if (serverLog) await Deno.writeTextFile(serverLog, chunk, { append: true });
       if (text.length < 100_000) {
         text += chunk;
-        const m = /server\.listening addr=127\.0\.0\.1:(\d+)|"addr":"127\.0\.0\.1:(\d+)"/.exec(
-          text,
-        );
-        if (m) found(Number(m[1] ?? m[2]));
+        const m = /server\.listening addr=127\.0\.0\.1:(\d+) .*aes=(\S+)/.exec(text);
+        if (m) {
+          serverAes = m[2];
+          found(Number(m[1]));
+        }
       }
     }
   };
@@ -437,6 +446,7 @@ type Line = Record<string, unknown>;
 const lines: Line[] = [];
 
 function report(line: Line): void {
+  if (!values.addr) line.server_aes = serverAes;
   lines.push(line);
   console.log(JSON.stringify(line));
 }
@@ -799,7 +809,8 @@ async function main(): Promise<number> {
       ? `bench: using the server at ${values.addr} (no server CPU or memory readings)`
       : `bench: server pid ${srv.pid} on ${srv.host}:${srv.port}; bench config: scrypt N=1024 ` +
         `for setup speed (password logins measured separately with N=131072), requestRate/Burst ` +
-        `10000000, maxConnections(PerIp) 100000, loginFreeFailures 1000`,
+        `10000000, maxConnections(PerIp) 100000, loginFreeFailures 1000; AES-GCM: server ` +
+        `${serverAes}, load processes ${chooseAesGcm(NATIVE_AES)}`,
   );
   let code = 0;
   try {

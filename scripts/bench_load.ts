@@ -11,6 +11,7 @@
 
 import { ParleyClient, type Target } from "../src/client/client.ts";
 import { BenchClient } from "./bench_client.ts";
+import { chooseAesGcm } from "../src/crypto/aes_gcm.ts";
 import { MsgType } from "../src/protocol/messages.ts";
 
 export interface SendPlan {
@@ -294,6 +295,8 @@ if (import.meta.main) {
     arg.startsWith("@") ? Deno.readTextFileSync(arg.slice(1)) : arg,
   ) as LoadParams;
   if (arg.startsWith("@")) Deno.removeSync(arg.slice(1));
+  // The load seals with OpenSSL as the server does, unless the bench was told otherwise.
+  chooseAesGcm(Deno.env.get("BENCH_NATIVE_AES") !== "0");
   try {
     switch (p.role) {
       case "chat":

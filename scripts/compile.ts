@@ -20,8 +20,17 @@ export const TARGETS = [
   "aarch64-apple-darwin",
 ] as const;
 
-/** What the binary may do: serve and connect over TCP, keep files, read its environment. */
-export const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+/**
+ * What the binary may do: serve and connect over TCP, keep files, read its environment, and
+ * load the system's libcrypto for AES-GCM (src/crypto/aes_gcm.ts; without it, node:crypto).
+ */
+export const PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-ffi",
+];
 
 /** The `deno compile` arguments for one build. */
 export function compileArgs(target: string | null): string[] {

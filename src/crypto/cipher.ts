@@ -4,8 +4,8 @@
  * The 4-byte length header is the associated data.
  */
 
-import * as nc from "node:crypto";
 import { FrameAuthError } from "../protocol/errors.ts";
+import { aesGcm } from "./aes_gcm.ts";
 import { FRAME_HEADER_BYTES, frameHeader, type SealedFrame, TAG_BYTES } from "../protocol/frame.ts";
 
 const NONCE_BYTES = 12;
@@ -15,8 +15,8 @@ const KEY_BYTES = 32;
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 
 /**
- * One nonce buffer for every connection: it is only read inside createCipheriv, which copies
- * it, and an idle connection then holds no nonce of its own.
+ * One nonce buffer for every connection: it is only read while a frame is sealed or opened,
+ * and an idle connection then holds no nonce of its own.
  */
 const nonce = new Uint8Array(NONCE_BYTES);
 const nonceView = new DataView(nonce.buffer);
@@ -46,17 +46,15 @@ export class FrameSealer {
     if (this.#counter >= MAX_COUNTER) throw new RangeError("Frame counter exhausted");
     const bodyLength = plaintext.length + TAG_BYTES;
     const header = frameHeader(bodyLength);
-    const cipher = nc.createCipheriv(
-      "aes-256-gcm",
-      new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
-      nonceFor(this.#counter++),
-    );
-    cipher.setAAD(header);
     const out = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
     out.set(header);
-    out.set(cipher.update(plaintext), FRAME_HEADER_BYTES);
-    cipher.final();
-    out.set(cipher.getAuthTag(), FRAME_HEADER_BYTES + plaintext.length);
+    aesGcm().seal(
+      new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
+      nonceFor(this.#counter++),
+      header,
+      plaintext,
+      out.subarray(FRAME_HEADER_BYTES),
+    );
     return out;
   }
 }
@@ -78,17 +76,16 @@ export class FrameOpener {
   open(frame: SealedFrame): Uint8Array {
     const { header, body } = frame;
     const split = body.length - TAG_BYTES;
-    const decipher = nc.createDecipheriv(
-      "aes-256-gcm",
-      new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
-      nonceFor(this.#counter++),
-    );
-    decipher.setAAD(header);
-    decipher.setAuthTag(body.subarray(split));
     const out = new Uint8Array(split);
-    out.set(decipher.update(body.subarray(0, split)));
     try {
-      decipher.final();
+      aesGcm().open(
+        new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
+        nonceFor(this.#counter++),
+        header,
+        body.subarray(0, split),
+        body.subarray(split),
+        out,
+      );
     } catch (e) {
       throw new FrameAuthError("Frame failed authentication", { cause: e });
     }

@@ -11,6 +11,7 @@ import type { DecodedMessages } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import { Channel, isConnectionGone, noDelay } from "../transport/channel.ts";
+import { chooseAesGcm } from "../crypto/aes_gcm.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
 import { dispatch } from "./dispatch.ts";
@@ -44,6 +45,7 @@ export async function startServer(
   config: Config,
   log: Logger = createLogger(),
 ): Promise<RunningServer> {
+  const aes = chooseAesGcm(config.crypto.nativeAes);
   const identity = await loadOrCreateIdentity(config.dataDir);
   const metrics = new ServerMetrics();
   const store = await openKvStore(config.dataDir, {
@@ -79,7 +81,11 @@ export async function startServer(
   }
   const addr = listener.addr as Deno.NetAddr;
   const print = fingerprint(identity.publicKey);
-  log.info("server.listening", { addr: `${addr.hostname}:${addr.port}`, fingerprint: print });
+  log.info("server.listening", {
+    addr: `${addr.hostname}:${addr.port}`,
+    fingerprint: print,
+    aes,
+  });
 
   /** Each connection's serving task, until it ends, so that shutdown can wait for them. */
   const connections = new Map<Deno.Conn, Promise<void>>();

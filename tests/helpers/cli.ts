@@ -6,10 +6,10 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 export function parley(
   args: string[],
-  opts: { env?: Record<string, string>; stdin?: "piped" | "null" } = {},
+  opts: { env?: Record<string, string>; stdin?: "piped" | "null"; permissions?: string[] } = {},
 ) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", "main.ts", ...args],
+    args: ["run", ...opts.permissions ?? ["--allow-all"], "--quiet", "main.ts", ...args],
     cwd: ROOT,
     env: { NO_COLOR: "1", ...opts.env },
     stdin: opts.stdin ?? "null",
@@ -85,6 +85,7 @@ export class ServerProcess {
     configFile: string,
     port = 0,
     extra: string[] = [],
+    permissions?: string[],
   ): Promise<ServerProcess> {
     const child = parley([
       "serve",
@@ -97,7 +98,7 @@ export class ServerProcess {
       dataDir,
       "--config",
       configFile,
-    ]).spawn();
+    ], { permissions }).spawn();
     const out = new Output(child.stdout);
     void new Output(child.stderr);
     const m = await out.waitFor(

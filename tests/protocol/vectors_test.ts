@@ -859,6 +859,8 @@ const SERVER_ONLY = new Set([
   "accounts.scrypt.r",
   "accounts.scrypt.p",
   "accounts.hashConcurrency",
+  // How the server computes AES-GCM does not change a byte on the wire.
+  "crypto.nativeAes",
   // The operator's HTTP endpoint is not the chat protocol.
   "http.enabled",
   "http.host",

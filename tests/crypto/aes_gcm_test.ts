@@ -1,0 +1,205 @@
+/**
+ * The two AES-256-GCM implementations: OpenSSL through FFI must give node:crypto's bytes, reject
+ * what node:crypto rejects, and never be handed buffers of the wrong size.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  type AesGcm,
+  aesGcm,
+  agreesWithNode,
+  chooseAesGcm,
+  nodeAesGcm,
+} from "../../src/crypto/aes_gcm.ts";
+import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
+import { FRAME_HEADER_BYTES } from "../../src/protocol/frame.ts";
+import { ParleyClient } from "../../src/client/client.ts";
+import { fastConfig, ROOT, ServerProcess } from "../helpers/cli.ts";
+
+/** Whether this machine can give the process OpenSSL at all (Linux with libcrypto.so.3). */
+function libcryptoLoads(): boolean {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    Deno.dlopen("libcrypto.so.3", { OpenSSL_version_num: { parameters: [], result: "u64" } })
+      .close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const HAVE_OPENSSL = libcryptoLoads();
+
+/** The OpenSSL implementation, chosen and then set back to node:crypto for other tests. */
+function openSsl(): AesGcm {
+  assert.equal(chooseAesGcm(true), "openssl");
+  const impl = aesGcm();
+  chooseAesGcm(false);
+  return impl;
+}
+
+const random = (n: number) => {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
+  return out;
+};
+
+Deno.test("chooseAesGcm picks OpenSSL when it loads, node:crypto when asked or when it cannot", () => {
+  assert.equal(chooseAesGcm(false), "node:crypto");
+  assert.equal(aesGcm(), nodeAesGcm);
+  assert.equal(chooseAesGcm(true), HAVE_OPENSSL ? "openssl" : "node:crypto");
+  chooseAesGcm(false);
+  assert.equal(aesGcm(), nodeAesGcm);
+});
+
+Deno.test({
+  name: "OpenSSL seals and opens exactly as node:crypto, from empty to 200 KB",
+  ignore: !HAVE_OPENSSL,
+  fn() {
+    const native = openSsl();
+    assert.ok(agreesWithNode(native));
+    for (const size of [0, 1, 12, 16, 31, 33, 255, 4096, 65_537, 200_000]) {
+      for (let round = 0; round < 3; round++) {
+        const key = random(32);
+        const nonce = random(12);
+        const aad = random(round * 7);
+        const plaintext = random(size);
+        const a = new Uint8Array(size + 16);
+        const b = new Uint8Array(size + 16);
+        nodeAesGcm.seal(key, nonce, aad, plaintext, a);
+        native.seal(key, nonce, aad, plaintext, b);
+        assert.deepEqual(b, a, `size ${size}`);
+        // Each opens what the other sealed.
+        const viaNative = new Uint8Array(size);
+        const viaNode = new Uint8Array(size);
+        native.open(key, nonce, aad, a.subarray(0, size), a.subarray(size), viaNative);
+        nodeAesGcm.open(key, nonce, aad, b.subarray(0, size), b.subarray(size), viaNode);
+        assert.deepEqual(viaNative, plaintext);
+        assert.deepEqual(viaNode, plaintext);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "OpenSSL rejects a changed ciphertext, tag, header or nonce and leaves no plaintext",
+  ignore: !HAVE_OPENSSL,
+  fn() {
+    const native = openSsl();
+    const key = random(32);
+    const nonce = random(12);
+    const aad = new Uint8Array([0, 0, 0, 116]);
+    const plaintext = new TextEncoder().encode("x".repeat(100));
+    const sealed = new Uint8Array(116);
+    native.seal(key, nonce, aad, plaintext, sealed);
+    const cases: [string, (c: Uint8Array, t: Uint8Array, a: Uint8Array, n: Uint8Array) => void][] =
+      [
+        ["ciphertext", (c) => c[40] ^= 1],
+        ["tag", (_c, t) => t[15] ^= 0x80],
+        ["header", (_c, _t, a) => a[3] ^= 1],
+        ["nonce", (_c, _t, _a, n) => n[11] ^= 1],
+      ];
+    for (const [what, change] of cases) {
+      const c = sealed.slice(0, 100);
+      const t = sealed.slice(100);
+      const a = aad.slice();
+      const n = nonce.slice();
+      change(c, t, a, n);
+      const out = new Uint8Array(100);
+      assert.throws(() => native.open(key, n, a, c, t, out), /tag does not match/, what);
+      assert.ok(out.every((x) => x === 0), `plaintext left behind after a bad ${what}`);
+    }
+  },
+});
+
+Deno.test("both implementations refuse buffers of the wrong size before touching them", () => {
+  const impls = HAVE_OPENSSL ? [nodeAesGcm, openSsl()] : [nodeAesGcm];
+  for (const impl of impls) {
+    const key = random(32);
+    const nonce = random(12);
+    const pt = random(64);
+    assert.throws(() => impl.seal(key, nonce, pt, pt, new Uint8Array(79)), RangeError, impl.name);
+    assert.throws(() => impl.seal(key, nonce, pt, pt, new Uint8Array(81)), RangeError, impl.name);
+    assert.throws(() => impl.seal(random(16), nonce, pt, pt, new Uint8Array(80)), RangeError);
+    assert.throws(() => impl.seal(key, random(16), pt, pt, new Uint8Array(80)), RangeError);
+    const sealed = new Uint8Array(80);
+    impl.seal(key, nonce, pt, pt, sealed);
+    const ct = sealed.subarray(0, 64);
+    const tag = sealed.subarray(64);
+    assert.throws(() => impl.open(key, nonce, pt, ct, tag, new Uint8Array(63)), RangeError);
+    assert.throws(() => impl.open(key, nonce, pt, ct, tag.subarray(0, 8), new Uint8Array(64)));
+    const out = new Uint8Array(64);
+    impl.open(key, nonce, pt, ct, tag, out);
+    assert.deepEqual(out, pt);
+  }
+});
+
+Deno.test({
+  name: "frames sealed with one implementation open with the other, in order",
+  ignore: !HAVE_OPENSSL,
+  fn() {
+    const key = random(32);
+    const sealer = new FrameSealer(key);
+    const opener = new FrameOpener(key);
+    try {
+      for (let i = 0; i < 6; i++) {
+        const text = new TextEncoder().encode(`frame ${i} `.repeat(i * 50));
+        chooseAesGcm(i % 2 === 0);
+        const frame = sealer.seal(text);
+        chooseAesGcm(i % 2 === 1);
+        const header = frame.slice(0, FRAME_HEADER_BYTES);
+        const body = frame.slice(FRAME_HEADER_BYTES);
+        assert.deepEqual(opener.open({ header, body }), text);
+      }
+    } finally {
+      chooseAesGcm(false);
+    }
+  },
+});
+
+/** The --allow-* flags of `deno task start`, the command README gives for running a server. */
+async function startTaskPermissions(): Promise<string[]> {
+  const deno = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+  return (deno.tasks.start as string).split(" ").filter((a) => a.startsWith("--allow-"));
+}
+
+Deno.test("the server of `deno task start` uses OpenSSL, and without --allow-ffi node:crypto; a client is served either way", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = await fastConfig(dir);
+    const start = await startTaskPermissions();
+    assert.ok(start.includes("--allow-ffi"), `deno task start lacks --allow-ffi: ${start}`);
+    const withoutFfi = start.filter((p) => p !== "--allow-ffi");
+    for (
+      const [n, permissions, want] of [[0, start, HAVE_OPENSSL ? "openssl" : "node:crypto"], [
+        1,
+        withoutFfi,
+        "node:crypto",
+      ]] as const
+    ) {
+      const server = await ServerProcess.start(join(dir, `data${n}`), config, 0, [], [
+        ...permissions,
+      ]);
+      try {
+        assert.match(server.out.text, new RegExp(`server\\.listening .*aes=${want}`));
+        const client = await ParleyClient.connect({
+          host: "127.0.0.1",
+          port: server.port,
+          knownHosts: null,
+        });
+        try {
+          await client.register(`user${n}`, "a long password");
+          await client.login(`user${n}`, "a long password");
+          assert.ok(await client.ping() >= 0);
+        } finally {
+          client.close();
+        }
+      } finally {
+        assert.equal((await server.stop()).code, 0, server.out.text);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
