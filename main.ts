@@ -5,6 +5,7 @@
 
 import { admin, adminHelp } from "./src/admin/admin.ts";
 import { ConfigError } from "./src/config/config.ts";
+import { chooseAesGcm } from "./src/crypto/aes_gcm.ts";
 import { connect, CONNECT_HELP } from "./src/cli/connect.ts";
 import { send, SEND_HELP } from "./src/cli/send.ts";
 import { serve, SERVE_HELP } from "./src/cli/serve.ts";
@@ -26,6 +27,9 @@ Usage:
 
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
+  // The server chooses by its config; every other command seals with OpenSSL where it can, and
+  // gives up the FFI permission here either way.
+  if (command !== "serve") chooseAesGcm(true);
   try {
     switch (command) {
       case "serve":

@@ -20,17 +20,17 @@ export const TARGETS = [
   "aarch64-apple-darwin",
 ] as const;
 
+/** What the binary may do: serve and connect over TCP, keep files, read its environment. */
+export const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+
 /**
- * What the binary may do: serve and connect over TCP, keep files, read its environment, and
- * load the system's libcrypto for AES-GCM (src/crypto/aes_gcm.ts; without it, node:crypto).
+ * Linux builds may also load the system's libcrypto for AES-GCM (src/crypto/aes_gcm.ts), a
+ * permission the process gives up once it has; elsewhere node:crypto is used and none is needed.
  */
-export const PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-ffi",
-];
+export function permissionsFor(target: string | null): string[] {
+  const os = target ? (target.includes("-linux-") ? "linux" : "other") : Deno.build.os;
+  return os === "linux" ? [...PERMISSIONS, "--allow-ffi"] : PERMISSIONS;
+}
 
 /** The `deno compile` arguments for one build. */
 export function compileArgs(target: string | null): string[] {
@@ -38,7 +38,7 @@ export function compileArgs(target: string | null): string[] {
   return [
     "compile",
     "--unstable-kv",
-    ...PERMISSIONS,
+    ...permissionsFor(target),
     ...(target ? ["--target", target] : []),
     "--output",
     output,

@@ -4,7 +4,8 @@
  * measured, Deno's node:crypto seals at about 150 MB/s and 7 µs per small frame; OpenSSL at
  * about 2.5 GB/s and 2 µs, which lifts relay and fan-out throughput by a quarter or more.
  * OpenSSL is used only when asked for, when the process may use FFI (`--allow-ffi`), when
- * libcrypto.so.3 loads, and when it passes a known-answer check against node:crypto.
+ * libcrypto.so.3 loads, and when it passes known-answer checks (a published vector, node:crypto's
+ * output, tampered inputs rejected).
  */
 
 import * as nc from "node:crypto";
@@ -62,11 +63,16 @@ export const nodeAesGcm: AesGcm = {
   open(key, nonce, aad, ciphertext, tag, out) {
     checkSizes(key, nonce, ciphertext, out, 0);
     if (tag.length !== TAG_BYTES) throw new RangeError(`A tag is ${TAG_BYTES} bytes`);
-    const decipher = nc.createDecipheriv("aes-256-gcm", key, nonce);
-    decipher.setAAD(aad);
-    decipher.setAuthTag(tag);
-    out.set(decipher.update(ciphertext));
-    decipher.final(); // throws on a bad tag
+    try {
+      const decipher = nc.createDecipheriv("aes-256-gcm", key, nonce);
+      decipher.setAAD(aad);
+      decipher.setAuthTag(tag);
+      out.set(decipher.update(ciphertext));
+      decipher.final(); // throws on a bad tag
+    } catch (e) {
+      out.fill(0); // no unauthenticated plaintext is left behind
+      throw e;
+    }
   },
 };
 
@@ -98,26 +104,40 @@ const SYMBOLS = {
 const EVP_CTRL_GCM_GET_TAG = 0x10;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
 
-/** AES-256-GCM through libcrypto; null when FFI is not allowed or the library is missing. */
-function loadOpenSsl(): AesGcm | null {
-  // macOS's own libcrypto aborts a process that loads it; elsewhere the name differs.
-  if (Deno.build.os !== "linux") return null;
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+/**
+ * AES-256-GCM through libcrypto; null when FFI is not allowed or the library is missing. The
+ * FFI permission is given up afterwards either way: the process keeps these few functions and
+ * can load no other native code.
+ */
+function loadOpenSsl(library: string): AesGcm | null {
   try {
-    lib = Deno.dlopen("libcrypto.so.3", SYMBOLS);
+    // macOS's own libcrypto aborts a process that loads it; elsewhere the name differs.
+    if (Deno.build.os !== "linux") return null;
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+    return bindOpenSsl(Deno.dlopen(library, SYMBOLS));
   } catch {
     return null;
+  } finally {
+    Deno.permissions.revokeSync({ name: "ffi" });
   }
+}
+
+function bindOpenSsl(lib: Deno.DynamicLibrary<typeof SYMBOLS>): AesGcm | null {
   const f = lib.symbols;
-  const ctx = f.EVP_CIPHER_CTX_new();
+  // One context per direction for the whole process, given the cipher once and then only a key
+  // and nonce per frame: JavaScript seals or opens one frame at a time, and an idle connection
+  // then holds no native memory.
+  const sealCtx = f.EVP_CIPHER_CTX_new();
+  const openCtx = f.EVP_CIPHER_CTX_new();
   const cipher = f.EVP_aes_256_gcm();
-  if (ctx === null || cipher === null) {
+  if (
+    sealCtx === null || openCtx === null || cipher === null ||
+    f.EVP_EncryptInit_ex(sealCtx, cipher, null, null, null) !== 1 ||
+    f.EVP_DecryptInit_ex(openCtx, cipher, null, null, null) !== 1
+  ) {
     lib.close();
     return null;
   }
-  // One context for the whole process, set up afresh for each frame: JavaScript runs one
-  // frame at a time, and an idle connection then holds no native memory.
   const outLength = new Uint8Array(4);
   const must = (ok: number, what: string) => {
     if (ok !== 1) throw new Error(`OpenSSL ${what} failed`);
@@ -127,63 +147,116 @@ function loadOpenSsl(): AesGcm | null {
     seal(key, nonce, aad, plaintext, out) {
       checkSizes(key, nonce, plaintext, out, TAG_BYTES);
       const tag = out.subarray(plaintext.length);
-      must(f.EVP_EncryptInit_ex(ctx, cipher, null, key, nonce), "EncryptInit");
-      must(f.EVP_EncryptUpdate(ctx, null, outLength, aad, aad.length), "EncryptUpdate (AAD)");
-      // An empty buffer reaches C as a null pointer, which GCM would take as more AAD.
+      must(f.EVP_EncryptInit_ex(sealCtx, null, null, key, nonce), "EncryptInit");
+      must(f.EVP_EncryptUpdate(sealCtx, null, outLength, aad, aad.length), "EncryptUpdate (AAD)");
+      // An empty buffer reaches C as a null pointer; skip the call rather than rely on that.
       if (plaintext.length > 0) {
         must(
-          f.EVP_EncryptUpdate(ctx, out, outLength, plaintext, plaintext.length),
+          f.EVP_EncryptUpdate(sealCtx, out, outLength, plaintext, plaintext.length),
           "EncryptUpdate",
         );
       }
-      must(f.EVP_EncryptFinal_ex(ctx, tag, outLength), "EncryptFinal");
-      must(f.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_BYTES, tag), "GET_TAG");
+      must(f.EVP_EncryptFinal_ex(sealCtx, tag, outLength), "EncryptFinal");
+      must(f.EVP_CIPHER_CTX_ctrl(sealCtx, EVP_CTRL_GCM_GET_TAG, TAG_BYTES, tag), "GET_TAG");
     },
     open(key, nonce, aad, ciphertext, tag, out) {
       checkSizes(key, nonce, ciphertext, out, 0);
       if (tag.length !== TAG_BYTES) throw new RangeError(`A tag is ${TAG_BYTES} bytes`);
-      must(f.EVP_DecryptInit_ex(ctx, cipher, null, key, nonce), "DecryptInit");
-      must(f.EVP_DecryptUpdate(ctx, null, outLength, aad, aad.length), "DecryptUpdate (AAD)");
-      if (ciphertext.length > 0) {
-        must(
-          f.EVP_DecryptUpdate(ctx, out, outLength, ciphertext, ciphertext.length),
-          "DecryptUpdate",
-        );
-      }
-      must(f.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, tag), "SET_TAG");
-      // The final step writes nothing for GCM; it compares the tag.
-      if (f.EVP_DecryptFinal_ex(ctx, out, outLength) !== 1) {
+      try {
+        must(f.EVP_DecryptInit_ex(openCtx, null, null, key, nonce), "DecryptInit");
+        must(f.EVP_DecryptUpdate(openCtx, null, outLength, aad, aad.length), "DecryptUpdate (AAD)");
+        if (ciphertext.length > 0) {
+          must(
+            f.EVP_DecryptUpdate(openCtx, out, outLength, ciphertext, ciphertext.length),
+            "DecryptUpdate",
+          );
+        }
+        must(f.EVP_CIPHER_CTX_ctrl(openCtx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, tag), "SET_TAG");
+        // The final step writes nothing for GCM; it compares the tag.
+        if (f.EVP_DecryptFinal_ex(openCtx, out, outLength) !== 1) {
+          throw new Error("OpenSSL: the tag does not match");
+        }
+      } catch (e) {
         out.fill(0); // no unauthenticated plaintext is left behind
-        throw new Error("OpenSSL: the tag does not match");
+        throw e;
       }
     },
   };
 }
 
-/** True if `candidate` seals and opens exactly as node:crypto does, and rejects a bad tag. */
-export function agreesWithNode(candidate: AesGcm): boolean {
-  const key = Uint8Array.from({ length: KEY_BYTES }, (_, i) => i * 7 + 1);
-  const nonce = Uint8Array.from({ length: NONCE_BYTES }, (_, i) => 255 - i);
-  const aad = new Uint8Array([0, 0, 0, 45]);
-  for (const size of [0, 1, 15, 16, 17, 100, 4099]) {
-    const plaintext = Uint8Array.from({ length: size }, (_, i) => (i * 31 + size) & 255);
-    const expected = new Uint8Array(size + TAG_BYTES);
-    const got = new Uint8Array(size + TAG_BYTES);
-    nodeAesGcm.seal(key, nonce, aad, plaintext, expected);
-    candidate.seal(key, nonce, aad, plaintext, got);
-    if (!got.every((b, i) => b === expected[i])) return false;
-    const back = new Uint8Array(size);
-    candidate.open(key, nonce, aad, got.subarray(0, size), got.subarray(size), back);
-    if (!back.every((b, i) => b === plaintext[i])) return false;
-    got[size] ^= 1;
-    try {
-      candidate.open(key, nonce, aad, got.subarray(0, size), got.subarray(size), back);
-      return false;
-    } catch {
-      // Rejected, as it must be.
-    }
+/**
+ * A published AES-256-GCM vector (test case 16 of McGrew and Viega's GCM specification): key,
+ * nonce, associated data, plaintext, ciphertext, tag.
+ */
+const KNOWN = [
+  "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+  "cafebabefacedbaddecaf888",
+  "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+  "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72" +
+  "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+  "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa" +
+  "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+  "76fc6ece0f4e1768cddf8853bb2d551b",
+].map((hex) => Uint8Array.fromHex(hex));
+
+const same = (a: Uint8Array, b: Uint8Array) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** True if `candidate` opens `ciphertext|tag` to `plaintext`, or throws when it should not. */
+function opens(
+  candidate: AesGcm,
+  args: [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array],
+  plaintext: Uint8Array | null,
+): boolean {
+  const out = new Uint8Array(args[3].length);
+  try {
+    candidate.open(...args, out);
+  } catch {
+    return plaintext === null && out.every((b) => b === 0);
   }
-  return true;
+  return plaintext !== null && same(out, plaintext);
+}
+
+/**
+ * True if `candidate` gives the published vector and node:crypto's bytes for a range of sizes,
+ * opens them again, and rejects a change to the ciphertext, the tag (first and last byte) or the
+ * associated data.
+ */
+export function agreesWithNode(candidate: AesGcm): boolean {
+  try {
+    const [k, n, a, p, c, t] = KNOWN;
+    const sealed = new Uint8Array(p.length + TAG_BYTES);
+    candidate.seal(k, n, a, p, sealed);
+    if (!same(sealed.subarray(0, c.length), c) || !same(sealed.subarray(c.length), t)) {
+      return false;
+    }
+    if (!opens(candidate, [k, n, a, c, t], p)) return false;
+    const key = Uint8Array.from({ length: KEY_BYTES }, (_, i) => i * 7 + 1);
+    const nonce = Uint8Array.from({ length: NONCE_BYTES }, (_, i) => 255 - i);
+    const aad = new Uint8Array([0, 0, 0, 45]);
+    for (const size of [0, 1, 15, 16, 17, 100, 4099]) {
+      const plaintext = Uint8Array.from({ length: size }, (_, i) => (i * 31 + size) & 255);
+      const expected = new Uint8Array(size + TAG_BYTES);
+      const got = new Uint8Array(size + TAG_BYTES);
+      nodeAesGcm.seal(key, nonce, aad, plaintext, expected);
+      candidate.seal(key, nonce, aad, plaintext, got);
+      if (!same(got, expected)) return false;
+      const ct = got.subarray(0, size);
+      const tag = got.subarray(size);
+      if (!opens(candidate, [key, nonce, aad, ct, tag], plaintext)) return false;
+      const flips: [Uint8Array, number][] = [[tag, 0], [tag, TAG_BYTES - 1], [aad, 3]];
+      if (size > 0) flips.push([ct, size - 1]);
+      for (const [buffer, at] of flips) {
+        buffer[at] ^= 1;
+        const rejected = opens(candidate, [key, nonce, aad, ct, tag], null);
+        buffer[at] ^= 1;
+        if (!rejected) return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 let openSsl: AesGcm | null | undefined;
@@ -195,22 +268,16 @@ export function aesGcm(): AesGcm {
 }
 
 /**
- * Chooses the implementation for every connection of this process: OpenSSL when `native` and
- * it is usable, node:crypto otherwise. Returns the name of the one in use.
+ * Chooses the implementation for every connection of this process (a server process has one
+ * server): OpenSSL when `native` and it is usable, node:crypto otherwise. The first call tries
+ * to load OpenSSL whatever `native` says, and gives up the FFI permission. Returns the name of
+ * the implementation in use.
  */
-export function chooseAesGcm(native: boolean): string {
-  if (native) {
-    if (openSsl === undefined) {
-      try {
-        const loaded = loadOpenSsl();
-        openSsl = loaded && agreesWithNode(loaded) ? loaded : null;
-      } catch {
-        openSsl = null;
-      }
-    }
-    active = openSsl ?? nodeAesGcm;
-  } else {
-    active = nodeAesGcm;
+export function chooseAesGcm(native: boolean, library = "libcrypto.so.3"): string {
+  if (openSsl === undefined) {
+    const loaded = loadOpenSsl(library);
+    openSsl = loaded && agreesWithNode(loaded) ? loaded : null;
   }
+  active = native && openSsl ? openSsl : nodeAesGcm;
   return active.name;
 }

@@ -1,14 +1,14 @@
 /** The compile task cannot run here (it downloads denort), so its command lines are checked. */
 
 import assert from "node:assert/strict";
-import { compileArgs, PERMISSIONS, TARGETS } from "../../scripts/compile.ts";
+import { compileArgs, PERMISSIONS, permissionsFor, TARGETS } from "../../scripts/compile.ts";
 import { ROOT } from "../helpers/cli.ts";
 
 Deno.test("compileArgs() builds main.ts with KV and the server's permissions", () => {
   assert.deepEqual(compileArgs(null), [
     "compile",
     "--unstable-kv",
-    ...PERMISSIONS,
+    ...permissionsFor(null),
     "--output",
     "dist/parley",
     "main.ts",
@@ -20,6 +20,14 @@ Deno.test("compileArgs() builds main.ts with KV and the server's permissions", (
     "--output",
     "dist/parley-aarch64-unknown-linux-gnu",
   ]);
+});
+
+Deno.test("only Linux builds may load libcrypto through FFI", () => {
+  for (const target of TARGETS) {
+    const args = compileArgs(target);
+    assert.equal(args.includes("--allow-ffi"), target.includes("-linux-"), target);
+    for (const p of PERMISSIONS) assert.ok(args.includes(p), `${target} lacks ${p}`);
+  }
 });
 
 Deno.test("deno task compile --all --dry-run prints one command per release target", async () => {
