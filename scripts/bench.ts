@@ -20,7 +20,6 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { ParleyClient, type Target } from "../src/client/client.ts";
 import type { LoadParams, SendPlan } from "./bench_load.ts";
-import { chooseAesGcm } from "../src/crypto/aes_gcm.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LOAD = fileURLToPath(new URL("./bench_load.ts", import.meta.url));
@@ -810,7 +809,7 @@ async function main(): Promise<number> {
       : `bench: server pid ${srv.pid} on ${srv.host}:${srv.port}; bench config: scrypt N=1024 ` +
         `for setup speed (password logins measured separately with N=131072), requestRate/Burst ` +
         `10000000, maxConnections(PerIp) 100000, loginFreeFailures 1000; AES-GCM: server ` +
-        `${serverAes}, load processes ${chooseAesGcm(NATIVE_AES)}`,
+        `${serverAes}, load processes ${NATIVE_AES ? "OpenSSL where it loads" : "node:crypto"}`,
   );
   let code = 0;
   try {

@@ -118,7 +118,11 @@ function loadOpenSsl(library: string): AesGcm | null {
   } catch {
     return null;
   } finally {
-    Deno.permissions.revokeSync({ name: "ffi" });
+    // A process that may run programs can run native code anyway (tests, the bench), and
+    // dropping FFI would cost it its "all" grant, which Deno wants for /proc; keep it there.
+    if (Deno.permissions.querySync({ name: "run" }).state !== "granted") {
+      Deno.permissions.revokeSync({ name: "ffi" });
+    }
   }
 }
 
