@@ -9,10 +9,10 @@
  */
 
 import * as nc from "node:crypto";
+import { TAG_BYTES } from "../protocol/frame.ts";
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 12;
-export const TAG_BYTES = 16;
 
 export interface AesGcm {
   /** "node:crypto" or "openssl". */

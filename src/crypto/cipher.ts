@@ -5,11 +5,8 @@
  */
 
 import { FrameAuthError } from "../protocol/errors.ts";
-import { aesGcm } from "./aes_gcm.ts";
+import { aesGcm, KEY_BYTES, NONCE_BYTES } from "./aes_gcm.ts";
 import { FRAME_HEADER_BYTES, frameHeader, type SealedFrame, TAG_BYTES } from "../protocol/frame.ts";
-
-const NONCE_BYTES = 12;
-const KEY_BYTES = 32;
 
 /** Past 2^53 frames the counter would lose precision; a connection never gets near it. */
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
