@@ -3,12 +3,13 @@
  *
  *   deno run -A scripts/bench.ts [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
  *
- * Scenarios: relay, latency, fanout, world, offline, idle. Without --addr it starts a server child
- * (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and measures its CPU
- * and memory from /proc. The clients run in separate load processes (scripts/bench_load.ts). Every
- * scenario prints one JSON line; a table follows at the end.
+ * Scenarios: relay, latency, fanout, world, offline, idle, logins. Without --addr it starts a
+ * server child (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and
+ * measures its CPU and memory from /proc. The clients run in separate load processes
+ * (scripts/bench_load.ts). Every scenario prints one JSON line; a table follows at the end.
  *
  * Environment knobs, for profiling: BENCH_SCALE (multiplies relay and fan-out messages),
+ * BENCH_RELAY_PAIRS (the relay runs' pair counts, comma-separated; 50,500 by default),
  * BENCH_INSPECT_PORT (an inspector on the server), BENCH_LOAD_INSPECT_PORT (on the first load
  * process), BENCH_V8 (V8 flags for the server), BENCH_SERVER_LOG (a copy of the server's output),
  * BENCH_LATENCY_PROCESSES (load processes of the latency scenario, 1 by default) and
@@ -25,7 +26,7 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LOAD = fileURLToPath(new URL("./bench_load.ts", import.meta.url));
 const PASSWORD = "bench-password-1";
 const TICKS = 100; // clock ticks per second in /proc/<pid>/stat
-const ALL = ["relay", "latency", "fanout", "world", "offline", "idle"];
+const ALL = ["relay", "latency", "fanout", "world", "offline", "idle", "logins"];
 
 const { values } = parseOptions();
 
@@ -68,6 +69,16 @@ const RUN = Math.random().toString(36).slice(2, 7);
 const SCALE = Number(Deno.env.get("BENCH_SCALE") ?? 1);
 if (!(SCALE > 0)) {
   console.error(`BENCH_SCALE must be a positive number, not "${Deno.env.get("BENCH_SCALE")}"`);
+  Deno.exit(2);
+}
+/** BENCH_RELAY_PAIRS lists the relay runs' pair counts, to profile one of them alone. */
+const RELAY_PAIRS = (Deno.env.get("BENCH_RELAY_PAIRS") ?? "50,500").split(",").map(Number);
+if (!RELAY_PAIRS.every((n) => Number.isInteger(n) && n > 0)) {
+  console.error(
+    `BENCH_RELAY_PAIRS must list positive whole numbers, not "${
+      Deno.env.get("BENCH_RELAY_PAIRS")
+    }"`,
+  );
   Deno.exit(2);
 }
 /** BENCH_LAT_DUMP names a file for the latency scenario's samples. */
@@ -484,7 +495,7 @@ async function pairsRun(
 }
 
 async function relay(srv: Server): Promise<void> {
-  for (const pairs of QUICK ? [10] : [50, 500]) {
+  for (const pairs of QUICK ? [10] : RELAY_PAIRS) {
     // 200,000 messages in all: several seconds at full speed, so that the JIT's warm-up and a
     // stray pause weigh little.
     const m = QUICK ? 100 : Math.round(200_000 * SCALE / pairs);
@@ -672,11 +683,9 @@ async function idle(srv: Server): Promise<void> {
   const fdLimit = openFileLimit(srv.pid);
   const most = fdLimit === null ? 20_000 : Math.min(20_000, fdLimit - FD_RESERVE);
   const sizes = QUICK ? [200] : [1000, 5000, most];
-  let all: string[] = [];
   for (const n of sizes) {
     const users = names(`i${n}x`, n);
     await register(srv, users);
-    all = users;
     await new Promise((r) => setTimeout(r, 1000));
     const heapBefore = await collectGarbage(srv);
     const gc = heapBefore !== null;
@@ -720,9 +729,20 @@ async function idle(srv: Server): Promise<void> {
       await Promise.all(loads.map((l) => l.finish()));
     }
   }
+}
 
+/**
+ * Users each of the two load processes logs in again and again, one login at a time each. Enough
+ * that the machine, not the round trips, is what limits: with 8 each, neither the server nor the
+ * loads were busy (about 80 % and 40 %) and the figure measured latency.
+ */
+const LOGIN_WORKERS = 64;
+
+async function logins(srv: Server): Promise<void> {
+  const all = names("lg", 2 * LOGIN_WORKERS);
+  await register(srv, all);
   // Resume logins: fresh connection, handshake, RESUME, close.
-  const workers = 8;
+  const workers = LOGIN_WORKERS;
   const duration = QUICK ? 1000 : 3000;
   const loads = [0, 1].map((k) =>
     new Load({
@@ -782,6 +802,7 @@ const RUNNERS: Record<string, (srv: Server) => Promise<void>> = {
   world,
   offline,
   idle,
+  logins,
 };
 
 function table(rows: Line[]): string {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ROOT } from "../helpers/cli.ts";
 
-Deno.test("bench.ts --quick runs relay and offline and prints a result line for each", async () => {
+Deno.test("bench.ts --quick runs relay, offline and logins and prints a result line for each", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -18,6 +18,8 @@ Deno.test("bench.ts --quick runs relay and offline and prints a result line for 
       "relay",
       "--scenario",
       "offline",
+      "--scenario",
+      "logins",
     ],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
@@ -29,7 +31,7 @@ Deno.test("bench.ts --quick runs relay and offline and prints a result line for 
   const stderr = new TextDecoder().decode(out.stderr);
   assert.equal(out.code, 0, `exit ${out.code}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
   const results = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
-  for (const scenario of ["relay", "offline"]) {
+  for (const scenario of ["relay", "offline", "logins_resume", "logins_password"]) {
     const line = results.find((r) => r.scenario === scenario);
     assert.ok(line, `no JSON line for ${scenario}:\n${stdout}`);
     assert.equal(typeof line.result, "number", JSON.stringify(line));
