@@ -22,13 +22,15 @@ export class PendingWrite {
   #live: number;
 
   constructor(
+    /** Emptied once settled. */
     readonly mutations: (Deno.KvMutation | null)[],
     public bytes: number,
     /** Not committed before this time (ms, performance.now()); 0 for at once. */
     readonly due: number,
     /** One function for many writes: the writer finds its own state through `owner`. */
     readonly onSettled: WriteSettled,
-    readonly owner: unknown = null,
+    /** Null once settled. */
+    public owner: unknown = null,
   ) {
     this.#live = mutations.length;
   }
@@ -60,6 +62,10 @@ export class PendingWrite {
     } catch (e) {
       console.error("A write's completion callback failed:", e);
     }
+    // A write cancelled by acknowledgements stays in the deferred list until it is due; let go
+    // of its rows and its owner's messages now, so that they die young and are not promoted.
+    this.mutations.length = 0;
+    this.owner = null;
   }
 }
 
