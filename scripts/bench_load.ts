@@ -40,6 +40,11 @@ export interface LoadParams {
   expect?: number;
   /** chat: record every latency (ms) in the result. */
   latencies?: boolean;
+  /**
+   * chat with latencies: messages sent in this first part of the run (ms after "go") warm the
+   * server and the load up; their latencies are reported apart, in `warmupLat`.
+   */
+  warmupMs?: number;
   /** resume/password: how long to run; chat: hard deadline. */
   durationMs?: number;
   /** Connections opened at once during setup. */
@@ -139,6 +144,8 @@ async function runChat(p: LoadParams): Promise<void> {
   let firstRecv = 0;
   let lastRecv = 0;
   const lat: number[] = [];
+  const warmupLat: number[] = [];
+  const measureFrom = tGo + (p.warmupMs ?? 0);
   let allReceived!: () => void;
   const gotAll = new Promise<void>((r) => allReceived = r);
   if (received >= expect) allReceived();
@@ -148,7 +155,9 @@ async function runChat(p: LoadParams): Promise<void> {
       if (typeof body.data !== "string" || !body.data.startsWith("t=")) return;
       if (p.latencies) {
         const at = sentAt(body.data);
-        if (at !== null) lat.push(Math.round((t - at) * 100) / 100);
+        if (at !== null) {
+          (at < measureFrom ? warmupLat : lat).push(Math.round((t - at) * 100) / 100);
+        }
       }
       if (received === 0) firstRecv = t;
       lastRecv = t;
@@ -215,7 +224,7 @@ async function runChat(p: LoadParams): Promise<void> {
     received,
     sent,
     failed,
-    ...(p.latencies ? { lat } : {}),
+    ...(p.latencies ? { lat, warmupLat } : {}),
   });
   for (const c of clients.values()) c.close();
 }
