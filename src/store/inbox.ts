@@ -99,6 +99,8 @@ export class KvInboxStore implements InboxStore {
   readonly #counted = new Map<string, QueueStats>();
   /** Each user's latest deferred write, while it may still be waiting. */
   readonly #lastDeferred = new Map<string, PendingWrite>();
+  /** Removals not finished yet. */
+  readonly #removing = new Set<Promise<void>>();
 
   constructor(
     private readonly kv: Deno.Kv,
@@ -386,7 +388,25 @@ export class KvInboxStore implements InboxStore {
     return image;
   }
 
-  async remove(user: string, items: InboxItem[]): Promise<void> {
+  remove(user: string, items: InboxItem[]): Promise<void> {
+    const done = this.#remove(user, items);
+    // Tracked until it ends: the store waits for removals under way before it closes.
+    this.#removing.add(done);
+    const forget = () => this.#removing.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  /**
+   * Resolves once no removal is under way. A removal's last step (deleting an image nobody
+   * refers to any more) comes after its first commit; a store closed in between would keep the
+   * image's chunks for good.
+   */
+  async removalsDone(): Promise<void> {
+    while (this.#removing.size > 0) await Promise.allSettled([...this.#removing]);
+  }
+
+  async #remove(user: string, items: InboxItem[]): Promise<void> {
     if (items.length === 0) return;
     const q = this.#counted.get(user) ?? await this.#queue(user);
     // Each deleted item with its rows, so that a failed commit can give back whole items.

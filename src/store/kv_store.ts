@@ -48,6 +48,7 @@ export async function openKvStore(
       await kv.get(["health"]);
     },
     close: async () => {
+      await inbox.removalsDone();
       await committer.close();
       kv.close();
       lock.release();

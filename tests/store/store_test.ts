@@ -179,6 +179,34 @@ Deno.test("GroupStore answers follow every create, join and leave, after being r
     assert.equal(await groups.countOf("ben"), 0);
   }));
 
+Deno.test("closing the store waits for a removal under way: the image's chunks still go", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
+  try {
+    const path = join(dir, "data");
+    const store = await openKvStore(path);
+    const message = {
+      id: new Uint8Array(16),
+      time: new Date(),
+      from: "alice",
+      kind: "image" as const,
+      image: new Uint8Array(200 * 1024).fill(9),
+    };
+    await store.inbox.append(["bob"], message, { maxMessages: 10, maxBytes: 1 << 30 });
+    const items = await store.inbox.read("bob", 0, 10);
+    // As when the server stops right after an ACK: the removal is not awaited.
+    const removal = store.inbox.remove("bob", items);
+    await store.close();
+    await removal;
+    const kv = await Deno.openKv(join(path, "parley.kv"));
+    const left: string[] = [];
+    for await (const e of kv.list({ prefix: [] })) left.push(JSON.stringify(e.key));
+    kv.close();
+    assert.deepEqual(left.filter((k) => /^\["(blob|blob_ref|inbox)"/.test(k)), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("opening the store sweeps image chunks a crash left without any inbox entry", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
   try {
