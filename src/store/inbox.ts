@@ -56,11 +56,28 @@ interface QueueStats {
   removedThrough: number;
 }
 
-/** The rows of one enqueue that go out in one write. */
+/**
+ * The rows of one enqueue that go out in one write. It starts with its first item's rows: an
+ * array that is pushed to from empty gets room for 17, and a private message's batch (one item,
+ * one row) lives until its recipient acknowledges it, a second under full load.
+ */
 class RowBatch {
-  readonly items: InboxItem[] = [];
-  readonly mutations: Deno.KvMutation[] = [];
-  constructor(readonly placement: Placement, readonly deferred: boolean) {}
+  readonly items: InboxItem[];
+  readonly mutations: Deno.KvMutation[];
+  constructor(
+    readonly placement: Placement,
+    readonly deferred: boolean,
+    item: InboxItem,
+    rows: Deno.KvMutation[],
+  ) {
+    this.items = [item];
+    this.mutations = rows;
+  }
+
+  add(item: InboxItem, rows: Deno.KvMutation[]): void {
+    this.items.push(item);
+    this.mutations.push(...rows);
+  }
 }
 
 /**
@@ -247,18 +264,19 @@ export class KvInboxStore implements InboxStore {
       q.count++;
       q.bytes += size;
       const deferred = !blob && deferFor(user);
+      const item: InboxItem = { user, seq, message, size, staged: null, stagedAt: 0, gone: false };
+      const row: Deno.KvMutation = { type: "set", key: ["inbox", user, seq], value: stored };
+      const rows = blob
+        ? [row, { type: "set", key: ["blob_ref", blob.id, user, seq], value: true } as const]
+        : [row];
       let b: RowBatch | null = deferred ? later : now;
       if (b === null || b.items.length >= perWrite) {
-        b = new RowBatch(placement, deferred);
+        b = new RowBatch(placement, deferred, item, rows);
         batches.push(b);
         if (deferred) later = b;
         else now = b;
-      }
-      const item: InboxItem = { user, seq, message, size, staged: null, stagedAt: 0, gone: false };
-      b.items.push(item);
-      b.mutations.push({ type: "set", key: ["inbox", user, seq], value: stored });
-      if (blob) {
-        b.mutations.push({ type: "set", key: ["blob_ref", blob.id, user, seq], value: true });
+      } else {
+        b.add(item, rows);
       }
       queued.push(item);
     }
