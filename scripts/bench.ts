@@ -6,15 +6,17 @@
  * Scenarios: relay, latency, fanout, world, offline, idle, logins. Without --addr it starts a
  * server child (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and
  * measures its CPU and memory from /proc. The clients run in separate load processes
- * (scripts/bench_load.ts). Every scenario prints one JSON line; a table follows at the end.
+ * (scripts/bench_load.ts). Every scenario prints JSON lines (one per measurement); a table follows
+ * at the end.
  *
  * Environment knobs, for profiling: BENCH_SCALE (multiplies relay and fan-out messages),
- * BENCH_RELAY_PAIRS (the relay runs' pair counts, comma-separated; 50,500 by default),
- * BENCH_INSPECT_PORT (an inspector on the server), BENCH_LOAD_INSPECT_PORT (on the first load
+ * BENCH_RELAY_PAIRS (the relay runs' pair counts, comma-separated; 50,500 by default; --quick runs
+ * 10), BENCH_INSPECT_PORT (an inspector on the server), BENCH_LOAD_INSPECT_PORT (on the first load
  * process), BENCH_V8 (V8 flags for the server), BENCH_SERVER_LOG (a copy of the server's output),
  * BENCH_LATENCY_PROCESSES (load processes of the latency scenario, 1 by default) and
- * BENCH_LAT_DUMP (a file for every latency sample). BENCH_NATIVE_AES=0 makes the server and the load
- * processes seal frames with node:crypto instead of OpenSSL (crypto.nativeAes), for comparisons.
+ * BENCH_LAT_DUMP (a file for every measured latency sample). BENCH_NATIVE_AES=0 makes the server
+ * and the load processes seal frames with node:crypto instead of OpenSSL (crypto.nativeAes), for
+ * comparisons.
  */
 
 import { parseArgs } from "node:util";
@@ -540,7 +542,8 @@ async function latency(srv: Server): Promise<void> {
   const seconds = QUICK ? 2 : 5;
   // The first second is not measured: the server and the load process start cold (JIT, each
   // pair's first message reads its recipient's queue counts from KV), and in runs of this
-  // scenario alone that second held most of the samples over 20 ms. Its p99 is reported apart.
+  // scenario alone that second held most of the samples over 20 ms. The p99 and max with it
+  // counted are reported as well.
   const warmup = QUICK ? 0.5 : 1;
   const perSender = rate / pairs;
   const count = Math.max(1, Math.round(perSender * (warmup + seconds)));
@@ -555,7 +558,8 @@ async function latency(srv: Server): Promise<void> {
     durationMs: (warmup + seconds + 30) * 1000,
     processes: LATENCY_PROCESSES,
   });
-  // Every sample, per load process and in order of arrival, to see when the slow ones came.
+  // Every measured sample (not the warm-up's), per load process and in order of arrival, to see
+  // when the slow ones came.
   if (LAT_DUMP) Deno.writeTextFileSync(LAT_DUMP, JSON.stringify(t.results.map((r) => r.lat)));
   const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
   const withWarmup = [...lat, ...t.results.flatMap((r) => r.warmupLat as number[])]
