@@ -2,6 +2,7 @@
  * Benchmarks a Parley server on the loopback interface.
  *
  *   deno run -A scripts/bench.ts [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
+ *                                [--repeat N]
  *
  * Scenarios: relay, latency, fanout, world, offline, idle, logins. Without --addr it starts a
  * server child (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and
@@ -41,6 +42,7 @@ function parseOptions() {
         addr: { type: "string" },
         quick: { type: "boolean", default: false },
         rate: { type: "string" },
+        repeat: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -51,14 +53,21 @@ function parseOptions() {
 }
 if (values.help) {
   console.log(`Usage: deno task bench [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
+                         [--repeat N]
 
 Scenarios: ${ALL.join(", ")} (all of them when none is named).
   --addr HOST:PORT  measure a running server instead of starting one (no server CPU or memory then)
   --quick           small, fast runs, to check that the bench works
-  --rate N          messages per second for the latency scenario (default: 20 % of the relay result)`);
+  --rate N          messages per second for the latency scenario (default: 20 % of the relay result)
+  --repeat N        N runs, each on a fresh server, then each measurement's median line`);
   Deno.exit(0);
 }
 const QUICK = values.quick!;
+const REPEAT = Number(values.repeat ?? 1);
+if (!Number.isInteger(REPEAT) || REPEAT < 1) {
+  console.error(`--repeat takes a whole number from 1, not "${values.repeat}"`);
+  Deno.exit(2);
+}
 const SCENARIOS = values.scenario?.length ? values.scenario : ALL;
 for (const s of SCENARIOS) {
   if (!ALL.includes(s)) {
@@ -457,8 +466,12 @@ function outcomes(t: Timed): string {
 type Line = Record<string, unknown>;
 const lines: Line[] = [];
 
+/** Which of the --repeat runs is going on (from 1). */
+let run = 1;
+
 function report(line: Line): void {
   if (!values.addr) line.server_aes = serverAes;
+  if (REPEAT > 1) line.run = run;
   lines.push(line);
   console.log(JSON.stringify(line));
 }
@@ -837,31 +850,66 @@ function table(rows: Line[]): string {
   return [fmt(cols), w.map((n) => "-".repeat(n)).join("-+-"), ...cells.map(fmt)].join("\n");
 }
 
-async function main(): Promise<number> {
-  const srv = values.addr ? existingServer(values.addr) : await startServer(1024);
-  console.error(
-    values.addr
-      ? `bench: using the server at ${values.addr} (no server CPU or memory readings)`
-      : `bench: server pid ${srv.pid} on ${srv.host}:${srv.port}; bench config: scrypt N=1024 ` +
-        `for setup speed (password logins measured separately with N=131072), requestRate/Burst ` +
-        `10000000, maxConnections(PerIp) 100000, loginFreeFailures 1000; AES-GCM: server ` +
-        `${serverAes}, load processes ${NATIVE_AES ? "OpenSSL where it loads" : "node:crypto"}`,
-  );
-  let code = 0;
-  try {
-    for (const s of SCENARIOS) {
-      try {
-        await RUNNERS[s](srv);
-      } catch (e) {
-        code = 1;
-        console.error(`bench: scenario ${s} failed: ${e instanceof Error ? e.stack : e}`);
-      }
-    }
-  } finally {
-    await srv.stop();
+/**
+ * For --repeat: each measurement's line from the run with the median result (the p99 for
+ * latency, the figure its target is about), with every run's figure beside it.
+ */
+function medians(all: Line[]): Line[] {
+  const groups = new Map<string, Line[]>();
+  const seen = new Map<string, number>();
+  for (const line of all) {
+    // The k-th line a scenario prints in one run is the same measurement in every run.
+    const at = `${line.run}/${line.scenario}`;
+    const k = seen.get(at) ?? 0;
+    seen.set(at, k + 1);
+    const key = `${line.scenario}#${k}`;
+    groups.set(key, [...(groups.get(key) ?? []), line]);
   }
+  return [...groups.values()].map((group) => {
+    const figure = (l: Line) => Number(l.scenario === "latency" ? l.p99_ms : l.result);
+    const sorted = [...group].sort((a, b) => figure(a) - figure(b));
+    const { run: _, ...median } = sorted[Math.floor((sorted.length - 1) / 2)];
+    return {
+      ...median,
+      median_of: group.length,
+      [group[0].scenario === "latency" ? "p99_ms_runs" : "result_runs"]: group.map(figure),
+    };
+  });
+}
+
+async function main(): Promise<number> {
+  let code = 0;
+  for (run = 1; run <= REPEAT; run++) {
+    relayResult = null;
+    const srv = values.addr ? existingServer(values.addr) : await startServer(1024);
+    console.error(
+      (REPEAT > 1 ? `bench: run ${run} of ${REPEAT}; ` : "bench: ") +
+        (values.addr
+          ? `using the server at ${values.addr} (no server CPU or memory readings)`
+          : `server pid ${srv.pid} on ${srv.host}:${srv.port}; bench config: scrypt N=1024 ` +
+            `for setup speed (password logins measured separately with N=131072), ` +
+            `requestRate/Burst 10000000, maxConnections(PerIp) 100000, loginFreeFailures 1000; ` +
+            `AES-GCM: server ${serverAes}, load processes ` +
+            `${NATIVE_AES ? "OpenSSL where it loads" : "node:crypto"}`),
+    );
+    try {
+      for (const s of SCENARIOS) {
+        try {
+          await RUNNERS[s](srv);
+        } catch (e) {
+          code = 1;
+          console.error(`bench: scenario ${s} failed: ${e instanceof Error ? e.stack : e}`);
+        }
+      }
+    } finally {
+      await srv.stop();
+    }
+  }
+  const summary = REPEAT > 1 ? medians(lines) : lines;
+  if (REPEAT > 1) { for (const line of summary) console.log(JSON.stringify(line)); }
   console.log("");
-  console.log(table(lines));
+  if (REPEAT > 1) console.log(`Medians of ${REPEAT} runs:`);
+  console.log(table(summary));
   console.log(
     values.addr ? "" : "(setup used scrypt N=1024; logins_password used the default N=131072)",
   );

@@ -39,3 +39,40 @@ Deno.test("bench.ts --quick runs relay, offline and logins and prints a result l
     assert.equal(typeof line.unit, "string");
   }
 });
+
+Deno.test("bench.ts --repeat 2 runs twice on fresh servers and prints each measurement's median", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      "scripts/bench.ts",
+      "--quick",
+      "--scenario",
+      "offline",
+      "--repeat",
+      "2",
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, `exit ${out.code}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  const lines = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  assert.deepEqual(lines.filter((l) => l.run !== undefined).map((l) => l.run), [1, 2]);
+  const [median] = lines.filter((l) => l.median_of !== undefined);
+  assert.equal(median.median_of, 2);
+  assert.equal(median.scenario, "offline");
+  assert.deepEqual(
+    [...median.result_runs].sort(),
+    lines.filter((l) => l.run !== undefined).map((l) => l.result).sort(),
+  );
+  assert.ok(median.result_runs.includes(median.result));
+  // Two fresh servers: stderr names two different server pids.
+  const pids = [...stderr.matchAll(/server pid (\d+)/g)].map((m) => m[1]);
+  assert.equal(new Set(pids).size, 2, stderr);
+});
