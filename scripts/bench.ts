@@ -59,13 +59,21 @@ Scenarios: ${ALL.join(", ")} (all of them when none is named).
   --addr HOST:PORT  measure a running server instead of starting one (no server CPU or memory then)
   --quick           small, fast runs, to check that the bench works
   --rate N          messages per second for the latency scenario (default: 20 % of the relay result)
-  --repeat N        N runs, each on a fresh server, then each measurement's median line`);
+  --repeat N        N runs (an odd number), each on a fresh server, then each measurement's median
+                    line (not with --addr)`);
   Deno.exit(0);
 }
 const QUICK = values.quick!;
 const REPEAT = Number(values.repeat ?? 1);
-if (!Number.isInteger(REPEAT) || REPEAT < 1) {
-  console.error(`--repeat takes a whole number from 1, not "${values.repeat}"`);
+// Odd, so that the median of every measurement is the figure of one run.
+if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT % 2 === 0) {
+  console.error(`--repeat takes an odd whole number (1, 3, 5 …), not "${values.repeat}"`);
+  Deno.exit(2);
+}
+if (REPEAT > 1 && values.addr) {
+  // The runs would share one server, and what each left behind (users, backlog) would skew
+  // the next: not the independent runs a median is taken over.
+  console.error("--repeat starts a fresh server for each run; it cannot be used with --addr");
   Deno.exit(2);
 }
 const SCENARIOS = values.scenario?.length ? values.scenario : ALL;
@@ -573,7 +581,10 @@ async function latency(srv: Server): Promise<void> {
   });
   // Every measured sample (not the warm-up's), per load process and in order of arrival, to see
   // when the slow ones came.
-  if (LAT_DUMP) Deno.writeTextFileSync(LAT_DUMP, JSON.stringify(t.results.map((r) => r.lat)));
+  if (LAT_DUMP) {
+    const file = REPEAT > 1 ? `${LAT_DUMP}.${run}` : LAT_DUMP;
+    Deno.writeTextFileSync(file, JSON.stringify(t.results.map((r) => r.lat)));
+  }
   const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
   const withWarmup = [...lat, ...t.results.flatMap((r) => r.warmupLat as number[])]
     .sort((a, b) => a - b);
@@ -852,7 +863,9 @@ function table(rows: Line[]): string {
 
 /**
  * For --repeat: each measurement's line from the run with the median result (the p99 for
- * latency, the figure its target is about), with every run's figure beside it.
+ * latency, the figure its target is about), with every run's figure beside it, in run order. A
+ * measurement a run could not make (a failed scenario, no reading) is left out of its median;
+ * with an even number left, the lower of the middle two is taken.
  */
 function medians(all: Line[]): Line[] {
   const groups = new Map<string, Line[]>();
@@ -866,13 +879,21 @@ function medians(all: Line[]): Line[] {
     groups.set(key, [...(groups.get(key) ?? []), line]);
   }
   return [...groups.values()].map((group) => {
-    const figure = (l: Line) => Number(l.scenario === "latency" ? l.p99_ms : l.result);
-    const sorted = [...group].sort((a, b) => figure(a) - figure(b));
-    const { run: _, ...median } = sorted[Math.floor((sorted.length - 1) / 2)];
+    const latency = group[0].scenario === "latency";
+    const figure = (l: Line) => {
+      const v = latency ? l.p99_ms : l.result;
+      return typeof v === "number" && Number.isFinite(v) ? v : null;
+    };
+    const measured = group.filter((l) => figure(l) !== null);
+    const sorted = measured.sort((a, b) => figure(a)! - figure(b)!);
+    const { run: _, ...median } = sorted[Math.floor((sorted.length - 1) / 2)] ?? group[0];
     return {
       ...median,
-      median_of: group.length,
-      [group[0].scenario === "latency" ? "p99_ms_runs" : "result_runs"]: group.map(figure),
+      median_of: measured.length,
+      runs: group.map((l) => l.run),
+      [latency ? "p99_ms_runs" : "result_runs"]: group.map(figure),
+      // Each run's latency is taken at 20 % of that run's relay result.
+      ...(latency ? { rate_per_s_runs: group.map((l) => l.rate_per_s) } : {}),
     };
   });
 }
@@ -881,7 +902,15 @@ async function main(): Promise<number> {
   let code = 0;
   for (run = 1; run <= REPEAT; run++) {
     relayResult = null;
-    const srv = values.addr ? existingServer(values.addr) : await startServer(1024);
+    let srv: Server;
+    try {
+      srv = values.addr ? existingServer(values.addr) : await startServer(1024);
+    } catch (e) {
+      // The runs made so far still get their medians.
+      code = 1;
+      console.error(`bench: the server for run ${run} did not start: ${e}`);
+      break;
+    }
     console.error(
       (REPEAT > 1 ? `bench: run ${run} of ${REPEAT}; ` : "bench: ") +
         (values.addr

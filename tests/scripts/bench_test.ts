@@ -6,10 +6,8 @@
 import assert from "node:assert/strict";
 import { ROOT } from "../helpers/cli.ts";
 
-/** Runs the bench in quick mode with `args`; its JSON lines, and its stderr. */
-async function quickBench(
-  ...args: string[]
-): Promise<{ lines: Record<string, unknown>[]; stderr: string }> {
+/** Runs the bench in quick mode with `args`. */
+async function bench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", "scripts/bench.ts", "--quick", ...args],
     cwd: ROOT,
@@ -18,9 +16,16 @@ async function quickBench(
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, `exit ${out.code}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** A quick run that must succeed: its JSON lines, and its stderr. */
+async function quickBench(
+  ...args: string[]
+): Promise<{ lines: Record<string, unknown>[]; stderr: string }> {
+  const { code, stdout, stderr } = await bench(...args);
+  assert.equal(code, 0, `exit ${code}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
   const lines = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
   return { lines, stderr };
 }
@@ -38,17 +43,24 @@ Deno.test("bench.ts --quick runs relay, offline and logins and prints a result l
   }
 });
 
-Deno.test("bench.ts --repeat 2 runs twice on fresh servers and prints each measurement's median", async () => {
-  const { lines, stderr } = await quickBench("--scenario", "offline", "--repeat", "2");
+Deno.test("bench.ts --repeat 3 runs on three fresh servers and prints each measurement's median", async () => {
+  const { lines, stderr } = await quickBench("--scenario", "offline", "--repeat", "3");
   const runs = lines.filter((l) => l.run !== undefined);
-  assert.deepEqual(runs.map((l) => l.run), [1, 2]);
+  assert.deepEqual(runs.map((l) => l.run), [1, 2, 3]);
   const [median] = lines.filter((l) => l.median_of !== undefined);
-  assert.equal(median.median_of, 2);
+  assert.equal(median.median_of, 3);
   assert.equal(median.scenario, "offline");
-  const figures = median.result_runs as number[];
-  assert.deepEqual([...figures].sort(), runs.map((l) => l.result).sort());
-  assert.ok(figures.includes(median.result as number));
-  // Two fresh servers: stderr names two different server pids.
+  assert.deepEqual(median.result_runs, runs.map((l) => l.result));
+  const sorted = runs.map((l) => l.result as number).sort((a, b) => a - b);
+  assert.equal(median.result, sorted[1]);
   const pids = [...stderr.matchAll(/server pid (\d+)/g)].map((m) => m[1]);
-  assert.equal(new Set(pids).size, 2, stderr);
+  assert.equal(new Set(pids).size, 3, stderr);
+});
+
+Deno.test("bench.ts refuses an even --repeat, and --repeat with --addr", async () => {
+  for (const args of [["--repeat", "2"], ["--repeat", "3", "--addr", "127.0.0.1:1"]]) {
+    const { code, stderr } = await bench(...args);
+    assert.equal(code, 2, args.join(" "));
+    assert.match(stderr, /--repeat/);
+  }
 });
