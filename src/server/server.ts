@@ -4,7 +4,7 @@
  */
 
 import type { Config } from "../config/config.ts";
-import { fingerprint } from "../crypto/keys.ts";
+import { fingerprint, type KeyPair } from "../crypto/keys.ts";
 import { PasswordHasher } from "../crypto/password.ts";
 import { ErrorCode, FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/errors.ts";
 import type { DecodedMessages } from "../protocol/message_codec.ts";
@@ -46,12 +46,20 @@ export async function startServer(
   log: Logger = createLogger(),
 ): Promise<RunningServer> {
   const aes = chooseAesGcm(config.crypto.nativeAes);
-  const identity = await loadOrCreateIdentity(config.dataDir);
   const metrics = new ServerMetrics();
+  // The store first: it locks the data dir, so a second server started on the same dir is
+  // refused as such before it reads or makes the identity key.
   const store = await openKvStore(config.dataDir, {
     worldBacklog: config.world.backlog,
     onCommit: (seconds) => metrics.kvCommit(seconds),
   });
+  let identity: KeyPair;
+  try {
+    identity = await loadOrCreateIdentity(config.dataDir);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   const { accounts } = config;
   const ctx: ServerContext = {
     config,
