@@ -103,6 +103,11 @@ function fits(q: QueueStats, size: number, limits: InboxLimits): boolean {
   return q.count + 1 <= limits.maxMessages && q.bytes + size <= limits.maxBytes;
 }
 
+/** True for an image stored in chunks beside the inbox rather than inside its entry. */
+function isChunked(m: ChatMessage): boolean {
+  return m.image !== undefined && m.image.length > INLINE_IMAGE_BYTES;
+}
+
 /** What a message costs against the recipient's queue limit. */
 export function messageSize(m: ChatMessage): number {
   return ITEM_OVERHEAD + (m.text?.length ?? 0) * 3 + (m.image?.length ?? 0) + (m.name?.length ?? 0);
@@ -116,7 +121,7 @@ export class KvInboxStore implements InboxStore {
   readonly #counted = new Map<string, QueueStats>();
   /** Each user's latest deferred write, while it may still be waiting. */
   readonly #lastDeferred = new Map<string, PendingWrite>();
-  /** Removals not finished yet. */
+  /** Removals of chunked images not finished yet. */
   readonly #removing = new Set<Promise<void>>();
 
   constructor(
@@ -195,7 +200,7 @@ export class KvInboxStore implements InboxStore {
     deferFor: (user: string) => boolean = never,
   ): Enqueued | Promise<Enqueued> {
     const stats = this.#countedAll(recipients);
-    const big = message.image !== undefined && message.image.length > INLINE_IMAGE_BYTES;
+    const big = isChunked(message);
     // The common case (counts known, no blob to write first) waits for nothing.
     if (stats && !big) return this.#place(recipients, stats, message, limits, undefined, deferFor);
     return this.#enqueueAfterReads(recipients, message, limits, deferFor, big);
@@ -408,7 +413,9 @@ export class KvInboxStore implements InboxStore {
 
   remove(user: string, items: InboxItem[]): Promise<void> {
     const done = this.#remove(user, items);
-    // Tracked until it ends: the store waits for removals under way before it closes.
+    // Only a removal with a chunked image has a step after its commit; the store waits for
+    // those before it closes. Every other one is done once its commit is, which close() flushes.
+    if (!items.some((item) => isChunked(item.message))) return done;
     this.#removing.add(done);
     const forget = () => this.#removing.delete(done);
     done.then(forget, forget);
@@ -416,9 +423,9 @@ export class KvInboxStore implements InboxStore {
   }
 
   /**
-   * Resolves once no removal is under way. A removal's last step (deleting an image nobody
-   * refers to any more) comes after its first commit; a store closed in between would keep the
-   * image's chunks for good.
+   * Resolves once no removal of a chunked image is under way. Its last step (deleting an image
+   * nobody refers to any more) comes after its first commit; a store closed in between would keep
+   * the image's chunks for good.
    */
   async removalsDone(): Promise<void> {
     while (this.#removing.size > 0) await Promise.allSettled([...this.#removing]);
@@ -447,7 +454,7 @@ export class KvInboxStore implements InboxStore {
       }
       const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
       let blob: string | undefined;
-      if (item.message.image && item.message.image.length > INLINE_IMAGE_BYTES) {
+      if (isChunked(item.message)) {
         // The blob id is in the stored entry, not the message; look it up once per item.
         blob = (await this.kv.get<StoredItem>(["inbox", user, item.seq])).value?.blob?.id;
         if (blob) mutations.push({ type: "delete", key: ["blob_ref", blob, user, item.seq] });
