@@ -77,6 +77,7 @@ export const nodeAesGcm: AesGcm = {
 };
 
 const SYMBOLS = {
+  OPENSSL_init_crypto: { parameters: ["u64", "pointer"], result: "i32" },
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
   EVP_aes_256_gcm: { parameters: [], result: "pointer" },
   EVP_EncryptInit_ex: {
@@ -100,6 +101,12 @@ const SYMBOLS = {
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
 } as const;
 
+/**
+ * From openssl/crypto.h (OpenSSL 1.1.1b and later): no clean-up handler at exit. The process's
+ * memory goes at exit anyway, and a library freeing its state from an exit handler while the
+ * runtime's other threads still run is a risk that gains nothing.
+ */
+const OPENSSL_INIT_NO_ATEXIT = 0x00080000n;
 // From openssl/evp.h (stable across OpenSSL 1.1 and 3).
 const EVP_CTRL_GCM_GET_TAG = 0x10;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
@@ -128,6 +135,11 @@ function loadOpenSsl(library: string): AesGcm | null {
 
 function bindOpenSsl(lib: Deno.DynamicLibrary<typeof SYMBOLS>): AesGcm | null {
   const f = lib.symbols;
+  // The first call into the library, so that no other call has set up the exit handler yet.
+  if (f.OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, null) !== 1) {
+    lib.close();
+    return null;
+  }
   // One context per direction for the whole process, given the cipher once and then only a key
   // and nonce per frame: JavaScript seals or opens one frame at a time, and an idle connection
   // then holds no native memory.
