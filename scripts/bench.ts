@@ -463,6 +463,29 @@ function deliveryRate(t: Timed): { rate: number; received: number; seconds: numb
   return { rate: round(received / seconds, 1), received, seconds: round(seconds, 3) };
 }
 
+/** Receipts per second over each half second from "go", summed over the load processes. */
+function timeline(t: Timed): number[] {
+  const sum: number[] = [];
+  for (const r of t.results) {
+    (r.timeline as number[] ?? []).forEach((n, i) => sum[i] = (sum[i] ?? 0) + 2 * n);
+  }
+  return Array.from(sum, (n) => n ?? 0);
+}
+
+/**
+ * The rate after the first second: the JIT compiles the hot paths and the heap grows to its
+ * working size during that second, so this is what a server that has been up a while gives.
+ * Null when the run was too short to tell.
+ */
+function warmRate(t: Timed, perSecond: number[]): number | null {
+  const start = Math.min(...t.results.map((r) => r.tGo as number));
+  const end = Math.max(...t.results.map((r) => r.lastRecv as number));
+  const seconds = (end - start) / 1000 - 1;
+  if (!(seconds >= 1)) return null;
+  const count = perSecond.slice(2).reduce((a, n) => a + n / 2, 0);
+  return round(count / seconds, 1);
+}
+
 function outcomes(t: Timed): string {
   const o = [...new Set(t.results.map((r) => r.outcome as string))];
   return o.join(",");
@@ -520,12 +543,14 @@ async function pairsRun(
 
 async function relay(srv: Server): Promise<void> {
   for (const pairs of QUICK ? [10] : RELAY_PAIRS) {
-    // 200,000 messages in all: several seconds at full speed, so that the JIT's warm-up and a
-    // stray pause weigh little.
+    // 200,000 messages in all: a few seconds at full speed. The first second runs at a third to
+    // half of the later rate (the JIT and the heap warm up), so the line also gives the rate
+    // after it, and the rate of each half second.
     const m = QUICK ? 100 : Math.round(200_000 * SCALE / pairs);
     const t = await pairsRun(srv, pairs, () => ({ count: m }), {});
     const d = deliveryRate(t);
     relayResult = relayResult === null ? d.rate : Math.max(relayResult, d.rate);
+    const perSecond = timeline(t);
     report({
       scenario: "relay",
       pairs,
@@ -537,6 +562,8 @@ async function relay(srv: Server): Promise<void> {
       received: d.received,
       seconds: d.seconds,
       outcome: outcomes(t),
+      after_first_second: warmRate(t, perSecond),
+      timeline_msg_per_s: perSecond,
     });
   }
 }
@@ -894,6 +921,9 @@ function medians(all: Line[]): Line[] {
       [latency ? "p99_ms_runs" : "result_runs"]: group.map(figure),
       // Each run's latency is taken at 20 % of that run's relay result.
       ...(latency ? { rate_per_s_runs: group.map((l) => l.rate_per_s) } : {}),
+      ...(group[0].scenario === "relay"
+        ? { after_first_second_runs: group.map((l) => l.after_first_second ?? null) }
+        : {}),
     };
   });
 }

@@ -145,6 +145,8 @@ async function runChat(p: LoadParams): Promise<void> {
   let lastRecv = 0;
   const lat: number[] = [];
   const warmupLat: number[] = [];
+  // Receipts per half second from "go": shows the JIT's and the heap's warm-up.
+  const timeline: number[] = [];
   const measureFrom = tGo + (p.warmupMs ?? 0);
   let allReceived!: () => void;
   const gotAll = new Promise<void>((r) => allReceived = r);
@@ -161,6 +163,9 @@ async function runChat(p: LoadParams): Promise<void> {
       }
       if (received === 0) firstRecv = t;
       lastRecv = t;
+      const slot = Math.floor((t - tGo) / 500);
+      while (timeline.length <= slot) timeline.push(0);
+      timeline[slot]++;
       if (++received >= expect) allReceived();
     };
   }
@@ -241,6 +246,7 @@ async function runChat(p: LoadParams): Promise<void> {
     received,
     sent,
     failed,
+    timeline,
     ...(p.latencies ? { lat, warmupLat } : {}),
   });
   for (const c of clients.values()) c.close();

@@ -41,6 +41,11 @@ Deno.test("bench.ts --quick runs relay, offline and logins and prints a result l
     assert.ok((line.result as number) > 0, JSON.stringify(line));
     assert.equal(typeof line.unit, "string");
   }
+  // The relay line's timeline accounts for every message received, half a second at a time.
+  const relay = lines.find((r) => r.scenario === "relay")!;
+  const perSecond = relay.timeline_msg_per_s as number[];
+  assert.ok(perSecond.every((n) => Number.isInteger(n) && n >= 0), JSON.stringify(relay));
+  assert.equal(perSecond.reduce((a, n) => a + n / 2, 0), relay.received);
 });
 
 Deno.test("bench.ts --repeat 3 runs on three fresh servers and prints each measurement's median", async () => {
