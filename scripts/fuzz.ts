@@ -370,48 +370,71 @@ function checkFrames(rng: Prng, trial: Trial): void {
   let rawDone = prefix === null;
   let error: Error | null = null;
   const maxChunk = input.length > 2048 ? rng.pick([64, 512, 4096]) : rng.pick([1, 3, 16, 64, 512]);
+  // Half the trials lend each chunk from one reused buffer, as the channel does, and scribble
+  // over it once the decoder has kept the rest: a frame that still pointed into it would open
+  // to other bytes.
+  const lend = rng.chance(0.5);
+  const scratch = new Uint8Array(input.length);
   feed: for (const chunk of rng.chunks(input, maxChunk)) {
-    decoder.push(chunk);
-    if (!rawDone) {
-      const raw = attempt(allowed, "FrameDecoder.readRaw()", () => decoder.readRaw(prefix!.length));
-      if (!raw.ok) throw new Finding(`readRaw() failed outside a frame: ${raw.error}`);
-      if (raw.value === null) continue;
-      if (!equalBytes(raw.value, prefix!)) throw new Finding("readRaw() returned other bytes");
-      rawDone = true;
-    }
-    if (!intact && rng.chance(0.03)) {
-      decoder.setMaxPlaintext(rng.pick([0, 16, 1000, maxPlain]));
-    }
-    if (!intact && rng.chance(0.03)) {
-      // a stray raw read: fine between frames, a DecodeError inside one
-      const raw = attempt(allowed, "FrameDecoder.readRaw()", () => decoder.readRaw(rng.int(0, 8)));
-      if (!raw.ok) {
-        error = raw.error;
-        break;
+    if (lend) {
+      scratch.set(chunk);
+      decoder.lend(scratch.subarray(0, chunk.length));
+    } else decoder.push(chunk);
+    try {
+      if (!rawDone) {
+        const raw = attempt(
+          allowed,
+          "FrameDecoder.readRaw()",
+          () => decoder.readRaw(prefix!.length),
+        );
+        if (!raw.ok) throw new Finding(`readRaw() failed outside a frame: ${raw.error}`);
+        if (raw.value === null) continue;
+        if (!equalBytes(raw.value, prefix!)) throw new Finding("readRaw() returned other bytes");
+        rawDone = true;
       }
-    }
-    for (;;) {
-      const read = attempt(allowed, "FrameDecoder.readFrame()", () => decoder.readFrame());
-      if (!read.ok) {
-        error = read.error;
-        break feed;
+      if (!intact && rng.chance(0.03)) {
+        decoder.setMaxPlaintext(rng.pick([0, 16, 1000, maxPlain]));
       }
-      const frame = read.value;
-      if (frame === null) break;
-      if (frame.body.length < 16 || frame.header.length !== 4) {
-        throw new Finding(`readFrame() handed out a frame of ${frame.body.length} bytes`);
+      if (!intact && rng.chance(0.03)) {
+        // a stray raw read: fine between frames, a DecodeError inside one
+        const raw = attempt(
+          allowed,
+          "FrameDecoder.readRaw()",
+          () => decoder.readRaw(rng.int(0, 8)),
+        );
+        if (!raw.ok) {
+          error = raw.error;
+          break;
+        }
       }
-      const open = attempt(allowed, "FrameOpener.open()", () => opener.open(frame));
-      if (!open.ok) {
-        error = open.error;
-        break feed;
+      for (;;) {
+        const read = attempt(allowed, "FrameDecoder.readFrame()", () => decoder.readFrame());
+        if (!read.ok) {
+          error = read.error;
+          break feed;
+        }
+        const frame = read.value;
+        if (frame === null) break;
+        if (frame.body.length < 16 || frame.header.length !== 4) {
+          throw new Finding(`readFrame() handed out a frame of ${frame.body.length} bytes`);
+        }
+        const open = attempt(allowed, "FrameOpener.open()", () => opener.open(frame));
+        if (!open.ok) {
+          error = open.error;
+          break feed;
+        }
+        const index = opened.length;
+        if (index >= plaintexts.length || !equalBytes(open.value, plaintexts[index])) {
+          throw new Finding(`frame ${index} opened to a plaintext that was never sealed as it`);
+        }
+        checkDecoded(open.value, DEFAULT_MAX_DEPTH, `decodeMessages() of frame ${index}`);
+        opened.push(open.value);
       }
-      const index = opened.length;
-      if (index >= plaintexts.length || !equalBytes(open.value, plaintexts[index])) {
-        throw new Finding(`frame ${index} opened to a plaintext that was never sealed as it`);
+    } finally {
+      if (lend) {
+        decoder.keep();
+        scratch.fill(0xa5);
       }
-      checkDecoded(open.value, DEFAULT_MAX_DEPTH, `decodeMessages() of frame ${index}`);
-      opened.push(open.value);
     }
   }
   if (intact) {

@@ -25,7 +25,10 @@ export interface AesGcm {
     plaintext: Uint8Array,
     out: Uint8Array,
   ): void;
-  /** Writes the plaintext into `out` (ciphertext length); throws if authentication fails. */
+  /**
+   * Writes the plaintext into `out` (ciphertext length), which may be `ciphertext` itself
+   * (decryption in place); throws if authentication fails, and then leaves `out` zeroed.
+   */
   open(
     key: Uint8Array,
     nonce: Uint8Array,

@@ -6,7 +6,7 @@
 
 import { FrameAuthError } from "../protocol/errors.ts";
 import { aesGcm, KEY_BYTES, NONCE_BYTES } from "./aes_gcm.ts";
-import { FRAME_HEADER_BYTES, frameHeader, type SealedFrame, TAG_BYTES } from "../protocol/frame.ts";
+import { FRAME_HEADER_BYTES, type SealedFrame, TAG_BYTES } from "../protocol/frame.ts";
 
 /** Past 2^53 frames the counter would lose precision; a connection never gets near it. */
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
@@ -40,19 +40,33 @@ export class FrameSealer {
 
   /** Returns the whole frame: header, ciphertext and tag. */
   seal(plaintext: Uint8Array): Uint8Array {
+    const out = new Uint8Array(FRAME_HEADER_BYTES + plaintext.length + TAG_BYTES);
+    this.sealInto(plaintext, out);
+    return out;
+  }
+
+  /**
+   * Writes the whole frame into `out`, which must be 20 bytes longer than `plaintext` and must
+   * not overlap it. The channel seals into pooled buffers this way: a fresh ArrayBuffer costs
+   * 1-3 µs in Deno, more than sealing a small frame.
+   */
+  sealInto(plaintext: Uint8Array, out: Uint8Array): void {
     if (this.#counter >= MAX_COUNTER) throw new RangeError("Frame counter exhausted");
     const bodyLength = plaintext.length + TAG_BYTES;
-    const header = frameHeader(bodyLength);
-    const out = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
-    out.set(header);
+    if (out.length !== FRAME_HEADER_BYTES + bodyLength) {
+      throw new RangeError(`A frame of ${plaintext.length} bytes needs ${bodyLength + 4} bytes`);
+    }
+    out[0] = bodyLength >>> 24;
+    out[1] = (bodyLength >>> 16) & 0xff;
+    out[2] = (bodyLength >>> 8) & 0xff;
+    out[3] = bodyLength & 0xff;
     aesGcm().seal(
       new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
       nonceFor(this.#counter++),
-      header,
+      out.subarray(0, FRAME_HEADER_BYTES),
       plaintext,
       out.subarray(FRAME_HEADER_BYTES),
     );
-    return out;
   }
 }
 
@@ -70,10 +84,26 @@ export class FrameOpener {
     this.#keyOffset = key.byteOffset;
   }
 
+  /** Returns the plaintext in a fresh array. */
   open(frame: SealedFrame): Uint8Array {
+    const out = new Uint8Array(frame.body.length - TAG_BYTES);
+    this.#open(frame, out);
+    return out;
+  }
+
+  /**
+   * Decrypts over the frame's own ciphertext and returns the plaintext as a view of the frame's
+   * body: no allocation. The channel decodes it at once, before its read buffer is reused.
+   */
+  openInPlace(frame: SealedFrame): Uint8Array {
+    const out = frame.body.subarray(0, frame.body.length - TAG_BYTES);
+    this.#open(frame, out);
+    return out;
+  }
+
+  #open(frame: SealedFrame, out: Uint8Array): void {
     const { header, body } = frame;
     const split = body.length - TAG_BYTES;
-    const out = new Uint8Array(split);
     try {
       aesGcm().open(
         new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
@@ -86,6 +116,5 @@ export class FrameOpener {
     } catch (e) {
       throw new FrameAuthError("Frame failed authentication", { cause: e });
     }
-    return out;
   }
 }

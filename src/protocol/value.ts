@@ -159,6 +159,14 @@ export class ByteWriter {
     return i + written;
   }
 
+  /** Appends `n` bytes for the caller to fill in place; the view is valid until the next write. */
+  claim(n: number): Uint8Array<ArrayBuffer> {
+    this.#reserve(n);
+    const at = this.length;
+    this.length += n;
+    return this.#buf.subarray(at, at + n);
+  }
+
   /** Overwrites a byte written earlier (used to back-fill a key length). */
   patchU8(at: number, n: number): void {
     this.#buf[at] = n;

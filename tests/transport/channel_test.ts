@@ -1,8 +1,11 @@
-/** Channel against a real loopback socket: what the peer gets when a send fails part-way. */
+/**
+ * Channel against a real loopback socket (what the peer gets when a send fails part-way), and
+ * against scripted connections (read buffers shared between channels).
+ */
 
 import assert from "node:assert/strict";
-import { FrameOpener } from "../../src/crypto/cipher.ts";
-import { decodeMessages } from "../../src/protocol/message_codec.ts";
+import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
+import { decodeMessages, encodeMessages } from "../../src/protocol/message_codec.ts";
 import { FrameDecoder } from "../../src/protocol/frame.ts";
 import type { Value } from "../../src/protocol/value.ts";
 import { Channel } from "../../src/transport/channel.ts";
@@ -50,3 +53,88 @@ Deno.test("a message that fails to encode leaves nothing behind; the messages ar
     client.close();
   }
 });
+
+/** A connection whose reads are scripted: each step fills the buffer it is given, then it blocks. */
+class ScriptedConn {
+  #steps: ((buf: Uint8Array) => number)[];
+  #blocked: ((n: null) => void) | null = null;
+  constructor(steps: ((buf: Uint8Array) => number)[]) {
+    this.#steps = steps;
+  }
+  read(buf: Uint8Array): Promise<number | null> {
+    const step = this.#steps.shift();
+    if (step) return Promise.resolve(step(buf));
+    return new Promise((resolve) => this.#blocked = resolve);
+  }
+  write(buf: Uint8Array): Promise<number> {
+    return Promise.resolve(buf.length);
+  }
+  close(): void {
+    this.#blocked?.(null); // the peer is gone
+  }
+}
+
+function scripted(conn: ScriptedConn): Channel {
+  return new Channel(
+    conn as unknown as Deno.Conn,
+    { send: RECEIVE_KEY, receive: SEND_KEY },
+    new FrameDecoder(1 << 20),
+    { maxFrameBytes: 1 << 20, maxOutboundBytes: 1 << 24, maxDepth: 16 },
+  );
+}
+
+Deno.test("frames opened in place survive another channel reusing a pooled read buffer", async () => {
+  // A read that fills the small buffer moves the channel to a big one from a shared pool; the big
+  // one goes back when a read does not fill it. It must not go back while whole frames in it
+  // wait behind a slow handler: another channel would read into it, and they would fail.
+  const sealer = new FrameSealer(SEND_KEY);
+  const frame = (id: number, text: string) =>
+    sealer.seal(encodeMessages([{ type: 1, id, body: text }]));
+  const stream = concatBytes(frame(1, "a".repeat(1000)), frame(2, "second"), frame(3, "third"));
+  const slow = scripted(
+    new ScriptedConn([
+      (buf) => (buf.set(stream.subarray(0, buf.length)), buf.length), // fills the small buffer
+      (buf) => (buf.set(stream.subarray(256)), stream.length - 256), // the rest, in a big one
+    ]),
+  );
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const got: Value[] = [];
+  const slowDone = slow.receive(async ({ messages }) => {
+    got.push(...messages.map((m) => m.body));
+    if (got.length === 1) await gate; // frames 2 and 3 wait in the big buffer
+  }).then(() => null, (e) => e);
+  while (got.length === 0) await new Promise((r) => setTimeout(r, 1));
+
+  // Another channel fills its small buffer, takes a big one from the pool and reads into it.
+  let scribbled = false;
+  const other = scripted(
+    new ScriptedConn([
+      (buf) => (buf.set([0, 0, 16, 0]), buf.length), // a frame header: 4096 bytes to come
+      (buf) => (buf.fill(0xee), scribbled = true, 16),
+    ]),
+  );
+  const otherDone = other.receive(() => {});
+  while (!scribbled) await new Promise((r) => setTimeout(r, 1));
+
+  release();
+  while (got.length < 3) {
+    const failed = await Promise.race([slowDone, new Promise((r) => setTimeout(r, 1))]);
+    if (failed) throw failed;
+  }
+  assert.deepEqual(got, ["a".repeat(1000), "second", "third"]);
+  slow.close();
+  other.close();
+  assert.equal(await slowDone, null);
+  await otherDone;
+});
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
