@@ -30,11 +30,11 @@ async function quickBench(
   return { lines, stderr };
 }
 
-Deno.test("bench.ts --quick runs relay, offline and logins and prints a result line for each", async () => {
+Deno.test("bench.ts --quick runs relay (after its warm-up), offline and logins and prints a result line for each", async () => {
   const { lines } = await quickBench(
     ...["relay", "offline", "logins"].flatMap((s) => ["--scenario", s]),
   );
-  for (const scenario of ["relay", "offline", "logins_resume", "logins_password"]) {
+  for (const scenario of ["relay_warmup", "relay", "offline", "logins_resume", "logins_password"]) {
     const line = lines.find((r) => r.scenario === scenario);
     assert.ok(line, `no JSON line for ${scenario}:\n${JSON.stringify(lines)}`);
     assert.equal(typeof line.result, "number", JSON.stringify(line));
