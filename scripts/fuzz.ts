@@ -418,7 +418,12 @@ function checkFrames(rng: Prng, trial: Trial): void {
         if (frame.body.length < 16 || frame.header.length !== 4) {
           throw new Finding(`readFrame() handed out a frame of ${frame.body.length} bytes`);
         }
-        const open = attempt(allowed, "FrameOpener.open()", () => opener.open(frame));
+        // Lent frames are opened in place, as the channel opens them, and copied out.
+        const open = attempt(
+          allowed,
+          lend ? "FrameOpener.openInPlace()" : "FrameOpener.open()",
+          () => lend ? opener.openInPlace(frame).slice() : opener.open(frame),
+        );
         if (!open.ok) {
           error = open.error;
           break feed;

@@ -49,17 +49,20 @@ export class FrameDecoder {
 
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
+    this.keep();
     this.#chunks.push(chunk.slice());
     this.#buffered += chunk.length;
   }
 
   /**
    * Like `push`, without the copy: frames that lie whole inside `chunk` come out of `readFrame`
-   * as views of it. The caller must call `keep` before it reuses the memory (or pushes more),
-   * and must be done with those frames by then. Saves a copy and two buffers per frame.
+   * as views of it. The caller must call `keep` before it reuses the memory, and must be done
+   * with those frames by then. Saves a copy and two buffers per frame. A chunk lent earlier is
+   * kept first (one lent chunk at a time).
    */
   lend(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
+    this.keep();
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
     this.#lent = chunk;

@@ -198,6 +198,35 @@ Deno.test("both implementations reject a changed ciphertext, tag, header or nonc
   }
 });
 
+Deno.test("both implementations open in place, over the ciphertext, as the channel does", () => {
+  for (const impl of HAVE_OPENSSL ? [nodeAesGcm, openSsl()] : [nodeAesGcm]) {
+    for (const size of [0, 1, 100, 4096, 70_000]) {
+      const key = random(32);
+      const nonce = random(12);
+      const aad = random(4);
+      const plaintext = random(size);
+      // The frame sits at an odd offset inside a bigger read buffer, as it does on the wire.
+      const buffer = random(size + 16 + 7);
+      const frame = buffer.subarray(3, 3 + size + 16);
+      const around = [buffer[0], buffer[1], buffer[2], ...buffer.subarray(3 + size + 16)];
+      impl.seal(key, nonce, aad, plaintext, frame);
+      const ciphertext = frame.subarray(0, size);
+      impl.open(key, nonce, aad, ciphertext, frame.subarray(size), ciphertext);
+      assert.deepEqual(ciphertext, plaintext, `${impl.name}, ${size} bytes`);
+      assert.deepEqual(
+        [buffer[0], buffer[1], buffer[2], ...buffer.subarray(3 + size + 16)],
+        around,
+      );
+      if (size === 0) continue;
+      // A forged frame opened in place fails and leaves zeros, not unauthenticated plaintext.
+      impl.seal(key, nonce, aad, plaintext, frame);
+      frame[size] ^= 1;
+      assert.throws(() => impl.open(key, nonce, aad, ciphertext, frame.subarray(size), ciphertext));
+      assert.ok(ciphertext.every((x) => x === 0), `${impl.name} left plaintext in place`);
+    }
+  }
+});
+
 Deno.test("both implementations refuse buffers of the wrong size before touching them", () => {
   const impls = HAVE_OPENSSL ? [nodeAesGcm, openSsl()] : [nodeAesGcm];
   for (const impl of impls) {

@@ -270,6 +270,20 @@ Deno.test("FrameDecoder.lend() hands out a frame that lies whole in the chunk wi
   assert.deepEqual(frameBytes(d.readFrame()!), rawFrame(20, 2));
 });
 
+Deno.test("FrameDecoder keeps a lent chunk when more is lent or pushed before keep()", () => {
+  for (const next of ["lend", "push"] as const) {
+    const d = new FrameDecoder(MAX_PLAINTEXT);
+    const frame = rawFrame(16, 7);
+    const a = frame.slice(0, 2);
+    d.lend(a);
+    if (next === "lend") d.lend(frame.slice(2));
+    else d.push(frame.slice(2));
+    d.keep();
+    a.fill(0xff); // keep() said the first buffer may be reused
+    assert.deepEqual(frameBytes(d.readFrame()!), frame, next);
+  }
+});
+
 Deno.test("FrameDecoder returns frames that later pushes do not overwrite", () => {
   const d = new FrameDecoder(MAX_PLAINTEXT);
   d.push(rawFrame(16, 1));
