@@ -247,8 +247,7 @@ export class Channel {
   async receive(onFrame: (decoded: DecodedMessages) => void | Promise<void>): Promise<void> {
     const idle = new Uint8Array(READ_BUFFER_BYTES);
     let buf = idle;
-    /** A big buffer done with, given back to the pool once the decoder no longer reads it. */
-    let spare: Uint8Array<ArrayBuffer> | null = null;
+    let full = false;
     while (!this.#closed) {
       let frame;
       while ((frame = this.#decoder.readFrame()) !== null) {
@@ -258,11 +257,19 @@ export class Channel {
         if (done) await done;
         if (this.#closed) return;
       }
-      // What is left of the last read is copied before its buffer is read into again.
+      // What is left of the last read is copied before its buffer is read into again (or goes
+      // back to the pool, where another connection may take it).
       this.#decoder.keep();
-      if (spare) {
-        releaseReadBuffer(spare);
-        spare = null;
+      // A big buffer while reads come back full and a frame is still incomplete: its bytes are
+      // on their way. Otherwise the small one, so that a connection that goes quiet after a burst
+      // (even one that ended exactly on a buffer's end) parks its read on 256 bytes. Big buffers
+      // go back to a shared pool rather than to the garbage collector: a connection that is busy
+      // in bursts would otherwise allocate one per burst.
+      if (full && this.#decoder.buffered > 0) {
+        if (buf === idle) buf = spareReadBuffers.pop() ?? new Uint8Array(BUSY_READ_BUFFER_BYTES);
+      } else if (buf !== idle) {
+        releaseReadBuffer(buf);
+        buf = idle;
       }
       let n: number | null;
       try {
@@ -273,18 +280,9 @@ export class Channel {
       }
       if (n === null) break;
       this.lastInbound = Date.now();
+      full = n === buf.length;
       // Read in place: the frames that lie whole in this read are opened straight from `buf`.
       this.#decoder.lend(buf.subarray(0, n));
-      // Grow while reads come back full; park on the small one again as soon as one does not,
-      // so that a connection left idle after a burst does not hold the big buffer. Big buffers
-      // go back to a shared pool rather than to the garbage collector: a connection that is
-      // busy in bursts would otherwise allocate one per burst.
-      if (n === buf.length) {
-        if (buf === idle) buf = spareReadBuffers.pop() ?? new Uint8Array(BUSY_READ_BUFFER_BYTES);
-      } else if (buf !== idle) {
-        spare = buf;
-        buf = idle;
-      }
     }
     if (buf !== idle) releaseReadBuffer(buf);
   }

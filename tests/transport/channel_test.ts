@@ -61,7 +61,10 @@ class ScriptedConn {
   constructor(steps: ((buf: Uint8Array) => number)[]) {
     this.#steps = steps;
   }
+  /** The size of the buffer each read was given. */
+  readonly sizes: number[] = [];
   read(buf: Uint8Array): Promise<number | null> {
+    this.sizes.push(buf.length);
     const step = this.#steps.shift();
     if (step) return Promise.resolve(step(buf));
     return new Promise((resolve) => this.#blocked = resolve);
@@ -127,6 +130,33 @@ Deno.test("frames opened in place survive another channel reusing a pooled read 
   other.close();
   assert.equal(await slowDone, null);
   await otherDone;
+});
+
+Deno.test("a connection that goes quiet after a read that filled its buffer parks on the small one", async () => {
+  const sealer = new FrameSealer(SEND_KEY);
+  const frame = (body: string) => sealer.seal(encodeMessages([{ type: 1, id: 1, body }]));
+  // One whole frame of exactly the small buffer's size, then nothing: stay on 256 bytes.
+  const whole = frame("w".repeat(256 - 4 - 16 - 13));
+  assert.equal(whole.length, 256);
+  const quietConn = new ScriptedConn([(buf) => (buf.set(whole), whole.length)]);
+  let got = 0;
+  const quiet = scripted(quietConn);
+  const quietDone = quiet.receive(({ messages }) => void (got += messages.length));
+  while (quietConn.sizes.length < 2) await new Promise((r) => setTimeout(r, 1));
+  assert.equal(got, 1);
+  assert.deepEqual(quietConn.sizes, [256, 256]);
+  quiet.close();
+  await quietDone;
+
+  // A read that filled the buffer with part of a frame: the rest comes in a big buffer.
+  const partial = frame("p".repeat(1000));
+  const busyConn = new ScriptedConn([(buf) => (buf.set(partial.subarray(0, 256)), 256)]);
+  const busy = scripted(busyConn);
+  const busyDone = busy.receive(() => {});
+  while (busyConn.sizes.length < 2) await new Promise((r) => setTimeout(r, 1));
+  assert.deepEqual(busyConn.sizes, [256, 16 * 1024]);
+  busy.close();
+  await busyDone;
 });
 
 function concatBytes(...parts: Uint8Array[]): Uint8Array {
