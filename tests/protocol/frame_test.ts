@@ -13,6 +13,7 @@ import {
   TAG_BYTES,
 } from "../../src/protocol/frame.ts";
 import { Prng } from "./prng.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const MAX_PLAINTEXT = 1024;
 
@@ -21,16 +22,6 @@ function rawFrame(bodyLength: number, fill: number): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_BYTES + bodyLength);
   out.set(frameHeader(bodyLength));
   for (let i = 0; i < bodyLength; i++) out[FRAME_HEADER_BYTES + i] = (fill + i) & 0xff;
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, a) => n + a.length, 0));
-  let at = 0;
-  for (const a of parts) {
-    out.set(a, at);
-    at += a.length;
-  }
   return out;
 }
 

@@ -12,17 +12,7 @@ import {
   MESSAGE_HEADER_BYTES,
 } from "../../src/protocol/message_codec.ts";
 import { encodeValue, Tag } from "../../src/protocol/value.ts";
-
-function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
-  const arrays = parts.map((p) => p instanceof Uint8Array ? p : new Uint8Array(p));
-  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
-  let at = 0;
-  for (const a of arrays) {
-    out.set(a, at);
-    at += a.length;
-  }
-  return out;
-}
+import { concat } from "../helpers/bytes.ts";
 
 function header(type: number, id: number): Uint8Array {
   const out = new Uint8Array(MESSAGE_HEADER_BYTES);

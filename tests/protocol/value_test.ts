@@ -17,6 +17,7 @@ import {
   type Value,
   VALUE_HEADER_BYTES,
 } from "../../src/protocol/value.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const hex = (b: Uint8Array) => b.toHex();
 const fromHex = (h: string) => Uint8Array.fromHex(h.replaceAll(" ", ""));
@@ -28,17 +29,6 @@ function tlv(tag: number, payload: Uint8Array | number[] = []): Uint8Array {
   out[0] = tag;
   new DataView(out.buffer).setUint32(1, p.length);
   out.set(p, VALUE_HEADER_BYTES);
-  return out;
-}
-
-function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
-  const arrays = parts.map((p) => p instanceof Uint8Array ? p : new Uint8Array(p));
-  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
-  let at = 0;
-  for (const a of arrays) {
-    out.set(a, at);
-    at += a.length;
-  }
   return out;
 }
 

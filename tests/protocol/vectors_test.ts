@@ -47,6 +47,7 @@ import {
 import type { Schema } from "../../src/protocol/schema.ts";
 import { decodeValue, encodeValue, Tag, type Value } from "../../src/protocol/value.ts";
 import { TestServer } from "../helpers/server.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const DOC_URL = new URL("../../PROTOCOL.md", import.meta.url);
 const DOC = await Deno.readTextFile(DOC_URL);
@@ -248,16 +249,6 @@ const LG_OK_MESSAGE: Message = {
     expires: new Date(EXPIRES_MS),
   },
 };
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** 4 zero bytes | u64 BE counter, written out independently of src/crypto/cipher.ts. */
 function nonce(counter: number): Uint8Array {

@@ -9,6 +9,7 @@ import { decodeMessages, encodeMessages } from "../../src/protocol/message_codec
 import { FrameDecoder } from "../../src/protocol/frame.ts";
 import type { Value } from "../../src/protocol/value.ts";
 import { Channel } from "../../src/transport/channel.ts";
+import { concat } from "../helpers/bytes.ts";
 
 const SEND_KEY = new Uint8Array(32).fill(3);
 const RECEIVE_KEY = new Uint8Array(32).fill(4);
@@ -93,7 +94,7 @@ Deno.test("frames opened in place survive another channel reusing a pooled read 
   const sealer = new FrameSealer(SEND_KEY);
   const frame = (id: number, text: string) =>
     sealer.seal(encodeMessages([{ type: 1, id, body: text }]));
-  const stream = concatBytes(frame(1, "a".repeat(1000)), frame(2, "second"), frame(3, "third"));
+  const stream = concat(frame(1, "a".repeat(1000)), frame(2, "second"), frame(3, "third"));
   const slow = scripted(
     new ScriptedConn([
       (buf) => (buf.set(stream.subarray(0, buf.length)), buf.length), // fills the small buffer
@@ -158,13 +159,3 @@ Deno.test("a connection that goes quiet after a read that filled its buffer park
   busy.close();
   await busyDone;
 });
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
