@@ -523,7 +523,8 @@ function randomLength(rng: Prng, old: number, remaining: number): number {
   }
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
+/** The parts back to back in one new array; a part may be a plain list of byte values. */
+export function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {

@@ -1,12 +1,3 @@
-/** Byte helpers shared by the tests. */
+/** Byte helpers shared by the tests: the fuzzer's, so that there is one copy. */
 
-/** The parts back to back in one new array; a part may be a plain list of byte values. */
-export function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { concat } from "../../scripts/fuzz_inputs.ts";
