@@ -6,7 +6,12 @@
 
 import { FrameAuthError } from "../protocol/errors.ts";
 import { aesGcm, KEY_BYTES, NONCE_BYTES } from "./aes_gcm.ts";
-import { FRAME_HEADER_BYTES, type SealedFrame, TAG_BYTES } from "../protocol/frame.ts";
+import {
+  FRAME_HEADER_BYTES,
+  type SealedFrame,
+  TAG_BYTES,
+  writeFrameHeader,
+} from "../protocol/frame.ts";
 
 /** Past 2^53 frames the counter would lose precision; a connection never gets near it. */
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
@@ -56,10 +61,7 @@ export class FrameSealer {
     if (out.length !== FRAME_HEADER_BYTES + bodyLength) {
       throw new RangeError(`A frame of ${plaintext.length} bytes needs ${bodyLength + 4} bytes`);
     }
-    out[0] = bodyLength >>> 24;
-    out[1] = (bodyLength >>> 16) & 0xff;
-    out[2] = (bodyLength >>> 8) & 0xff;
-    out[3] = bodyLength & 0xff;
+    writeFrameHeader(out, bodyLength);
     aesGcm().seal(
       new Uint8Array(this.#keyBuffer, this.#keyOffset, KEY_BYTES),
       nonceFor(this.#counter++),

@@ -100,8 +100,7 @@ export class FrameDecoder {
       const at = this.#offset;
       if (chunk.length - at >= FRAME_HEADER_BYTES) {
         // The usual case, a whole frame inside one chunk: hand out views, copy nothing.
-        const length =
-          ((chunk[at] << 24) | (chunk[at + 1] << 16) | (chunk[at + 2] << 8) | chunk[at + 3]) >>> 0;
+        const length = frameLength(chunk, at);
         this.#checkLength(length);
         const end = at + FRAME_HEADER_BYTES + length;
         if (end <= chunk.length) {
@@ -117,7 +116,7 @@ export class FrameDecoder {
       }
       const header = new Uint8Array(FRAME_HEADER_BYTES);
       this.#take(header, 0, FRAME_HEADER_BYTES);
-      const length = new DataView(header.buffer).getUint32(0);
+      const length = frameLength(header, 0);
       this.#checkLength(length);
       this.#header = header;
       this.#body = new Uint8Array(length);
@@ -170,6 +169,19 @@ export class FrameDecoder {
 /** Builds the 4-byte header of a frame whose sealed body is `bodyLength` bytes. */
 export function frameHeader(bodyLength: number): Uint8Array {
   const header = new Uint8Array(FRAME_HEADER_BYTES);
-  new DataView(header.buffer).setUint32(0, bodyLength);
+  writeFrameHeader(header, bodyLength);
   return header;
+}
+
+/** Writes a frame header (the sealed body's length, u32 big-endian) at the start of `into`. */
+export function writeFrameHeader(into: Uint8Array, bodyLength: number): void {
+  into[0] = bodyLength >>> 24;
+  into[1] = (bodyLength >>> 16) & 0xff;
+  into[2] = (bodyLength >>> 8) & 0xff;
+  into[3] = bodyLength & 0xff;
+}
+
+/** The body length a frame header at `at` gives. */
+function frameLength(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
 }
