@@ -551,50 +551,50 @@ async function pairsRun(
 /** Messages of the relay warm-up: about a second's worth on a fresh server. */
 const RELAY_WARMUP_PER_SENDER = 1000;
 
+/** Runs `pairs` pairs of `each` messages per sender and reports the run as `scenario`. */
+async function relayRun(
+  srv: Server,
+  scenario: string,
+  pairs: number,
+  each: number,
+  prefix?: string,
+): Promise<number> {
+  const t = await pairsRun(srv, pairs, () => ({ count: each }), { prefix });
+  const d = deliveryRate(t);
+  const perSecond = timeline(t);
+  report({
+    scenario,
+    pairs,
+    messages_per_sender: each,
+    window: 100,
+    result: d.rate,
+    unit: "msg/s",
+    ...cpuFields(t),
+    received: d.received,
+    seconds: d.seconds,
+    outcome: outcomes(t),
+    ...(scenario === "relay" ? { after_first_second: warmRate(t, perSecond) } : {}),
+    timeline_msg_per_s: perSecond,
+  });
+  return d.rate;
+}
+
 async function relay(srv: Server): Promise<void> {
   // A fresh server relays a third to a half as fast in its first second as later: the JIT
   // compiles the hot paths and the heap grows to its working size. A server in service has long
   // done that, so 50 pairs on users of their own warm it up first; that run is reported apart,
   // as relay_warmup, and is not the relay result.
-  const warmupPairs = QUICK ? 10 : 50;
-  const warmupEach = QUICK ? 20 : RELAY_WARMUP_PER_SENDER;
-  const w = await pairsRun(srv, warmupPairs, () => ({ count: warmupEach }), { prefix: "w" });
-  const wd = deliveryRate(w);
-  report({
-    scenario: "relay_warmup",
-    pairs: warmupPairs,
-    messages_per_sender: warmupEach,
-    window: 100,
-    result: wd.rate,
-    unit: "msg/s",
-    ...cpuFields(w),
-    received: wd.received,
-    seconds: wd.seconds,
-    outcome: outcomes(w),
-    timeline_msg_per_s: timeline(w),
-  });
+  await relayRun(srv, "relay_warmup", QUICK ? 10 : 50, QUICK ? 20 : RELAY_WARMUP_PER_SENDER, "w");
   for (const pairs of QUICK ? [10] : RELAY_PAIRS) {
     // 200,000 messages in all: a few seconds at full speed. The line also gives the rate after
     // the first second and the rate of each half second.
-    const m = QUICK ? 100 : Math.round(200_000 * SCALE / pairs);
-    const t = await pairsRun(srv, pairs, () => ({ count: m }), {});
-    const d = deliveryRate(t);
-    relayResult = relayResult === null ? d.rate : Math.max(relayResult, d.rate);
-    const perSecond = timeline(t);
-    report({
-      scenario: "relay",
+    const rate = await relayRun(
+      srv,
+      "relay",
       pairs,
-      messages_per_sender: m,
-      window: 100,
-      result: d.rate,
-      unit: "msg/s",
-      ...cpuFields(t),
-      received: d.received,
-      seconds: d.seconds,
-      outcome: outcomes(t),
-      after_first_second: warmRate(t, perSecond),
-      timeline_msg_per_s: perSecond,
-    });
+      QUICK ? 100 : Math.round(200_000 * SCALE / pairs),
+    );
+    relayResult = relayResult === null ? rate : Math.max(relayResult, rate);
   }
 }
 
