@@ -31,6 +31,8 @@ export class PendingWrite {
     readonly onSettled: WriteSettled,
     /** Null once settled. */
     public owner: unknown = null,
+    /** Told once, just before the write's rows go into a commit (to make them storable). */
+    readonly onTaken: ((write: PendingWrite) => void) | null = null,
   ) {
     this.#live = mutations.length;
   }
@@ -110,7 +112,8 @@ export class GroupCommitter {
   /**
    * Like `write`, but the rows wait `delayMs` before they are committed and can be cancelled
    * meanwhile through the returned handle. `onSettled` is called once every row is committed
-   * or cancelled, or with the error (never before this call returns).
+   * or cancelled, or with the error (never before this call returns). `onTaken` is told just
+   * before the rows go into a commit: rows cancelled before then need no work at all.
    */
   defer(
     mutations: Deno.KvMutation[],
@@ -118,6 +121,7 @@ export class GroupCommitter {
     delayMs: number,
     onSettled: WriteSettled,
     owner: unknown,
+    onTaken: ((write: PendingWrite) => void) | null = null,
   ): PendingWrite {
     return this.#add(
       mutations,
@@ -125,6 +129,7 @@ export class GroupCommitter {
       delayMs > 0 ? performance.now() + delayMs : 0,
       onSettled,
       owner,
+      onTaken,
     );
   }
 
@@ -134,8 +139,9 @@ export class GroupCommitter {
     due: number,
     onSettled: WriteSettled,
     owner: unknown,
+    onTaken: ((write: PendingWrite) => void) | null = null,
   ): PendingWrite {
-    const write = new PendingWrite(mutations, bytes, due, onSettled, owner);
+    const write = new PendingWrite(mutations, bytes, due, onSettled, owner, onTaken);
     const refused = this.#closed
       ? new Error("The store is closed")
       : mutations.length > MAX_BATCH_MUTATIONS || bytes > MAX_BATCH_BYTES
@@ -226,6 +232,7 @@ export class GroupCommitter {
             (count + next.live > MAX_BATCH_MUTATIONS || bytes + next.bytes > MAX_BATCH_BYTES)
           ) break;
           next.taken = true;
+          next.onTaken?.(next);
           for (const m of next.mutations) if (m !== null) op.mutate(m);
           count += next.live;
           bytes += next.bytes;

@@ -16,6 +16,7 @@ import {
   type PendingWrite,
 } from "./committer.ts";
 import { Completion } from "./completion.ts";
+import { storable } from "./storable.ts";
 import type { ChatMessage, Enqueued, InboxItem, InboxLimits, InboxStore } from "./types.ts";
 
 /** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
@@ -85,6 +86,8 @@ class RowBatch {
  * and fails if any batch failed.
  */
 class Placement extends Completion {
+  /** The rows' value, shared by every row of the enqueue. */
+  stored: StoredItem | null = null;
   batches = 0;
   /** Batches not settled yet. */
   waiting = 0;
@@ -253,6 +256,7 @@ export class KvInboxStore implements InboxStore {
       ),
     );
     const placement = new Placement(blob);
+    placement.stored = stored;
     const queued: InboxItem[] = [];
     let full: string[] | null = null;
     const batches: RowBatch[] = [];
@@ -308,6 +312,7 @@ export class KvInboxStore implements InboxStore {
         b.deferred ? this.deferMs : 0,
         this.#batchSettled,
         b,
+        this.#batchTaken,
       );
       if (!b.deferred) continue;
       // One row per item in a deferred write (no blob): item k is row k.
@@ -321,6 +326,15 @@ export class KvInboxStore implements InboxStore {
     if (batches.length === 0) this.#placed(placement);
     return { queued, full: full ?? NO_ONE, durable: placement };
   }
+
+  /**
+   * A batch's rows are about to be committed: their message gets bytes of its own. Done here
+   * and not at enqueue because most rows for online recipients are cancelled by their ACK.
+   */
+  readonly #batchTaken = (write: PendingWrite): void => {
+    const stored = (write.owner as RowBatch).placement.stored!;
+    stored.message = storable(stored.message);
+  };
 
   /** A batch of an enqueue's rows is committed, cancelled (all acknowledged) or failed. */
   readonly #batchSettled = (write: PendingWrite, error: Error | null): void => {

@@ -4,6 +4,7 @@
  */
 
 import type { GroupCommitter } from "./committer.ts";
+import { storable } from "./storable.ts";
 import type { ChatMessage, WorldStore } from "./types.ts";
 
 export class KvWorldStore implements WorldStore {
@@ -27,7 +28,9 @@ export class KvWorldStore implements WorldStore {
   #nextSeq = 1;
   version = 0;
 
-  async append(message: ChatMessage): Promise<void> {
+  async append(sent: ChatMessage): Promise<void> {
+    // Kept for INITIALIZE and stored: with bytes of its own, not a view of a decoder's slab.
+    const message = storable(sent);
     const seq = this.#nextSeq++;
     const mutations: Deno.KvMutation[] = [{ type: "set", key: ["world", seq], value: message }];
     // Trim by key below the window, so that a commit that failed earlier leaves nothing either.

@@ -11,7 +11,9 @@ import {
   DictPieces,
   encodeEntries,
   encodeValue,
+  ownBytes,
   readValue,
+  SLAB_VALUE_MAX_BYTES,
   Tag,
   utf8Length,
   type Value,
@@ -134,6 +136,24 @@ Deno.test("decodeValue() returns bytes that do not alias the input buffer", () =
   const decoded = decodeValue(encoded) as Uint8Array;
   encoded[VALUE_HEADER_BYTES] = 99;
   assert.deepEqual(decoded, new Uint8Array([1, 2, 3]));
+});
+
+Deno.test("small decoded bytes share a slab yet keep their values; ownBytes() cuts them free", () => {
+  const ids = Array.from({ length: 600 }, (_, i) => new Uint8Array(SLAB_VALUE_MAX_BYTES).fill(i));
+  const encoded = ids.map((id) => encodeValue(id));
+  // 600 ids fill more than one slab: each keeps its bytes after the slab moves on.
+  const decoded = encoded.map((e) => decodeValue(e) as Uint8Array);
+  for (const e of encoded) e.fill(0xee);
+  assert.deepEqual(decoded, ids);
+  const view = decoded[0];
+  assert.ok(view.buffer.byteLength > view.length, "a small value is a view of a shared buffer");
+  const own = ownBytes(view);
+  assert.deepEqual(own, view);
+  assert.equal(own.buffer.byteLength, own.length);
+  assert.equal(ownBytes(own), own, "a value that owns its buffer is not copied");
+  // One byte more than the slab takes: a buffer of its own.
+  const big = decodeValue(encodeValue(new Uint8Array(SLAB_VALUE_MAX_BYTES + 1))) as Uint8Array;
+  assert.equal(big.buffer.byteLength, SLAB_VALUE_MAX_BYTES + 1);
 });
 
 Deno.test("decodeValue() round trips Dates to the millisecond, before and after the epoch", () => {

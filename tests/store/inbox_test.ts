@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { decodeValue, encodeValue } from "../../src/protocol/value.ts";
 import { GroupCommitter } from "../../src/store/committer.ts";
 import { KvInboxStore } from "../../src/store/inbox.ts";
 import type { ChatMessage } from "../../src/store/types.ts";
@@ -99,6 +100,31 @@ Deno.test("a user's rows reach the store in seq order, deferred ones before a la
     // What a pump reads back is therefore complete up to the newest row it sees.
     const read = await inbox.read("bob", 0, 10);
     assert.deepEqual(read.map((it) => it.message.kind), ["text", "image"]);
+  }, 60_000));
+
+/** A message whose id and image come from the decoder, as a SEND's do: views of its slab. */
+function decoded(to: string): ChatMessage {
+  const m = image("alice", to, 8);
+  m.id = decodeValue(encodeValue(m.id)) as Uint8Array;
+  m.image = decodeValue(encodeValue(m.image!)) as Uint8Array;
+  assert.ok(m.id.buffer.byteLength > m.id.length);
+  return m;
+}
+
+Deno.test("stored rows hold the message's own bytes, not the decoder's shared slab", () =>
+  withInbox(async (kv, inbox) => {
+    // Bob's row waits (he is online), Carol's goes at once; both are committed in the end.
+    const m = decoded("-");
+    const { durable } = await inbox.enqueue(["bob", "carol"], m, limits, (u) => u === "bob");
+    await inbox.settle();
+    await durable.promise();
+    for (const user of ["bob", "carol"]) {
+      const row = await kv.get<{ message: ChatMessage }>(["inbox", user, 1]);
+      const stored = row.value!.message;
+      assert.deepEqual(stored.id, m.id, user);
+      assert.equal(stored.id.buffer.byteLength, 16, `${user}: the id alone, not its slab`);
+      assert.equal(stored.image!.buffer.byteLength, 8, user);
+    }
   }, 60_000));
 
 Deno.test("after a failed commit the queue counts match what the store holds", () =>

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { PasswordHash } from "../../src/crypto/password.ts";
-import { openKvStore } from "../../src/store/kv_store.ts";
+import { decodeValue, encodeValue } from "../../src/protocol/value.ts";
+import { KV_FILE, openKvStore } from "../../src/store/kv_store.ts";
 import type { Store } from "../../src/store/types.ts";
 
 const HASH: PasswordHash = {
@@ -262,6 +263,27 @@ Deno.test("InboxStore counts are rebuilt from the inbox after a restart; seqs go
     const next = await store.inbox.append(["bob"], message, limits);
     assert.equal(next.queued.find((i) => i.user === "bob")?.seq, 4);
     await store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the world backlog keeps and stores a message's own id, not the decoder's slab", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
+  try {
+    const path = join(dir, "data");
+    // As a SEND's id arrives: a view of the decoder's shared slab.
+    const id = decodeValue(encodeValue(new Uint8Array(16).fill(7))) as Uint8Array;
+    assert.ok(id.buffer.byteLength > 16);
+    const store = await openKvStore(path);
+    await store.world.append({ id, time: new Date(), from: "alice", kind: "text", text: "hi" });
+    assert.equal(store.world.recent()[0].id.buffer.byteLength, 16);
+    await store.close();
+    const kv = await Deno.openKv(join(path, KV_FILE));
+    const row = await kv.get<{ id: Uint8Array }>(["world", 1]);
+    kv.close();
+    assert.deepEqual(row.value!.id, id);
+    assert.equal(row.value!.id.buffer.byteLength, 16, "the id alone is stored, not its slab");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
