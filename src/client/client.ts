@@ -569,18 +569,21 @@ export interface GroupInfo {
   group_members: string[];
 }
 
-/** Random bytes drawn a few KiB at a time: one call to the system's generator per 256 ids. */
-const randomPool = new Uint8Array(4096);
+/**
+ * Random bytes drawn a few KiB at a time: one call to the system's generator per 256 ids. Each
+ * id is a view of its pool, and a used-up pool is replaced, never refilled: a fresh ArrayBuffer
+ * per id costs 1–3 µs in Deno, a view 0.05 µs.
+ */
+let randomPool = new Uint8Array(4096);
 let randomUsed = randomPool.length;
 
 /** A fresh message id: 16 random bytes. */
 export function newMessageId(): Uint8Array {
   if (randomUsed + 16 > randomPool.length) {
-    crypto.getRandomValues(randomPool);
+    randomPool = crypto.getRandomValues(new Uint8Array(4096));
     randomUsed = 0;
   }
-  // A copy: the pool's bytes are never handed out twice.
-  const id = randomPool.slice(randomUsed, randomUsed + 16);
+  const id = randomPool.subarray(randomUsed, randomUsed + 16);
   randomUsed += 16;
   return id;
 }

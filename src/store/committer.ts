@@ -71,6 +71,22 @@ export class PendingWrite {
   }
 }
 
+/**
+ * performance.now(), read once per run of synchronous code: every chat message defers a write,
+ * each read is a call into the runtime, and a deadline 100 ms away needs no finer clock.
+ */
+let clock = -1;
+const forgetClock = () => {
+  clock = -1;
+};
+function coarseNow(): number {
+  if (clock < 0) {
+    clock = performance.now();
+    queueMicrotask(forgetClock);
+  }
+  return clock;
+}
+
 interface FlushWaiter {
   upTo: number;
   resolve: () => void;
@@ -126,7 +142,7 @@ export class GroupCommitter {
     return this.#add(
       mutations,
       bytes,
-      delayMs > 0 ? performance.now() + delayMs : 0,
+      delayMs > 0 ? coarseNow() + delayMs : 0,
       onSettled,
       owner,
       onTaken,
