@@ -16,11 +16,11 @@ import { initiateHandshake } from "../src/transport/handshake_io.ts";
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 const SETUP_TIMEOUT_MS = 10_000;
 
-/** `p`, or an error if it takes longer than the setup may. */
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+/** `p`, or an error if it takes longer than the setup may (or `ms`). */
+export function withTimeout<T>(p: Promise<T>, what: string, ms = SETUP_TIMEOUT_MS): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out`)), SETUP_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new Error(`${what} timed out`)), ms);
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -10,7 +10,7 @@
  */
 
 import { ParleyClient, type Target } from "../src/client/client.ts";
-import { BenchClient } from "./bench_client.ts";
+import { BenchClient, withTimeout } from "./bench_client.ts";
 import { chooseAesGcm } from "../src/crypto/aes_gcm.ts";
 import { MsgType } from "../src/protocol/messages.ts";
 
@@ -45,6 +45,14 @@ export interface LoadParams {
    * server and the load up; their latencies are reported apart, in `warmupLat`.
    */
   warmupMs?: number;
+  /**
+   * chat: messages each sender sends its partner before "ready", untimed, at the same window: a
+   * fresh load process runs its first second at about half speed while the JIT compiles its own
+   * hot paths, and that is not the server's speed.
+   */
+  primeMessages?: number;
+  /** chat: how many of those primed messages arrive in this process. */
+  primeExpect?: number;
   /** resume/password: how long to run; chat: hard deadline. */
   durationMs?: number;
   /** Connections opened at once during setup. */
@@ -132,9 +140,65 @@ async function loginAllLean(p: LoadParams): Promise<Map<string, BenchClient>> {
   return clients;
 }
 
+const PRIME_TIMEOUT_MS = 60_000;
+
+/**
+ * Each sender sends `each` messages to its target, at most `window` unanswered, and waits until
+ * the `expected` copies for this process's users have arrived (see primeMessages). Their text
+ * does not start with "t=", so a straggler is never counted by the run that follows.
+ */
+async function prime(
+  clients: Map<string, BenchClient>,
+  sends: SendPlan[],
+  each: number,
+  expected: number,
+  window: number,
+): Promise<void> {
+  let arrived = 0;
+  let allArrived!: () => void;
+  const arrivedAll = new Promise<void>((r) => allArrived = r);
+  const check = () => {
+    if (arrived >= expected) allArrived();
+  };
+  for (const c of clients.values()) {
+    c.onPass = () => {
+      arrived++;
+      check();
+    };
+  }
+  await Promise.all(sends.map((plan) =>
+    new Promise<void>((done) => {
+      const c = clients.get(plan.from)!;
+      let inflight = 0;
+      let next = 0;
+      const pump = () => {
+        while (next < each && inflight < window) {
+          inflight++;
+          next++;
+          c.send(plan.to, "prime");
+        }
+        if (inflight === 0) done();
+      };
+      c.onSent = (ok) => {
+        inflight--;
+        // A private message that failed never arrives (a group's or the world's may in part).
+        if (!ok && "user" in plan.to) expected--;
+        check();
+        pump();
+      };
+      pump();
+    })
+  ));
+  check();
+  await withTimeout(arrivedAll, "Priming", PRIME_TIMEOUT_MS);
+}
+
 async function runChat(p: LoadParams): Promise<void> {
   const clients = await loginAllLean(p);
   const window = p.window ?? 100;
+  if (p.primeMessages) {
+    await prime(clients, p.sends ?? [], p.primeMessages, p.primeExpect ?? 0, window);
+  }
   const expect = p.expect ?? 0;
   const deadline = p.durationMs ?? 120_000;
   emit({ ready: true });

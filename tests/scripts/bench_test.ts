@@ -46,6 +46,9 @@ Deno.test("bench.ts --quick runs relay (after its warm-up), offline and logins a
   const perSecond = relay.timeline_msg_per_s as number[];
   assert.ok(perSecond.every((n) => Number.isInteger(n) && n >= 0), JSON.stringify(relay));
   assert.equal(perSecond.reduce((a, n) => a + n / 2, 0), relay.received);
+  // The load processes sent some messages first, untimed; only the run's own are counted.
+  assert.ok((relay.primed_per_sender as number) > 0, JSON.stringify(relay));
+  assert.equal(relay.received, (relay.pairs as number) * (relay.messages_per_sender as number));
 });
 
 Deno.test("bench.ts --repeat 3 runs on three fresh servers and prints each measurement's median", async () => {
