@@ -21,7 +21,7 @@ import * as chat from "./handlers/chat.ts";
 import * as files from "./handlers/files.ts";
 import * as friends from "./handlers/friends.ts";
 import * as groups from "./handlers/groups.ts";
-import type { HeldReply, Session } from "./session.ts";
+import { HeldReply, type Session } from "./session.ts";
 
 interface Route {
   handler: Handler<never>;
@@ -149,7 +149,7 @@ function answer(
     const after = reply.after && (() => runAfter(ctx, session, msg, reply.after!));
     if (reply.durable) {
       // The next request goes ahead while this one waits; the answers keep their order.
-      reply.durable.listen(new DurableReply(ctx, session, msg, reply, after));
+      reply.durable.listen(new DurableReply(ctx, session, msg.type, msg.id, reply, after));
       if (session.heldReplies >= MAX_HELD_REPLIES) return session.belowHeld(MAX_HELD_REPLIES);
       return;
     }
@@ -159,39 +159,48 @@ function answer(
   }
 }
 
-/** A reply that waits for its request's writes: sent once they are durable, a failure if not. */
-class DurableReply implements CompletionListener {
-  readonly #slot: HeldReply;
-
+/**
+ * A reply that waits for its request's writes: sent once they are durable, a failure if not. It
+ * is its own place in the session's queue of replies, and it keeps the request's type and id,
+ * not the request: under load tens of thousands wait at once, and young-generation collections
+ * copy whatever each of them holds.
+ */
+class DurableReply extends HeldReply implements CompletionListener {
   constructor(
     private readonly ctx: ServerContext,
     private readonly session: Session,
-    private readonly msg: Message,
-    private readonly reply: Reply,
-    private readonly after: (() => Promise<void>) | undefined,
+    private readonly requestType: number,
+    id: number,
+    reply: Reply,
+    after: (() => Promise<void>) | undefined,
   ) {
-    this.#slot = session.hold(msg.id);
+    super(id);
+    // Not ready: the answer is kept here until the writes settle.
+    this.type = reply.type;
+    this.body = reply.body;
+    this.after = after;
+    session.hold(this);
   }
 
   settled(error: Error | null): void {
     if (error === null) {
-      this.session.fill(this.#slot, this.reply.type, this.reply.body, this.after);
+      this.session.fill(this, this.type, this.body, this.after);
       return;
     }
-    const { type, body } = failureReply(this.ctx, this.session, this.msg, error);
-    this.session.fill(this.#slot, type, body);
+    const { type, body } = failureReply(this.ctx, this.session, this.requestType, error);
+    this.session.fill(this, type, body);
   }
 }
 
 function replyFailure(ctx: ServerContext, session: Session, msg: Message, e: unknown): void {
-  const { type, body } = failureReply(ctx, session, msg, e);
+  const { type, body } = failureReply(ctx, session, msg.type, e);
   session.reply(msg.id, type, body);
 }
 
-/** The failure response to `msg`: its type's failure message with a code and a sentence. */
-function failureReply(ctx: ServerContext, session: Session, msg: Message, e: unknown) {
-  const type = failureTypeOf(msg.type);
-  const failure = errorBody(ctx, session, msg, e);
+/** The failure response to a request of `requestType`: a code and a sentence. */
+function failureReply(ctx: ServerContext, session: Session, requestType: number, e: unknown) {
+  const type = failureTypeOf(requestType);
+  const failure = errorBody(ctx, session, requestType, e);
   ctx.metrics.requestFailed(failure.code);
   return { type, body: STATUS_TYPES.has(type) ? { success: false, ...failure } : failure };
 }
@@ -215,16 +224,16 @@ async function runAfter(
 }
 
 /** The `{code, message}` body for a failure; unexpected errors are logged, not exposed. */
-export function errorBody(ctx: ServerContext, session: Session, msg: Message, e: unknown) {
+export function errorBody(ctx: ServerContext, session: Session, requestType: number, e: unknown) {
   if (e instanceof ParleyError) return { code: e.code, message: e.message };
   if (e instanceof SchemaError) {
     return {
       code: ErrorCode.BAD_REQUEST,
-      message: `Bad ${msgTypeName(msg.type)} request: ${e.message}`,
+      message: `Bad ${msgTypeName(requestType)} request: ${e.message}`,
     };
   }
   ctx.log.error("handler.failed", {
-    type: msgTypeName(msg.type),
+    type: msgTypeName(requestType),
     session: session.id,
     error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
   });

@@ -64,7 +64,7 @@ export class Session {
       this.channel.send(type, id, body);
       return true;
     }
-    const slot = this.hold(id);
+    const slot = this.hold(new HeldReply(id));
     slot.type = type;
     slot.body = body;
     slot.after = after;
@@ -73,11 +73,10 @@ export class Session {
   }
 
   /**
-   * Keeps request `id`'s place among the responses until `fill` gives its answer: later
-   * replies queue behind it.
+   * Keeps `slot`'s place (its request's) among the responses until `fill` gives its answer:
+   * later replies queue behind it.
    */
-  hold(id: number): HeldReply {
-    const slot = new HeldReply(id);
+  hold<T extends HeldReply>(slot: T): T {
     this.#held.push(slot);
     return slot;
   }

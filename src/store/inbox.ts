@@ -86,18 +86,38 @@ class RowBatch {
  * and fails if any batch failed.
  */
 class Placement extends Completion {
-  /** The rows' value, shared by every row of the enqueue. */
-  stored: StoredItem | null = null;
+  #stored: StoredItem | null = null;
   batches = 0;
   /** Batches not settled yet. */
   waiting = 0;
   failed = 0;
   error: Error | null = null;
   queuedCount = 0;
-  constructor(readonly blob: BlobRef | undefined) {
+  constructor(
+    readonly blob: BlobRef | undefined,
+    readonly message: ChatMessage,
+    readonly size: number,
+  ) {
     super();
   }
+
+  /** The rows' value, one for every row of the enqueue, made when the first row is. */
+  storedItem(): StoredItem {
+    const blob = this.blob;
+    return this.#stored ??= {
+      message: blob ? { ...this.message, image: undefined } : this.message,
+      blob,
+      size: this.size,
+    };
+  }
 }
+
+/**
+ * Stands for a deferred write's row until the write is taken into a commit: most rows for online
+ * recipients are cancelled by their ACK before then, and so never need a row, a key or a value.
+ * It is never committed (see #batchTaken).
+ */
+const UNBUILT_ROW: Deno.KvMutation = Object.freeze({ type: "delete", key: ["unbuilt"] });
 
 const NO_ONE: readonly string[] = Object.freeze([]);
 const never = () => false;
@@ -240,11 +260,6 @@ export class KvInboxStore implements InboxStore {
     deferFor: (user: string) => boolean,
   ): Enqueued {
     const size = messageSize(message);
-    const stored: StoredItem = {
-      message: blob ? { ...message, image: undefined } : message,
-      blob,
-      size,
-    };
     const perBytes = blob ? 1024 : size;
     // Two rows per recipient when there is a blob, and one more in the last write for the blob's
     // in-flight marker.
@@ -255,8 +270,7 @@ export class KvInboxStore implements InboxStore {
         Math.floor(MAX_BATCH_BYTES / perBytes),
       ),
     );
-    const placement = new Placement(blob);
-    placement.stored = stored;
+    const placement = new Placement(blob, message, size);
     const queued: InboxItem[] = [];
     let full: string[] | null = null;
     const batches: RowBatch[] = [];
@@ -274,10 +288,19 @@ export class KvInboxStore implements InboxStore {
       q.bytes += size;
       const deferred = !blob && deferFor(user);
       const item: InboxItem = { user, seq, message, size, staged: null, stagedAt: 0, gone: false };
-      const row: Deno.KvMutation = { type: "set", key: ["inbox", user, seq], value: stored };
-      const rows = blob
-        ? [row, { type: "set", key: ["blob_ref", blob.id, user, seq], value: true } as const]
-        : [row];
+      let rows: Deno.KvMutation[];
+      if (deferred) {
+        rows = [UNBUILT_ROW];
+      } else {
+        const row: Deno.KvMutation = {
+          type: "set",
+          key: ["inbox", user, seq],
+          value: placement.storedItem(),
+        };
+        rows = blob
+          ? [row, { type: "set", key: ["blob_ref", blob.id, user, seq], value: true } as const]
+          : [row];
+      }
       let b: RowBatch | null = deferred ? later : now;
       if (b === null || b.items.length >= perWrite) {
         b = new RowBatch(placement, deferred, item, rows);
@@ -332,8 +355,17 @@ export class KvInboxStore implements InboxStore {
    * and not at enqueue because most rows for online recipients are cancelled by their ACK.
    */
   readonly #batchTaken = (write: PendingWrite): void => {
-    const stored = (write.owner as RowBatch).placement.stored!;
+    const b = write.owner as RowBatch;
+    const stored = b.placement.storedItem();
     stored.message = storable(stored.message);
+    if (!b.deferred) return;
+    // One row per item in a deferred write; a cancelled one is null.
+    const rows = write.mutations;
+    for (let k = 0; k < rows.length; k++) {
+      if (rows[k] !== UNBUILT_ROW) continue;
+      const item = b.items[k];
+      rows[k] = { type: "set", key: ["inbox", item.user, item.seq], value: stored };
+    }
   };
 
   /** A batch of an enqueue's rows is committed, cancelled (all acknowledged) or failed. */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
-import { Session } from "../../src/server/session.ts";
+import { HeldReply, Session } from "../../src/server/session.ts";
 import { TokenBucket } from "../../src/server/throttle.ts";
 import type { Channel } from "../../src/transport/channel.ts";
 
@@ -25,8 +25,8 @@ Deno.test("held replies leave in request order, and one that cannot be sent hold
   try {
     const sent: { type: number; id: number; body: Value }[] = [];
     const session = new Session(fakeChannel(sent), "127.0.0.1", new TokenBucket(100, 100));
-    const first = session.hold(1);
-    const second = session.hold(2);
+    const first = session.hold(new HeldReply(1));
+    const second = session.hold(new HeldReply(2));
     const afters: number[] = [];
     assert.equal(session.reply(3, MsgType.PONG, "three", () => afters.push(3)), false);
     session.fill(second, MsgType.SENT, "two", () => afters.push(2));
