@@ -129,11 +129,18 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Logs every user in on a lean client (bench_client.ts), at most `setupConcurrency` at once. */
-async function loginAllLean(p: LoadParams): Promise<Map<string, BenchClient>> {
+/**
+ * Logs every user in on a lean client (bench_client.ts), at most `setupConcurrency` at once.
+ * `onPass` hears what arrives from the login on (a queued message may come at once).
+ */
+async function loginAllLean(
+  p: LoadParams,
+  onPass: () => void = () => {},
+): Promise<Map<string, BenchClient>> {
   const clients = new Map<string, BenchClient>();
   await pool(p.users, p.setupConcurrency ?? 50, async (u) => {
     const c = await BenchClient.connect(p.host, p.port);
+    c.onPass = onPass;
     await c.login(u, p.password);
     clients.set(u, c);
   });
@@ -143,29 +150,45 @@ async function loginAllLean(p: LoadParams): Promise<Map<string, BenchClient>> {
 const PRIME_TIMEOUT_MS = 60_000;
 
 /**
+ * Counts the primed messages that reach this process's users, from their login on: another
+ * process's sender may start before these users are all logged in.
+ */
+class PrimeArrivals {
+  #arrived = 0;
+  #done!: () => void;
+  readonly all = new Promise<void>((resolve) => this.#done = resolve);
+  constructor(private expected: number) {
+    this.#check();
+  }
+
+  readonly arrived = (): void => {
+    this.#arrived++;
+    this.#check();
+  };
+
+  /** One copy will never come (its message failed). */
+  lost(): void {
+    this.expected--;
+    this.#check();
+  }
+
+  #check(): void {
+    if (this.#arrived >= this.expected) this.#done();
+  }
+}
+
+/**
  * Each sender sends `each` messages to its target, at most `window` unanswered, and waits until
- * the `expected` copies for this process's users have arrived (see primeMessages). Their text
- * does not start with "t=", so a straggler is never counted by the run that follows.
+ * the copies for this process's users have all arrived (see primeMessages). Their text does not
+ * start with "t=", so a straggler is never counted by the run that follows.
  */
 async function prime(
   clients: Map<string, BenchClient>,
   sends: SendPlan[],
   each: number,
-  expected: number,
+  arrivals: PrimeArrivals,
   window: number,
 ): Promise<void> {
-  let arrived = 0;
-  let allArrived!: () => void;
-  const arrivedAll = new Promise<void>((r) => allArrived = r);
-  const check = () => {
-    if (arrived >= expected) allArrived();
-  };
-  for (const c of clients.values()) {
-    c.onPass = () => {
-      arrived++;
-      check();
-    };
-  }
   await Promise.all(sends.map((plan) =>
     new Promise<void>((done) => {
       const c = clients.get(plan.from)!;
@@ -182,22 +205,21 @@ async function prime(
       c.onSent = (ok) => {
         inflight--;
         // A private message that failed never arrives (a group's or the world's may in part).
-        if (!ok && "user" in plan.to) expected--;
-        check();
+        if (!ok && "user" in plan.to) arrivals.lost();
         pump();
       };
       pump();
     })
   ));
-  check();
-  await withTimeout(arrivedAll, "Priming", PRIME_TIMEOUT_MS);
+  await withTimeout(arrivals.all, "Priming", PRIME_TIMEOUT_MS);
 }
 
 async function runChat(p: LoadParams): Promise<void> {
-  const clients = await loginAllLean(p);
+  const arrivals = new PrimeArrivals(p.primeExpect ?? 0);
+  const clients = await loginAllLean(p, arrivals.arrived);
   const window = p.window ?? 100;
   if (p.primeMessages) {
-    await prime(clients, p.sends ?? [], p.primeMessages, p.primeExpect ?? 0, window);
+    await prime(clients, p.sends ?? [], p.primeMessages, arrivals, window);
   }
   const expect = p.expect ?? 0;
   const deadline = p.durationMs ?? 120_000;

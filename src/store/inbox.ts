@@ -351,8 +351,9 @@ export class KvInboxStore implements InboxStore {
   }
 
   /**
-   * A batch's rows are about to be committed: their message gets bytes of its own. Done here
-   * and not at enqueue because most rows for online recipients are cancelled by their ACK.
+   * A batch's rows are about to be committed: deferred rows are built, and their message gets
+   * bytes of its own. Done here and not at enqueue because most rows for online recipients are
+   * cancelled by their ACK first.
    */
   readonly #batchTaken = (write: PendingWrite): void => {
     const b = write.owner as RowBatch;

@@ -30,11 +30,20 @@ async function quickBench(
   return { lines, stderr };
 }
 
-Deno.test("bench.ts --quick runs relay (after its warm-up), offline and logins and prints a result line for each", async () => {
+Deno.test("bench.ts --quick runs relay (after its warm-up), fan-out, offline and logins and prints a result line for each", async () => {
   const { lines } = await quickBench(
-    ...["relay", "offline", "logins"].flatMap((s) => ["--scenario", s]),
+    ...["relay", "fanout", "offline", "logins"].flatMap((s) => ["--scenario", s]),
   );
-  for (const scenario of ["relay_warmup", "relay", "offline", "logins_resume", "logins_password"]) {
+  for (
+    const scenario of [
+      "relay_warmup",
+      "relay",
+      "fanout",
+      "offline",
+      "logins_resume",
+      "logins_password",
+    ]
+  ) {
     const line = lines.find((r) => r.scenario === scenario);
     assert.ok(line, `no JSON line for ${scenario}:\n${JSON.stringify(lines)}`);
     assert.equal(typeof line.result, "number", JSON.stringify(line));
@@ -49,6 +58,10 @@ Deno.test("bench.ts --quick runs relay (after its warm-up), offline and logins a
   // The load processes sent some messages first, untimed; only the run's own are counted.
   assert.ok((relay.primed_per_sender as number) > 0, JSON.stringify(relay));
   assert.equal(relay.received, (relay.pairs as number) * (relay.messages_per_sender as number));
+  // Fan-out is primed too, across both load processes: every member but the sender counts.
+  const fanout = lines.find((r) => r.scenario === "fanout")!;
+  assert.ok((fanout.primed as number) > 0, JSON.stringify(fanout));
+  assert.equal(fanout.received, ((fanout.members as number) - 1) * (fanout.messages as number));
 });
 
 Deno.test("bench.ts --repeat 3 runs on three fresh servers and prints each measurement's median", async () => {
