@@ -15,7 +15,8 @@
  * 10), BENCH_INSPECT_PORT (an inspector on the server), BENCH_LOAD_INSPECT_PORT (on the first load
  * process), BENCH_V8 (V8 flags for the server), BENCH_SERVER_LOG (a copy of the server's output),
  * BENCH_LATENCY_PROCESSES (load processes of the latency scenario, 1 by default) and
- * BENCH_LAT_DUMP (a file for every measured latency sample). BENCH_NATIVE_AES=0 makes the server
+ * BENCH_LAT_DUMP (a file for every measured latency sample), BENCH_GO_GAP_MS (see GO_GAP_MS).
+ * BENCH_NATIVE_AES=0 makes the server
  * and the load processes seal frames with node:crypto instead of OpenSSL (crypto.nativeAes), for
  * comparisons.
  */
@@ -102,6 +103,12 @@ if (!RELAY_PAIRS.every((n) => Number.isInteger(n) && n > 0)) {
 }
 /** BENCH_LAT_DUMP names a file for the latency scenario's samples. */
 const LAT_DUMP = Deno.env.get("BENCH_LAT_DUMP");
+
+/**
+ * BENCH_GO_GAP_MS: a pause between telling each load process "go", for the tests: one process's
+ * senders then reach the next process's users before that process has heard "go".
+ */
+const GO_GAP_MS = Number(Deno.env.get("BENCH_GO_GAP_MS") ?? 0);
 
 // ---------------------------------------------------------------------------------------------
 // /proc readings
@@ -424,7 +431,14 @@ async function timed(srv: Server, loads: Load[]): Promise<Timed> {
     const s0 = cpuTicks(srv.pid);
     const l0 = loads.map((l) => cpuTicks(l.pid));
     const t0 = performance.now();
-    await Promise.all(loads.map((l) => l.say("go")));
+    if (GO_GAP_MS > 0) {
+      for (const l of loads) {
+        await l.say("go");
+        await new Promise((r) => setTimeout(r, GO_GAP_MS));
+      }
+    } else {
+      await Promise.all(loads.map((l) => l.say("go")));
+    }
     const results = await Promise.all(loads.map((l) => l.next()));
     const seconds = (performance.now() - t0) / 1000;
     const s1 = cpuTicks(srv.pid);

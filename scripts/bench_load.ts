@@ -223,9 +223,10 @@ async function runChat(p: LoadParams): Promise<void> {
   }
   const expect = p.expect ?? 0;
   const deadline = p.durationMs ?? 120_000;
-  emit({ ready: true });
-  await waitFor("go");
-  const tGo = nowMs();
+  // Set at "go". The counting starts before: another load process may hear "go" first, and its
+  // senders' first messages may reach this process's users before this one hears it (they count
+  // in the first half second).
+  let tGo = Infinity;
   let received = 0;
   let firstRecv = 0;
   let lastRecv = 0;
@@ -233,7 +234,7 @@ async function runChat(p: LoadParams): Promise<void> {
   const warmupLat: number[] = [];
   // Receipts per half second from "go": shows the JIT's and the heap's warm-up.
   const timeline: number[] = [];
-  const measureFrom = tGo + (p.warmupMs ?? 0);
+  let measureFrom = Infinity;
   let allReceived!: () => void;
   const gotAll = new Promise<void>((r) => allReceived = r);
   if (received >= expect) allReceived();
@@ -249,12 +250,16 @@ async function runChat(p: LoadParams): Promise<void> {
       }
       if (received === 0) firstRecv = t;
       lastRecv = t;
-      const slot = Math.floor((t - tGo) / 500);
+      const slot = Math.max(0, Math.floor((t - tGo) / 500));
       while (timeline.length <= slot) timeline.push(0);
       timeline[slot]++;
       if (++received >= expect) allReceived();
     };
   }
+  emit({ ready: true });
+  await waitFor("go");
+  tGo = nowMs();
+  measureFrom = tGo + (p.warmupMs ?? 0);
   let sent = 0;
   let failed = 0;
   // A client has one onSent: one plan per sender.

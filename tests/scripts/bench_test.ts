@@ -11,7 +11,9 @@ async function bench(...args: string[]): Promise<{ code: number; stdout: string;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", "scripts/bench.ts", "--quick", ...args],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    // A pause between the load processes' "go": their counting must not depend on hearing it
+    // at the same moment (fan-out's sender would reach the other process's members first).
+    env: { NO_COLOR: "1", BENCH_GO_GAP_MS: "300" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
