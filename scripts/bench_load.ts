@@ -13,6 +13,7 @@ import { ParleyClient, type Target } from "../src/client/client.ts";
 import { BenchClient, withTimeout } from "./bench_client.ts";
 import { chooseAesGcm } from "../src/crypto/aes_gcm.ts";
 import { MsgType } from "../src/protocol/messages.ts";
+import type { Value } from "../src/protocol/value.ts";
 
 export interface SendPlan {
   from: string;
@@ -135,7 +136,7 @@ function sleep(ms: number): Promise<void> {
  */
 async function loginAllLean(
   p: LoadParams,
-  onPass: () => void = () => {},
+  onPass: (body: { [key: string]: Value }) => void = () => {},
 ): Promise<Map<string, BenchClient>> {
   const clients = new Map<string, BenchClient>();
   await pool(p.users, p.setupConcurrency ?? 50, async (u) => {
@@ -148,6 +149,8 @@ async function loginAllLean(
 }
 
 const PRIME_TIMEOUT_MS = 60_000;
+/** The text of a primed message; a timed one starts with "t=". */
+const PRIME_TEXT = "prime";
 
 /**
  * Counts the primed messages that reach this process's users, from their login on: another
@@ -161,7 +164,9 @@ class PrimeArrivals {
     this.#check();
   }
 
-  readonly arrived = (): void => {
+  /** A PASS for one of this process's users; only primed messages count. */
+  readonly arrived = (body: { [key: string]: Value }): void => {
+    if (body.data !== PRIME_TEXT) return;
     this.#arrived++;
     this.#check();
   };
@@ -198,7 +203,7 @@ async function prime(
         while (next < each && inflight < window) {
           inflight++;
           next++;
-          c.send(plan.to, "prime");
+          c.send(plan.to, PRIME_TEXT);
         }
         if (inflight === 0) done();
       };

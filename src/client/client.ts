@@ -577,7 +577,10 @@ export interface GroupInfo {
 let randomPool = new Uint8Array(4096);
 let randomUsed = randomPool.length;
 
-/** A fresh message id: 16 random bytes. */
+/**
+ * A fresh message id: 16 random bytes, as a view of a shared pool. Copy it (`slice()`) before
+ * serialising it whole (structuredClone, Deno KV), which would write the pool with it.
+ */
 export function newMessageId(): Uint8Array {
   if (randomUsed + 16 > randomPool.length) {
     randomPool = crypto.getRandomValues(new Uint8Array(4096));

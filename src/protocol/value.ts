@@ -480,7 +480,12 @@ export class ValueReader {
  * for long, keeps `ownBytes(value)` instead. Larger values (tokens, keys, images) get their own.
  */
 export const SLAB_VALUE_MAX_BYTES = 16;
-const SLAB_BYTES = 4096;
+/**
+ * Small, so that a value kept long pins little: a client that never acknowledges keeps up to a few
+ * thousand messages (and their ids) held for it, and each pins at most this much beside its own
+ * size. A new slab every 64 ids costs next to nothing.
+ */
+const SLAB_BYTES = 1024;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabAt = 0;
 

@@ -248,7 +248,7 @@ export class GroupCommitter {
             (count + next.live > MAX_BATCH_MUTATIONS || bytes + next.bytes > MAX_BATCH_BYTES)
           ) break;
           next.taken = true;
-          next.onTaken?.(next);
+          if (next.onTaken && !this.#prepare(next)) continue;
           for (const m of next.mutations) if (m !== null) op.mutate(m);
           count += next.live;
           bytes += next.bytes;
@@ -277,6 +277,18 @@ export class GroupCommitter {
     } finally {
       this.#running = null;
       this.#arm();
+    }
+  }
+
+  /** Tells a write it is being committed; one that throws fails alone, with that error. */
+  #prepare(write: PendingWrite): boolean {
+    try {
+      write.onTaken!(write);
+      return true;
+    } catch (e) {
+      write.settle(e instanceof Error ? e : new Error(String(e)));
+      this.#settled++;
+      return false;
     }
   }
 

@@ -117,7 +117,10 @@ class Placement extends Completion {
  * recipients are cancelled by their ACK before then, and so never need a row, a key or a value.
  * It is never committed (see #batchTaken).
  */
-const UNBUILT_ROW: Deno.KvMutation = Object.freeze({ type: "delete", key: ["unbuilt"] });
+const UNBUILT_ROW: Deno.KvMutation = Object.freeze({
+  type: "delete",
+  key: Object.freeze(["unbuilt"]),
+});
 
 const NO_ONE: readonly string[] = Object.freeze([]);
 const never = () => false;

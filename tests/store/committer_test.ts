@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { GroupCommitter } from "../../src/store/committer.ts";
+import { GroupCommitter, type PendingWrite } from "../../src/store/committer.ts";
 
 async function withKv(fn: (kv: Deno.Kv, committer: GroupCommitter) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "parley-committer-" });
@@ -104,4 +104,47 @@ Deno.test("GroupCommitter.promote() commits a deferred write before anything que
     assert.equal((await kv.get(["p", 2])).value, null, "a later deferred write keeps waiting");
     await first.done;
     second.write.cancel(0);
+  }));
+
+Deno.test("GroupCommitter tells a write once, before its rows commit, and never a cancelled one", () =>
+  withKv(async (kv, committer) => {
+    const told: string[] = [];
+    const outcome = (name: string, onTaken: (w: PendingWrite) => void) => {
+      let settle!: (error: Error | null) => void;
+      const done = new Promise<Error | null>((resolve) => settle = resolve);
+      committer.defer(
+        [set(["k", name], "placeholder")],
+        0,
+        60_000,
+        (_, e) => settle(e),
+        null,
+        (w) => {
+          told.push(name);
+          onTaken(w);
+        },
+      );
+      return done;
+    };
+    // The hook may fill in a row's value at the last moment.
+    const filled = outcome("filled", (w) => w.mutations[0] = set(["k", "filled"], "final"));
+    // A throwing hook fails its own write only.
+    const throwing = outcome("throwing", () => {
+      throw new Error("cannot prepare");
+    });
+    const cancelled = committer.defer(
+      [set(["k", "cancelled"], 1)],
+      0,
+      60_000,
+      () => {},
+      null,
+      () => told.push("cancelled"),
+    );
+    assert.ok(cancelled.cancel(0));
+    await committer.flush();
+    assert.equal(await filled, null);
+    assert.equal((await throwing)?.message, "cannot prepare");
+    assert.deepEqual(told.sort(), ["filled", "throwing"]);
+    assert.equal((await kv.get(["k", "filled"])).value, "final");
+    assert.equal((await kv.get(["k", "throwing"])).versionstamp, null);
+    assert.equal((await kv.get(["k", "cancelled"])).versionstamp, null);
   }));
