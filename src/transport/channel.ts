@@ -202,6 +202,9 @@ export class Channel {
       out.truncate(before);
       this.#fault(e instanceof Error ? e : new Error(String(e)));
       return;
+    } finally {
+      // Its pooled writer goes to another channel next: no plaintext is left in it.
+      plaintext.fill(0);
     }
     this.#outBytes += size;
     if (this.#outBytes > this.#opts.maxOutboundBytes) {
@@ -251,9 +254,12 @@ export class Channel {
     while (!this.#closed) {
       let frame;
       while ((frame = this.#decoder.readFrame()) !== null) {
-        // Opened over its own bytes and decoded at once: nothing decoded points into them.
+        // Opened over its own bytes and decoded at once: nothing decoded points into them, so
+        // the plaintext (a password, say) is wiped before its buffer can go to another channel.
         const plaintext = this.#opener.openInPlace(frame);
-        const done = onFrame(decodeMessages(plaintext, this.#opts.maxDepth));
+        const decoded = decodeMessages(plaintext, this.#opts.maxDepth);
+        plaintext.fill(0);
+        const done = onFrame(decoded);
         if (done) await done;
         if (this.#closed) return;
       }

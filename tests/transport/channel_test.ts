@@ -159,3 +159,21 @@ Deno.test("a connection that goes quiet after a read that filled its buffer park
   busy.close();
   await busyDone;
 });
+
+Deno.test("a frame's plaintext is wiped from the read buffer once its messages are decoded", async () => {
+  const sealer = new FrameSealer(SEND_KEY);
+  const secret = "correct horse battery staple";
+  const sealed = sealer.seal(encodeMessages([{ type: 2, id: 1, body: ["alice", secret] }]));
+  const buffers: Uint8Array[] = [];
+  const conn = new ScriptedConn([(buf) => (buffers.push(buf), buf.set(sealed), sealed.length)]);
+  const channel = scripted(conn);
+  let body: Value = null;
+  const done = channel.receive(({ messages }) => void (body = messages[0].body));
+  while (conn.sizes.length < 2) await new Promise((r) => setTimeout(r, 1));
+  assert.deepEqual(body, ["alice", secret], "the message itself arrives whole");
+  const left = new TextDecoder("latin1").decode(buffers[0]);
+  assert.ok(!left.includes(secret), "the password is still in the read buffer");
+  assert.ok(!left.includes("alice"));
+  channel.close();
+  await done;
+});
