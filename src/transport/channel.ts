@@ -202,9 +202,6 @@ export class Channel {
       out.truncate(before);
       this.#fault(e instanceof Error ? e : new Error(String(e)));
       return;
-    } finally {
-      // Its pooled writer goes to another channel next: no plaintext is left in it.
-      plaintext.fill(0);
     }
     this.#outBytes += size;
     if (this.#outBytes > this.#opts.maxOutboundBytes) {
