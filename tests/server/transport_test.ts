@@ -166,18 +166,21 @@ Deno.test("a client hello with the wrong magic is dropped without an answer", ()
     conn.close();
   }));
 
-Deno.test("an unsupported protocol version is refused with a readable reason", () =>
+Deno.test("an unsupported protocol version, 0 included, is refused with a readable reason", () =>
   withServer(async (t) => {
-    await assert.rejects(
-      ParleyClient.connect({
-        host: "127.0.0.1",
-        port: t.port,
-        knownHosts: null,
-        protocolVersion: 9,
-      }),
-      (e) =>
-        e instanceof HandshakeError && /speaks Parley protocol version 1, not 9/.test(e.message),
-    );
+    for (const version of [0, 9]) {
+      await assert.rejects(
+        ParleyClient.connect({
+          host: "127.0.0.1",
+          port: t.port,
+          knownHosts: null,
+          protocolVersion: version,
+        }),
+        (e) =>
+          e instanceof HandshakeError &&
+          new RegExp(`speaks Parley protocol version 1, not ${version}$`).test(e.message),
+      );
+    }
   }));
 
 Deno.test("a shutdown tells every connected client, logged in or not", async () => {
