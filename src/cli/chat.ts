@@ -552,7 +552,7 @@ export class ChatSession {
         const receipt = await this.link.sendText(conv.target, text);
         await this.#mine(conv, receipt.id, receipt.time, "text", text, receipt.skipped);
       } catch (e) {
-        this.#warn(`Not sent to ${conv.label}: ${(e as Error).message}`);
+        this.#warn(`Not sent to ${conv.label}: ${visible((e as Error).message)}`);
       }
     });
   }
@@ -642,7 +642,7 @@ export class ChatSession {
           file.close();
         }
       } catch (e) {
-        this.#warn(`File not sent: ${(e as Error).message}`);
+        this.#warn(shown`File not sent: ${(e as Error).message}`);
       }
     })();
   }

@@ -6,7 +6,7 @@ import { History } from "./history.ts";
 import { authenticate, CliFailure, reach, resolveServer } from "./login.ts";
 import { autosaveBudget, Downloads } from "./downloads.ts";
 import { clientDataDir, downloadsDir } from "./paths.ts";
-import { visible } from "./safe_text.ts";
+import { shown, visible } from "./safe_text.ts";
 import { openTerminal } from "./terminal.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
@@ -82,7 +82,7 @@ export async function connect(args: string[]): Promise<number> {
       event: (m) => chat.onEvent(m),
     });
     const chat = new ChatSession(link, term, history, name, downloads);
-    say(`Logged in as ${name} on ${server.addr}. Type /help for commands.`);
+    say(shown`Logged in as ${name} on ${server.addr}. Type /help for commands.`);
     term.setPrompt("> ");
     link.open(client);
     return await loop(chat, link, term);

@@ -91,6 +91,16 @@ async function listDir(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+async function walkFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const path = join(dir, e.name);
+    if (e.isDirectory) out.push(...await walkFiles(path));
+    else out.push(path);
+  }
+  return out;
+}
+
 const TITLE = "\x1b]0;pwned\x07";
 const CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4K\x07";
 const FORGED = "\r\x1b[2K[12:00] <admin> type your password";
@@ -188,6 +198,12 @@ Deno.test("an image whose name cannot be saved as sent is saved shortened, once,
     }
     await back.type("/quit");
     assert.equal((await back.finish()).code, 0);
+    if (Deno.build.os !== "windows") {
+      // Local history holds what was received too: only bob reads it.
+      const files = await walkFiles(join(w.dir, "bob", "data", "history"));
+      assert.ok(files.length >= 3, files.join(", "));
+      for (const f of files) assert.equal((await Deno.stat(f)).mode! & 0o777, 0o600, f);
+    }
 
     // Acknowledged: the next start gets nothing again, and writes nothing again.
     const again = await w.chat("bob");
