@@ -313,7 +313,13 @@ export class ChatSession {
         })`,
       );
     }
-    const saved = await this.downloads.saveHeld(n);
+    let saved;
+    try {
+      saved = await this.downloads.saveHeld(n);
+    } catch (e) {
+      // Still held: the user can free the folder and try again.
+      return this.#warn(shown`Could not save image ${n}: ${(e as Error).message}`);
+    }
     this.#note(
       shown`Saved ${saved.name} from ${saved.from} (${formatSize(saved.size)}) to ${saved.path}.`,
     );
@@ -680,8 +686,7 @@ export class ChatSession {
       ({ path, file } = await this.downloads.create(offer.source_username, offer.name));
     } catch (e) {
       await client.denyFile(offer.transfer_id).catch(() => {});
-      throw new ParleyError(
-        9,
+      return this.#warn(
         shown`Cannot save "${offer.name}", so it was declined: ${(e as Error).message}`,
       );
     }

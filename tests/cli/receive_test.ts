@@ -234,6 +234,14 @@ Deno.test("an image that cannot be written is reported, acknowledged, and never 
       /\[image\] cat\.png \(500 B\) could not be saved: .*; \/save 1 to keep it/,
     );
     await back.out.waitFor(/<mallory> after the image/);
+    await back.type("/save 1");
+    await back.out.waitFor(/Could not save image 1: /);
+    // A file accepted into a folder that cannot be made is declined, and chat goes on.
+    const sending = mallory.sendFile("bob", "notes.txt", new Uint8Array(10)).catch((e) => e);
+    await back.out.waitFor(/offers the file "notes\.txt"/);
+    await back.type("/accept");
+    await back.out.waitFor(/Cannot save "notes\.txt", so it was declined: /);
+    assert.match((await sending as Error).message, /bob declined the file/);
     await back.type("/quit");
     assert.equal((await back.finish()).code, 0);
 
