@@ -6,6 +6,7 @@
  * (a group left empty goes, image blobs go with their last reference).
  */
 
+import { shown } from "../cli/safe_text.ts";
 import { UsageError } from "../cli/usage.ts";
 import { PlainTerminal, type Terminal, TtyTerminal } from "../cli/terminal.ts";
 import { PasswordHasher } from "../crypto/password.ts";
@@ -56,7 +57,7 @@ async function newPassword(ctx: AdminContext, name: string): Promise<string> {
     if (!password) throw new Error("No password on stdin");
   } else {
     password = await ask(async (term) => {
-      const first = await term.readSecret(`New password for ${name}: `);
+      const first = await term.readSecret(shown`New password for ${name}: `);
       if (first === null) return null;
       const again = await term.readSecret("Repeat it: ");
       if (again !== first) throw new Error("The passwords do not match; nothing changed");
@@ -99,7 +100,7 @@ export const RESET_PASSWORD: AdminCommand = {
       await store.users.setPassword(record.name, await hasher.hash(password));
       await store.tokens.revokeAll(usernameKey(record.name));
       console.log(
-        `New password set for ${record.name}; their resume tokens are revoked, so every ` +
+        shown`New password set for ${record.name}; their resume tokens are revoked, so every ` +
           `device logs in again with it.`,
       );
       return 0;
@@ -136,8 +137,10 @@ export const DELETE_USER: AdminCommand = {
         `${plural(queued.count, "queued message")} (${bytes(queued.bytes)})`;
       if (!yes) {
         const answer = await ask((term) => {
-          term.print(`${record.name} has ${what}.`);
-          term.setPrompt(`Type "${record.name}" to delete the account, anything else to keep it: `);
+          term.print(shown`${record.name} has ${what}.`);
+          term.setPrompt(
+            shown`Type "${record.name}" to delete the account, anything else to keep it: `,
+          );
           return term.readLine();
         });
         if (answer?.trim() !== record.name) {
@@ -150,7 +153,7 @@ export const DELETE_USER: AdminCommand = {
       const emptied: string[] = [];
       for (const g of groups) {
         const left = await store.groups.removeMember(g.id, user);
-        if (left.length === 0) emptied.push(`#${g.id} ${g.name}`);
+        if (left.length === 0) emptied.push(shown`#${g.id} ${g.name}`);
       }
       await store.inbox.clear(user);
       await store.tokens.revokeAll(user);
@@ -158,7 +161,7 @@ export const DELETE_USER: AdminCommand = {
       const gone = emptied.length === 0
         ? ""
         : `; ${plural(emptied.length, "group")} left empty and deleted: ${emptied.join(", ")}`;
-      console.log(`Deleted ${record.name} with ${what}${gone}.`);
+      console.log(shown`Deleted ${record.name} with ${what}` + gone + ".");
       return 0;
     });
   },

@@ -8,7 +8,7 @@ import type { PasswordHash } from "../crypto/password.ts";
 import type { GroupRecord, UserRecord } from "../store/types.ts";
 import type { AdminCommand, AdminContext } from "./command.ts";
 import { openExistingKv, readIdentity, storeBytes } from "./data_dir.ts";
-import { bytes, minute, plural, table } from "./text.ts";
+import { bytes, minute, plural, table, terminalJson } from "./text.ts";
 
 const JSON_OPTION = { json: { type: "boolean" as const } };
 const JSON_HELP = ["--json              One JSON document instead of a table"];
@@ -83,7 +83,7 @@ export const USERS: AdminCommand = {
         });
       }
       if (ctx.values.json) {
-        console.log(JSON.stringify({ users }, null, 2));
+        console.log(terminalJson({ users }));
         return 0;
       }
       if (users.length === 0) {
@@ -136,7 +136,7 @@ export const GROUPS: AdminCommand = {
         });
       }
       if (ctx.values.json) {
-        console.log(JSON.stringify({ groups }, null, 2));
+        console.log(terminalJson({ groups }));
         return 0;
       }
       if (groups.length === 0) {
@@ -197,7 +197,7 @@ export const STATS: AdminCommand = {
           (v as { expires: Date }).expires > new Date(now)),
       };
       if (ctx.values.json) {
-        console.log(JSON.stringify(stats, null, 2));
+        console.log(terminalJson(stats));
         return 0;
       }
       console.log(table([

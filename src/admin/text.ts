@@ -1,7 +1,19 @@
 /** Plain-text output for operators: aligned tables, sizes, times. */
 
-/** Columns padded to their widest cell; the last column is not padded. */
-export function table(rows: string[][]): string {
+import { hasHidden, visible } from "../cli/safe_text.ts";
+
+/**
+ * A table cell shows whole up to this: a group's member list (500 members of up to 32
+ * characters) fits; a cell is only cut when something is wrong.
+ */
+const CELL_CHARS = 20_000;
+
+/**
+ * Columns padded to their widest cell; the last column is not padded. Names and group names
+ * in cells were chosen by clients, so every cell is shown through `visible`.
+ */
+export function table(cells: string[][]): string {
+  const rows = cells.map((r) => r.map((cell) => visible(cell, CELL_CHARS)));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows
     .map((r) => r.map((cell, i) => i === r.length - 1 ? cell : cell.padEnd(widths[i])).join("  "))
@@ -26,4 +38,22 @@ export function minute(date: Date): string {
 
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * JSON for a terminal: JSON.stringify escapes C0 controls but not C1 controls, bidi or
+ * zero-width characters; those are escaped here too (as \uXXXX, so the document means the same).
+ */
+export function terminalJson(value: unknown): string {
+  const text = JSON.stringify(value, null, 2);
+  if (!hasHidden(text.replaceAll("\n", ""))) return text;
+  let out = "";
+  for (const c of text) {
+    out += c !== "\n" && hasHidden(c)
+      ? [...Array(c.length).keys()].map((i) =>
+        `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`
+      ).join("")
+      : c;
+  }
+  return out;
 }

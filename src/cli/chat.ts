@@ -3,7 +3,7 @@
  * and notifications printed above the input line, local history, files and images.
  */
 
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import type { Target } from "../client/client.ts";
 import type { FileSource } from "../client/files.ts";
 import type { Link } from "../client/link.ts";
@@ -11,8 +11,10 @@ import { errorCodeName, ParleyError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import type { History, HistoryEntry } from "./history.ts";
+import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept } from "./downloads.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
+import { shown, visible } from "./safe_text.ts";
 import type { Terminal } from "./terminal.ts";
 
 export const CHAT_HELP =
@@ -29,6 +31,7 @@ export const CHAT_HELP =
   /image PATH                   send an image to the current conversation
   /file PATH                    offer a file to the current user
   /accept [ID]  /deny [ID]      answer a file offer (the latest by default)
+  /save [N]                     save image N that was not saved automatically (the latest)
   /passwd                       change your password
   /logout                       log out (this device must log in again) and quit
   /quit                         quit`;
@@ -65,12 +68,16 @@ export class ChatSession {
   #backlog = 0;
   #arrived = new Map<string, number>();
   #sending: Promise<void> = Promise.resolve();
+  /** Lower-cased names of friends: their images are saved without asking. */
+  #friends = new Set<string>();
+  #budgetTold = false;
 
   constructor(
     private readonly link: Link,
     private readonly term: Terminal,
     private readonly history: History,
     private readonly me: string,
+    private readonly downloads = new Downloads(downloadsDir(), AUTOSAVE_BYTES),
   ) {
     this.#p = new Painter(term.colors);
   }
@@ -106,41 +113,44 @@ export class ChatSession {
       case MsgType.PASS:
         return await this.#incoming(b);
       case MsgType.NEW_FRIEND:
-        return this.#note(`${b.username} added you as a friend.`);
+        this.#friend(b.username, true);
+        return this.#note(shown`${b.username} added you as a friend.`);
       case MsgType.FRIEND_REMOVED:
-        return this.#note(`${b.username} removed you from their friends.`);
+        this.#friend(b.username, false);
+        return this.#note(shown`${b.username} removed you from their friends.`);
       case MsgType.FRIEND_ONLINE:
-        return this.#note(`${b.username} is online.`);
+        return this.#note(shown`${b.username} is online.`);
       case MsgType.FRIEND_OFFLINE:
-        return this.#note(`${b.username} went offline.`);
+        return this.#note(shown`${b.username} went offline.`);
       case MsgType.ADD_TO_G:
         this.#groups.set(b.group_id as number, b.group_name as string);
         return this.#note(
-          `${b.source_name} added you to #${b.group_id} ${b.group_name} (${
+          shown`${b.source_name} added you to #${b.group_id} ${b.group_name} (${
             (b.group_members as string[]).join(", ")
           }).`,
         );
       case MsgType.NEW_MEMBER:
         return this.#note(
-          `${b.source_name} added ${b.username} to #${b.group_id} ${b.group_name}.`,
+          shown`${b.source_name} added ${b.username} to #${b.group_id} ${b.group_name}.`,
         );
       case MsgType.MEMBER_LEFT:
-        return this.#note(`${b.username} left #${b.group_id} ${b.group_name}.`);
+        return this.#note(shown`${b.username} left #${b.group_id} ${b.group_name}.`);
       case MsgType.FILE_INCOMING: {
         const offer = b as unknown as Offer;
         this.#offers.set(offer.transfer_id, offer);
         return this.#note(
-          `${offer.source_username} offers the file "${offer.name}" (${formatSize(offer.size)}). ` +
-            `/accept ${offer.transfer_id} or /deny ${offer.transfer_id}`,
+          shown`${offer.source_username} offers the file "${offer.name}" (${
+            formatSize(offer.size)
+          }). /accept ${offer.transfer_id} or /deny ${offer.transfer_id}`,
         );
       }
       case MsgType.FILE_CANCELLED:
         this.#offers.delete(b.transfer_id as number);
-        return this.#warn(`File transfer ${b.transfer_id} stopped: ${b.reason}`);
+        return this.#warn(shown`File transfer ${b.transfer_id} stopped: ${b.reason}`);
       case MsgType.KICK:
-        return this.#warn(`${b.reason}. This session has ended.`);
+        return this.#warn(shown`${b.reason}. This session has ended.`);
       case MsgType.GENERAL_ERROR:
-        return this.#warn(`Server: ${b.message}`);
+        return this.#warn(shown`Server: ${b.message}`);
     }
   }
 
@@ -148,6 +158,7 @@ export class ChatSession {
     const friends = b.friends as { username: string; online: boolean }[];
     const groups = b.groups as { group_id: number; group_name: string }[];
     for (const g of groups) this.#groups.set(g.group_id, g.group_name);
+    this.#friends = new Set(friends.map((f) => f.username.toLowerCase()));
     for (const w of b.world as Body[]) {
       if (this.link.seen.first(w.source_username as string, w.id as Uint8Array)) {
         await this.#record(WORLD, w, false);
@@ -158,7 +169,7 @@ export class ChatSession {
     const online = friends.filter((f) => f.online).map((f) => f.username);
     this.#note(
       `${friends.length} friend${friends.length === 1 ? "" : "s"}` +
-        (online.length ? ` (online: ${online.join(", ")})` : "") +
+        (online.length ? shown` (online: ${online.join(", ")})` : "") +
         `, ${groups.length} group${groups.length === 1 ? "" : "s"}.` +
         (this.#backlog
           ? ` ${this.#backlog} undelivered message${this.#backlog === 1 ? "" : "s"} on the way.`
@@ -173,30 +184,50 @@ export class ChatSession {
       const name = (b.group_name as string | undefined) ?? this.#groups.get(b.group_id) ?? "";
       return {
         key: `#${b.group_id}`,
-        label: `#${b.group_id} ${name}`.trim(),
+        label: `#${b.group_id} ${visible(name)}`.trim(),
         target: { group: b.group_id },
       };
     }
     const other = b.source_username as string;
-    return { key: `@${other.toLowerCase()}`, label: `@${other}`, target: { user: other } };
+    return {
+      key: `@${other.toLowerCase()}`,
+      label: `@${visible(other)}`,
+      target: { user: other },
+    };
   }
 
+  /**
+   * A message: recorded, shown, then acknowledged. Whatever goes wrong with one message (an
+   * image that cannot be written, a history file that cannot grow) is reported and the message
+   * still acknowledged, so that nothing is redelivered, and fails, at every start.
+   */
   async #incoming(b: Body): Promise<void> {
-    const conv = this.#conversationOf(b);
-    const seq = b.seq as number;
-    const entry = await this.#record(conv, b, this.#current?.key !== conv.key);
-    await this.history.remember(b.source_username as string, b.id as Uint8Array);
-    // Acknowledged only once it is in local history, so a crash here loses nothing.
-    if (seq > 0) this.link.ack(seq);
-    if (seq > 0 && this.#backlog > 0) {
-      this.#arrived.set(conv.label, (this.#arrived.get(conv.label) ?? 0) + 1);
-      if (--this.#backlog === 0) this.#summary();
-      if (this.#current?.key === conv.key) {
-        this.#say(formatEntry(this.#p, conv.label, entry, false));
+    const seq = typeof b.seq === "number" ? b.seq : 0;
+    // Backlog messages are counted in a summary; only the open conversation's are shown.
+    const fromBacklog = seq > 0 && this.#backlog > 0;
+    let conv: Conversation | null = null;
+    try {
+      conv = this.#conversationOf(b);
+      const elsewhere = this.#current?.key !== conv.key;
+      const entry = await this.#record(conv, b, elsewhere);
+      await this.history.remember(b.source_username as string, b.id as Uint8Array).catch((e) =>
+        this.#warn(shown`Could not note message ids in local history: ${(e as Error).message}`)
+      );
+      if (!fromBacklog || !elsewhere) {
+        this.#say(formatEntry(this.#p, conv.label, entry, !fromBacklog && elsewhere));
       }
-      return;
+    } catch (e) {
+      this.#warn(
+        shown`A message from ${b.source_username} could not be shown: ${(e as Error).message}`,
+      );
+    } finally {
+      if (seq > 0) this.link.ack(seq);
     }
-    this.#say(formatEntry(this.#p, conv.label, entry, this.#current?.key !== conv.key));
+    if (fromBacklog) {
+      const label = conv?.label ?? "?";
+      this.#arrived.set(label, (this.#arrived.get(label) ?? 0) + 1);
+      if (--this.#backlog === 0) this.#summary();
+    }
   }
 
   #summary(): void {
@@ -214,38 +245,84 @@ export class ChatSession {
     this.#prompt();
   }
 
+  /** Keeps a message in local history (an image on disk, or held) and returns its entry. */
   async #record(conv: Conversation, b: Body, unread: boolean): Promise<HistoryEntry> {
     const entry: HistoryEntry = {
       id: (b.id as Uint8Array).toHex(),
       from: b.source_username as string,
       time: (b.time as Date).toISOString(),
       kind: b.type === "image" ? "image" : "text",
-      text: b.type === "image" ? "" : b.data as string,
+      text: b.type === "image" ? "" : String(b.data),
     };
     if (b.type === "image") {
-      const name = (b.name as string | undefined) ?? `${entry.id.slice(0, 8)}.img`;
-      entry.path = await this.#save(`${entry.from}-${basename(name)}`, b.data as Uint8Array);
-      entry.text = `${name} (${formatSize((b.data as Uint8Array).length)}) saved to ${entry.path}`;
+      const data = b.data as Uint8Array;
+      const name = (b.name as string | undefined) || `${entry.id.slice(0, 8)}.img`;
+      const friend = entry.from.toLowerCase() === this.me.toLowerCase() ||
+        this.#friends.has(entry.from.toLowerCase());
+      const kept = await this.downloads.image(entry.from, name, data, friend);
+      if ("saved" in kept) entry.path = kept.saved;
+      entry.text = `${visible(name)} (${formatSize(data.length)}) ${
+        this.#keptText(visible(entry.from), kept)
+      }`;
     }
-    await this.history.append(conv.key, conv.label, entry, unread);
+    // The message is shown and acknowledged even if local history cannot take it.
+    await this.history.append(conv.key, conv.label, entry, unread).catch((e) =>
+      this.#warn(shown`Could not write local history: ${(e as Error).message}`)
+    );
     return entry;
   }
 
-  /** Saves received bytes under the downloads folder without overwriting anything. */
-  async #save(name: string, data: Uint8Array): Promise<string> {
-    const dir = downloadsDir();
-    await Deno.mkdir(dir, { recursive: true });
-    const dot = name.lastIndexOf(".");
-    const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
-    for (let i = 0;; i++) {
-      const path = join(dir, i === 0 ? name : `${stem} (${i})${ext}`);
-      try {
-        await Deno.writeFile(path, data, { createNew: true });
-        return path;
-      } catch (e) {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-      }
+  #keptText(from: string, kept: Kept): string {
+    if ("saved" in kept) return `saved to ${kept.saved}`;
+    const why = "held" in kept ? kept.why : kept.dropped;
+    let text = why === "stranger"
+      ? `not saved: ${from} is not your friend`
+      : why === "budget"
+      ? `not saved: this session's ${
+        formatSize(this.downloads.budget)
+      } for saving images without asking is used up`
+      : `could not be saved: ${visible(kept.error)}`;
+    if (why === "budget" && !this.#budgetTold) {
+      this.#budgetTold = true;
+      this.#note(
+        `Images are no longer saved without asking: this session saved ${
+          formatSize(this.downloads.spent)
+        } (PARLEY_AUTOSAVE_MIB sets the budget).`,
+      );
     }
+    text += "held" in kept
+      ? `; /save ${kept.held} to keep it`
+      : `, and too large to hold until /save`;
+    return text;
+  }
+
+  #friend(name: unknown, yes: boolean): void {
+    if (typeof name !== "string") return;
+    if (yes) this.#friends.add(name.toLowerCase());
+    else this.#friends.delete(name.toLowerCase());
+  }
+
+  async #saveHeld(arg: string | undefined): Promise<void> {
+    const n = arg !== undefined ? Number(arg.replace(/^#/, "")) : this.downloads.held().at(-1);
+    if (n === undefined) throw new ParleyError(9, "No image is waiting to be saved");
+    if (!Number.isInteger(n) || !this.downloads.held().includes(n)) {
+      throw new ParleyError(
+        9,
+        `Image ${arg} is not waiting to be saved (unsaved images are kept until you quit, up to ${
+          formatSize(HELD_BYTES)
+        })`,
+      );
+    }
+    let saved;
+    try {
+      saved = await this.downloads.saveHeld(n);
+    } catch (e) {
+      // Still held: the user can free the folder and try again.
+      return this.#warn(shown`Could not save image ${n}: ${(e as Error).message}`);
+    }
+    this.#note(
+      shown`Saved ${saved.name} from ${saved.from} (${formatSize(saved.size)}) to ${saved.path}.`,
+    );
   }
 
   // Outgoing.
@@ -261,11 +338,12 @@ export class ChatSession {
     try {
       return await this.#command(command, args);
     } catch (e) {
-      if (e instanceof ParleyError) this.#warn(`${e.message} (${errorCodeName(e.code)})`);
+      if (e instanceof ParleyError) this.#warn(shown`${e.message} (${errorCodeName(e.code)})`);
       else if (e instanceof Deno.errors.NotFound) {
-        this.#warn(`No such file: ${(e as Error).message}`);
-      } else if (e instanceof Error && e.name === "ConnectionClosedError") this.#warn(e.message);
-      else throw e;
+        this.#warn(shown`No such file: ${(e as Error).message}`);
+      } else if (e instanceof Error && e.name === "ConnectionClosedError") {
+        this.#warn(visible(e.message));
+      } else throw e;
       return true;
     }
   }
@@ -318,7 +396,9 @@ export class ChatSession {
         const friends = await (await this.#live()).friends();
         this.#say(
           friends.length
-            ? friends.map((f) => `  ${f.online ? this.#p.paint("●", "green") : "○"} ${f.username}`)
+            ? friends.map((f) =>
+              `  ${f.online ? this.#p.paint("●", "green") : "○"} ${visible(f.username)}`
+            )
               .join("\n")
             : "No friends yet. Add one with /add NAME.",
         );
@@ -329,7 +409,7 @@ export class ChatSession {
         for (const g of groups) this.#groups.set(g.group_id, g.group_name);
         this.#say(
           groups.length
-            ? groups.map((g) => `  #${g.group_id} ${g.group_name}`).join("\n")
+            ? groups.map((g) => shown`  #${g.group_id} ${g.group_name}`).join("\n")
             : "No groups yet. Create one with /create NAME [MEMBER...].",
         );
         return true;
@@ -337,12 +417,14 @@ export class ChatSession {
       case "/add": {
         if (!args[0]) throw new ParleyError(9, "Usage: /add NAME");
         const r = await (await this.#live()).addFriend(args[0]);
-        this.#note(`${r.username} is now your friend${r.online ? " (online)" : ""}.`);
+        this.#friend(r.username, true);
+        this.#note(shown`${r.username} is now your friend${r.online ? " (online)" : ""}.`);
         return true;
       }
       case "/remove": {
         if (!args[0]) throw new ParleyError(9, "Usage: /remove NAME");
         await (await this.#live()).removeFriend(args[0]);
+        this.#friend(args[0], false);
         this.#note(`${args[0]} is no longer your friend.`);
         return true;
       }
@@ -350,7 +432,9 @@ export class ChatSession {
         if (!args[0]) throw new ParleyError(9, "Usage: /create NAME [MEMBER...]");
         const g = await (await this.#live()).createGroup(args[0], args.slice(1));
         this.#groups.set(g.group_id, g.group_name);
-        this.#note(`Created #${g.group_id} ${g.group_name} with ${g.group_members.join(", ")}.`);
+        this.#note(
+          shown`Created #${g.group_id} ${g.group_name} with ${g.group_members.join(", ")}.`,
+        );
         await this.#open(`#${g.group_id}`);
         return true;
       }
@@ -358,7 +442,9 @@ export class ChatSession {
         if (!args[0]) throw new ParleyError(9, "Usage: /invite NAME [#ID]");
         const g = await (await this.#live()).invite(this.#group(args[1]), args[0]);
         this.#note(
-          `${args[0]} is now in #${g.group_id} ${g.group_name} (${g.group_members.join(", ")}).`,
+          shown`${args[0]} is now in #${g.group_id} ${g.group_name} (${
+            g.group_members.join(", ")
+          }).`,
         );
         return true;
       }
@@ -366,7 +452,9 @@ export class ChatSession {
         const id = this.#group(args[0]);
         const members = await (await this.#live()).members(id);
         this.#say(
-          members.map((m) => `  ${m.online ? this.#p.paint("●", "green") : "○"} ${m.username}`)
+          members.map((m) =>
+            `  ${m.online ? this.#p.paint("●", "green") : "○"} ${visible(m.username)}`
+          )
             .join("\n"),
         );
         return true;
@@ -374,7 +462,7 @@ export class ChatSession {
       case "/leave": {
         const id = this.#group(args[0]);
         await (await this.#live()).leaveGroup(id);
-        this.#note(`You left #${id} ${this.#groups.get(id) ?? ""}.`);
+        this.#note(shown`You left #${id} ${this.#groups.get(id) ?? ""}.`);
         this.#groups.delete(id);
         if (this.#current?.key === `#${id}`) {
           this.#current = null;
@@ -386,7 +474,9 @@ export class ChatSession {
         const page = Math.max(1, Number(args[0] ?? 1) || 1);
         const r = await (await this.#live()).who((page - 1) * 50, 50);
         this.#say(
-          `${r.total} online${r.total > 50 ? ` (page ${page})` : ""}: ${r.users.join(", ")}`,
+          `${r.total} online${r.total > 50 ? ` (page ${page})` : ""}: ${
+            r.users.map((u) => visible(u)).join(", ")
+          }`,
         );
         return true;
       }
@@ -395,6 +485,9 @@ export class ChatSession {
         return true;
       case "/file":
         this.#sendFile(args.join(" "));
+        return true;
+      case "/save":
+        await this.#saveHeld(args[0]);
         return true;
       case "/accept":
       case "/deny":
@@ -415,7 +508,7 @@ export class ChatSession {
     else if (what.startsWith("#")) {
       const id = this.#group(what);
       const name = this.#groups.get(id) ?? "";
-      conv = { key: `#${id}`, label: `#${id} ${name}`.trim(), target: { group: id } };
+      conv = { key: `#${id}`, label: `#${id} ${visible(name)}`.trim(), target: { group: id } };
     } else {
       const name = what.replace(/^@/, "");
       conv = { key: `@${name.toLowerCase()}`, label: `@${name}`, target: { user: name } };
@@ -432,10 +525,10 @@ export class ChatSession {
     this.#say(
       list.map((c) => {
         const unread = c.unread ? this.#p.paint(` (${c.unread} new)`, "yellow") : "";
-        const preview = c.last.text.split("\n")[0].slice(0, 60);
-        return `  ${this.#p.paint(c.label, "bold")}${unread}  ${
-          clock(c.last.time)
-        } <${c.last.from}> ${preview}`;
+        const preview = visible(c.last.text.split("\n")[0], 60);
+        return `  ${this.#p.paint(visible(c.label), "bold")}${unread}  ${clock(c.last.time)} <${
+          visible(c.last.from)
+        }> ${preview}`;
       }).join("\n"),
     );
   }
@@ -465,7 +558,7 @@ export class ChatSession {
         const receipt = await this.link.sendText(conv.target, text);
         await this.#mine(conv, receipt.id, receipt.time, "text", text, receipt.skipped);
       } catch (e) {
-        this.#warn(`Not sent to ${conv.label}: ${(e as Error).message}`);
+        this.#warn(`Not sent to ${conv.label}: ${visible((e as Error).message)}`);
       }
     });
   }
@@ -487,7 +580,9 @@ export class ChatSession {
     };
     await this.history.append(conv.key, conv.label, entry, false);
     this.#say(formatEntry(this.#p, conv.label, entry, this.#current?.key !== conv.key));
-    if (skipped?.length) this.#warn(`Not delivered to ${skipped.join(", ")}: their queue is full.`);
+    if (skipped?.length) {
+      this.#warn(shown`Not delivered to ${skipped.join(", ")}: their queue is full.`);
+    }
   }
 
   async #sendImage(path: string): Promise<void> {
@@ -553,18 +648,18 @@ export class ChatSession {
           file.close();
         }
       } catch (e) {
-        this.#warn(`File not sent: ${(e as Error).message}`);
+        this.#warn(shown`File not sent: ${(e as Error).message}`);
       }
     })();
   }
 
   /** A progress callback printing a bar at most every 10 %. */
   #progress(label: string): (done: number, total: number) => void {
-    let shown = -1;
+    let last = -1;
     return (done, total) => {
       const step = total === 0 ? 10 : Math.floor((done / total) * 10);
-      if (step === shown) return;
-      shown = step;
+      if (step === last) return;
+      last = step;
       this.#note(`${label} ${progressBar(done, total)}`);
     };
   }
@@ -582,17 +677,20 @@ export class ChatSession {
     const client = await this.#live();
     if (!accept) {
       await client.denyFile(offer.transfer_id);
-      this.#note(`Declined "${offer.name}" from ${offer.source_username}.`);
+      this.#note(shown`Declined "${offer.name}" from ${offer.source_username}.`);
       return;
     }
-    const dir = downloadsDir();
-    await Deno.mkdir(dir, { recursive: true });
-    const path = await this.#save(
-      `${offer.source_username}-${basename(offer.name)}`,
-      new Uint8Array(0),
-    );
-    const file = await Deno.open(path, { write: true, truncate: true });
-    const bar = this.#progress(`← ${offer.name}`);
+    let path: string;
+    let file: Deno.FsFile;
+    try {
+      ({ path, file } = await this.downloads.create(offer.source_username, offer.name));
+    } catch (e) {
+      await client.denyFile(offer.transfer_id).catch(() => {});
+      return this.#warn(
+        shown`Cannot save "${offer.name}", so it was declined: ${(e as Error).message}`,
+      );
+    }
+    const bar = this.#progress(shown`← ${offer.name}`);
     void (async () => {
       try {
         const result = await client.acceptFile(offer, {
@@ -603,11 +701,14 @@ export class ChatSession {
         }, bar);
         this.#say(
           result.sha256Ok
-            ? this.#p.paint(`Saved ${offer.name} to ${path}: SHA-256 verified.`, "green")
-            : this.#p.paint(`Saved ${offer.name} to ${path}, but the SHA-256 check FAILED.`, "red"),
+            ? this.#p.paint(shown`Saved ${offer.name} to ${path}: SHA-256 verified.`, "green")
+            : this.#p.paint(
+              shown`Saved ${offer.name} to ${path}, but the SHA-256 check FAILED.`,
+              "red",
+            ),
         );
       } catch (e) {
-        this.#warn(`File ${offer.name} not received: ${(e as Error).message}`);
+        this.#warn(shown`File ${offer.name} not received: ${(e as Error).message}`);
       } finally {
         file.close();
       }

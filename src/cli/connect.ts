@@ -4,7 +4,9 @@ import { Link } from "../client/link.ts";
 import { CHAT_HELP, ChatSession } from "./chat.ts";
 import { History } from "./history.ts";
 import { authenticate, CliFailure, reach, resolveServer } from "./login.ts";
-import { clientDataDir } from "./paths.ts";
+import { autosaveBudget, Downloads } from "./downloads.ts";
+import { clientDataDir, downloadsDir } from "./paths.ts";
+import { shown, visible } from "./safe_text.ts";
 import { openTerminal } from "./terminal.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
@@ -28,6 +30,8 @@ Environment:
   PARLEY_CONFIG_DIR   Pinned server keys and the last server (default ~/.config/parley)
   PARLEY_DATA_DIR     Local history (default ~/.local/share/parley)
   PARLEY_DOWNLOADS    Received images and files (default <data dir>/downloads)
+  PARLEY_AUTOSAVE_MIB Images from friends saved without asking per session (default 50);
+                      others wait for /save N
   NO_COLOR            No colours even on a terminal
 
 ${CHAT_HELP}
@@ -47,6 +51,12 @@ export async function connect(args: string[]): Promise<number> {
     throw new UsageError(`"parley connect" takes one address, got ${positionals.length}`);
   }
   const server = await resolveServer(positionals[0]);
+  // Checked before logging in: a bad setting is a usage mistake.
+  const downloads = new Downloads(
+    downloadsDir(),
+    autosaveBudget(),
+    Deno.env.get("PARLEY_DOWNLOADS") === undefined,
+  );
   const term = openTerminal();
   const say = (text: string) => term.print(text);
   let link: Link | null = null;
@@ -67,18 +77,19 @@ export async function connect(args: string[]): Promise<number> {
     const history = await History.open(clientDataDir(), server.addr, name);
     // history.seen holds the ids already stored, so a redelivery shows nothing twice.
     link = new Link({ ...options, seen: history.seen }, {
-      status: (text) => term.print(text),
+      // Reasons in it (a kick, a failed connection) can come from the server.
+      status: (text) => term.print(visible(text)),
       event: (m) => chat.onEvent(m),
     });
-    const chat = new ChatSession(link, term, history, name);
-    say(`Logged in as ${name} on ${server.addr}. Type /help for commands.`);
+    const chat = new ChatSession(link, term, history, name, downloads);
+    say(shown`Logged in as ${name} on ${server.addr}. Type /help for commands.`);
     term.setPrompt("> ");
     link.open(client);
     return await loop(chat, link, term);
   } catch (e) {
     if (e instanceof CliFailure) {
       term.close();
-      console.error(`parley: ${e.message}`);
+      console.error(`parley: ${visible(e.message)}`);
       return 1;
     }
     throw e;
@@ -117,7 +128,7 @@ async function loop(
   })();
   const first = await Promise.race([input, ended.then((r) => ({ ended: r }))]);
   if (typeof first === "object") {
-    if (!kicked && first.ended !== "Closed") console.error(`parley: ${first.ended}`);
+    if (!kicked && first.ended !== "Closed") console.error(`parley: ${visible(first.ended)}`);
     return 1;
   }
   await chat.drain();

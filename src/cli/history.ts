@@ -88,12 +88,13 @@ export class History {
   async remember(from: string, id: Uint8Array): Promise<void> {
     await Deno.writeTextFile(join(this.dir, "seen.txt"), `${SeenMessages.key(from, id)}\n`, {
       append: true,
+      mode: 0o600,
     });
   }
 
   async #saveIndex(): Promise<void> {
     const tmp = join(this.dir, "index.json.tmp");
-    await Deno.writeTextFile(tmp, JSON.stringify([...this.#index.values()]));
+    await Deno.writeTextFile(tmp, JSON.stringify([...this.#index.values()]), { mode: 0o600 });
     await Deno.rename(tmp, join(this.dir, "index.json"));
   }
 

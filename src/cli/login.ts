@@ -5,6 +5,7 @@ import { HostKeyChangedError, KnownHosts } from "../client/known_hosts.ts";
 import { ErrorCode, HandshakeError, ParleyError } from "../protocol/errors.ts";
 import { usernameProblem } from "../protocol/names.ts";
 import { knownHostsPath, lastServer, rememberServer } from "./paths.ts";
+import { shown } from "./safe_text.ts";
 import type { Terminal } from "./terminal.ts";
 import { parseAddress, UsageError } from "./usage.ts";
 
@@ -93,7 +94,7 @@ export async function authenticate(
         if (again !== password) throw new CliFailure("The passwords do not match");
       }
       const created = await client.register(name, password).catch(failure);
-      say(`Registered ${created}.`);
+      say(shown`Registered ${created}.`);
     }
     try {
       return (await client.login(name, password)).username;

@@ -1,6 +1,7 @@
 /** How chat looks in the terminal: time, conversation and sender at a glance; colour on a TTY. */
 
 import type { HistoryEntry } from "./history.ts";
+import { visible, visibleLines } from "./safe_text.ts";
 
 const CODES = {
   dim: 2,
@@ -41,7 +42,11 @@ export function clock(iso: string | Date): string {
   } ${hm}`;
 }
 
-/** One message as a block: "[12:04] #5 hikers <alice> text", continuation lines indented. */
+/**
+ * One message as a block: "[12:04] #5 hikers <alice> text", continuation lines indented. The
+ * sender, the text and the label came from the network (history holds them as received), so
+ * they are shown through `visible`: nothing in them acts on the terminal.
+ */
 export function formatEntry(
   p: Painter,
   label: string,
@@ -49,13 +54,13 @@ export function formatEntry(
   showLabel: boolean,
 ): string {
   const head = `${p.paint(`[${clock(entry.time)}]`, "dim")} ${
-    showLabel ? p.paint(label, "bold") + " " : ""
+    showLabel ? p.paint(visible(label), "bold") + " " : ""
   }`;
-  const who = entry.kind === "note" ? "" : `<${p.person(entry.from)}> `;
-  let body = entry.text;
-  if (entry.kind === "image") body = `${p.paint("[image]", "magenta")} ${entry.text}`;
-  if (entry.kind === "file") body = `${p.paint("[file]", "magenta")} ${entry.text}`;
-  if (entry.kind === "note") body = p.paint(entry.text, "dim");
+  const who = entry.kind === "note" ? "" : `<${p.person(visible(entry.from))}> `;
+  let body = visibleLines(entry.text);
+  if (entry.kind === "image") body = `${p.paint("[image]", "magenta")} ${body}`;
+  if (entry.kind === "file") body = `${p.paint("[file]", "magenta")} ${body}`;
+  if (entry.kind === "note") body = p.paint(body, "dim");
   const lines = body.split("\n");
   const indent = " ".repeat(Math.min(8, clock(entry.time).length + 3));
   return head + who + lines[0] + lines.slice(1).map((l) => `\n${indent}${l}`).join("");

@@ -3,6 +3,7 @@
 import type { Target } from "../client/client.ts";
 import { ParleyError } from "../protocol/errors.ts";
 import { authenticate, CliFailure, reach, resolveServer } from "./login.ts";
+import { shown, visible } from "./safe_text.ts";
 import { PlainTerminal } from "./terminal.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
@@ -72,7 +73,7 @@ export async function send(args: string[]): Promise<number> {
         ? await client.sendImage(target, image, values.image!.split("/").at(-1))
         : await client.sendText(target, text);
       if (receipt.skipped?.length) {
-        say(`Not delivered to ${receipt.skipped.join(", ")}: their queue is full.`);
+        say(shown`Not delivered to ${receipt.skipped.join(", ")}: their queue is full.`);
       }
       return 0;
     } finally {
@@ -80,11 +81,11 @@ export async function send(args: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof CliFailure || e instanceof ParleyError) {
-      console.error(`parley: ${e.message}`);
+      console.error(`parley: ${visible(e.message)}`);
       return 1;
     }
     if (e instanceof Error && e.name === "ConnectionClosedError") {
-      console.error(`parley: not sent: ${e.message}`);
+      console.error(`parley: not sent: ${visible(e.message)}`);
       return 1;
     }
     throw e;

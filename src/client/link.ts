@@ -6,6 +6,7 @@
 
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
+import { msgTypeName } from "../protocol/messages.ts";
 import {
   ConnectionClosedError,
   type ConnectOptions,
@@ -56,7 +57,17 @@ export class Link {
   }
 
   async #pump(client: ParleyClient): Promise<void> {
-    for await (const m of client.events()) await this.hooks.event(m);
+    for await (const m of client.events()) {
+      try {
+        await this.hooks.event(m);
+      } catch (e) {
+        // One push the application cannot handle must not end the session (or, unacknowledged,
+        // end every session after it): it is reported and the pump goes on.
+        this.hooks.status(
+          `Could not handle a ${msgTypeName(m.type)} from the server: ${(e as Error).message}`,
+        );
+      }
+    }
     const reason = await client.closed;
     if (this.#closing) return this.#finish("Closed");
     if (reason.startsWith("Kicked")) return this.#finish(reason);

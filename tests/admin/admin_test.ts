@@ -575,3 +575,35 @@ Deno.test("serve --check-config prints the effective settings; bad ones exit 2, 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
+
+Deno.test("admin groups and users show names chosen by clients inert, in tables and in JSON", () =>
+  withDir(async (dir) => {
+    const data = join(dir, "data");
+    await loadOrCreateIdentity(data);
+    const store = await openKvStore(data);
+    const password = {
+      alg: "scrypt" as const,
+      N: 1024,
+      r: 8,
+      p: 1,
+      salt: new Uint8Array(16),
+      hash: new Uint8Array(32),
+    };
+    const zoe = { user: "zoe", name: "zoe" };
+    await store.users.create({ name: "zoe", password, created: new Date() });
+    // A C1 CSI, an OSC title, a bidi override and a zero-width space in a group name.
+    const hostile = "\u009b2J\x1b]0;x\x07\u202epuorg\u200b";
+    await store.groups.create(hostile, "zoe", [zoe]);
+    await store.close();
+    // deno-lint-ignore no-control-regex
+    const active = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u200b-\u200f\u2066-\u2069]/u;
+
+    const table = await admin(["groups", "--data", data]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /\\u\{9b\}2J\\u\{1b\}\]0;x\\u\{7\}\\u\{202e\}puorg\\u\{200b\}/);
+    assert.doesNotMatch(table.stdout, active);
+    const json = await admin(["groups", "--json", "--data", data]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.doesNotMatch(json.stdout, active);
+    assert.equal(JSON.parse(json.stdout).groups[0].name, hostile, "the JSON means the same");
+  }));

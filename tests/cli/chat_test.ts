@@ -187,6 +187,9 @@ Deno.test("images and files sent from the terminal are saved in the downloads fo
     await Deno.writeFile(join(w.dir, "cat.png"), image);
     await Deno.writeFile(join(w.dir, "report.pdf"), file);
 
+    // Images from friends are saved without asking (from others, see receive_test.ts).
+    await alice.type("/add bob");
+    await bob.out.waitFor(/alice added you as a friend\./);
     await alice.type("/to bob", `/image ${join(w.dir, "cat.png")}`);
     const saved = (await bob.out.waitFor(/\[image\] cat\.png \(48\.8 KiB\) saved to (\S+)/))[1];
     assert.deepEqual(await Deno.readFile(saved), image);
@@ -199,6 +202,9 @@ Deno.test("images and files sent from the terminal are saved in the downloads fo
     await alice.out.waitFor(/Sent report\.pdf to bob: SHA-256 verified\./);
     await alice.out.waitFor(/→ report\.pdf \[#+\] 100%/);
     assert.deepEqual(await Deno.readFile(path), file);
+    if (Deno.build.os !== "windows") {
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600, "only bob can read it");
+    }
 
     await alice.type(`/file ${join(w.dir, "report.pdf")}`);
     await bob.out.waitFor(/"report\.pdf" \(293\.0 KiB\)\. \/accept 2 or \/deny 2/);
