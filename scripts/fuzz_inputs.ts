@@ -362,6 +362,8 @@ export function validBody(rng: Prng, type: number, ctx: BodyContext = NO_USERS):
       return ["not-the-password", "pw-" + plainText(rng) + "-long-enough"];
     case MsgType.ADD_FRIEND:
     case MsgType.REMOVE_FRIEND:
+    case MsgType.BLOCK:
+    case MsgType.UNBLOCK:
       return knownUser(rng, ctx);
     case MsgType.CREATE_G: {
       const members: Value[] = [];
@@ -372,6 +374,8 @@ export function validBody(rng: Prng, type: number, ctx: BodyContext = NO_USERS):
       return [rng.int(1, ctx.maxGroupId), knownUser(rng, ctx)];
     case MsgType.QUERY_MEMBER:
     case MsgType.LEAVE_G:
+    case MsgType.JOIN_G:
+    case MsgType.DECLINE_G:
       return rng.int(1, ctx.maxGroupId);
     case MsgType.SEND: {
       const body: { [key: string]: Value } = { id: rng.bytes(16) };
