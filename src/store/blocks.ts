@@ -30,6 +30,8 @@ export class KvBlockStore implements BlockStore {
     blocked: NamedUser,
     max: number,
   ): Promise<"added" | "already" | "full"> {
+    // Handlers refuse a block of oneself; one here would hide the user from their own view.
+    if (blocker.user === blocked.user) throw new Error(`A user cannot block themself`);
     const key = ["block", blocker.user, blocked.user];
     while (true) {
       const existing = await this.kv.get(key);

@@ -71,6 +71,7 @@ export class KvFriendStore implements FriendStore {
     to: NamedUser,
     max: number,
   ): Promise<"requested" | "waiting" | "full"> {
+    if (from.user === to.user) throw new Error("A user cannot ask themself to be friends");
     const incoming = ["friend_req", to.user, from.user];
     const outgoing = ["friend_req_out", from.user, to.user];
     while (true) {
@@ -108,6 +109,7 @@ export class KvFriendStore implements FriendStore {
   }
 
   async acceptRequest(from: NamedUser, to: NamedUser): Promise<boolean> {
+    if (from.user === to.user) throw new Error("A user cannot be their own friend");
     const request = await this.kv.get(["friend_req", to.user, from.user]);
     if (request.versionstamp === null) return false;
     const ab = ["friend", from.user, to.user];
