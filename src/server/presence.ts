@@ -9,7 +9,7 @@ import type { WorldStore } from "../store/types.ts";
 import type { ServerContext } from "./context.ts";
 import { InboxPump, passBody } from "./delivery.ts";
 import { sortedNames } from "./handlers/friends.ts";
-import { invitationList } from "./handlers/groups.ts";
+import { invitationList, liveInvitations } from "./handlers/groups.ts";
 import type { Session } from "./session.ts";
 
 /**
@@ -52,7 +52,7 @@ export async function welcome(
     ctx.store.groups.groupsOf(user),
     ctx.store.inbox.stats(user),
     ctx.store.friends.requests(user),
-    ctx.store.invitations.list(user),
+    liveInvitations(ctx, user),
   ]);
   if (session.login !== login) return; // kicked or logged out meanwhile
   session.push(MsgType.INITIALIZE, {

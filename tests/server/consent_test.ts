@@ -211,6 +211,10 @@ Deno.test("the invitations waiting for a user are capped across inviters", () =>
     const e = await rejects(b.createGroup("three", ["victim"]), ErrorCode.LIMIT_REACHED);
     assert.match(e.message, /victim has too many group invitations waiting/);
     assert.equal((await victim.invitations()).length, 2);
+    // An invitation to a group that has ended goes, and makes room.
+    await a.leaveGroup((await a.groups())[0].group_id);
+    assert.deepEqual((await victim.invitations()).map((i) => i.group_name), ["two"]);
+    await b.createGroup("three", ["victim"]);
   }, { limits: { maxInvitations: 2 } }));
 
 Deno.test("with groups.inviteNeedsConsent off, everyone is added at once (seed 000)", () =>

@@ -54,9 +54,22 @@ async function needsConsent(ctx: ServerContext, self: NamedUser, other: NamedUse
   return ctx.config.groups.inviteNeedsConsent && !await isFriend(ctx, self.user, other.user);
 }
 
+/**
+ * The invitations waiting for `user`; those to groups that have ended since (their last member
+ * left) go, so that they neither show nor take up the user's room for invitations.
+ */
+export async function liveInvitations(ctx: ServerContext, user: string): Promise<Invitation[]> {
+  const live: Invitation[] = [];
+  for (const invitation of await ctx.store.invitations.list(user)) {
+    if (await ctx.store.groups.get(invitation.group)) live.push(invitation);
+    else await ctx.store.invitations.remove(user, invitation.group);
+  }
+  return live;
+}
+
 /** Refuses when `invitee` has as many invitations waiting as allowed, in all or from `self`. */
 async function checkInvitationRoom(ctx: ServerContext, self: NamedUser, invitee: NamedUser) {
-  const waiting = await ctx.store.invitations.list(invitee.user);
+  const waiting = await liveInvitations(ctx, invitee.user);
   const max = ctx.config.limits.maxInvitations;
   if (
     waiting.length >= max ||
@@ -265,7 +278,7 @@ export const listGroups: Handler<unknown> = async (ctx, session) => {
   const user = me(session).user;
   const [groups, invitations] = await Promise.all([
     ctx.store.groups.groupsOf(user),
-    ctx.store.invitations.list(user),
+    liveInvitations(ctx, user),
   ]);
   return {
     type: MsgType.GROUP_LIST,
