@@ -97,16 +97,22 @@ Deno.test("two users befriend, chat privately and in a group, and one gets the b
 
 Deno.test("/block, /unblock, /blocks, /requests, /join and /decline in the real client", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register");
+    const away = await w.chat("alice", "--register");
+    await away.type("/quit");
+    await away.finish();
     const mallory = await w.chat("mallory", "--register");
 
-    // A stranger's group adds are invitations, listed and answered.
-    await mallory.type("/create lure alice", "/create bait alice");
+    // A stranger's friend request and group adds wait for alice: she hears of them at login...
+    await mallory.type("/create lure alice", "/add alice");
+    await mallory.out.waitFor(/Invited alice: they join once they accept\.[^]*Asked alice/);
+    const alice = await w.chat("alice");
+    const lure = (await alice.out.waitFor(
+      /Waiting for your answer: friend requests from mallory; invitations to #(\d+) lure\./,
+    ))[1];
+    // ...or at once when she is online; either way they are listed and answered.
+    await mallory.type("/create bait alice");
     await mallory.out.waitFor(/Invited alice: they join once they accept\.[^]*Invited alice/);
-    const lure = (await alice.out.waitFor(/mallory invites you to #(\d+) lure \(mallory\)/))[1];
-    const bait = (await alice.out.waitFor(/mallory invites you to #(\d+) bait/))[1];
-    await mallory.type("/add alice");
-    await alice.out.waitFor(/mallory asks to be your friend/);
+    const bait = (await alice.out.waitFor(/mallory invites you to #(\d+) bait \(mallory\)/))[1];
     await alice.type("/requests");
     await alice.out.waitFor(
       new RegExp(
