@@ -197,6 +197,11 @@ export const REQUEST_TYPES: readonly number[] = [
   MsgType.FILE_CHUNK,
   MsgType.FILE_ACK,
   MsgType.FILE_CANCEL,
+  MsgType.BLOCK,
+  MsgType.UNBLOCK,
+  MsgType.LIST_BLOCKS,
+  MsgType.JOIN_G,
+  MsgType.DECLINE_G,
 ];
 
 /** What near-valid bodies may name: users that exist, and groups that may. */
@@ -266,9 +271,12 @@ function shapedBody(rng: Prng, type: number, ctx: BodyContext): Value {
     case MsgType.PING:
     case MsgType.LIST_FRIENDS:
     case MsgType.LIST_GROUPS:
+    case MsgType.LIST_BLOCKS:
       return rng.chance(0.5) ? null : randomValue(rng, 2);
     case MsgType.ADD_FRIEND:
     case MsgType.REMOVE_FRIEND:
+    case MsgType.BLOCK:
+    case MsgType.UNBLOCK:
       return username(rng, ctx);
     case MsgType.CREATE_G: {
       const members: Value[] = [];
@@ -280,6 +288,8 @@ function shapedBody(rng: Prng, type: number, ctx: BodyContext): Value {
       return [groupId(rng, ctx), username(rng, ctx)];
     case MsgType.QUERY_MEMBER:
     case MsgType.LEAVE_G:
+    case MsgType.JOIN_G:
+    case MsgType.DECLINE_G:
       return groupId(rng, ctx);
     case MsgType.SEND: {
       const body: { [key: string]: Value } = {
@@ -352,6 +362,8 @@ export function validBody(rng: Prng, type: number, ctx: BodyContext = NO_USERS):
       return ["not-the-password", "pw-" + plainText(rng) + "-long-enough"];
     case MsgType.ADD_FRIEND:
     case MsgType.REMOVE_FRIEND:
+    case MsgType.BLOCK:
+    case MsgType.UNBLOCK:
       return knownUser(rng, ctx);
     case MsgType.CREATE_G: {
       const members: Value[] = [];
@@ -362,6 +374,8 @@ export function validBody(rng: Prng, type: number, ctx: BodyContext = NO_USERS):
       return [rng.int(1, ctx.maxGroupId), knownUser(rng, ctx)];
     case MsgType.QUERY_MEMBER:
     case MsgType.LEAVE_G:
+    case MsgType.JOIN_G:
+    case MsgType.DECLINE_G:
       return rng.int(1, ctx.maxGroupId);
     case MsgType.SEND: {
       const body: { [key: string]: Value } = { id: rng.bytes(16) };

@@ -150,6 +150,10 @@ export const DELETE_USER: AdminCommand = {
       }
       // The record goes last: an interrupted run can be repeated and finishes the job.
       for (const f of friends) await store.friends.remove(user, f.user);
+      // Nothing waits for or against a name that may be registered again by someone else.
+      await store.friends.clearRequests(user);
+      await store.blocks.clear(user);
+      await store.invitations.clear(user);
       const emptied: string[] = [];
       for (const g of groups) {
         const left = await store.groups.removeMember(g.id, user);

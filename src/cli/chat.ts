@@ -3,8 +3,8 @@
  * and notifications printed above the input line, local history, files and images.
  */
 
-import { basename } from "node:path";
-import type { Target } from "../client/client.ts";
+import { basename, join } from "node:path";
+import type { Invitation, Target } from "../client/client.ts";
 import type { FileSource } from "../client/files.ts";
 import type { Link } from "../client/link.ts";
 import { errorCodeName, ParleyError } from "../protocol/errors.ts";
@@ -23,7 +23,11 @@ export const CHAT_HELP =
   /recent                       conversations by last activity, with the last message
   /history [N]                  the last N messages of the current conversation (default 20)
   /friends  /groups             your friends (with who is online) and your groups
-  /add NAME  /remove NAME       add or remove a friend
+  /add NAME  /remove NAME       ask someone to be your friend (or accept their request);
+                                remove a friend (or decline or withdraw a request)
+  /block NAME  /unblock NAME    stop or allow all contact with someone; /blocks lists them
+  /requests                     friend requests and group invitations waiting for you
+  /join #ID  /decline #ID       accept or decline a group invitation
   /create NAME [MEMBER...]      create a group ("quotes" for a name with spaces)
   /invite NAME [#ID]            invite someone to a group (the current one by default)
   /members [#ID]  /leave [#ID]  list a group's members; leave a group
@@ -114,7 +118,18 @@ export class ChatSession {
         return await this.#incoming(b);
       case MsgType.NEW_FRIEND:
         this.#friend(b.username, true);
-        return this.#note(shown`${b.username} added you as a friend.`);
+        return this.#note(shown`${b.username} accepted: you are friends now.`);
+      case MsgType.FRIEND_REQUEST:
+        return this.#note(
+          shown`${b.username} asks to be your friend: /add ${b.username} to accept, ` +
+            shown`/remove ${b.username} to decline, /block ${b.username} to stop them.`,
+        );
+      case MsgType.G_INVITATION:
+        return this.#note(
+          shown`${b.source_name} invites you to #${b.group_id} ${b.group_name} (${
+            (b.group_members as string[]).join(", ")
+          }): /join #${b.group_id} or /decline #${b.group_id}.`,
+        );
       case MsgType.FRIEND_REMOVED:
         this.#friend(b.username, false);
         return this.#note(shown`${b.username} removed you from their friends.`);
@@ -175,7 +190,25 @@ export class ChatSession {
           ? ` ${this.#backlog} undelivered message${this.#backlog === 1 ? "" : "s"} on the way.`
           : ""),
     );
+    this.#waiting(b);
     if (this.#backlog === 0) this.#prompt();
+  }
+
+  /** Says what waits for the user's answer at login: friend requests, group invitations. */
+  #waiting(b: Body): void {
+    const requests = (b.requests as string[] | undefined) ?? [];
+    const invitations = (b.invitations as Invitation[] | undefined) ?? [];
+    if (requests.length === 0 && invitations.length === 0) return;
+    const parts = [];
+    if (requests.length) parts.push(shown`friend requests from ${requests.join(", ")}`);
+    if (invitations.length) {
+      parts.push(
+        shown`invitations to ${
+          invitations.map((i) => `#${i.group_id} ${i.group_name}`).join(", ")
+        }`,
+      );
+    }
+    this.#note(`Waiting for your answer: ${parts.join("; ")}. /requests shows them.`);
   }
 
   #conversationOf(b: Body): Conversation {
@@ -417,8 +450,12 @@ export class ChatSession {
       case "/add": {
         if (!args[0]) throw new ParleyError(9, "Usage: /add NAME");
         const r = await (await this.#live()).addFriend(args[0]);
-        this.#friend(r.username, true);
-        this.#note(shown`${r.username} is now your friend${r.online ? " (online)" : ""}.`);
+        if (!r.pending) this.#friend(r.username, true);
+        this.#note(
+          r.pending
+            ? shown`Asked ${r.username} to be your friend; you are friends once they add you too.`
+            : shown`${r.username} is now your friend${r.online ? " (online)" : ""}.`,
+        );
         return true;
       }
       case "/remove": {
@@ -435,6 +472,9 @@ export class ChatSession {
         this.#note(
           shown`Created #${g.group_id} ${g.group_name} with ${g.group_members.join(", ")}.`,
         );
+        if (g.invited?.length) {
+          this.#note(shown`Invited ${g.invited.join(", ")}: they join once they accept.`);
+        }
         await this.#open(`#${g.group_id}`);
         return true;
       }
@@ -442,9 +482,13 @@ export class ChatSession {
         if (!args[0]) throw new ParleyError(9, "Usage: /invite NAME [#ID]");
         const g = await (await this.#live()).invite(this.#group(args[1]), args[0]);
         this.#note(
-          shown`${args[0]} is now in #${g.group_id} ${g.group_name} (${
-            g.group_members.join(", ")
-          }).`,
+          g.pending
+            ? shown`Invited ${
+              args[0]
+            } to #${g.group_id} ${g.group_name}; they join once they accept.`
+            : shown`${args[0]} is now in #${g.group_id} ${g.group_name} (${
+              g.group_members.join(", ")
+            }).`,
         );
         return true;
       }
@@ -496,10 +540,72 @@ export class ChatSession {
       case "/passwd":
         await this.#passwd();
         return true;
-      default:
+      default: {
+        if (await this.#consentCommand(command, args)) return true;
         this.#warn(`Unknown command ${command}. Type /help for the list.`);
         return true;
+      }
     }
+  }
+
+  /** Blocks, friend requests and group invitations; false for a command that is not one. */
+  async #consentCommand(command: string, args: string[]): Promise<boolean> {
+    switch (command) {
+      case "/block": {
+        if (!args[0]) throw new ParleyError(9, "Usage: /block NAME");
+        const name = await (await this.#live()).block(args[0]);
+        this.#note(
+          shown`Blocked ${name}: no messages, requests, invitations, files or presence either way.`,
+        );
+        return true;
+      }
+      case "/unblock": {
+        if (!args[0]) throw new ParleyError(9, "Usage: /unblock NAME");
+        await (await this.#live()).unblock(args[0]);
+        this.#note(shown`Unblocked ${args[0]}.`);
+        return true;
+      }
+      case "/blocks": {
+        const blocked = await (await this.#live()).blocks();
+        this.#say(
+          blocked.length ? shown`Blocked: ${blocked.join(", ")}` : "You have blocked no one.",
+        );
+        return true;
+      }
+      case "/requests": {
+        const c = await this.#live();
+        const [friends, invitations] = await Promise.all([c.friendRequests(), c.invitations()]);
+        const lines = [
+          ...friends.requests.map((n) =>
+            shown`  ${n} asks to be your friend (/add ${n}, /remove ${n})`
+          ),
+          ...friends.requested.map((n) => shown`  you asked ${n} to be your friend`),
+          ...invitations.map((i) =>
+            shown`  ${i.source_name} invites you to #${i.group_id} ${i.group_name} ` +
+            `(/join #${i.group_id}, /decline #${i.group_id})`
+          ),
+        ];
+        this.#say(lines.length ? lines.join("\n") : "Nothing is waiting for your answer.");
+        return true;
+      }
+      case "/join": {
+        if (!args[0]) throw new ParleyError(9, "Usage: /join #ID");
+        const g = await (await this.#live()).joinGroup(this.#group(args[0]));
+        this.#groups.set(g.group_id, g.group_name);
+        this.#note(
+          shown`You joined #${g.group_id} ${g.group_name} (${g.group_members.join(", ")}).`,
+        );
+        return true;
+      }
+      case "/decline": {
+        if (!args[0]) throw new ParleyError(9, "Usage: /decline #ID");
+        const id = this.#group(args[0]);
+        await (await this.#live()).declineGroup(id);
+        this.#note(`Declined the invitation to #${id}.`);
+        return true;
+      }
+    }
+    return false;
   }
 
   async #open(what: string): Promise<void> {

@@ -355,10 +355,15 @@ export class ParleyClient {
 
   // Friends, groups and presence.
 
-  async addFriend(name: string): Promise<{ username: string; online: boolean }> {
+  /**
+   * Asks `name` to be friends, or answers their request; `pending` is true while the other side
+   * has not added you back.
+   */
+  async addFriend(name: string): Promise<{ username: string; online: boolean; pending?: boolean }> {
     return await this.call(MsgType.ADD_FRIEND, name, MsgType.STATUS_ADD_FRIEND) as {
       username: string;
       online: boolean;
+      pending?: boolean;
     };
   }
 
@@ -369,6 +374,42 @@ export class ParleyClient {
   async friends(): Promise<{ username: string; online: boolean }[]> {
     const body = await this.call(MsgType.LIST_FRIENDS, null, MsgType.FRIEND_LIST);
     return (body as { friends: { username: string; online: boolean }[] }).friends;
+  }
+
+  /** Friend requests waiting: `requests` from others to you, `requested` from you to others. */
+  async friendRequests(): Promise<{ requests: string[]; requested: string[] }> {
+    const body = await this.call(MsgType.LIST_FRIENDS, null, MsgType.FRIEND_LIST);
+    const { requests = [], requested = [] } = body as { requests?: string[]; requested?: string[] };
+    return { requests, requested };
+  }
+
+  /** Stops all contact with `name`: messages, requests, invitations, files, presence. */
+  async block(name: string): Promise<string> {
+    return (await this.call(MsgType.BLOCK, name, MsgType.OK) as { username: string }).username;
+  }
+
+  async unblock(name: string): Promise<void> {
+    await this.call(MsgType.UNBLOCK, name, MsgType.OK);
+  }
+
+  async blocks(): Promise<string[]> {
+    return (await this.call(MsgType.LIST_BLOCKS, null, MsgType.BLOCK_LIST) as { users: string[] })
+      .users;
+  }
+
+  /** Group invitations waiting for your answer. */
+  async invitations(): Promise<Invitation[]> {
+    const body = await this.call(MsgType.LIST_GROUPS, null, MsgType.GROUP_LIST);
+    return (body as { invitations?: Invitation[] }).invitations ?? [];
+  }
+
+  /** Accepts a group invitation. */
+  async joinGroup(groupId: number): Promise<GroupInfo> {
+    return await this.call(MsgType.JOIN_G, groupId, MsgType.OK) as unknown as GroupInfo;
+  }
+
+  async declineGroup(groupId: number): Promise<void> {
+    await this.call(MsgType.DECLINE_G, groupId, MsgType.OK);
   }
 
   async groups(): Promise<{ group_id: number; group_name: string }[]> {
@@ -567,6 +608,17 @@ export interface GroupInfo {
   group_id: number;
   group_name: string;
   group_members: string[];
+  /** CREATE_G: those invited (not friends of yours), who join only if they accept. */
+  invited?: string[];
+  /** INVITE: the user was invited, not added (they are not a friend of yours). */
+  pending?: boolean;
+}
+
+/** A group invitation waiting for an answer (JOIN_G or DECLINE_G). */
+export interface Invitation {
+  group_id: number;
+  group_name: string;
+  source_name: string;
 }
 
 /**

@@ -38,6 +38,8 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.maxGroupNameLength": { min: 1, max: 255 },
   "limits.maxGroupsPerUser": { min: 1, max: 100_000 },
   "limits.maxFriends": { min: 1, max: 100_000 },
+  "limits.maxBlocks": { min: 1, max: 100_000 },
+  "limits.maxInvitations": { min: 1, max: 100_000 },
   "queue.maxMessages": { min: 1, max: 10_000_000 },
   "queue.maxBytes": { min: 1024, max: 2 ** 40 },
   "world.backlog": { min: 0, max: 10_000 },

@@ -82,6 +82,10 @@ export const ErrorCode = {
   CANNOT_SELF: 24,
   RATE_LIMITED: 25,
   THROTTLED: 26,
+  // Consent (codes 55-59).
+  BLOCKED: 55,
+  NOT_BLOCKED: 56,
+  NO_SUCH_INVITATION: 57,
 } as const;
 
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];

@@ -31,6 +31,12 @@ export const MsgType = {
   FILE_CHUNK: 22,
   FILE_ACK: 23,
   FILE_CANCEL: 24,
+  // Consent: blocks and group invitations (requests 30-39).
+  BLOCK: 30,
+  UNBLOCK: 31,
+  LIST_BLOCKS: 32,
+  JOIN_G: 33,
+  DECLINE_G: 34,
 
   // Server → client.
   PASS: 100,
@@ -44,6 +50,7 @@ export const MsgType = {
   GROUP_LIST: 207,
   ONLINE: 208,
   FILE_OFFERED: 209,
+  BLOCK_LIST: 215,
   STATUS_ADD_FRIEND: 300,
   NEW_FRIEND: 301,
   ADD_TO_G: 303,
@@ -59,6 +66,8 @@ export const MsgType = {
   FILE_DATA: 313,
   FILE_PROGRESS: 314,
   FILE_CANCELLED: 315,
+  FRIEND_REQUEST: 320,
+  G_INVITATION: 321,
   LG_FAIL: 400,
   REG_FAIL: 401,
   KICK: 500,
@@ -128,6 +137,11 @@ export const RequestBody = {
     sha256: s.bytes(32, 32),
   }),
   [MsgType.FILE_ANSWER]: s.dict({ transfer_id: transferId, accept: s.bool }),
+  [MsgType.BLOCK]: username,
+  [MsgType.UNBLOCK]: username,
+  [MsgType.LIST_BLOCKS]: s.any,
+  [MsgType.JOIN_G]: groupId,
+  [MsgType.DECLINE_G]: groupId,
   [MsgType.FILE_CHUNK]: s.dict({
     transfer_id: transferId,
     offset: s.int(0, Number.MAX_SAFE_INTEGER),

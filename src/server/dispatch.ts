@@ -52,6 +52,11 @@ const ROUTES = new Map<number, Route>([
   [MsgType.FILE_CHUNK, { handler: files.chunk, open: false }],
   [MsgType.FILE_ACK, { handler: files.ack, open: false }],
   [MsgType.FILE_CANCEL, { handler: files.cancel, open: false }],
+  [MsgType.BLOCK, { handler: friends.block, open: false }],
+  [MsgType.UNBLOCK, { handler: friends.unblock, open: false }],
+  [MsgType.LIST_BLOCKS, { handler: friends.listBlocks, open: false }],
+  [MsgType.JOIN_G, { handler: groups.joinGroup, open: false }],
+  [MsgType.DECLINE_G, { handler: groups.declineGroup, open: false }],
 ]);
 
 /** Message types a client may send that need no answer: PONG, a reply to a PING from the server. */

@@ -3,6 +3,10 @@
  * chunks in order → the receiver's SHA-256 check. Flow control: the sender may be at most
  * `window` chunks ahead of what the receiver acknowledged, so the server holds at most that
  * much of any file, however slow the receiver.
+ *
+ * Slots: a user takes part in at most `maxTransfersPerUser` transfers. A sender's offers count
+ * against the sender from the start; against the receiver only once accepted, so unsolicited
+ * offers cannot use up a receiver's slots (each sender can have only that many offers waiting).
  */
 
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
@@ -40,10 +44,22 @@ export class FileRelay {
     readonly maxFileBytes: number,
   ) {}
 
+  /** The slots `user` uses: transfers they send, and those they receive once accepted. */
   #count(user: string): number {
     let n = 0;
-    for (const t of this.#transfers.values()) if (t.from.user === user || t.to.user === user) n++;
+    for (const t of this.#transfers.values()) {
+      if (t.from.user === user || (t.to.user === user && t.accepted)) n++;
+    }
     return n;
+  }
+
+  #refuseFull(user: NamedUser): void {
+    if (this.#count(user.user) >= this.limits.maxTransfersPerUser) {
+      throw new ParleyError(
+        ErrorCode.LIMIT_REACHED,
+        `${user.name} already has ${this.limits.maxTransfersPerUser} file transfers under way`,
+      );
+    }
   }
 
   offer(from: NamedUser, to: NamedUser, name: string, size: number, sha256: Uint8Array): Transfer {
@@ -57,14 +73,8 @@ export class FileRelay {
         `${to.name} is not online; files go only to online users`,
       );
     }
-    for (const user of [from, to]) {
-      if (this.#count(user.user) >= this.limits.maxTransfersPerUser) {
-        throw new ParleyError(
-          ErrorCode.LIMIT_REACHED,
-          `${user.name} already has ${this.limits.maxTransfersPerUser} file transfers under way`,
-        );
-      }
-    }
+    this.#refuseFull(from);
+    this.#refuseFull(to);
     const t: Transfer = {
       id: this.#nextId++,
       from,
@@ -110,8 +120,11 @@ export class FileRelay {
     if (t.accepted) {
       throw new ParleyError(ErrorCode.BAD_REQUEST, `Transfer ${id} was already accepted`);
     }
-    if (accept) t.accepted = true;
-    else this.#transfers.delete(id);
+    if (accept) {
+      // The offer stays waiting: the receiver may accept it once a slot is free.
+      this.#refuseFull(t.to);
+      t.accepted = true;
+    } else this.#transfers.delete(id);
     this.hub.sessionOf(t.from.user)?.push(MsgType.FILE_ANSWERED, { transfer_id: id, accept });
   }
 
@@ -176,6 +189,14 @@ export class FileRelay {
   endAllOf(user: string, reason: string): void {
     for (const t of [...this.#transfers.values()]) {
       if (t.from.user === user || t.to.user === user) this.end(t.id, reason);
+    }
+  }
+
+  /** Ends every transfer between `a` and `b` (one blocked the other). */
+  endBetween(a: string, b: string, reason: string): void {
+    for (const t of [...this.#transfers.values()]) {
+      const users = [t.from.user, t.to.user];
+      if (users.includes(a) && users.includes(b)) this.end(t.id, reason);
     }
   }
 

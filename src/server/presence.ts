@@ -8,9 +8,15 @@ import { EncodedValue } from "../protocol/value.ts";
 import type { WorldStore } from "../store/types.ts";
 import type { ServerContext } from "./context.ts";
 import { InboxPump, passBody } from "./delivery.ts";
+import { sortedNames } from "./handlers/friends.ts";
+import { invitationList, liveInvitations } from "./handlers/groups.ts";
 import type { Session } from "./session.ts";
 
-/** Tells each online friend of `user` that they came or went. */
+/**
+ * Tells each online friend of `user` that they came or went. Friends are the people the user
+ * accepted (a friendship needs both sides), and a block ends a friendship, so presence reaches
+ * no one else.
+ */
 export async function tellFriends(ctx: ServerContext, user: string, name: string, type: number) {
   for (const friend of await ctx.store.friends.list(user)) {
     ctx.hub.sessionOf(friend.user)?.push(type, { username: name });
@@ -41,10 +47,12 @@ export async function welcome(
   const login = session.login;
   if (!login) return;
   const { user, name } = login;
-  const [friends, groups, stats] = await Promise.all([
+  const [friends, groups, stats, requests, invitations] = await Promise.all([
     ctx.store.friends.list(user),
     ctx.store.groups.groupsOf(user),
     ctx.store.inbox.stats(user),
+    ctx.store.friends.requests(user),
+    liveInvitations(ctx, user),
   ]);
   if (session.login !== login) return; // kicked or logged out meanwhile
   session.push(MsgType.INITIALIZE, {
@@ -54,6 +62,9 @@ export async function welcome(
     groups: groups.map((g) => ({ group_id: g.id, group_name: g.name })),
     world: worldBacklog(ctx.store.world),
     pending: stats.count,
+    // What waits for the user's consent: friend requests and group invitations.
+    requests: sortedNames(requests.incoming),
+    invitations: invitationList(invitations),
     limits: {
       max_frame_bytes: ctx.config.limits.maxFrameBytes,
       max_text_bytes: ctx.config.limits.maxTextBytes,

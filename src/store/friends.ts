@@ -2,7 +2,11 @@
  * Friendships in Deno KV, kept both ways: ["friend", user, other] → other's display name.
  * Lists are read at every login and logout (presence goes to online friends), so the lists of
  * users seen lately are kept in memory; this process owns the store, and every change to a
- * friendship goes through add() or remove(), which drop the cached lists of both sides.
+ * friendship goes through add(), remove() or acceptRequest(), which drop the cached lists of both
+ * sides.
+ *
+ * Friend requests wait until the other side answers, kept both ways as well:
+ *   ["friend_req", to, from] → from's display name   ["friend_req_out", from, to] → to's name
  */
 
 import { ReadCache } from "./read_cache.ts";
@@ -60,5 +64,86 @@ export class KvFriendStore implements FriendStore {
 
   async count(user: string): Promise<number> {
     return (await this.list(user)).length;
+  }
+
+  async request(
+    from: NamedUser,
+    to: NamedUser,
+    max: number,
+  ): Promise<"requested" | "waiting" | "full"> {
+    if (from.user === to.user) throw new Error("A user cannot ask themself to be friends");
+    const incoming = ["friend_req", to.user, from.user];
+    const outgoing = ["friend_req_out", from.user, to.user];
+    while (true) {
+      const existing = await this.kv.get(incoming);
+      if (existing.versionstamp !== null) return "waiting";
+      const [theirs, mine] = await Promise.all([
+        this.#countPrefix(["friend_req", to.user]),
+        this.#countPrefix(["friend_req_out", from.user]),
+      ]);
+      if (theirs >= max || mine >= max) return "full";
+      const result = await this.kv.atomic()
+        .check(existing)
+        .set(incoming, from.name)
+        .set(outgoing, to.name)
+        .commit();
+      if (result.ok) return "requested";
+    }
+  }
+
+  async #countPrefix(prefix: Deno.KvKey): Promise<number> {
+    let n = 0;
+    for await (const _ of this.kv.list({ prefix })) n++;
+    return n;
+  }
+
+  async dropRequest(from: string, to: string): Promise<boolean> {
+    const incoming = ["friend_req", to, from];
+    if ((await this.kv.get(incoming)).versionstamp === null) return false;
+    await this.kv.atomic().delete(incoming).delete(["friend_req_out", from, to]).commit();
+    return true;
+  }
+
+  async hasRequest(from: string, to: string): Promise<boolean> {
+    return (await this.kv.get(["friend_req", to, from])).versionstamp !== null;
+  }
+
+  async acceptRequest(from: NamedUser, to: NamedUser): Promise<boolean> {
+    if (from.user === to.user) throw new Error("A user cannot be their own friend");
+    const request = await this.kv.get(["friend_req", to.user, from.user]);
+    if (request.versionstamp === null) return false;
+    const ab = ["friend", from.user, to.user];
+    const ba = ["friend", to.user, from.user];
+    const result = await this.kv.atomic()
+      .check(request)
+      .check({ key: ab, versionstamp: null })
+      .set(ab, to.name)
+      .set(ba, from.name)
+      .delete(["friend_req", to.user, from.user])
+      .delete(["friend_req_out", from.user, to.user])
+      // A request the other way (both asked at once) is answered by the friendship too.
+      .delete(["friend_req", from.user, to.user])
+      .delete(["friend_req_out", to.user, from.user])
+      .commit();
+    this.#forget(from.user, to.user);
+    return result.ok;
+  }
+
+  async requests(user: string): Promise<{ incoming: NamedUser[]; outgoing: NamedUser[] }> {
+    const read = async (prefix: string) => {
+      const out: NamedUser[] = [];
+      for await (const e of this.kv.list<string>({ prefix: [prefix, user] })) {
+        out.push({ user: e.key[2] as string, name: e.value });
+      }
+      return out;
+    };
+    const [incoming, outgoing] = await Promise.all([read("friend_req"), read("friend_req_out")]);
+    return { incoming, outgoing };
+  }
+
+  async clearRequests(user: string): Promise<void> {
+    const { incoming, outgoing } = await this.requests(user);
+    for (const from of incoming) await this.dropRequest(from.user, user);
+    for (const to of outgoing) await this.dropRequest(user, to.user);
   }
 }

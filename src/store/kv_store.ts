@@ -1,11 +1,13 @@
 /** Opens the Deno KV file in the data dir and hands out the record stores on top of it. */
 
 import { join } from "node:path";
+import { KvBlockStore } from "./blocks.ts";
 import { GroupCommitter } from "./committer.ts";
 import { lockDataDir } from "./data_lock.ts";
 import { KvFriendStore } from "./friends.ts";
 import { KvGroupStore } from "./groups.ts";
 import { KvInboxStore } from "./inbox.ts";
+import { KvInvitationStore } from "./invitations.ts";
 import { KvTokenStore } from "./tokens.ts";
 import type { Store } from "./types.ts";
 import { KvUserStore } from "./users.ts";
@@ -42,6 +44,8 @@ export async function openKvStore(
     tokens: new KvTokenStore(kv),
     friends: new KvFriendStore(kv),
     groups: new KvGroupStore(kv),
+    blocks: new KvBlockStore(kv),
+    invitations: new KvInvitationStore(kv),
     inbox,
     world: await KvWorldStore.open(kv, committer, opts.worldBacklog),
     ping: async () => {

@@ -52,6 +52,8 @@ export interface Store {
   tokens: TokenStore;
   friends: FriendStore;
   groups: GroupStore;
+  blocks: BlockStore;
+  invitations: InvitationStore;
   inbox: InboxStore;
   world: WorldStore;
   /** A cheap read that fails when the store does not answer (health checks). */
@@ -75,6 +77,77 @@ export interface FriendStore {
   remove(a: string, b: string): Promise<boolean>;
   list(user: string): Promise<NamedUser[]>;
   count(user: string): Promise<number>;
+  /**
+   * Records that `from` asked `to` to be friends; false if that request was already waiting.
+   * Refused ("full") when `to` has `max` requests waiting or `from` has `max` out.
+   */
+  request(from: NamedUser, to: NamedUser, max: number): Promise<"requested" | "waiting" | "full">;
+  /** Ends a waiting request of `from` to `to`; false if there was none. */
+  dropRequest(from: string, to: string): Promise<boolean>;
+  /** Whether `from` has asked `to` to be friends and is still waiting. */
+  hasRequest(from: string, to: string): Promise<boolean>;
+  /**
+   * Turns the waiting request of `from` to `to` into a friendship both ways, in one commit;
+   * false if the request is gone or they are friends already.
+   */
+  acceptRequest(from: NamedUser, to: NamedUser): Promise<boolean>;
+  /** Who asked `user` to be friends (incoming), and whom `user` asked (outgoing). */
+  requests(user: string): Promise<{ incoming: NamedUser[]; outgoing: NamedUser[] }>;
+  /** Every request to or from `user` goes (the account is deleted). */
+  clearRequests(user: string): Promise<void>;
+}
+
+/**
+ * Blocks: one user refuses another's messages, friend requests, group invitations, file offers
+ * and presence. Kept one way (who blocked whom) and looked up either way.
+ */
+export interface BlockStore {
+  /** `blocker` blocks `blocked`; false if they had already. Refused ("full") past `max`. */
+  add(blocker: NamedUser, blocked: NamedUser, max: number): Promise<"added" | "already" | "full">;
+  /** Lifts a block; false if there was none. */
+  remove(blocker: string, blocked: string): Promise<boolean>;
+  /** Whom `user` blocked. */
+  list(user: string): Promise<NamedUser[]>;
+  /** Whether `user` blocked `other`. */
+  blocked(user: string, other: string): Promise<boolean>;
+  /**
+   * Users with a block between them and `user`, in either direction; without a promise when it
+   * is in memory (every private message asks).
+   */
+  either(user: string): ReadonlySet<string> | Promise<ReadonlySet<string>>;
+  /** Every block by or of `user` goes (the account is deleted). */
+  clear(user: string): Promise<void>;
+}
+
+/** A group invitation waiting for the invitee's answer. */
+export interface Invitation {
+  group: number;
+  groupName: string;
+  /** Who invited (display form and identity). */
+  from: NamedUser;
+  time: Date;
+}
+
+export interface InvitationStore {
+  /**
+   * Records invitations of `invitees` to a group; those already invited to it are `waiting`.
+   * Refused per invitee (returned as `full`) when they have `limits.perUser` invitations waiting,
+   * or `limits.fromOne` from this inviter.
+   */
+  add(
+    invitees: NamedUser[],
+    invitation: Omit<Invitation, "time">,
+    limits: { perUser: number; fromOne: number },
+  ): Promise<{ invited: NamedUser[]; waiting: NamedUser[]; full: NamedUser[] }>;
+  get(user: string, group: number): Promise<Invitation | null>;
+  /** Ends an invitation (accepted, declined, or its group is gone); false if there was none. */
+  remove(user: string, group: number): Promise<boolean>;
+  /** Every invitation waiting for `user`, in group id order. */
+  list(user: string): Promise<Invitation[]>;
+  /** Drops the invitations to `user` made by `from` (a block). */
+  removeFrom(user: string, from: string): Promise<void>;
+  /** Every invitation to `user` goes (the account is deleted). */
+  clear(user: string): Promise<void>;
 }
 
 export interface GroupRecord {

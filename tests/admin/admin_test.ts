@@ -15,6 +15,7 @@ import { openKvStore } from "../../src/store/kv_store.ts";
 import { rejects } from "../helpers/assert.ts";
 import { passes, pattern, sha } from "../helpers/content.ts";
 import { fastConfig, run, ServerProcess } from "../helpers/cli.ts";
+import { befriend } from "../helpers/friends.ts";
 
 const COMMANDS = ["users", "groups", "stats", "reset-password", "delete-user", "backup", "restore"];
 
@@ -133,8 +134,10 @@ Deno.test("beside a running server: listings and backup work, changes are refuse
       const alice = await clients.user(server.port, "alice");
       const bob = await clients.user(server.port, "Bob");
       const carol = await clients.user(server.port, "carol");
-      await alice.addFriend("bob");
+      await befriend(alice, "alice", bob, "bob");
+      // carol is no friend of alice's: invited, she joins by accepting.
       const trip = await alice.createGroup("trip", ["bob", "carol"]);
+      await carol.joinGroup(trip.group_id);
       const bobToken = bob.token!;
       bob.close();
       await carol.logout();
@@ -278,9 +281,9 @@ Deno.test("reset-password and delete-user on a stopped server's data dir", () =>
       const alice = await clients.user(port, "alice");
       const bob = await clients.user(port, "bob");
       const carol = await clients.user(port, "carol");
-      await alice.addFriend("bob");
-      await carol.addFriend("bob");
-      await alice.addFriend("carol");
+      await befriend(alice, "alice", bob, "bob");
+      await befriend(carol, "carol", bob, "bob");
+      await befriend(alice, "alice", carol, "carol");
       trip = (await alice.createGroup("trip", ["bob", "carol"])).group_id;
       solo = (await bob.createGroup("bob alone", [])).group_id;
       aliceToken = alice.token!;

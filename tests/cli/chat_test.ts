@@ -48,9 +48,13 @@ Deno.test("two users befriend, chat privately and in a group, and one gets the b
     const alice = await w.chat("alice", "--register");
     const bob = await w.chat("bob", "--register");
 
+    // A friend request, then its acceptance.
     await alice.type("/add bob");
-    await alice.out.waitFor(/bob is now your friend \(online\)\./);
-    await bob.out.waitFor(/alice added you as a friend\./);
+    await alice.out.waitFor(/Asked bob to be your friend; you are friends once they add you too\./);
+    await bob.out.waitFor(/alice asks to be your friend: \/add alice to accept/);
+    await bob.type("/add alice");
+    await bob.out.waitFor(/alice is now your friend \(online\)\./);
+    await alice.out.waitFor(/bob accepted: you are friends now\./);
 
     await alice.type("/to bob", "hello bob");
     await bob.out.waitFor(/\[\d\d:\d\d\] @alice <alice> hello bob/);
@@ -88,6 +92,57 @@ Deno.test("two users befriend, chat privately and in a group, and one gets the b
     assert.equal((await back.finish()).code, 0);
     for (const c of [alice, back]) {
       assert.ok(!c.out.text.includes("\x1b["), "no colour codes in a pipe");
+    }
+  }));
+
+Deno.test("/block, /unblock, /blocks, /requests, /join and /decline in the real client", () =>
+  withWorld(async (w) => {
+    const away = await w.chat("alice", "--register");
+    await away.type("/quit");
+    await away.finish();
+    const mallory = await w.chat("mallory", "--register");
+
+    // A stranger's friend request and group adds wait for alice: she hears of them at login...
+    await mallory.type("/create lure alice", "/add alice");
+    await mallory.out.waitFor(/Invited alice: they join once they accept\.[^]*Asked alice/);
+    const alice = await w.chat("alice");
+    const lure = (await alice.out.waitFor(
+      /Waiting for your answer: friend requests from mallory; invitations to #(\d+) lure\./,
+    ))[1];
+    // ...or at once when she is online; either way they are listed and answered.
+    await mallory.type("/create bait alice");
+    await mallory.out.waitFor(/Invited alice: they join once they accept\.[^]*Invited alice/);
+    const bait = (await alice.out.waitFor(/mallory invites you to #(\d+) bait \(mallory\)/))[1];
+    await alice.type("/requests");
+    await alice.out.waitFor(
+      new RegExp(
+        `mallory asks to be your friend \\(/add mallory, /remove mallory\\)\n` +
+          `.*mallory invites you to #${lure} lure \\(/join #${lure}, /decline #${lure}\\)`,
+      ),
+    );
+    await alice.type(`/join #${lure}`);
+    await alice.out.waitFor(new RegExp(`You joined #${lure} lure \\(alice, mallory\\)\\.`));
+    await alice.type(`/decline #${bait}`);
+    await alice.out.waitFor(new RegExp(`Declined the invitation to #${bait}\\.`));
+
+    // A block: the blocked can no longer write, and is told why.
+    await alice.type("/block mallory");
+    await alice.out.waitFor(
+      /Blocked mallory: no messages, requests, invitations, files or presence/,
+    );
+    await alice.type("/blocks");
+    await alice.out.waitFor(/Blocked: mallory/);
+    await alice.type("/requests");
+    await alice.out.waitFor(/Nothing is waiting for your answer\./);
+    await mallory.type("/to alice", "let me in");
+    await mallory.out.waitFor(/Not sent to @alice: alice has blocked you/);
+    await alice.type("/unblock mallory", "/blocks");
+    await alice.out.waitFor(/Unblocked mallory\.\n.*You have blocked no one\./);
+    await mallory.type("again?");
+    await alice.out.waitFor(/@mallory <mallory> again\?/);
+    for (const c of [alice, mallory]) {
+      await c.type("/quit");
+      assert.equal((await c.finish()).code, 0);
     }
   }));
 

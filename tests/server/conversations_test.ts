@@ -5,18 +5,24 @@ import { ParleyClient } from "../../src/client/client.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
+import { befriend } from "../helpers/friends.ts";
 import { withServer } from "../helpers/server.ts";
 import { rejects } from "../helpers/assert.ts";
 import { type Body, body, passes } from "../helpers/content.ts";
 
-Deno.test("ADD_FRIEND is immediate and mutual; the other side is told if online", () =>
+Deno.test("ADD_FRIEND asks; the other side's ADD_FRIEND makes both friends, each told", () =>
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bob = await t.user("Bob");
-    const status = await alice.addFriend("bob");
-    assert.deepEqual(status, { success: true, username: "Bob", online: true });
-    assert.deepEqual(body(await bob.nextEvent(MsgType.NEW_FRIEND)), {
-      username: "alice",
+    // A request shows no presence until it is answered.
+    const asked = await alice.addFriend("bob");
+    assert.deepEqual(asked, { success: true, username: "Bob", online: false, pending: true });
+    assert.deepEqual(body(await bob.nextEvent(MsgType.FRIEND_REQUEST)), { username: "alice" });
+    assert.deepEqual(await alice.friends(), []);
+    const status = await bob.addFriend("ALICE");
+    assert.deepEqual(status, { success: true, username: "alice", online: true });
+    assert.deepEqual(body(await alice.nextEvent(MsgType.NEW_FRIEND)), {
+      username: "Bob",
       online: true,
     });
     assert.deepEqual(await alice.friends(), [{ username: "Bob", online: true }]);
@@ -29,7 +35,7 @@ Deno.test("ADD_FRIEND fails for self, unknown users and existing friends with ST
     await t.user("bob");
     await rejects(alice.addFriend("ALICE"), ErrorCode.CANNOT_SELF);
     await rejects(alice.addFriend("nobody"), ErrorCode.NO_SUCH_USER);
-    await alice.addFriend("bob");
+    await befriend(alice, "alice", t.clients[1], "bob");
     const reply = await alice.request(MsgType.ADD_FRIEND, "bob");
     assert.equal(reply.type, MsgType.STATUS_ADD_FRIEND);
     assert.equal(body(reply).success, false);
@@ -41,7 +47,7 @@ Deno.test("REMOVE_FRIEND ends the friendship both ways and tells the other side"
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bob = await t.user("bob");
-    await alice.addFriend("bob");
+    await befriend(alice, "alice", bob, "bob");
     await alice.removeFriend("bob");
     assert.deepEqual(body(await bob.nextEvent(MsgType.FRIEND_REMOVED)), { username: "alice" });
     assert.deepEqual(await alice.friends(), []);
@@ -127,6 +133,9 @@ Deno.test("groups: create, invite, members, send, leave, with every notification
     const bob = await t.user("bob");
     const carol = await t.user("carol");
     const dave = await t.user("dave");
+    // Friends are added at once (strangers are invited: consent_test.ts).
+    await befriend(alice, "alice", bob, "bob");
+    await befriend(bob, "bob", carol, "carol");
     const g = await alice.createGroup("Hikers", ["bob", "BOB", "alice"]);
     assert.deepEqual(g.group_members, ["alice", "bob"]);
     const added = body(await bob.nextEvent(MsgType.ADD_TO_G));
@@ -189,6 +198,7 @@ Deno.test("a group message reaches offline members at their next login", () =>
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bob = await t.user("bob");
+    await befriend(alice, "alice", bob, "bob");
     const g = await alice.createGroup("Night shift", ["bob"]);
     await bob.logout();
     await alice.sendText({ group: g.group_id }, "anyone up?");
@@ -262,7 +272,7 @@ Deno.test("friends are told when a friend comes and goes; WHO lists who is onlin
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bob = await t.user("bob");
-    await alice.addFriend("bob");
+    await befriend(alice, "alice", bob, "bob");
     await bob.logout();
     assert.deepEqual(body(await alice.nextEvent(MsgType.FRIEND_OFFLINE)), { username: "bob" });
     const back = await t.connect();
@@ -334,6 +344,8 @@ Deno.test("group errors: unknown members, full groups, bad names; the last membe
     const bob = await t.user("bob");
     const carol = await t.user("carol");
     await t.user("dave");
+    await befriend(alice, "alice", bob, "bob");
+    await befriend(alice, "alice", carol, "carol");
     await rejects(alice.createGroup("team", ["bob", "ghost"]), ErrorCode.NO_SUCH_USER);
     assert.deepEqual(await alice.groups(), [], "a failed create leaves no group behind");
     await rejects(alice.createGroup("team", ["bob", "carol", "dave"]), ErrorCode.GROUP_FULL);
@@ -388,9 +400,9 @@ Deno.test("a receiver that disconnects mid-transfer cancels it for the sender", 
 Deno.test("friend and group counts per user are capped, so a login summary stays bounded", () =>
   withServer(async (t) => {
     const alice = await t.user("alice");
-    await t.user("bob");
+    const bob = await t.user("bob");
     await t.user("carol");
-    await alice.addFriend("bob");
+    await befriend(alice, "alice", bob, "bob");
     const e = await rejects(alice.addFriend("carol"), ErrorCode.LIMIT_REACHED);
     assert.match(e.message, /alice already has 1 friends/);
     await alice.createGroup("one", ["bob"]);

@@ -19,6 +19,7 @@ import { VERSION } from "../../src/version.ts";
 import { rejects } from "../helpers/assert.ts";
 import { fastConfig, ServerProcess } from "../helpers/cli.ts";
 import { type Family, parseExposition, sampleValue } from "../helpers/exposition.ts";
+import { befriend } from "../helpers/friends.ts";
 import { readUntilClosed } from "../helpers/raw.ts";
 import { testConfig, type TestServer, withServer } from "../helpers/server.ts";
 
@@ -82,6 +83,8 @@ Deno.test("/metrics counts messages, logins, failures and handshakes from real c
     assert.equal((await bob.nextEvent(MsgType.PASS)).type, MsgType.PASS);
 
     // Group: carol writes to alice and bob.
+    await befriend(alice, "alice", bob, "bob");
+    await befriend(alice, "alice", carol, "carol");
     const g = await alice.createGroup("trip", ["bob", "carol"]);
     await carol.sendText({ group: g.group_id }, "packed?");
     for (const c of [alice, bob]) await c.nextEvent(MsgType.PASS);

@@ -8,6 +8,7 @@ import { KnownHosts } from "../../src/client/known_hosts.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import { fastConfig, ServerProcess } from "../helpers/cli.ts";
+import { befriend } from "../helpers/friends.ts";
 import { withServer } from "../helpers/server.ts";
 import { rejects } from "../helpers/assert.ts";
 import { pattern, sha } from "../helpers/content.ts";
@@ -39,6 +40,8 @@ Deno.test("a large group image is stored once and removed when every member has 
       const alice = await t.user("alice");
       const bob = await t.user("bob");
       const carol = await t.user("carol");
+      await befriend(alice, "alice", bob, "bob");
+      await befriend(alice, "alice", carol, "carol");
       const g = await alice.createGroup("photos", ["bob", "carol"]);
       await bob.logout();
       await carol.logout();

@@ -312,3 +312,80 @@ Deno.test("FriendStore lists follow every add and remove on both sides, after be
     assert.deepEqual(await store.friends.list("alice"), [carol]);
     assert.deepEqual(await store.friends.list("bob"), []);
   }));
+
+const ANN = { user: "ann", name: "Ann" };
+const BEN = { user: "ben", name: "ben" };
+const CY = { user: "cy", name: "Cy" };
+
+Deno.test("FriendStore requests wait until answered, and accepting makes both friends at once", () =>
+  withStore(async ({ friends }) => {
+    assert.equal(await friends.request(ANN, BEN, 10), "requested");
+    assert.equal(await friends.request(ANN, BEN, 10), "waiting");
+    assert.equal(await friends.request(ANN, CY, 1), "full", "ann has 1 request out already");
+    assert.deepEqual(await friends.requests("ben"), { incoming: [ANN], outgoing: [] });
+    assert.deepEqual(await friends.requests("ann"), { incoming: [], outgoing: [BEN] });
+    assert.deepEqual(await friends.list("ann"), []);
+    assert.equal(await friends.acceptRequest(ANN, BEN), true);
+    assert.deepEqual(await friends.list("ann"), [BEN]);
+    assert.deepEqual(await friends.list("ben"), [ANN]);
+    assert.deepEqual(await friends.requests("ben"), { incoming: [], outgoing: [] });
+    assert.equal(await friends.acceptRequest(ANN, BEN), false, "used once");
+    assert.equal(await friends.request(CY, ANN, 10), "requested");
+    assert.equal(await friends.dropRequest("cy", "ann"), true);
+    assert.equal(await friends.dropRequest("cy", "ann"), false);
+    await friends.request(CY, ANN, 10);
+    await friends.clearRequests("ann");
+    assert.deepEqual(await friends.requests("cy"), { incoming: [], outgoing: [] });
+  }));
+
+Deno.test("BlockStore keeps who blocked whom, answers either way, and is capped", () =>
+  withStore(async ({ blocks }) => {
+    assert.equal((await blocks.either("ben")).size, 0);
+    assert.equal(await blocks.add(ANN, BEN, 1), "added");
+    assert.equal(await blocks.add(ANN, BEN, 1), "already");
+    assert.equal(await blocks.add(ANN, CY, 1), "full");
+    // The cached sets of both sides changed.
+    assert.deepEqual([...await blocks.either("ben")], ["ann"]);
+    assert.deepEqual([...await blocks.either("ann")], ["ben"]);
+    assert.equal(await blocks.blocked("ann", "ben"), true);
+    assert.equal(await blocks.blocked("ben", "ann"), false);
+    assert.deepEqual(await blocks.list("ann"), [BEN]);
+    assert.equal(await blocks.remove("ann", "ben"), true);
+    assert.equal(await blocks.remove("ann", "ben"), false);
+    assert.equal((await blocks.either("ben")).size, 0);
+    await blocks.add(BEN, CY, 5);
+    await blocks.add(CY, ANN, 5);
+    await blocks.clear("cy");
+    assert.equal((await blocks.either("ann")).size, 0);
+    assert.equal((await blocks.either("ben")).size, 0);
+  }));
+
+Deno.test("InvitationStore caps invitations per user and per inviter, and drops them", () =>
+  withStore(async ({ invitations }) => {
+    const limits = { perUser: 2, fromOne: 1 };
+    const first = await invitations.add(
+      [BEN, CY],
+      { group: 1, groupName: "g1", from: ANN },
+      limits,
+    );
+    assert.deepEqual(first, { invited: [BEN, CY], waiting: [], full: [] });
+    const again = await invitations.add([BEN], { group: 1, groupName: "g1", from: ANN }, limits);
+    assert.deepEqual(again, { invited: [], waiting: [BEN], full: [] });
+    const more = await invitations.add([BEN], { group: 2, groupName: "g2", from: ANN }, limits);
+    assert.deepEqual(more, { invited: [], waiting: [], full: [BEN] }, "one from ann already");
+    await invitations.add([BEN], { group: 3, groupName: "g3", from: CY }, limits);
+    const full = await invitations.add([BEN], { group: 4, groupName: "g4", from: CY }, limits);
+    assert.deepEqual(full.full, [BEN]);
+    const listed = await invitations.list("ben");
+    assert.deepEqual(listed.map((i) => [i.group, i.groupName, i.from.name]), [
+      [1, "g1", "Ann"],
+      [3, "g3", "Cy"],
+    ]);
+    assert.equal((await invitations.get("ben", 1))?.from.user, "ann");
+    await invitations.removeFrom("ben", "ann");
+    assert.equal(await invitations.get("ben", 1), null);
+    assert.equal(await invitations.remove("ben", 3), true);
+    assert.equal(await invitations.remove("ben", 3), false);
+    await invitations.clear("cy");
+    assert.deepEqual(await invitations.list("cy"), []);
+  }));

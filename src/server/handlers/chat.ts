@@ -12,7 +12,7 @@ import type { ChatMessage, Enqueued, NamedUser } from "../../store/types.ts";
 import { type Handler, me, type Reply, type ServerContext } from "../context.ts";
 import { passBody } from "../delivery.ts";
 import type { LoggedIn, Session } from "../session.ts";
-import { findUser } from "./friends.ts";
+import { blockedError, findUser } from "./friends.ts";
 
 type SendBody = RequestBodyOf<typeof MsgType.SEND>;
 
@@ -116,7 +116,19 @@ function sendToUser(
     throw new ParleyError(ErrorCode.CANNOT_SELF, "You cannot send a message to yourself");
   }
   message.to = to.name;
+  // Refused across a block rather than dropped: SENT always means stored (see refuseBlocked).
+  const hidden = ctx.store.blocks.either(self.user);
+  if (hidden instanceof Promise) {
+    return hidden.then((h) =>
+      h.has(to.user) ? refuse(ctx, self, to) : deliver(ctx, message, [to.user], null)
+    );
+  }
+  if (hidden.has(to.user)) return refuse(ctx, self, to);
   return deliver(ctx, message, [to.user], null);
+}
+
+async function refuse(ctx: ServerContext, self: LoggedIn, to: NamedUser): Promise<never> {
+  throw await blockedError(ctx, self, to);
 }
 
 async function sendToGroup(ctx: ServerContext, self: LoggedIn, message: ChatMessage, id: number) {
@@ -129,7 +141,9 @@ async function sendToGroup(ctx: ServerContext, self: LoggedIn, message: ChatMess
     throw new ParleyError(ErrorCode.NOT_A_MEMBER, `You are not a member of group ${id}`);
   }
   message.group = { id, name: group.name };
-  const others = members.filter((m) => m.user !== self.user);
+  // Members with a block between them and the sender are not recipients, either way round.
+  const hidden = await ctx.store.blocks.either(self.user);
+  const others = members.filter((m) => m.user !== self.user && !hidden.has(m.user));
   return await deliver(ctx, message, others.map((m) => m.user), others);
 }
 

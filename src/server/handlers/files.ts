@@ -3,7 +3,7 @@
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { type Handler, me } from "../context.ts";
-import { findUser } from "./friends.ts";
+import { findUser, refuseBlocked } from "./friends.ts";
 
 export const offer: Handler<RequestBodyOf<typeof MsgType.FILE_OFFER>> = async (
   ctx,
@@ -15,6 +15,7 @@ export const offer: Handler<RequestBodyOf<typeof MsgType.FILE_OFFER>> = async (
   if (to.user === self.user) {
     throw new ParleyError(ErrorCode.CANNOT_SELF, "You cannot send a file to yourself");
   }
+  await refuseBlocked(ctx, self, to);
   const t = ctx.files.offer(
     { user: self.user, name: self.name },
     to,
