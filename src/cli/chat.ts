@@ -3,7 +3,7 @@
  * and notifications printed above the input line, local history, files and images.
  */
 
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import type { Invitation, Target } from "../client/client.ts";
 import type { FileSource } from "../client/files.ts";
 import type { Link } from "../client/link.ts";

@@ -244,7 +244,9 @@ Deno.test("images and files sent from the terminal are saved in the downloads fo
 
     // Images from friends are saved without asking (from others, see receive_test.ts).
     await alice.type("/add bob");
-    await bob.out.waitFor(/alice added you as a friend\./);
+    await bob.out.waitFor(/alice asks to be your friend/);
+    await bob.type("/add alice");
+    await alice.out.waitFor(/bob accepted: you are friends now\./);
     await alice.type("/to bob", `/image ${join(w.dir, "cat.png")}`);
     const saved = (await bob.out.waitFor(/\[image\] cat\.png \(48\.8 KiB\) saved to (\S+)/))[1];
     assert.deepEqual(await Deno.readFile(saved), image);

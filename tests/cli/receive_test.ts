@@ -121,7 +121,9 @@ Deno.test("nothing a sender puts in a message, name or reason acts on the recipi
     // such a name; the client must not print it raw either way).
     const group = await mallory.createGroup("\u009b2J\u202epuorg\u200b", ["bob"]).catch(() => null);
     if (group) {
-      await bob.out.waitFor(/added you to #\d+ \\u\{9b\}2J\\u\{202e\}puorg\\u\{200b\}/);
+      await bob.out.waitFor(/invites you to #\d+ \\u\{9b\}2J\\u\{202e\}puorg\\u\{200b\}/);
+      await bob.type(`/join #${group.group_id}`);
+      await bob.out.waitFor(/You joined #\d+ \\u\{9b\}2J/);
       await mallory.sendText({ group: group.group_id }, "in the group");
       await bob.out.waitFor(/\\u\{202e\}puorg\\u\{200b\} <mallory> in the group/);
     }
@@ -176,10 +178,12 @@ Deno.test("a server's Refusal reason is shown inert", async () => {
 Deno.test("an image whose name cannot be saved as sent is saved shortened, once, and acknowledged", () =>
   withWorld(async (w) => {
     const bob = await w.chat("bob", ["--register"]);
-    await bob.type("/quit");
-    await bob.finish();
     const mallory = await w.library("mallory");
     await mallory.addFriend("bob");
+    await bob.type("/add mallory");
+    await bob.out.waitFor(/mallory is now your friend/);
+    await bob.type("/quit");
+    await bob.finish();
     // 255 characters: with "mallory-" in front, more than a file system takes.
     const name = "../" + "a".repeat(248) + ".png";
     const image = crypto.getRandomValues(new Uint8Array(1000));
@@ -220,10 +224,12 @@ Deno.test("an image that cannot be written is reported, acknowledged, and never 
     await Deno.writeTextFile(blocked, "a file where the downloads folder should be");
     const env = { PARLEY_DOWNLOADS: blocked };
     const bob = await w.chat("bob", ["--register"], env);
-    await bob.type("/quit");
-    await bob.finish();
     const mallory = await w.library("mallory");
     await mallory.addFriend("bob");
+    await bob.type("/add mallory");
+    await bob.out.waitFor(/mallory is now your friend/);
+    await bob.type("/quit");
+    await bob.finish();
     await mallory.sendImage({ user: "bob" }, new Uint8Array(500), "cat.png");
     await mallory.sendText({ user: "bob" }, "after the image");
 
@@ -275,7 +281,9 @@ Deno.test("images from someone who is not a friend wait for /save N; nothing is 
 
     // A friend's image is saved without asking.
     await bob.type("/add stranger");
-    await bob.out.waitFor(/stranger is now your friend/);
+    await bob.out.waitFor(/Asked stranger to be your friend/);
+    await stranger.addFriend("bob");
+    await bob.out.waitFor(/stranger accepted: you are friends now/);
     await stranger.sendImage({ user: "bob" }, images[0], "friendly.png");
     await bob.out.waitFor(/friendly\.png \(120\.0 KiB\) saved to /);
     assert.deepEqual(await listDir(w.downloads("bob")), [
@@ -290,6 +298,8 @@ Deno.test("past the session's downloads budget, even a friend's images wait for 
     const bob = await w.chat("bob", ["--register"], { PARLEY_AUTOSAVE_MIB: "0.25" });
     const alice = await w.library("alice");
     await alice.addFriend("bob");
+    await bob.type("/add alice");
+    await bob.out.waitFor(/alice is now your friend/);
     for (let i = 0; i < 4; i++) {
       await alice.sendImage({ user: "bob" }, new Uint8Array(100 * 1024).fill(i), `p${i}.png`);
     }
