@@ -4,6 +4,7 @@ import { Link } from "../client/link.ts";
 import { CHAT_HELP, ChatSession } from "./chat.ts";
 import { History } from "./history.ts";
 import { authenticate, CliFailure, reach, resolveServer } from "./login.ts";
+import { deviceSecret } from "./paths.ts";
 import { clientDataDir } from "./paths.ts";
 import { openTerminal } from "./terminal.ts";
 import { parseFlags, UsageError } from "./usage.ts";
@@ -51,7 +52,10 @@ export async function connect(args: string[]): Promise<number> {
   const say = (text: string) => term.print(text);
   let link: Link | null = null;
   try {
-    const { client, options } = await reach(server, say, { autoAck: false });
+    const { client, options } = await reach(server, say, {
+      autoAck: false,
+      deviceSecret: await deviceSecret(),
+    });
     let name: string;
     try {
       name = await authenticate(

@@ -82,6 +82,7 @@ export const ErrorCode = {
   CANNOT_SELF: 24,
   RATE_LIMITED: 25,
   THROTTLED: 26,
+  NOT_INTERACTIVE: 35,
 } as const;
 
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];
