@@ -1,0 +1,55 @@
+/** `parley send` next to the same user's open chat: real processes against a real server. */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ChatProcess, fastConfig, run, ServerProcess } from "../helpers/cli.ts";
+
+Deno.test("parley send as the user of an open chat neither ends it nor flickers presence", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-oneshot-" });
+  const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir));
+  const env = (user: string) => ({
+    PARLEY_CONFIG_DIR: join(dir, user, "config"),
+    PARLEY_DATA_DIR: join(dir, user, "data"),
+    PARLEY_PASSWORD: `password-${user}`,
+  });
+  const chats: ChatProcess[] = [];
+  const chat = async (user: string) => {
+    const c = ChatProcess.start(["connect", server.addr, "--user", user, "--register"], env(user));
+    chats.push(c);
+    await c.out.waitFor(new RegExp(`Logged in as ${user} `));
+    return c;
+  };
+  try {
+    const alice = await chat("alice");
+    const bob = await chat("bob");
+    await alice.type("/add bob");
+    await alice.out.waitFor(/bob is now your friend \(online\)\./);
+    await bob.out.waitFor(/alice added you as a friend\./);
+
+    const send = (to: string, text: string) =>
+      run(["send", "--to", to, "--user", "alice", "--server", server.addr, text], {
+        env: env("alice"),
+      });
+    const sent = await send("bob", "deploy done");
+    assert.equal(sent.code, 0, sent.stderr);
+    await bob.out.waitFor(/<alice> deploy done/);
+    // A note to self from a script shows in the person's open chat.
+    const note = await send("alice", "note to self");
+    assert.equal(note.code, 0, note.stderr);
+    await alice.out.waitFor(/<alice> note to self/);
+
+    // Alice's chat is still the live session: what she types still reaches bob...
+    await alice.type("/to bob", "still here");
+    await bob.out.waitFor(/<alice> still here/);
+    // ...and neither of them saw anything of the scripts' sessions.
+    assert.doesNotMatch(alice.out.text, /another place|session has ended/);
+    assert.doesNotMatch(bob.out.text, /alice went offline|alice is online/);
+    await alice.type("/quit");
+    assert.equal((await alice.finish()).code, 0);
+    await bob.out.waitFor(/alice went offline\./);
+  } finally {
+    for (const c of chats) await c.kill();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
