@@ -792,7 +792,11 @@ Deno.test("the message type table's kinds, replies and sections agree with the c
 Deno.test("the error code table lists exactly ErrorCode, with the right numbers and no gaps", () => {
   const rows = tableRows(DOC, "14. Error codes");
   assertTableMatches(rows, ErrorCode, "error code");
-  assert.deepEqual([...rows.values()].sort((a, b) => a - b), [...rows.keys()].map((_, i) => i));
+  // Numbers 0 to 26 are contiguous; later ones come in ranges handed to separate pieces of work
+  // (35-39: session kinds and tokens), so a gap there is a range not (yet) used.
+  const numbers = [...rows.values()].sort((a, b) => a - b);
+  assert.deepEqual(numbers.filter((n) => n <= 26), Array.from({ length: 27 }, (_, i) => i));
+  assert.equal(new Set(numbers).size, numbers.length);
 });
 
 Deno.test("every type or code named with its number in the prose and tables has that number", () => {
