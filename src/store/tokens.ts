@@ -7,11 +7,24 @@
  * All carry KV's expireIn up to the family's end, so expired ones disappear without a sweeper.
  * A token is valid only while its family's entry names it (current, or previous within the
  * grace), so revoking a family is deleting that one entry; its token entries go with it.
+ *
+ * Every RESUME writes (the rotation), so its writes go through the group committer, and what it
+ * reads is kept in memory: this process owns the KV file, and every change to a family runs
+ * here, one at a time per family, which also makes KV's version checks unnecessary.
  */
 
 import { randomBytes, sha256 } from "../crypto/keys.ts";
 import { TOKEN_BYTES } from "../protocol/messages.ts";
+import type { GroupCommitter } from "./committer.ts";
+import { ReadCache } from "./read_cache.ts";
 import type { IssuedToken, ResumeOutcome, TokenFamily, TokenRecord, TokenStore } from "./types.ts";
+
+/**
+ * Families and token entries kept in memory: every RESUME looks both up. Unknown tokens are not
+ * kept, so guessing cannot push the real ones out.
+ */
+const CACHED_FAMILIES = 10_000;
+const CACHED_TOKENS = 10_000;
 
 /**
  * Replaced tokens remembered per family, so that one presented again is seen as reuse (a
@@ -47,8 +60,15 @@ function publicView(f: FamilyEntry): TokenFamily {
 
 export class KvTokenStore implements TokenStore {
   readonly #epochs = new Map<string, number>();
+  readonly #families = new ReadCache<string, FamilyEntry | null>(
+    CACHED_FAMILIES,
+    (f) => f !== null,
+  );
+  readonly #tokens = new ReadCache<string, TokenRecord | null>(CACHED_TOKENS, (r) => r !== null);
+  /** The change under way for each family; the next one waits for it. */
+  readonly #busy = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly kv: Deno.Kv) {}
+  constructor(private readonly kv: Deno.Kv, private readonly committer: GroupCommitter) {}
 
   epoch(user: string): number {
     return this.#epochs.get(user) ?? 0;
@@ -56,6 +76,32 @@ export class KvTokenStore implements TokenStore {
 
   #bump(user: string): void {
     this.#epochs.set(user, this.epoch(user) + 1);
+  }
+
+  /** Runs `fn` once every earlier change to `family` has ended. */
+  #serial<T>(family: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#busy.get(family) ?? Promise.resolve();
+    const run = before.then(fn, fn);
+    const done = run.catch(() => {});
+    this.#busy.set(family, done);
+    void done.then(() => {
+      if (this.#busy.get(family) === done) this.#busy.delete(family);
+    });
+    return run;
+  }
+
+  #family(id: string): Promise<FamilyEntry | null> {
+    return this.#families.get(
+      id,
+      async () => (await this.kv.get<FamilyEntry>(["token_family", id])).value,
+    );
+  }
+
+  #token(hash: string): Promise<TokenRecord | null> {
+    return this.#tokens.get(
+      hash,
+      async () => (await this.kv.get<TokenRecord>(["token", hash])).value,
+    );
   }
 
   async issue(
@@ -66,8 +112,6 @@ export class KvTokenStore implements TokenStore {
   ): Promise<IssuedToken> {
     if (!(ttlMs > 0)) throw new RangeError(`A token's life must be positive, got ${ttlMs}`);
     const id = opts.device ? deviceFamily(user, opts.device) : randomBytes(16).toHex();
-    // The device's earlier family ends: a device keeps one token.
-    if (opts.device) await this.revokeFamily(user, id);
     const token = randomBytes(TOKEN_BYTES);
     const hash = hashOf(token);
     const now = new Date();
@@ -85,11 +129,23 @@ export class KvTokenStore implements TokenStore {
       retired: [],
     };
     const record: TokenRecord = { user, family: id, expires };
-    await this.kv.atomic()
-      .set(["token_family", id], family, { expireIn: ttlMs })
-      .set(["token", hash], record, { expireIn: ttlMs })
-      .set(["user_token", user, id], expires, { expireIn: ttlMs })
-      .commit();
+    await this.#serial(id, async () => {
+      // The device's earlier family ends: a device keeps one token.
+      if (opts.device) {
+        try {
+          await this.#delete(user, id);
+        } finally {
+          this.#bump(user);
+        }
+      }
+      await this.committer.write([
+        { type: "set", key: ["token_family", id], value: family, expireIn: ttlMs },
+        { type: "set", key: ["token", hash], value: record, expireIn: ttlMs },
+        { type: "set", key: ["user_token", user, id], value: expires, expireIn: ttlMs },
+      ]);
+    });
+    // Not cached here: most tokens are never used to resume, and each idle session would hold
+    // its family; the first RESUME reads it and keeps it.
     await this.#prune(user, maxPerUser);
     return { token, expires, family: id };
   }
@@ -104,7 +160,7 @@ export class KvTokenStore implements TokenStore {
     entries.sort((a, b) => a.expires.getTime() - b.expires.getTime());
     try {
       for (const { id } of entries.slice(0, entries.length - maxPerUser)) {
-        await this.#delete(user, id);
+        await this.#serial(id, () => this.#delete(user, id));
       }
     } finally {
       this.#bump(user);
@@ -113,13 +169,12 @@ export class KvTokenStore implements TokenStore {
 
   async resume(token: Uint8Array, graceMs: number): Promise<ResumeOutcome> {
     const hash = hashOf(token);
-    const record = (await this.kv.get<TokenRecord>(["token", hash])).value;
+    const record = await this.#token(hash);
     if (!record) return { kind: "unknown" };
-    // Taken before the family is read: a revocation that commits after this changes it.
+    // Taken before the family is read: a revocation that ends after this changes it.
     const epoch = this.epoch(record.user);
-    while (true) {
-      const entry = await this.kv.get<FamilyEntry>(["token_family", record.family]);
-      const f = entry.value;
+    return await this.#serial(record.family, async (): Promise<ResumeOutcome> => {
+      const f = await this.#family(record.family);
       const now = Date.now();
       // expireIn deletes lazily, so the expiry is checked here as well.
       if (!f || f.user !== record.user || f.expires.getTime() <= now) return { kind: "unknown" };
@@ -139,64 +194,86 @@ export class KvTokenStore implements TokenStore {
         next = { ...f, current: hashOf(fresh), retired: [...f.retired, f.current] };
       } else {
         // A replaced token came back: its family leaked. End it, thief and owner alike.
-        await this.revokeFamily(f.user, f.id);
+        try {
+          await this.#delete(f.user, f.id);
+        } finally {
+          this.#bump(f.user);
+        }
         return { kind: "reused", family: publicView(f) };
       }
       const dropped = next.retired.slice(0, Math.max(0, next.retired.length - RETIRED_KEPT));
       next.retired = next.retired.slice(dropped.length);
-      const ttlMs = f.expires.getTime() - now;
-      const op = this.kv.atomic()
-        .check(entry)
-        .set(["token_family", f.id], next, { expireIn: ttlMs })
-        .set(["token", next.current], { user: f.user, family: f.id, expires: f.expires }, {
-          expireIn: ttlMs,
-        });
-      for (const old of dropped) op.delete(["token", old]);
-      // Another RESUME of the family or a revocation came first: look again.
-      if (!(await op.commit()).ok) continue;
+      assert(next.retired.length <= RETIRED_KEPT && next.current !== hash);
+      const expireIn = f.expires.getTime() - now;
+      const entry: TokenRecord = { user: f.user, family: f.id, expires: f.expires };
+      const mutations: Deno.KvMutation[] = [
+        { type: "set", key: ["token_family", f.id], value: next, expireIn },
+        { type: "set", key: ["token", next.current], value: entry, expireIn },
+      ];
+      for (const old of dropped) mutations.push({ type: "delete", key: ["token", old] });
+      try {
+        await this.committer.write(mutations);
+      } catch (e) {
+        // Whether it reached the file is unknown: read it again next time.
+        this.#families.forget(f.id);
+        throw e;
+      }
+      this.#families.set(f.id, next);
+      this.#tokens.set(next.current, entry);
+      for (const old of dropped) this.#tokens.forget(old);
       return { kind: "ok", family: publicView(next), token: fresh, epoch };
-    }
+    });
   }
 
   async familyOf(token: Uint8Array): Promise<TokenFamily | null> {
-    const record = (await this.kv.get<TokenRecord>(["token", hashOf(token)])).value;
-    if (!record) return null;
-    const f = (await this.kv.get<FamilyEntry>(["token_family", record.family])).value;
-    if (!f || f.expires.getTime() <= Date.now()) return null;
     const hash = hashOf(token);
+    const record = await this.#token(hash);
+    if (!record) return null;
+    const f = await this.#family(record.family);
+    if (!f || f.expires.getTime() <= Date.now()) return null;
     return hash === f.current || hash === f.previous ? publicView(f) : null;
   }
 
   async revokeFamily(user: string, family: string): Promise<void> {
     try {
-      await this.#delete(user, family);
+      await this.#serial(family, () => this.#delete(user, family));
     } finally {
       this.#bump(user);
     }
   }
 
-  /** Deletes a family and its token entries. */
+  /** Deletes a family and its token entries; run inside #serial for that family. */
   async #delete(user: string, family: string): Promise<void> {
-    while (true) {
-      const entry = await this.kv.get<FamilyEntry>(["token_family", family]);
-      const f = entry.value;
-      const op = this.kv.atomic().check(entry).delete(["user_token", user, family]);
-      if (f && f.user === user) {
-        op.delete(["token_family", family]);
-        for (const h of [f.current, f.previous, ...f.retired]) if (h) op.delete(["token", h]);
-      }
-      // At most 3 + RETIRED_KEPT mutations, far below KV's 1000 per commit.
-      if ((await op.commit()).ok) return;
+    const f = await this.#family(family);
+    const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["user_token", user, family] }];
+    const hashes: string[] = [];
+    if (f && f.user === user) {
+      mutations.push({ type: "delete", key: ["token_family", family] });
+      for (const h of [f.current, f.previous, ...f.retired]) if (h) hashes.push(h);
+      for (const h of hashes) mutations.push({ type: "delete", key: ["token", h] });
+    }
+    // At most 3 + RETIRED_KEPT mutations, far below a commit's limit.
+    try {
+      await this.committer.write(mutations);
+    } finally {
+      this.#families.forget(family);
+      for (const h of hashes) this.#tokens.forget(h);
     }
   }
 
   async revokeAll(user: string): Promise<void> {
     try {
+      const ids: string[] = [];
       for await (const e of this.kv.list({ prefix: ["user_token", user] })) {
-        await this.#delete(user, e.key[2] as string);
+        ids.push(e.key[2] as string);
       }
+      for (const id of ids) await this.#serial(id, () => this.#delete(user, id));
     } finally {
       this.#bump(user);
     }
   }
+}
+
+function assert(condition: boolean): asserts condition {
+  if (!condition) throw new Error("Token family invariant broken");
 }
