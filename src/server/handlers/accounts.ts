@@ -6,6 +6,7 @@ import { usernameKey, usernameProblem } from "../../protocol/names.ts";
 import { type Handler, me, type ServerContext } from "../context.ts";
 import { endSession, farewell, welcome } from "../presence.ts";
 import type { LoggedIn, Session } from "../session.ts";
+import type { PasswordHash } from "../../crypto/password.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -115,6 +116,20 @@ function issueFor(ctx: ServerContext, user: string, device: Uint8Array | null, r
   });
 }
 
+/**
+ * A CHANGE_PASSWORD may have run while this LOGIN hashed the old password: its revocation and
+ * its ending of sessions came before this login's token and takeover, which must not survive it.
+ */
+async function refuseIfPasswordChanged(ctx: ServerContext, name: string, verified: PasswordHash) {
+  const now = (await ctx.store.users.get(name))?.password;
+  if (!now || now.hash.toHex() !== verified.hash.toHex()) {
+    throw new ParleyError(
+      ErrorCode.WRONG_PASSWORD,
+      "The password was changed while you logged in; log in with the new one",
+    );
+  }
+}
+
 export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
   refuseIfLoggedIn(session);
   const [name, password] = body;
@@ -138,8 +153,10 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
   }
   // Only the name's count: one good account must not wipe an address's record of guesses.
   ctx.logins.succeeded(keys.slice(1));
+  let verified = record.password;
   if (ctx.hasher.isOutdated(record.password)) {
-    await ctx.store.users.setPassword(record.name, await ctx.hasher.hash(password));
+    verified = await ctx.hasher.hash(password);
+    await ctx.store.users.setPassword(record.name, verified);
   }
   const user = usernameKey(record.name);
   const options = body[2];
@@ -151,6 +168,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     );
   }
   if (kind === SessionKind.ONE_SHOT) {
+    await refuseIfPasswordChanged(ctx, record.name, verified);
     // A script's session: no token, so it leaves nothing behind (section 16.3).
     const after = takeOver(ctx, session, record.name, {
       family: null,
@@ -169,6 +187,13 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
   const rotates = options !== undefined;
   const device = options?.device ?? null;
   const issued = await issueFor(ctx, user, device, rotates);
+  try {
+    await refuseIfPasswordChanged(ctx, record.name, verified);
+  } catch (e) {
+    await ctx.store.tokens.revokeFamily(user, issued.family);
+    throw e;
+  }
+  // Nothing awaited from here to the takeover: a CHANGE_PASSWORD after the check ends us.
   const after = takeOver(ctx, session, record.name, {
     family: issued.family,
     rotates,
