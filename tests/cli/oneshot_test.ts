@@ -53,3 +53,57 @@ Deno.test("parley send as the user of an open chat neither ends it nor flickers 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("each device keeps one resume token across logins, parley send none; /logout all ends them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-devices-" });
+  const data = join(dir, "data");
+  const server = await ServerProcess.start(data, await fastConfig(dir));
+  // Two devices: two client config dirs (each with its own device secret).
+  const env = (device: string) => ({
+    PARLEY_CONFIG_DIR: join(dir, device, "config"),
+    PARLEY_DATA_DIR: join(dir, device, "data"),
+    PARLEY_PASSWORD: "password-alice",
+  });
+  const chat = async (device: string, input: string, ...flags: string[]) => {
+    const r = await run(["connect", server.addr, "--user", "alice", ...flags], {
+      env: env(device),
+      input,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    return r;
+  };
+  const tokens = async () => {
+    const r = await run(["admin", "users", "--json", "--data", data]);
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout).users as { name: string; tokens: number }[])
+      .find((u) => u.name === "alice")!.tokens;
+  };
+  try {
+    await chat("laptop", "/quit\n", "--register");
+    for (let i = 0; i < 3; i++) await chat("laptop", "/quit\n");
+    assert.equal(await tokens(), 1, "four logins from one device");
+    await chat("phone", "/quit\n");
+    for (let i = 0; i < 3; i++) {
+      const s = await run([
+        "send",
+        "--to",
+        "alice",
+        "--user",
+        "alice",
+        "--server",
+        server.addr,
+        "hi",
+      ], {
+        env: env("laptop"),
+      });
+      assert.equal(s.code, 0, s.stderr);
+    }
+    assert.equal(await tokens(), 2, "two devices, and scripts add none");
+    const out = await chat("phone", "/logout all\n");
+    assert.match(out.stdout, /Logged out alice on every device\./);
+    assert.equal(await tokens(), 0);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
