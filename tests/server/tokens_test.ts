@@ -234,3 +234,19 @@ Deno.test("a Link reconnects with the token each RESUME handed it, across two re
       link.close();
     }
   }));
+
+Deno.test("a client whose rotated token was lost with the connection resumes once more with the old one", () =>
+  withServer(async (t) => {
+    const first = await t.user("jo");
+    const t0 = first.token!;
+    // The RESUME went through but its LG_OK never arrived: the client still holds t0.
+    const lost = await t.connect();
+    await lost.resume(t0);
+    lost.close();
+    const retry = await t.connect();
+    const again = await retry.resume(t0);
+    assert.equal(again.username, "jo");
+    // From then on the chain goes on from the token this answer carried.
+    const next = await t.connect();
+    assert.equal((await next.resume(again.token!)).username, "jo");
+  }));
