@@ -400,8 +400,11 @@ async function runLogins(p: LoadParams, mode: "resume" | "password"): Promise<vo
       let c: ParleyClient | null = null;
       try {
         c = await connect(p);
-        if (mode === "resume") await c.resume(tokens[i]);
-        else await c.login(u, p.password);
+        if (mode === "resume") {
+          await c.resume(tokens[i]);
+          // RESUME rotates the token: the next login presents the new one.
+          tokens[i] = c.token!;
+        } else await c.login(u, p.password);
         logins++;
       } catch (e) {
         failed++;

@@ -11,7 +11,7 @@
 
 import { basename, dirname, join, resolve } from "node:path";
 import { backup as sqliteBackup, DatabaseSync } from "node:sqlite";
-import type { TokenRecord } from "../store/types.ts";
+import type { TokenFamily, TokenRecord } from "../store/types.ts";
 import type { AdminCommand } from "./command.ts";
 import { endLine, entryLine, headerLine, identityLine } from "./backup_format.ts";
 import { exists, kvPath, readIdentity, requireStore } from "./data_dir.ts";
@@ -22,10 +22,11 @@ const WRITE_CHUNK = 1024 * 1024;
 
 /**
  * KV does not list expiry times, so they are read from the values that hold them: the token
- * store (src/store/tokens.ts) gives both of its keys an expireIn equal to the token's expiry.
+ * store (src/store/tokens.ts) gives each of its keys an expireIn equal to the family's end.
  */
 function expiryOf(key: Deno.KvKey, value: unknown): number | undefined {
   if (key[0] === "token") return (value as TokenRecord).expires.getTime();
+  if (key[0] === "token_family") return (value as TokenFamily).expires.getTime();
   if (key[0] === "user_token") return (value as Date).getTime();
   return undefined;
 }

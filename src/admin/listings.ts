@@ -193,7 +193,8 @@ export const STATS: AdminCommand = {
         imageBlobs: blobs.size,
         imageBlobBytes: [...blobs.values()].reduce((n, t) => n + t.sum, 0),
         worldBacklog: await count(kv, "world"),
-        resumeTokens: await count(kv, "token", (v) =>
+        // One family per device: its current token (replaced ones are no longer live).
+        resumeTokens: await count(kv, "token_family", (v) =>
           (v as { expires: Date }).expires > new Date(now)),
       };
       if (ctx.values.json) {

@@ -37,7 +37,7 @@ export const CHAT_HELP =
   /accept [ID]  /deny [ID]      answer a file offer (the latest by default)
   /save [N]                     save image N that was not saved automatically (the latest)
   /passwd                       change your password
-  /logout                       log out (this device must log in again) and quit
+  /logout [all]                 log out (this device, or all: every device) and quit
   /quit                         quit`;
 
 interface Conversation {
@@ -407,10 +407,14 @@ export class ChatSession {
       case "/quit":
       case "/exit":
         return false;
-      case "/logout":
-        await (await this.#live()).logout();
-        this.#say(`Logged out ${this.me}.`);
+      case "/logout": {
+        if (args[0] !== undefined && args[0] !== "all") {
+          throw new ParleyError(9, "Usage: /logout, or /logout all for every device");
+        }
+        await (await this.#live()).logout(args[0] === "all");
+        this.#say(`Logged out ${this.me}${args[0] === "all" ? " on every device" : ""}.`);
         return false;
+      }
       case "/to":
       case "/open":
         if (!args[0]) throw new ParleyError(9, "Usage: /to NAME, /to #ID or /to world");

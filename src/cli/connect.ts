@@ -5,7 +5,7 @@ import { CHAT_HELP, ChatSession } from "./chat.ts";
 import { History } from "./history.ts";
 import { authenticate, CliFailure, reach, resolveServer } from "./login.ts";
 import { autosaveBudget, Downloads } from "./downloads.ts";
-import { clientDataDir, downloadsDir } from "./paths.ts";
+import { clientDataDir, deviceSecret, downloadsDir } from "./paths.ts";
 import { shown, visible } from "./safe_text.ts";
 import { openTerminal } from "./terminal.ts";
 import { parseFlags, UsageError } from "./usage.ts";
@@ -61,7 +61,10 @@ export async function connect(args: string[]): Promise<number> {
   const say = (text: string) => term.print(text);
   let link: Link | null = null;
   try {
-    const { client, options } = await reach(server, say, { autoAck: false });
+    const { client, options } = await reach(server, say, {
+      autoAck: false,
+      deviceSecret: await deviceSecret(),
+    });
     let name: string;
     try {
       name = await authenticate(

@@ -45,3 +45,24 @@ export async function rememberServer(addr: string): Promise<void> {
   await Deno.mkdir(clientConfigDir(), { recursive: true, mode: 0o700 });
   await Deno.writeTextFile(join(clientConfigDir(), LAST_SERVER), addr + "\n");
 }
+
+const DEVICE_SECRET = "device_secret";
+const DEVICE_SECRET_BYTES = 32;
+
+/**
+ * This installation's random secret (made once, mode 0600). Login derives a device id from it
+ * per server and user, so that the server keeps one resume token for this device.
+ */
+export async function deviceSecret(): Promise<Uint8Array> {
+  const path = join(clientConfigDir(), DEVICE_SECRET);
+  try {
+    const hex = (await Deno.readTextFile(path)).trim();
+    if (/^[0-9a-f]{64}$/.test(hex)) return Uint8Array.fromHex(hex);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const secret = crypto.getRandomValues(new Uint8Array(DEVICE_SECRET_BYTES));
+  await Deno.mkdir(clientConfigDir(), { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(path, secret.toHex() + "\n", { mode: 0o600 });
+  return secret;
+}

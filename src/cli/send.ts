@@ -61,7 +61,8 @@ export async function send(args: string[]): Promise<number> {
   const say = (text: string) => console.error(text);
   try {
     const image = values.image !== undefined ? await readImage(values.image) : null;
-    const { client } = await reach(server, say);
+    // One-shot: the user's open chat stays connected, friends see nothing, no token is left.
+    const { client } = await reach(server, say, { oneShot: true });
     try {
       await authenticate(client, term, { user }, say);
       let text = positionals.join(" ");

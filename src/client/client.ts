@@ -3,16 +3,19 @@
  * key, match responses to requests by id, and hand out server pushes as an async iterator.
  */
 
-import { fingerprint } from "../crypto/keys.ts";
+import { fingerprint, sha256 } from "../crypto/keys.ts";
 import { ErrorCode, ParleyError, SchemaError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
 import {
+  DEVICE_ID_BYTES,
   FAILURE_TYPES,
   MsgType,
   msgTypeName,
   ServerBody,
+  SessionKind,
   STATUS_TYPES,
 } from "../protocol/messages.ts";
+import { usernameKey } from "../protocol/names.ts";
 import type { Schema } from "../protocol/schema.ts";
 import type { Value } from "../protocol/value.ts";
 import { Channel, noDelay } from "../transport/channel.ts";
@@ -47,6 +50,16 @@ export interface ConnectOptions {
   seen?: SeenMessages;
   /** Acknowledge each PASS as soon as it arrives (default). Off: call ack() yourself. */
   autoAck?: boolean;
+  /**
+   * Log in as a one-shot session (a script): no resume token, not shown online, does not end
+   * the user's open session, gets no pushes but INITIALIZE's limits.
+   */
+  oneShot?: boolean;
+  /**
+   * This installation's secret: LOGIN sends a device id made from it, the server's key and the
+   * username, so the server keeps one resume token per device (and no server can link ids).
+   */
+  deviceSecret?: Uint8Array;
 }
 
 /** Where a chat message goes: a user, a group, or the world room. */
@@ -69,9 +82,10 @@ export class ConnectionClosedError extends Error {
 
 export interface LoginResult {
   username: string;
-  /** Present after a password login; a resume reuses the token it was given. */
+  /** The token to resume with next: a fresh one after LOGIN, the replacement after RESUME. */
   token: Uint8Array | null;
-  expires: Date;
+  /** When the token stops working; null for a one-shot login. */
+  expires: Date | null;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -302,15 +316,26 @@ export class ParleyClient {
   }
 
   async login(username: string, password: string): Promise<LoginResult> {
-    const result = toLogin(await this.call(MsgType.LOGIN, [username, password], MsgType.LG_OK));
+    // The third element says this client takes a rotated token from each RESUME.
+    const options: { [key: string]: Value } = {};
+    if (this.#opts.oneShot) options.kind = SessionKind.ONE_SHOT;
+    else if (this.#opts.deviceSecret) {
+      options.device = sha256(
+        this.#opts.deviceSecret,
+        new TextEncoder().encode(`\0${this.fingerprint}\0${usernameKey(username)}`),
+      ).subarray(0, DEVICE_ID_BYTES);
+    }
+    const body = await this.call(MsgType.LOGIN, [username, password, options], MsgType.LG_OK);
+    const result = toLogin(body);
     this.#token = result.token;
     return result;
   }
 
   async resume(token: Uint8Array): Promise<LoginResult> {
     const result = toLogin(await this.call(MsgType.RESUME, token, MsgType.LG_OK));
-    this.#token = token;
-    return result;
+    // The server replaced the token; an older server (no token in LG_OK) keeps the one we have.
+    this.#token = result.token ?? token;
+    return { ...result, token: this.#token };
   }
 
   /** The resume token of this client's login, if it has one. */
@@ -335,8 +360,9 @@ export class ParleyClient {
     return next;
   }
 
-  async logout(): Promise<void> {
-    await this.call(MsgType.LOGOUT, null, MsgType.OK);
+  /** Logs out; `everywhere` also ends every other session and device of the account. */
+  async logout(everywhere = false): Promise<void> {
+    await this.call(MsgType.LOGOUT, everywhere ? { everywhere: true } : null, MsgType.OK);
     this.#token = null;
   }
 
@@ -350,6 +376,8 @@ export class ParleyClient {
       token: Uint8Array;
       expires: Date;
     };
+    // Every earlier token is revoked; this one is what a reconnect must use.
+    this.#token = body.token;
     return { username: "", token: body.token, expires: body.expires };
   }
 
@@ -683,8 +711,8 @@ function checked(msg: Message): { [key: string]: Value } {
 }
 
 function toLogin(body: Value): LoginResult {
-  const b = body as { username: string; token?: Uint8Array; expires: Date };
-  return { username: b.username, token: b.token ?? null, expires: b.expires };
+  const b = body as { username: string; token?: Uint8Array; expires?: Date };
+  return { username: b.username, token: b.token ?? null, expires: b.expires ?? null };
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -82,6 +82,7 @@ export const ErrorCode = {
   CANNOT_SELF: 24,
   RATE_LIMITED: 25,
   THROTTLED: 26,
+  NOT_INTERACTIVE: 35,
   // Consent (codes 55-59).
   BLOCKED: 55,
   NOT_BLOCKED: 56,

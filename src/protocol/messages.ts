@@ -99,12 +99,28 @@ const transferId = s.int(1, Number.MAX_SAFE_INTEGER);
 
 const credentials = s.tuple(s.str(0, MAX_USERNAME_FIELD), s.str(0, MAX_PASSWORD_FIELD));
 
+/** Bytes of the device id a client may give at LOGIN (section 16.3 of PROTOCOL.md). */
+export const DEVICE_ID_BYTES = 16;
+/** LOGIN's session kinds: the seed's one, and a script's that neither kicks nor is announced. */
+export const SessionKind = { INTERACTIVE: "interactive", ONE_SHOT: "one_shot" } as const;
+
 /** Body schemas of the requests a server accepts. */
 export const RequestBody = {
-  [MsgType.LOGIN]: credentials,
+  // The third element is optional: clients of protocol version 1 send two.
+  [MsgType.LOGIN]: s.tuple(
+    s.str(0, MAX_USERNAME_FIELD),
+    s.str(0, MAX_PASSWORD_FIELD),
+    s.optional(s.dict({
+      kind: s.optional(s.str(0, 32)),
+      device: s.optional(s.bytes(DEVICE_ID_BYTES, DEVICE_ID_BYTES)),
+    })),
+  ),
   [MsgType.REGISTER]: credentials,
   // Seed 000 sends the username; Parley ignores any claim and logs out the session's own user.
-  [MsgType.LOGOUT]: s.optional(s.str(0, MAX_USERNAME_FIELD)),
+  [MsgType.LOGOUT]: s.dictOr(
+    s.dict({ everywhere: s.optional(s.bool) }),
+    s.optional(s.str(0, MAX_USERNAME_FIELD)),
+  ),
   [MsgType.RESUME]: s.bytes(TOKEN_BYTES, TOKEN_BYTES),
   [MsgType.CHANGE_PASSWORD]: s.tuple(s.str(0, MAX_PASSWORD_FIELD), s.str(0, MAX_PASSWORD_FIELD)),
   [MsgType.PING]: s.any,
@@ -166,7 +182,7 @@ export const ServerBody = {
   [MsgType.LG_OK]: s.dict({
     username: s.str(),
     token: s.optional(s.bytes(TOKEN_BYTES)),
-    expires: s.datetime,
+    expires: s.optional(s.datetime),
   }),
   [MsgType.REG_OK]: s.dict({ username: s.str() }),
   [MsgType.OK]: s.any,

@@ -107,15 +107,30 @@ export function list<T>(item: Schema<T>, max = Number.MAX_SAFE_INTEGER): Schema<
 
 type TupleOf<S extends readonly Schema<unknown>[]> = { -readonly [K in keyof S]: Infer<S[K]> };
 
-/** A fixed-length list with one schema per position, as seed 000 uses for `[username, password]`. */
+/**
+ * A list with one schema per position, as seed 000 uses for `[username, password]`. Trailing
+ * optional positions may be left out (a later protocol addition that old clients omit).
+ */
 export function tuple<const S extends readonly Schema<unknown>[]>(...items: S): Schema<TupleOf<S>> {
   const describe = `[${items.map((s) => s.describe).join(", ")}]`;
+  let min = items.length;
+  while (min > 0 && "optional" in items[min - 1]) min--;
   return {
     describe,
     check: (v, path) => {
-      if (!Array.isArray(v) || v.length !== items.length) fail(path, describe, v);
-      return items.map((s, i) => checkPart(s, v[i], i, path)) as TupleOf<S>;
+      if (!Array.isArray(v) || v.length < min || v.length > items.length) fail(path, describe, v);
+      return items.map((s, i) =>
+        checkPart(s, i < v.length ? v[i] : (undefined as unknown as Value), i, path)
+      ) as TupleOf<S>;
     },
+  };
+}
+
+/** A dict, or else another schema (a str or null body that later gained a dict form). */
+export function dictOr<D, O>(dictSchema: Schema<D>, other: Schema<O>): Schema<D | O> {
+  return {
+    describe: `${other.describe} or ${dictSchema.describe}`,
+    check: (v, path) => isDict(v) ? dictSchema.check(v, path) : other.check(v, path),
   };
 }
 

@@ -59,6 +59,20 @@ const ROUTES = new Map<number, Route>([
   [MsgType.DECLINE_G, { handler: groups.declineGroup, open: false }],
 ]);
 
+/**
+ * What a one-shot session may not do: its user's inbox, transfers and other sessions belong to
+ * the user's interactive session, which a script must not disturb.
+ */
+const INTERACTIVE_ONLY = new Set<number>([
+  MsgType.ACK,
+  MsgType.CHANGE_PASSWORD,
+  MsgType.FILE_OFFER,
+  MsgType.FILE_ANSWER,
+  MsgType.FILE_CHUNK,
+  MsgType.FILE_ACK,
+  MsgType.FILE_CANCEL,
+]);
+
 /** Message types a client may send that need no answer: PONG, a reply to a PING from the server. */
 const SILENT = new Set<number>([MsgType.PONG]);
 
@@ -103,6 +117,12 @@ export function dispatch(
     }
     const schema = RequestBody[msg.type as RequestType] as Schema<unknown>;
     const body = schema.check(msg.body);
+    if (session.login?.oneShot && INTERACTIVE_ONLY.has(msg.type)) {
+      throw new ParleyError(
+        ErrorCode.NOT_INTERACTIVE,
+        `A one-shot session cannot send ${msgTypeName(msg.type)}`,
+      );
+    }
     result = (route.handler as Handler<unknown>)(ctx, session, body);
   } catch (e) {
     replyFailure(ctx, session, msg, e);

@@ -16,10 +16,18 @@ export interface Hub {
   readonly onlineCount: number;
   /** Every attached session (for shutdown notices). */
   sessions(): Iterable<Session>;
+  /**
+   * One-shot sessions (scripts) are not the user's session and not online; they are listed
+   * only so that a password change or a LOGOUT everywhere can end them.
+   */
+  addOneShot(user: string, session: Session): void;
+  removeOneShot(user: string, session: Session): void;
+  oneShotsOf(user: string): Iterable<Session>;
 }
 
 export class LocalHub implements Hub {
   readonly #byUser = new Map<string, Session>();
+  readonly #oneShots = new Map<string, Set<Session>>();
 
   attach(user: string, session: Session): Session | undefined {
     const previous = this.#byUser.get(user);
@@ -45,5 +53,21 @@ export class LocalHub implements Hub {
 
   sessions(): Iterable<Session> {
     return this.#byUser.values();
+  }
+
+  addOneShot(user: string, session: Session): void {
+    let set = this.#oneShots.get(user);
+    if (!set) this.#oneShots.set(user, set = new Set());
+    set.add(session);
+  }
+
+  removeOneShot(user: string, session: Session): void {
+    const set = this.#oneShots.get(user);
+    if (!set?.delete(session)) return;
+    if (set.size === 0) this.#oneShots.delete(user);
+  }
+
+  oneShotsOf(user: string): Iterable<Session> {
+    return [...this.#oneShots.get(user) ?? []];
   }
 }

@@ -38,6 +38,15 @@ function worldBacklog(world: WorldStore): EncodedValue {
   return cached.value;
 }
 
+function limitsOf(ctx: ServerContext) {
+  return {
+    max_frame_bytes: ctx.config.limits.maxFrameBytes,
+    max_text_bytes: ctx.config.limits.maxTextBytes,
+    max_image_bytes: ctx.config.limits.maxImageBytes,
+    max_file_bytes: ctx.config.limits.maxFileBytes,
+  };
+}
+
 /** After LG_OK: INITIALIZE, then the user's undelivered messages. */
 export async function welcome(
   ctx: ServerContext,
@@ -47,6 +56,19 @@ export async function welcome(
   const login = session.login;
   if (!login) return;
   const { user, name } = login;
+  if (login.oneShot) {
+    // A script's session: the limits only, and nothing follows (section 8.8 of PROTOCOL.md).
+    session.push(MsgType.INITIALIZE, {
+      friends: [],
+      groups: [],
+      world: [],
+      pending: 0,
+      requests: [],
+      invitations: [],
+      limits: limitsOf(ctx),
+    });
+    return;
+  }
   const [friends, groups, stats, requests, invitations] = await Promise.all([
     ctx.store.friends.list(user),
     ctx.store.groups.groupsOf(user),
@@ -65,12 +87,7 @@ export async function welcome(
     // What waits for the user's consent: friend requests and group invitations.
     requests: sortedNames(requests.incoming),
     invitations: invitationList(invitations),
-    limits: {
-      max_frame_bytes: ctx.config.limits.maxFrameBytes,
-      max_text_bytes: ctx.config.limits.maxTextBytes,
-      max_image_bytes: ctx.config.limits.maxImageBytes,
-      max_file_bytes: ctx.config.limits.maxFileBytes,
-    },
+    limits: limitsOf(ctx),
   });
   // Leave room in the outbound queue for frames beside what the pump has in flight.
   const { maxOutboundBytes, maxFrameBytes } = ctx.config.limits;
@@ -92,8 +109,24 @@ export async function farewell(ctx: ServerContext, session: Session): Promise<vo
   session.login = null;
   session.loggedOutAt = Date.now();
   session.channel.setInboundLimit(ctx.config.limits.preLoginFrameBytes);
+  if (login.oneShot) {
+    // It was never online and had no transfers: nobody hears of it leaving.
+    ctx.hub.removeOneShot(login.user, session);
+    return;
+  }
   ctx.files.endAllOf(login.user, `${login.name} went offline`);
   if (ctx.hub.detach(login.user, session)) {
     await tellFriends(ctx, login.user, login.name, MsgType.FRIEND_OFFLINE);
   }
+}
+
+/**
+ * Ends a session for good (its tokens were revoked, its password changed): logged out as by a
+ * LOGOUT, then KICK and close.
+ */
+export async function endSession(ctx: ServerContext, session: Session, reason: string) {
+  const user = session.login?.user;
+  await farewell(ctx, session);
+  ctx.log.info("session.ended", { user, session: session.id, reason });
+  void session.kick(reason);
 }

@@ -25,8 +25,14 @@ export interface LoggedIn {
   user: string;
   /** Display form of the name. */
   name: string;
-  /** The resume token this session logged in with or was issued, revoked by LOGOUT. */
-  token: Uint8Array | null;
+  /** The token family (device lineage) this session belongs to, revoked by LOGOUT; null without. */
+  family: string | null;
+  /** Whether that family's tokens rotate (a client newer than protocol version 1). */
+  rotates: boolean;
+  /** The device id the client gave at LOGIN, kept for the family CHANGE_PASSWORD starts. */
+  device: Uint8Array | null;
+  /** A one-shot session (a script): not online, never kicks, never kicked, gets no pushes. */
+  oneShot: boolean;
 }
 
 export class Session {
@@ -150,7 +156,7 @@ export class Session {
     this.channel.close();
   }
 
-  /** KICK, then close: another login of the same account took over. */
+  /** KICK, then close: another login of the same account took over, or its tokens ended. */
   kick(reason: string): Promise<void> {
     return this.closeWith(MsgType.KICK, { reason });
   }

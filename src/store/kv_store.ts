@@ -41,7 +41,7 @@ export async function openKvStore(
   await inbox.sweep();
   return {
     users: new KvUserStore(kv),
-    tokens: new KvTokenStore(kv),
+    tokens: new KvTokenStore(kv, committer),
     friends: new KvFriendStore(kv),
     groups: new KvGroupStore(kv),
     blocks: new KvBlockStore(kv),

@@ -25,10 +25,29 @@ export interface UserStore {
   remove(name: string): Promise<boolean>;
 }
 
-export interface TokenRecord {
+/**
+ * A token family: one device's lineage of resume tokens, started by a password login and
+ * continued by each RESUME, which rotates it (the new token replaces the one presented).
+ */
+export interface TokenFamily {
   /** The user's identity (lowercase name). */
   user: string;
+  /** Random, or derived from the user and the client's device id (one family per device). */
+  id: string;
+  /** The device id given at LOGIN, if any (a new password keeps the device's one family). */
+  device: Uint8Array | null;
+  /** Whether RESUME rotates the token (clients of protocol version 1 keep theirs). */
+  rotates: boolean;
   created: Date;
+  /** The family's end; rotation does not extend it. */
+  expires: Date;
+}
+
+/** A token's entry: which family it belongs to (valid or not is the family's to say). */
+export interface TokenRecord {
+  user: string;
+  family: string;
+  /** The family's end, so that the entry goes with it. */
   expires: Date;
 }
 
@@ -36,15 +55,44 @@ export interface IssuedToken {
   /** The secret the client keeps; the store keeps only its SHA-256. */
   token: Uint8Array;
   expires: Date;
+  family: string;
 }
 
+/** What a RESUME's token turned out to be. */
+export type ResumeOutcome =
+  /** Valid: `token` is the one to hand back (the rotated one, or the same when it does not rotate). */
+  | { kind: "ok"; family: TokenFamily; token: Uint8Array; epoch: number }
+  /** A token the family had already replaced: the whole family is now revoked. */
+  | { kind: "reused"; family: TokenFamily }
+  /** Unknown, revoked or expired. */
+  | { kind: "unknown" };
+
 export interface TokenStore {
-  /** Issues a resume token, dropping the user's oldest ones beyond `maxPerUser`. */
-  issue(user: string, ttlMs: number, maxPerUser: number): Promise<IssuedToken>;
-  /** The token's record, or null when it is unknown, revoked or expired. */
-  check(token: Uint8Array): Promise<TokenRecord | null>;
-  revoke(token: Uint8Array): Promise<void>;
+  /**
+   * Starts a token family for `user`, dropping the user's oldest families beyond `maxPerUser`.
+   * With a `device`, the device's earlier family of this user is revoked first.
+   */
+  issue(
+    user: string,
+    ttlMs: number,
+    maxPerUser: number,
+    opts?: { device?: Uint8Array | null; rotates?: boolean },
+  ): Promise<IssuedToken>;
+  /**
+   * RESUME: the current token of a family is valid (and rotated if the family rotates); the
+   * one it replaced stays valid for `graceMs` after that replacement, in case the client never
+   * got its successor; any older token of the family revokes the family.
+   */
+  resume(token: Uint8Array, graceMs: number): Promise<ResumeOutcome>;
+  /** The family of a token, without using it (tests, tools). */
+  familyOf(token: Uint8Array): Promise<TokenFamily | null>;
+  revokeFamily(user: string, family: string): Promise<void>;
   revokeAll(user: string): Promise<void>;
+  /**
+   * Counts the user's revocations in this process, bumped once each has committed: a RESUME
+   * whose check began at another epoch may have read a token revoked meanwhile.
+   */
+  epoch(user: string): number;
 }
 
 export interface Store {

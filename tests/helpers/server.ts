@@ -1,7 +1,7 @@
 /** A real server on a loopback port with a fresh KV file in a temp dir, and clients for it. */
 
 import { join } from "node:path";
-import { ParleyClient } from "../../src/client/client.ts";
+import { type ConnectOptions, ParleyClient } from "../../src/client/client.ts";
 import { KnownHosts } from "../../src/client/known_hosts.ts";
 import { applyConfig, type Config, defaultConfig } from "../../src/config/config.ts";
 import { silentLogger } from "../../src/server/log.ts";
@@ -46,11 +46,12 @@ export class TestServer {
   }
 
   /** A new client connection (closed by stop()). */
-  async connect(): Promise<ParleyClient> {
+  async connect(extra: Partial<ConnectOptions> = {}): Promise<ParleyClient> {
     const client = await ParleyClient.connect({
       host: "127.0.0.1",
       port: this.port,
       knownHosts: this.knownHosts,
+      ...extra,
     });
     this.clients.push(client);
     return client;

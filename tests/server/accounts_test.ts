@@ -13,7 +13,7 @@ Deno.test("register then login returns LG_OK with a resume token", () =>
     const me = await c.login("alice", "correct horse");
     assert.equal(me.username, "Alice");
     assert.equal(me.token?.length, 32);
-    assert.ok(me.expires.getTime() > Date.now() + 29 * 86_400_000);
+    assert.ok(me.expires!.getTime() > Date.now() + 29 * 86_400_000);
   }));
 
 Deno.test("register refuses a taken name whatever its case", () =>
@@ -119,16 +119,20 @@ Deno.test("after a server restart the client reconnects with its resume token, n
     const again = await c.reconnect();
     t.clients.push(again);
     assert.ok(!again.isClosed);
-    assert.deepEqual(again.token, issued.token);
+    // RESUME replaced the token (section 8.3): the client keeps the new one.
+    assert.equal(again.token?.length, 32);
+    assert.notDeepEqual(again.token, issued.token);
     // The resumed session is logged in: LOGOUT is accepted.
     await again.logout();
-    // A resume reply names the user and the token's expiry, and carries no new token.
+    // A resume reply names the user, a new token and the family's unchanged expiry.
     const third = await t.connect();
     await assert.rejects(third.resume(issued.token!), ParleyError);
     const fresh = await third.login("GRACE", "password1");
     const fourth = await t.connect();
     const resumed = await fourth.resume(fresh.token!);
-    assert.deepEqual(resumed, { username: "grace", token: null, expires: fresh.expires });
+    assert.equal(resumed.username, "grace");
+    assert.deepEqual(resumed.expires, fresh.expires);
+    assert.notDeepEqual(resumed.token, fresh.token);
   }));
 
 Deno.test("logout revokes the session's resume token", () =>

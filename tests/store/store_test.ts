@@ -49,7 +49,7 @@ Deno.test("TokenStore keeps only hashes, expires tokens and revokes them", () =>
   withStore(async ({ tokens }, dir) => {
     const a = await tokens.issue("xia", 60_000, 10);
     assert.equal(a.token.length, 32);
-    assert.equal((await tokens.check(a.token))?.user, "xia");
+    assert.equal((await tokens.familyOf(a.token))?.user, "xia");
     // The raw token is not stored anywhere in the KV file.
     const kv = await Deno.openKv(join(dir, "data", "parley.kv"));
     for await (const e of kv.list({ prefix: [] })) {
@@ -62,9 +62,11 @@ Deno.test("TokenStore keeps only hashes, expires tokens and revokes them", () =>
     kv.close();
     const short = await tokens.issue("xia", 30, 10);
     await new Promise((r) => setTimeout(r, 60));
-    assert.equal(await tokens.check(short.token), null, "an expired token must not resume");
-    await tokens.revoke(a.token);
-    assert.equal(await tokens.check(a.token), null);
+    assert.equal(await tokens.familyOf(short.token), null, "an expired token must not resume");
+    assert.equal((await tokens.resume(short.token, 60_000)).kind, "unknown");
+    await tokens.revokeFamily("xia", a.family);
+    assert.equal(await tokens.familyOf(a.token), null);
+    assert.equal((await tokens.resume(a.token, 60_000)).kind, "unknown");
   }));
 
 Deno.test("TokenStore keeps at most tokensPerUser, dropping the oldest, and revokeAll() ends all", () =>
@@ -74,12 +76,83 @@ Deno.test("TokenStore keeps at most tokensPerUser, dropping the oldest, and revo
       issued.push(await tokens.issue("wu", 60_000 + i, 3));
     }
     const alive = [];
-    for (const t of issued) alive.push((await tokens.check(t.token)) !== null);
+    for (const t of issued) alive.push((await tokens.familyOf(t.token)) !== null);
     assert.deepEqual(alive, [false, false, true, true, true]);
     const other = await tokens.issue("vera", 60_000, 3);
     await tokens.revokeAll("wu");
-    for (const t of issued) assert.equal(await tokens.check(t.token), null);
-    assert.equal((await tokens.check(other.token))?.user, "vera");
+    for (const t of issued) assert.equal(await tokens.familyOf(t.token), null);
+    assert.equal((await tokens.familyOf(other.token))?.user, "vera");
+  }));
+
+Deno.test("TokenStore.resume() rotates: the new token works, the replaced one only in the grace", () =>
+  withStore(async ({ tokens }) => {
+    const first = await tokens.issue("ula", 60_000, 16);
+    const r1 = await tokens.resume(first.token, 60_000);
+    assert.equal(r1.kind, "ok");
+    if (r1.kind !== "ok") return;
+    assert.notDeepEqual(r1.token, first.token, "RESUME must hand out a new token");
+    assert.equal(r1.family.id, first.family);
+    assert.equal(r1.family.expires.getTime(), first.expires.getTime(), "rotation must not extend");
+    // The successor was lost: the replaced token still works once, within the grace...
+    const r2 = await tokens.resume(first.token, 60_000);
+    assert.equal(r2.kind, "ok");
+    if (r2.kind !== "ok") return;
+    // ...and the lost successor is now a replaced token: presenting it is reuse.
+    const stale = await tokens.resume(r1.token, 60_000);
+    assert.equal(stale.kind, "reused");
+    assert.equal(await tokens.familyOf(r2.token), null, "reuse must end the whole family");
+    assert.equal((await tokens.resume(r2.token, 60_000)).kind, "unknown");
+  }));
+
+Deno.test("TokenStore.resume() treats a replaced token past the grace as reuse and ends the family", () =>
+  withStore(async ({ tokens }) => {
+    const first = await tokens.issue("una", 60_000, 16);
+    const before = tokens.epoch("una");
+    const r1 = await tokens.resume(first.token, 0);
+    assert.equal(r1.kind, "ok");
+    if (r1.kind !== "ok") return;
+    // A thief resumed with the leaked token; the owner comes back with it (or the reverse).
+    assert.equal((await tokens.resume(first.token, 0)).kind, "reused");
+    assert.equal((await tokens.resume(r1.token, 0)).kind, "unknown", "the thief's token ended");
+    assert.ok(tokens.epoch("una") > before, "a revocation moves the user's epoch");
+  }));
+
+Deno.test("TokenStore.issue() keeps one family per device, and a v1 family does not rotate", () =>
+  withStore(async ({ tokens }) => {
+    const device = new Uint8Array(16).fill(7);
+    const a = await tokens.issue("tao", 60_000, 16, { device });
+    const b = await tokens.issue("tao", 60_000, 16, { device });
+    assert.equal(await tokens.familyOf(a.token), null, "the device's earlier token must end");
+    assert.equal((await tokens.familyOf(b.token))?.id, b.family);
+    const other = await tokens.issue("tao", 60_000, 16, { device: new Uint8Array(16).fill(8) });
+    assert.equal(
+      (await tokens.familyOf(other.token))?.id,
+      other.family,
+      "another device keeps its",
+    );
+    // The same device id under another user is another family.
+    const sam = await tokens.issue("sam", 60_000, 16, { device });
+    assert.notEqual(sam.family, b.family);
+    assert.ok(await tokens.familyOf(b.token));
+    const old = await tokens.issue("tao", 60_000, 16, { rotates: false });
+    const r = await tokens.resume(old.token, 60_000);
+    assert.equal(r.kind, "ok");
+    if (r.kind === "ok") assert.deepEqual(r.token, old.token, "a v1 family keeps its token");
+  }));
+
+Deno.test("TokenStore.resume() forgets replaced tokens beyond a bound, so a family stays small", () =>
+  withStore(async ({ tokens }, dir) => {
+    let token = (await tokens.issue("rui", 60_000, 16)).token;
+    for (let i = 0; i < 30; i++) {
+      const r = await tokens.resume(token, 60_000);
+      assert.equal(r.kind, "ok");
+      if (r.kind === "ok") token = r.token;
+    }
+    const kv = await Deno.openKv(join(dir, "data", "parley.kv"));
+    let entries = 0;
+    for await (const _ of kv.list({ prefix: ["token"] })) entries++;
+    kv.close();
+    assert.ok(entries <= 10, `${entries} token entries for one family`);
   }));
 
 Deno.test("InboxStore.append() queues a large group message for every member, split across commits", () =>

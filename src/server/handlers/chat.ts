@@ -112,7 +112,8 @@ function sendToUser(
   message: ChatMessage,
   to: NamedUser,
 ): Reply | Promise<Reply> {
-  if (to.user === self.user) {
+  // A script (a one-shot session) may write to its own user: a note to the person it runs for.
+  if (to.user === self.user && !self.oneShot) {
     throw new ParleyError(ErrorCode.CANNOT_SELF, "You cannot send a message to yourself");
   }
   message.to = to.name;
