@@ -23,8 +23,10 @@ Deno.test("parley send as the user of an open chat neither ends it nor flickers 
     const alice = await chat("alice");
     const bob = await chat("bob");
     await alice.type("/add bob");
-    await alice.out.waitFor(/bob is now your friend \(online\)\./);
-    await bob.out.waitFor(/alice added you as a friend\./);
+    await bob.out.waitFor(/alice asks to be your friend/);
+    await bob.type("/add alice");
+    await bob.out.waitFor(/alice is now your friend \(online\)\./);
+    await alice.out.waitFor(/bob accepted: you are friends now\./);
 
     const send = (to: string, text: string) =>
       run(["send", "--to", to, "--user", "alice", "--server", server.addr, text], {

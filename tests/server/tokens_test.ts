@@ -10,6 +10,7 @@ import type { ParleyClient } from "../../src/client/client.ts";
 import { Link } from "../../src/client/link.ts";
 import { join } from "node:path";
 import { KV_FILE } from "../../src/store/kv_store.ts";
+import { befriend } from "../helpers/friends.ts";
 import { withServer } from "../helpers/server.ts";
 import { rejects } from "../helpers/assert.ts";
 
@@ -27,8 +28,8 @@ Deno.test("a one-shot login neither kicks nor flickers the user's session, and g
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bob = await t.user("bob");
-    await alice.addFriend("bob");
-    await bob.nextEvent(MsgType.NEW_FRIEND);
+    await befriend(alice, "alice", bob, "bob");
+    await alice.nextEvent(MsgType.NEW_FRIEND);
 
     const script = await t.connect({ oneShot: true });
     const lg = await script.login("alice", "password-alice");
