@@ -79,7 +79,7 @@ export async function farewell(ctx: ServerContext, session: Session): Promise<vo
   session.pump = null;
   if (!login) return;
   session.login = null;
-  session.loggedOutAt = Date.now();
+  session.loggedOut();
   session.channel.setInboundLimit(ctx.config.limits.preLoginFrameBytes);
   ctx.files.endAllOf(login.user, `${login.name} went offline`);
   if (ctx.hub.detach(login.user, session)) {

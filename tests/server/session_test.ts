@@ -7,6 +7,14 @@ import { HeldReply, Session } from "../../src/server/session.ts";
 import { TokenBucket } from "../../src/server/throttle.ts";
 import type { Channel } from "../../src/transport/channel.ts";
 
+function buckets() {
+  return {
+    requests: new TokenBucket(100, 100),
+    flow: new TokenBucket(100, 100),
+    preLogin: new TokenBucket(100, 100),
+  };
+}
+
 /** A channel that records what is sent and refuses the body "unsendable". */
 function fakeChannel(sent: { type: number; id: number; body: Value }[]): Channel {
   return {
@@ -24,7 +32,7 @@ Deno.test("held replies leave in request order, and one that cannot be sent hold
   console.error = (...args: unknown[]) => printed.push(args);
   try {
     const sent: { type: number; id: number; body: Value }[] = [];
-    const session = new Session(fakeChannel(sent), "127.0.0.1", new TokenBucket(100, 100));
+    const session = new Session(fakeChannel(sent), "127.0.0.1", buckets());
     const first = session.hold(new HeldReply(1));
     const second = session.hold(new HeldReply(2));
     const afters: number[] = [];
