@@ -3,7 +3,12 @@
 import assert from "node:assert/strict";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
-import { HeldReply, Session } from "../../src/server/session.ts";
+import {
+  HeldReply,
+  MAX_HELD_REPLIES,
+  MAX_HELD_REPLY_BYTES,
+  Session,
+} from "../../src/server/session.ts";
 import { TokenBucket } from "../../src/server/throttle.ts";
 import type { Channel } from "../../src/transport/channel.ts";
 
@@ -52,4 +57,28 @@ Deno.test("held replies leave in request order, and one that cannot be sent hold
   } finally {
     console.error = original;
   }
+});
+
+Deno.test("held replies are bounded in count and in bytes; room comes back as they leave", async () => {
+  const sent: { type: number; id: number; body: Value }[] = [];
+  const session = new Session(fakeChannel(sent), "127.0.0.1", buckets());
+  const first = session.hold(new HeldReply(1));
+  // Big echoes behind a reply still waited for: about 100 KiB each.
+  const big = new Uint8Array(100 * 1024);
+  let id = 2;
+  while (session.roomForReplies() === undefined) session.reply(id++, MsgType.PONG, big);
+  assert.equal(id - 2, Math.ceil(MAX_HELD_REPLY_BYTES / (big.length + 5)), "stops at 1 MiB");
+  assert.ok(session.heldBytes >= MAX_HELD_REPLY_BYTES);
+  const room = session.roomForReplies()!;
+  session.fill(first, MsgType.SENT, null);
+  await room;
+  assert.equal(session.heldReplies, 0);
+  assert.equal(session.heldBytes, 0);
+  assert.equal(sent.length, id - 1);
+  // And by count: small replies stop at MAX_HELD_REPLIES.
+  const again = session.hold(new HeldReply(id++));
+  while (session.roomForReplies() === undefined) session.reply(id++, MsgType.PONG, null);
+  assert.equal(session.heldReplies, MAX_HELD_REPLIES);
+  session.fill(again, MsgType.SENT, null);
+  assert.equal(session.roomForReplies(), undefined);
 });
