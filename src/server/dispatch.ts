@@ -99,7 +99,8 @@ export function dispatch(
   values = 1,
 ): Promise<void> | undefined {
   if (session.closing) return;
-  if (!admit(ctx, session, msg.type, msg.id, values)) return;
+  // A refusal is a reply too, and may wait behind a held one.
+  if (!admit(ctx, session, msg.type, msg.id, values)) return session.roomForReplies();
   if (SILENT.has(msg.type)) return;
   const waiting = handle(ctx, session, msg);
   if (waiting) return waiting.then(() => session.roomForReplies());
@@ -117,7 +118,9 @@ export function dispatchMalformed(
   values = 1,
 ): Promise<void> | undefined {
   if (session.closing) return;
-  if (!admit(ctx, session, MsgType.GENERAL_ERROR, error.id, values)) return;
+  if (!admit(ctx, session, MsgType.GENERAL_ERROR, error.id, values)) {
+    return session.roomForReplies();
+  }
   ctx.metrics.requestFailed(ErrorCode.BAD_REQUEST);
   const anonymous = !session.login;
   session.reply(error.id, MsgType.GENERAL_ERROR, {
