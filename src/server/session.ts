@@ -149,10 +149,11 @@ export class Session {
 
   /** The answer for a place `hold` kept; it leaves once every response before it has. */
   fill(slot: HeldReply, type: number, body: Value, after?: () => unknown): void {
+    if (slot.ready) throw new Error(`The reply to request ${slot.id} was filled twice`);
     if (body !== slot.body) {
+      // A slot stays in #held until it is ready, so it is still counted there.
       const size = valueSize(body);
-      // A slot already sent (the session closed under it) is no longer counted.
-      if (this.#held.includes(slot)) this.#heldBytes += size - slot.size;
+      this.#heldBytes += size - slot.size;
       slot.size = size;
     }
     slot.type = type;

@@ -267,9 +267,9 @@ export class Channel {
     while (!this.#closed) {
       let frame;
       while ((frame = this.#decoder.readFrame()) !== null) {
+        if (this.#finishing) break; // what comes after the last answer is not even opened
         // Opened over its own bytes and decoded at once: nothing decoded points into them, so
         // the plaintext (a password, say) is wiped before its buffer can go to another channel.
-        if (this.#finishing) break;
         const plaintext = this.#opener.openInPlace(frame);
         const values: number[] = [];
         const decoded = decodeMessages(
