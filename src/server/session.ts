@@ -230,14 +230,39 @@ export class Session {
 
   /**
    * Tells the client why (unless `type` is null: the last reply said it), stops handling its
-   * messages, waits at most `waitMs` for what was sent to leave, then closes without losing it
-   * (Channel.finish). Resolves once the output has left.
+   * messages, and closes without losing what was sent (Channel.finish). The notice comes after
+   * the replies still waited for (a SEND's durability), if they come within `waitMs`; past that
+   * it goes ahead of them, and they are not sent. The output then gets `waitMs` to leave.
+   * Resolves once it has left.
    */
   async closeWith(type: number | null, body: Value, waitMs = 2000): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true;
-    if (type !== null) this.push(type, body);
+    if (this.#held.length > 0) await this.#heldSent(waitMs);
+    if (type !== null && !this.closed) this.push(type, body);
     await this.channel.finish(waitMs, CLOSE_DRAIN_MS);
+  }
+
+  /** Resolves once no reply is held, the connection has closed, or `ms` have passed. */
+  async #heldSent(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let late = false;
+    const timeout = new Promise<void>((resolve) =>
+      timer = setTimeout(() => {
+        late = true;
+        resolve();
+      }, ms)
+    );
+    try {
+      while (this.#held.length > 0 && !this.closed && !late) {
+        await Promise.race([
+          new Promise<void>((resolve) => (this.#drained ??= []).push(resolve)),
+          timeout,
+        ]);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** KICK, then close: another login of the same account took over. */

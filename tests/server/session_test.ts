@@ -82,3 +82,29 @@ Deno.test("held replies are bounded in count and in bytes; room comes back as th
   session.fill(again, MsgType.SENT, null);
   assert.equal(session.roomForReplies(), undefined);
 });
+
+Deno.test("a closing notice comes after the replies still waited for, or after waitMs ahead of them", async () => {
+  const sent: { type: number; id: number; body: Value }[] = [];
+  const channel = fakeChannel(sent) as unknown as { finish: () => Promise<void> };
+  let finished = 0;
+  channel.finish = () => {
+    finished++;
+    return Promise.resolve();
+  };
+  const session = new Session(channel as unknown as Channel, "127.0.0.1", buckets());
+  const slot = session.hold(new HeldReply(1));
+  const closing = session.closeWith(MsgType.GENERAL_ERROR, "bye", 1000);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(sent.length, 0, "the notice waits for the SENT before it");
+  session.fill(slot, MsgType.SENT, "sent");
+  await closing;
+  assert.deepEqual(sent.map((m) => [m.id, m.body]), [[1, "sent"], [0, "bye"]]);
+  assert.equal(finished, 1);
+  // A reply that never comes holds the notice back for waitMs only.
+  const stuck = new Session(channel as unknown as Channel, "127.0.0.1", buckets());
+  stuck.hold(new HeldReply(2));
+  const started = performance.now();
+  await stuck.closeWith(MsgType.GENERAL_ERROR, "bye too", 50);
+  assert.ok(performance.now() - started >= 45);
+  assert.deepEqual(sent.at(-1), { type: MsgType.GENERAL_ERROR, id: 0, body: "bye too" });
+});
