@@ -928,6 +928,8 @@ async function startLive(
     ["limits.maxConnectionsPerIp", 1000],
     ["limits.requestRate", 1_000_000],
     ["limits.requestBurst", 1_000_000],
+    ["limits.preLoginRequestRate", 1_000_000],
+    ["limits.preLoginRequestBurst", 1_000_000],
     ["accounts.loginFreeFailures", 1000],
     ["accounts.loginDelayMs", 1],
     ["accounts.loginMaxDelayMs", 1],

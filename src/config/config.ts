@@ -26,6 +26,8 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.maxConnectionsPerIp": { min: 1, max: 1_000_000 },
   "limits.requestRate": { min: 1, max: 10_000_000 },
   "limits.requestBurst": { min: 1, max: 10_000_000 },
+  "limits.preLoginRequestRate": { min: 1, max: 10_000_000 },
+  "limits.preLoginRequestBurst": { min: 1, max: 10_000_000 },
   "accounts.loginFreeFailures": { min: 0, max: 1000 },
   "accounts.loginDelayMs": { min: 1, max: 3_600_000 },
   "accounts.loginMaxDelayMs": { min: 1, max: 86_400_000 },
@@ -34,7 +36,8 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.maxTextBytes": { min: 1, max: 1024 * 1024 },
   "limits.maxImageBytes": { min: 0, max: 64 * 1024 * 1024 },
   "limits.maxFileBytes": { min: 0, max: 2 ** 50 },
-  "limits.maxGroupMembers": { min: 2, max: 100_000 },
+  // A CREATE_G naming every member must fit in one frame's values (MAX_FRAME_VALUES, 16,384).
+  "limits.maxGroupMembers": { min: 2, max: 16_000 },
   "limits.maxGroupNameLength": { min: 1, max: 255 },
   "limits.maxGroupsPerUser": { min: 1, max: 100_000 },
   "limits.maxFriends": { min: 1, max: 100_000 },

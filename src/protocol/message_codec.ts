@@ -38,6 +38,11 @@ export interface DecodedMessages {
   messages: Message[];
   /** Set when the plaintext went bad part-way; `id` is the faulty message's id when readable. */
   error?: { id: number; cause: DecodeError };
+  /**
+   * Values in each message's body (what decoding it cost), in order, the malformed one last;
+   * set when the caller asked for them.
+   */
+  values?: number[];
 }
 
 /**
@@ -47,9 +52,12 @@ export interface DecodedMessages {
 export function decodeMessages(
   plaintext: Uint8Array,
   maxDepth = DEFAULT_MAX_DEPTH,
+  maxValues = Infinity,
+  /** If given, receives how many values each message's body holds (see `values`). */
+  values?: number[],
 ): DecodedMessages {
   const view = new DataView(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-  const reader = new ValueReader(plaintext);
+  const reader = new ValueReader(plaintext, maxValues);
   const messages: Message[] = [];
   if (plaintext.length === 0) {
     return { messages, error: { id: 0, cause: new DecodeError("Frame holds no message") } };
@@ -62,12 +70,15 @@ export function decodeMessages(
     }
     const type = view.getUint32(at);
     const id = view.getUint32(at + 4);
+    const before = reader.values;
     try {
       const body = reader.read(at + MESSAGE_HEADER_BYTES, plaintext.length, maxDepth);
       messages.push({ type, id, body });
+      values?.push(reader.values - before);
       at = reader.next;
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
+      values?.push(reader.values - before);
       return { messages, error: { id, cause: e } };
     }
   }

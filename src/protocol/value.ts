@@ -329,8 +329,13 @@ export class ValueReader {
   readonly #buffer: Buffer;
   /** Offset just past the value the last `read` returned. */
   next = 0;
+  /** Values decoded so far, containers and their items alike. */
+  values = 0;
+  readonly #maxValues: number;
 
-  constructor(bytes: Uint8Array) {
+  /** `maxValues` bounds the work of one reader: decoding more values throws. */
+  constructor(bytes: Uint8Array, maxValues = Infinity) {
+    this.#maxValues = maxValues;
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -339,6 +344,9 @@ export class ValueReader {
   /** Decodes the value at `offset`, which must end by `end`; sets `next`. */
   read(offset: number, end: number, depth: number): Value {
     if (depth <= 0) throw new DecodeError("Value nested too deeply");
+    if (++this.values > this.#maxValues) {
+      throw new DecodeError(`More than ${this.#maxValues} values in one frame`);
+    }
     if (end - offset < VALUE_HEADER_BYTES) {
       throw new DecodeError(
         `Value header needs 5 bytes at offset ${offset}, ${end - offset} remain`,

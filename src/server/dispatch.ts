@@ -77,16 +77,37 @@ const INTERACTIVE_ONLY = new Set<number>([
 const SILENT = new Set<number>([MsgType.PONG]);
 
 /**
- * Requests of one connection whose answers may wait for durability at once. Past this the
- * connection's next request waits, so a client cannot pile up unbounded pending work.
+ * Traffic paced by the peer's own: acknowledgements of what it received, file data within the
+ * transfer window, answers to the server's PINGs. Metered by the session's flow bucket, which is
+ * FLOW_BUDGET_FACTOR times as generous as the request bucket, not left unmetered: a flood of
+ * malformed ACKs once went on unchecked.
  */
-const MAX_HELD_REPLIES = 1024;
-
-/** Flow-controlled traffic that the request bucket does not meter. */
-const UNMETERED = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE_ACK]);
+const FLOW = new Set<number>([MsgType.ACK, MsgType.FILE_CHUNK, MsgType.FILE_ACK, MsgType.PONG]);
+/** 20 × 100 a second carries 2000 ACKs or 125 MiB of 64 KiB chunks a second. */
+export const FLOW_BUDGET_FACTOR = 20;
 
 /**
- * Handles one request. Returns a promise only when the connection's next request has to wait
+ * Values decoded from one frame at most: the work a frame can cost before any limit applies.
+ * A 4 MiB dict of 419k keys took 510 ms to decode; 16,384 values take about 20 ms. The
+ * reference client packs at most 32 KiB per frame (at most 6554 values), and a CREATE_G of
+ * the largest group allowed fits (config.ts keeps `limits.maxGroupMembers` below it).
+ */
+export const MAX_FRAME_VALUES = 16_384;
+
+/**
+ * A message costs one token per VALUES_PER_TOKEN values of its body, started (one for any
+ * ordinary request): decoding is paid by what it cost, so a bucket of 100 a second pays for
+ * at most 6400 values a second, a few milliseconds of CPU.
+ */
+export const VALUES_PER_TOKEN = 64;
+
+/** The tokens a message of `values` values costs. */
+export function messageCost(values: number): number {
+  return values <= VALUES_PER_TOKEN ? 1 : Math.ceil(values / VALUES_PER_TOKEN);
+}
+
+/**
+ * Handles one message. Returns a promise only when the connection's next message has to wait
  * (a handler that has to read the store first, or too many answers held): most requests are
  * answered without one, and this runs for every message.
  */
@@ -94,15 +115,112 @@ export function dispatch(
   ctx: ServerContext,
   session: Session,
   msg: Message,
+  values = 1,
 ): Promise<void> | undefined {
-  if (SILENT.has(msg.type) || session.closing) return;
-  if (!UNMETERED.has(msg.type) && !session.bucket.take()) {
-    refuseFlood(ctx, session, msg);
-    return;
+  if (session.closing) return;
+  // A refusal is a reply too, and may wait behind a held one.
+  if (!admit(ctx, session, msg.type, msg.id, values)) return session.roomForReplies();
+  if (SILENT.has(msg.type)) return;
+  const waiting = handle(ctx, session, msg);
+  if (waiting) return waiting.then(() => session.roomForReplies());
+  return session.roomForReplies();
+}
+
+/**
+ * A malformed message (section 5.4): it costs tokens like any other, gets BAD_REQUEST, and
+ * closes the connection if it is not logged in (no client that works sends one).
+ */
+export function dispatchMalformed(
+  ctx: ServerContext,
+  session: Session,
+  error: { id: number; cause: Error },
+  values = 1,
+): Promise<void> | undefined {
+  if (session.closing) return;
+  if (!admit(ctx, session, MsgType.GENERAL_ERROR, error.id, values)) {
+    return session.roomForReplies();
   }
-  let result: Reply | null | Promise<Reply | null>;
+  ctx.metrics.requestFailed(ErrorCode.BAD_REQUEST);
+  const anonymous = !session.login;
+  session.reply(error.id, MsgType.GENERAL_ERROR, {
+    code: ErrorCode.BAD_REQUEST,
+    message: `Malformed message: ${error.cause.message}${anonymous ? CLOSING : ""}`,
+  });
+  if (anonymous) return void closeAnonymous(ctx, session, "malformed");
+  return session.roomForReplies();
+}
+
+const CLOSING = "; closing the connection";
+
+/** How long a connection that is being closed for misbehaving gets for the last answers to leave. */
+const MISBEHAVING_FLUSH_MS = 500;
+
+function closeAnonymous(ctx: ServerContext, session: Session, why: string): Promise<void> {
+  ctx.log.info("session.misbehaved", { session: session.id, peer: session.ip, why });
+  return session.closeWith(null, null, MISBEHAVING_FLUSH_MS);
+}
+
+/**
+ * The rate limits: true if `session` may have this message handled. Before login every message
+ * draws on the small pre-login bucket; after, flow traffic on the flow bucket and the rest on
+ * the request bucket. A refused request gets RATE_LIMITED in its failure type. A connection
+ * that is not logged in is closed at its first refusal; a logged-in one once its refusals
+ * within the flood window pass the burst: that refusal is answered, then the notice goes, then
+ * the close, and nothing after it is read.
+ */
+function admit(
+  ctx: ServerContext,
+  session: Session,
+  type: number,
+  id: number,
+  values: number,
+): boolean {
+  const { buckets } = session;
+  const bucket = !session.login
+    ? buckets.preLogin
+    : FLOW.has(type)
+    ? buckets.flow
+    : buckets.requests;
+  if (bucket.take(messageCost(values))) return true;
+  ctx.metrics.rateLimited();
+  if (!SILENT.has(type)) {
+    const failureType = failureTypeOf(type);
+    const failure = {
+      code: ErrorCode.RATE_LIMITED,
+      message: bucket === buckets.preLogin
+        ? "Too many messages before login"
+        : `Too many requests; the limit is ${rateOf(ctx, bucket === buckets.flow)} a second`,
+    };
+    session.reply(
+      id,
+      failureType,
+      STATUS_TYPES.has(failureType) ? { success: false, ...failure } : failure,
+    );
+  }
+  if (!session.login || bucket.flooding) {
+    ctx.log.warn("session.flooding", {
+      session: session.id,
+      user: session.login?.user,
+      peer: session.ip,
+    });
+    void session.closeWith(MsgType.GENERAL_ERROR, {
+      code: ErrorCode.RATE_LIMITED,
+      message: "Disconnected for sending too many requests",
+    }, MISBEHAVING_FLUSH_MS);
+  }
+  return false;
+}
+
+function rateOf(ctx: ServerContext, flow: boolean): number {
+  return ctx.config.limits.requestRate * (flow ? FLOW_BUDGET_FACTOR : 1);
+}
+
+/** Routes an admitted request to its handler. */
+function handle(ctx: ServerContext, session: Session, msg: Message): Promise<void> | undefined {
+  let route: Route | undefined;
+  let body: unknown;
   try {
-    const route = ROUTES.get(msg.type);
+    route = ROUTES.get(msg.type);
     if (!route) {
       throw new ParleyError(
         ErrorCode.UNKNOWN_TYPE,
@@ -116,13 +234,23 @@ export function dispatch(
       );
     }
     const schema = RequestBody[msg.type as RequestType] as Schema<unknown>;
-    const body = schema.check(msg.body);
+    body = schema.check(msg.body);
     if (session.login?.oneShot && INTERACTIVE_ONLY.has(msg.type)) {
       throw new ParleyError(
         ErrorCode.NOT_INTERACTIVE,
         `A one-shot session cannot send ${msgTypeName(msg.type)}`,
       );
     }
+  } catch (e) {
+    // A request that no working client sends before login: answered, then the connection goes.
+    const anonymous = !session.login;
+    if (anonymous && e instanceof Error) e.message += CLOSING;
+    replyFailure(ctx, session, msg, e);
+    if (anonymous) void closeAnonymous(ctx, session, msgTypeName(msg.type));
+    return;
+  }
+  let result: Reply | null | Promise<Reply | null>;
+  try {
     result = (route.handler as Handler<unknown>)(ctx, session, body);
   } catch (e) {
     replyFailure(ctx, session, msg, e);
@@ -135,30 +263,6 @@ export function dispatch(
     );
   }
   return answer(ctx, session, msg, result);
-}
-
-/** The rate limit: a failure reply, or for a client that keeps on, disconnection. */
-function refuseFlood(ctx: ServerContext, session: Session, msg: Message): void {
-  ctx.metrics.rateLimited();
-  const { requestRate, requestBurst } = ctx.config.limits;
-  if (session.bucket.strikes > requestBurst) {
-    ctx.log.warn("session.flooding", {
-      session: session.id,
-      user: session.login?.user,
-      peer: session.ip,
-    });
-    void session.closeWith(MsgType.GENERAL_ERROR, {
-      code: ErrorCode.RATE_LIMITED,
-      message: "Disconnected for sending too many requests",
-    }, 500);
-    return;
-  }
-  const type = failureTypeOf(msg.type);
-  const failure = {
-    code: ErrorCode.RATE_LIMITED,
-    message: `Too many requests; the limit is ${requestRate} a second`,
-  };
-  session.reply(msg.id, type, STATUS_TYPES.has(type) ? { success: false, ...failure } : failure);
 }
 
 /** Sends a handler's reply, or holds a place for it until what it waits for is durable. */
@@ -175,7 +279,6 @@ function answer(
     if (reply.durable) {
       // The next request goes ahead while this one waits; the answers keep their order.
       reply.durable.listen(new DurableReply(ctx, session, msg.type, msg.id, reply, after));
-      if (session.heldReplies >= MAX_HELD_REPLIES) return session.belowHeld(MAX_HELD_REPLIES);
       return;
     }
     if (session.reply(msg.id, reply.type, reply.body, after) && after) return after();

@@ -107,7 +107,7 @@ export async function farewell(ctx: ServerContext, session: Session): Promise<vo
   session.pump = null;
   if (!login) return;
   session.login = null;
-  session.loggedOutAt = Date.now();
+  session.loggedOut();
   session.channel.setInboundLimit(ctx.config.limits.preLoginFrameBytes);
   if (login.oneShot) {
     // It was never online and had no transfers: nobody hears of it leaving.

@@ -14,7 +14,8 @@ import { Channel, isConnectionGone, noDelay } from "../transport/channel.ts";
 import { chooseAesGcm } from "../crypto/aes_gcm.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
-import { dispatch } from "./dispatch.ts";
+import { dispatch, dispatchMalformed, FLOW_BUDGET_FACTOR, MAX_FRAME_VALUES } from "./dispatch.ts";
+import { type Clock, monotonic } from "./clock.ts";
 import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -41,10 +42,17 @@ export interface RunningServer {
 /** How long shutdown waits for connections to finish their current request. */
 const SHUTDOWN_GRACE_MS = 3000;
 
+export interface ServerOptions {
+  /** The monotonic clock of the keepalive and the request limits (tests may drive it). */
+  clock?: Clock;
+}
+
 export async function startServer(
   config: Config,
   log: Logger = createLogger(),
+  options: ServerOptions = {},
 ): Promise<RunningServer> {
+  const clock = options.clock ?? monotonic;
   const aes = chooseAesGcm(config.crypto.nativeAes);
   const metrics = new ServerMetrics();
   // The store first: it locks the data dir, so a second server started on the same dir is
@@ -101,7 +109,7 @@ export async function startServer(
   /** Every session past its handshake, logged in or not, for keepalive and shutdown. */
   const sessions = new Set<Session>();
   const perIp = new Map<string, number>();
-  const stopKeepalive = startKeepalive(sessions, config.limits, log);
+  const stopKeepalive = startKeepalive(sessions, config.limits, log, clock);
   let stopping = false;
   metrics.readFrom({
     connections: () => open.size,
@@ -144,14 +152,21 @@ export async function startServer(
       maxFrameBytes: config.limits.maxFrameBytes,
       maxOutboundBytes: config.limits.maxOutboundBytes,
       maxDepth: config.limits.maxValueDepth,
+      maxValues: MAX_FRAME_VALUES,
+      clock,
     });
     // Small frames until login: an anonymous peer cannot make us hold megabytes.
     channel.setInboundLimit(config.limits.preLoginFrameBytes);
-    const session = new Session(
-      channel,
-      ip,
-      new TokenBucket(config.limits.requestRate, config.limits.requestBurst),
-    );
+    const { requestRate, requestBurst, preLoginRequestRate, preLoginRequestBurst } = config.limits;
+    const session = new Session(channel, ip, {
+      requests: new TokenBucket(requestRate, requestBurst, clock),
+      flow: new TokenBucket(
+        requestRate * FLOW_BUDGET_FACTOR,
+        requestBurst * FLOW_BUDGET_FACTOR,
+        clock,
+      ),
+      preLogin: new TokenBucket(preLoginRequestRate, preLoginRequestBurst, clock),
+    }, clock);
     sessions.add(session);
     channel.onFault = (e) => log.info("session.fault", { session: session.id, error: e.message });
     log.debug("session.open", { session: session.id, peer });
@@ -159,18 +174,17 @@ export async function startServer(
   };
 
   /** Handles one inbound frame: its requests in order, their replies leaving together. */
-  const frameHandler = (session: Session) => async ({ messages, error }: DecodedMessages) => {
+  const frameHandler = (session: Session) => async (decoded: DecodedMessages) => {
+    const { messages, error, values } = decoded;
     session.channel.cork();
     try {
-      for (const msg of messages) {
-        const waiting = dispatch(ctx, session, msg);
+      for (let i = 0; i < messages.length; i++) {
+        const waiting = dispatch(ctx, session, messages[i], values?.[i]);
         if (waiting) await waiting;
       }
       if (error) {
-        session.reply(error.id, MsgType.GENERAL_ERROR, {
-          code: ErrorCode.BAD_REQUEST,
-          message: `Malformed message: ${error.cause.message}`,
-        });
+        const waiting = dispatchMalformed(ctx, session, error, values?.[messages.length]);
+        if (waiting) await waiting;
       }
     } finally {
       session.channel.uncork();

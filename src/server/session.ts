@@ -2,21 +2,71 @@
 
 import { ErrorCode } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
-import type { Value } from "../protocol/value.ts";
+import { DictPieces, EncodedValue, utf8Length, type Value } from "../protocol/value.ts";
 import type { Channel } from "../transport/channel.ts";
+import { type Clock, monotonic } from "./clock.ts";
 import type { InboxPump } from "./delivery.ts";
 import type { TokenBucket } from "./throttle.ts";
 
 let nextSessionId = 1;
+
+/**
+ * Responses of one connection that may be held at once behind one still waited for (a SEND
+ * waiting to be durable, say). At either bound the server reads no further message from the
+ * connection until the oldest is answered: every reply counts, not only those that wait (a
+ * flood of ACKs behind a few slow SENDs once held gigabytes). 1024 keeps a pipelining client
+ * busy through a slow commit; 1 MiB is far more than 1024 ordinary replies (about 40 bytes
+ * each), and stops echoed PINGs of megabytes from piling up.
+ */
+export const MAX_HELD_REPLIES = 1024;
+export const MAX_HELD_REPLY_BYTES = 1024 * 1024;
+
+/** How long a closing connection gets to read what was sent before the close (section 8.7). */
+const CLOSE_DRAIN_MS = 2000;
 
 /** A response's place in the connection's order of responses, and once known, the response. */
 export class HeldReply {
   type = 0;
   body: Value = null;
   ready = false;
+  /** About the encoded size of `body`, counted in the session's held bytes. */
+  size = 0;
   /** Runs once the reply has left (the pushes a reply causes come after it). */
   after: (() => unknown) | undefined = undefined;
   constructor(readonly id: number) {}
+}
+
+/** About the bytes `v` takes once encoded (header included); cheap next to encoding it. */
+export function valueSize(v: Value): number {
+  if (typeof v === "string") return 5 + utf8Length(v);
+  if (v === null || typeof v !== "object") return 13;
+  if (v instanceof Uint8Array) return 5 + v.length;
+  if (v instanceof EncodedValue) return v.bytes.length;
+  if (v instanceof Date) return 13;
+  let n = 5;
+  if (v instanceof DictPieces) {
+    for (const piece of v.pieces) {
+      n += piece instanceof Uint8Array ? piece.length : valueSize(piece);
+    }
+    return n;
+  }
+  if (Array.isArray(v)) {
+    for (const item of v) n += valueSize(item);
+    return n;
+  }
+  for (const key in v) {
+    if (Object.hasOwn(v, key) && v[key] !== undefined) n += 1 + key.length + valueSize(v[key]);
+  }
+  return n;
+}
+
+/** What a session may spend: requests, flow-controlled messages, and messages before login. */
+export interface SessionBuckets {
+  requests: TokenBucket;
+  /** ACK, FILE_CHUNK, FILE_ACK and PONG: paced by the peer's own traffic, so more generous. */
+  flow: TokenBucket;
+  /** Every message while not logged in: a connection is anonymous for a few messages only. */
+  preLogin: TokenBucket;
 }
 
 /** The identity a session gains at login. The client never names it; the server sets it. */
@@ -38,18 +88,29 @@ export interface LoggedIn {
 export class Session {
   readonly id = nextSessionId++;
   login: LoggedIn | null = null;
-  /** When the keepalive last sent a PING (0: never). */
-  pingSentAt = 0;
+  /** The channel's `reads` when the keepalive last sent a PING (-1: none sent). */
+  pingSentAtRead = -1;
   /** Streams the user's inbox to this session while it is logged in. */
   pump: InboxPump | null = null;
+  /** When the session last became logged out (the handshake, or a LOGOUT), for the login deadline. */
+  loggedOutAt: number;
 
   constructor(
     readonly channel: Channel,
     /** The peer's address, for per-address limits. */
     readonly ip: string,
-    /** This session's request allowance. */
-    readonly bucket: TokenBucket,
-  ) {}
+    /** This session's allowances. */
+    readonly buckets: SessionBuckets,
+    /** The monotonic clock of the keepalive and the buckets. */
+    readonly clock: Clock = monotonic,
+  ) {
+    this.loggedOutAt = clock();
+  }
+
+  /** The login deadline starts again (a LOGOUT). */
+  loggedOut(): void {
+    this.loggedOutAt = this.clock();
+  }
 
   get closed(): boolean {
     return this.channel.closed;
@@ -57,6 +118,8 @@ export class Session {
 
   /** Responses waiting for an earlier one that is not ready yet, in request order. */
   #held: HeldReply[] = [];
+  /** The `size`s of the replies in #held. */
+  #heldBytes = 0;
   /** Callers of belowHeld waiting for room; made when first needed, like most sessions never do. */
   #drained: (() => void)[] | null = null;
 
@@ -70,11 +133,12 @@ export class Session {
       this.channel.send(type, id, body);
       return true;
     }
-    const slot = this.hold(new HeldReply(id));
+    const slot = new HeldReply(id);
     slot.type = type;
     slot.body = body;
     slot.after = after;
     slot.ready = true;
+    this.hold(slot);
     return false;
   }
 
@@ -83,12 +147,21 @@ export class Session {
    * later replies queue behind it.
    */
   hold<T extends HeldReply>(slot: T): T {
+    slot.size = valueSize(slot.body);
+    this.#heldBytes += slot.size;
     this.#held.push(slot);
     return slot;
   }
 
   /** The answer for a place `hold` kept; it leaves once every response before it has. */
   fill(slot: HeldReply, type: number, body: Value, after?: () => unknown): void {
+    if (slot.ready) throw new Error(`The reply to request ${slot.id} was filled twice`);
+    if (body !== slot.body) {
+      // A slot stays in #held until it is ready, so it is still counted there.
+      const size = valueSize(body);
+      this.#heldBytes += size - slot.size;
+      slot.size = size;
+    }
     slot.type = type;
     slot.body = body;
     slot.after = after;
@@ -101,9 +174,26 @@ export class Session {
     return this.#held.length;
   }
 
-  /** Resolves once fewer than `max` responses are held. */
-  async belowHeld(max: number): Promise<void> {
-    while (this.#held.length >= max && !this.closed) {
+  /** About the bytes of those responses. */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /**
+   * Undefined while the held responses are within both bounds; otherwise a promise that resolves
+   * once they are (or the connection closed): the caller reads no further message until then.
+   */
+  roomForReplies(): Promise<void> | undefined {
+    if (!this.#overHeld()) return;
+    return this.#belowHeld();
+  }
+
+  #overHeld(): boolean {
+    return this.#held.length >= MAX_HELD_REPLIES || this.#heldBytes >= MAX_HELD_REPLY_BYTES;
+  }
+
+  async #belowHeld(): Promise<void> {
+    while (this.#overHeld() && !this.closed) {
       await new Promise<void>((resolve) => (this.#drained ??= []).push(resolve));
     }
   }
@@ -114,6 +204,10 @@ export class Session {
     if (n === 0) return;
     // Out of the queue before sending: a reply that fails to go must not hold up the rest.
     const ready = this.#held.splice(0, n);
+    for (const r of ready) this.#heldBytes -= r.size;
+    if (this.#heldBytes < 0 || (this.#held.length === 0 && this.#heldBytes !== 0)) {
+      throw new Error(`Held reply bytes ${this.#heldBytes} with ${this.#held.length} held`);
+    }
     for (const r of ready) {
       try {
         this.channel.send(r.type, r.id, r.body);
@@ -139,21 +233,42 @@ export class Session {
 
   /** Set once the server has decided to close this connection: no further request is handled. */
   closing = false;
-  /** When the session last became logged out (the handshake, or a LOGOUT), for the login deadline. */
-  loggedOutAt = Date.now();
 
-  /** Tells the client why, waits (briefly) for it to leave, then closes the connection. */
-  async closeWith(type: number, body: Value, waitMs = 2000): Promise<void> {
+  /**
+   * Tells the client why (unless `type` is null: the last reply said it), stops handling its
+   * messages, and closes without losing what was sent (Channel.finish). The notice comes after
+   * the replies still waited for (a SEND's durability), if they come within `waitMs`; past that
+   * it goes ahead of them, and they are not sent. The output then gets `waitMs` to leave.
+   * Resolves once it has left.
+   */
+  async closeWith(type: number | null, body: Value, waitMs = 2000): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true;
-    this.push(type, body);
+    if (this.#held.length > 0) await this.#heldSent(waitMs);
+    if (type !== null && !this.closed) this.push(type, body);
+    await this.channel.finish(waitMs, CLOSE_DRAIN_MS);
+  }
+
+  /** Resolves once no reply is held, the connection has closed, or `ms` have passed. */
+  async #heldSent(ms: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.channel.flush(),
-      new Promise((resolve) => timer = setTimeout(resolve, waitMs)),
-    ]);
-    clearTimeout(timer);
-    this.channel.close();
+    let late = false;
+    const timeout = new Promise<void>((resolve) =>
+      timer = setTimeout(() => {
+        late = true;
+        resolve();
+      }, ms)
+    );
+    try {
+      while (this.#held.length > 0 && !this.closed && !late) {
+        await Promise.race([
+          new Promise<void>((resolve) => (this.#drained ??= []).push(resolve)),
+          timeout,
+        ]);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** KICK, then close: another login of the same account took over, or its tokens ended. */

@@ -4,28 +4,69 @@
  * costs) slows to a crawl while honest users with one typo are not held up.
  */
 
-/** Requests a session may make: `rate` per second on average, `burst` at once. */
+import { type Clock, monotonic } from "./clock.ts";
+
+/**
+ * How long refusals are remembered: a connection refused more than its burst within about this
+ * long is flooding. Long enough that a client sending at twice the rate is caught within seconds,
+ * short enough that an honest client that once overran its allowance is forgiven soon.
+ */
+export const FLOOD_WINDOW_MS = 10_000;
+
+/**
+ * Requests a session may make: `rate` per second on average, `burst` at once. Refusals are
+ * counted as strikes that drain at `burst` per FLOOD_WINDOW_MS: a connection whose strikes pass
+ * `burst` is flooding, however the refusals were spread (counting refusals "in a row" let every
+ * refilled token reset the count, and a sustained flood was never cut off).
+ */
 export class TokenBucket {
   #tokens: number;
-  #at = Date.now();
-  /** Requests refused in a row; sustained abuse ends the connection. */
-  strikes = 0;
+  #at: number;
+  #strikes = 0;
+  #strikesAt: number;
 
-  constructor(private readonly rate: number, private readonly burst: number) {
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    private readonly clock: Clock = monotonic,
+  ) {
+    if (!(rate > 0 && burst >= 1)) throw new RangeError(`Bad token bucket ${rate}/s, ${burst}`);
     this.#tokens = burst;
+    this.#at = this.#strikesAt = clock();
   }
 
-  take(): boolean {
-    const now = Date.now();
+  /**
+   * Takes `cost` tokens (a cost above the burst counts as the burst, so that any request can
+   * pass a full bucket). False, and a strike per token refused, when there are not enough.
+   */
+  take(cost = 1): boolean {
+    const now = this.clock();
+    const need = Math.min(cost, this.burst);
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) / 1000) * this.rate);
     this.#at = now;
-    if (this.#tokens < 1) {
-      this.strikes++;
-      return false;
+    if (this.#tokens >= need) {
+      this.#tokens -= need;
+      return true;
     }
-    this.#tokens -= 1;
-    this.strikes = 0;
-    return true;
+    this.#strikes = this.#strikesLeft(now) + need;
+    this.#strikesAt = now;
+    return false;
+  }
+
+  /** Strikes left at `now` once the drain since the last refusal is taken off (never below 0). */
+  #strikesLeft(now: number): number {
+    const drained = ((now - this.#strikesAt) / FLOOD_WINDOW_MS) * this.burst;
+    return drained >= this.#strikes ? 0 : this.#strikes - drained;
+  }
+
+  /** Refused tokens not yet forgiven. */
+  get strikes(): number {
+    return this.#strikesLeft(this.clock());
+  }
+
+  /** More than the burst refused within about FLOOD_WINDOW_MS: the connection is flooding. */
+  get flooding(): boolean {
+    return this.strikes > this.burst;
   }
 }
 

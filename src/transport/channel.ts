@@ -74,6 +74,10 @@ export interface ChannelOptions {
   maxOutboundBytes: number;
   /** Nesting limit for decoded values. */
   maxDepth: number;
+  /** Values decoded from one frame at most (bounds the work one frame can cost); none if unset. */
+  maxValues?: number;
+  /** Milliseconds on a monotonic clock, for `lastInbound`; `performance.now` if unset. */
+  clock?: () => number;
 }
 
 /** Thrown into the writer's caller when the outbound queue overflows. */
@@ -100,8 +104,18 @@ export class Channel {
   #outBytes = 0;
   #writing: Promise<void> | null = null;
   #closed = false;
-  /** When bytes last arrived from the peer (ms since the epoch), for idle detection. */
-  lastInbound = Date.now();
+  /** Set by `finish`: input is no longer decoded, only read and dropped until the peer closes. */
+  #finishing = false;
+  /** Closes the connection when `finish`'s wait for the peer's close runs out. */
+  #finishTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly #clock: () => number;
+  /** When bytes last arrived from the peer (on the options' clock), for idle detection. */
+  lastInbound: number;
+  /**
+   * Reads that brought bytes. The keepalive notes it when it sends a PING: a PING is answered
+   * once it has changed, however close together the two happened.
+   */
+  reads = 0;
   /** Called once when the channel closes for a reason of its own (write error, slow reader). */
   onFault: (error: Error) => void = () => {};
 
@@ -111,6 +125,8 @@ export class Channel {
     this.#sealer = new FrameSealer(keys.send);
     this.#opener = new FrameOpener(keys.receive);
     this.#opts = opts;
+    this.#clock = opts.clock ?? (() => performance.now());
+    this.lastInbound = this.#clock();
   }
 
   get closed(): boolean {
@@ -251,15 +267,24 @@ export class Channel {
     while (!this.#closed) {
       let frame;
       while ((frame = this.#decoder.readFrame()) !== null) {
+        if (this.#finishing) break; // what comes after the last answer is not even opened
         // Opened over its own bytes and decoded at once: nothing decoded points into them, so
         // the plaintext (a password, say) is wiped before its buffer can go to another channel.
         const plaintext = this.#opener.openInPlace(frame);
-        const decoded = decodeMessages(plaintext, this.#opts.maxDepth);
+        const values: number[] = [];
+        const decoded = decodeMessages(
+          plaintext,
+          this.#opts.maxDepth,
+          this.#opts.maxValues,
+          values,
+        );
+        decoded.values = values;
         plaintext.fill(0);
         const done = onFrame(decoded);
         if (done) await done;
         if (this.#closed) return;
       }
+      if (this.#finishing) break;
       // What is left of the last read is copied before its buffer is read into again (or goes
       // back to the pool, where another connection may take it).
       this.#decoder.keep();
@@ -282,12 +307,61 @@ export class Channel {
         throw e;
       }
       if (n === null) break;
-      this.lastInbound = Date.now();
+      this.lastInbound = this.#clock();
+      this.reads++;
       full = n === buf.length;
       // Read in place: the frames that lie whole in this read are opened straight from `buf`.
       this.#decoder.lend(buf.subarray(0, n));
     }
     if (buf !== idle) releaseReadBuffer(buf);
+    if (this.#finishing) await this.#discardInput();
+  }
+
+  /**
+   * Ends the connection without losing what was sent. Input stops being decoded; the output is
+   * given at most `flushMs` to reach the socket; then the sending side is shut (FIN) and what the
+   * peer still sends is read and dropped until it closes, for at most `drainMs`. Closing with
+   * unread input would make the kernel send RST, and the peer's kernel then drops what it had not
+   * yet handed over: the answers and the notice before a close were lost exactly when they
+   * mattered (a client that burst 10,000 requests got none of them back). Resolves once the
+   * output has left (or the flush gave up); the channel closes later, when the peer has closed,
+   * the drain time has passed, or `receive` has ended.
+   */
+  async finish(flushMs: number, drainMs: number): Promise<void> {
+    if (this.#closed || this.#finishing) return;
+    this.#finishing = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flushed = await Promise.race([
+      this.flush().then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), flushMs)),
+    ]);
+    clearTimeout(timer);
+    if (this.#closed) return;
+    if (!flushed) {
+      this.close(); // a peer that does not read gets nothing more from waiting
+      return;
+    }
+    try {
+      await (this.#conn as Deno.TcpConn).closeWrite();
+    } catch {
+      this.close();
+      return;
+    }
+    this.#finishTimer = setTimeout(() => this.close(), drainMs);
+  }
+
+  /** While finishing: reads and drops input until the peer closes (or `close` ends the wait). */
+  async #discardInput(): Promise<void> {
+    const buf = spareReadBuffers.pop() ?? new Uint8Array(BUSY_READ_BUFFER_BYTES);
+    try {
+      while (!this.#closed) {
+        if (await this.#conn.read(buf) === null) return;
+      }
+    } catch (e) {
+      if (!this.#closed && !isConnectionGone(e)) throw e;
+    } finally {
+      releaseReadBuffer(buf);
+    }
   }
 
   #fault(error: Error): void {
@@ -300,6 +374,7 @@ export class Channel {
     if (this.#closed) return;
     this.#closed = true;
     this.#out = null;
+    clearTimeout(this.#finishTimer);
     try {
       this.#conn.close();
     } catch {

@@ -3,6 +3,7 @@
 import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
 import { decodeMessages, encodeMessages, type Message } from "../../src/protocol/message_codec.ts";
 import type { FrameDecoder } from "../../src/protocol/frame.ts";
+import { MsgType } from "../../src/protocol/messages.ts";
 import { initiateHandshake, writeAll } from "../../src/transport/handshake_io.ts";
 
 export class RawClient {
@@ -22,6 +23,29 @@ export class RawClient {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     const { keys, decoder } = await initiateHandshake(conn, 1024 * 1024);
     return new RawClient(conn, keys, decoder);
+  }
+
+  /**
+   * A raw client logged in as a new account `name`: REGISTER and LOGIN, read up to INITIALIZE.
+   * Before login a server closes a connection that misbehaves; tests of what a logged-in one
+   * may do start here.
+   */
+  static async loggedIn(port: number, name: string): Promise<RawClient> {
+    const raw = await RawClient.connect(port);
+    const password = "password-" + name;
+    await raw.send(raw.frame([
+      { type: MsgType.REGISTER, id: 1, body: [name, password] },
+      { type: MsgType.LOGIN, id: 2, body: [name, password] },
+    ]));
+    while (true) {
+      const messages = await raw.receive();
+      if (messages === null) throw new Error(`The server closed the connection of ${name}`);
+      const failed = messages.find((m) =>
+        m.type === MsgType.REG_FAIL || m.type === MsgType.LG_FAIL
+      );
+      if (failed) throw new Error(`Could not log in ${name}: ${JSON.stringify(failed.body)}`);
+      if (messages.some((m) => m.type === MsgType.INITIALIZE)) return raw;
+    }
   }
 
   /** Seals messages into the next frame (without sending it). */

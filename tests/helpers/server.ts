@@ -15,7 +15,12 @@ export function testConfig(dataDir: string, patch: Record<string, unknown> = {})
     dataDir,
     accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
     // Tests send in bursts; the rate limit has its own test.
-    limits: { requestRate: 1_000_000, requestBurst: 1_000_000 },
+    limits: {
+      requestRate: 1_000_000,
+      requestBurst: 1_000_000,
+      preLoginRequestRate: 1_000_000,
+      preLoginRequestBurst: 1_000_000,
+    },
     // In-process servers (and their clients) use node:crypto, the implementation every platform
     // has; servers run as child processes use OpenSSL where it loads (tests/cli, aes_gcm_test).
     crypto: { nativeAes: false },

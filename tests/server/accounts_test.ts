@@ -60,32 +60,43 @@ Deno.test("login of an unknown user gets LG_FAIL code 0", () =>
     assert.equal((reply.body as { code: number }).code, ErrorCode.NO_SUCH_USER);
   }));
 
-Deno.test("requests before login are refused with GENERAL_ERROR NOT_LOGGED_IN", () =>
+Deno.test("requests before login are refused with GENERAL_ERROR NOT_LOGGED_IN, and the connection closed", () =>
   withServer(async (t) => {
-    const c = await t.connect();
     for (
       const [type, body] of [[MsgType.LOGOUT, null], [MsgType.CHANGE_PASSWORD, ["a", "b"]]] as const
     ) {
+      const c = await t.connect();
+      assert.ok(await c.ping() >= 0, "PING needs no login");
       const reply = await c.request(type, body as never);
       assert.equal(reply.type, MsgType.GENERAL_ERROR);
       assert.equal((reply.body as { code: number }).code, ErrorCode.NOT_LOGGED_IN);
+      assert.match((reply.body as { message: string }).message, /closing the connection/);
+      await c.closed;
     }
-    // PING needs no login.
-    assert.ok(await c.ping() >= 0);
   }));
 
-Deno.test("unknown message types and malformed bodies get GENERAL_ERROR, the connection stays", () =>
+Deno.test("unknown message types and malformed bodies get GENERAL_ERROR; logged in, the connection stays", () =>
   withServer(async (t) => {
-    const c = await t.connect();
+    const c = await t.user("erin");
     const unknown = await c.request(9999, null);
     assert.equal(unknown.type, MsgType.GENERAL_ERROR);
     assert.equal((unknown.body as { code: number }).code, ErrorCode.UNKNOWN_TYPE);
-    const bad = await c.request(MsgType.LOGIN, { user: "x" });
-    assert.equal(bad.type, MsgType.LG_FAIL);
+    const bad = await c.request(MsgType.ADD_FRIEND, { user: "x" });
+    assert.equal(bad.type, MsgType.STATUS_ADD_FRIEND);
     assert.equal((bad.body as { code: number }).code, ErrorCode.BAD_REQUEST);
-    assert.match((bad.body as { message: string }).message, /LOGIN/);
-    await c.register("erin", "password1");
-    await c.login("erin", "password1");
+    assert.match((bad.body as { message: string }).message, /ADD_FRIEND/);
+    assert.ok(await c.ping() >= 0);
+    // Before login either one is answered, then the connection is closed.
+    for (const [type, body] of [[9999, null], [MsgType.LOGIN, { user: "x" }]] as const) {
+      const anonymous = await t.connect();
+      const reply = await anonymous.request(type, body);
+      assert.equal(
+        (reply.body as { code: number }).code,
+        type === 9999 ? ErrorCode.UNKNOWN_TYPE : ErrorCode.BAD_REQUEST,
+      );
+      assert.match((reply.body as { message: string }).message, /closing the connection/);
+      await anonymous.closed;
+    }
   }));
 
 Deno.test("a second login of the same user kicks the first session", () =>

@@ -38,7 +38,7 @@ Deno.test("spoofed sender fields are ignored: the server says who sent a message
 Deno.test("deep nesting and invalid UTF-8 inside a sealed frame get BAD_REQUEST, nothing more", () =>
   withServer(async (t) => {
     const bystander = await t.user("bystander");
-    const raw = await RawClient.connect(t.port);
+    const raw = await RawClient.loggedIn(t.port, "mallory");
     // PING whose body nests 40 lists deep (the limit is 16).
     let value = new Uint8Array([Tag.NULL, 0, 0, 0, 0]);
     for (let i = 0; i < 40; i++) {

@@ -3,9 +3,22 @@
 import assert from "node:assert/strict";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
-import { HeldReply, Session } from "../../src/server/session.ts";
+import {
+  HeldReply,
+  MAX_HELD_REPLIES,
+  MAX_HELD_REPLY_BYTES,
+  Session,
+} from "../../src/server/session.ts";
 import { TokenBucket } from "../../src/server/throttle.ts";
 import type { Channel } from "../../src/transport/channel.ts";
+
+function buckets() {
+  return {
+    requests: new TokenBucket(100, 100),
+    flow: new TokenBucket(100, 100),
+    preLogin: new TokenBucket(100, 100),
+  };
+}
 
 /** A channel that records what is sent and refuses the body "unsendable". */
 function fakeChannel(sent: { type: number; id: number; body: Value }[]): Channel {
@@ -24,7 +37,7 @@ Deno.test("held replies leave in request order, and one that cannot be sent hold
   console.error = (...args: unknown[]) => printed.push(args);
   try {
     const sent: { type: number; id: number; body: Value }[] = [];
-    const session = new Session(fakeChannel(sent), "127.0.0.1", new TokenBucket(100, 100));
+    const session = new Session(fakeChannel(sent), "127.0.0.1", buckets());
     const first = session.hold(new HeldReply(1));
     const second = session.hold(new HeldReply(2));
     const afters: number[] = [];
@@ -44,4 +57,54 @@ Deno.test("held replies leave in request order, and one that cannot be sent hold
   } finally {
     console.error = original;
   }
+});
+
+Deno.test("held replies are bounded in count and in bytes; room comes back as they leave", async () => {
+  const sent: { type: number; id: number; body: Value }[] = [];
+  const session = new Session(fakeChannel(sent), "127.0.0.1", buckets());
+  const first = session.hold(new HeldReply(1));
+  // Big echoes behind a reply still waited for: about 100 KiB each.
+  const big = new Uint8Array(100 * 1024);
+  let id = 2;
+  while (session.roomForReplies() === undefined) session.reply(id++, MsgType.PONG, big);
+  assert.equal(id - 2, Math.ceil(MAX_HELD_REPLY_BYTES / (big.length + 5)), "stops at 1 MiB");
+  assert.ok(session.heldBytes >= MAX_HELD_REPLY_BYTES);
+  const room = session.roomForReplies()!;
+  session.fill(first, MsgType.SENT, null);
+  await room;
+  assert.equal(session.heldReplies, 0);
+  assert.equal(session.heldBytes, 0);
+  assert.equal(sent.length, id - 1);
+  // And by count: small replies stop at MAX_HELD_REPLIES.
+  const again = session.hold(new HeldReply(id++));
+  while (session.roomForReplies() === undefined) session.reply(id++, MsgType.PONG, null);
+  assert.equal(session.heldReplies, MAX_HELD_REPLIES);
+  session.fill(again, MsgType.SENT, null);
+  assert.equal(session.roomForReplies(), undefined);
+});
+
+Deno.test("a closing notice comes after the replies still waited for, or after waitMs ahead of them", async () => {
+  const sent: { type: number; id: number; body: Value }[] = [];
+  const channel = fakeChannel(sent) as unknown as { finish: () => Promise<void> };
+  let finished = 0;
+  channel.finish = () => {
+    finished++;
+    return Promise.resolve();
+  };
+  const session = new Session(channel as unknown as Channel, "127.0.0.1", buckets());
+  const slot = session.hold(new HeldReply(1));
+  const closing = session.closeWith(MsgType.GENERAL_ERROR, "bye", 1000);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(sent.length, 0, "the notice waits for the SENT before it");
+  session.fill(slot, MsgType.SENT, "sent");
+  await closing;
+  assert.deepEqual(sent.map((m) => [m.id, m.body]), [[1, "sent"], [0, "bye"]]);
+  assert.equal(finished, 1);
+  // A reply that never comes holds the notice back for waitMs only.
+  const stuck = new Session(channel as unknown as Channel, "127.0.0.1", buckets());
+  stuck.hold(new HeldReply(2));
+  const started = performance.now();
+  await stuck.closeWith(MsgType.GENERAL_ERROR, "bye too", 50);
+  assert.ok(performance.now() - started >= 45);
+  assert.deepEqual(sent.at(-1), { type: MsgType.GENERAL_ERROR, id: 0, body: "bye too" });
 });

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
+import type { Value } from "../../src/protocol/value.ts";
 import type { ParleyClient } from "../../src/client/client.ts";
 import { Link } from "../../src/client/link.ts";
 import { join } from "node:path";
@@ -188,16 +189,18 @@ Deno.test("a RESUME during CHANGE_PASSWORD does not survive it", () =>
 
 Deno.test("LOGIN with a bad session kind or device id is refused", () =>
   withServer(async (t) => {
-    const c = await t.connect();
-    await c.register("hal", "password-hal");
-    const kind = await c.request(MsgType.LOGIN, ["hal", "password-hal", { kind: "bot" }]);
-    assert.equal(kind.type, MsgType.LG_FAIL);
-    assert.equal((kind.body as { code: number }).code, ErrorCode.BAD_REQUEST);
-    const device = await c.request(MsgType.LOGIN, ["hal", "password-hal", {
-      device: new Uint8Array(3),
-    }]);
-    assert.equal((device.body as { code: number }).code, ErrorCode.BAD_REQUEST);
+    await (await t.connect()).register("hal", "password-hal");
+    // A malformed LOGIN is answered; then, as for any bad request before login, the connection ends.
+    const bad: Value[] = [{ kind: "bot" }, { device: new Uint8Array(3) }];
+    for (const options of bad) {
+      const c = await t.connect();
+      const r = await c.request(MsgType.LOGIN, ["hal", "password-hal", options]);
+      assert.equal(r.type, MsgType.LG_FAIL);
+      assert.equal((r.body as { code: number }).code, ErrorCode.BAD_REQUEST);
+      await c.closed;
+    }
     // Version 1's two-element body still works, and its token does not rotate.
+    const c = await t.connect();
     const v1 = await c.request(MsgType.LOGIN, ["hal", "password-hal"]);
     assert.equal(v1.type, MsgType.LG_OK);
     const token = (v1.body as { token: Uint8Array }).token;

@@ -127,7 +127,7 @@ Deno.test("an oversized length field closes the connection before anything is al
 
 Deno.test("a malformed message inside a valid frame gets GENERAL_ERROR and the connection stays", () =>
   withServer(async (t) => {
-    const raw = await RawClient.connect(t.port);
+    const raw = await RawClient.loggedIn(t.port, "alice");
     // type LOGIN, id 5, then a value header claiming 100 bytes that are not there.
     const plaintext = new Uint8Array([0, 0, 0, 1, 0, 0, 0, 5, 2, 0, 0, 0, 100, 0x41]);
     await raw.send(raw.sealer.seal(plaintext));
@@ -138,6 +138,14 @@ Deno.test("a malformed message inside a valid frame gets GENERAL_ERROR and the c
     await raw.send(raw.frame([ping(6)]));
     assert.deepEqual((await raw.receive())!.map((m) => m.id), [6]);
     raw.close();
+    // Before login no working client sends one: answered, then the connection is closed.
+    const anonymous = await RawClient.connect(t.port);
+    await anonymous.send(anonymous.sealer.seal(plaintext));
+    const [answer] = (await anonymous.receive())!;
+    assert.equal(answer.id, 5);
+    assert.match((answer.body as { message: string }).message, /closing the connection/);
+    assert.equal(await anonymous.receive(), null);
+    anonymous.close();
   }));
 
 Deno.test("an unfinished handshake is dropped after the handshake timeout", () =>
