@@ -37,11 +37,13 @@ export async function openKvStore(
   if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);
   await inbox.sweep();
+  const groups = new KvGroupStore(kv);
+  await groups.sweep();
   return {
     users: new KvUserStore(kv),
     tokens: new KvTokenStore(kv),
     friends: new KvFriendStore(kv),
-    groups: new KvGroupStore(kv),
+    groups,
     inbox,
     world: await KvWorldStore.open(kv, committer, opts.worldBacklog),
     ping: async () => {
