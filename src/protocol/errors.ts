@@ -82,6 +82,9 @@ export const ErrorCode = {
   CANNOT_SELF: 24,
   RATE_LIMITED: 25,
   THROTTLED: 26,
+  STORE_FULL: 45,
+  OUTBOX_FULL: 46,
+  SENDING_TOO_FAST: 47,
 } as const;
 
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];

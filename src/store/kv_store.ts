@@ -37,6 +37,7 @@ export async function openKvStore(
   if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);
   await inbox.sweep();
+  await inbox.load();
   const groups = new KvGroupStore(kv);
   await groups.sweep();
   return {
