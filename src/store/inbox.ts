@@ -240,6 +240,7 @@ export class KvInboxStore implements InboxStore {
 
   #queue(user: string): Promise<QueueStats> {
     let stats = this.#stats.get(user);
+    if (!stats && this.#loaded) return Promise.resolve(this.#empty(user));
     if (!stats) {
       stats = this.#count(user);
       this.#stats.set(user, stats);
@@ -253,16 +254,23 @@ export class KvInboxStore implements InboxStore {
   #countedAll(recipients: string[]): QueueStats[] | null {
     const out: QueueStats[] = [];
     for (const user of recipients) {
-      let q = this.#counted.get(user);
-      if (!q) {
-        if (!this.#loaded) return null;
-        q = emptyQueue();
-        this.#counted.set(user, q);
-        this.#stats.set(user, Promise.resolve(q));
-      }
+      const q = this.#counted.get(user) ?? (this.#loaded ? this.#empty(user) : null);
+      if (!q) return null;
       out.push(q);
     }
     return out;
+  }
+
+  /**
+   * The counts of an inbox known to be empty: once every inbox was counted (load), one not
+   * counted has no rows. Made at once, so that no second object can stand for the same inbox.
+   */
+  #empty(user: string): QueueStats {
+    assert(this.#loaded && !this.#stats.has(user), `${user}'s inbox is counted once`);
+    const q = emptyQueue();
+    this.#counted.set(user, q);
+    this.#stats.set(user, Promise.resolve(q));
+    return q;
   }
 
   /**
