@@ -789,10 +789,12 @@ Deno.test("the message type table's kinds, replies and sections agree with the c
   assert.ok(section(DOC, "### 5.2 ").includes("**ACK, FILE_CHUNK and FILE_ACK**"));
 });
 
-Deno.test("the error code table lists exactly ErrorCode, with the right numbers and no gaps", () => {
+Deno.test("the error code table lists exactly ErrorCode, with the right numbers, in order", () => {
   const rows = tableRows(DOC, "14. Error codes");
   assertTableMatches(rows, ErrorCode, "error code");
-  assert.deepEqual([...rows.values()].sort((a, b) => a - b), [...rows.keys()].map((_, i) => i));
+  // Blocks of codes were handed out per area (45-49: the store's budgets), so there are gaps.
+  const codes = [...rows.values()];
+  assert.deepEqual(codes, [...new Set(codes)].sort((a, b) => a - b));
 });
 
 Deno.test("every type or code named with its number in the prose and tables has that number", () => {
