@@ -367,7 +367,8 @@ export class KvInboxStore implements InboxStore {
     }
     // Its own commits: a blob is only reachable once an inbox entry names it. Until then a
     // marker says it is in flight, so that a crash in between leaves nothing behind for good.
-    await this.committer.write([{ type: "set", key: ["blob_pending", id], value: new Date() }]);
+    // The marker goes with the first chunks (a group's text or small image: with all of them).
+    mutations.unshift({ type: "set", key: ["blob_pending", id], value: new Date() });
     for (let i = 0; i < mutations.length; i += 8) {
       await this.committer.write(mutations.slice(i, i + 8), 8 * CHUNK_BYTES);
     }
