@@ -47,6 +47,8 @@ export const DEFER_MS = 100;
  * 24 MiB. Below it a copy per row costs less than the blob's own commits and rows.
  */
 export const SHARED_MIN_BYTES = 1024;
+/** What a row naming a blob (and its ref) counts for in a commit's bytes: far more than it holds. */
+const BLOB_ROW_BYTES = 1024;
 /** Fixed overhead counted per queued message, so that empty messages still count. */
 const ITEM_OVERHEAD = 64;
 
@@ -123,6 +125,8 @@ class Placement extends Completion {
   failed = 0;
   error: Error | null = null;
   queuedCount = 0;
+  /** Some row naming the blob was committed (so the blob is referenced in the store). */
+  committed = false;
   constructor(
     readonly blob: BlobRef | undefined,
     readonly message: ChatMessage,
@@ -431,8 +435,9 @@ export class KvInboxStore implements InboxStore {
 
   /**
    * Takes each recipient's seq and queues the rows. Nothing in here awaits, so seqs follow call
-   * order and each user's rows reach the store in seq order. Rows that name a blob are never
-   * deferred: the blob's in-flight marker goes with the last of them.
+   * order and each user's rows reach the store in seq order. The blob, if any, is committed
+   * already; its rows (an inbox row and a ref per recipient) are deferred like any other, and
+   * #placed deletes the blob if none of them is ever committed.
    */
   #place(
     recipients: string[],
@@ -473,13 +478,12 @@ export class KvInboxStore implements InboxStore {
         durable: placement,
       };
     }
-    const perBytes = blob ? 1024 : size;
-    // Two rows per recipient when there is a blob, and one more in the last write for the blob's
-    // in-flight marker.
+    const perBytes = blob ? BLOB_ROW_BYTES : size;
+    // Two rows per recipient when there is a blob.
     const perWrite = Math.max(
       1,
       Math.min(
-        blob ? Math.floor((MAX_BATCH_MUTATIONS - 1) / 2) : MAX_BATCH_MUTATIONS,
+        Math.floor(MAX_BATCH_MUTATIONS / rowsPerItem(blob)),
         Math.floor(MAX_BATCH_BYTES / perBytes),
       ),
     );
@@ -491,7 +495,7 @@ export class KvInboxStore implements InboxStore {
       const user = recipients[i];
       const q = stats[i];
       const seq = q.next++;
-      const deferred = !blob && deferFor(user);
+      const deferred = deferFor(user);
       const item: InboxItem = {
         user,
         seq,
@@ -506,7 +510,7 @@ export class KvInboxStore implements InboxStore {
       this.#tallyItem(q, item, 1);
       let rows: Deno.KvMutation[];
       if (deferred) {
-        rows = [UNBUILT_ROW];
+        rows = blob ? [UNBUILT_ROW, UNBUILT_ROW] : [UNBUILT_ROW];
       } else {
         const row: Deno.KvMutation = {
           type: "set",
@@ -528,8 +532,6 @@ export class KvInboxStore implements InboxStore {
       }
       queued.push(item);
     }
-    // The last write also clears the in-flight marker: if it commits, the blob has a ref.
-    if (blob && now) now.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
     placement.waiting = placement.batches = batches.length;
     placement.queuedCount = queued.length;
 
@@ -554,11 +556,12 @@ export class KvInboxStore implements InboxStore {
         this.#batchTaken,
       );
       if (!b.deferred) continue;
-      // One row per item in a deferred write (no blob): item k is row k.
+      // Item k's rows start at row k (k × 2 with a blob: its row, then its ref).
+      const per = rowsPerItem(blob);
       for (let k = 0; k < b.items.length; k++) {
         const item = b.items[k];
         item.staged = write;
-        item.stagedAt = k;
+        item.stagedAt = k * per;
         this.#lastDeferred.set(item.user, write);
       }
     }
@@ -583,12 +586,24 @@ export class KvInboxStore implements InboxStore {
     const stored = b.placement.storedItem();
     stored.message = storable(stored.message);
     if (!b.deferred) return;
-    // One row per item in a deferred write; a cancelled one is null.
+    // Item k's rows start at row k × per; a cancelled one is null.
     const rows = write.mutations;
-    for (let k = 0; k < rows.length; k++) {
-      if (rows[k] !== UNBUILT_ROW) continue;
+    const blob = b.placement.blob;
+    const per = rowsPerItem(blob);
+    assert(rows.length === b.items.length * per, "a deferred write has its items' rows");
+    for (let k = 0; k < b.items.length; k++) {
       const item = b.items[k];
-      rows[k] = { type: "set", key: ["inbox", item.user, item.seq], value: stored };
+      const at = k * per;
+      if (rows[at] === UNBUILT_ROW) {
+        rows[at] = { type: "set", key: ["inbox", item.user, item.seq], value: stored };
+      }
+      if (blob && rows[at + 1] === UNBUILT_ROW) {
+        rows[at + 1] = {
+          type: "set",
+          key: ["blob_ref", blob.id, item.user, item.seq],
+          value: true,
+        };
+      }
     }
   };
 
@@ -601,6 +616,7 @@ export class KvInboxStore implements InboxStore {
       }
     }
     const p = b.placement;
+    if (!error && write.live > 0) p.committed = true;
     if (error) {
       p.failed++;
       p.error ??= error;
@@ -620,18 +636,39 @@ export class KvInboxStore implements InboxStore {
   /** Every batch has settled: the enqueue is durable, or failed. */
   #placed(p: Placement): void {
     const blob = p.blob;
-    if (blob && (p.queuedCount === 0 || p.failed === p.batches)) {
-      // No stored row names the blob: it goes, with its in-flight marker.
-      this.#deleteBlob(blob.id)
-        .then(() => this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]))
-        .then(
-          () => p.error ? p.reject(p.error) : p.resolve(),
-          (e) => p.reject(p.error ?? e),
-        );
+    if (!blob) {
+      if (p.error) p.reject(p.error);
+      else p.resolve();
       return;
     }
-    if (p.error) p.reject(p.error);
-    else p.resolve();
+    const marker: Deno.KvMutation = { type: "delete", key: ["blob_pending", blob.id] };
+    if (p.committed) {
+      // A stored row names the blob: its in-flight marker can go. If this write is lost, the
+      // next start finds the ref and deletes the marker then.
+      this.#track(this.committer.write([marker]).catch(() => {}));
+      if (p.error) p.reject(p.error);
+      else p.resolve();
+      return;
+    }
+    // No stored row names the blob (nobody took the message, every write failed, or every copy
+    // was acknowledged before its row was written): it goes, then its marker.
+    const dropped = this.#deleteBlob(blob.id).then(() => this.committer.write([marker]));
+    if (p.queuedCount > 0 && !p.error) {
+      // Every copy was delivered: the sender need not wait for the clean-up.
+      this.#track(dropped.catch(() => {}));
+      p.resolve();
+      return;
+    }
+    dropped.then(
+      () => p.error ? p.reject(p.error) : p.resolve(),
+      (e) => p.reject(p.error ?? e),
+    );
+  }
+
+  /** A step after a commit that the store waits for before it closes (removalsDone). */
+  #track(work: Promise<void>): void {
+    this.#removing.add(work);
+    work.finally(() => this.#removing.delete(work));
   }
 
   settle(): Promise<void> {
@@ -723,7 +760,7 @@ export class KvInboxStore implements InboxStore {
       this.#tallyItem(q, item, -1);
       const staged = item.staged;
       item.staged = null;
-      if (staged?.cancel(item.stagedAt, item.size)) {
+      if (staged && cancelRows(staged, item)) {
         // Acknowledged before its row left: neither the row nor its delete reach KV.
         this.absorbed++;
         continue;
@@ -863,4 +900,19 @@ function resolved(): Completion {
   const c = new Completion();
   c.resolve();
   return c;
+}
+
+/** Rows per queued item: its inbox row, and its ref when the content is in a blob. */
+function rowsPerItem(blob: BlobRef | undefined): 1 | 2 {
+  return blob ? 2 : 1;
+}
+
+/** Drops an item's rows from a write that has not left yet; false if it has. */
+function cancelRows(write: PendingWrite, item: InboxItem): boolean {
+  if (!write.cancel(item.stagedAt, item.blob !== null ? BLOB_ROW_BYTES : item.size)) return false;
+  // Its ref goes with it: both leave in the same commit or neither does.
+  if (item.blob !== null) {
+    assert(write.cancel(item.stagedAt + 1), "a row's ref is cancelled with it");
+  }
+  return true;
 }
