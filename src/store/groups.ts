@@ -93,6 +93,11 @@ export class KvGroupStore implements GroupStore {
         .commit();
       if (!done.ok) throw new Error(`Writing group ${id} failed`);
       return record;
+    } catch (e) {
+      // The members written so far go now (they count against each one's groups), or at the
+      // next start if this fails too.
+      await this.#dropUnfinished(id).catch(() => {});
+      throw e;
     } finally {
       // Readers may have seen some members before the record: they saw no group, but the lists.
       this.#forget(id, users);
@@ -108,22 +113,34 @@ export class KvGroupStore implements GroupStore {
     for await (const e of this.kv.list({ prefix: ["group_pending"] })) {
       const id = e.key[1] as number;
       const record = await this.kv.get(["group", id]);
-      let op = this.kv.atomic();
-      let n = 0;
       if (record.value === null) {
-        for await (const m of this.kv.list<string>({ prefix: ["member", id] })) {
-          op.delete(m.key).delete(["member_of", m.key[2] as string, id]);
-          if (++n % MEMBERS_PER_COMMIT === 0) {
-            await op.commit();
-            op = this.kv.atomic();
-          }
-        }
+        await this.#dropUnfinished(id);
         swept++;
+      } else {
+        await this.kv.delete(e.key);
       }
-      await op.delete(e.key).commit();
-      this.#forget(id, []);
     }
     return swept;
+  }
+
+  /** Deletes the members of group `id`, whose record was never written, then its marker. */
+  async #dropUnfinished(id: number): Promise<void> {
+    const users: string[] = [];
+    let op = this.kv.atomic();
+    for await (const m of this.kv.list<string>({ prefix: ["member", id] })) {
+      const user = m.key[2] as string;
+      users.push(user);
+      op.delete(m.key).delete(["member_of", user, id]);
+      if (users.length % MEMBERS_PER_COMMIT === 0) {
+        if (!(await op.commit()).ok) throw new Error(`Deleting group ${id}'s members failed`);
+        op = this.kv.atomic();
+      }
+    }
+    // The marker last: until it goes, the next start tries again.
+    if (!(await op.delete(["group_pending", id]).commit()).ok) {
+      throw new Error(`Deleting group ${id}'s members failed`);
+    }
+    this.#forget(id, users);
   }
 
   get(id: number): Promise<GroupRecord | null> {

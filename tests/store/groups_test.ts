@@ -88,3 +88,45 @@ Deno.test("GroupStore.sweep() keeps a group whose record was written (the marker
       kv.close();
     }
   }));
+
+Deno.test("a large group whose last commit fails leaves no members behind, and its creator gets the error", () =>
+  withDir(async (dir) => {
+    await Deno.mkdir(dir, { recursive: true });
+    const real = await Deno.openKv(join(dir, KV_FILE));
+    try {
+      // The record's commit fails (a full disk, say); the members' went through.
+      const kv = failingSets(real, (key) => key[0] === "group");
+      const groups = new KvGroupStore(kv);
+      await assert.rejects(groups.create("big", "u0", people(500)), /disk full/);
+      assert.equal(await groups.countOf("u7"), 0);
+      for (const prefix of [["member"], ["member_of"], ["group_pending"]]) {
+        assert.equal((await Array.fromAsync(real.list({ prefix }))).length, 0, String(prefix));
+      }
+    } finally {
+      real.close();
+    }
+  }));
+
+/** A KV whose atomic commits fail when they set a key that `hit` picks. */
+function failingSets(real: Deno.Kv, hit: (key: Deno.KvKey) => boolean): Deno.Kv {
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          let fail = false;
+          const set = op.set.bind(op);
+          op.set = (key, value, options) => {
+            if (hit(key)) fail = true;
+            return set(key, value, options);
+          };
+          const commit = op.commit.bind(op);
+          op.commit = () => fail ? Promise.reject(new Error("disk full")) : commit();
+          return op;
+        };
+      }
+      const v = Reflect.get(target, prop);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
