@@ -45,6 +45,10 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.maxInvitations": { min: 1, max: 100_000 },
   "queue.maxMessages": { min: 1, max: 10_000_000 },
   "queue.maxBytes": { min: 1024, max: 2 ** 40 },
+  "queue.senderSharePercent": { min: 1, max: 100 },
+  "queue.maxSenderBytes": { min: 1024, max: 2 ** 50 },
+  "queue.senderBytesPerMinute": { min: 1024, max: 2 ** 50 },
+  "queue.maxTotalBytes": { min: 1024, max: 2 ** 50 },
   "world.backlog": { min: 0, max: 10_000 },
   "files.chunkBytes": { min: 1024, max: 1024 * 1024 },
   "files.window": { min: 1, max: 1024 },
@@ -95,6 +99,25 @@ function checkTogether(c: Config, source: string): void {
     throw new ConfigError(
       `${source}: "limits.maxFrameBytes" must be at least ${largest} to carry the largest image, text or file chunk`,
     );
+  }
+  // One sender's share of an inbox, and the store budgets, must each take the largest message:
+  // otherwise it could never be sent.
+  const message = Math.max(limits.maxImageBytes, limits.maxTextBytes * 3) + 4096;
+  const { queue } = c;
+  const shares: [string, number][] = [
+    [
+      '"queue.maxBytes" × "queue.senderSharePercent" / 100',
+      queue.maxBytes * queue.senderSharePercent / 100,
+    ],
+    ['"queue.maxSenderBytes"', queue.maxSenderBytes],
+    ['"queue.maxTotalBytes"', queue.maxTotalBytes],
+  ];
+  for (const [what, bytes] of shares) {
+    if (bytes < message) {
+      throw new ConfigError(
+        `${source}: ${what} must be at least ${message} to take the largest message`,
+      );
+    }
   }
   if (limits.maxOutboundBytes < 2 * limits.maxFrameBytes) {
     throw new ConfigError(

@@ -83,6 +83,9 @@ export const ErrorCode = {
   RATE_LIMITED: 25,
   THROTTLED: 26,
   NOT_INTERACTIVE: 35,
+  STORE_FULL: 45,
+  OUTBOX_FULL: 46,
+  SENDING_TOO_FAST: 47,
   // Consent (codes 55-59).
   BLOCKED: 55,
   NOT_BLOCKED: 56,

@@ -8,6 +8,7 @@ import type { FileRelay } from "./file_relay.ts";
 import type { Hub } from "./hub.ts";
 import type { LoginThrottle } from "./throttle.ts";
 import type { Logger } from "./log.ts";
+import type { SendBudget } from "./send_budget.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { LoggedIn, Session } from "./session.ts";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
@@ -21,6 +22,8 @@ export interface ServerContext {
   log: Logger;
   files: FileRelay;
   logins: LoginThrottle;
+  /** Each sender's bytes of queued messages per minute (SEND). */
+  sends: SendBudget;
   /** Counters for /metrics; each hook is one cheap call. */
   metrics: ServerMetrics;
 }

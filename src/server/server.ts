@@ -25,6 +25,7 @@ import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
+import { SendBudget } from "./send_budget.ts";
 import { Session } from "./session.ts";
 
 export interface RunningServer {
@@ -80,6 +81,7 @@ export async function startServer(
     }),
     log,
     files: null as unknown as FileRelay,
+    sends: new SendBudget(config.queue.senderBytesPerMinute),
     logins: new LoginThrottle({
       freeFailures: accounts.loginFreeFailures,
       baseDelayMs: accounts.loginDelayMs,

@@ -2,6 +2,7 @@
  * Groups in Deno KV:
  *   ["group", id] → GroupRecord              ["group_seq"] → last id given (atomic counter)
  *   ["member", id, user] → display name      ["member_of", user, id] → true
+ *   ["group_pending", id] → Date: a group too large for one commit, while its members are written
  */
 
 import { ReadCache } from "./read_cache.ts";
@@ -14,6 +15,12 @@ import type { AddMemberResult, GroupRecord, GroupStore, NamedUser } from "./type
  */
 const CACHED = 10_000;
 const NO_GROUPS: readonly number[] = Object.freeze([]);
+/**
+ * Members written per commit: two rows each, and KV takes at most 1000 mutations per atomic
+ * commit (a member's rows are under 200 bytes, far from its 800 KiB). 450 leaves room for the
+ * counter, the record and the in-flight marker.
+ */
+export const MEMBERS_PER_COMMIT = 450;
 
 export class KvGroupStore implements GroupStore {
   readonly #records = new ReadCache<number, GroupRecord | null>(CACHED, (g) => g !== null);
@@ -32,19 +39,108 @@ export class KvGroupStore implements GroupStore {
   }
 
   async create(name: string, creator: string, members: NamedUser[]): Promise<GroupRecord> {
-    // Optimistic: read the counter, commit only if nobody moved it meanwhile.
+    if (members.length <= MEMBERS_PER_COMMIT) {
+      // Optimistic: read the counter, commit only if nobody moved it meanwhile.
+      while (true) {
+        const counter = await this.kv.get<number>(["group_seq"]);
+        const id = (counter.value ?? 0) + 1;
+        const record = this.#record(id, name, creator, members);
+        const op = this.kv.atomic().check(counter).set(["group_seq"], id).set(
+          ["group", id],
+          record,
+        );
+        for (const m of members) {
+          op.set(["member", id, m.user], m.name).set(["member_of", m.user, id], true);
+        }
+        const committed = (await op.commit()).ok;
+        this.#forget(id, members.map((m) => m.user));
+        if (committed) return record;
+      }
+    }
+    return await this.#createLarge(name, creator, members);
+  }
+
+  #record(id: number, name: string, creator: string, members: NamedUser[]): GroupRecord {
+    return { id, name, creator, created: new Date(), size: members.length };
+  }
+
+  /**
+   * A group with more members than one commit takes: the id is taken with an in-flight marker,
+   * the members go in commits of their own, and the record comes last, with the marker's delete.
+   * Until then the group does not exist (every reader checks the record first); a crash in
+   * between leaves a marker, and the next start deletes its members (sweep).
+   */
+  async #createLarge(name: string, creator: string, members: NamedUser[]): Promise<GroupRecord> {
+    let id: number;
     while (true) {
       const counter = await this.kv.get<number>(["group_seq"]);
-      const id = (counter.value ?? 0) + 1;
-      const record: GroupRecord = { id, name, creator, created: new Date(), size: members.length };
-      const op = this.kv.atomic().check(counter).set(["group_seq"], id).set(["group", id], record);
-      for (const m of members) {
-        op.set(["member", id, m.user], m.name).set(["member_of", m.user, id], true);
-      }
-      const committed = (await op.commit()).ok;
-      this.#forget(id, members.map((m) => m.user));
-      if (committed) return record;
+      id = (counter.value ?? 0) + 1;
+      const ok = (await this.kv.atomic().check(counter).set(["group_seq"], id)
+        .set(["group_pending", id], new Date()).commit()).ok;
+      if (ok) break;
     }
+    const users = members.map((m) => m.user);
+    try {
+      for (let i = 0; i < members.length; i += MEMBERS_PER_COMMIT) {
+        const op = this.kv.atomic();
+        for (const m of members.slice(i, i + MEMBERS_PER_COMMIT)) {
+          op.set(["member", id, m.user], m.name).set(["member_of", m.user, id], true);
+        }
+        if (!(await op.commit()).ok) throw new Error(`Writing the members of group ${id} failed`);
+      }
+      const record = this.#record(id, name, creator, members);
+      const done = await this.kv.atomic().set(["group", id], record).delete(["group_pending", id])
+        .commit();
+      if (!done.ok) throw new Error(`Writing group ${id} failed`);
+      return record;
+    } catch (e) {
+      // The members written so far go now (they count against each one's groups), or at the
+      // next start if this fails too.
+      await this.#dropUnfinished(id).catch(() => {});
+      throw e;
+    } finally {
+      // Readers may have seen some members before the record: they saw no group, but the lists.
+      this.#forget(id, users);
+    }
+  }
+
+  /**
+   * At start: groups whose creation a crash cut off (a marker, no record) lose the members
+   * written so far. Runs before the server accepts connections. Returns how many went.
+   */
+  async sweep(): Promise<number> {
+    let swept = 0;
+    for await (const e of this.kv.list({ prefix: ["group_pending"] })) {
+      const id = e.key[1] as number;
+      const record = await this.kv.get(["group", id]);
+      if (record.value === null) {
+        await this.#dropUnfinished(id);
+        swept++;
+      } else {
+        await this.kv.delete(e.key);
+      }
+    }
+    return swept;
+  }
+
+  /** Deletes the members of group `id`, whose record was never written, then its marker. */
+  async #dropUnfinished(id: number): Promise<void> {
+    const users: string[] = [];
+    let op = this.kv.atomic();
+    for await (const m of this.kv.list<string>({ prefix: ["member", id] })) {
+      const user = m.key[2] as string;
+      users.push(user);
+      op.delete(m.key).delete(["member_of", user, id]);
+      if (users.length % MEMBERS_PER_COMMIT === 0) {
+        if (!(await op.commit()).ok) throw new Error(`Deleting group ${id}'s members failed`);
+        op = this.kv.atomic();
+      }
+    }
+    // The marker last: until it goes, the next start tries again.
+    if (!(await op.delete(["group_pending", id]).commit()).ok) {
+      throw new Error(`Deleting group ${id}'s members failed`);
+    }
+    this.#forget(id, users);
   }
 
   get(id: number): Promise<GroupRecord | null> {

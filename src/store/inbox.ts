@@ -2,13 +2,18 @@
  * The offline queue: every private or group message waits in its recipient's inbox until the
  * recipient's client acknowledges it, then it is deleted. Keys:
  *   ["inbox", user, seq] → StoredItem
- *   ["blob", blobId, i] → chunk of a large image, shared by all its recipients
+ *   ["blob", blobId, i] → chunk of a message's content stored once: a large image, or the text
+ *                         or image of a message to several recipients
  *   ["blob_ref", blobId, user, seq] → true     (the blob goes when its last ref does)
+ *   ["blob_pending", blobId, ...] → Date       (a blob that may have no ref: checked at start)
  * Writes go through the group committer. This process owns the KV file, so each user's counts
- * (next seq, messages, bytes) live in memory, rebuilt from the inbox at first use: one row per
- * message and no counter row to rewrite with each of them. */
+ * (next seq, messages, bytes, and per sender) live in memory, rebuilt from the inbox at start
+ * (load) or first use: one row per message and no counter row to rewrite with each of them.
+ * Rows written before content was shared (an image or text inline in every row, no `cost`) are
+ * read as they are: the layout only gained optional fields. */
 
 import { randomBytes } from "../crypto/keys.ts";
+import { usernameKey } from "../protocol/names.ts";
 import {
   type GroupCommitter,
   MAX_BATCH_BYTES,
@@ -17,7 +22,14 @@ import {
 } from "./committer.ts";
 import { Completion } from "./completion.ts";
 import { storable } from "./storable.ts";
-import type { ChatMessage, Enqueued, InboxItem, InboxLimits, InboxStore } from "./types.ts";
+import type {
+  ChatMessage,
+  Enqueued,
+  InboxItem,
+  InboxLimits,
+  InboxStore,
+  QueueRefusal,
+} from "./types.ts";
 
 /** Images up to this size live inside the inbox entry; larger ones are chunked (values ≤ 64 KiB). */
 const INLINE_IMAGE_BYTES = 48 * 1024;
@@ -29,6 +41,14 @@ const CHUNK_BYTES = 60 * 1024;
  * too: fan-out to 100 members ran at 72-80k deliveries/s with 25 ms and 90-92k with 100 ms.
  */
 export const DEFER_MS = 100;
+/**
+ * Content at least this large, sent to more than one recipient, is stored once in a blob that
+ * every recipient's row names: an inline copy per row made a 48 KiB image to a group of 500 write
+ * 24 MiB. Below it a copy per row costs less than the blob's own commits and rows.
+ */
+export const SHARED_MIN_BYTES = 1024;
+/** What a row naming a blob (and its ref) counts for in a commit's bytes: far more than it holds. */
+const BLOB_ROW_BYTES = 1024;
 /** Fixed overhead counted per queued message, so that empty messages still count. */
 const ITEM_OVERHEAD = 64;
 
@@ -36,18 +56,30 @@ interface BlobRef {
   id: string;
   chunks: number;
   size: number;
+  /** The blob holds the message's text in UTF-8 (absent: its image). */
+  text?: true;
 }
 
 interface StoredItem {
   message: ChatMessage;
   blob?: BlobRef;
   size: number;
+  /** Bytes the row stands for in the store (its share of a blob); absent in old rows: `size`. */
+  cost?: number;
+}
+
+/** One sender's messages in one inbox. */
+interface SenderShare {
+  count: number;
+  bytes: number;
 }
 
 interface QueueStats {
   next: number;
   count: number;
   bytes: number;
+  /** The same counts per sender (identity), for each sender's share of the inbox. */
+  bySender: Map<string, SenderShare>;
   /**
    * Every seq up to this one has been acknowledged and counted out. Clients acknowledge
    * cumulatively and the pump delivers in seq order, so what is removed is always a prefix; a
@@ -93,10 +125,14 @@ class Placement extends Completion {
   failed = 0;
   error: Error | null = null;
   queuedCount = 0;
+  /** Some row naming the blob was committed (so the blob is referenced in the store). */
+  committed = false;
   constructor(
     readonly blob: BlobRef | undefined,
     readonly message: ChatMessage,
     readonly size: number,
+    /** What each row stands for in the store. */
+    readonly cost: number,
   ) {
     super();
   }
@@ -104,11 +140,12 @@ class Placement extends Completion {
   /** The rows' value, one for every row of the enqueue, made when the first row is. */
   storedItem(): StoredItem {
     const blob = this.blob;
-    return this.#stored ??= {
-      message: blob ? { ...this.message, image: undefined } : this.message,
-      blob,
-      size: this.size,
-    };
+    const message = !blob
+      ? this.message
+      : blob.text
+      ? { ...this.message, text: undefined }
+      : { ...this.message, image: undefined };
+    return this.#stored ??= { message, blob, size: this.size, cost: this.cost };
   }
 }
 
@@ -125,13 +162,56 @@ const UNBUILT_ROW: Deno.KvMutation = Object.freeze({
 const NO_ONE: readonly string[] = Object.freeze([]);
 const never = () => false;
 
-function fits(q: QueueStats, size: number, limits: InboxLimits): boolean {
-  return q.count + 1 <= limits.maxMessages && q.bytes + size <= limits.maxBytes;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function assert(ok: boolean, what: string): asserts ok {
+  if (!ok) throw new Error(`Inbox invariant broken: ${what}`);
 }
 
-/** True for an image stored in chunks beside the inbox rather than inside its entry. */
-function isChunked(m: ChatMessage): boolean {
-  return m.image !== undefined && m.image.length > INLINE_IMAGE_BYTES;
+/** Why a recipient's inbox takes no more from this sender, or null if it has room. */
+function roomFor(
+  q: QueueStats,
+  sender: string,
+  size: number,
+  limits: InboxLimits,
+): "full" | "share" | null {
+  if (q.count + 1 > limits.maxMessages || q.bytes + size > limits.maxBytes) return "full";
+  const percent = limits.senderSharePercent ?? 100;
+  if (percent >= 100) return null;
+  const mine = q.bySender.get(sender);
+  if (!mine) return null;
+  const share = shareOf(limits, percent);
+  return mine.count + 1 > share.messages || mine.bytes + size > share.bytes ? "share" : null;
+}
+
+/** The part of an inbox one sender may fill. */
+export function shareOf(limits: InboxLimits, percent: number): SenderShare & { messages: number } {
+  return {
+    count: 0,
+    // Rounded up: a share is never empty.
+    messages: Math.ceil(limits.maxMessages * percent / 100),
+    bytes: Math.ceil(limits.maxBytes * percent / 100),
+  };
+}
+
+const senderOf = (m: ChatMessage): string => usernameKey(m.from);
+
+/**
+ * The content to store once for all recipients, or null when each row holds its own copy: a
+ * large image always (values are at most 64 KiB), and text or an image of SHARED_MIN_BYTES or
+ * more when it goes to several recipients.
+ */
+function sharedContent(m: ChatMessage, recipients: number): Uint8Array | null {
+  if (m.image !== undefined) {
+    const big = m.image.length > INLINE_IMAGE_BYTES;
+    return big || (recipients > 1 && m.image.length >= SHARED_MIN_BYTES) ? m.image : null;
+  }
+  if (recipients > 1 && m.text !== undefined && m.text.length * 3 >= SHARED_MIN_BYTES) {
+    const bytes = encoder.encode(m.text);
+    return bytes.length >= SHARED_MIN_BYTES ? bytes : null;
+  }
+  return null;
 }
 
 /** What a message costs against the recipient's queue limit. */
@@ -149,6 +229,11 @@ export class KvInboxStore implements InboxStore {
   readonly #lastDeferred = new Map<string, PendingWrite>();
   /** Removals of chunked images not finished yet. */
   readonly #removing = new Set<Promise<void>>();
+  /** Bytes in the store for each sender's queued messages, and for all of them. */
+  readonly #senderCost = new Map<string, number>();
+  #totalCost = 0;
+  /** Every inbox has been counted (load): one not in #counted is empty. */
+  #loaded = false;
 
   constructor(
     private readonly kv: Deno.Kv,
@@ -159,6 +244,7 @@ export class KvInboxStore implements InboxStore {
 
   #queue(user: string): Promise<QueueStats> {
     let stats = this.#stats.get(user);
+    if (!stats && this.#loaded) return Promise.resolve(this.#empty(user));
     if (!stats) {
       stats = this.#count(user);
       this.#stats.set(user, stats);
@@ -172,51 +258,137 @@ export class KvInboxStore implements InboxStore {
   #countedAll(recipients: string[]): QueueStats[] | null {
     const out: QueueStats[] = [];
     for (const user of recipients) {
-      const q = this.#counted.get(user);
+      const q = this.#counted.get(user) ?? (this.#loaded ? this.#empty(user) : null);
       if (!q) return null;
       out.push(q);
     }
     return out;
   }
 
-  async #count(user: string): Promise<QueueStats> {
-    const q: QueueStats = { next: 1, count: 0, bytes: 0, removedThrough: 0 };
-    for await (const e of this.kv.list<StoredItem>({ prefix: ["inbox", user] })) {
-      q.count++;
-      q.bytes += e.value.size;
-      q.next = (e.key[2] as number) + 1;
-    }
+  /**
+   * The counts of an inbox known to be empty: once every inbox was counted (load), one not
+   * counted has no rows. Made at once, so that no second object can stand for the same inbox.
+   */
+  #empty(user: string): QueueStats {
+    assert(this.#loaded && !this.#stats.has(user), `${user}'s inbox is counted once`);
+    const q = emptyQueue();
+    this.#counted.set(user, q);
+    this.#stats.set(user, Promise.resolve(q));
     return q;
   }
 
-  async #writeBlob(image: Uint8Array): Promise<BlobRef> {
+  /**
+   * Counts every inbox once, at start: the store-wide and per-sender budgets need the totals,
+   * and every enqueue after it finds its recipients' counts in memory. Reads each row once.
+   */
+  async load(): Promise<void> {
+    assert(this.#counted.size === 0 && this.#stats.size === 0, "load() comes first");
+    let q: QueueStats | null = null;
+    let user = "";
+    for await (const e of this.kv.list<StoredItem>({ prefix: ["inbox"] })) {
+      if (q === null || e.key[1] !== user) {
+        user = e.key[1] as string;
+        q = emptyQueue();
+        this.#counted.set(user, q);
+        this.#stats.set(user, Promise.resolve(q));
+      }
+      this.#countRow(q, e);
+    }
+    this.#loaded = true;
+  }
+
+  async #count(user: string): Promise<QueueStats> {
+    const q = emptyQueue();
+    const rows = [];
+    for await (const e of this.kv.list<StoredItem>({ prefix: ["inbox", user] })) rows.push(e);
+    // Counted in only once the whole inbox is read, so that a failed read adds nothing.
+    for (const e of rows) this.#countRow(q, e);
+    return q;
+  }
+
+  #countRow(q: QueueStats, e: Deno.KvEntry<StoredItem>): void {
+    const { message, size, cost } = e.value;
+    this.#tally(q, senderOf(message), size, cost ?? size, 1);
+    q.next = (e.key[2] as number) + 1;
+  }
+
+  /**
+   * Counts one message in (+1) or out (-1) of its recipient's queue, its sender's share of it,
+   * the sender's bytes in the store and the store's.
+   */
+  #tally(q: QueueStats, sender: string, size: number, cost: number, sign: 1 | -1): void {
+    q.count += sign;
+    q.bytes += sign * size;
+    let mine = q.bySender.get(sender);
+    if (!mine) q.bySender.set(sender, mine = { count: 0, bytes: 0 });
+    mine.count += sign;
+    mine.bytes += sign * size;
+    const sent = (this.#senderCost.get(sender) ?? 0) + sign * cost;
+    this.#totalCost += sign * cost;
+    assert(q.count >= 0 && q.bytes >= 0, `the queue counts stay positive (${q.count}, ${q.bytes})`);
+    assert(mine.count >= 0 && mine.bytes >= 0, `${sender}'s share stays positive`);
+    assert((mine.count === 0) === (mine.bytes === 0), `${sender}'s share counts agree`);
+    assert(sent >= 0 && this.#totalCost >= 0, "the store's byte counts stay positive");
+    if (mine.count === 0) q.bySender.delete(sender);
+    if (sent === 0) this.#senderCost.delete(sender);
+    else this.#senderCost.set(sender, sent);
+  }
+
+  #tallyItem(q: QueueStats, item: InboxItem, sign: 1 | -1): void {
+    this.#tally(q, senderOf(item.message), item.size, item.cost, sign);
+  }
+
+  /**
+   * Why the store takes no more of this sender's content (`cost` more bytes), or null: the
+   * store's budget and each sender's are counted in bytes as stored, a shared blob once.
+   */
+  #overBudget(sender: string, cost: number, limits: InboxLimits): QueueRefusal | null {
+    if (limits.maxTotalBytes !== undefined && this.#totalCost + cost > limits.maxTotalBytes) {
+      return "store_full";
+    }
+    const sent = this.#senderCost.get(sender) ?? 0;
+    if (limits.maxSenderBytes !== undefined && sent + cost > limits.maxSenderBytes) {
+      return "sender_full";
+    }
+    return null;
+  }
+
+  /** Bytes in the store for queued messages: all of them, and `sender`'s. */
+  storedBytes(sender?: string): number {
+    return sender === undefined ? this.#totalCost : this.#senderCost.get(sender) ?? 0;
+  }
+
+  async #writeBlob(content: Uint8Array, text: boolean): Promise<BlobRef> {
     const id = randomBytes(16).toHex();
-    const chunks = Math.ceil(image.length / CHUNK_BYTES);
+    const chunks = Math.ceil(content.length / CHUNK_BYTES);
     const mutations: Deno.KvMutation[] = [];
     for (let i = 0; i < chunks; i++) {
       mutations.push({
         type: "set",
         key: ["blob", id, i],
-        value: image.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
+        value: content.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
       });
     }
     // Its own commits: a blob is only reachable once an inbox entry names it. Until then a
     // marker says it is in flight, so that a crash in between leaves nothing behind for good.
-    await this.committer.write([{ type: "set", key: ["blob_pending", id], value: new Date() }]);
+    // The marker goes with the first chunks (a group's text or small image: with all of them).
+    mutations.unshift({ type: "set", key: ["blob_pending", id], value: new Date() });
     for (let i = 0; i < mutations.length; i += 8) {
       await this.committer.write(mutations.slice(i, i + 8), 8 * CHUNK_BYTES);
     }
-    return { id, chunks, size: image.length };
+    const blob: BlobRef = { id, chunks, size: content.length };
+    if (text) blob.text = true;
+    return blob;
   }
 
   async append(
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-  ): Promise<{ queued: InboxItem[]; full: readonly string[] }> {
-    const { queued, full, durable } = await this.enqueue(recipients, message, limits);
+  ): Promise<Omit<Enqueued, "durable">> {
+    const { durable, ...placed } = await this.enqueue(recipients, message, limits);
     await durable.promise();
-    return { queued, full };
+    return placed;
   }
 
   enqueue(
@@ -226,10 +398,12 @@ export class KvInboxStore implements InboxStore {
     deferFor: (user: string) => boolean = never,
   ): Enqueued | Promise<Enqueued> {
     const stats = this.#countedAll(recipients);
-    const big = isChunked(message);
+    const shared = sharedContent(message, recipients.length);
     // The common case (counts known, no blob to write first) waits for nothing.
-    if (stats && !big) return this.#place(recipients, stats, message, limits, undefined, deferFor);
-    return this.#enqueueAfterReads(recipients, message, limits, deferFor, big);
+    if (stats && !shared) {
+      return this.#place(recipients, stats, message, limits, undefined, deferFor);
+    }
+    return this.#enqueueAfterReads(recipients, message, limits, deferFor, shared);
   }
 
   async #enqueueAfterReads(
@@ -237,22 +411,33 @@ export class KvInboxStore implements InboxStore {
     message: ChatMessage,
     limits: InboxLimits,
     deferFor: (user: string) => boolean,
-    big: boolean,
+    shared: Uint8Array | null,
   ): Promise<Enqueued> {
     const stats = this.#countedAll(recipients) ??
       await Promise.all(recipients.map((user) => this.#queue(user)));
     // The blob is written before any seq is taken, so seqs commit in the order they are given;
-    // not at all when every queue is full.
+    // not at all when no queue takes the message, or a budget refuses it (#place checks again).
     const size = messageSize(message);
-    const anyFits = stats.some((q) => fits(q, size, limits));
-    const blob = big && anyFits ? await this.#writeBlob(message.image!) : undefined;
+    const sender = senderOf(message);
+    const takers = stats.filter((q) => roomFor(q, sender, size, limits) === null).length;
+    let blob: BlobRef | undefined;
+    if (shared && takers > 0) {
+      const refused = this.#overBudget(
+        sender,
+        sharedCost(message, shared.length, takers) * takers,
+        limits,
+      );
+      if (refused) return refusal(refused);
+      blob = await this.#writeBlob(shared, message.image === undefined);
+    }
     return this.#place(recipients, stats, message, limits, blob, deferFor);
   }
 
   /**
    * Takes each recipient's seq and queues the rows. Nothing in here awaits, so seqs follow call
-   * order and each user's rows reach the store in seq order. Rows that name a blob are never
-   * deferred: the blob's in-flight marker goes with the last of them.
+   * order and each user's rows reach the store in seq order. The blob, if any, is committed
+   * already; its rows (an inbox row and a ref per recipient) are deferred like any other, and
+   * #placed deletes the blob if none of them is ever committed.
    */
   #place(
     recipients: string[],
@@ -263,37 +448,69 @@ export class KvInboxStore implements InboxStore {
     deferFor: (user: string) => boolean,
   ): Enqueued {
     const size = messageSize(message);
-    const perBytes = blob ? 1024 : size;
-    // Two rows per recipient when there is a blob, and one more in the last write for the blob's
-    // in-flight marker.
+    const sender = senderOf(message);
+    // Who takes it: those whose inbox has room, and in it room for this sender's share.
+    let full: string[] | null = null;
+    let capped: string[] | null = null;
+    const takers: number[] = [];
+    for (let i = 0; i < recipients.length; i++) {
+      const why = roomFor(stats[i], sender, size, limits);
+      if (why === "full") (full ??= []).push(recipients[i]);
+      else if (why === "share") (capped ??= []).push(recipients[i]);
+      else takers.push(i);
+    }
+    const cost = blob ? sharedCost(message, blob.size, takers.length) : size;
+    // Checked again: other enqueues may have come in while the blob was written.
+    const refused = takers.length > 0
+      ? this.#overBudget(sender, cost * takers.length, limits)
+      : null;
+    const placement = new Placement(blob, message, size, cost);
+    if (refused !== null || takers.length === 0) {
+      // Nothing is queued; a blob written for it goes (#placed).
+      this.#placed(placement);
+      if (refused) return refusal(refused, placement);
+      return {
+        queued: [],
+        full: full ?? NO_ONE,
+        capped: capped ?? NO_ONE,
+        refused: null,
+        cost: 0,
+        durable: placement,
+      };
+    }
+    const perBytes = blob ? BLOB_ROW_BYTES : size;
+    // Two rows per recipient when there is a blob.
     const perWrite = Math.max(
       1,
       Math.min(
-        blob ? Math.floor((MAX_BATCH_MUTATIONS - 1) / 2) : MAX_BATCH_MUTATIONS,
+        Math.floor(MAX_BATCH_MUTATIONS / rowsPerItem(blob)),
         Math.floor(MAX_BATCH_BYTES / perBytes),
       ),
     );
-    const placement = new Placement(blob, message, size);
     const queued: InboxItem[] = [];
-    let full: string[] | null = null;
     const batches: RowBatch[] = [];
     let now: RowBatch | null = null;
     let later: RowBatch | null = null;
-    for (let i = 0; i < recipients.length; i++) {
+    for (const i of takers) {
       const user = recipients[i];
       const q = stats[i];
-      if (!fits(q, size, limits)) {
-        (full ??= []).push(user);
-        continue;
-      }
       const seq = q.next++;
-      q.count++;
-      q.bytes += size;
-      const deferred = !blob && deferFor(user);
-      const item: InboxItem = { user, seq, message, size, staged: null, stagedAt: 0, gone: false };
+      const deferred = deferFor(user);
+      const item: InboxItem = {
+        user,
+        seq,
+        message,
+        size,
+        cost,
+        blob: blob?.id ?? null,
+        staged: null,
+        stagedAt: 0,
+        gone: false,
+      };
+      this.#tallyItem(q, item, 1);
       let rows: Deno.KvMutation[];
       if (deferred) {
-        rows = [UNBUILT_ROW];
+        rows = blob ? [UNBUILT_ROW, UNBUILT_ROW] : [UNBUILT_ROW];
       } else {
         const row: Deno.KvMutation = {
           type: "set",
@@ -315,8 +532,6 @@ export class KvInboxStore implements InboxStore {
       }
       queued.push(item);
     }
-    // The last write also clears the in-flight marker: if it commits, the blob has a ref.
-    if (blob && now) now.mutations.push({ type: "delete", key: ["blob_pending", blob.id] });
     placement.waiting = placement.batches = batches.length;
     placement.queuedCount = queued.length;
 
@@ -341,16 +556,24 @@ export class KvInboxStore implements InboxStore {
         this.#batchTaken,
       );
       if (!b.deferred) continue;
-      // One row per item in a deferred write (no blob): item k is row k.
+      // Item k's rows start at row k (k × 2 with a blob: its row, then its ref).
+      const per = rowsPerItem(blob);
       for (let k = 0; k < b.items.length; k++) {
         const item = b.items[k];
         item.staged = write;
-        item.stagedAt = k;
+        item.stagedAt = k * per;
         this.#lastDeferred.set(item.user, write);
       }
     }
-    if (batches.length === 0) this.#placed(placement);
-    return { queued, full: full ?? NO_ONE, durable: placement };
+    assert(batches.length > 0 && queued.length === takers.length, "every taker has a row");
+    return {
+      queued,
+      full: full ?? NO_ONE,
+      capped: capped ?? NO_ONE,
+      refused: null,
+      cost: cost * queued.length,
+      durable: placement,
+    };
   }
 
   /**
@@ -363,12 +586,24 @@ export class KvInboxStore implements InboxStore {
     const stored = b.placement.storedItem();
     stored.message = storable(stored.message);
     if (!b.deferred) return;
-    // One row per item in a deferred write; a cancelled one is null.
+    // Item k's rows start at row k × per; a cancelled one is null.
     const rows = write.mutations;
-    for (let k = 0; k < rows.length; k++) {
-      if (rows[k] !== UNBUILT_ROW) continue;
+    const blob = b.placement.blob;
+    const per = rowsPerItem(blob);
+    assert(rows.length === b.items.length * per, "a deferred write has its items' rows");
+    for (let k = 0; k < b.items.length; k++) {
       const item = b.items[k];
-      rows[k] = { type: "set", key: ["inbox", item.user, item.seq], value: stored };
+      const at = k * per;
+      if (rows[at] === UNBUILT_ROW) {
+        rows[at] = { type: "set", key: ["inbox", item.user, item.seq], value: stored };
+      }
+      if (blob && rows[at + 1] === UNBUILT_ROW) {
+        rows[at + 1] = {
+          type: "set",
+          key: ["blob_ref", blob.id, item.user, item.seq],
+          value: true,
+        };
+      }
     }
   };
 
@@ -381,6 +616,7 @@ export class KvInboxStore implements InboxStore {
       }
     }
     const p = b.placement;
+    if (!error && write.live > 0) p.committed = true;
     if (error) {
       p.failed++;
       p.error ??= error;
@@ -391,8 +627,7 @@ export class KvInboxStore implements InboxStore {
         const q = this.#counted.get(item.user);
         if (item.gone || !q || item.seq <= q.removedThrough) continue;
         item.gone = true;
-        q.count = Math.max(0, q.count - 1);
-        q.bytes = Math.max(0, q.bytes - item.size);
+        this.#tallyItem(q, item, -1);
       }
     }
     if (--p.waiting === 0) this.#placed(p);
@@ -401,18 +636,39 @@ export class KvInboxStore implements InboxStore {
   /** Every batch has settled: the enqueue is durable, or failed. */
   #placed(p: Placement): void {
     const blob = p.blob;
-    if (blob && (p.queuedCount === 0 || p.failed === p.batches)) {
-      // No stored row names the blob: it goes, with its in-flight marker.
-      this.#deleteBlob(blob.id)
-        .then(() => this.committer.write([{ type: "delete", key: ["blob_pending", blob.id] }]))
-        .then(
-          () => p.error ? p.reject(p.error) : p.resolve(),
-          (e) => p.reject(p.error ?? e),
-        );
+    if (!blob) {
+      if (p.error) p.reject(p.error);
+      else p.resolve();
       return;
     }
-    if (p.error) p.reject(p.error);
-    else p.resolve();
+    const marker: Deno.KvMutation = { type: "delete", key: ["blob_pending", blob.id] };
+    if (p.committed) {
+      // A stored row names the blob: its in-flight marker can go. If this write is lost, the
+      // next start finds the ref and deletes the marker then.
+      this.#track(this.committer.write([marker]).catch(() => {}));
+      if (p.error) p.reject(p.error);
+      else p.resolve();
+      return;
+    }
+    // No stored row names the blob (nobody took the message, every write failed, or every copy
+    // was acknowledged before its row was written): it goes, then its marker.
+    const dropped = this.#deleteBlob(blob.id).then(() => this.committer.write([marker]));
+    if (p.queuedCount > 0 && !p.error) {
+      // Every copy was delivered: the sender need not wait for the clean-up.
+      this.#track(dropped.catch(() => {}));
+      p.resolve();
+      return;
+    }
+    dropped.then(
+      () => p.error ? p.reject(p.error) : p.resolve(),
+      (e) => p.reject(p.error ?? e),
+    );
+  }
+
+  /** A step after a commit that the store waits for before it closes (removalsDone). */
+  #track(work: Promise<void>): void {
+    this.#removing.add(work);
+    work.finally(() => this.#removing.delete(work));
   }
 
   settle(): Promise<void> {
@@ -432,16 +688,24 @@ export class KvInboxStore implements InboxStore {
       end: ["inbox", user, Number.MAX_SAFE_INTEGER],
     }, { limit });
     for await (const e of iter) {
-      const { message, blob, size } = e.value;
+      const { message, blob, size, cost } = e.value;
       // Always at least one item, so a single large image still gets through.
       if (out.length > 0 && bytes + size > maxBytes) break;
       bytes += size;
-      const full = blob ? { ...message, image: await this.#readBlob(blob) } : message;
+      let full = message;
+      if (blob) {
+        const content = await this.#readBlob(blob);
+        full = blob.text
+          ? { ...message, text: decoder.decode(content) }
+          : { ...message, image: content };
+      }
       out.push({
         user,
         seq: e.key[2] as number,
         message: full,
         size,
+        cost: cost ?? size,
+        blob: blob?.id ?? null,
         staged: null,
         stagedAt: 0,
         gone: false,
@@ -457,7 +721,7 @@ export class KvInboxStore implements InboxStore {
       image.set(e.value, at);
       at += e.value.length;
     }
-    if (at !== blob.size) throw new Error(`Image ${blob.id} is incomplete in the store`);
+    if (at !== blob.size) throw new Error(`Blob ${blob.id} is incomplete in the store`);
     return image;
   }
 
@@ -465,7 +729,7 @@ export class KvInboxStore implements InboxStore {
     const done = this.#remove(user, items);
     // Only a removal with a chunked image has a step after its commit; the store waits for
     // those before it closes. Every other one is done once its commit is, which close() flushes.
-    if (!items.some((item) => isChunked(item.message))) return done;
+    if (!items.some((item) => item.blob !== null)) return done;
     this.#removing.add(done);
     const forget = () => this.#removing.delete(done);
     done.then(forget, forget);
@@ -493,21 +757,23 @@ export class KvInboxStore implements InboxStore {
       if (item.seq > q.removedThrough) q.removedThrough = item.seq;
       if (!counted) continue;
       item.gone = true;
-      q.count = Math.max(0, q.count - 1);
-      q.bytes = Math.max(0, q.bytes - item.size);
+      this.#tallyItem(q, item, -1);
       const staged = item.staged;
       item.staged = null;
-      if (staged?.cancel(item.stagedAt, item.size)) {
+      if (staged && cancelRows(staged, item)) {
         // Acknowledged before its row left: neither the row nor its delete reach KV.
         this.absorbed++;
         continue;
       }
       const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
-      let blob: string | undefined;
-      if (isChunked(item.message)) {
-        // The blob id is in the stored entry, not the message; look it up once per item.
-        blob = (await this.kv.get<StoredItem>(["inbox", user, item.seq])).value?.blob?.id;
-        if (blob) mutations.push({ type: "delete", key: ["blob_ref", blob, user, item.seq] });
+      const blob = item.blob ?? undefined;
+      if (blob) {
+        // The ref goes, and a marker says the blob may have no ref left: it is checked once the
+        // commit is done, and at the next start if a crash comes first (sweep).
+        mutations.push(
+          { type: "delete", key: ["blob_ref", blob, user, item.seq] },
+          { type: "set", key: ["blob_pending", blob, user, item.seq], value: new Date() },
+        );
       }
       deleted.push({ item, mutations, blob });
     }
@@ -530,8 +796,7 @@ export class KvInboxStore implements InboxStore {
         const left = deleted.slice(i);
         for (const { item } of left) {
           item.gone = false;
-          q.count++;
-          q.bytes += item.size;
+          this.#tallyItem(q, item, 1);
         }
         q.removedThrough = Math.min(q.removedThrough, left[0].item.seq - 1);
         throw e;
@@ -542,7 +807,17 @@ export class KvInboxStore implements InboxStore {
       }
       i += n;
     }
-    for (const id of blobs) await this.#dropBlobIfUnused(id);
+    for (const id of blobs) {
+      await this.#dropBlobIfUnused(id);
+      // This removal's markers only: another one under way for the same blob keeps its own.
+      const done: Deno.KvMutation[] = deleted.filter((d) => d.blob === id).map(({ item }) => ({
+        type: "delete",
+        key: ["blob_pending", id, user, item.seq],
+      }));
+      for (let k = 0; k < done.length; k += MAX_BATCH_MUTATIONS) {
+        await this.committer.write(done.slice(k, k + MAX_BATCH_MUTATIONS));
+      }
+    }
   }
 
   async #dropBlobIfUnused(id: string): Promise<void> {
@@ -551,8 +826,9 @@ export class KvInboxStore implements InboxStore {
   }
 
   /**
-   * At start: image blobs whose write was cut off by a crash before any inbox entry named them
-   * are deleted. Runs before the server accepts connections.
+   * At start: blobs whose write was cut off by a crash before any inbox entry named them, or
+   * whose last ref went just before a crash, are deleted. Runs before the server accepts
+   * connections.
    */
   async sweep(): Promise<number> {
     let swept = 0;
@@ -604,4 +880,39 @@ export class KvInboxStore implements InboxStore {
       await this.remove(user, items);
     }
   }
+}
+
+function emptyQueue(): QueueStats {
+  return { next: 1, count: 0, bytes: 0, bySender: new Map(), removedThrough: 0 };
+}
+
+/** What each of `rows` rows stands for when they share a blob of `bytes`: its part, rounded up. */
+function sharedCost(m: ChatMessage, bytes: number, rows: number): number {
+  return ITEM_OVERHEAD + (m.name?.length ?? 0) + Math.ceil(bytes / Math.max(1, rows));
+}
+
+/** An enqueue refused by a budget: stored for nobody. */
+function refusal(refused: QueueRefusal, durable = resolved()): Enqueued {
+  return { queued: [], full: NO_ONE, capped: NO_ONE, refused, cost: 0, durable };
+}
+
+function resolved(): Completion {
+  const c = new Completion();
+  c.resolve();
+  return c;
+}
+
+/** Rows per queued item: its inbox row, and its ref when the content is in a blob. */
+function rowsPerItem(blob: BlobRef | undefined): 1 | 2 {
+  return blob ? 2 : 1;
+}
+
+/** Drops an item's rows from a write that has not left yet; false if it has. */
+function cancelRows(write: PendingWrite, item: InboxItem): boolean {
+  if (!write.cancel(item.stagedAt, item.blob !== null ? BLOB_ROW_BYTES : item.size)) return false;
+  // Its ref goes with it: both leave in the same commit or neither does.
+  if (item.blob !== null) {
+    assert(write.cancel(item.stagedAt + 1), "a row's ref is cancelled with it");
+  }
+  return true;
 }

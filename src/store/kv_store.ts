@@ -39,11 +39,14 @@ export async function openKvStore(
   if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);
   await inbox.sweep();
+  await inbox.load();
+  const groups = new KvGroupStore(kv);
+  await groups.sweep();
   return {
     users: new KvUserStore(kv),
     tokens: new KvTokenStore(kv, committer),
     friends: new KvFriendStore(kv),
-    groups: new KvGroupStore(kv),
+    groups,
     blocks: new KvBlockStore(kv),
     invitations: new KvInvitationStore(kv),
     inbox,

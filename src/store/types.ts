@@ -251,6 +251,10 @@ export interface InboxItem {
   message: ChatMessage;
   /** Bytes counted against the recipient's queue limit. */
   size: number;
+  /** Bytes the item stands for in the store: its share of a blob shared by every recipient. */
+  cost: number;
+  /** Store-private: the blob holding the message's content, if it is stored apart. */
+  blob: string | null;
   /** Store-private: the write holding the item's row while that can still be cancelled. */
   staged: PendingWrite | null;
   /** Store-private: the row's index in `staged`. */
@@ -262,12 +266,24 @@ export interface InboxItem {
   gone: boolean;
 }
 
+/**
+ * Why a message was stored for nobody: the store's budget for queued messages is used up, or
+ * the sender's (`InboxLimits.maxTotalBytes`, `maxSenderBytes`).
+ */
+export type QueueRefusal = "store_full" | "sender_full";
+
 /** What `enqueue` gives back as soon as the seqs are taken. */
 export interface Enqueued {
   /** The items queued, in recipient order. */
   queued: InboxItem[];
   /** Recipients whose queue is full: they are skipped. */
   full: readonly string[];
+  /** Recipients whose queue holds as much from this sender as one sender may fill: skipped. */
+  capped: readonly string[];
+  /** Set when a budget refused the message: nothing is queued. */
+  refused: QueueRefusal | null;
+  /** Bytes the queued copies stand for in the store (a shared blob counted once). */
+  cost: number;
   /** Completes once every queued copy is committed or acknowledged; fails if a commit did. */
   durable: Completion;
 }
@@ -275,6 +291,12 @@ export interface Enqueued {
 export interface InboxLimits {
   maxMessages: number;
   maxBytes: number;
+  /** The part of one inbox (of both limits above) one sender may fill; 100 or absent: all. */
+  senderSharePercent?: number;
+  /** Bytes in the store that one sender's queued messages may take. */
+  maxSenderBytes?: number;
+  /** Bytes in the store that all queued messages may take. */
+  maxTotalBytes?: number;
 }
 
 export interface InboxStore {
@@ -286,7 +308,7 @@ export interface InboxStore {
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-  ): Promise<{ queued: InboxItem[]; full: readonly string[] }>;
+  ): Promise<Omit<Enqueued, "durable">>;
   /**
    * Like `append`, but returns as soon as the seqs are taken, in call order (at once, without a
    * promise, when nothing has to be read or written first); `durable` then completes once every
@@ -308,6 +330,8 @@ export interface InboxStore {
   remove(user: string, items: InboxItem[]): Promise<void>;
   /** How many messages and bytes wait for `user`. */
   stats(user: string): Promise<{ count: number; bytes: number }>;
+  /** Bytes in the store for queued messages (a shared blob once): all, or one sender's. */
+  storedBytes(sender?: string): number;
   /** Messages and bytes waiting in all inboxes this process has counted, without a scan. */
   queued(): Promise<{ count: number; bytes: number }>;
   /** Everything queued for `user` goes (the account is deleted). */

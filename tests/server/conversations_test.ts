@@ -315,7 +315,10 @@ Deno.test("size and queue limits refuse with clear errors and lose nothing", () 
     // Once delivered, the queue has room again.
     await alice.sendText({ user: "bob" }, "q4");
     assert.equal((await passes(back, 1))[0].data, "q4");
-  }, { limits: { maxTextBytes: 1000, maxImageBytes: 4096 }, queue: { maxMessages: 3 } }));
+  }, {
+    limits: { maxTextBytes: 1000, maxImageBytes: 4096 },
+    queue: { maxMessages: 3, senderSharePercent: 100 },
+  }));
 
 Deno.test("SEND bodies that name no target, two targets or a bad type are refused", () =>
   withServer(async (t) => {

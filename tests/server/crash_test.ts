@@ -1,7 +1,8 @@
 /**
  * Durability under a crash: senders stream messages while the server process is killed with
  * SIGKILL (or stopped with SIGTERM); after a restart, every message the server acknowledged
- * with SENT reaches its recipient, and the application sees each exactly once.
+ * with SENT reaches its recipient, and the application sees each exactly once. Group messages
+ * whose text is stored once for all their recipients (two offline, one online) go with them.
  */
 
 import assert from "node:assert/strict";
@@ -33,6 +34,8 @@ async function crashRun(signal: "SIGKILL" | "SIGTERM") {
       const name of [
         "sink",
         "online",
+        "sinka",
+        "sinkb",
         ...Array.from({ length: SENDERS }, (_, i) => `sender${i}`),
       ]
     ) {
@@ -44,15 +47,18 @@ async function crashRun(signal: "SIGKILL" | "SIGTERM") {
     // receives part of the stream before the crash, with acknowledgements in flight.
     const seen = new SeenMessages();
     const delivered = new Map<string, number>(); // key → times the application saw it
-    const collect = (c: ParleyClient) =>
+    const collect = (c: ParleyClient, into = delivered) =>
       (async () => {
         for await (const m of c.events()) {
           if (m.type !== MsgType.PASS) continue;
           const b = m.body as { source_username: string; id: Uint8Array };
           const key = SeenMessages.key(b.source_username, b.id);
-          delivered.set(key, (delivered.get(key) ?? 0) + 1);
+          into.set(key, (into.get(key) ?? 0) + 1);
         }
       })();
+    // Each group member's own view: a group message must reach both.
+    const groupDelivered = { sinka: new Map<string, number>(), sinkb: new Map<string, number>() };
+    const groupAcknowledged = new Set<string>();
     const online = await ParleyClient.connect({ ...opts, seen });
     clients.push(online);
     await online.login("online", "password-online");
@@ -65,9 +71,10 @@ async function crashRun(signal: "SIGKILL" | "SIGTERM") {
       const c = await ParleyClient.connect(opts);
       clients.push(c);
       await c.login(`sender${i}`, `password-sender${i}`);
-      return c;
+      const group = await c.createGroup(`g${i}`, ["sinka", "sinkb", "online"]);
+      return { c, group: group.group_id };
     }));
-    const sending = senders.map((c, i) =>
+    const sending = senders.map(({ c, group }, i) =>
       (async () => {
         while (!stop) {
           const id = newMessageId();
@@ -81,9 +88,14 @@ async function crashRun(signal: "SIGKILL" | "SIGTERM") {
                 k === 0 ? id : newMessageId(),
               )
             );
-            for (const receipt of await Promise.all(batch)) {
+            // A text of over 1 KiB to three recipients: stored once, named by their rows (the
+            // online one's row waits, and is never written if its ACK comes first).
+            const shared = c.sendText({ group }, `from ${i} #${attempted} `.padEnd(1500, "-"));
+            const [receipts, sent] = await Promise.all([Promise.all(batch), shared]);
+            for (const receipt of receipts) {
               acknowledged.add(SeenMessages.key(`sender${i}`, receipt.id));
             }
+            groupAcknowledged.add(SeenMessages.key(`sender${i}`, sent.id));
           } catch (e) {
             if (e instanceof ConnectionClosedError || e instanceof ParleyError) return;
             throw e;
@@ -109,9 +121,31 @@ async function crashRun(signal: "SIGKILL" | "SIGTERM") {
       await back.login(name, `password-${name}`);
       collecting.push(collect(back));
     }
+    for (const name of ["sinka", "sinkb"] as const) {
+      const back = await ParleyClient.connect({ ...opts, seen: new SeenMessages() });
+      clients.push(back);
+      await back.login(name, `password-${name}`);
+      collecting.push(collect(back, groupDelivered[name]));
+    }
+    const missing = () =>
+      [...acknowledged, ...groupAcknowledged].some((k) => !delivered.has(k)) ||
+      [...groupAcknowledged].some((k) =>
+        !groupDelivered.sinka.has(k) || !groupDelivered.sinkb.has(k)
+      );
     const deadline = Date.now() + 20_000;
-    while ([...acknowledged].some((k) => !delivered.has(k)) && Date.now() < deadline) {
+    while (missing() && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(groupAcknowledged.size > 10, `only ${groupAcknowledged.size} group messages`);
+    for (const [name, got] of Object.entries(groupDelivered)) {
+      const lostHere = [...groupAcknowledged].filter((k) => !got.has(k));
+      assert.equal(
+        lostHere.length,
+        0,
+        `${name} lost ${lostHere.length} acknowledged group messages`,
+      );
+      const twiceHere = [...got].filter(([, n]) => n > 1);
+      assert.equal(twiceHere.length, 0, `${name} saw ${twiceHere.length} group messages twice`);
     }
     const lost = [...acknowledged].filter((k) => !delivered.has(k));
     assert.equal(
@@ -119,6 +153,8 @@ async function crashRun(signal: "SIGKILL" | "SIGTERM") {
       0,
       `${lost.length} of ${acknowledged.size} acknowledged messages were lost`,
     );
+    const lostOnline = [...groupAcknowledged].filter((k) => !delivered.has(k));
+    assert.equal(lostOnline.length, 0, `online lost ${lostOnline.length} group messages`);
     const twice = [...delivered].filter(([, n]) => n > 1);
     assert.equal(twice.length, 0, `${twice.length} messages reached the application twice`);
     if (Deno.env.get("PARLEY_TEST_REPORT")) {

@@ -270,3 +270,40 @@ Deno.test("when deleting acknowledged rows fails, they still count and a later A
     assert.equal((await inbox.stats("bob")).count, 0);
     assert.equal((await Array.fromAsync(kv.list({ prefix: ["inbox", "bob"] }))).length, 0);
   }));
+
+Deno.test("a shared image to online members who acknowledge at once leaves nothing in the store", () =>
+  withInbox(async (kv, inbox) => {
+    const members = ["bob", "carol", "dan"];
+    const m = image("alice", "-", 20_000);
+    const { queued, durable } = await inbox.enqueue(members, m, limits, () => true);
+    assert.equal((await Array.fromAsync(kv.list({ prefix: ["blob"] }))).length, 1, "written first");
+    for (const item of queued) await inbox.remove(item.user, [item]);
+    await durable.promise();
+    assert.equal(inbox.absorbed, 3, "no row was written, and so none deleted");
+    await inbox.settle();
+    await inbox.removalsDone();
+    for (const prefix of ["inbox", "blob", "blob_ref", "blob_pending"]) {
+      assert.equal((await Array.fromAsync(kv.list({ prefix: [prefix] }))).length, 0, prefix);
+    }
+    assert.equal(inbox.storedBytes(), 0);
+  }, 60_000));
+
+Deno.test("a shared image: rows of members who acknowledged are never written; the others' stay", () =>
+  withInbox(async (kv, inbox) => {
+    const m = image("alice", "-", 20_000);
+    const online = (u: string) => u !== "dan";
+    const { queued, durable } = await inbox.enqueue(["bob", "carol", "dan"], m, limits, online);
+    await inbox.remove("bob", queued.filter((i) => i.user === "bob"));
+    await inbox.settle(); // Carol's deferred row goes now, unacknowledged
+    await durable.promise();
+    await inbox.removalsDone();
+    // The user's place in each kind of key.
+    const users = async (prefix: string, at: number) =>
+      (await Array.fromAsync(kv.list({ prefix: [prefix] }))).map((e) => String(e.key[at]));
+    assert.deepEqual(await users("inbox", 1), ["carol", "dan"]);
+    assert.deepEqual((await users("blob_ref", 2)).sort(), ["carol", "dan"]);
+    assert.equal((await users("blob", 1)).length, 1);
+    assert.deepEqual(await users("blob_pending", 1), [], "the in-flight marker went");
+    const [back] = await inbox.read("carol", 0, 1);
+    assert.deepEqual(back.message.image, m.image);
+  }, 60_000));

@@ -8,7 +8,8 @@ import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { utf8Length, type Value } from "../../protocol/value.ts";
 import { Completion } from "../../store/completion.ts";
-import type { ChatMessage, Enqueued, NamedUser } from "../../store/types.ts";
+import { usernameKey } from "../../protocol/names.ts";
+import type { ChatMessage, Enqueued, NamedUser, QueueRefusal } from "../../store/types.ts";
 import { type Handler, me, type Reply, type ServerContext } from "../context.ts";
 import { passBody } from "../delivery.ts";
 import type { LoggedIn, Session } from "../session.ts";
@@ -161,7 +162,17 @@ function deliver(
   /** Display names, for the skipped list of a group message. */
   members: readonly NamedUser[] | null,
 ): Reply | Promise<Reply> {
-  const enqueued = ctx.store.inbox.enqueue(recipients, message, ctx.config.queue, ctx.hub.pumps);
+  const { queue } = ctx.config;
+  const wait = ctx.sends.waitMs(usernameKey(message.from));
+  if (wait > 0) {
+    throw new ParleyError(
+      ErrorCode.SENDING_TOO_FAST,
+      `You sent more than ${queue.senderBytesPerMinute} bytes of messages in the last minute; try again in ${
+        Math.ceil(wait / 1000)
+      } s`,
+    );
+  }
+  const enqueued = ctx.store.inbox.enqueue(recipients, message, queue, ctx.hub.pumps);
   if (enqueued instanceof Promise) return enqueued.then((e) => sent(ctx, message, e, members));
   return sent(ctx, message, enqueued, members);
 }
@@ -169,9 +180,11 @@ function deliver(
 function sent(
   ctx: ServerContext,
   message: ChatMessage,
-  { queued, full, durable }: Enqueued,
+  { queued, full, capped, refused, cost, durable }: Enqueued,
   members: readonly NamedUser[] | null,
 ): Reply {
+  if (refused) throw refusedError(ctx, refused);
+  ctx.sends.charge(usernameKey(message.from), cost);
   // Offered right away, in seq order, so each recipient sees its messages in order.
   for (const item of queued) ctx.hub.sessionOf(item.user)?.pump?.offer(item);
   if (message.to !== undefined && full.length > 0) {
@@ -180,12 +193,34 @@ function sent(
       `${message.to} has too many undelivered messages; this one was not sent`,
     );
   }
+  if (message.to !== undefined && capped.length > 0) {
+    throw new ParleyError(
+      ErrorCode.QUEUE_FULL,
+      `${message.to} has too many undelivered messages from you; this one was not sent`,
+    );
+  }
   ctx.metrics.messageIn(message);
   const body: { [key: string]: Value } = { id: message.id, time: message.time };
-  if (full.length > 0) {
-    body.skipped = full.map((user) => members?.find((m) => m.user === user)?.name ?? user);
+  if (full.length > 0 || capped.length > 0) {
+    body.skipped = [...full, ...capped].map((user) =>
+      members?.find((m) => m.user === user)?.name ?? user
+    );
   }
   return { type: MsgType.SENT, body, durable };
+}
+
+function refusedError(ctx: ServerContext, refused: QueueRefusal): ParleyError {
+  const { queue } = ctx.config;
+  if (refused === "store_full") {
+    return new ParleyError(
+      ErrorCode.STORE_FULL,
+      "The server's store for undelivered messages is full; try again later",
+    );
+  }
+  return new ParleyError(
+    ErrorCode.OUTBOX_FULL,
+    `Your undelivered messages take ${queue.maxSenderBytes} bytes, as much as one sender may; try again once they are delivered`,
+  );
 }
 
 /** Cumulative: the client has every message up to `seq`. Answered only if malformed. */
