@@ -124,14 +124,18 @@ export class ServerProcess {
   }
 }
 
-/** Writes a config file that keeps scrypt fast for tests. */
-export async function fastConfig(dir: string): Promise<string> {
+/** Writes a config file that keeps scrypt fast for tests; `extra` adds top-level sections. */
+export async function fastConfig(
+  dir: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const path = `${dir}/config.json`;
   await Deno.writeTextFile(
     path,
     JSON.stringify({
       accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
       limits: { requestRate: 1_000_000, requestBurst: 1_000_000 },
+      ...extra,
     }),
   );
   return path;

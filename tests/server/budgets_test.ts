@@ -69,7 +69,7 @@ Deno.test("CREATE_G with 500 members works, and ten 48 KiB images to it store ea
       const pass = (await last.nextEvent(MsgType.PASS)).body as { data: Uint8Array };
       assert.deepEqual(pass.data, image);
     }
-  }));
+  }, { groups: { inviteNeedsConsent: false } }));
 
 Deno.test("a sender who fills their share of an offline victim's inbox is refused; others still reach the victim", () =>
   withServer(async (t) => {
@@ -101,7 +101,7 @@ Deno.test("a sender who fills their share of an offline victim's inbox is refuse
       got.push(p.source_username);
     }
     assert.deepEqual(got, ["mallory", "mallory", "alice", "alice"]);
-  }, { queue: { maxMessages: 8, senderSharePercent: 25 } }));
+  }, { queue: { maxMessages: 8, senderSharePercent: 25 }, groups: { inviteNeedsConsent: false } }));
 
 Deno.test("SEND past a sender's budget of stored bytes gets OUTBOX_FULL; past the store's, STORE_FULL", () =>
   withServer(async (t) => {

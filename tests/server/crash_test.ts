@@ -20,7 +20,8 @@ const LOAD_MS = 600;
 
 async function crashRun(signal: "SIGKILL" | "SIGTERM") {
   const dir = await Deno.makeTempDir({ prefix: "parley-crash-" });
-  const config = await fastConfig(dir);
+  // The senders' groups are made of strangers: added at once, not invited.
+  const config = await fastConfig(dir, { groups: { inviteNeedsConsent: false } });
   let server = await ServerProcess.start(join(dir, "data"), config);
   const opts = {
     host: "127.0.0.1",

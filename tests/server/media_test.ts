@@ -165,7 +165,7 @@ Deno.test("a sender that ignores the window has its transfer cancelled", () =>
     assert.match(cancelled.reason, /broke the transfer/);
   }, { files: { chunkBytes: 16 * 1024, window: 2 } }));
 
-Deno.test("a 32 MiB file crosses a server process whose memory stays bounded", async () => {
+Deno.test("a 96 MiB file crosses a server process whose memory stays bounded", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-file-" });
   const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir));
   const knownHosts = new KnownHosts(join(dir, "known_hosts"));
@@ -210,16 +210,16 @@ Deno.test("a 32 MiB file crosses a server process whose memory stays bounded", a
     const before = rss();
     let peak = before;
     const sampler = setInterval(() => peak = Math.max(peak, rss()), 10);
-    await transfer(pattern(32 * 1024 * 1024, 99));
+    await transfer(pattern(96 * 1024 * 1024, 99));
     clearInterval(sampler);
     peak = Math.max(peak, rss());
-    // The server relays within a window of chunks; it never holds the file. Its young
-    // generation alone can swing by about 15 MiB with the collector's timing, so the file is
-    // larger than that and the bound sits between the two.
+    // The server relays within a window of chunks; it never holds the file. Its RSS swings
+    // by up to about 31 MiB with the collector's timing (seen on a quiet machine), so the file
+    // is three times that and the bound sits between the two.
     const growth = peak - before;
     assert.ok(
-      growth < 24 * 1024 * 1024,
-      `server RSS grew by ${(growth / 1048576).toFixed(1)} MiB during a 32 MiB transfer`,
+      growth < 56 * 1024 * 1024,
+      `server RSS grew by ${(growth / 1048576).toFixed(1)} MiB during a 96 MiB transfer`,
     );
   } finally {
     for (const c of clients) c.close();
