@@ -16,6 +16,8 @@ export class ConfigError extends Error {
 const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> = {
   port: { min: 0, max: 65535 },
   "http.port": { min: 0, max: 65535 },
+  "http.maxConnections": { min: 1, max: 10_000 },
+  "http.requestTimeoutMs": { min: 100, max: 600_000 },
   "limits.maxFrameBytes": { min: 1024, max: 128 * 1024 * 1024 },
   "limits.handshakeTimeoutMs": { min: 100, max: 600_000 },
   "limits.loginTimeoutMs": { min: 100, max: 3_600_000 },
@@ -24,6 +26,7 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.pingTimeoutMs": { min: 100, max: 3_600_000 },
   "limits.maxConnections": { min: 1, max: 1_000_000 },
   "limits.maxConnectionsPerIp": { min: 1, max: 1_000_000 },
+  "limits.ipv6PrefixBits": { min: 1, max: 128 },
   "limits.requestRate": { min: 1, max: 10_000_000 },
   "limits.requestBurst": { min: 1, max: 10_000_000 },
   "accounts.loginFreeFailures": { min: 0, max: 1000 },

@@ -12,6 +12,8 @@ import type { ChatMessage } from "../store/types.ts";
 import { VERSION } from "../version.ts";
 
 export type LoginMethod = "password" | "resume";
+/** Why a frame closed its connection: over the size limit, or failing authentication. */
+export type FrameRejection = "size" | "auth";
 type Conversation = "private" | "group" | "world";
 type Content = ChatMessage["kind"];
 type ByMessage = Record<Conversation, Record<Content, Counter>>;
@@ -61,6 +63,7 @@ export class ServerMetrics {
   readonly #fileBytes: Counter;
   readonly #handshakeFailures: Counter;
   readonly #rateLimited: Counter;
+  readonly #framesRejected: Record<FrameRejection, Counter>;
   readonly #failureFamily: Family<Counter>;
   /** By wire code; every code of the table is there from the start, so scrapes see zeros. */
   readonly #failures = new Map<number, Counter>();
@@ -128,6 +131,16 @@ export class ServerMetrics {
       "parley_rate_limited_requests_total",
       "Requests refused by the per-connection rate limit (also in request failures).",
     ).labels();
+
+    const rejected = r.counter(
+      "parley_frames_rejected_total",
+      "Frames that closed their connection: over the frame size limit, or failing authentication.",
+      ["reason"],
+    );
+    this.#framesRejected = {
+      size: rejected.labels({ reason: "size" }),
+      auth: rejected.labels({ reason: "auth" }),
+    };
 
     this.#commitSeconds = r.histogram(
       "parley_kv_commit_seconds",
@@ -209,6 +222,10 @@ export class ServerMetrics {
   rateLimited(): void {
     this.#rateLimited.inc();
     this.requestFailed(ErrorCode.RATE_LIMITED);
+  }
+
+  frameRejected(reason: FrameRejection): void {
+    this.#framesRejected[reason].inc();
   }
 
   login(method: LoginMethod): void {
