@@ -33,6 +33,9 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "accounts.loginDelayMs": { min: 1, max: 3_600_000 },
   "accounts.loginMaxDelayMs": { min: 1, max: 86_400_000 },
   "limits.maxOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
+  "limits.preLoginOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
+  "limits.serverOutboundBytes": { min: 64 * 1024, max: 2 ** 40 },
+  "limits.writeStallMs": { min: 100, max: 3_600_000 },
   "limits.maxValueDepth": { min: 2, max: 64 },
   "limits.maxTextBytes": { min: 1, max: 1024 * 1024 },
   "limits.maxImageBytes": { min: 0, max: 64 * 1024 * 1024 },
@@ -97,6 +100,23 @@ function checkTogether(c: Config, source: string): void {
   if (limits.maxOutboundBytes < 2 * limits.maxFrameBytes) {
     throw new ConfigError(
       `${source}: "limits.maxOutboundBytes" must be at least twice "limits.maxFrameBytes"`,
+    );
+  }
+  // Room for the echo of the largest pre-login frame and the frame after it.
+  if (limits.preLoginOutboundBytes < 2 * limits.preLoginFrameBytes) {
+    throw new ConfigError(
+      `${source}: "limits.preLoginOutboundBytes" must be at least twice "limits.preLoginFrameBytes"`,
+    );
+  }
+  if (limits.preLoginOutboundBytes > limits.maxOutboundBytes) {
+    throw new ConfigError(
+      `${source}: "limits.preLoginOutboundBytes" must not be above "limits.maxOutboundBytes"`,
+    );
+  }
+  // Below one client's own allowance, a single slow reader would hold the world room up.
+  if (limits.serverOutboundBytes < limits.maxOutboundBytes) {
+    throw new ConfigError(
+      `${source}: "limits.serverOutboundBytes" must be at least "limits.maxOutboundBytes"`,
     );
   }
 }

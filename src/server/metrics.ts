@@ -46,6 +46,8 @@ export interface ScrapeSources {
   connections(): number;
   /** Users logged in. */
   online(): number;
+  /** Sealed bytes waiting for clients' sockets. */
+  outbound(): number;
   /** Messages and bytes waiting in offline inboxes. */
   queued(): Promise<{ count: number; bytes: number }>;
 }
@@ -175,7 +177,12 @@ export class ServerMetrics {
       "parley_queued_bytes",
       "Bytes of the queued messages, as counted against queue limits.",
     ).labels();
+    const outbound = r.gauge(
+      "parley_outbound_bytes",
+      "Encrypted bytes waiting for clients' sockets, all connections together.",
+    ).labels();
     r.beforeCollect(async () => {
+      outbound.set(sources.outbound());
       connections.set(sources.connections());
       online.set(sources.online());
       const q = await sources.queued();

@@ -81,6 +81,7 @@ export async function farewell(ctx: ServerContext, session: Session): Promise<vo
   session.login = null;
   session.loggedOutAt = Date.now();
   session.channel.setInboundLimit(ctx.config.limits.preLoginFrameBytes);
+  session.channel.setOutboundLimit(ctx.config.limits.preLoginOutboundBytes);
   ctx.files.endAllOf(login.user, `${login.name} went offline`);
   if (ctx.hub.detach(login.user, session)) {
     await tellFriends(ctx, login.user, login.name, MsgType.FRIEND_OFFLINE);

@@ -11,7 +11,7 @@ import type { DecodedMessages } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store } from "../store/types.ts";
-import { Channel, isConnectionGone, noDelay } from "../transport/channel.ts";
+import { Channel, isConnectionGone, noDelay, OutboundTotal } from "../transport/channel.ts";
 import { chooseAesGcm } from "../crypto/aes_gcm.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
@@ -36,6 +36,8 @@ export interface RunningServer {
   http: Deno.NetAddr | null;
   /** Stops accepting, tells clients, closes connections and the store. */
   close(): Promise<void>;
+  /** Sealed bytes waiting for clients' sockets, all sessions together. */
+  outboundBytes(): number;
   /** Resolves once the server has fully stopped. */
   finished: Promise<void>;
 }
@@ -104,6 +106,7 @@ export async function startServer(
       maxDelayMs: accounts.loginMaxDelayMs,
     }),
     metrics,
+    outbound: new OutboundTotal(),
   };
   ctx.files = new FileRelay(ctx.hub, config.files, config.limits.maxFileBytes);
   const addr = listener.addr as Deno.NetAddr;
@@ -131,6 +134,7 @@ export async function startServer(
     connections: () => open.size,
     online: () => ctx.hub.onlineCount,
     queued: () => store.inbox.queued(),
+    outbound: () => ctx.outbound.bytes,
   });
   const http: HttpEndpoint | null = httpListener &&
     serveHttp(
@@ -163,7 +167,10 @@ export async function startServer(
     }
     const channel = new Channel(conn, handshake.keys, handshake.decoder, {
       maxFrameBytes: config.limits.maxFrameBytes,
-      maxOutboundBytes: config.limits.maxOutboundBytes,
+      // Small until login (welcome raises it): an anonymous peer that never reads holds little.
+      maxOutboundBytes: config.limits.preLoginOutboundBytes,
+      writeStallMs: config.limits.writeStallMs,
+      total: ctx.outbound,
       maxDepth: config.limits.maxValueDepth,
     });
     // Small frames until login: an anonymous peer cannot make us hold megabytes.
@@ -310,6 +317,7 @@ export async function startServer(
     fingerprint: print,
     http: http?.addr ?? null,
     close: () => close().then(finish),
+    outboundBytes: () => ctx.outbound.bytes,
     finished,
   };
 }

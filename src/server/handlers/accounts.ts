@@ -62,6 +62,7 @@ function takeOver(ctx: ServerContext, session: Session, name: string, token: Uin
   const user = usernameKey(name);
   session.login = { user, name, token };
   session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
+  session.channel.setOutboundLimit(ctx.config.limits.maxOutboundBytes);
   // Transfers belong to the old connection; end them while its session is still the user's.
   if (ctx.hub.sessionOf(user)) ctx.files.endAllOf(user, `${name} logged in from another place`);
   const previous = ctx.hub.attach(user, session);
