@@ -8,6 +8,24 @@ import defaults from "../../config.json" with { type: "json" };
 
 export type Config = typeof defaults;
 
+/**
+ * What a world message adds to INITIALIZE beyond its text's UTF-8 bytes, at most: the PASS
+ * body's other fields (id, seq, time, source_username, type, world) with their keys and headers.
+ */
+export const WORLD_ENTRY_OVERHEAD_BYTES = 256;
+
+/**
+ * The share of the frame limit that INITIALIZE's world backlog may fill: the rest is for the
+ * friends and groups lists. Settings are checked against it (config.ts), and a backlog stored
+ * under larger limits than today's is cut to it, newest kept.
+ */
+export const WORLD_BACKLOG_FRAME_SHARE = 0.5;
+
+/** The largest the world backlog may encode to in INITIALIZE under these limits. */
+export function worldBacklogBudget(maxFrameBytes: number): number {
+  return Math.floor(maxFrameBytes * WORLD_BACKLOG_FRAME_SHARE);
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -111,6 +129,16 @@ function checkTogether(c: Config, source: string): void {
   if (limits.preLoginOutboundBytes > limits.maxOutboundBytes) {
     throw new ConfigError(
       `${source}: "limits.preLoginOutboundBytes" must not be above "limits.maxOutboundBytes"`,
+    );
+  }
+  // INITIALIZE carries the world backlog in one frame: it must fit the share of it set aside.
+  const entry = limits.maxTextBytes + WORLD_ENTRY_OVERHEAD_BYTES;
+  const budget = worldBacklogBudget(limits.maxFrameBytes);
+  if (c.world.backlog * entry > budget) {
+    throw new ConfigError(
+      `${source}: "world.backlog" of ${c.world.backlog} messages of up to ${limits.maxTextBytes} bytes would not fit in INITIALIZE's ${budget} bytes (half of "limits.maxFrameBytes"); with these limits it may be at most ${
+        Math.floor(budget / entry)
+      }`,
     );
   }
   // Below one client's own allowance, a single slow reader would hold the world room up.

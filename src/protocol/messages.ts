@@ -90,13 +90,28 @@ const transferId = s.int(1, Number.MAX_SAFE_INTEGER);
 
 const credentials = s.tuple(s.str(0, MAX_USERNAME_FIELD), s.str(0, MAX_PASSWORD_FIELD));
 
+const token = s.bytes(TOKEN_BYTES, TOKEN_BYTES);
+const resumeFields = s.dict({
+  token,
+  /** The id of the newest world message the client has: INITIALIZE then carries only later ones. */
+  world_after: s.optional(s.bytes(MESSAGE_ID_BYTES, MESSAGE_ID_BYTES)),
+});
+
+/** RESUME's body: the token alone (as first specified), or a dict with the token and a cursor. */
+const resumeBody: s.Schema<{ token: Uint8Array; world_after?: Uint8Array }> = {
+  describe: `bytes or ${resumeFields.describe}`,
+  // Anything but a dict is checked as the token, so that its errors read as they always did.
+  check: (v, path) =>
+    s.kindOf(v) === "dict" ? resumeFields.check(v, path) : { token: token.check(v, path) },
+};
+
 /** Body schemas of the requests a server accepts. */
 export const RequestBody = {
   [MsgType.LOGIN]: credentials,
   [MsgType.REGISTER]: credentials,
   // Seed 000 sends the username; Parley ignores any claim and logs out the session's own user.
   [MsgType.LOGOUT]: s.optional(s.str(0, MAX_USERNAME_FIELD)),
-  [MsgType.RESUME]: s.bytes(TOKEN_BYTES, TOKEN_BYTES),
+  [MsgType.RESUME]: resumeBody,
   [MsgType.CHANGE_PASSWORD]: s.tuple(s.str(0, MAX_PASSWORD_FIELD), s.str(0, MAX_PASSWORD_FIELD)),
   [MsgType.PING]: s.any,
   [MsgType.ADD_FRIEND]: username,

@@ -4,7 +4,7 @@ import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
 import { type Handler, me, type ServerContext } from "../context.ts";
-import { farewell, welcome } from "../presence.ts";
+import { type BacklogRequest, farewell, welcome } from "../presence.ts";
 import type { Session } from "../session.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -58,7 +58,13 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
  * Makes the session the user's, kicking any earlier session of the same account. Returns the
  * reply's follow-up: INITIALIZE and the inbox, after LG_OK.
  */
-function takeOver(ctx: ServerContext, session: Session, name: string, token: Uint8Array | null) {
+function takeOver(
+  ctx: ServerContext,
+  session: Session,
+  name: string,
+  token: Uint8Array | null,
+  backlog: BacklogRequest = { resumed: false },
+) {
   const user = usernameKey(name);
   session.login = { user, name, token };
   session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
@@ -73,7 +79,7 @@ function takeOver(ctx: ServerContext, session: Session, name: string, token: Uin
     void previous.kick(`Your account "${name}" logged in from another place`);
   }
   ctx.log.info("session.login", { user, session: session.id });
-  return () => welcome(ctx, session, previous === undefined);
+  return () => welcome(ctx, session, previous === undefined, backlog);
 }
 
 export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
@@ -121,7 +127,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
 export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
   ctx,
   session,
-  token,
+  { token, world_after },
 ) => {
   refuseIfLoggedIn(session);
   throttled(ctx, [`ip:${session.ip}`]);
@@ -135,7 +141,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
       "The resume token is unknown, revoked or expired; log in with your password",
     );
   }
-  const after = takeOver(ctx, session, user.name, token);
+  const after = takeOver(ctx, session, user.name, token, { resumed: true, after: world_after });
   ctx.metrics.login("resume");
   return {
     type: MsgType.LG_OK,
