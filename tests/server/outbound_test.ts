@@ -139,4 +139,5 @@ Deno.test("a world flood waits at the sender: readers' queues stay under serverO
       maxFrameBytes: 128 * 1024,
       maxImageBytes: 64 * 1024,
     },
+    world: { backlog: 3 }, // what fits in INITIALIZE's share of a 128 KiB frame
   }));
