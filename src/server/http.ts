@@ -210,6 +210,8 @@ export function serveHttp(
   const handler = httpHandler(metrics, health, log);
   const open = new Map<Deno.Conn, Promise<void>>();
   let stopping = false;
+  let refused = 0;
+  let refusedLoggedAt = -Infinity;
 
   const serveOne = async (conn: Deno.Conn): Promise<void> => {
     // The deadline covers the whole exchange: a peer that sends half a head, or never reads
@@ -258,7 +260,14 @@ export function serveHttp(
         continue;
       }
       if (open.size >= limits.maxConnections) {
-        log.warn("http.refused", { open: open.size });
+        // Logged at most once a second, with a count: a flood must not flood the log as well.
+        refused++;
+        const now = performance.now();
+        if (now - refusedLoggedAt >= 1000) {
+          log.warn("http.refused", { open: open.size, refused });
+          refused = 0;
+          refusedLoggedAt = now;
+        }
         closeQuietly(conn);
         continue;
       }
