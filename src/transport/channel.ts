@@ -182,6 +182,8 @@ export class Channel {
   /** The most #outBytes may reach before the peer counts as a slow reader. */
   #maxOutBytes: number;
   #writing: Promise<void> | null = null;
+  /** Set while a write is under way with more than OUTBOUND_STALL_BYTES waiting. */
+  #stallTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #closed = false;
   /** When bytes last arrived from the peer (ms since the epoch), for idle detection. */
   lastInbound = Date.now();
@@ -315,6 +317,7 @@ export class Channel {
       return;
     }
     this.#writing ??= this.#drain();
+    this.#armStall();
   }
 
   async #drain(): Promise<void> {
@@ -327,7 +330,9 @@ export class Channel {
           const batch = chunk.view();
           let written = 0;
           while (written < batch.length) {
-            written += await this.#write(batch.subarray(written));
+            this.#armStall();
+            written += await this.#conn.write(batch.subarray(written));
+            this.#progress();
           }
           // Closed meanwhile: close() has released every byte already.
           if (this.#closed) return;
@@ -344,30 +349,30 @@ export class Channel {
   }
 
   /**
-   * One write to the socket. With more than OUTBOUND_STALL_BYTES waiting, a write that takes
-   * nothing within `writeStallMs` means the peer does not read: it fails with SlowReaderError.
+   * With more than OUTBOUND_STALL_BYTES waiting and a write under way, starts the stall timer:
+   * if that write has taken nothing when it fires, the peer does not read, and the channel
+   * closes (SlowReaderError). Armed from #seal too, because a write begun while little waited
+   * may be the one that never ends.
    */
-  #write(bytes: Uint8Array): Promise<number> {
-    const write = this.#conn.write(bytes);
+  #armStall(): void {
     const stallMs = this.#opts.writeStallMs;
-    if (stallMs === undefined || this.#outBytes <= OUTBOUND_STALL_BYTES) return write;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    // The write fails once the connection is closed; that failure is expected, not unhandled.
-    write.catch(() => {});
-    return Promise.race([
-      write,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new SlowReaderError(
-                `The peer took no byte of ${this.#outBytes} waiting in ${stallMs} ms`,
-              ),
-            ),
-          stallMs,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    if (
+      stallMs === undefined || this.#stallTimer !== undefined || this.#writing === null ||
+      this.#outBytes <= OUTBOUND_STALL_BYTES || this.#closed
+    ) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = undefined;
+      this.#fault(
+        new SlowReaderError(`The peer took no byte of ${this.#outBytes} waiting in ${stallMs} ms`),
+      );
+    }, stallMs);
+  }
+
+  /** A write took bytes: the peer reads. */
+  #progress(): void {
+    if (this.#stallTimer === undefined) return;
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
   }
 
   /** Resolves once everything sent so far has been handed to the socket. */
@@ -437,6 +442,7 @@ export class Channel {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#progress(); // no stall timer outlives the channel
     this.#out = null;
     this.#opts.total?.release(this.#outBytes);
     this.#outBytes = 0;

@@ -141,3 +141,38 @@ Deno.test("a world flood waits at the sender: readers' queues stay under serverO
     },
     world: { backlog: 3 }, // what fits in INITIALIZE's share of a 128 KiB frame
   }));
+
+Deno.test("readers that never read hold a world flood up for seconds at most, then are cut off", () =>
+  withServer(async (t) => {
+    const sender = await t.user("sender");
+    const bystander = await t.user("bystander");
+    // Three of them: each stays under its own queue limit while together they fill the mark.
+    const stuck = await Promise.all([0, 1, 2].map(async (i) => {
+      const raw = await RawClient.connect(t.port);
+      await raw.send(raw.frame([
+        { type: MsgType.REGISTER, id: 1, body: [`stuck${i}`, "password-stuck"] },
+        { type: MsgType.LOGIN, id: 2, body: [`stuck${i}`, "password-stuck"] },
+      ]));
+      await raw.receive();
+      return raw;
+    }));
+    const text = "w".repeat(16 * 1024);
+    const started = Date.now();
+    // 6 MiB for every reader: far more than the mark while the stuck ones take nothing.
+    await Promise.all(
+      Array.from({ length: 400 }, () => sender.sendText({ world: true }, text)),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(seconds < 10, `the flood took ${seconds} s`);
+    const online = (await bystander.who(0, 10)).users;
+    assert.deepEqual(online.filter((u) => u.startsWith("stuck")), [], "the stuck were cut off");
+    for (const raw of stuck) raw.close();
+  }, {
+    limits: {
+      maxOutboundBytes: 1024 * 1024,
+      serverOutboundBytes: 1024 * 1024,
+      maxFrameBytes: 128 * 1024,
+      maxImageBytes: 64 * 1024,
+    },
+    world: { backlog: 3 },
+  }));

@@ -126,13 +126,44 @@ function comingOf(ctx: ServerContext): WorldComing {
   return coming;
 }
 
-/** Waits until a world message's copies fit under the mark. */
+/**
+ * How long a world message waits for room before the readers that hold the most are cut off.
+ * Readers that keep up drain a burst within this; one that does not (or only trickles, which the
+ * write stall of limits.writeStallMs does not catch) must not hold the room up for everyone.
+ */
+export const WORLD_ROOM_WAIT_MS = 2000;
+
+/** Waits until a world message's copies fit under the mark, for WORLD_ROOM_WAIT_MS at most. */
 async function worldRoom(ctx: ServerContext, mark: number): Promise<void> {
   const coming = comingOf(ctx);
+  const deadline = performance.now() + WORLD_ROOM_WAIT_MS;
   while (ctx.outbound.bytes + coming.bytes > mark) {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      cutSlowReaders(ctx, mark);
+      return; // accepted anyway: every queue is still bounded by limits.maxOutboundBytes
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
     // Copies still coming count until their commit ends; then only what waits for the sockets.
-    if (coming.bytes > 0) await coming.ended;
-    else await ctx.outbound.room(mark);
+    await Promise.race([
+      coming.bytes > 0 ? coming.ended : ctx.outbound.room(mark),
+      new Promise((r) => timer = setTimeout(r, left)),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Closes the sessions that hold more than an eighth of the mark each: with the room held up
+ * that long, they are the readers that do not keep up.
+ */
+function cutSlowReaders(ctx: ServerContext, mark: number): void {
+  for (const s of ctx.hub.sessions()) {
+    const waiting = s.channel.outboundBytes;
+    if (waiting > mark / 8) {
+      ctx.log.info("session.slow_reader", { session: s.id, waiting });
+      s.channel.close();
+    }
   }
 }
 
