@@ -77,7 +77,7 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof Deno.errors.AddrInUse) {
-      console.error(`parley: the address is already in use: ${e.message}`);
+      console.error(`parley: ${e.message}`);
       return 1;
     }
     if (e instanceof Deno.errors.PermissionDenied) {

@@ -2,6 +2,7 @@
 
 import { checkConfig } from "../admin/check_config.ts";
 import { applyConfig, type Config, defaultConfig, loadConfigFile } from "../config/config.ts";
+import { chooseAesGcm, giveUpNativeCode } from "../crypto/aes_gcm.ts";
 import { createLogger, type LogLevel } from "../server/log.ts";
 import { startServer } from "../server/server.ts";
 import { parseFlags, UsageError } from "./usage.ts";
@@ -104,6 +105,9 @@ export async function serve(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   try {
+    // OpenSSL is bound first; then the process gives up native code before it listens.
+    chooseAesGcm(config.crypto.nativeAes);
+    giveUpNativeCode();
     server = await startServer(config, log);
     if (stopping) void server.close();
     await server.finished;

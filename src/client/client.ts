@@ -98,6 +98,11 @@ export class ParleyClient {
   readonly #opts: ConnectOptions;
   /** The latest resume token this client was given, for reconnect(). */
   #token: Uint8Array | null = null;
+  /**
+   * The id of the newest world message this client has had (live or in INITIALIZE's backlog):
+   * a RESUME names it so that INITIALIZE brings only later ones.
+   */
+  lastWorldId: Uint8Array | null = null;
   readonly seen: SeenMessages;
   readonly #acks = new CumulativeAck((seq) => this.#channel.send(MsgType.ACK, 0, seq));
   readonly #outgoing = new Map<number, OutgoingTransfer>();
@@ -205,6 +210,7 @@ export class ParleyClient {
   }
 
   #receive(msg: Message): void {
+    this.#noteWorld(msg);
     if (msg.type === MsgType.PING) {
       this.#channel.send(MsgType.PONG, msg.id, msg.body);
       return;
@@ -225,6 +231,17 @@ export class ParleyClient {
     }
     this.#events.push(msg);
     this.#wakeAll();
+  }
+
+  /** Keeps the id of the newest world message seen, from a world PASS or INITIALIZE. */
+  #noteWorld(msg: Message): void {
+    const body = msg.body as { world?: unknown; id?: unknown };
+    if (msg.type === MsgType.PASS && body?.world === true && body.id instanceof Uint8Array) {
+      this.lastWorldId = body.id;
+    } else if (msg.type === MsgType.INITIALIZE && Array.isArray(body?.world)) {
+      const newest = (body.world.at(-1) as { id?: unknown } | undefined)?.id;
+      if (newest instanceof Uint8Array) this.lastWorldId = newest;
+    }
   }
 
   /** Queues the ACK for a PASS and says whether the application should see it. */
@@ -331,8 +348,11 @@ export class ParleyClient {
     return result;
   }
 
-  async resume(token: Uint8Array): Promise<LoginResult> {
-    const result = toLogin(await this.call(MsgType.RESUME, token, MsgType.LG_OK));
+  /** Logs in with a resume token; `worldAfter` is the newest world message the caller has. */
+  async resume(token: Uint8Array, worldAfter?: Uint8Array | null): Promise<LoginResult> {
+    const body = worldAfter ? { token, world_after: worldAfter } : token;
+    if (worldAfter) this.lastWorldId = worldAfter;
+    const result = toLogin(await this.call(MsgType.RESUME, body, MsgType.LG_OK));
     // The server replaced the token; an older server (no token in LG_OK) keeps the one we have.
     this.#token = result.token ?? token;
     return { ...result, token: this.#token };
@@ -352,7 +372,7 @@ export class ParleyClient {
     this.close();
     const next = await ParleyClient.connect({ ...this.#opts, seen: this.seen });
     try {
-      await next.resume(this.#token);
+      await next.resume(this.#token, this.lastWorldId);
     } catch (e) {
       next.close();
       throw e;

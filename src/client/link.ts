@@ -87,7 +87,7 @@ export class Link {
       let next: ParleyClient | null = null;
       try {
         next = await ParleyClient.connect({ ...this.opts, seen: this.seen });
-        await next.resume(token);
+        await next.resume(token, previous.lastWorldId);
       } catch (e) {
         next?.close();
         if (e instanceof HostKeyChangedError) return this.#finish(e.message);

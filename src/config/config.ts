@@ -8,6 +8,24 @@ import defaults from "../../config.json" with { type: "json" };
 
 export type Config = typeof defaults;
 
+/**
+ * What a world message adds to INITIALIZE beyond its text's UTF-8 bytes, at most: the PASS
+ * body's other fields (id, seq, time, source_username, type, world) with their keys and headers.
+ */
+export const WORLD_ENTRY_OVERHEAD_BYTES = 256;
+
+/**
+ * The share of the frame limit that INITIALIZE's world backlog may fill: the rest is for the
+ * friends and groups lists. Settings are checked against it (config.ts), and a backlog stored
+ * under larger limits than today's is cut to it, newest kept.
+ */
+export const WORLD_BACKLOG_FRAME_SHARE = 0.5;
+
+/** The largest the world backlog may encode to in INITIALIZE under these limits. */
+export function worldBacklogBudget(maxFrameBytes: number): number {
+  return Math.floor(maxFrameBytes * WORLD_BACKLOG_FRAME_SHARE);
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -16,6 +34,8 @@ export class ConfigError extends Error {
 const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> = {
   port: { min: 0, max: 65535 },
   "http.port": { min: 0, max: 65535 },
+  "http.maxConnections": { min: 1, max: 10_000 },
+  "http.requestTimeoutMs": { min: 100, max: 600_000 },
   "limits.maxFrameBytes": { min: 1024, max: 128 * 1024 * 1024 },
   "limits.handshakeTimeoutMs": { min: 100, max: 600_000 },
   "limits.loginTimeoutMs": { min: 100, max: 3_600_000 },
@@ -24,6 +44,7 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.pingTimeoutMs": { min: 100, max: 3_600_000 },
   "limits.maxConnections": { min: 1, max: 1_000_000 },
   "limits.maxConnectionsPerIp": { min: 1, max: 1_000_000 },
+  "limits.ipv6PrefixBits": { min: 1, max: 128 },
   "limits.requestRate": { min: 1, max: 10_000_000 },
   "limits.requestBurst": { min: 1, max: 10_000_000 },
   "limits.preLoginRequestRate": { min: 1, max: 10_000_000 },
@@ -32,6 +53,9 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "accounts.loginDelayMs": { min: 1, max: 3_600_000 },
   "accounts.loginMaxDelayMs": { min: 1, max: 86_400_000 },
   "limits.maxOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
+  "limits.preLoginOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
+  "limits.serverOutboundBytes": { min: 64 * 1024, max: 2 ** 40 },
+  "limits.writeStallMs": { min: 100, max: 3_600_000 },
   "limits.maxValueDepth": { min: 2, max: 64 },
   "limits.maxTextBytes": { min: 1, max: 1024 * 1024 },
   "limits.maxImageBytes": { min: 0, max: 64 * 1024 * 1024 },
@@ -122,6 +146,33 @@ function checkTogether(c: Config, source: string): void {
   if (limits.maxOutboundBytes < 2 * limits.maxFrameBytes) {
     throw new ConfigError(
       `${source}: "limits.maxOutboundBytes" must be at least twice "limits.maxFrameBytes"`,
+    );
+  }
+  // Room for the echo of the largest pre-login frame and the frame after it.
+  if (limits.preLoginOutboundBytes < 2 * limits.preLoginFrameBytes) {
+    throw new ConfigError(
+      `${source}: "limits.preLoginOutboundBytes" must be at least twice "limits.preLoginFrameBytes"`,
+    );
+  }
+  if (limits.preLoginOutboundBytes > limits.maxOutboundBytes) {
+    throw new ConfigError(
+      `${source}: "limits.preLoginOutboundBytes" must not be above "limits.maxOutboundBytes"`,
+    );
+  }
+  // INITIALIZE carries the world backlog in one frame: it must fit the share of it set aside.
+  const entry = limits.maxTextBytes + WORLD_ENTRY_OVERHEAD_BYTES;
+  const budget = worldBacklogBudget(limits.maxFrameBytes);
+  if (c.world.backlog * entry > budget) {
+    throw new ConfigError(
+      `${source}: "world.backlog" of ${c.world.backlog} messages of up to ${limits.maxTextBytes} bytes would not fit in INITIALIZE's ${budget} bytes (half of "limits.maxFrameBytes"); with these limits it may be at most ${
+        Math.floor(budget / entry)
+      }`,
+    );
+  }
+  // Below one client's own allowance, a single slow reader would hold the world room up.
+  if (limits.serverOutboundBytes < limits.maxOutboundBytes) {
+    throw new ConfigError(
+      `${source}: "limits.serverOutboundBytes" must be at least "limits.maxOutboundBytes"`,
     );
   }
 }

@@ -281,6 +281,17 @@ export function agreesWithNode(candidate: AesGcm): boolean {
 let openSsl: AesGcm | null | undefined;
 let active: AesGcm = nodeAesGcm;
 
+/**
+ * For a process that will load no native code and run no program from now on (`parley serve`
+ * once it has chosen): gives up both permissions. Both, because a process that may run programs
+ * can run native code anyway, so under `-A` dropping FFI alone would change nothing. Not for a
+ * process that still spawns programs (tests, the bench), which keep what they were given.
+ */
+export function giveUpNativeCode(): void {
+  Deno.permissions.revokeSync({ name: "run" });
+  Deno.permissions.revokeSync({ name: "ffi" });
+}
+
 /** The implementation frames are sealed and opened with now. */
 export function aesGcm(): AesGcm {
   return active;

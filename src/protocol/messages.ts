@@ -104,6 +104,21 @@ export const DEVICE_ID_BYTES = 16;
 /** LOGIN's session kinds: the seed's one, and a script's that neither kicks nor is announced. */
 export const SessionKind = { INTERACTIVE: "interactive", ONE_SHOT: "one_shot" } as const;
 
+const token = s.bytes(TOKEN_BYTES, TOKEN_BYTES);
+const resumeFields = s.dict({
+  token,
+  /** The id of the newest world message the client has: INITIALIZE then carries only later ones. */
+  world_after: s.optional(s.bytes(MESSAGE_ID_BYTES, MESSAGE_ID_BYTES)),
+});
+
+/** RESUME's body: the token alone (as first specified), or a dict with the token and a cursor. */
+const resumeBody: s.Schema<{ token: Uint8Array; world_after?: Uint8Array }> = {
+  describe: `bytes or ${resumeFields.describe}`,
+  // Anything but a dict is checked as the token, so that its errors read as they always did.
+  check: (v, path) =>
+    s.kindOf(v) === "dict" ? resumeFields.check(v, path) : { token: token.check(v, path) },
+};
+
 /** Body schemas of the requests a server accepts. */
 export const RequestBody = {
   // The third element is optional: clients of protocol version 1 send two.
@@ -121,7 +136,7 @@ export const RequestBody = {
     s.dict({ everywhere: s.optional(s.bool) }),
     s.optional(s.str(0, MAX_USERNAME_FIELD)),
   ),
-  [MsgType.RESUME]: s.bytes(TOKEN_BYTES, TOKEN_BYTES),
+  [MsgType.RESUME]: resumeBody,
   [MsgType.CHANGE_PASSWORD]: s.tuple(s.str(0, MAX_PASSWORD_FIELD), s.str(0, MAX_PASSWORD_FIELD)),
   [MsgType.PING]: s.any,
   [MsgType.ADD_FRIEND]: username,

@@ -13,6 +13,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { LoggedIn, Session } from "./session.ts";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Value } from "../protocol/value.ts";
+import type { OutboundTotal } from "../transport/channel.ts";
 
 export interface ServerContext {
   config: Config;
@@ -26,6 +27,8 @@ export interface ServerContext {
   sends: SendBudget;
   /** Counters for /metrics; each hook is one cheap call. */
   metrics: ServerMetrics;
+  /** Sealed bytes waiting for every session's socket (limits.serverOutboundBytes). */
+  outbound: OutboundTotal;
 }
 
 /** A handler's answer: the response type and body, sent back with the request's id. */

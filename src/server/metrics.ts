@@ -12,6 +12,8 @@ import type { ChatMessage } from "../store/types.ts";
 import { VERSION } from "../version.ts";
 
 export type LoginMethod = "password" | "resume";
+/** Why a frame closed its connection: over the size limit, or failing authentication. */
+export type FrameRejection = "size" | "auth";
 type Conversation = "private" | "group" | "world";
 type Content = ChatMessage["kind"];
 type ByMessage = Record<Conversation, Record<Content, Counter>>;
@@ -44,6 +46,8 @@ export interface ScrapeSources {
   connections(): number;
   /** Users logged in. */
   online(): number;
+  /** Sealed bytes waiting for clients' sockets. */
+  outbound(): number;
   /** Messages and bytes waiting in offline inboxes. */
   queued(): Promise<{ count: number; bytes: number }>;
 }
@@ -61,6 +65,7 @@ export class ServerMetrics {
   readonly #fileBytes: Counter;
   readonly #handshakeFailures: Counter;
   readonly #rateLimited: Counter;
+  readonly #framesRejected: Record<FrameRejection, Counter>;
   readonly #failureFamily: Family<Counter>;
   /** By wire code; every code of the table is there from the start, so scrapes see zeros. */
   readonly #failures = new Map<number, Counter>();
@@ -129,6 +134,16 @@ export class ServerMetrics {
       "Requests refused by the per-connection rate limit (also in request failures).",
     ).labels();
 
+    const rejected = r.counter(
+      "parley_frames_rejected_total",
+      "Frames that closed their connection: over the frame size limit, or failing authentication.",
+      ["reason"],
+    );
+    this.#framesRejected = {
+      size: rejected.labels({ reason: "size" }),
+      auth: rejected.labels({ reason: "auth" }),
+    };
+
     this.#commitSeconds = r.histogram(
       "parley_kv_commit_seconds",
       "Time per group commit to the KV store.",
@@ -162,7 +177,12 @@ export class ServerMetrics {
       "parley_queued_bytes",
       "Bytes of the queued messages, as counted against queue limits.",
     ).labels();
+    const outbound = r.gauge(
+      "parley_outbound_bytes",
+      "Encrypted bytes waiting for clients' sockets, all connections together.",
+    ).labels();
     r.beforeCollect(async () => {
+      outbound.set(sources.outbound());
       connections.set(sources.connections());
       online.set(sources.online());
       const q = await sources.queued();
@@ -209,6 +229,10 @@ export class ServerMetrics {
   rateLimited(): void {
     this.#rateLimited.inc();
     this.requestFailed(ErrorCode.RATE_LIMITED);
+  }
+
+  frameRejected(reason: FrameRejection): void {
+    this.#framesRejected[reason].inc();
   }
 
   login(method: LoginMethod): void {

@@ -4,8 +4,9 @@
  */
 
 import { MsgType } from "../protocol/messages.ts";
-import { EncodedValue } from "../protocol/value.ts";
-import type { WorldStore } from "../store/types.ts";
+import { WORLD_ENTRY_OVERHEAD_BYTES, worldBacklogBudget } from "../config/config.ts";
+import { EncodedValue, utf8Length } from "../protocol/value.ts";
+import type { ChatMessage, WorldEntry, WorldStore } from "../store/types.ts";
 import type { ServerContext } from "./context.ts";
 import { InboxPump, passBody } from "./delivery.ts";
 import { sortedNames } from "./handlers/friends.ts";
@@ -23,19 +24,118 @@ export async function tellFriends(ctx: ServerContext, user: string, name: string
   }
 }
 
-const encodedBacklogs = new WeakMap<WorldStore, { version: number; value: EncodedValue }>();
+/**
+ * A client that resumes again within this time without saying which world messages it has gets
+ * only those that came since its last INITIALIZE: a token replayed in a loop must not make the
+ * server send the whole backlog every time.
+ */
+export const WORLD_REPLAY_MS = 10_000;
+/** Users remembered for WORLD_REPLAY_MS; older records are pruned once there are more. */
+const MAX_REPLAY_RECORDS = 10_000;
 
-/** The world backlog as INITIALIZE carries it, encoded once per change rather than per login. */
-function worldBacklog(world: WorldStore): EncodedValue {
+const entryBytes = new WeakMap<ChatMessage, number>();
+
+/** An upper bound of a world message's size in INITIALIZE, measured once per message. */
+function sizeInBacklog(m: ChatMessage): number {
+  let size = entryBytes.get(m);
+  if (size === undefined) {
+    size = utf8Length(m.text ?? "") + WORLD_ENTRY_OVERHEAD_BYTES;
+    entryBytes.set(m, size);
+  }
+  return size;
+}
+
+interface BacklogCache {
+  version: number;
+  /** The newest entries that fit the budget, encoded once per change rather than per login. */
+  value: EncodedValue;
+  /** Where those entries start in the backlog. */
+  from: number;
+  budget: number;
+}
+
+const encodedBacklogs = new WeakMap<WorldStore, BacklogCache>();
+const replays = new WeakMap<WorldStore, Map<string, { at: number; seq: number }>>();
+
+/** Where the newest entries that fit `budget` start. */
+function firstThatFits(entries: readonly WorldEntry[], budget: number): number {
+  let total = 0;
+  let i = entries.length;
+  while (i > 0 && total + sizeInBacklog(entries[i - 1].message) <= budget) {
+    total += sizeInBacklog(entries[--i].message);
+  }
+  return i;
+}
+
+/** What a login asks of the world backlog. */
+export interface BacklogRequest {
+  /** A RESUME (a reconnect) rather than a password login. */
+  resumed: boolean;
+  /** The id of the newest world message the client has (RESUME's `world_after`). */
+  after?: Uint8Array;
+}
+
+/**
+ * The world backlog for one login's INITIALIZE: the messages after the client's `after` (all if
+ * it names none or one no longer kept), after what a RESUME of the same user got moments ago,
+ * and never more than the budget, newest kept.
+ */
+function worldBacklog(
+  ctx: ServerContext,
+  user: string,
+  request: BacklogRequest,
+  now: number,
+): EncodedValue {
+  const world = ctx.store.world;
+  const entries = world.entries();
+  const budget = worldBacklogBudget(ctx.config.limits.maxFrameBytes);
   let cached = encodedBacklogs.get(world);
-  if (!cached || cached.version !== world.version) {
+  if (!cached || cached.version !== world.version || cached.budget !== budget) {
+    const from = firstThatFits(entries, budget);
     cached = {
       version: world.version,
-      value: new EncodedValue(world.recent().map((m) => passBody(m, 0))),
+      value: new EncodedValue(entries.slice(from).map((e) => passBody(e.message, 0))),
+      from,
+      budget,
     };
     encodedBacklogs.set(world, cached);
   }
-  return cached.value;
+  let from = cached.from;
+  if (request.after) {
+    const at = entries.findIndex((e) => sameId(e.message.id, request.after!));
+    if (at >= 0) from = Math.max(from, at + 1);
+  }
+  let seen = replays.get(world);
+  if (!seen) replays.set(world, seen = new Map());
+  const last = seen.get(user);
+  if (request.resumed && last && now - last.at < WORLD_REPLAY_MS) {
+    while (from < entries.length && entries[from].seq <= last.seq) from++;
+  }
+  remember(seen, user, { at: now, seq: entries.at(-1)?.seq ?? 0 }, now);
+  if (from === cached.from) return cached.value;
+  return new EncodedValue(entries.slice(from).map((e) => passBody(e.message, 0)));
+}
+
+function sameId(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Records what a user's login got; the oldest records go once there are too many. */
+function remember(
+  seen: Map<string, { at: number; seq: number }>,
+  user: string,
+  record: { at: number; seq: number },
+  now: number,
+): void {
+  seen.delete(user); // re-inserted last: the map stays in the order of the records' times
+  seen.set(user, record);
+  if (seen.size <= MAX_REPLAY_RECORDS) return;
+  for (const [key, r] of seen) {
+    if (now - r.at < WORLD_REPLAY_MS && seen.size <= MAX_REPLAY_RECORDS) break;
+    seen.delete(key);
+  }
 }
 
 function limitsOf(ctx: ServerContext) {
@@ -52,6 +152,7 @@ export async function welcome(
   ctx: ServerContext,
   session: Session,
   cameOnline: boolean,
+  backlog: BacklogRequest = { resumed: false },
 ): Promise<void> {
   const login = session.login;
   if (!login) return;
@@ -82,7 +183,7 @@ export async function welcome(
       .sort((a, b) => a.user.localeCompare(b.user))
       .map((f) => ({ username: f.name, online: ctx.hub.sessionOf(f.user) !== undefined })),
     groups: groups.map((g) => ({ group_id: g.id, group_name: g.name })),
-    world: worldBacklog(ctx.store.world),
+    world: worldBacklog(ctx, user, backlog, performance.now()),
     pending: stats.count,
     // What waits for the user's consent: friend requests and group invitations.
     requests: sortedNames(requests.incoming),
@@ -109,6 +210,7 @@ export async function farewell(ctx: ServerContext, session: Session): Promise<vo
   session.login = null;
   session.loggedOut();
   session.channel.setInboundLimit(ctx.config.limits.preLoginFrameBytes);
+  session.channel.setOutboundLimit(ctx.config.limits.preLoginOutboundBytes);
   if (login.oneShot) {
     // It was never online and had no transfers: nobody hears of it leaving.
     ctx.hub.removeOneShot(login.user, session);

@@ -10,7 +10,8 @@ import { ErrorCode, FrameAuthError, FrameSizeError, HandshakeError } from "../pr
 import type { DecodedMessages } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
-import { Channel, isConnectionGone, noDelay } from "../transport/channel.ts";
+import type { Store } from "../store/types.ts";
+import { Channel, isConnectionGone, noDelay, OutboundTotal } from "../transport/channel.ts";
 import { chooseAesGcm } from "../crypto/aes_gcm.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
@@ -20,12 +21,13 @@ import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
-import { type HttpEndpoint, startHttp } from "./http.ts";
+import { type HttpEndpoint, serveHttp } from "./http.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
 import { SendBudget } from "./send_budget.ts";
+import { peerKey } from "./peer_key.ts";
 import { Session } from "./session.ts";
 
 export interface RunningServer {
@@ -36,6 +38,8 @@ export interface RunningServer {
   http: Deno.NetAddr | null;
   /** Stops accepting, tells clients, closes connections and the store. */
   close(): Promise<void>;
+  /** Sealed bytes waiting for clients' sockets, all sessions together. */
+  outboundBytes(): number;
   /** Resolves once the server has fully stopped. */
   finished: Promise<void>;
 }
@@ -54,18 +58,42 @@ export async function startServer(
   options: ServerOptions = {},
 ): Promise<RunningServer> {
   const clock = options.clock ?? monotonic;
+  // The ports first: a busy one is refused, naming its address, before anything is made in the
+  // data dir (its first start would otherwise leave a key and an empty store behind).
+  const listener = listenOn(config.host, config.port, "chat");
+  let httpListener: Deno.TcpListener | null = null;
+  if (config.http.enabled) {
+    try {
+      httpListener = listenOn(config.http.host, config.http.port, "HTTP");
+    } catch (e) {
+      listener.close();
+      throw e;
+    }
+  }
+  const unlisten = () => {
+    listener.close();
+    httpListener?.close();
+  };
   const aes = chooseAesGcm(config.crypto.nativeAes);
   const metrics = new ServerMetrics();
-  // The store first: it locks the data dir, so a second server started on the same dir is
+  // The store next: it locks the data dir, so a second server started on the same dir is
   // refused as such before it reads or makes the identity key.
-  const store = await openKvStore(config.dataDir, {
-    worldBacklog: config.world.backlog,
-    onCommit: (seconds) => metrics.kvCommit(seconds),
-  });
+  let store: Store;
+  try {
+    store = await openKvStore(config.dataDir, {
+      worldBacklog: config.world.backlog,
+      onCommit: (seconds) => metrics.kvCommit(seconds),
+    });
+  } catch (e) {
+    unlisten();
+    throw e;
+  }
   let identity: KeyPair;
   try {
+    await warnIfExposed(config.dataDir, log);
     identity = await loadOrCreateIdentity(config.dataDir);
   } catch (e) {
+    unlisten();
     await store.close();
     throw e;
   }
@@ -88,21 +116,20 @@ export async function startServer(
       maxDelayMs: accounts.loginMaxDelayMs,
     }),
     metrics,
+    outbound: new OutboundTotal(),
   };
   ctx.files = new FileRelay(ctx.hub, config.files, config.limits.maxFileBytes);
-  let listener: Deno.Listener;
-  try {
-    listener = Deno.listen({ hostname: config.host, port: config.port });
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
   const addr = listener.addr as Deno.NetAddr;
   const print = fingerprint(identity.publicKey);
   log.info("server.listening", {
     addr: `${addr.hostname}:${addr.port}`,
     fingerprint: print,
     aes,
+    // Whether this process could still load native code (README, Security).
+    native_code: Deno.permissions.querySync({ name: "ffi" }).state === "granted" ||
+        Deno.permissions.querySync({ name: "run" }).state === "granted"
+      ? "allowed"
+      : "given_up",
   });
 
   /** Each connection's serving task, until it ends, so that shutdown can wait for them. */
@@ -117,22 +144,20 @@ export async function startServer(
     connections: () => open.size,
     online: () => ctx.hub.onlineCount,
     queued: () => store.inbox.queued(),
+    outbound: () => ctx.outbound.bytes,
   });
-  let http: HttpEndpoint | null = null;
-  if (config.http.enabled) {
-    try {
-      http = startHttp(config.http, metrics, {
+  const http: HttpEndpoint | null = httpListener &&
+    serveHttp(
+      httpListener,
+      metrics,
+      {
         accepting: () => !stopping,
         connections: () => open.size,
         pingStore: () => store.ping(),
-      }, log);
-    } catch (e) {
-      stopKeepalive();
-      listener.close();
-      await store.close();
-      throw e;
-    }
-  }
+      },
+      log,
+      config.http,
+    );
 
   /**
    * The handshake, bounded by its timeout, then the session. Apart from serveOne because a
@@ -152,7 +177,10 @@ export async function startServer(
     }
     const channel = new Channel(conn, handshake.keys, handshake.decoder, {
       maxFrameBytes: config.limits.maxFrameBytes,
-      maxOutboundBytes: config.limits.maxOutboundBytes,
+      // Small until login (welcome raises it): an anonymous peer that never reads holds little.
+      maxOutboundBytes: config.limits.preLoginOutboundBytes,
+      writeStallMs: config.limits.writeStallMs,
+      total: ctx.outbound,
       maxDepth: config.limits.maxValueDepth,
       maxValues: MAX_FRAME_VALUES,
       clock,
@@ -203,6 +231,7 @@ export async function startServer(
       await session.channel.receive(frameHandler(session));
     } catch (e) {
       if (e instanceof FrameAuthError || e instanceof FrameSizeError) {
+        metrics.frameRejected(e instanceof FrameSizeError ? "size" : "auth");
         log.warn("frame.rejected", { peer, session: session?.id, error: e.message });
       } else if (e instanceof HandshakeError) {
         log.info("handshake.failed", { peer, error: e.message });
@@ -252,7 +281,8 @@ export async function startServer(
         continue;
       }
       noDelay(conn);
-      const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+      // The per-address key: an IPv6 peer counts as its prefix (peer_key.ts).
+      const ip = peerKey((conn.remoteAddr as Deno.NetAddr).hostname, config.limits.ipv6PrefixBits);
       const fromIp = perIp.get(ip) ?? 0;
       if (
         open.size >= config.limits.maxConnections || fromIp >= config.limits.maxConnectionsPerIp
@@ -303,8 +333,45 @@ export async function startServer(
     fingerprint: print,
     http: http?.addr ?? null,
     close: () => close().then(finish),
+    outboundBytes: () => ctx.outbound.bytes,
     finished,
   };
+}
+
+/**
+ * Warns when the data dir lets others in: a dir made by Parley is 0700, but one that existed
+ * before keeps its mode, and its files (password hashes, queued messages, the identity key) are
+ * then only as safe as each file's own mode.
+ */
+async function warnIfExposed(dataDir: string, log: Logger): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  const mode = (await Deno.stat(dataDir)).mode;
+  if (mode !== null && (mode & 0o077) !== 0) {
+    log.warn("data_dir.exposed", {
+      dir: dataDir,
+      mode: (mode & 0o777).toString(8).padStart(4, "0"),
+      advice: `chmod 700 ${dataDir}`,
+    });
+  }
+}
+
+/** Binds `host:port`; a taken port is refused in a sentence that names the address. */
+function listenOn(host: string, port: number, what: string): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname: host, port });
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot listen on ${addressText(host, port)} (${what}): another process is using it`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+function addressText(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function closeQuietly(conn: Deno.Conn): void {

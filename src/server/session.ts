@@ -8,7 +8,13 @@ import { type Clock, monotonic } from "./clock.ts";
 import type { InboxPump } from "./delivery.ts";
 import type { TokenBucket } from "./throttle.ts";
 
-let nextSessionId = 1;
+/**
+ * Session ids name sessions in the log, so they must not repeat across restarts: they count on
+ * from the process's start time in milliseconds × 1000. A later run's ids are larger unless the
+ * earlier run opened more than 1000 sessions per millisecond of its life or the clock stepped
+ * back; they stay below 2^53 until the year 2255.
+ */
+let nextSessionId = Date.now() * 1000 + 1;
 
 /**
  * Responses of one connection that may be held at once behind one still waited for (a SEND

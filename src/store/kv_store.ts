@@ -15,6 +15,38 @@ import { KvWorldStore } from "./world.ts";
 
 export const KV_FILE = "parley.kv";
 
+/** SQLite's companions of the KV file, made beside it while it is open. */
+const SIDE_FILES = ["-wal", "-shm"];
+
+/**
+ * Makes the KV file, if there is none, readable by its owner only. SQLite gives the -wal and
+ * -shm files it makes the mode of the database file, so they come out 0600 too (not 0644 under
+ * the usual umask): they hold password hashes and queued messages.
+ */
+async function createPrivate(path: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  try {
+    await Deno.writeFile(path, new Uint8Array(0), { createNew: true, mode: 0o600 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+}
+
+/** Takes group and other access away from the KV file and its companions made by older runs. */
+async function makePrivate(path: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  for (const file of [path, ...SIDE_FILES.map((s) => path + s)]) {
+    let mode: number | null;
+    try {
+      mode = (await Deno.stat(file)).mode;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    if (mode !== null && (mode & 0o077) !== 0) await Deno.chmod(file, mode & 0o700);
+  }
+}
+
 export interface StoreOptions {
   /** World room messages kept for users who log in later. */
   worldBacklog: number;
@@ -31,10 +63,16 @@ export async function openKvStore(
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   // One writer at a time: the caches above the store assume this process makes every write.
   const lock = await lockDataDir(dataDir, opts.owner ?? "serve");
-  const kv = await Deno.openKv(join(dataDir, KV_FILE)).catch((e) => {
+  const path = join(dataDir, KV_FILE);
+  let kv: Deno.Kv;
+  try {
+    await createPrivate(path);
+    kv = await Deno.openKv(path);
+    await makePrivate(path);
+  } catch (e) {
     lock.release();
     throw e;
-  });
+  }
   const committer = new GroupCommitter(kv);
   if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);

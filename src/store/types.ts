@@ -338,10 +338,18 @@ export interface InboxStore {
   clear(user: string): Promise<void>;
 }
 
+/** A world message and its place in the room's order: seq rises by one per message, for good. */
+export interface WorldEntry {
+  seq: number;
+  message: ChatMessage;
+}
+
 export interface WorldStore {
   append(message: ChatMessage): Promise<void>;
   /** The backlog, oldest first. */
   recent(): ChatMessage[];
+  /** The backlog with each message's place in the room's order (seq, rising), oldest first. */
+  entries(): readonly WorldEntry[];
   /** Changes whenever the backlog does, so that what is built from it can be reused. */
   readonly version: number;
 }

@@ -5,10 +5,10 @@
 
 import type { GroupCommitter } from "./committer.ts";
 import { storable } from "./storable.ts";
-import type { ChatMessage, WorldStore } from "./types.ts";
+import type { ChatMessage, WorldEntry, WorldStore } from "./types.ts";
 
 export class KvWorldStore implements WorldStore {
-  #recent: { seq: number; message: ChatMessage }[] = [];
+  #recent: WorldEntry[] = [];
 
   private constructor(private readonly committer: GroupCommitter, private readonly keep: number) {}
 
@@ -45,5 +45,9 @@ export class KvWorldStore implements WorldStore {
 
   recent(): ChatMessage[] {
     return this.#recent.map((r) => r.message);
+  }
+
+  entries(): readonly WorldEntry[] {
+    return this.#recent;
   }
 }

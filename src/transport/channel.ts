@@ -67,17 +67,97 @@ function giveBackWriter(w: ByteWriter): void {
   }
 }
 
+/**
+ * Sealed frames wait in chunks of this size, taken from and given back to a pool shared by all
+ * channels: a queue of megabytes is then many equal buffers that are reused, rather than one
+ * buffer grown by doubling (up to twice the bytes it holds) and dropped once written, which left
+ * the process's resident memory high long after a flood had drained.
+ */
+export const OUT_CHUNK_BYTES = 64 * 1024;
+/** Spare chunks kept (8 MiB at most); past this they go to the collector. */
+const MAX_SPARE_CHUNKS = 128;
+const spareChunks: ByteWriter[] = [];
+
+/** A chunk with room for `size` bytes: a pooled one, or for a larger frame one of its own. */
+function takeChunk(size: number): ByteWriter {
+  if (size > OUT_CHUNK_BYTES) return new ByteWriter(size);
+  const chunk = spareChunks.pop();
+  if (!chunk) return new ByteWriter(OUT_CHUNK_BYTES);
+  chunk.truncate(0);
+  return chunk;
+}
+
+function giveBackChunk(chunk: ByteWriter): void {
+  if (chunk.capacity === OUT_CHUNK_BYTES && spareChunks.length < MAX_SPARE_CHUNKS) {
+    spareChunks.push(chunk);
+  }
+}
+
 export interface ChannelOptions {
   /** Largest message this side will send (it then travels alone in its frame). */
   maxFrameBytes: number;
-  /** Sealed bytes allowed to wait for the socket before the peer counts as a slow reader. */
+  /**
+   * Sealed bytes allowed to wait for the socket before the peer counts as a slow reader (the
+   * start value; setOutboundLimit changes it, at login for instance).
+   */
   maxOutboundBytes: number;
+  /**
+   * A peer with more than OUTBOUND_STALL_BYTES waiting that takes no byte for this long is cut
+   * off (a SlowReaderError). Unset: no deadline (the client's side).
+   */
+  writeStallMs?: number;
+  /** Where this channel's waiting bytes are summed with others'; none by default. */
+  total?: OutboundTotal;
   /** Nesting limit for decoded values. */
   maxDepth: number;
   /** Values decoded from one frame at most (bounds the work one frame can cost); none if unset. */
   maxValues?: number;
   /** Milliseconds on a monotonic clock, for `lastInbound`; `performance.now` if unset. */
   clock?: () => number;
+}
+
+/**
+ * Bytes waiting for one peer past which a write that makes no progress at all within
+ * `writeStallMs` closes the connection. Small, so that a peer that never reads is found while it
+ * holds little; a slow but live reader takes some bytes at every write and is never cut off.
+ */
+export const OUTBOUND_STALL_BYTES = 64 * 1024;
+
+/**
+ * Sealed bytes waiting for the socket, summed over the channels that share it (a server's): what
+ * a sender that fans out to many (the world room) waits on, so that its flood is held back at
+ * its own connection instead of in every recipient's queue.
+ */
+export class OutboundTotal {
+  #bytes = 0;
+  /** Callers of room() waiting for the total to fall to their mark. */
+  #waiters: { mark: number; wake: () => void }[] = [];
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Resolves once the total is at most `mark`. */
+  room(mark: number): Promise<void> {
+    if (this.#bytes <= mark) return Promise.resolve();
+    return new Promise((wake) => this.#waiters.push({ mark, wake }));
+  }
+
+  add(bytes: number): void {
+    this.#bytes += bytes;
+  }
+
+  release(bytes: number): void {
+    this.#bytes -= bytes;
+    if (this.#bytes < 0) throw new Error(`Outbound bytes went negative: ${this.#bytes}`);
+    if (this.#waiters.length === 0) return;
+    const waiting = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiting) {
+      if (this.#bytes <= w.mark) w.wake();
+      else this.#waiters.push(w);
+    }
+  }
 }
 
 /** Thrown into the writer's caller when the outbound queue overflows. */
@@ -96,13 +176,18 @@ export class Channel {
   #scheduled = false;
   #corked = 0;
   /**
-   * Sealed frames waiting for the socket, back to back in a pooled buffer (none while nothing
-   * waits). The buffer being written is taken off first, so new frames go to a fresh one.
+   * Sealed frames waiting for the socket, back to back in pooled chunks of OUT_CHUNK_BYTES
+   * (none while nothing waits). The chunks being written are taken off first, so new frames go
+   * to fresh ones.
    */
-  #out: ByteWriter | null = null;
+  #out: ByteWriter[] | null = null;
   /** Bytes sealed and not yet handed to the socket (waiting, or in the write under way). */
   #outBytes = 0;
+  /** The most #outBytes may reach before the peer counts as a slow reader. */
+  #maxOutBytes: number;
   #writing: Promise<void> | null = null;
+  /** Set while a write is under way with more than OUTBOUND_STALL_BYTES waiting. */
+  #stallTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #closed = false;
   /** Set by `finish`: input is no longer decoded, only read and dropped until the peer closes. */
   #finishing = false;
@@ -127,6 +212,7 @@ export class Channel {
     this.#opts = opts;
     this.#clock = opts.clock ?? (() => performance.now());
     this.lastInbound = this.#clock();
+    this.#maxOutBytes = opts.maxOutboundBytes;
   }
 
   get closed(): boolean {
@@ -136,6 +222,22 @@ export class Channel {
   /** The largest frame plaintext accepted from the peer from now on. */
   setInboundLimit(maxPlaintext: number): void {
     this.#decoder.setMaxPlaintext(maxPlaintext);
+  }
+
+  /**
+   * The most sealed bytes that may wait for the peer from now on (small before login, so that
+   * an anonymous peer that never reads cannot make us hold much).
+   */
+  setOutboundLimit(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 2 * COALESCE_BYTES) {
+      throw new RangeError(`An outbound limit of ${bytes} bytes leaves no room for a frame`);
+    }
+    this.#maxOutBytes = bytes;
+  }
+
+  /** Sealed bytes waiting for this peer. */
+  get outboundBytes(): number {
+    return this.#outBytes;
   }
 
   /** Queues one message; it leaves in this turn's frame. Ignored once closed. */
@@ -210,7 +312,12 @@ export class Channel {
   /** Seals one frame onto the outbound buffer and makes sure a writer drains it. */
   #seal(plaintext: Uint8Array): void {
     const size = plaintext.length + FRAME_OVERHEAD_BYTES;
-    const out = this.#out ??= takeWriter();
+    const chunks = this.#out ??= [];
+    let out = chunks.at(-1);
+    if (out === undefined || out.length + size > OUT_CHUNK_BYTES) {
+      out = takeChunk(size);
+      chunks.push(out);
+    }
     const before = out.length;
     try {
       this.#sealer.sealInto(plaintext, out.claim(size));
@@ -220,32 +327,68 @@ export class Channel {
       return;
     }
     this.#outBytes += size;
-    if (this.#outBytes > this.#opts.maxOutboundBytes) {
+    this.#opts.total?.add(size);
+    if (this.#outBytes > this.#maxOutBytes) {
       this.#fault(new SlowReaderError("The peer is not reading; its outbound queue is full"));
       return;
     }
     this.#writing ??= this.#drain();
+    this.#armStall();
   }
 
   async #drain(): Promise<void> {
     try {
       while (this.#out !== null && !this.#closed) {
-        // Every frame sealed by now leaves in one write.
-        const out = this.#out;
+        // Every frame sealed by now leaves, a chunk per write.
+        const chunks = this.#out;
         this.#out = null;
-        const batch = out.view();
-        let written = 0;
-        while (written < batch.length) {
-          written += await this.#conn.write(batch.subarray(written));
+        for (const chunk of chunks) {
+          const batch = chunk.view();
+          let written = 0;
+          while (written < batch.length) {
+            this.#armStall();
+            written += await this.#conn.write(batch.subarray(written));
+            this.#progress();
+          }
+          // Closed meanwhile: close() has released every byte already.
+          if (this.#closed) return;
+          this.#outBytes -= batch.length;
+          this.#opts.total?.release(batch.length);
+          giveBackChunk(chunk);
         }
-        this.#outBytes -= batch.length;
-        giveBackWriter(out);
       }
     } catch (e) {
       this.#fault(e instanceof Error ? e : new Error(String(e)));
     } finally {
       this.#writing = null;
     }
+  }
+
+  /**
+   * With more than OUTBOUND_STALL_BYTES waiting and a write under way, starts the stall timer:
+   * if that write has taken nothing when it fires, the peer does not read, and the channel
+   * closes (SlowReaderError). Armed from #seal too, because a write begun while little waited
+   * may be the one that never ends.
+   */
+  #armStall(): void {
+    const stallMs = this.#opts.writeStallMs;
+    if (
+      stallMs === undefined || this.#stallTimer !== undefined || this.#writing === null ||
+      this.#outBytes <= OUTBOUND_STALL_BYTES || this.#closed
+    ) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = undefined;
+      this.#fault(
+        new SlowReaderError(`The peer took no byte of ${this.#outBytes} waiting in ${stallMs} ms`),
+      );
+    }, stallMs);
+  }
+
+  /** A write took bytes: the peer reads. */
+  #progress(): void {
+    if (this.#stallTimer === undefined) return;
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
   }
 
   /** Resolves once everything sent so far has been handed to the socket. */
@@ -373,8 +516,11 @@ export class Channel {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#progress(); // no stall timer outlives the channel
     this.#out = null;
     clearTimeout(this.#finishTimer);
+    this.#opts.total?.release(this.#outBytes);
+    this.#outBytes = 0;
     try {
       this.#conn.close();
     } catch {

@@ -860,12 +860,14 @@ const SERVER_ONLY = new Set([
   "http.enabled",
   "http.host",
   "http.port",
+  "http.maxConnections",
+  "http.requestTimeoutMs",
 ]);
 
 Deno.test("the limits table lists config.json's wire-visible settings with their defaults", () => {
   const text = section(DOC, "## 17. Limits");
   const rows = new Map<string, number | boolean>();
-  for (const m of text.matchAll(/^\|\s*`([a-zA-Z.]+)`\s*\|\s*(\d+|true|false)\s*\|/gm)) {
+  for (const m of text.matchAll(/^\|\s*`([a-zA-Z0-9.]+)`\s*\|\s*(\d+|true|false)\s*\|/gm)) {
     assert.ok(!rows.has(m[1]), `${m[1]} is listed twice`);
     rows.set(m[1], /\d/.test(m[2]) ? Number(m[2]) : m[2] === "true");
   }

@@ -109,6 +109,7 @@ Deno.test("a slow consumer is disconnected when its queue fills; senders and oth
     assert.ok(await bystander.ping() >= 0);
   }, {
     limits: { maxOutboundBytes: 256 * 1024, maxFrameBytes: 80 * 1024, maxImageBytes: 32 * 1024 },
+    world: { backlog: 2 }, // what fits in INITIALIZE's share of an 80 KiB frame
   }));
 
 Deno.test("many anonymous half-sent frames cannot grow a server process's memory", async () => {

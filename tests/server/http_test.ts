@@ -17,7 +17,7 @@ import { startServer } from "../../src/server/server.ts";
 import { ServerMetrics } from "../../src/server/metrics.ts";
 import { VERSION } from "../../src/version.ts";
 import { rejects } from "../helpers/assert.ts";
-import { fastConfig, ServerProcess } from "../helpers/cli.ts";
+import { fastConfig, Output, ROOT, ServerProcess } from "../helpers/cli.ts";
 import { type Family, parseExposition, sampleValue } from "../helpers/exposition.ts";
 import { befriend } from "../helpers/friends.ts";
 import { readUntilClosed } from "../helpers/raw.ts";
@@ -267,12 +267,16 @@ Deno.test("the HTTP endpoint is off by default and binds nothing", async () => {
 
 Deno.test("serve flags: --http turns the endpoint on, --http-host and --http-port imply it", async () => {
   assert.equal((await serveConfig([])).config.http.enabled, false);
-  assert.deepEqual((await serveConfig(["--http"])).config.http, {
+  const endpoint = (c: { http: { enabled: boolean; host: string; port: number } }) => {
+    const { enabled, host, port } = c.http;
+    return { enabled, host, port };
+  };
+  assert.deepEqual(endpoint((await serveConfig(["--http"])).config), {
     enabled: true,
     host: "127.0.0.1",
     port: 9464,
   });
-  assert.deepEqual((await serveConfig(["--http-port", "0"])).config.http, {
+  assert.deepEqual(endpoint((await serveConfig(["--http-port", "0"])).config), {
     enabled: true,
     host: "127.0.0.1",
     port: 0,
@@ -314,6 +318,158 @@ Deno.test("a taken HTTP port stops the start with AddrInUse and leaves nothing o
     await assert.rejects(startServer(config, silentLogger), Deno.errors.AddrInUse);
   } finally {
     held.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Sends `request` over raw TCP and returns everything the server sent before it closed. */
+async function rawHttp(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(request));
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(65536);
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+    return new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+  } finally {
+    conn.close();
+  }
+}
+
+function contentLength(response: string): number {
+  const m = /\r\ncontent-length: (\d+)\r\n/i.exec(response);
+  assert.ok(m, `no content-length in ${JSON.stringify(response.slice(0, 300))}`);
+  return Number(m[1]);
+}
+
+Deno.test("HEAD gives the GET's content-length and no body, over raw HTTP/1.1", () =>
+  withServer(async (t) => {
+    const port = t.server.http!.port;
+    for (const path of ["/healthz", "/metrics"]) {
+      const get = await rawHttp(
+        port,
+        `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+      );
+      const head = await rawHttp(
+        port,
+        `HEAD ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+      );
+      assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.ok(head.endsWith("\r\n\r\n"), `HEAD ${path} has no body`);
+      const body = get.slice(get.indexOf("\r\n\r\n") + 4);
+      assert.equal(contentLength(get), new TextEncoder().encode(body).length);
+      if (path === "/healthz") assert.equal(contentLength(head), contentLength(get));
+      // The metrics text moves between two scrapes (uptime, memory), but not by much.
+      else assert.ok(Math.abs(contentLength(head) - contentLength(get)) < 200, path);
+    }
+    assert.match(await rawHttp(port, "BREW /healthz HTCPCP/1.0\r\n\r\n"), /^HTTP\/1\.1 400 /);
+  }, HTTP_ON));
+
+Deno.test("the HTTP endpoint caps its connections and closes half-sent requests at the deadline", () =>
+  withServer(async (t) => {
+    const port = t.server.http!.port;
+    const { maxConnections, requestTimeoutMs } = t.config.http;
+    const started = Date.now();
+    const half = await Promise.all(Array.from({ length: maxConnections }, async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+      return conn;
+    }));
+    try {
+      // One more is closed at once, unanswered: the half-sent ones hold every place.
+      const extra = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        assert.equal(await readUntilClosed(extra, requestTimeoutMs / 2), 0);
+      } finally {
+        extra.close();
+      }
+      // The half-sent ones are closed at their deadline, not held.
+      for (const conn of half) assert.equal(await readUntilClosed(conn, 5 * requestTimeoutMs), 0);
+      assert.ok(Date.now() - started >= requestTimeoutMs - 50);
+    } finally {
+      for (const conn of half) {
+        try {
+          conn.close();
+        } catch {
+          // Closed already.
+        }
+      }
+    }
+    // And the endpoint serves again.
+    const res = await fetch(url(t, "/healthz"));
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  }, { http: { enabled: true, port: 0, maxConnections: 4, requestTimeoutMs: 600 } }));
+
+Deno.test("a server out of file descriptors logs failed accepts and serves again once some close", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-http-" });
+  const config = join(dir, "config.json");
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
+      limits: { maxConnectionsPerIp: 1000 },
+      http: { enabled: true, port: 0 },
+    }),
+  );
+  // A small descriptor limit for the child alone, so that a few hundred connections exhaust it.
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      `ulimit -n 128 && exec "$0" run --allow-all --quiet main.ts serve --host 127.0.0.1 --port 0 --data "$1" --config "$2"`,
+      Deno.execPath(),
+      join(dir, "data"),
+      config,
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = new Output(child.stdout);
+  const err = new Output(child.stderr);
+  const conns: Deno.Conn[] = [];
+  try {
+    const [, chatPort] = await out.waitFor(/server\.listening addr=127\.0\.0\.1:(\d+)/);
+    const [, httpPort] = await out.waitFor(/http\.listening addr=127\.0\.0\.1:(\d+)/);
+    // Chat connections that sit in the handshake hold a descriptor each until none is left.
+    for (let i = 0; i < 200; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: Number(chatPort) }));
+    }
+    for (let i = 0; i < 20; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: Number(httpPort) }));
+    }
+    await out.waitFor(/accept_failed/);
+    for (const c of conns.splice(0)) c.close();
+    // Still running, and both listeners serve again.
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
+        status = res.status;
+        await res.body?.cancel();
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.equal(status, 200, `stdout:\n${out.text}\nstderr:\n${err.text}`);
+    const chat = await Deno.connect({ hostname: "127.0.0.1", port: Number(chatPort) });
+    chat.close();
+  } finally {
+    for (const c of conns) c.close();
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Gone already (the failure this test looks for).
+    }
+    await child.status;
+    await out.done;
+    await err.done;
     await Deno.remove(dir, { recursive: true });
   }
 });

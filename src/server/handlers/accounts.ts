@@ -4,7 +4,7 @@ import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf, SessionKind } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
 import { type Handler, me, type ServerContext } from "../context.ts";
-import { endSession, farewell, welcome } from "../presence.ts";
+import { type BacklogRequest, endSession, farewell, welcome } from "../presence.ts";
 import type { LoggedIn, Session } from "../session.ts";
 import type { PasswordHash } from "../../crypto/password.ts";
 
@@ -69,10 +69,17 @@ type Identity = Omit<LoggedIn, "user" | "name">;
  * reply's follow-up: INITIALIZE and the inbox, after LG_OK. A one-shot session takes over
  * nothing: it is added beside the user's session, unannounced.
  */
-function takeOver(ctx: ServerContext, session: Session, name: string, id: Identity) {
+function takeOver(
+  ctx: ServerContext,
+  session: Session,
+  name: string,
+  id: Identity,
+  backlog: BacklogRequest = { resumed: false },
+) {
   const user = usernameKey(name);
   session.login = { user, name, ...id };
   session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
+  session.channel.setOutboundLimit(ctx.config.limits.maxOutboundBytes);
   if (id.oneShot) {
     ctx.hub.addOneShot(user, session);
     ctx.log.info("session.login", { user, session: session.id, one_shot: true });
@@ -97,7 +104,7 @@ function takeOver(ctx: ServerContext, session: Session, name: string, id: Identi
     }
   }
   ctx.log.info("session.login", { user, session: session.id });
-  return () => welcome(ctx, session, previous === undefined);
+  return () => welcome(ctx, session, previous === undefined, backlog);
 }
 
 /** Ends every session of `user` but `except` (the account's credentials changed). */
@@ -211,7 +218,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
 export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
   ctx,
   session,
-  token,
+  { token, world_after },
 ) => {
   refuseIfLoggedIn(session);
   throttled(ctx, [`ip:${session.ip}`]);
@@ -247,7 +254,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     rotates: family.rotates,
     device: family.device,
     oneShot: false,
-  });
+  }, { resumed: true, after: world_after });
   ctx.metrics.login("resume");
   return {
     type: MsgType.LG_OK,

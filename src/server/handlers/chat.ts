@@ -75,7 +75,11 @@ export const send: Handler<SendBody> = (ctx, session, body) => {
   return sendToUser(ctx, self, message, to);
 };
 
-function sendToWorld(ctx: ServerContext, session: Session, message: ChatMessage): Reply {
+function sendToWorld(
+  ctx: ServerContext,
+  session: Session,
+  message: ChatMessage,
+): Reply | Promise<Reply> {
   if (message.kind !== "text") {
     throw new ParleyError(
       ErrorCode.BAD_REQUEST,
@@ -83,10 +87,98 @@ function sendToWorld(ctx: ServerContext, session: Session, message: ChatMessage)
     );
   }
   message.world = true;
+  // Each world message becomes one sealed copy per user online. While the server's outbound
+  // queues, with the copies of world messages accepted and not yet sent out, hold more than the
+  // mark, the sender waits here (and its connection is not read): a flood then goes at the pace
+  // the readers read, instead of piling up in every queue.
+  const mark = ctx.config.limits.serverOutboundBytes;
+  if (ctx.outbound.bytes + comingOf(ctx).bytes > mark) {
+    return worldRoom(ctx, mark).then(() => acceptWorld(ctx, session, message));
+  }
+  return acceptWorld(ctx, session, message);
+}
+
+/** A server's world messages accepted whose copies are not queued yet. */
+class WorldComing {
+  /** Sealed bytes that those copies will add. */
+  bytes = 0;
+  /** Resolved (and replaced) whenever a world message's commit ends. */
+  #ended = Promise.withResolvers<void>();
+
+  reserve(bytes: number): () => void {
+    this.bytes += bytes;
+    return () => {
+      this.bytes -= bytes;
+      this.#ended.resolve();
+      this.#ended = Promise.withResolvers<void>();
+    };
+  }
+
+  get ended(): Promise<void> {
+    return this.#ended.promise;
+  }
+}
+
+const worldComing = new WeakMap<ServerContext, WorldComing>();
+
+function comingOf(ctx: ServerContext): WorldComing {
+  let coming = worldComing.get(ctx);
+  if (!coming) worldComing.set(ctx, coming = new WorldComing());
+  return coming;
+}
+
+/**
+ * How long a world message waits for room before the readers that hold the most are cut off.
+ * Readers that keep up drain a burst within this; one that does not (or only trickles, which the
+ * write stall of limits.writeStallMs does not catch) must not hold the room up for everyone.
+ */
+export const WORLD_ROOM_WAIT_MS = 2000;
+
+/** Waits until a world message's copies fit under the mark, for WORLD_ROOM_WAIT_MS at most. */
+async function worldRoom(ctx: ServerContext, mark: number): Promise<void> {
+  const coming = comingOf(ctx);
+  const deadline = performance.now() + WORLD_ROOM_WAIT_MS;
+  while (ctx.outbound.bytes + coming.bytes > mark) {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      cutSlowReaders(ctx, mark);
+      return; // accepted anyway: every queue is still bounded by limits.maxOutboundBytes
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Copies still coming count until their commit ends; then only what waits for the sockets.
+    await Promise.race([
+      coming.bytes > 0 ? coming.ended : ctx.outbound.room(mark),
+      new Promise((r) => timer = setTimeout(r, left)),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Closes the sessions that hold more than an eighth of the mark each: with the room held up
+ * that long, they are the readers that do not keep up.
+ */
+function cutSlowReaders(ctx: ServerContext, mark: number): void {
+  for (const s of ctx.hub.sessions()) {
+    const waiting = s.channel.outboundBytes;
+    if (waiting > mark / 8) {
+      ctx.log.info("session.slow_reader", { session: s.id, waiting });
+      s.channel.close();
+    }
+  }
+}
+
+function acceptWorld(ctx: ServerContext, session: Session, message: ChatMessage): Reply {
   // SENT waits for the backlog's commit, but the sender's next requests do not: a burst of world
   // messages then shares commits, and each online user gets the burst in one frame.
+  // About what its copies will add to the outbound queues (the PASS fields beside the text are
+  // small), reserved until its commit ends; the copies are queued as soon as SENT leaves, which
+  // is then (a reply held behind an earlier one is the exception, and a short one).
+  const done = comingOf(ctx).reserve(
+    (utf8Length(message.text!) + 128) * Math.max(0, ctx.hub.onlineCount - 1),
+  );
   const durable = new Completion();
-  ctx.store.world.append(message).then(() => {
+  ctx.store.world.append(message).finally(done).then(() => {
     ctx.metrics.messageIn(message);
     durable.resolve();
   }, (e) => durable.reject(e instanceof Error ? e : new Error(String(e))));

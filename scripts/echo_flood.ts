@@ -1,0 +1,104 @@
+/**
+ * Measures what connections that ask for answers and never read them cost the server: each
+ * does the handshake, then sends PINGs (before login, which echo their body) for a while and
+ * reads nothing. Prints the server's resident memory before, at its peak and at the end, and
+ * how many of the connections the server closed. The server is a real `parley serve` child.
+ *
+ *   deno run -A scripts/echo_flood.ts [--connections 50] [--seconds 10] [--body 60000]
+ */
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { FrameSealer } from "../src/crypto/cipher.ts";
+import { encodeMessages } from "../src/protocol/message_codec.ts";
+import { MsgType } from "../src/protocol/messages.ts";
+import { initiateHandshake, writeAll } from "../src/transport/handshake_io.ts";
+
+const { values } = parseArgs({
+  options: {
+    connections: { type: "string", default: "50" },
+    seconds: { type: "string", default: "10" },
+    body: { type: "string", default: "60000" },
+  },
+});
+const CONNECTIONS = Number(values.connections);
+
+const dir = await Deno.makeTempDir({ prefix: "parley-echo-" });
+const config = join(dir, "config.json");
+await Deno.writeTextFile(
+  config,
+  JSON.stringify({
+    accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
+    limits: { requestRate: 1_000_000, requestBurst: 1_000_000, maxConnectionsPerIp: 1000 },
+  }),
+);
+const child = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    "--quiet",
+    "main.ts",
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--data",
+    join(dir, "data"),
+    "--config",
+    config,
+  ],
+  cwd: new URL("../", import.meta.url).pathname,
+  stdout: "piped",
+  stderr: "inherit",
+  env: { NO_COLOR: "1" },
+}).spawn();
+const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+let log = "";
+let port = 0;
+while (!port) {
+  const { value, done } = await lines.read();
+  if (done) throw new Error("server ended: " + log);
+  log += value;
+  port = Number(/server\.listening addr=127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
+}
+void (async () => {
+  while (!(await lines.read()).done) { /* drain the log */ }
+})();
+
+const rss = () =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`))![1]) * 1024;
+const before = rss();
+let peak = before;
+const sampler = setInterval(() => peak = Math.max(peak, rss()), 50);
+
+const body = "p".repeat(Number(values.body));
+const until = Date.now() + Number(values.seconds) * 1000;
+let closed = 0;
+await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const { keys } = await initiateHandshake(conn, 1024 * 1024);
+  const sealer = new FrameSealer(keys.send);
+  let id = 1;
+  try {
+    while (Date.now() < until) {
+      await writeAll(conn, sealer.seal(encodeMessages([{ type: MsgType.PING, id: id++, body }])));
+    }
+  } catch {
+    closed++; // the server closed it
+  }
+  conn.close();
+}));
+const during = peak;
+clearInterval(sampler);
+console.log(JSON.stringify({
+  connections: CONNECTIONS,
+  seconds: Number(values.seconds),
+  rss_before_mb: Math.round(before / 1e6),
+  rss_peak_mb: Math.round(during / 1e6),
+  per_connection_mb: Number(((during - before) / CONNECTIONS / 1e6).toFixed(2)),
+  closed_by_server: closed,
+}));
+child.kill("SIGTERM");
+await child.status;
+await Deno.remove(dir, { recursive: true });
