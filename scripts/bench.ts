@@ -209,7 +209,12 @@ function benchConfig(scryptN: number) {
       maxConnections: 100_000,
       maxConnectionsPerIp: 100_000,
     },
-    accounts: { scrypt: { N: scryptN, r: 8, p: 1 }, loginFreeFailures: 1000 },
+    accounts: {
+      scrypt: { N: scryptN, r: 8, p: 1 },
+      loginFreeFailures: 1000,
+      registerPerAddress: 10_000_000,
+      registerPerHour: 10_000_000,
+    },
   };
 }
 

@@ -27,6 +27,9 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.requestRate": { min: 1, max: 10_000_000 },
   "limits.requestBurst": { min: 1, max: 10_000_000 },
   "accounts.loginFreeFailures": { min: 0, max: 1000 },
+  "accounts.loginUserFreeFailures": { min: 0, max: 100_000 },
+  "accounts.registerPerAddress": { min: 1, max: 1_000_000 },
+  "accounts.registerPerHour": { min: 1, max: 10_000_000 },
   "accounts.loginDelayMs": { min: 1, max: 3_600_000 },
   "accounts.loginMaxDelayMs": { min: 1, max: 86_400_000 },
   "limits.maxOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
@@ -54,6 +57,9 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "accounts.tokensPerUser": { min: 1, max: 1000 },
 };
 
+/** Who may REGISTER: anyone, or no one (accounts are then made by an operator). */
+const REGISTRATION_MODES = ["open", "closed"];
+
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {
   return structuredClone(defaults);
@@ -80,6 +86,13 @@ export function applyConfig(base: Config, patch: unknown, source: string): Confi
 /** Limits that only make sense relative to each other. */
 function checkTogether(c: Config, source: string): void {
   const { limits, files } = c;
+  if (!REGISTRATION_MODES.includes(c.accounts.registration)) {
+    throw new ConfigError(
+      `${source}: "accounts.registration" must be one of ${
+        REGISTRATION_MODES.map((m) => `"${m}"`).join(", ")
+      }`,
+    );
+  }
   // An empty host would listen on every interface: the endpoint has no authentication.
   if (c.http.host.trim() === "") {
     throw new ConfigError(`${source}: "http.host" must name an address, for example 127.0.0.1`);

@@ -82,6 +82,8 @@ export const ErrorCode = {
   CANNOT_SELF: 24,
   RATE_LIMITED: 25,
   THROTTLED: 26,
+  // 50-54 are Parley's account codes.
+  REGISTRATION_CLOSED: 50,
 } as const;
 
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];

@@ -6,7 +6,7 @@ import type { Completion } from "../store/completion.ts";
 import type { Store } from "../store/types.ts";
 import type { FileRelay } from "./file_relay.ts";
 import type { Hub } from "./hub.ts";
-import type { LoginThrottle } from "./throttle.ts";
+import type { LoginThrottle, RegistrationBudget } from "./throttle.ts";
 import type { Logger } from "./log.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { LoggedIn, Session } from "./session.ts";
@@ -21,6 +21,8 @@ export interface ServerContext {
   log: Logger;
   files: FileRelay;
   logins: LoginThrottle;
+  /** New accounts allowed per address and overall. */
+  registrations: RegistrationBudget;
   /** Counters for /metrics; each hook is one cheap call. */
   metrics: ServerMetrics;
 }

@@ -22,7 +22,7 @@ import { FileRelay } from "./file_relay.ts";
 import { type HttpEndpoint, startHttp } from "./http.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { LoginThrottle, TokenBucket } from "./throttle.ts";
+import { LoginThrottle, RegistrationBudget, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
 import { Session } from "./session.ts";
 
@@ -37,6 +37,8 @@ export interface RunningServer {
   /** Resolves once the server has fully stopped. */
   finished: Promise<void>;
 }
+
+const HOUR_MS = 60 * 60 * 1000;
 
 /** How long shutdown waits for connections to finish their current request. */
 const SHUTDOWN_GRACE_MS = 3000;
@@ -74,8 +76,14 @@ export async function startServer(
     files: null as unknown as FileRelay,
     logins: new LoginThrottle({
       freeFailures: accounts.loginFreeFailures,
+      userFreeFailures: accounts.loginUserFreeFailures,
       baseDelayMs: accounts.loginDelayMs,
       maxDelayMs: accounts.loginMaxDelayMs,
+    }),
+    registrations: new RegistrationBudget({
+      perAddress: accounts.registerPerAddress,
+      overall: accounts.registerPerHour,
+      windowMs: HOUR_MS,
     }),
     metrics,
   };

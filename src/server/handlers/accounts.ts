@@ -3,9 +3,11 @@
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
+import type { UserRecord } from "../../store/types.ts";
 import { type Handler, me, type ServerContext } from "../context.ts";
 import { farewell, welcome } from "../presence.ts";
 import type { Session } from "../session.ts";
+import { addressKey, type Attempt } from "../throttle.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -16,15 +18,18 @@ function checkNewPassword(ctx: ServerContext, password: string): void {
   }
 }
 
-/** Refuses while failed logins from this address or for this name are being slowed down. */
-function throttled(ctx: ServerContext, keys: string[]): void {
-  const wait = ctx.logins.wait(keys);
-  if (wait > 0) {
+/**
+ * Counts a password or token check against its throttle from the start, so that checks made at
+ * once cannot all slip past one count; refuses it while failed checks must wait.
+ */
+function attempt(begun: Attempt | number, what: string): Attempt {
+  if (typeof begun === "number") {
     throw new ParleyError(
       ErrorCode.THROTTLED,
-      `Too many failed logins; try again in ${Math.ceil(wait / 1000)} s`,
+      `Too many ${what}; try again in ${Math.ceil(begun / 1000)} s`,
     );
   }
+  return begun;
 }
 
 function refuseIfLoggedIn(session: Session): void {
@@ -32,6 +37,26 @@ function refuseIfLoggedIn(session: Session): void {
     throw new ParleyError(
       ErrorCode.ALREADY_LOGGED_IN,
       `This connection is already logged in as "${session.login.name}"; log out first`,
+    );
+  }
+}
+
+/** Refuses registration when the operator has closed it, or this address or the server has used its allowance. */
+function registrationAllowed(ctx: ServerContext, address: string): void {
+  if (ctx.config.accounts.registration === "closed") {
+    throw new ParleyError(
+      ErrorCode.REGISTRATION_CLOSED,
+      "This server does not take new accounts; ask its operator",
+    );
+  }
+  const refused = ctx.registrations.take(address);
+  if (refused) {
+    const seconds = Math.ceil(refused.waitMs / 1000);
+    throw new ParleyError(
+      ErrorCode.THROTTLED,
+      refused.scope === "address"
+        ? `Too many new accounts from this address; try again in ${seconds} s`
+        : `Too many new accounts on this server just now; try again in ${seconds} s`,
     );
   }
 }
@@ -45,10 +70,20 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   const problem = usernameProblem(name);
   if (problem) throw new ParleyError(ErrorCode.BAD_USERNAME, problem);
   checkNewPassword(ctx, password);
+  const address = addressKey(session.ip);
+  registrationAllowed(ctx, address);
   const taken = () => new ParleyError(ErrorCode.USERNAME_TAKEN, `The username "${name}" is taken`);
-  // Checked before the slow hash so that a taken name costs nothing; the atomic create decides.
+  // Checked before the slow hash so that a taken name costs no hash (it still uses the
+  // allowance: probing names is what the allowance is for); the atomic create decides.
   if (await ctx.store.users.get(name)) throw taken();
-  const hash = await ctx.hasher.hash(password);
+  let hash;
+  try {
+    hash = await ctx.hasher.hash(password, "register");
+  } catch (e) {
+    // Refused before hashing (SERVER_BUSY): nothing was spent.
+    ctx.registrations.giveBack(address);
+    throw e;
+  }
   if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) throw taken();
   ctx.log.info("user.registered", { user: usernameKey(name), session: session.id });
   return { type: MsgType.REG_OK, body: { username: name } };
@@ -58,7 +93,13 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
  * Makes the session the user's, kicking any earlier session of the same account. Returns the
  * reply's follow-up: INITIALIZE and the inbox, after LG_OK.
  */
-function takeOver(ctx: ServerContext, session: Session, name: string, token: Uint8Array | null) {
+function takeOver(
+  ctx: ServerContext,
+  session: Session,
+  name: string,
+  token: Uint8Array | null,
+  by: "password" | "resume",
+) {
   const user = usernameKey(name);
   session.login = { user, name, token };
   session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
@@ -71,33 +112,52 @@ function takeOver(ctx: ServerContext, session: Session, name: string, token: Uin
     ctx.log.info("session.kicked", { user, session: previous.id, by: session.id });
     void previous.kick(`Your account "${name}" logged in from another place`);
   }
-  ctx.log.info("session.login", { user, session: session.id });
+  ctx.log.info("session.login", { user, session: session.id, by });
   return () => welcome(ctx, session, previous === undefined);
+}
+
+/**
+ * The account `name` if `password` is its password; otherwise throws NO_SUCH_USER or
+ * WRONG_PASSWORD, after the same hashing work either way, so that the time does not tell them
+ * apart. Settles the attempt.
+ */
+async function checkPassword(
+  ctx: ServerContext,
+  session: Session,
+  tried: Attempt,
+  name: string,
+  password: string,
+): Promise<UserRecord> {
+  let record, right;
+  try {
+    record = usernameProblem(name) ? null : await ctx.store.users.get(name);
+    right = record
+      ? await ctx.hasher.verify(password, record.password)
+      : await ctx.hasher.verifyNobody(password);
+  } catch (e) {
+    ctx.logins.succeeded(tried); // the check did not run (SERVER_BUSY, a store fault): no failure
+    throw e;
+  }
+  if (record && right) {
+    ctx.logins.succeeded(tried);
+    return record;
+  }
+  ctx.logins.failed(tried);
+  ctx.metrics.loginFailed("password");
+  ctx.log.info("login.failed", { user: usernameKey(name), session: session.id, peer: session.ip });
+  throw record
+    ? new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password")
+    : new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
 }
 
 export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
   refuseIfLoggedIn(session);
   const [name, password] = body;
-  const keys = [`ip:${session.ip}`, `user:${usernameKey(name)}`];
-  throttled(ctx, keys);
-  const record = usernameProblem(name) ? null : await ctx.store.users.get(name);
-  if (!record) {
-    ctx.logins.failed(keys.slice(0, 1));
-    ctx.metrics.loginFailed("password");
-    throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
-  }
-  if (!await ctx.hasher.verify(password, record.password)) {
-    ctx.logins.failed(keys);
-    ctx.metrics.loginFailed("password");
-    ctx.log.info("login.failed", {
-      user: usernameKey(name),
-      session: session.id,
-      peer: session.ip,
-    });
-    throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password");
-  }
-  // Only the name's count: one good account must not wipe an address's record of guesses.
-  ctx.logins.succeeded(keys.slice(1));
+  const tried = attempt(
+    ctx.logins.beginPassword(usernameKey(name), addressKey(session.ip)),
+    "failed logins",
+  );
+  const record = await checkPassword(ctx, session, tried, name, password);
   if (ctx.hasher.isOutdated(record.password)) {
     await ctx.store.users.setPassword(record.name, await ctx.hasher.hash(password));
   }
@@ -108,7 +168,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     accounts.tokenTtlDays * DAY_MS,
     accounts.tokensPerUser,
   );
-  const after = takeOver(ctx, session, record.name, issued.token);
+  const after = takeOver(ctx, session, record.name, issued.token, "password");
   ctx.metrics.login("password");
   return {
     type: MsgType.LG_OK,
@@ -123,18 +183,25 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
   token,
 ) => {
   refuseIfLoggedIn(session);
-  throttled(ctx, [`ip:${session.ip}`]);
-  const record = await ctx.store.tokens.check(token);
-  const user = record && await ctx.store.users.get(record.user);
+  const tried = attempt(ctx.logins.beginToken(addressKey(session.ip)), "failed logins");
+  let record, user;
+  try {
+    record = await ctx.store.tokens.check(token);
+    user = record && await ctx.store.users.get(record.user);
+  } catch (e) {
+    ctx.logins.succeeded(tried); // the check did not run: it is no failure
+    throw e;
+  }
   if (!record || !user) {
-    ctx.logins.failed([`ip:${session.ip}`]);
+    ctx.logins.failed(tried);
     ctx.metrics.loginFailed("resume");
     throw new ParleyError(
       ErrorCode.BAD_TOKEN,
       "The resume token is unknown, revoked or expired; log in with your password",
     );
   }
-  const after = takeOver(ctx, session, user.name, token);
+  ctx.logins.succeeded(tried);
+  const after = takeOver(ctx, session, user.name, token, "resume");
   ctx.metrics.login("resume");
   return {
     type: MsgType.LG_OK,
@@ -169,9 +236,28 @@ export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWOR
   const self = me(session);
   const record = await ctx.store.users.get(self.user);
   if (!record) throw new ParleyError(ErrorCode.NO_SUCH_USER, "This account no longer exists");
-  if (!await ctx.hasher.verify(oldPassword, record.password)) {
+  // The same count as LOGIN: a session (or a stolen token) must not guess the password faster here.
+  const tried = attempt(
+    ctx.logins.beginPassword(self.user, addressKey(session.ip)),
+    "wrong passwords",
+  );
+  let right;
+  try {
+    right = await ctx.hasher.verify(oldPassword, record.password);
+  } catch (e) {
+    ctx.logins.succeeded(tried); // the check did not run: it is no failure
+    throw e;
+  }
+  if (!right) {
+    ctx.logins.failed(tried);
+    ctx.log.info("password_change.failed", {
+      user: self.user,
+      session: session.id,
+      peer: session.ip,
+    });
     throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong current password");
   }
+  ctx.logins.succeeded(tried);
   checkNewPassword(ctx, newPassword);
   await ctx.store.users.setPassword(self.user, await ctx.hasher.hash(newPassword));
   // A new password ends every resume token; this session gets a fresh one.
