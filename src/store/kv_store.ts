@@ -38,7 +38,7 @@ export async function openKvStore(
   const inbox = new KvInboxStore(kv, committer);
   await inbox.sweep();
   return {
-    users: new KvUserStore(kv),
+    users: await KvUserStore.open(kv),
     tokens: new KvTokenStore(kv),
     friends: new KvFriendStore(kv),
     groups: new KvGroupStore(kv),

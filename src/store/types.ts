@@ -15,8 +15,13 @@ export interface UserRecord {
 }
 
 export interface UserStore {
-  /** Adds a user; false when the name is taken, whatever its case. */
+  /**
+   * Adds a user; false when the name is taken, whatever its case, or a name that looks like it
+   * (the same usernameLookalikeKey).
+   */
   create(record: UserRecord): Promise<boolean>;
+  /** The registered spelling of the account whose name looks like `name`, if any. */
+  lookalike(name: string): Promise<string | null>;
   /** Looks a user up by name, whatever its case; without a promise when it is in memory. */
   get(name: string): UserRecord | null | Promise<UserRecord | null>;
   /** Replaces a user's password hash; false when the user does not exist. */

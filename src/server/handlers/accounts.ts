@@ -72,10 +72,18 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   checkNewPassword(ctx, password);
   const address = addressKey(session.ip);
   registrationAllowed(ctx, address);
-  const taken = () => new ParleyError(ErrorCode.USERNAME_TAKEN, `The username "${name}" is taken`);
+  const taken = async () => {
+    const like = await ctx.store.users.lookalike(name);
+    return new ParleyError(
+      ErrorCode.USERNAME_TAKEN,
+      like === null || usernameKey(like) === usernameKey(name)
+        ? `The username "${name}" is taken`
+        : `The username "${name}" looks too much like "${like}", which is taken`,
+    );
+  };
   // Checked before the slow hash so that a taken name costs no hash (it still uses the
   // allowance: probing names is what the allowance is for); the atomic create decides.
-  if (await ctx.store.users.get(name)) throw taken();
+  if (await ctx.store.users.get(name) || await ctx.store.users.lookalike(name)) throw await taken();
   let hash;
   try {
     hash = await ctx.hasher.hash(password, "register");
@@ -84,7 +92,9 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
     ctx.registrations.giveBack(address);
     throw e;
   }
-  if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) throw taken();
+  if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) {
+    throw await taken();
+  }
   ctx.log.info("user.registered", { user: usernameKey(name), session: session.id });
   return { type: MsgType.REG_OK, body: { username: name } };
 };
