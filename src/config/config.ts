@@ -57,8 +57,8 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "accounts.tokensPerUser": { min: 1, max: 1000 },
 };
 
-/** Who may REGISTER: anyone, or no one (accounts are then made by an operator). */
-const REGISTRATION_MODES = ["open", "closed"];
+/** Who may REGISTER: anyone, those with an invite code (`parley admin invite`), or no one. */
+const REGISTRATION_MODES = ["open", "invite", "closed"];
 
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {

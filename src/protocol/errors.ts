@@ -84,6 +84,7 @@ export const ErrorCode = {
   THROTTLED: 26,
   // 50-54 are Parley's account codes.
   REGISTRATION_CLOSED: 50,
+  BAD_INVITE: 51,
 } as const;
 
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];

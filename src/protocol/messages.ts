@@ -89,11 +89,27 @@ const groupId = s.int(1, MAX_GROUP_ID);
 const transferId = s.int(1, Number.MAX_SAFE_INTEGER);
 
 const credentials = s.tuple(s.str(0, MAX_USERNAME_FIELD), s.str(0, MAX_PASSWORD_FIELD));
+/** Longest invite code field: a code is 23 characters; room for spaces typed around it. */
+const MAX_INVITE_FIELD = 64;
+const invited = s.tuple(
+  s.str(0, MAX_USERNAME_FIELD),
+  s.str(0, MAX_PASSWORD_FIELD),
+  s.str(0, MAX_INVITE_FIELD),
+);
+
+/** REGISTER: `[username, password]`, or with an invite code third; the code reads as undefined when absent. */
+const registration: s.Schema<[string, string, string | undefined]> = {
+  describe: credentials.describe,
+  check: (v, path) =>
+    Array.isArray(v) && v.length === 3
+      ? invited.check(v, path)
+      : [...credentials.check(v, path), undefined],
+};
 
 /** Body schemas of the requests a server accepts. */
 export const RequestBody = {
   [MsgType.LOGIN]: credentials,
-  [MsgType.REGISTER]: credentials,
+  [MsgType.REGISTER]: registration,
   // Seed 000 sends the username; Parley ignores any claim and logs out the session's own user.
   [MsgType.LOGOUT]: s.optional(s.str(0, MAX_USERNAME_FIELD)),
   [MsgType.RESUME]: s.bytes(TOKEN_BYTES, TOKEN_BYTES),

@@ -8,6 +8,7 @@ import { KvGroupStore } from "./groups.ts";
 import { KvInboxStore } from "./inbox.ts";
 import { KvTokenStore } from "./tokens.ts";
 import type { Store } from "./types.ts";
+import { KvInviteStore } from "./invites.ts";
 import { KvUserStore } from "./users.ts";
 import { KvWorldStore } from "./world.ts";
 
@@ -40,6 +41,7 @@ export async function openKvStore(
   return {
     users: await KvUserStore.open(kv),
     tokens: new KvTokenStore(kv),
+    invites: new KvInviteStore(kv),
     friends: new KvFriendStore(kv),
     groups: new KvGroupStore(kv),
     inbox,

@@ -52,9 +52,26 @@ export interface TokenStore {
   revokeAll(user: string): Promise<void>;
 }
 
+export interface InviteRecord {
+  created: Date;
+  expires: Date;
+}
+
+/** One-time invite codes for registration; only their hashes are stored. */
+export interface InviteStore {
+  add(code: string, ttlMs: number): Promise<InviteRecord>;
+  /** True when the code exists and has not expired (a cheap check before the hash). */
+  valid(code: string): Promise<boolean>;
+  /** Uses the code up; null when it is unknown, used or expired. */
+  take(code: string): Promise<InviteRecord | null>;
+  /** Puts back a code taken by a registration that then failed. */
+  giveBack(code: string, record: InviteRecord): Promise<void>;
+}
+
 export interface Store {
   users: UserStore;
   tokens: TokenStore;
+  invites: InviteStore;
   friends: FriendStore;
   groups: GroupStore;
   inbox: InboxStore;

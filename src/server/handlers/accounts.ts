@@ -41,12 +41,22 @@ function refuseIfLoggedIn(session: Session): void {
   }
 }
 
-/** Refuses registration when the operator has closed it, or this address or the server has used its allowance. */
-function registrationAllowed(ctx: ServerContext, address: string): void {
-  if (ctx.config.accounts.registration === "closed") {
+/**
+ * Refuses registration when the operator has closed it, when it needs an invite code and none
+ * came, or when this address or the server has used its allowance.
+ */
+function registrationAllowed(ctx: ServerContext, address: string, invite?: string): void {
+  const mode = ctx.config.accounts.registration;
+  if (mode === "closed") {
     throw new ParleyError(
       ErrorCode.REGISTRATION_CLOSED,
       "This server does not take new accounts; ask its operator",
+    );
+  }
+  if (mode === "invite" && !invite) {
+    throw new ParleyError(
+      ErrorCode.BAD_INVITE,
+      "This server takes new accounts by invitation only; give an invite code",
     );
   }
   const refused = ctx.registrations.take(address);
@@ -66,12 +76,16 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   session,
   body,
 ) => {
-  const [name, password] = body;
+  const [name, password, code] = body;
   const problem = usernameProblem(name);
   if (problem) throw new ParleyError(ErrorCode.BAD_USERNAME, problem);
   checkNewPassword(ctx, password);
   const address = addressKey(session.ip);
-  registrationAllowed(ctx, address);
+  // Without invitations a code sent along is ignored, as an older server would.
+  const invite = ctx.config.accounts.registration === "invite" ? code : undefined;
+  registrationAllowed(ctx, address, invite);
+  const badInvite = () =>
+    new ParleyError(ErrorCode.BAD_INVITE, "The invite code is unknown, used or expired");
   const taken = async () => {
     const like = await ctx.store.users.lookalike(name);
     return new ParleyError(
@@ -84,6 +98,8 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   // Checked before the slow hash so that a taken name costs no hash (it still uses the
   // allowance: probing names is what the allowance is for); the atomic create decides.
   if (await ctx.store.users.get(name) || await ctx.store.users.lookalike(name)) throw await taken();
+  // Checked here too so that a bad code costs no hash; taken only once the hash is done.
+  if (invite !== undefined && !await ctx.store.invites.valid(invite)) throw badInvite();
   let hash;
   try {
     hash = await ctx.hasher.hash(password, "register");
@@ -92,10 +108,17 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
     ctx.registrations.giveBack(address);
     throw e;
   }
+  const used = invite === undefined ? null : await ctx.store.invites.take(invite);
+  if (invite !== undefined && used === null) throw badInvite();
   if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) {
+    if (used && invite !== undefined) await ctx.store.invites.giveBack(invite, used);
     throw await taken();
   }
-  ctx.log.info("user.registered", { user: usernameKey(name), session: session.id });
+  ctx.log.info("user.registered", {
+    user: usernameKey(name),
+    session: session.id,
+    invited: used !== null,
+  });
   return { type: MsgType.REG_OK, body: { username: name } };
 };
 
