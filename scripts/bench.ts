@@ -212,7 +212,7 @@ function benchConfig(scryptN: number) {
     accounts: {
       scrypt: { N: scryptN, r: 8, p: 1 },
       loginFreeFailures: 1000,
-      registerPerAddress: 10_000_000,
+      registerPerIp: 10_000_000,
       registerPerHour: 10_000_000,
     },
   };

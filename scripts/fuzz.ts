@@ -931,7 +931,7 @@ async function startLive(
     ["accounts.loginFreeFailures", 1000],
     ["accounts.loginDelayMs", 1],
     ["accounts.loginMaxDelayMs", 1],
-    ["accounts.registerPerAddress", 1_000_000],
+    ["accounts.registerPerIp", 1_000_000],
     ["accounts.registerPerHour", 1_000_000],
   ], skippedSettings);
   const log = createLogger({ level: "error", json: true, write: onServerError });

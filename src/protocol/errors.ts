@@ -83,7 +83,7 @@ export const ErrorCode = {
   RATE_LIMITED: 25,
   THROTTLED: 26,
   // 50-54 are Parley's account codes.
-  REGISTRATION_CLOSED: 50,
+  REGISTER_CLOSED: 50,
   BAD_INVITE: 51,
 } as const;
 

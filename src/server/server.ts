@@ -76,12 +76,12 @@ export async function startServer(
     files: null as unknown as FileRelay,
     logins: new LoginThrottle({
       freeFailures: accounts.loginFreeFailures,
-      userFreeFailures: accounts.loginUserFreeFailures,
+      userFreeFailures: accounts.loginNameFailures,
       baseDelayMs: accounts.loginDelayMs,
       maxDelayMs: accounts.loginMaxDelayMs,
     }),
     registrations: new RegistrationBudget({
-      perAddress: accounts.registerPerAddress,
+      perAddress: accounts.registerPerIp,
       overall: accounts.registerPerHour,
       windowMs: HOUR_MS,
     }),

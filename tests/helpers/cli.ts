@@ -132,7 +132,7 @@ export async function fastConfig(dir: string): Promise<string> {
     JSON.stringify({
       accounts: {
         scrypt: { N: 1024, r: 8, p: 1 },
-        registerPerAddress: 1_000_000,
+        registerPerIp: 1_000_000,
         registerPerHour: 1_000_000,
       },
       limits: { requestRate: 1_000_000, requestBurst: 1_000_000 },

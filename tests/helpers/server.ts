@@ -16,7 +16,7 @@ export function testConfig(dataDir: string, patch: Record<string, unknown> = {})
     // Tests register many users from one address; the registration budget has its own test.
     accounts: {
       scrypt: { N: 1024, r: 8, p: 1 },
-      registerPerAddress: 1_000_000,
+      registerPerIp: 1_000_000,
       registerPerHour: 1_000_000,
     },
     // Tests send in bursts; the rate limit has its own test.

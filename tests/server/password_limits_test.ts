@@ -76,7 +76,7 @@ Deno.test("the per-name cap for all addresses spares the addresses the account l
     assert.equal((await (await t.connect()).login("bob", "right password")).username, "bob");
   }, {
     host: "::",
-    accounts: { loginFreeFailures: 10, loginUserFreeFailures: 2, loginDelayMs: 1000 },
+    accounts: { loginFreeFailures: 10, loginNameFailures: 2, loginDelayMs: 1000 },
   }));
 
 /** Median time of each request in `bodies`, measured in turns so that load drifts alike. */
@@ -142,7 +142,7 @@ Deno.test("REGISTER has an allowance per address and one for the server", () =>
     // Refused registrations made nothing; existing users log in as ever.
     await rejects(remote.login("user4", "a password"), ErrorCode.NO_SUCH_USER);
     assert.equal((await remote.login("user3", "a password")).username, "user3");
-  }, { host: "::", accounts: { registerPerAddress: 2, registerPerHour: 3 } }));
+  }, { host: "::", accounts: { registerPerIp: 2, registerPerHour: 3 } }));
 
 Deno.test("with registration closed REGISTER is refused and existing users log in", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
@@ -162,7 +162,7 @@ Deno.test("with registration closed REGISTER is refused and existing users log i
     const reply = await c.request(MsgType.REGISTER, ["bob", "a password"]);
     assert.equal(reply.type, MsgType.REG_FAIL);
     assert.deepEqual(reply.body, {
-      code: ErrorCode.REGISTRATION_CLOSED,
+      code: ErrorCode.REGISTER_CLOSED,
       message: "This server does not take new accounts; ask its operator",
     });
     assert.equal((await c.login("alice", "right password")).username, "alice");

@@ -49,7 +49,7 @@ function registrationAllowed(ctx: ServerContext, address: string, invite?: strin
   const mode = ctx.config.accounts.registration;
   if (mode === "closed") {
     throw new ParleyError(
-      ErrorCode.REGISTRATION_CLOSED,
+      ErrorCode.REGISTER_CLOSED,
       "This server does not take new accounts; ask its operator",
     );
   }
