@@ -175,22 +175,27 @@ export class LoginThrottle {
    * good password must not wipe a record of guesses.
    */
   succeeded(attempt: Attempt): void {
-    assertUnsettled(attempt);
-    attempt.settled = true;
-    for (const { key } of attempt.keys) {
-      if (key.startsWith("pair:")) {
-        this.#counts.delete(key);
-        continue;
-      }
-      const count = this.#counts.get(key);
-      if (!count) continue; // dropped as the oldest meanwhile
-      if (count.failures <= 1) this.#counts.delete(key);
-      else count.failures--;
-    }
+    this.withdrawn(attempt);
+    for (const { key } of attempt.keys) if (key.startsWith("pair:")) this.#counts.delete(key);
     if (attempt.known !== null) {
       this.#known.delete(attempt.known);
       this.#known.set(attempt.known, this.#clock());
       if (this.#known.size > MAX_KNOWN) this.#known.delete(this.#known.keys().next().value!);
+    }
+  }
+
+  /**
+   * Ends an attempt whose check never ran (the hashing queue was full, the store failed): it
+   * gives back its count and proves nothing, so nothing is cleared or remembered.
+   */
+  withdrawn(attempt: Attempt): void {
+    assertUnsettled(attempt);
+    attempt.settled = true;
+    for (const { key } of attempt.keys) {
+      const count = this.#counts.get(key);
+      if (!count) continue; // dropped as the oldest meanwhile
+      if (count.failures <= 1) this.#counts.delete(key);
+      else count.failures--;
     }
   }
 

@@ -124,3 +124,13 @@ Deno.test("addressKey() keeps IPv4, unwraps mapped IPv4 and cuts IPv6 to its pre
   assert.equal(addressKey("not:an:address:::"), "not:an:address:::");
   assert.throws(() => addressKey("::1", 0), RangeError);
 });
+
+Deno.test("LoginThrottle: a check that never ran gives its count back and makes no address known", () => {
+  const c = clock();
+  const t = throttle(c.read);
+  for (let i = 0; i < 4; i++) t.failed(started(t.beginPassword("alice", `10.0.1.${i}`)));
+  // Refused before hashing (SERVER_BUSY): not counted, and the pair proved nothing.
+  t.withdrawn(started(t.beginPassword("alice", "10.0.0.9")));
+  t.failed(started(t.beginPassword("alice", "10.0.0.9")));
+  assert.equal(t.beginPassword("alice", "10.0.0.9"), 1000, "the name's cap still applies here");
+});

@@ -168,7 +168,7 @@ async function checkPassword(
       ? await ctx.hasher.verify(password, record.password)
       : await ctx.hasher.verifyNobody(password);
   } catch (e) {
-    ctx.logins.succeeded(tried); // the check did not run (SERVER_BUSY, a store fault): no failure
+    ctx.logins.withdrawn(tried); // the check did not run (SERVER_BUSY, a store fault)
     throw e;
   }
   if (record && right) {
@@ -222,7 +222,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     record = await ctx.store.tokens.check(token);
     user = record && await ctx.store.users.get(record.user);
   } catch (e) {
-    ctx.logins.succeeded(tried); // the check did not run: it is no failure
+    ctx.logins.withdrawn(tried); // the check did not run: it is no failure
     throw e;
   }
   if (!record || !user) {
@@ -278,7 +278,7 @@ export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWOR
   try {
     right = await ctx.hasher.verify(oldPassword, record.password);
   } catch (e) {
-    ctx.logins.succeeded(tried); // the check did not run: it is no failure
+    ctx.logins.withdrawn(tried); // the check did not run: it is no failure
     throw e;
   }
   if (!right) {
