@@ -24,6 +24,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { ParleyClient, type Target } from "../src/client/client.ts";
+import { REGISTER_QUEUE } from "../src/crypto/password.ts";
 import type { LoadParams, SendPlan } from "./bench_load.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -209,7 +210,12 @@ function benchConfig(scryptN: number) {
       maxConnections: 100_000,
       maxConnectionsPerIp: 100_000,
     },
-    accounts: { scrypt: { N: scryptN, r: 8, p: 1 }, loginFreeFailures: 1000 },
+    accounts: {
+      scrypt: { N: scryptN, r: 8, p: 1 },
+      loginFreeFailures: 1000,
+      registerPerIp: 1_000_000,
+      registerPerHour: 10_000_000,
+    },
     // The fan-out group is made of strangers at once; consent is not what it measures.
     groups: { inviteNeedsConsent: false },
   };
@@ -322,14 +328,18 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>) {
 }
 
 let batch = 0;
-/** Fresh usernames: unique per run and per call, so scenarios never collide. */
+/**
+ * Fresh usernames: unique per run and per call, so scenarios never collide, and never look-alikes
+ * of each other ("_" would be dropped from the look-alike key: b1_10 and b11_0 would clash).
+ */
 function names(prefix: string, n: number): string[] {
   const b = batch++;
-  return Array.from({ length: n }, (_, i) => `b${RUN}${prefix}${b}_${i}`);
+  return Array.from({ length: n }, (_, i) => `b${RUN}${prefix}${b}x${i}`);
 }
 
 async function register(srv: Server, users: string[]): Promise<void> {
-  await pool(users, 32, async (u) => {
+  // No more at once than the server lets wait for a registration hash (SERVER_BUSY past that).
+  await pool(users, REGISTER_QUEUE, async (u) => {
     const c = await ParleyClient.connect({ host: srv.host, port: srv.port, knownHosts: null });
     try {
       await c.register(u, PASSWORD);

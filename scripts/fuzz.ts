@@ -933,6 +933,8 @@ async function startLive(
     ["accounts.loginFreeFailures", 1000],
     ["accounts.loginDelayMs", 1],
     ["accounts.loginMaxDelayMs", 1],
+    ["accounts.registerPerIp", 1_000_000],
+    ["accounts.registerPerHour", 1_000_000],
   ], skippedSettings);
   const log = createLogger({ level: "error", json: true, write: onServerError });
   let server: RunningServer;

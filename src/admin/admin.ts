@@ -4,6 +4,7 @@ import { UsageError } from "../cli/usage.ts";
 import { DELETE_USER, RESET_PASSWORD } from "./accounts.ts";
 import { BACKUP } from "./backup.ts";
 import { type AdminCommand, adminContext, commandHelp } from "./command.ts";
+import { INVITE } from "./invites.ts";
 import { GROUPS, STATS, USERS } from "./listings.ts";
 import { RESTORE } from "./restore.ts";
 
@@ -13,6 +14,7 @@ const COMMANDS: AdminCommand[] = [
   STATS,
   RESET_PASSWORD,
   DELETE_USER,
+  INVITE,
   BACKUP,
   RESTORE,
 ];
@@ -28,9 +30,10 @@ Looks after a server's data dir (--data DIR, default ./parley-data, as for serve
 Commands:
 ${COMMANDS.map((c) => `  ${usageLine(c).padEnd(22)}${c.summary}`).join("\n")}
 
-users, groups, stats and backup only read, and work while the server runs. reset-password,
-delete-user and restore change the store: they refuse while a server runs on the data dir
-(its caches would not see the change), and no server can start while they work.
+users, groups, stats and backup only read, and work while the server runs; so does invite,
+which only adds codes the server reads when they are used. reset-password, delete-user and
+restore change the store: they refuse while a server runs on the data dir (its caches would
+not see the change), and no server can start while they work.
 See "parley admin COMMAND --help" for each command's options.
 `;
 

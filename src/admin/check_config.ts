@@ -116,6 +116,11 @@ export async function checkConfig(config: Config, flags: CheckFlags): Promise<nu
         `at least ${accounts.minPasswordLength} characters; ` +
         `scrypt N=${accounts.scrypt.N} r=${accounts.scrypt.r} p=${accounts.scrypt.p}`,
       ],
+      [
+        "registration",
+        `${accounts.registration}; at most ${accounts.registerPerIp} an hour per address, ` +
+        `${accounts.registerPerHour} an hour in all`,
+      ],
       ["log", `${flags.logJson ? "JSON lines" : "text"}, level ${flags.logLevel}`],
     ]).replace(/^/gm, "  "),
   );

@@ -21,6 +21,7 @@ to connect.
 Options:
   -u, --user NAME   Username (asked for when missing)
   --register        Create the account first, then log in
+  --invite CODE     The invite code, for a server that takes new accounts by invitation
   -h, --help        Show this help
 
 Environment:
@@ -41,6 +42,7 @@ export async function connect(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
     user: { type: "string", short: "u" },
     register: { type: "boolean" },
+    invite: { type: "string" },
     help: { type: "boolean", short: "h" },
   }, "connect");
   if (values.help) {
@@ -70,7 +72,7 @@ export async function connect(args: string[]): Promise<number> {
       name = await authenticate(
         client,
         term,
-        { user: values.user, register: values.register },
+        { user: values.user, register: values.register, invite: values.invite },
         say,
       );
     } catch (e) {

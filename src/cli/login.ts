@@ -62,6 +62,8 @@ function connectProblem(e: unknown, addr: string): string {
 export interface Credentials {
   user?: string;
   register?: boolean;
+  /** For a server that takes new accounts by invitation. */
+  invite?: string;
 }
 
 /**
@@ -93,8 +95,9 @@ export async function authenticate(
         const again = await term.readSecret("Repeat password: ");
         if (again !== password) throw new CliFailure("The passwords do not match");
       }
-      const created = await client.register(name, password).catch(failure);
-      say(shown`Registered ${created}.`);
+      say(
+        shown`Registered ${await registerWithInvite(client, term, name, password, creds.invite)}.`,
+      );
     }
     try {
       return (await client.login(name, password)).username;
@@ -109,6 +112,28 @@ export async function authenticate(
         }
       }
       return failure(e);
+    }
+  }
+}
+
+/** Registers, asking for an invite code on a terminal when the server wants one. */
+async function registerWithInvite(
+  client: ParleyClient,
+  term: Terminal,
+  name: string,
+  password: string,
+  invite: string | undefined,
+): Promise<string> {
+  while (true) {
+    try {
+      return await client.register(name, password, invite);
+    } catch (e) {
+      const wanted = e instanceof ParleyError && e.code === ErrorCode.BAD_INVITE;
+      if (!wanted || !Deno.stdin.isTerminal()) return failure(e);
+      term.print(e.message);
+      term.setPrompt("Invite code (empty to give up): ");
+      invite = (await term.readLine())?.trim();
+      if (!invite) return failure(e);
     }
   }
 }

@@ -327,8 +327,10 @@ export class ParleyClient {
     return this.request(type, body).then((reply) => answerTo(type, reply, expect));
   }
 
-  async register(username: string, password: string): Promise<string> {
-    const body = await this.call(MsgType.REGISTER, [username, password], MsgType.REG_OK);
+  /** Creates an account; `invite` is for a server that takes new accounts by invitation. */
+  async register(username: string, password: string, invite?: string): Promise<string> {
+    const request = invite === undefined ? [username, password] : [username, password, invite];
+    const body = await this.call(MsgType.REGISTER, request, MsgType.REG_OK);
     return (body as { username: string }).username;
   }
 

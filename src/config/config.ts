@@ -50,6 +50,9 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "limits.preLoginRequestRate": { min: 1, max: 10_000_000 },
   "limits.preLoginRequestBurst": { min: 1, max: 10_000_000 },
   "accounts.loginFreeFailures": { min: 0, max: 1000 },
+  "accounts.loginNameFailures": { min: 0, max: 100_000 },
+  "accounts.registerPerIp": { min: 1, max: 1_000_000 },
+  "accounts.registerPerHour": { min: 1, max: 10_000_000 },
   "accounts.loginDelayMs": { min: 1, max: 3_600_000 },
   "accounts.loginMaxDelayMs": { min: 1, max: 86_400_000 },
   "limits.maxOutboundBytes": { min: 64 * 1024, max: 1024 * 1024 * 1024 },
@@ -87,6 +90,9 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "accounts.tokensPerUser": { min: 1, max: 1000 },
 };
 
+/** Who may REGISTER: anyone, those with an invite code (`parley admin invite`), or no one. */
+const REGISTRATION_MODES = ["open", "invite", "closed"];
+
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {
   return structuredClone(defaults);
@@ -113,6 +119,13 @@ export function applyConfig(base: Config, patch: unknown, source: string): Confi
 /** Limits that only make sense relative to each other. */
 function checkTogether(c: Config, source: string): void {
   const { limits, files } = c;
+  if (!REGISTRATION_MODES.includes(c.accounts.registration)) {
+    throw new ConfigError(
+      `${source}: "accounts.registration" must be one of ${
+        REGISTRATION_MODES.map((m) => `"${m}"`).join(", ")
+      }`,
+    );
+  }
   // An empty host would listen on every interface: the endpoint has no authentication.
   if (c.http.host.trim() === "") {
     throw new ConfigError(`${source}: "http.host" must name an address, for example 127.0.0.1`);

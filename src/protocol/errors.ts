@@ -86,6 +86,9 @@ export const ErrorCode = {
   STORE_FULL: 45,
   OUTBOX_FULL: 46,
   SENDING_TOO_FAST: 47,
+  // 50-54 are Parley's account codes.
+  REGISTER_CLOSED: 50,
+  BAD_INVITE: 51,
   // Consent (codes 55-59).
   BLOCKED: 55,
   NOT_BLOCKED: 56,

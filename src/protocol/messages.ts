@@ -98,6 +98,22 @@ const groupId = s.int(1, MAX_GROUP_ID);
 const transferId = s.int(1, Number.MAX_SAFE_INTEGER);
 
 const credentials = s.tuple(s.str(0, MAX_USERNAME_FIELD), s.str(0, MAX_PASSWORD_FIELD));
+/** Longest invite code field: a code is 23 characters; room for spaces typed around it. */
+const MAX_INVITE_FIELD = 64;
+const invited = s.tuple(
+  s.str(0, MAX_USERNAME_FIELD),
+  s.str(0, MAX_PASSWORD_FIELD),
+  s.str(0, MAX_INVITE_FIELD),
+);
+
+/** REGISTER: `[username, password]`, or with an invite code third; the code reads as undefined when absent. */
+const registration: s.Schema<[string, string, string | undefined]> = {
+  describe: credentials.describe,
+  check: (v, path) =>
+    Array.isArray(v) && v.length === 3
+      ? invited.check(v, path)
+      : [...credentials.check(v, path), undefined],
+};
 
 /** Bytes of the device id a client may give at LOGIN (section 16.3 of PROTOCOL.md). */
 export const DEVICE_ID_BYTES = 16;
@@ -130,7 +146,7 @@ export const RequestBody = {
       device: s.optional(s.bytes(DEVICE_ID_BYTES, DEVICE_ID_BYTES)),
     })),
   ),
-  [MsgType.REGISTER]: credentials,
+  [MsgType.REGISTER]: registration,
   // Seed 000 sends the username; Parley ignores any claim and logs out the session's own user.
   [MsgType.LOGOUT]: s.dictOr(
     s.dict({ everywhere: s.optional(s.bool) }),

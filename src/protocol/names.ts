@@ -23,3 +23,20 @@ export function usernameProblem(name: string): string | null {
 export function usernameKey(name: string): string {
   return name.toLowerCase();
 }
+
+/**
+ * The look-alike key of a username: two names with the same key are too easily mistaken for
+ * each other in a terminal, and REGISTER refuses the second. Lowercase, then "_", "." and "-"
+ * dropped, "0" read as "o", "1" and "i" as "l", "rn" as "m" and "vv" as "w" ("a1ice",
+ * "aIice", "al.ice" and "alice" are one key; "rnary" and "mary" too).
+ */
+export function usernameLookalikeKey(name: string): string {
+  const key = usernameKey(name)
+    .replace(/[_.-]/g, "")
+    .replace(/0/g, "o")
+    .replace(/[1i]/g, "l")
+    .replace(/rn/g, "m")
+    .replace(/vv/g, "w");
+  if (/[_.\-01i]|rn|vv/.test(key)) throw new Error(`A look-alike key is not canonical: "${key}"`);
+  return key;
+}

@@ -6,7 +6,7 @@ import type { Completion } from "../store/completion.ts";
 import type { Store } from "../store/types.ts";
 import type { FileRelay } from "./file_relay.ts";
 import type { Hub } from "./hub.ts";
-import type { LoginThrottle } from "./throttle.ts";
+import type { LoginThrottle, RegistrationBudget } from "./throttle.ts";
 import type { Logger } from "./log.ts";
 import type { SendBudget } from "./send_budget.ts";
 import type { ServerMetrics } from "./metrics.ts";
@@ -25,6 +25,8 @@ export interface ServerContext {
   logins: LoginThrottle;
   /** Each sender's bytes of queued messages per minute (SEND). */
   sends: SendBudget;
+  /** New accounts allowed per address and overall. */
+  registrations: RegistrationBudget;
   /** Counters for /metrics; each hook is one cheap call. */
   metrics: ServerMetrics;
   /** Sealed bytes waiting for every session's socket (limits.serverOutboundBytes). */

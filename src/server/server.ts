@@ -24,7 +24,7 @@ import { FileRelay } from "./file_relay.ts";
 import { type HttpEndpoint, serveHttp } from "./http.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { LoginThrottle, TokenBucket } from "./throttle.ts";
+import { LoginThrottle, RegistrationBudget, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
 import { SendBudget } from "./send_budget.ts";
 import { peerKey } from "./peer_key.ts";
@@ -43,6 +43,8 @@ export interface RunningServer {
   /** Resolves once the server has fully stopped. */
   finished: Promise<void>;
 }
+
+const HOUR_MS = 60 * 60 * 1000;
 
 /** How long shutdown waits for connections to finish their current request. */
 const SHUTDOWN_GRACE_MS = 3000;
@@ -109,11 +111,19 @@ export async function startServer(
     }),
     log,
     files: null as unknown as FileRelay,
-    sends: new SendBudget(config.queue.senderBytesPerMinute),
+    sends: new SendBudget(config.queue.senderBytesPerMinute, clock),
     logins: new LoginThrottle({
       freeFailures: accounts.loginFreeFailures,
+      userFreeFailures: accounts.loginNameFailures,
       baseDelayMs: accounts.loginDelayMs,
       maxDelayMs: accounts.loginMaxDelayMs,
+      clock,
+    }),
+    registrations: new RegistrationBudget({
+      perAddress: accounts.registerPerIp,
+      overall: accounts.registerPerHour,
+      windowMs: HOUR_MS,
+      clock,
     }),
     metrics,
     outbound: new OutboundTotal(),

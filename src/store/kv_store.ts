@@ -10,6 +10,7 @@ import { KvInboxStore } from "./inbox.ts";
 import { KvInvitationStore } from "./invitations.ts";
 import { KvTokenStore } from "./tokens.ts";
 import type { Store } from "./types.ts";
+import { KvInviteStore } from "./invites.ts";
 import { KvUserStore } from "./users.ts";
 import { KvWorldStore } from "./world.ts";
 
@@ -81,8 +82,9 @@ export async function openKvStore(
   const groups = new KvGroupStore(kv);
   await groups.sweep();
   return {
-    users: new KvUserStore(kv),
+    users: await KvUserStore.open(kv),
     tokens: new KvTokenStore(kv, committer),
+    invites: new KvInviteStore(kv),
     friends: new KvFriendStore(kv),
     groups,
     blocks: new KvBlockStore(kv),

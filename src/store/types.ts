@@ -15,8 +15,13 @@ export interface UserRecord {
 }
 
 export interface UserStore {
-  /** Adds a user; false when the name is taken, whatever its case. */
+  /**
+   * Adds a user; false when the name is taken, whatever its case, or a name that looks like it
+   * (the same usernameLookalikeKey).
+   */
   create(record: UserRecord): Promise<boolean>;
+  /** The registered spelling of the account whose name looks like `name`, if any. */
+  lookalike(name: string): Promise<string | null>;
   /** Looks a user up by name, whatever its case; without a promise when it is in memory. */
   get(name: string): UserRecord | null | Promise<UserRecord | null>;
   /** Replaces a user's password hash; false when the user does not exist. */
@@ -95,9 +100,26 @@ export interface TokenStore {
   epoch(user: string): number;
 }
 
+export interface InviteRecord {
+  created: Date;
+  expires: Date;
+}
+
+/** One-time invite codes for registration; only their hashes are stored. */
+export interface InviteStore {
+  add(code: string, ttlMs: number): Promise<InviteRecord>;
+  /** True when the code exists and has not expired (a cheap check before the hash). */
+  valid(code: string): Promise<boolean>;
+  /** Uses the code up; null when it is unknown, used or expired. */
+  take(code: string): Promise<InviteRecord | null>;
+  /** Puts back a code taken by a registration that then failed. */
+  giveBack(code: string, record: InviteRecord): Promise<void>;
+}
+
 export interface Store {
   users: UserStore;
   tokens: TokenStore;
+  invites: InviteStore;
   friends: FriendStore;
   groups: GroupStore;
   blocks: BlockStore;

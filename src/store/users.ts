@@ -1,16 +1,38 @@
-/** Users in Deno KV: ["user", lowercase name] → UserRecord. */
+/**
+ * Users in Deno KV: ["user", lowercase name] → UserRecord, and ["user_look", look-alike key] →
+ * lowercase name, so that REGISTER can refuse a name that looks like a taken one.
+ */
 
 import type { PasswordHash } from "../crypto/password.ts";
-import { usernameKey } from "../protocol/names.ts";
+import { usernameKey, usernameLookalikeKey } from "../protocol/names.ts";
 import type { UserRecord, UserStore } from "./types.ts";
 
 /** Users remembered in memory: every message names one, and this process makes all writes. */
 const CACHE_SIZE = 50_000;
 
+/** Set once every account made before look-alike keys existed has its key. */
+const LOOKALIKE_INDEXED = ["meta", "lookalike_index"];
+
 export class KvUserStore implements UserStore {
   readonly #cache = new Map<string, UserRecord>();
 
   constructor(private readonly kv: Deno.Kv) {}
+
+  /**
+   * Opens the store, first giving the accounts of an older data dir their look-alike keys, once.
+   * Where two old accounts share a key, the first keeps it; both keep working.
+   */
+  static async open(kv: Deno.Kv): Promise<KvUserStore> {
+    if ((await kv.get(LOOKALIKE_INDEXED)).versionstamp === null) {
+      for await (const e of kv.list<UserRecord>({ prefix: ["user"] })) {
+        const look = ["user_look", usernameLookalikeKey(e.value.name)];
+        await kv.atomic().check({ key: look, versionstamp: null })
+          .set(look, usernameKey(e.value.name)).commit();
+      }
+      await kv.set(LOOKALIKE_INDEXED, 1);
+    }
+    return new KvUserStore(kv);
+  }
 
   #remember(key: string, record: UserRecord): void {
     this.#cache.delete(key);
@@ -21,7 +43,11 @@ export class KvUserStore implements UserStore {
   async create(record: UserRecord): Promise<boolean> {
     const name = usernameKey(record.name);
     const key = ["user", name];
-    const result = await this.kv.atomic().check({ key, versionstamp: null }).set(key, record)
+    const look = ["user_look", usernameLookalikeKey(record.name)];
+    const result = await this.kv.atomic()
+      .check({ key, versionstamp: null }, { key: look, versionstamp: null })
+      .set(key, record)
+      .set(look, name)
       .commit();
     if (result.ok) this.#remember(name, record);
     return result.ok;
@@ -36,6 +62,12 @@ export class KvUserStore implements UserStore {
     const record = (await this.kv.get<UserRecord>(["user", key])).value;
     if (record) this.#remember(key, record);
     return record;
+  }
+
+  async lookalike(name: string): Promise<string | null> {
+    const owner = (await this.kv.get<string>(["user_look", usernameLookalikeKey(name)])).value;
+    if (owner === null) return null;
+    return (await this.get(owner))?.name ?? null;
   }
 
   async setPassword(name: string, password: PasswordHash): Promise<boolean> {
@@ -54,7 +86,11 @@ export class KvUserStore implements UserStore {
     this.#cache.delete(key);
     const entry = await this.kv.get(["user", key]);
     if (entry.versionstamp === null) return false;
-    await this.kv.delete(["user", key]);
+    const look = ["user_look", usernameLookalikeKey(key)];
+    const atomic = this.kv.atomic().delete(["user", key]);
+    // Only the account's own look-alike key: an older account may share it and hold it.
+    if ((await this.kv.get<string>(look)).value === key) atomic.delete(look);
+    await atomic.commit();
     return true;
   }
 }

@@ -3,7 +3,12 @@
  */
 
 import assert from "node:assert/strict";
-import { type PasswordHash, PasswordHasher, type ScryptParams } from "../../src/crypto/password.ts";
+import {
+  type PasswordHash,
+  PasswordHasher,
+  REGISTER_QUEUE,
+  type ScryptParams,
+} from "../../src/crypto/password.ts";
 import { ErrorCode, ParleyError } from "../../src/protocol/errors.ts";
 
 const SMALL: ScryptParams = { N: 1024, r: 8, p: 1 };
@@ -140,4 +145,50 @@ Deno.test("PasswordHasher frees its slot when scrypt fails", async () => {
   // N must be a power of two: scrypt rejects, and the slot must be released
   await assert.rejects(h.verify("pw", { ...stored, N: 1000 }));
   assert.equal(await h.verify("pw", stored), true);
+});
+
+Deno.test("PasswordHasher: a login waits for no registration, however many are queued", async () => {
+  const h = hasher(SMALL, 2, 16);
+  const stored = await h.hash("pw");
+  let registered = 0;
+  const registrations = Array.from(
+    { length: 8 },
+    (_, i) => h.hash(`new account ${i}`, "register").then(() => registered++),
+  );
+  const right = await h.verify("pw", stored);
+  assert.equal(right, true);
+  // Registration fills one of the two slots, one hash after another; the login took the other at
+  // once, so only the few that fit in one hash's time (not all eight) were done before it.
+  assert.ok(registered <= 4, `${registered} registrations were hashed before the login`);
+  await Promise.all(registrations);
+  assert.equal(registered, 8);
+});
+
+Deno.test("PasswordHasher: registrations wait in a small queue of their own", async () => {
+  const h = hasher(SMALL, 2, 16);
+  const results = await Promise.allSettled(
+    Array.from({ length: 1 + REGISTER_QUEUE + 1 }, (_, i) => h.hash(`n${i}`, "register")),
+  );
+  const refused = results.filter((r) => r.status === "rejected");
+  assert.equal(refused.length, 1);
+  const reason = (refused[0] as PromiseRejectedResult).reason as ParleyError;
+  assert.equal(reason.code, ErrorCode.SERVER_BUSY);
+  assert.match(reason.message, /busy with new accounts/);
+  // Logins still have their own queue.
+  assert.equal(
+    await h.verify("n0", (results[0] as PromiseFulfilledResult<PasswordHash>).value),
+    true,
+  );
+});
+
+Deno.test("PasswordHasher.verifyNobody() does a full hash and is always false", async () => {
+  const slow = hasher({ N: 16384, r: 8, p: 1 });
+  const stored = await slow.hash("pw");
+  const t0 = performance.now();
+  await slow.verify("other", stored);
+  const real = performance.now() - t0;
+  const t1 = performance.now();
+  assert.equal(await slow.verifyNobody("other"), false);
+  const dummy = performance.now() - t1;
+  assert.ok(dummy > real * 0.5, `dummy check ${dummy.toFixed(1)} ms, real ${real.toFixed(1)} ms`);
 });

@@ -133,7 +133,11 @@ export async function fastConfig(
   await Deno.writeTextFile(
     path,
     JSON.stringify({
-      accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
+      accounts: {
+        scrypt: { N: 1024, r: 8, p: 1 },
+        registerPerIp: 1_000_000,
+        registerPerHour: 1_000_000,
+      },
       limits: { requestRate: 1_000_000, requestBurst: 1_000_000 },
       ...extra,
     }),

@@ -13,7 +13,12 @@ export function testConfig(dataDir: string, patch: Record<string, unknown> = {})
     host: "127.0.0.1",
     port: 0,
     dataDir,
-    accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
+    // Tests register many users from one address; the registration budget has its own test.
+    accounts: {
+      scrypt: { N: 1024, r: 8, p: 1 },
+      registerPerIp: 1_000_000,
+      registerPerHour: 1_000_000,
+    },
     // Tests send in bursts; the rate limit has its own test.
     limits: {
       requestRate: 1_000_000,

@@ -866,10 +866,16 @@ const SERVER_ONLY = new Set([
 
 Deno.test("the limits table lists config.json's wire-visible settings with their defaults", () => {
   const text = section(DOC, "## 17. Limits");
-  const rows = new Map<string, number | boolean>();
-  for (const m of text.matchAll(/^\|\s*`([a-zA-Z0-9.]+)`\s*\|\s*(\d+|true|false)\s*\|/gm)) {
+  const rows = new Map<string, number | boolean | string>();
+  // A default is a number, a boolean, or a string in double quotes.
+  for (
+    const m of text.matchAll(/^\|\s*`([a-zA-Z0-9.]+)`\s*\|\s*(\d+|true|false|"[^"|]*")\s*\|/gm)
+  ) {
     assert.ok(!rows.has(m[1]), `${m[1]} is listed twice`);
-    rows.set(m[1], /\d/.test(m[2]) ? Number(m[2]) : m[2] === "true");
+    rows.set(
+      m[1],
+      m[2].startsWith('"') ? m[2].slice(1, -1) : /\d/.test(m[2]) ? Number(m[2]) : m[2] === "true",
+    );
   }
   const wanted = new Map(settings(defaults).filter(([path]) => !SERVER_ONLY.has(path)));
   for (const [path, value] of rows) {

@@ -1,12 +1,14 @@
 /** REGISTER, LOGIN, RESUME, LOGOUT and CHANGE_PASSWORD. */
 
+import type { PasswordHash } from "../../crypto/password.ts";
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf, SessionKind } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
+import type { UserRecord } from "../../store/types.ts";
 import { type Handler, me, type ServerContext } from "../context.ts";
 import { type BacklogRequest, endSession, farewell, welcome } from "../presence.ts";
 import type { LoggedIn, Session } from "../session.ts";
-import type { PasswordHash } from "../../crypto/password.ts";
+import type { Attempt } from "../throttle.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -17,15 +19,18 @@ function checkNewPassword(ctx: ServerContext, password: string): void {
   }
 }
 
-/** Refuses while failed logins from this address or for this name are being slowed down. */
-function throttled(ctx: ServerContext, keys: string[]): void {
-  const wait = ctx.logins.wait(keys);
-  if (wait > 0) {
+/**
+ * Counts a password or token check against its throttle from the start, so that checks made at
+ * once cannot all slip past one count; refuses it while failed checks must wait.
+ */
+function attempt(begun: Attempt | number, what: string): Attempt {
+  if (typeof begun === "number") {
     throw new ParleyError(
       ErrorCode.THROTTLED,
-      `Too many failed logins; try again in ${Math.ceil(wait / 1000)} s`,
+      `Too many ${what}; try again in ${Math.ceil(begun / 1000)} s`,
     );
   }
+  return begun;
 }
 
 function refuseIfLoggedIn(session: Session): void {
@@ -37,21 +42,84 @@ function refuseIfLoggedIn(session: Session): void {
   }
 }
 
+/**
+ * Refuses registration when the operator has closed it, when it needs an invite code and none
+ * came, or when this address or the server has used its allowance.
+ */
+function registrationAllowed(ctx: ServerContext, address: string, invite?: string): void {
+  const mode = ctx.config.accounts.registration;
+  if (mode === "closed") {
+    throw new ParleyError(
+      ErrorCode.REGISTER_CLOSED,
+      "This server does not take new accounts; ask its operator",
+    );
+  }
+  if (mode === "invite" && !invite) {
+    throw new ParleyError(
+      ErrorCode.BAD_INVITE,
+      "This server takes new accounts by invitation only; give an invite code",
+    );
+  }
+  const refused = ctx.registrations.take(address);
+  if (refused) {
+    const seconds = Math.ceil(refused.waitMs / 1000);
+    throw new ParleyError(
+      ErrorCode.THROTTLED,
+      refused.scope === "address"
+        ? `Too many new accounts from this address; try again in ${seconds} s`
+        : `Too many new accounts on this server just now; try again in ${seconds} s`,
+    );
+  }
+}
+
 export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   ctx,
   session,
   body,
 ) => {
-  const [name, password] = body;
+  const [name, password, code] = body;
   const problem = usernameProblem(name);
   if (problem) throw new ParleyError(ErrorCode.BAD_USERNAME, problem);
   checkNewPassword(ctx, password);
-  const taken = () => new ParleyError(ErrorCode.USERNAME_TAKEN, `The username "${name}" is taken`);
-  // Checked before the slow hash so that a taken name costs nothing; the atomic create decides.
-  if (await ctx.store.users.get(name)) throw taken();
-  const hash = await ctx.hasher.hash(password);
-  if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) throw taken();
-  ctx.log.info("user.registered", { user: usernameKey(name), session: session.id });
+  const address = session.ip;
+  // Without invitations a code sent along is ignored, as an older server would.
+  const invite = ctx.config.accounts.registration === "invite" ? code : undefined;
+  registrationAllowed(ctx, address, invite);
+  const badInvite = () =>
+    new ParleyError(ErrorCode.BAD_INVITE, "The invite code is unknown, used or expired");
+  const taken = async () => {
+    const like = await ctx.store.users.lookalike(name);
+    return new ParleyError(
+      ErrorCode.USERNAME_TAKEN,
+      like === null || usernameKey(like) === usernameKey(name)
+        ? `The username "${name}" is taken`
+        : `The username "${name}" looks too much like "${like}", which is taken`,
+    );
+  };
+  // Checked before the slow hash so that a taken name costs no hash (it still uses the
+  // allowance: probing names is what the allowance is for); the atomic create decides.
+  if (await ctx.store.users.get(name) || await ctx.store.users.lookalike(name)) throw await taken();
+  // Checked here too so that a bad code costs no hash; taken only once the hash is done.
+  if (invite !== undefined && !await ctx.store.invites.valid(invite)) throw badInvite();
+  let hash;
+  try {
+    hash = await ctx.hasher.hash(password, "register");
+  } catch (e) {
+    // Refused before hashing (SERVER_BUSY): nothing was spent.
+    ctx.registrations.giveBack(address);
+    throw e;
+  }
+  const used = invite === undefined ? null : await ctx.store.invites.take(invite);
+  if (invite !== undefined && used === null) throw badInvite();
+  if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) {
+    if (used && invite !== undefined) await ctx.store.invites.giveBack(invite, used);
+    throw await taken();
+  }
+  ctx.log.info("user.registered", {
+    user: usernameKey(name),
+    session: session.id,
+    invited: used !== null,
+  });
   return { type: MsgType.REG_OK, body: { username: name } };
 };
 
@@ -74,6 +142,7 @@ function takeOver(
   session: Session,
   name: string,
   id: Identity,
+  by: "password" | "resume",
   backlog: BacklogRequest = { resumed: false },
 ) {
   const user = usernameKey(name);
@@ -82,7 +151,7 @@ function takeOver(
   session.channel.setOutboundLimit(ctx.config.limits.maxOutboundBytes);
   if (id.oneShot) {
     ctx.hub.addOneShot(user, session);
-    ctx.log.info("session.login", { user, session: session.id, one_shot: true });
+    ctx.log.info("session.login", { user, session: session.id, by, one_shot: true });
     return () => welcome(ctx, session, false);
   }
   // Transfers belong to the old connection; end them while its session is still the user's.
@@ -103,7 +172,7 @@ function takeOver(
       );
     }
   }
-  ctx.log.info("session.login", { user, session: session.id });
+  ctx.log.info("session.login", { user, session: session.id, by });
   return () => welcome(ctx, session, previous === undefined, backlog);
 }
 
@@ -137,29 +206,48 @@ async function refuseIfPasswordChanged(ctx: ServerContext, name: string, verifie
   }
 }
 
+/**
+ * The account `name` if `password` is its password; otherwise throws NO_SUCH_USER or
+ * WRONG_PASSWORD, after the same hashing work either way, so that the time does not tell them
+ * apart. Settles the attempt.
+ */
+async function checkPassword(
+  ctx: ServerContext,
+  session: Session,
+  tried: Attempt,
+  name: string,
+  password: string,
+): Promise<UserRecord> {
+  let record, right;
+  try {
+    record = usernameProblem(name) ? null : await ctx.store.users.get(name);
+    right = record
+      ? await ctx.hasher.verify(password, record.password)
+      : await ctx.hasher.verifyNobody(password);
+  } catch (e) {
+    ctx.logins.withdrawn(tried); // the check did not run (SERVER_BUSY, a store fault)
+    throw e;
+  }
+  if (record && right) {
+    ctx.logins.succeeded(tried);
+    return record;
+  }
+  ctx.logins.failed(tried);
+  ctx.metrics.loginFailed("password");
+  ctx.log.info("login.failed", { user: usernameKey(name), session: session.id, peer: session.ip });
+  throw record
+    ? new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password")
+    : new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
+}
+
 export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
   refuseIfLoggedIn(session);
   const [name, password] = body;
-  const keys = [`ip:${session.ip}`, `user:${usernameKey(name)}`];
-  throttled(ctx, keys);
-  const record = usernameProblem(name) ? null : await ctx.store.users.get(name);
-  if (!record) {
-    ctx.logins.failed(keys.slice(0, 1));
-    ctx.metrics.loginFailed("password");
-    throw new ParleyError(ErrorCode.NO_SUCH_USER, `There is no user named "${name}"`);
-  }
-  if (!await ctx.hasher.verify(password, record.password)) {
-    ctx.logins.failed(keys);
-    ctx.metrics.loginFailed("password");
-    ctx.log.info("login.failed", {
-      user: usernameKey(name),
-      session: session.id,
-      peer: session.ip,
-    });
-    throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong password");
-  }
-  // Only the name's count: one good account must not wipe an address's record of guesses.
-  ctx.logins.succeeded(keys.slice(1));
+  const tried = attempt(
+    ctx.logins.beginPassword(usernameKey(name), session.ip),
+    "failed logins",
+  );
+  const record = await checkPassword(ctx, session, tried, name, password);
   let verified = record.password;
   if (ctx.hasher.isOutdated(record.password)) {
     verified = await ctx.hasher.hash(password);
@@ -182,7 +270,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
       rotates: false,
       device: null,
       oneShot: true,
-    });
+    }, "password");
     ctx.metrics.login("password");
     return {
       type: MsgType.LG_OK,
@@ -206,7 +294,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     rotates,
     device,
     oneShot: false,
-  });
+  }, "password");
   ctx.metrics.login("password");
   return {
     type: MsgType.LG_OK,
@@ -221,8 +309,14 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
   { token, world_after },
 ) => {
   refuseIfLoggedIn(session);
-  throttled(ctx, [`ip:${session.ip}`]);
-  const outcome = await ctx.store.tokens.resume(token, ROTATION_GRACE_MS);
+  const tried = attempt(ctx.logins.beginToken(session.ip), "failed logins");
+  let outcome;
+  try {
+    outcome = await ctx.store.tokens.resume(token, ROTATION_GRACE_MS);
+  } catch (e) {
+    ctx.logins.withdrawn(tried); // the check did not run: it is no failure
+    throw e;
+  }
   const user = outcome.kind === "ok" ? await ctx.store.users.get(outcome.family.user) : null;
   if (outcome.kind === "reused") {
     // Whoever holds the family's newer token (owner or thief) is logged out too.
@@ -239,7 +333,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     outcome.kind !== "ok" || !user ||
     ctx.store.tokens.epoch(outcome.family.user) !== outcome.epoch
   ) {
-    ctx.logins.failed([`ip:${session.ip}`]);
+    ctx.logins.failed(tried);
     ctx.metrics.loginFailed("resume");
     throw new ParleyError(
       ErrorCode.BAD_TOKEN,
@@ -248,13 +342,21 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
         : "The resume token is unknown, revoked or expired; log in with your password",
     );
   }
+  ctx.logins.succeeded(tried);
   const { family } = outcome;
-  const after = takeOver(ctx, session, user.name, {
-    family: family.id,
-    rotates: family.rotates,
-    device: family.device,
-    oneShot: false,
-  }, { resumed: true, after: world_after });
+  const after = takeOver(
+    ctx,
+    session,
+    user.name,
+    {
+      family: family.id,
+      rotates: family.rotates,
+      device: family.device,
+      oneShot: false,
+    },
+    "resume",
+    { resumed: true, after: world_after },
+  );
   ctx.metrics.login("resume");
   return {
     type: MsgType.LG_OK,
@@ -301,9 +403,28 @@ export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWOR
   const self = me(session);
   const record = await ctx.store.users.get(self.user);
   if (!record) throw new ParleyError(ErrorCode.NO_SUCH_USER, "This account no longer exists");
-  if (!await ctx.hasher.verify(oldPassword, record.password)) {
+  // The same count as LOGIN: a session (or a stolen token) must not guess the password faster here.
+  const tried = attempt(
+    ctx.logins.beginPassword(self.user, session.ip),
+    "wrong passwords",
+  );
+  let right;
+  try {
+    right = await ctx.hasher.verify(oldPassword, record.password);
+  } catch (e) {
+    ctx.logins.withdrawn(tried); // the check did not run: it is no failure
+    throw e;
+  }
+  if (!right) {
+    ctx.logins.failed(tried);
+    ctx.log.info("password_change.failed", {
+      user: self.user,
+      session: session.id,
+      peer: session.ip,
+    });
     throw new ParleyError(ErrorCode.WRONG_PASSWORD, "Wrong current password");
   }
+  ctx.logins.succeeded(tried);
   checkNewPassword(ctx, newPassword);
   await ctx.store.users.setPassword(self.user, await ctx.hasher.hash(newPassword));
   // A new password ends every resume token and every other session, including one that
