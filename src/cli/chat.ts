@@ -7,10 +7,18 @@ import { basename, join } from "node:path";
 import type { Target } from "../client/client.ts";
 import type { FileSource } from "../client/files.ts";
 import type { Link } from "../client/link.ts";
-import { errorCodeName, ParleyError } from "../protocol/errors.ts";
+import {
+  DEFAULT_LIMITS,
+  fileProblem,
+  imageProblem,
+  type ServerLimits,
+  textProblem,
+} from "../client/outgoing.ts";
+import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import type { History, HistoryEntry } from "./history.ts";
+import { choosePassword, CliFailure } from "./login.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
 import type { Terminal } from "./terminal.ts";
@@ -51,6 +59,38 @@ type Body = Record<string, unknown>;
 
 const WORLD: Conversation = { key: "*world", label: "world", target: { world: true } };
 
+/** Users per /who page. */
+const WHO_PAGE = 50;
+const HISTORY_DEFAULT = 20;
+/** The most /history shows at once: more scrolls out of any terminal. */
+const HISTORY_MAX = 1000;
+/** On /quit, how long messages still on their way may hold the client (while connected). */
+const QUIT_WAIT_MS = 10_000;
+
+/** A whole number from 1 to `max` given as an argument, `fallback` when absent. */
+export function count(arg: string | undefined, fallback: number, max: number, usage: string) {
+  if (arg === undefined) return fallback;
+  const n = /^\d+$/.test(arg) ? Number(arg) : NaN;
+  if (!(n >= 1 && n <= max)) throw new ParleyError(ErrorCode.BAD_REQUEST, usage);
+  return n;
+}
+
+/** Reads a local file, with a sentence for the usual problems. */
+async function readLocal(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new ParleyError(ErrorCode.BAD_REQUEST, localProblem(path, e));
+  }
+}
+
+function localProblem(path: string, e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return `No such file: ${path}`;
+  if (e instanceof Deno.errors.PermissionDenied) return `Not allowed to read ${path}`;
+  if (e instanceof Deno.errors.IsADirectory) return `${path} is a folder, not a file`;
+  return `Cannot read ${path}: ${(e as Error).message}`;
+}
+
 /** Splits a command line into words, honouring "double quotes". */
 export function words(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
@@ -65,6 +105,12 @@ export class ChatSession {
   #backlog = 0;
   #arrived = new Map<string, number>();
   #sending: Promise<void> = Promise.resolve();
+  /** Messages queued in #sending that are not yet sent or reported as not sent. */
+  #unsent = 0;
+  /** Progress bars made so far: each gets its own line. */
+  #bars = 0;
+  /** What the server announced at login; the documented defaults until then. */
+  #limits: ServerLimits = { ...DEFAULT_LIMITS };
 
   constructor(
     private readonly link: Link,
@@ -148,6 +194,7 @@ export class ChatSession {
     const friends = b.friends as { username: string; online: boolean }[];
     const groups = b.groups as { group_id: number; group_name: string }[];
     for (const g of groups) this.#groups.set(g.group_id, g.group_name);
+    if (b.limits) this.#limits = { ...DEFAULT_LIMITS, ...(b.limits as Partial<ServerLimits>) };
     for (const w of b.world as Body[]) {
       if (this.link.seen.first(w.source_username as string, w.id as Uint8Array)) {
         await this.#record(WORLD, w, false);
@@ -159,10 +206,7 @@ export class ChatSession {
     this.#note(
       `${friends.length} friend${friends.length === 1 ? "" : "s"}` +
         (online.length ? ` (online: ${online.join(", ")})` : "") +
-        `, ${groups.length} group${groups.length === 1 ? "" : "s"}.` +
-        (this.#backlog
-          ? ` ${this.#backlog} undelivered message${this.#backlog === 1 ? "" : "s"} on the way.`
-          : ""),
+        `, ${groups.length} group${groups.length === 1 ? "" : "s"}.`,
     );
     if (this.#backlog === 0) this.#prompt();
   }
@@ -261,19 +305,24 @@ export class ChatSession {
     try {
       return await this.#command(command, args);
     } catch (e) {
-      if (e instanceof ParleyError) this.#warn(`${e.message} (${errorCodeName(e.code)})`);
-      else if (e instanceof Deno.errors.NotFound) {
-        this.#warn(`No such file: ${(e as Error).message}`);
-      } else if (e instanceof Error && e.name === "ConnectionClosedError") this.#warn(e.message);
+      // Sentences only: the wire codes are for programs.
+      if (e instanceof ParleyError) this.#warn(e.message);
+      else if (e instanceof Error && e.name === "ConnectionClosedError") this.#warn(e.message);
       else throw e;
       return true;
     }
   }
 
-  async #live() {
-    const c = await this.link.live();
-    if (!c) throw new ParleyError(6, "Not connected");
-    return c;
+  /**
+   * The connection, or a refusal at once while it is down: a command never waits for a
+   * reconnection, so that the next line (/quit) is always read.
+   */
+  #live() {
+    const c = this.link.client;
+    if (!c || c.isClosed) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, "Not connected; try again once reconnected");
+    }
+    return Promise.resolve(c);
   }
 
   #group(arg: string | undefined): number {
@@ -312,7 +361,9 @@ export class ChatSession {
         this.#recent();
         return true;
       case "/history":
-        await this.#showHistory(Number(args[0] ?? 20));
+        await this.#showHistory(
+          count(args[0], HISTORY_DEFAULT, HISTORY_MAX, "Usage: /history [N], N from 1 to 1000"),
+        );
         return true;
       case "/friends": {
         const friends = await (await this.#live()).friends();
@@ -383,10 +434,21 @@ export class ChatSession {
         return true;
       }
       case "/who": {
-        const page = Math.max(1, Number(args[0] ?? 1) || 1);
-        const r = await (await this.#live()).who((page - 1) * 50, 50);
+        const page = count(args[0], 1, Number.MAX_SAFE_INTEGER, "Usage: /who [PAGE], PAGE from 1");
+        const r = await (await this.#live()).who((page - 1) * WHO_PAGE, WHO_PAGE);
+        const pages = Math.max(1, Math.ceil(r.total / WHO_PAGE));
+        if (page > pages) {
+          throw new ParleyError(
+            ErrorCode.BAD_REQUEST,
+            `There is no page ${page}: ${r.total} online fit on ${pages} page${
+              pages === 1 ? "" : "s"
+            }`,
+          );
+        }
         this.#say(
-          `${r.total} online${r.total > 50 ? ` (page ${page})` : ""}: ${r.users.join(", ")}`,
+          `${r.total} online${pages > 1 ? ` (page ${page} of ${pages})` : ""}: ${
+            r.users.join(", ")
+          }`,
         );
         return true;
       }
@@ -444,10 +506,7 @@ export class ChatSession {
     if (!this.#current) {
       throw new ParleyError(9, "Open a conversation first: /to NAME, /to #ID or /world");
     }
-    const entries = await this.history.last(
-      this.#current.key,
-      Math.max(1, Math.min(n || 20, 1000)),
-    );
+    const entries = await this.history.last(this.#current.key, n);
     this.#say(this.#p.paint(`── ${this.#current.label} ──`, "bold"));
     for (const e of entries) this.#say(formatEntry(this.#p, this.#current.label, e, false));
   }
@@ -459,13 +518,28 @@ export class ChatSession {
       this.#warn("Open a conversation first: /to NAME, /to #ID or /world");
       return;
     }
+    const problem = textProblem(text, this.#limits);
+    if (problem) {
+      this.#warn(`Not sent: ${problem}.`);
+      return;
+    }
     if (!this.link.client) this.#note("Offline: the message will go when the connection is back.");
+    this.#queue(conv, async () => {
+      const receipt = await this.link.sendText(conv.target, text);
+      await this.#mine(conv, receipt.id, receipt.time, "text", text, receipt.skipped);
+    });
+  }
+
+  /** Sends in the order typed, in the background, so that typing (and /quit) goes on. */
+  #queue(conv: Conversation, send: () => Promise<void>): void {
+    this.#unsent++;
     this.#sending = this.#sending.then(async () => {
       try {
-        const receipt = await this.link.sendText(conv.target, text);
-        await this.#mine(conv, receipt.id, receipt.time, "text", text, receipt.skipped);
+        await send();
       } catch (e) {
-        this.#warn(`Not sent to ${conv.label}: ${(e as Error).message}`);
+        this.#warn(`Not sent to ${conv.label}: ${(e as Error).message}.`);
+      } finally {
+        this.#unsent--;
       }
     });
   }
@@ -494,16 +568,23 @@ export class ChatSession {
     const conv = this.#current;
     if (!conv) throw new ParleyError(9, "Open a conversation first: /to NAME, /to #ID or /world");
     if (!path) throw new ParleyError(9, "Usage: /image PATH");
-    const data = await Deno.readFile(path);
+    if ("world" in conv.target) {
+      throw new ParleyError(9, "The world room takes text; send images to friends or groups");
+    }
+    const data = await readLocal(path);
     const name = basename(path);
-    const receipt = await this.link.sendImage(conv.target, data, name);
-    await this.#mine(
-      conv,
-      receipt.id,
-      receipt.time,
-      "image",
-      `${name} (${formatSize(data.length)})`,
-    );
+    const problem = imageProblem(data, name, this.#limits);
+    if (problem) throw new ParleyError(ErrorCode.TOO_LARGE, `Not sent: ${problem}`);
+    this.#queue(conv, async () => {
+      const receipt = await this.link.sendImage(conv.target, data, name);
+      await this.#mine(
+        conv,
+        receipt.id,
+        receipt.time,
+        "image",
+        `${name} (${formatSize(data.length)})`,
+      );
+    });
   }
 
   #sendFile(path: string): void {
@@ -520,8 +601,15 @@ export class ChatSession {
     // Runs in the background so that chat goes on during the transfer.
     void (async () => {
       try {
-        const file = await Deno.open(path, { read: true });
+        const file = await Deno.open(path, { read: true }).catch((e) => {
+          throw new Error(localProblem(path, e));
+        });
         const size = (await file.stat()).size;
+        const tooBig = fileProblem(size, basename(path), this.#limits);
+        if (tooBig) {
+          file.close();
+          throw new Error(tooBig);
+        }
         const source: FileSource = {
           size,
           read: async (offset, length) => {
@@ -558,14 +646,19 @@ export class ChatSession {
     })();
   }
 
-  /** A progress callback printing a bar at most every 10 %. */
+  /**
+   * A progress callback: one bar redrawn in place on a terminal (at most every 1 %), a line at
+   * most every 10 % elsewhere.
+   */
   #progress(label: string): (done: number, total: number) => void {
+    const steps = this.term.redraws ? 100 : 10;
+    const key = `progress ${++this.#bars}`;
     let shown = -1;
     return (done, total) => {
-      const step = total === 0 ? 10 : Math.floor((done / total) * 10);
+      const step = total === 0 ? steps : Math.floor((done / total) * steps);
       if (step === shown) return;
       shown = step;
-      this.#note(`${label} ${progressBar(done, total)}`);
+      this.term.update(key, this.#p.paint(`-- ${label} ${progressBar(done, total)}`, "dim"));
     };
   }
 
@@ -614,18 +707,51 @@ export class ChatSession {
     })();
   }
 
+  /** Asks for the current password and the new one twice; every answer stays out of chat. */
   async #passwd(): Promise<void> {
-    const current = await this.term.readSecret("Current password: ");
-    const next = await this.term.readSecret("New password: ");
-    this.#prompt();
-    if (current === null || next === null) return;
-    await (await this.#live()).changePassword(current, next);
+    const client = await this.#live();
+    let next: string | null = null;
+    let current: string | null = null;
+    try {
+      current = await this.term.readSecret("Current password: ");
+      if (current !== null) next = await choosePassword(this.term, (t) => this.#warn(t));
+    } catch (e) {
+      // Ctrl-C, Ctrl-D or three mistakes: nothing changes.
+      if (!(e instanceof Deno.errors.Interrupted || e instanceof CliFailure)) throw e;
+      if (e instanceof CliFailure) this.#warn(`${e.message}.`);
+      next = null;
+    } finally {
+      this.#prompt();
+    }
+    if (current === null || next === null) {
+      this.#note("Password not changed.");
+      return;
+    }
+    await client.changePassword(current, next);
     this.#note("Password changed. Other devices must log in again.");
   }
 
-  /** Waits for messages typed before quitting to be sent (or reported as not sent). */
-  async drain(): Promise<void> {
-    await this.#sending;
+  /**
+   * Waits for messages typed before quitting to be sent (or reported as not sent), but only
+   * while the connection is up and for QUIT_WAIT_MS at most; says what did not go.
+   */
+  async drain(waitMs = QUIT_WAIT_MS): Promise<void> {
+    if (this.#unsent > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#sending,
+        this.link.down(),
+        new Promise((r) => timer = setTimeout(r, waitMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.abandon();
+  }
+
+  /** Says how many queued messages are left behind (on quitting). */
+  abandon(): void {
+    const n = this.#unsent;
+    if (n > 0) this.#warn(`${n} message${n === 1 ? "" : "s"} not sent: no connection.`);
   }
 
   get currentKey(): string | null {

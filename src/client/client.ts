@@ -29,6 +29,7 @@ import {
   type TransferResult,
 } from "./files.ts";
 import { HostKeyChangedError, type KnownHosts } from "./known_hosts.ts";
+import { DEFAULT_LIMITS, type ServerLimits } from "./outgoing.ts";
 import { SeenMessages } from "./seen.ts";
 
 export interface ConnectOptions {
@@ -98,6 +99,10 @@ export class ParleyClient {
   readonly #waiters = new Set<() => void>();
   #nextId = 1;
   #closeReason: string | null = null;
+  /** The limits the server announced in INITIALIZE; null before it came. */
+  #limits: ServerLimits | null = null;
+  readonly #limitsKnown: Promise<void>;
+  #setLimitsKnown!: () => void;
   readonly closed: Promise<string>;
   /** The server identity key's fingerprint. */
   readonly fingerprint: string;
@@ -115,6 +120,7 @@ export class ParleyClient {
     this.seen = opts.seen ?? new SeenMessages();
     this.fingerprint = print;
     this.firstContact = firstContact;
+    this.#limitsKnown = new Promise((r) => this.#setLimitsKnown = r);
     this.closed = this.#readLoop();
   }
 
@@ -202,6 +208,7 @@ export class ParleyClient {
       return;
     }
     if (msg.type === MsgType.PASS && !this.#firstDelivery(msg)) return;
+    if (msg.type === MsgType.INITIALIZE) this.#noteLimits(msg.body);
     if (this.#routeTransfer(msg)) return;
     if (msg.type === MsgType.KICK) {
       const body = msg.body as { reason?: unknown };
@@ -211,6 +218,34 @@ export class ParleyClient {
     }
     this.#events.push(msg);
     this.#wakeAll();
+  }
+
+  #noteLimits(body: unknown): void {
+    const limits = (body as { limits?: Partial<ServerLimits> } | null)?.limits;
+    if (typeof limits !== "object" || limits === null) return;
+    const known = { ...DEFAULT_LIMITS };
+    for (const key of Object.keys(known) as (keyof ServerLimits)[]) {
+      if (typeof limits[key] === "number") known[key] = limits[key];
+    }
+    this.#limits = known;
+    this.#setLimitsKnown();
+  }
+
+  /**
+   * The server's limits: those it announced after login, else (if none came within `waitMs`) the
+   * documented defaults.
+   */
+  async serverLimits(waitMs = 0): Promise<ServerLimits> {
+    if (this.#limits === null && waitMs > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#limitsKnown,
+        this.closed,
+        new Promise((r) => timer = setTimeout(r, waitMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.#limits ?? { ...DEFAULT_LIMITS };
   }
 
   /** Queues the ACK for a PASS and says whether the application should see it. */
@@ -350,6 +385,8 @@ export class ParleyClient {
       token: Uint8Array;
       expires: Date;
     };
+    // The old tokens, this session's included, are revoked: reconnect with the fresh one.
+    this.#token = body.token;
     return { username: "", token: body.token, expires: body.expires };
   }
 

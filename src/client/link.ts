@@ -27,6 +27,18 @@ export interface LinkHooks {
 /** Delays between reconnection attempts, in ms; the last one repeats. */
 export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
 
+/**
+ * A message whose sending ended with the connection closing this many times is given up. Once
+ * is a network drop, and the resend (same id) fixes it; twice for the same message means the
+ * server most likely closes the connection because of it, and resending it forever would loop.
+ */
+export const MAX_SENDS_LOST = 2;
+
+/** A message was given up after the connection closed under it MAX_SENDS_LOST times. */
+export class SendGivenUpError extends Error {
+  override name = "SendGivenUpError";
+}
+
 export class Link {
   #client: ParleyClient | null = null;
   #ready: Promise<ParleyClient | null>;
@@ -122,16 +134,27 @@ export class Link {
     send: (c: ParleyClient, id: Uint8Array) => Promise<SentReceipt>,
   ): Promise<SentReceipt> {
     const id = newMessageId();
-    while (true) {
+    for (let lost = 0; lost < MAX_SENDS_LOST;) {
       const c = await this.live();
-      if (!c) throw new ConnectionClosedError(`Not sent: ${this.#ended ?? "disconnected"}`);
+      if (!c) throw new ConnectionClosedError(this.#ended ?? "Disconnected");
       try {
         return await send(c, id);
       } catch (e) {
         if (!(e instanceof ConnectionClosedError)) throw e;
         // Lost with the connection: send again, same id, once the link is back.
+        lost++;
       }
     }
+    throw new SendGivenUpError(
+      `the connection closed each of the ${MAX_SENDS_LOST} times it was sent, so it was given up`,
+    );
+  }
+
+  /** Resolves when the current connection is down (at once if it is down now). */
+  down(): Promise<void> {
+    const c = this.#client;
+    if (!c || c.isClosed || this.#ended !== null) return Promise.resolve();
+    return c.closed.then(() => {});
   }
 
   ack(seq: number): void {
