@@ -91,6 +91,13 @@ export class ParleyClient {
   readonly #incoming = new Map<number, IncomingTransfer>();
   /** Senders waiting for the receiver's answer to an offer, by transfer id. */
   readonly #answerWaiters = new Map<number, (answer: boolean | Error) => void>();
+  /**
+   * FILE_ANSWERED pushes that came in the same read as their FILE_OFFERED reply, before sendFile
+   * could listen for them (the event stream would otherwise take them); kept only while offers
+   * are in flight.
+   */
+  readonly #earlyAnswers = new Map<number, Message>();
+  #offering = 0;
   readonly #pending = new Map<
     number,
     { resolve: (m: Message) => void; reject: (e: Error) => void }
@@ -273,6 +280,10 @@ export class ParleyClient {
         const waiter = this.#answerWaiters.get(id);
         this.#answerWaiters.delete(id);
         waiter?.(b.accept === true);
+        if (!waiter && this.#offering > 0 && this.#earlyAnswers.size < this.#offering) {
+          this.#earlyAnswers.set(id, msg);
+          return true;
+        }
         return waiter !== undefined;
       }
       case MsgType.FILE_PROGRESS: {
@@ -480,13 +491,23 @@ export class ParleyClient {
     // The answer may come before the offer's reply is handled; listen first.
     let answered!: (answer: boolean | Error) => void;
     const answer = new Promise<boolean | Error>((resolve) => answered = resolve);
-    const offered = await this.call(
-      MsgType.FILE_OFFER,
-      { target_username: to, name, size: src.size, sha256 },
-      MsgType.FILE_OFFERED,
-    ) as { transfer_id: number; chunk_bytes: number; window: number };
+    this.#offering++;
+    let offered: { transfer_id: number; chunk_bytes: number; window: number };
+    try {
+      offered = await this.call(
+        MsgType.FILE_OFFER,
+        { target_username: to, name, size: src.size, sha256 },
+        MsgType.FILE_OFFERED,
+      ) as { transfer_id: number; chunk_bytes: number; window: number };
+    } finally {
+      this.#offering--;
+    }
     const id = offered.transfer_id;
     this.#answerWaiters.set(id, answered);
+    const stashed = this.#earlyAnswers.get(id);
+    this.#earlyAnswers.delete(id);
+    if (this.#offering === 0) this.#earlyAnswers.clear();
+    if (stashed) this.#routeTransfer(stashed);
     // Registered before the answer: an empty file's FILE_PROGRESS can follow it at once.
     const t = new OutgoingTransfer(this, id, src, offered.chunk_bytes, offered.window, onProgress);
     this.#outgoing.set(id, t);

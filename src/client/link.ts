@@ -62,9 +62,22 @@ export class Link {
 
   /** Connects and logs in once; afterwards the link keeps itself up. */
   open(client: ParleyClient): void {
+    this.#use(client);
+  }
+
+  #use(client: ParleyClient): void {
     this.#client = client;
     this.#setReady(client);
+    // Registered before anyone can wait on `closed` in live(), so it runs first.
+    void client.closed.then(() => this.#lost(client));
     void this.#pump(client);
+  }
+
+  /** The connection is gone: callers of live() wait for the next one from now on. */
+  #lost(client: ParleyClient): void {
+    if (this.#client !== client || this.#ended !== null) return;
+    this.#client = null;
+    this.#ready = new Promise((r) => this.#setReady = r);
   }
 
   async #pump(client: ParleyClient): Promise<void> {
@@ -72,8 +85,6 @@ export class Link {
     const reason = await client.closed;
     if (this.#closing) return this.#finish("Closed");
     if (reason.startsWith("Kicked")) return this.#finish(reason);
-    this.#client = null;
-    this.#ready = new Promise((r) => this.#setReady = r);
     await this.#reconnect(client, reason);
   }
 
@@ -97,10 +108,8 @@ export class Link {
         }
         continue;
       }
-      this.#client = next;
       this.hooks.status("Reconnected.");
-      this.#setReady(next);
-      void this.#pump(next);
+      this.#use(next);
       return;
     }
     this.#finish("Closed");
@@ -116,9 +125,14 @@ export class Link {
 
   /** The live client, waiting for a reconnection if need be; null once the link has ended. */
   async live(): Promise<ParleyClient | null> {
-    if (this.#ended !== null) return null;
-    if (this.#client && !this.#client.isClosed) return this.#client;
-    return await this.#ready;
+    while (this.#ended === null) {
+      const c = this.#client ?? await this.#ready;
+      if (c === null) return null;
+      if (!c.isClosed) return c;
+      // Closing right now: once `closed` settles, #lost has made way for the next connection.
+      await c.closed;
+    }
+    return null;
   }
 
   /** Sends text, across reconnections, until the server acknowledges it or the link ends. */
