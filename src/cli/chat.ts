@@ -479,13 +479,34 @@ export class ChatSession {
       const name = this.#groups.get(id) ?? "";
       conv = { key: `#${id}`, label: `#${id} ${name}`.trim(), target: { group: id } };
     } else {
-      const name = what.replace(/^@/, "");
+      const name = await this.#existing(what.replace(/^@/, ""));
       conv = { key: `@${name.toLowerCase()}`, label: `@${name}`, target: { user: name } };
     }
     this.#current = conv;
     await this.#showHistory(20);
     await this.history.markRead(conv.key);
     this.#prompt();
+  }
+
+  /**
+   * The registered spelling of a user to chat with, asked of the server, so that a typo opens no
+   * conversation with nobody. Offline, only a conversation already in local history opens.
+   */
+  async #existing(name: string): Promise<string> {
+    const client = this.link.client;
+    if (client && !client.isClosed) {
+      return await client.findUser(name).catch((e) => {
+        // A server from before FIND_USER: open the conversation unchecked.
+        if (e instanceof ParleyError && e.code === ErrorCode.UNKNOWN_TYPE) return name;
+        throw e;
+      });
+    }
+    const known = this.history.recent().find((c) => c.key === `@${name.toLowerCase()}`);
+    if (known) return known.label.slice(1);
+    throw new ParleyError(
+      ErrorCode.BAD_REQUEST,
+      `Not connected, so "${name}" cannot be checked; try again once reconnected`,
+    );
   }
 
   #recent(): void {

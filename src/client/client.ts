@@ -414,6 +414,12 @@ export class ParleyClient {
     await this.call(MsgType.REMOVE_FRIEND, name, MsgType.OK);
   }
 
+  /** The registered spelling of `name`; ParleyError NO_SUCH_USER when there is no such user. */
+  async findUser(name: string): Promise<string> {
+    const body = await this.call(MsgType.FIND_USER, name, MsgType.OK);
+    return (body as { username: string }).username;
+  }
+
   async friends(): Promise<{ username: string; online: boolean }[]> {
     const body = await this.call(MsgType.LIST_FRIENDS, null, MsgType.FRIEND_LIST);
     return (body as { friends: { username: string; online: boolean }[] }).friends;

@@ -314,6 +314,10 @@ Deno.test("usage mistakes and refusals read as sentences, and the backlog is ann
     await bob.out.waitFor(/Usage: \/history \[N\], N from 1 to 1000/);
     await bob.type("/history -3");
     await bob.out.waitFor(/Usage: \/history \[N\][^\n]*\n[\s\S]*Usage: \/history \[N\]/);
+    await bob.type("/to carl");
+    await bob.out.waitFor(/There is no user named "carl"/);
+    await bob.type("/to CAROL");
+    await bob.out.waitFor(/── @carol ──/);
     await bob.type("/accept 7", "/add nobody");
     await bob.out.waitFor(/No file offer 7 is waiting/);
     await bob.out.waitFor(/There is no user named "nobody"/);

@@ -1,4 +1,4 @@
-/** ADD_FRIEND, REMOVE_FRIEND, LIST_FRIENDS and WHO. */
+/** ADD_FRIEND, REMOVE_FRIEND, LIST_FRIENDS, WHO and FIND_USER. */
 
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
@@ -97,4 +97,14 @@ export const who: Handler<RequestBodyOf<typeof MsgType.WHO>> = (ctx, _session, p
     type: MsgType.ONLINE,
     body: { total: names.length, offset, users: names.slice(offset, offset + limit) },
   });
+};
+
+/** Whether a user exists, and the registered spelling: a client checks a name before a chat. */
+export const findUserRequest: Handler<RequestBodyOf<typeof MsgType.FIND_USER>> = async (
+  ctx,
+  _session,
+  name,
+) => {
+  const found = await findUser(ctx, name);
+  return { type: MsgType.OK, body: { username: found.name } };
 };
