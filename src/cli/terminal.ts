@@ -59,6 +59,15 @@ export function graphemeEnd(line: readonly string[], cursor: number): number {
   return cursor + (first ? [...first.segment].length : 1);
 }
 
+/** The terminal's width; 80 if it cannot be told. */
+function columns(): number {
+  try {
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80;
+  }
+}
+
 function colorsWanted(): boolean {
   return Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
 }
@@ -153,7 +162,8 @@ export class TtyTerminal implements Terminal {
   }
 
   update(key: string, text: string): void {
-    if (this.#lastUpdate === key && !text.includes("\n")) {
+    // A line that wraps takes more than the one row the redraw goes back over.
+    if (this.#lastUpdate === key && !text.includes("\n") && [...text].length < columns()) {
       // The line above the input line is this key's: clear both, write it again.
       write(`\r\x1b[2K\x1b[1A\r\x1b[2K${text}\r\n`);
       this.#redraw();

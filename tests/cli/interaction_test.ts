@@ -161,11 +161,16 @@ Deno.test("quitting works while the link is down and a message waits: /quit and 
     const alice = await w.chat("alice", "--register");
     const tty2 = w.tty("bob", ["connect", w.server.addr, "--user", "bob"]);
     await tty2.out.waitFor(/Logged in as bob /);
+    // Conversations open while connected (the server checks the name).
+    await alice.type("/to bob");
+    await alice.out.waitFor(/── @bob ──/);
+    await tty2.keys("/to alice\r");
+    await tty2.out.waitFor(/── @alice ──/);
 
     await w.server.stop("SIGKILL");
     await alice.out.waitFor(/Reconnecting in/);
     await tty2.out.waitFor(/Reconnecting in/);
-    await alice.type("/to bob", "waiting for the server");
+    await alice.type("waiting for the server");
     await alice.out.waitFor(/Offline: the message will go when the connection is back/);
     const quitAt = Date.now();
     await alice.type("/quit");
@@ -173,7 +178,7 @@ Deno.test("quitting works while the link is down and a message waits: /quit and 
     assert.ok(Date.now() - quitAt < 5000, `quit took ${Date.now() - quitAt} ms`);
     assert.match(alice.out.text, /1 message not sent: no connection\./);
 
-    await tty2.keys("/to alice\rqueued\r");
+    await tty2.keys("queued\r");
     await tty2.out.waitFor(/Offline: the message will go/);
     await tty2.keys("\x04"); // Ctrl-D
     assert.equal((await tty2.finish()).code, 0);
