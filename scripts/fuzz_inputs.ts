@@ -197,6 +197,7 @@ export const REQUEST_TYPES: readonly number[] = [
   MsgType.FILE_CHUNK,
   MsgType.FILE_ACK,
   MsgType.FILE_CANCEL,
+  MsgType.FIND_USER,
 ];
 
 /** What near-valid bodies may name: users that exist, and groups that may. */
@@ -269,6 +270,7 @@ function shapedBody(rng: Prng, type: number, ctx: BodyContext): Value {
       return rng.chance(0.5) ? null : randomValue(rng, 2);
     case MsgType.ADD_FRIEND:
     case MsgType.REMOVE_FRIEND:
+    case MsgType.FIND_USER:
       return username(rng, ctx);
     case MsgType.CREATE_G: {
       const members: Value[] = [];
@@ -352,6 +354,7 @@ export function validBody(rng: Prng, type: number, ctx: BodyContext = NO_USERS):
       return ["not-the-password", "pw-" + plainText(rng) + "-long-enough"];
     case MsgType.ADD_FRIEND:
     case MsgType.REMOVE_FRIEND:
+    case MsgType.FIND_USER:
       return knownUser(rng, ctx);
     case MsgType.CREATE_G: {
       const members: Value[] = [];
