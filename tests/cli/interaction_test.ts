@@ -237,6 +237,14 @@ Deno.test("/passwd asks for the new password twice, and no answer reaches the co
     await bob.out.waitFor(/<alice> after/);
     assert.doesNotMatch(bob.out.text, /password/);
     assert.doesNotMatch(alice.out.text, /<alice> .*password/);
+    // The change revoked the old resume token: the session resumes with the one it was given.
+    const port = w.server.port;
+    await w.server.stop();
+    w.server = await ServerProcess.start(join(w.dir, "data"), join(w.dir, "config.json"), port);
+    await alice.out.waitFor(/Reconnected\./, 30_000);
+    await alice.type("after a restart");
+    await bob.out.waitFor(/<alice> after a restart/, 30_000);
+    assert.doesNotMatch(alice.out.text, /no longer accepts this session/);
 
     const send = (password: string) =>
       run(["send", "--to", "bob", "--user", "alice", "hi"], {
