@@ -67,6 +67,26 @@ const HISTORY_MAX = 1000;
 /** On /quit, how long messages still on their way may hold the client (while connected). */
 const QUIT_WAIT_MS = 10_000;
 
+/** How long a command may wait for the server before the client gives up on the answer. */
+const COMMAND_TIMEOUT_MS = 20_000;
+
+function withDeadline<T>(p: Promise<T>, ms: number, command: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new ParleyError(
+            ErrorCode.BAD_REQUEST,
+            `No answer to ${command} from the server within ${ms / 1000} s; it may still happen`,
+          ),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** A whole number from 1 to `max` given as an argument, `fallback` when absent. */
 export function count(arg: string | undefined, fallback: number, max: number, usage: string) {
   if (arg === undefined) return fallback;
@@ -303,7 +323,10 @@ export class ChatSession {
     }
     const [command, ...args] = words(line);
     try {
-      return await this.#command(command, args);
+      // /passwd waits for the user's typing; every other command gets an answer in time, so
+      // that a server that stopped answering cannot keep /quit from being read.
+      if (command === "/passwd") return await this.#command(command, args);
+      return await withDeadline(this.#command(command, args), COMMAND_TIMEOUT_MS, command);
     } catch (e) {
       // Sentences only: the wire codes are for programs.
       if (e instanceof ParleyError) this.#warn(e.message);

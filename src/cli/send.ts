@@ -90,7 +90,9 @@ export async function send(args: string[]): Promise<number> {
       }
       // The server's own limits come with the login; an image over its frame limit would cost
       // the connection, so it is refused here.
-      const limits = await client.serverLimits(LIMITS_WAIT_MS);
+      // Text within the documented limit needs no wait: a smaller server limit is a clean refusal.
+      const needed = image !== null || textProblem(text, DEFAULT_LIMITS) !== null;
+      const limits = await client.serverLimits(needed ? LIMITS_WAIT_MS : 0);
       const problem = image ? imageProblem(image, imageName, limits) : textProblem(text, limits);
       if (problem) throw new CliFailure(problem);
       const receipt = image
