@@ -88,7 +88,7 @@ function withDeadline<T>(p: Promise<T>, ms: number, command: string): Promise<T>
 }
 
 /** A whole number from 1 to `max` given as an argument, `fallback` when absent. */
-export function count(arg: string | undefined, fallback: number, max: number, usage: string) {
+function wholeNumber(arg: string | undefined, fallback: number, max: number, usage: string) {
   if (arg === undefined) return fallback;
   const n = /^\d+$/.test(arg) ? Number(arg) : NaN;
   if (!(n >= 1 && n <= max)) throw new ParleyError(ErrorCode.BAD_REQUEST, usage);
@@ -385,7 +385,12 @@ export class ChatSession {
         return true;
       case "/history":
         await this.#showHistory(
-          count(args[0], HISTORY_DEFAULT, HISTORY_MAX, "Usage: /history [N], N from 1 to 1000"),
+          wholeNumber(
+            args[0],
+            HISTORY_DEFAULT,
+            HISTORY_MAX,
+            "Usage: /history [N], N from 1 to 1000",
+          ),
         );
         return true;
       case "/friends": {
@@ -457,7 +462,12 @@ export class ChatSession {
         return true;
       }
       case "/who": {
-        const page = count(args[0], 1, Number.MAX_SAFE_INTEGER, "Usage: /who [PAGE], PAGE from 1");
+        const page = wholeNumber(
+          args[0],
+          1,
+          Number.MAX_SAFE_INTEGER,
+          "Usage: /who [PAGE], PAGE from 1",
+        );
         const r = await (await this.#live()).who((page - 1) * WHO_PAGE, WHO_PAGE);
         const pages = Math.max(1, Math.ceil(r.total / WHO_PAGE));
         if (page > pages) {
