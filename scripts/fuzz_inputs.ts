@@ -202,6 +202,7 @@ export const REQUEST_TYPES: readonly number[] = [
   MsgType.LIST_BLOCKS,
   MsgType.JOIN_G,
   MsgType.DECLINE_G,
+  MsgType.FIND_USER,
 ];
 
 /** What near-valid bodies may name: users that exist, and groups that may. */
@@ -277,6 +278,7 @@ function shapedBody(rng: Prng, type: number, ctx: BodyContext): Value {
     case MsgType.REMOVE_FRIEND:
     case MsgType.BLOCK:
     case MsgType.UNBLOCK:
+    case MsgType.FIND_USER:
       return username(rng, ctx);
     case MsgType.CREATE_G: {
       const members: Value[] = [];
@@ -364,6 +366,7 @@ export function validBody(rng: Prng, type: number, ctx: BodyContext = NO_USERS):
     case MsgType.REMOVE_FRIEND:
     case MsgType.BLOCK:
     case MsgType.UNBLOCK:
+    case MsgType.FIND_USER:
       return knownUser(rng, ctx);
     case MsgType.CREATE_G: {
       const members: Value[] = [];

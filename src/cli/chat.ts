@@ -7,11 +7,19 @@ import { basename } from "node:path";
 import type { Invitation, Target } from "../client/client.ts";
 import type { FileSource } from "../client/files.ts";
 import type { Link } from "../client/link.ts";
-import { errorCodeName, ParleyError } from "../protocol/errors.ts";
+import {
+  DEFAULT_LIMITS,
+  fileProblem,
+  imageProblem,
+  type ServerLimits,
+  textProblem,
+} from "../client/outgoing.ts";
+import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import type { History, HistoryEntry } from "./history.ts";
 import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept } from "./downloads.ts";
+import { choosePassword, CliFailure } from "./login.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
 import { shown, visible } from "./safe_text.ts";
@@ -58,6 +66,58 @@ type Body = Record<string, unknown>;
 
 const WORLD: Conversation = { key: "*world", label: "world", target: { world: true } };
 
+/** Users per /who page. */
+const WHO_PAGE = 50;
+const HISTORY_DEFAULT = 20;
+/** The most /history shows at once: more scrolls out of any terminal. */
+const HISTORY_MAX = 1000;
+/** On /quit, how long messages still on their way may hold the client (while connected). */
+const QUIT_WAIT_MS = 10_000;
+
+/** How long a command may wait for the server before the client gives up on the answer. */
+const COMMAND_TIMEOUT_MS = 20_000;
+
+function withDeadline<T>(p: Promise<T>, ms: number, command: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new ParleyError(
+            ErrorCode.BAD_REQUEST,
+            `No answer to ${command} from the server within ${ms / 1000} s; it may still happen`,
+          ),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** A whole number from 1 to `max` given as an argument, `fallback` when absent. */
+function wholeNumber(arg: string | undefined, fallback: number, max: number, usage: string) {
+  if (arg === undefined) return fallback;
+  const n = /^\d+$/.test(arg) ? Number(arg) : NaN;
+  if (!(n >= 1 && n <= max)) throw new ParleyError(ErrorCode.BAD_REQUEST, usage);
+  return n;
+}
+
+/** Reads a local file, with a sentence for the usual problems. */
+async function readLocal(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new ParleyError(ErrorCode.BAD_REQUEST, localProblem(path, e));
+  }
+}
+
+function localProblem(path: string, e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return `No such file: ${path}`;
+  if (e instanceof Deno.errors.PermissionDenied) return `Not allowed to read ${path}`;
+  if (e instanceof Deno.errors.IsADirectory) return `${path} is a folder, not a file`;
+  return `Cannot read ${path}: ${(e as Error).message}`;
+}
+
 /** Splits a command line into words, honouring "double quotes". */
 export function words(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
@@ -75,6 +135,12 @@ export class ChatSession {
   /** Lower-cased names of friends: their images are saved without asking. */
   #friends = new Set<string>();
   #budgetTold = false;
+  /** Messages queued in #sending that are not yet sent or reported as not sent. */
+  #unsent = 0;
+  /** Progress bars made so far: each gets its own line. */
+  #bars = 0;
+  /** What the server announced at login; the documented defaults until then. */
+  #limits: ServerLimits = { ...DEFAULT_LIMITS };
 
   constructor(
     private readonly link: Link,
@@ -174,6 +240,7 @@ export class ChatSession {
     const groups = b.groups as { group_id: number; group_name: string }[];
     for (const g of groups) this.#groups.set(g.group_id, g.group_name);
     this.#friends = new Set(friends.map((f) => f.username.toLowerCase()));
+    if (b.limits) this.#limits = { ...DEFAULT_LIMITS, ...(b.limits as Partial<ServerLimits>) };
     for (const w of b.world as Body[]) {
       if (this.link.seen.first(w.source_username as string, w.id as Uint8Array)) {
         await this.#record(WORLD, w, false);
@@ -185,10 +252,7 @@ export class ChatSession {
     this.#note(
       `${friends.length} friend${friends.length === 1 ? "" : "s"}` +
         (online.length ? shown` (online: ${online.join(", ")})` : "") +
-        `, ${groups.length} group${groups.length === 1 ? "" : "s"}.` +
-        (this.#backlog
-          ? ` ${this.#backlog} undelivered message${this.#backlog === 1 ? "" : "s"} on the way.`
-          : ""),
+        `, ${groups.length} group${groups.length === 1 ? "" : "s"}.`,
     );
     this.#waiting(b);
     if (this.#backlog === 0) this.#prompt();
@@ -369,9 +433,13 @@ export class ChatSession {
     }
     const [command, ...args] = words(line);
     try {
-      return await this.#command(command, args);
+      // /passwd waits for the user's typing; every other command gets an answer in time, so
+      // that a server that stopped answering cannot keep /quit from being read.
+      if (command === "/passwd") return await this.#command(command, args);
+      return await withDeadline(this.#command(command, args), COMMAND_TIMEOUT_MS, command);
     } catch (e) {
-      if (e instanceof ParleyError) this.#warn(shown`${e.message} (${errorCodeName(e.code)})`);
+      // Sentences only: the wire codes are for programs.
+      if (e instanceof ParleyError) this.#warn(visible(e.message));
       else if (e instanceof Deno.errors.NotFound) {
         this.#warn(shown`No such file: ${(e as Error).message}`);
       } else if (e instanceof Error && e.name === "ConnectionClosedError") {
@@ -381,10 +449,16 @@ export class ChatSession {
     }
   }
 
-  async #live() {
-    const c = await this.link.live();
-    if (!c) throw new ParleyError(6, "Not connected");
-    return c;
+  /**
+   * The connection, or a refusal at once while it is down: a command never waits for a
+   * reconnection, so that the next line (/quit) is always read.
+   */
+  #live() {
+    const c = this.link.client;
+    if (!c || c.isClosed) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, "Not connected; try again once reconnected");
+    }
+    return Promise.resolve(c);
   }
 
   #group(arg: string | undefined): number {
@@ -427,7 +501,14 @@ export class ChatSession {
         this.#recent();
         return true;
       case "/history":
-        await this.#showHistory(Number(args[0] ?? 20));
+        await this.#showHistory(
+          wholeNumber(
+            args[0],
+            HISTORY_DEFAULT,
+            HISTORY_MAX,
+            "Usage: /history [N], N from 1 to 1000",
+          ),
+        );
         return true;
       case "/friends": {
         const friends = await (await this.#live()).friends();
@@ -519,10 +600,24 @@ export class ChatSession {
         return true;
       }
       case "/who": {
-        const page = Math.max(1, Number(args[0] ?? 1) || 1);
-        const r = await (await this.#live()).who((page - 1) * 50, 50);
+        const page = wholeNumber(
+          args[0],
+          1,
+          Number.MAX_SAFE_INTEGER,
+          "Usage: /who [PAGE], PAGE from 1",
+        );
+        const r = await (await this.#live()).who((page - 1) * WHO_PAGE, WHO_PAGE);
+        const pages = Math.max(1, Math.ceil(r.total / WHO_PAGE));
+        if (page > pages) {
+          throw new ParleyError(
+            ErrorCode.BAD_REQUEST,
+            `There is no page ${page}: ${r.total} online fit on ${pages} page${
+              pages === 1 ? "" : "s"
+            }`,
+          );
+        }
         this.#say(
-          `${r.total} online${r.total > 50 ? ` (page ${page})` : ""}: ${
+          `${r.total} online${pages > 1 ? ` (page ${page} of ${pages})` : ""}: ${
             r.users.map((u) => visible(u)).join(", ")
           }`,
         );
@@ -620,13 +715,34 @@ export class ChatSession {
       const name = this.#groups.get(id) ?? "";
       conv = { key: `#${id}`, label: `#${id} ${visible(name)}`.trim(), target: { group: id } };
     } else {
-      const name = what.replace(/^@/, "");
+      const name = await this.#existing(what.replace(/^@/, ""));
       conv = { key: `@${name.toLowerCase()}`, label: `@${name}`, target: { user: name } };
     }
     this.#current = conv;
     await this.#showHistory(20);
     await this.history.markRead(conv.key);
     this.#prompt();
+  }
+
+  /**
+   * The registered spelling of a user to chat with, asked of the server, so that a typo opens no
+   * conversation with nobody. Offline, only a conversation already in local history opens.
+   */
+  async #existing(name: string): Promise<string> {
+    const client = this.link.client;
+    if (client && !client.isClosed) {
+      return await client.findUser(name).catch((e) => {
+        // A server from before FIND_USER: open the conversation unchecked.
+        if (e instanceof ParleyError && e.code === ErrorCode.UNKNOWN_TYPE) return name;
+        throw e;
+      });
+    }
+    const known = this.history.recent().find((c) => c.key === `@${name.toLowerCase()}`);
+    if (known) return known.label.slice(1);
+    throw new ParleyError(
+      ErrorCode.BAD_REQUEST,
+      `Not connected, so "${name}" cannot be checked; try again once reconnected`,
+    );
   }
 
   #recent(): void {
@@ -647,10 +763,7 @@ export class ChatSession {
     if (!this.#current) {
       throw new ParleyError(9, "Open a conversation first: /to NAME, /to #ID or /world");
     }
-    const entries = await this.history.last(
-      this.#current.key,
-      Math.max(1, Math.min(n || 20, 1000)),
-    );
+    const entries = await this.history.last(this.#current.key, n);
     this.#say(this.#p.paint(`── ${this.#current.label} ──`, "bold"));
     for (const e of entries) this.#say(formatEntry(this.#p, this.#current.label, e, false));
   }
@@ -662,13 +775,28 @@ export class ChatSession {
       this.#warn("Open a conversation first: /to NAME, /to #ID or /world");
       return;
     }
+    const problem = textProblem(text, this.#limits);
+    if (problem) {
+      this.#warn(`Not sent: ${problem}.`);
+      return;
+    }
     if (!this.link.client) this.#note("Offline: the message will go when the connection is back.");
+    this.#queue(conv, async () => {
+      const receipt = await this.link.sendText(conv.target, text);
+      await this.#mine(conv, receipt.id, receipt.time, "text", text, receipt.skipped);
+    });
+  }
+
+  /** Sends in the order typed, in the background, so that typing (and /quit) goes on. */
+  #queue(conv: Conversation, send: () => Promise<void>): void {
+    this.#unsent++;
     this.#sending = this.#sending.then(async () => {
       try {
-        const receipt = await this.link.sendText(conv.target, text);
-        await this.#mine(conv, receipt.id, receipt.time, "text", text, receipt.skipped);
+        await send();
       } catch (e) {
-        this.#warn(`Not sent to ${conv.label}: ${visible((e as Error).message)}`);
+        this.#warn(`Not sent to ${conv.label}: ${visible((e as Error).message)}.`);
+      } finally {
+        this.#unsent--;
       }
     });
   }
@@ -699,16 +827,23 @@ export class ChatSession {
     const conv = this.#current;
     if (!conv) throw new ParleyError(9, "Open a conversation first: /to NAME, /to #ID or /world");
     if (!path) throw new ParleyError(9, "Usage: /image PATH");
-    const data = await Deno.readFile(path);
+    if ("world" in conv.target) {
+      throw new ParleyError(9, "The world room takes text; send images to friends or groups");
+    }
+    const data = await readLocal(path);
     const name = basename(path);
-    const receipt = await this.link.sendImage(conv.target, data, name);
-    await this.#mine(
-      conv,
-      receipt.id,
-      receipt.time,
-      "image",
-      `${name} (${formatSize(data.length)})`,
-    );
+    const problem = imageProblem(data, name, this.#limits);
+    if (problem) throw new ParleyError(ErrorCode.TOO_LARGE, `Not sent: ${problem}`);
+    this.#queue(conv, async () => {
+      const receipt = await this.link.sendImage(conv.target, data, name);
+      await this.#mine(
+        conv,
+        receipt.id,
+        receipt.time,
+        "image",
+        `${name} (${formatSize(data.length)})`,
+      );
+    });
   }
 
   #sendFile(path: string): void {
@@ -725,8 +860,15 @@ export class ChatSession {
     // Runs in the background so that chat goes on during the transfer.
     void (async () => {
       try {
-        const file = await Deno.open(path, { read: true });
+        const file = await Deno.open(path, { read: true }).catch((e) => {
+          throw new Error(localProblem(path, e));
+        });
         const size = (await file.stat()).size;
+        const tooBig = fileProblem(size, basename(path), this.#limits);
+        if (tooBig) {
+          file.close();
+          throw new Error(tooBig);
+        }
         const source: FileSource = {
           size,
           read: async (offset, length) => {
@@ -763,14 +905,22 @@ export class ChatSession {
     })();
   }
 
-  /** A progress callback printing a bar at most every 10 %. */
+  /**
+   * A progress callback: one bar redrawn in place on a terminal (at most every 1 %), a line at
+   * most every 10 % elsewhere.
+   */
   #progress(label: string): (done: number, total: number) => void {
-    let last = -1;
+    const steps = this.term.redraws ? 100 : 10;
+    const key = `progress ${++this.#bars}`;
+    let drawn = -1;
     return (done, total) => {
-      const step = total === 0 ? 10 : Math.floor((done / total) * 10);
-      if (step === last) return;
-      last = step;
-      this.#note(`${label} ${progressBar(done, total)}`);
+      const step = total === 0 ? steps : Math.floor((done / total) * steps);
+      if (step === drawn) return;
+      drawn = step;
+      this.term.update(
+        key,
+        this.#p.paint(`-- ${visible(label)} ${progressBar(done, total)}`, "dim"),
+      );
     };
   }
 
@@ -825,18 +975,51 @@ export class ChatSession {
     })();
   }
 
+  /** Asks for the current password and the new one twice; every answer stays out of chat. */
   async #passwd(): Promise<void> {
-    const current = await this.term.readSecret("Current password: ");
-    const next = await this.term.readSecret("New password: ");
-    this.#prompt();
-    if (current === null || next === null) return;
-    await (await this.#live()).changePassword(current, next);
+    const client = await this.#live();
+    let next: string | null = null;
+    let current: string | null = null;
+    try {
+      current = await this.term.readSecret("Current password: ");
+      if (current !== null) next = await choosePassword(this.term, (t) => this.#warn(t));
+    } catch (e) {
+      // Ctrl-C, Ctrl-D or three mistakes: nothing changes.
+      if (!(e instanceof Deno.errors.Interrupted || e instanceof CliFailure)) throw e;
+      if (e instanceof CliFailure) this.#warn(`${e.message}.`);
+      next = null;
+    } finally {
+      this.#prompt();
+    }
+    if (current === null || next === null) {
+      this.#note("Password not changed.");
+      return;
+    }
+    await client.changePassword(current, next);
     this.#note("Password changed. Other devices must log in again.");
   }
 
-  /** Waits for messages typed before quitting to be sent (or reported as not sent). */
-  async drain(): Promise<void> {
-    await this.#sending;
+  /**
+   * Waits for messages typed before quitting to be sent (or reported as not sent), but only
+   * while the connection is up and for QUIT_WAIT_MS at most; says what did not go.
+   */
+  async drain(waitMs = QUIT_WAIT_MS): Promise<void> {
+    if (this.#unsent > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#sending,
+        this.link.down(),
+        new Promise((r) => timer = setTimeout(r, waitMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.abandon();
+  }
+
+  /** Says how many queued messages are left behind (on quitting). */
+  abandon(): void {
+    const n = this.#unsent;
+    if (n > 0) this.#warn(`${n} message${n === 1 ? "" : "s"} not sent: no connection.`);
   }
 
   get currentKey(): string | null {

@@ -3,11 +3,18 @@
 import { Link } from "../client/link.ts";
 import { CHAT_HELP, ChatSession } from "./chat.ts";
 import { History } from "./history.ts";
-import { authenticate, CliFailure, reach, resolveServer } from "./login.ts";
+import {
+  ACCEPT_NEW_KEY_ENV,
+  acceptNewKeyWanted,
+  authenticate,
+  CliFailure,
+  reach,
+  resolveServer,
+} from "./login.ts";
 import { autosaveBudget, Downloads } from "./downloads.ts";
-import { clientDataDir, deviceSecret, downloadsDir } from "./paths.ts";
+import { clientDataDir, deviceSecret, downloadsDir, lastUser, rememberUser } from "./paths.ts";
 import { shown, visible } from "./safe_text.ts";
-import { openTerminal } from "./terminal.ts";
+import { openTerminal, type Terminal } from "./terminal.ts";
 import { parseFlags, UsageError } from "./usage.ts";
 
 export const CONNECT_HELP = `Usage: parley connect [HOST:PORT] [options]
@@ -15,16 +22,20 @@ export const CONNECT_HELP = `Usage: parley connect [HOST:PORT] [options]
 
 Connects to a Parley server, logs in (or registers) and opens a chat session. The server is
 the argument, else $PARLEY_SERVER, else the last server used. The first time you reach a
-server its key fingerprint is shown and pinned; if the key later changes, the client refuses
-to connect.
+server its key fingerprint is shown and you are asked whether to trust it (before any password
+is sent); the key is then pinned, and if it later changes, the client refuses to connect.
 
 Options:
-  -u, --user NAME   Username (asked for when missing)
-  --register        Create the account first, then log in
-  --invite CODE     The invite code, for a server that takes new accounts by invitation
-  -h, --help        Show this help
+  -u, --user NAME     Username (asked for when missing; the last one used on the server is
+                      offered)
+  --register          Create the account first, then log in
+  --invite CODE       The invite code, for a server that takes new accounts by invitation
+  --accept-new-key    Trust the key of a server met for the first time without asking
+                      (needed when stdin is not a terminal); a changed key is still refused
+  -h, --help          Show this help
 
 Environment:
+  ${ACCEPT_NEW_KEY_ENV}=1  Same as --accept-new-key
   PARLEY_SERVER       Server address when none is given
   PARLEY_PASSWORD     Password, for scripts (otherwise asked for, hidden on a terminal;
                       read as the first line of stdin when stdin is not a terminal)
@@ -43,6 +54,7 @@ export async function connect(args: string[]): Promise<number> {
     user: { type: "string", short: "u" },
     register: { type: "boolean" },
     invite: { type: "string" },
+    "accept-new-key": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, "connect");
   if (values.help) {
@@ -63,22 +75,30 @@ export async function connect(args: string[]): Promise<number> {
   const say = (text: string) => term.print(text);
   let link: Link | null = null;
   try {
-    const { client, options } = await reach(server, say, {
-      autoAck: false,
-      deviceSecret: await deviceSecret(),
-    });
+    const { client, options } = await reach(
+      server,
+      say,
+      { acceptNewKey: acceptNewKeyWanted(values["accept-new-key"]), term },
+      { autoAck: false, deviceSecret: await deviceSecret() },
+    );
     let name: string;
     try {
       name = await authenticate(
         client,
         term,
-        { user: values.user, register: values.register, invite: values.invite },
+        {
+          user: values.user,
+          register: values.register,
+          invite: values.invite,
+          lastUser: await lastUser(server.addr),
+        },
         say,
       );
     } catch (e) {
       client.close();
       throw e;
     }
+    await rememberUser(server.addr, name);
     const history = await History.open(clientDataDir(), server.addr, name);
     // history.seen holds the ids already stored, so a redelivery shows nothing twice.
     link = new Link({ ...options, seen: history.seen }, {
@@ -97,6 +117,7 @@ export async function connect(args: string[]): Promise<number> {
       console.error(`parley: ${visible(e.message)}`);
       return 1;
     }
+    if (e instanceof Deno.errors.Interrupted) return 130;
     throw e;
   } finally {
     link?.close();
@@ -104,20 +125,25 @@ export async function connect(args: string[]): Promise<number> {
   }
 }
 
-async function loop(
-  chat: ChatSession,
-  link: Link,
-  term: ReturnType<typeof openTerminal>,
-): Promise<number> {
+/** Reads and handles lines until /quit, end of input, Ctrl-C or the link ending for good. */
+async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<number> {
   let kicked = false;
   const ended = link.ended.then((reason) => {
     kicked = reason.startsWith("Kicked");
     return reason;
   });
+  // Commands never wait for the connection (ChatSession sends in the background), so the next
+  // line, /quit or Ctrl-D or Ctrl-C, is always read.
   const input = (async () => {
     let pending = "";
     while (true) {
-      const line = await term.readLine();
+      let line: string | null;
+      try {
+        line = await term.readLine();
+      } catch (e) {
+        if (e instanceof Deno.errors.Interrupted) return "interrupted";
+        throw e;
+      }
       if (line === null) return "eof";
       // A trailing backslash continues the message on the next line.
       if (line.endsWith("\\") && !line.startsWith("/")) {
@@ -135,6 +161,10 @@ async function loop(
   if (typeof first === "object") {
     if (!kicked && first.ended !== "Closed") console.error(`parley: ${visible(first.ended)}`);
     return 1;
+  }
+  if (first === "interrupted") {
+    chat.abandon();
+    return 130;
   }
   await chat.drain();
   return 0;

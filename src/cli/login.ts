@@ -11,6 +11,24 @@ import { parseAddress, UsageError } from "./usage.ts";
 
 export const DEFAULT_PORT = 7070;
 
+/**
+ * The shortest password a server takes by default (`accounts.minPasswordLength`). The client
+ * says it before asking for a new password; the server's own setting decides.
+ */
+export const MIN_PASSWORD_LENGTH = 8;
+
+/** Tries at a password before the client gives up: typos get another chance, guessing does not. */
+export const PASSWORD_TRIES = 3;
+
+/** Set to 1 to trust a server's key on first contact without asking (for scripts). */
+export const ACCEPT_NEW_KEY_ENV = "PARLEY_ACCEPT_NEW_KEY";
+
+/** Whether --accept-new-key (or PARLEY_ACCEPT_NEW_KEY=1) was given. */
+export function acceptNewKeyWanted(flag: boolean | undefined): boolean {
+  const env = Deno.env.get(ACCEPT_NEW_KEY_ENV);
+  return flag === true || (env !== undefined && env !== "" && env !== "0");
+}
+
 /** A sentence for the user; the command prints it and exits 1. */
 export class CliFailure extends Error {
   override name = "CliFailure";
@@ -26,27 +44,53 @@ export async function resolveServer(
   return { host, port, addr: `${host.includes(":") ? `[${host}]` : host}:${port}` };
 }
 
+/**
+ * Connects. A server never seen before shows its key's fingerprint and is trusted only when the
+ * user says so (on a terminal) or --accept-new-key was given, before any password goes out.
+ */
 export async function reach(
   server: { host: string; port: number; addr: string },
   say: (text: string) => void,
+  trust: { acceptNewKey: boolean; term: Terminal },
   extra: Partial<ConnectOptions> = {},
 ): Promise<{ client: ParleyClient; options: ConnectOptions }> {
+  const onFirstContact = async (print: string): Promise<boolean> => {
+    if (trust.acceptNewKey) {
+      say(`First contact with ${server.addr}. Its key fingerprint is ${print}; pinned.`);
+      return true;
+    }
+    if (!Deno.stdin.isTerminal()) {
+      throw new CliFailure(
+        `${server.addr} is a server not met before; its key fingerprint is ${print}. Check it ` +
+          `with the server's operator, then run again with --accept-new-key (or ` +
+          `${ACCEPT_NEW_KEY_ENV}=1) to trust it`,
+      );
+    }
+    say(
+      `First contact with ${server.addr}. Its key fingerprint is ${print}.\n` +
+        `Compare it with the fingerprint the server's operator published.`,
+    );
+    trust.term.setPrompt("Trust this key? [y/N] ");
+    const answer = (await trust.term.readLine())?.trim().toLowerCase();
+    if (answer !== "y" && answer !== "yes") {
+      throw new CliFailure(`Not connected: the key of ${server.addr} was not trusted`);
+    }
+    say(`Pinned the key of ${server.addr}.`);
+    return true;
+  };
   const options: ConnectOptions = {
     host: server.host,
     port: server.port,
     knownHosts: new KnownHosts(knownHostsPath()),
+    onFirstContact,
     ...extra,
   };
   try {
     const client = await ParleyClient.connect(options);
-    if (client.firstContact) {
-      say(
-        `First contact with ${server.addr}. Its key fingerprint is ${client.fingerprint}; pinned.`,
-      );
-    }
     await rememberServer(server.addr);
     return { client, options };
   } catch (e) {
+    if (e instanceof CliFailure || e instanceof Deno.errors.Interrupted) throw e;
     throw new CliFailure(connectProblem(e, server.addr));
   }
 }
@@ -64,11 +108,14 @@ export interface Credentials {
   register?: boolean;
   /** For a server that takes new accounts by invitation. */
   invite?: string;
+  /** The username last used on this server, offered when none is given. */
+  lastUser?: string | null;
 }
 
 /**
  * Logs in: the username from the flag or a prompt, the password from PARLEY_PASSWORD, stdin or
- * a hidden prompt. On a terminal, an unknown name offers to create the account.
+ * a hidden prompt. On a terminal, a wrong password is asked again (PASSWORD_TRIES in all), and an
+ * unknown name offers to create the account.
  */
 export async function authenticate(
   client: ParleyClient,
@@ -79,37 +126,63 @@ export async function authenticate(
   const interactive = Deno.stdin.isTerminal();
   let name = creds.user;
   if (!name) {
-    if (interactive) term.setPrompt("Username: ");
-    name = (await term.readLine())?.trim() ?? "";
+    const last = creds.lastUser ?? null;
+    if (interactive) term.setPrompt(last ? `Username [${last}]: ` : "Username: ");
+    name = (await term.readLine())?.trim() || last || "";
   }
   if (!name) throw new CliFailure("No username given");
   const problem = usernameProblem(name);
   if (problem) throw new CliFailure(problem);
   const envPassword = Deno.env.get("PARLEY_PASSWORD");
-  const password = envPassword ?? await term.readSecret("Password: ");
-  if (password === null) throw new CliFailure("No password given");
+  // Only a person at a terminal can be asked again, or asked to repeat a new password.
+  const canAsk = interactive && envPassword === undefined;
   let register = creds.register === true;
-  while (true) {
+  if (register && canAsk) say(passwordRule(name));
+  let password: string | null = envPassword ?? await term.readSecret("Password: ");
+  if (password === null) throw new CliFailure("No password given");
+  for (let tries = 1;; tries++) {
     if (register) {
-      if (interactive && envPassword === undefined) {
-        const again = await term.readSecret("Repeat password: ");
-        if (again !== password) throw new CliFailure("The passwords do not match");
+      if (canAsk) password = await choosePassword(term, say, password);
+      // Only a refusal that can be asked again leaves no password.
+      if (password === null) throw new Error("No password to register with");
+      try {
+        say(
+          shown`Registered ${await registerWithInvite(
+            client,
+            term,
+            name,
+            password,
+            creds.invite,
+          )}.`,
+        );
+      } catch (e) {
+        const weak = e instanceof ParleyError && e.code === ErrorCode.BAD_PASSWORD;
+        if (!weak || !canAsk || tries >= PASSWORD_TRIES) return failure(e);
+        say(`${e.message}.`);
+        password = null;
+        continue;
       }
-      say(
-        shown`Registered ${await registerWithInvite(client, term, name, password, creds.invite)}.`,
-      );
     }
     try {
-      return (await client.login(name, password)).username;
+      return (await client.login(name, password!)).username;
     } catch (e) {
-      const noUser = e instanceof ParleyError && e.code === ErrorCode.NO_SUCH_USER;
-      if (noUser && !register && interactive) {
+      const code = e instanceof ParleyError ? e.code : null;
+      if (code === ErrorCode.NO_SUCH_USER && !register && interactive) {
         term.setPrompt(`There is no account "${name}" on this server. Create it? [y/N] `);
         const answer = (await term.readLine())?.trim().toLowerCase();
         if (answer === "y" || answer === "yes") {
           register = true;
+          if (canAsk) say(passwordRule(name));
+          tries = 0;
           continue;
         }
+        throw new CliFailure(`Not logged in: there is no account "${name}"`);
+      }
+      if (code === ErrorCode.WRONG_PASSWORD && canAsk && tries < PASSWORD_TRIES) {
+        say("Wrong password; try again.");
+        password = await term.readSecret("Password: ");
+        if (password === null) throw new CliFailure("No password given");
+        continue;
       }
       return failure(e);
     }
@@ -136,6 +209,39 @@ async function registerWithInvite(
       if (!invite) return failure(e);
     }
   }
+}
+
+function passwordRule(name: string): string {
+  return `Choose a password for ${name}: at least ${MIN_PASSWORD_LENGTH} characters.`;
+}
+
+/**
+ * Asks for a new password twice (taking `first` as the first answer when given) until the two
+ * match and it is long enough; PASSWORD_TRIES attempts. Null when the user gives up (Ctrl-D).
+ */
+export async function choosePassword(
+  term: Terminal,
+  say: (text: string) => void,
+  first: string | null = null,
+): Promise<string> {
+  for (let tries = 0; tries < PASSWORD_TRIES; tries++) {
+    const password = first ?? await term.readSecret("New password: ");
+    first = null;
+    if (password === null) throw new CliFailure("No password given");
+    if ([...password].length < MIN_PASSWORD_LENGTH) {
+      say(
+        `Passwords need at least ${MIN_PASSWORD_LENGTH} characters; that one has ${
+          [...password].length
+        }.`,
+      );
+      continue;
+    }
+    const again = await term.readSecret("Repeat password: ");
+    if (again === null) throw new CliFailure("No password given");
+    if (again === password) return password;
+    say("The passwords do not match.");
+  }
+  throw new CliFailure("No new password chosen");
 }
 
 function failure(e: unknown): never {

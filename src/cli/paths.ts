@@ -66,3 +66,34 @@ export async function deviceSecret(): Promise<Uint8Array> {
   await Deno.writeTextFile(path, secret.toHex() + "\n", { mode: 0o600 });
   return secret;
 }
+
+/** The username last logged in on each server, one `host:port name` per line. */
+const LAST_USERS = "last_users";
+
+async function readLastUsers(): Promise<Map<string, string>> {
+  const map = new Map<string, string>();
+  try {
+    const text = await Deno.readTextFile(join(clientConfigDir(), LAST_USERS));
+    for (const line of text.split("\n")) {
+      const [addr, name] = line.trim().split(/\s+/);
+      if (addr && name) map.set(addr, name);
+    }
+  } catch {
+    // None remembered yet.
+  }
+  return map;
+}
+
+export async function lastUser(addr: string): Promise<string | null> {
+  return (await readLastUsers()).get(addr) ?? null;
+}
+
+export async function rememberUser(addr: string, name: string): Promise<void> {
+  const map = await readLastUsers();
+  map.set(addr, name);
+  await Deno.mkdir(clientConfigDir(), { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(
+    join(clientConfigDir(), LAST_USERS),
+    [...map].map(([a, n]) => `${a} ${n}\n`).join(""),
+  );
+}

@@ -1,8 +1,16 @@
 /** `parley send`: one message from a script; exit code 0 only once the server acknowledged it. */
 
 import type { Target } from "../client/client.ts";
+import { DEFAULT_LIMITS, imageProblem, textProblem } from "../client/outgoing.ts";
 import { ParleyError } from "../protocol/errors.ts";
-import { authenticate, CliFailure, reach, resolveServer } from "./login.ts";
+import {
+  ACCEPT_NEW_KEY_ENV,
+  acceptNewKeyWanted,
+  authenticate,
+  CliFailure,
+  reach,
+  resolveServer,
+} from "./login.ts";
 import { shown, visible } from "./safe_text.ts";
 import { PlainTerminal } from "./terminal.ts";
 import { parseFlags, UsageError } from "./usage.ts";
@@ -20,9 +28,12 @@ Options:
   --image PATH       Send this image instead of text
   -s, --server ADDR  Server (default $PARLEY_SERVER, else the last server used)
   -u, --user NAME    Username (default $PARLEY_USER)
+  --accept-new-key   Trust the key of a server met for the first time (also
+                     ${ACCEPT_NEW_KEY_ENV}=1); without it, an unknown server is refused
   -h, --help         Show this help
 
-The password comes from $PARLEY_PASSWORD, else the first line of stdin.
+The password comes from $PARLEY_PASSWORD, else the first line of stdin. An image must be a PNG,
+JPEG, GIF or WebP file within the server's image limit (2 MiB by default).
 `;
 
 export async function send(args: string[]): Promise<number> {
@@ -33,6 +44,7 @@ export async function send(args: string[]): Promise<number> {
     image: { type: "string" },
     server: { type: "string", short: "s" },
     user: { type: "string", short: "u" },
+    "accept-new-key": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, "send");
   if (values.help) {
@@ -61,8 +73,18 @@ export async function send(args: string[]): Promise<number> {
   const say = (text: string) => console.error(text);
   try {
     const image = values.image !== undefined ? await readImage(values.image) : null;
+    const imageName = values.image?.split("/").at(-1) ?? "";
+    // What can be told without the server (empty, not an image) is told before connecting.
+    const unlimited = { ...DEFAULT_LIMITS, max_image_bytes: Infinity, max_frame_bytes: Infinity };
+    const early = image && imageProblem(image, imageName, unlimited);
+    if (early) throw new CliFailure(early);
     // One-shot: the user's open chat stays connected, friends see nothing, no token is left.
-    const { client } = await reach(server, say, { oneShot: true });
+    const { client } = await reach(
+      server,
+      say,
+      { acceptNewKey: acceptNewKeyWanted(values["accept-new-key"]), term },
+      { oneShot: true },
+    );
     try {
       await authenticate(client, term, { user }, say);
       let text = positionals.join(" ");
@@ -70,8 +92,15 @@ export async function send(args: string[]): Promise<number> {
       if (!image && text === "") {
         throw new CliFailure("Nothing to send: give TEXT or pipe it on stdin");
       }
+      // The server's own limits come with the login; an image over its frame limit would cost
+      // the connection, so it is refused here.
+      // Text within the documented limit needs no wait: a smaller server limit is a clean refusal.
+      const needed = image !== null || textProblem(text, DEFAULT_LIMITS) !== null;
+      const limits = await client.serverLimits(needed ? LIMITS_WAIT_MS : 0);
+      const problem = image ? imageProblem(image, imageName, limits) : textProblem(text, limits);
+      if (problem) throw new CliFailure(problem);
       const receipt = image
-        ? await client.sendImage(target, image, values.image!.split("/").at(-1))
+        ? await client.sendImage(target, image, imageName)
         : await client.sendText(target, text);
       if (receipt.skipped?.length) {
         say(shown`Not delivered to ${receipt.skipped.join(", ")}: their queue is full.`);
@@ -93,10 +122,14 @@ export async function send(args: string[]): Promise<number> {
   }
 }
 
+/** How long to wait for the limits announced after login before using the documented ones. */
+const LIMITS_WAIT_MS = 2000;
+
 async function readImage(path: string): Promise<Uint8Array> {
   try {
     return await Deno.readFile(path);
   } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new CliFailure(`No such file: ${path}`);
     throw new CliFailure(`Cannot read the image "${path}": ${(e as Error).message}`);
   }
 }

@@ -14,6 +14,13 @@ export interface Terminal {
   /** Reads a password: hidden on a TTY. */
   readSecret(prompt: string): Promise<string | null>;
   setPrompt(prompt: string): void;
+  /**
+   * Prints a line that the next update with the same key replaces where the terminal can (a
+   * progress bar); elsewhere, like print.
+   */
+  update(key: string, text: string): void;
+  /** True when update() redraws in place, so frequent updates cost no lines. */
+  readonly redraws: boolean;
   readonly colors: boolean;
   close(): void;
 }
@@ -26,6 +33,39 @@ export function openTerminal(): Terminal {
 
 function write(text: string): void {
   Deno.stdout.writeSync(encoder.encode(text));
+}
+
+const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+/**
+ * Where the character (grapheme) before `cursor` starts in `line`, a list of code points: a
+ * Backspace removes a whole emoji with its joiners and modifiers, or a letter with its accents.
+ */
+export function graphemeStart(line: readonly string[], cursor: number): number {
+  if (cursor <= 0) return 0;
+  let start = 0;
+  let at = 0;
+  for (const { segment } of segmenter.segment(line.slice(0, cursor).join(""))) {
+    start = at;
+    at += [...segment].length;
+  }
+  return start;
+}
+
+/** Where the character after `cursor` ends: the right arrow steps over a whole grapheme. */
+export function graphemeEnd(line: readonly string[], cursor: number): number {
+  if (cursor >= line.length) return line.length;
+  const first = segmenter.segment(line.slice(cursor).join("")).containing(0);
+  return cursor + (first ? [...first.segment].length : 1);
+}
+
+/** The terminal's width; 80 if it cannot be told. */
+function columns(): number {
+  try {
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80;
+  }
 }
 
 function colorsWanted(): boolean {
@@ -53,9 +93,14 @@ class StdinText {
 export class PlainTerminal implements Terminal {
   readonly #in = new StdinText();
   readonly colors = colorsWanted();
+  readonly redraws = false;
 
   print(text: string): void {
     write(text + "\n");
+  }
+
+  update(_key: string, text: string): void {
+    this.print(text);
   }
 
   async readLine(): Promise<string | null> {
@@ -94,6 +139,9 @@ export class TtyTerminal implements Terminal {
   #historyAt = 0;
   #active = false;
   #hidden = false;
+  readonly redraws = true;
+  /** The key of the update() line printed last, while nothing has been printed after it. */
+  #lastUpdate: string | null = null;
 
   constructor() {
     Deno.stdin.setRaw(true);
@@ -109,7 +157,18 @@ export class TtyTerminal implements Terminal {
   print(text: string): void {
     if (this.#active) write("\r\x1b[2K");
     write(text.replaceAll("\n", "\r\n") + "\r\n");
+    this.#lastUpdate = null;
     this.#redraw();
+  }
+
+  update(key: string, text: string): void {
+    // A line that wraps takes more than the one row the redraw goes back over.
+    if (this.#lastUpdate === key && !text.includes("\n") && [...text].length < columns()) {
+      // The line above the input line is this key's: clear both, write it again.
+      write(`\r\x1b[2K\x1b[1A\r\x1b[2K${text}\r\n`);
+      this.#redraw();
+    } else this.print(text);
+    this.#lastUpdate = key;
   }
 
   setPrompt(prompt: string): void {
@@ -144,12 +203,28 @@ export class TtyTerminal implements Terminal {
           const line = this.#line.join("");
           this.#active = false;
           write(this.#hidden ? "\r\n" : `\r\x1b[2K${this.#prompt}${line}\r\n`);
+          this.#lastUpdate = null;
           return line;
         }
-        if (key === "\u0003") throw new Deno.errors.Interrupted("Cancelled");
-        if (key === "\u0004" && this.#line.length === 0) return null;
+        if (key === "\u0003") {
+          // Leave the half-typed line as it is, marked, and end it: whatever prints next (the
+          // shell's prompt) starts on a line of its own.
+          this.#active = false;
+          const right = this.#hidden ? 0 : this.#line.length - this.#cursor;
+          write(`${right > 0 ? `\x1b[${right}C` : ""}^C\r\n`);
+          this.#lastUpdate = null;
+          throw new Deno.errors.Interrupted("Cancelled");
+        }
+        if (key === "\u0004" && this.#line.length === 0) {
+          this.#active = false;
+          write("\r\n");
+          this.#lastUpdate = null;
+          return null;
+        }
         if (key === "\u007f" || key === "\b") {
-          if (this.#cursor > 0) this.#line.splice(--this.#cursor, 1);
+          const start = graphemeStart(this.#line, this.#cursor);
+          this.#line.splice(start, this.#cursor - start);
+          this.#cursor = start;
         } else if (key === "\u0015") {
           this.#line.splice(0, this.#cursor);
           this.#cursor = 0;
@@ -160,9 +235,9 @@ export class TtyTerminal implements Terminal {
           this.#line.splice(at, this.#cursor - at);
           this.#cursor = at;
         } else if (key === "\x1b[D") {
-          this.#cursor = Math.max(0, this.#cursor - 1);
+          this.#cursor = graphemeStart(this.#line, this.#cursor);
         } else if (key === "\x1b[C") {
-          this.#cursor = Math.min(this.#line.length, this.#cursor + 1);
+          this.#cursor = graphemeEnd(this.#line, this.#cursor);
         } else if ((key === "\x1b[A" || key === "\x1b[B") && !this.#hidden) {
           const step = key === "\x1b[A" ? -1 : 1;
           this.#historyAt = Math.max(0, Math.min(this.#history.length, this.#historyAt + step));

@@ -32,6 +32,7 @@ import {
   type TransferResult,
 } from "./files.ts";
 import { HostKeyChangedError, type KnownHosts } from "./known_hosts.ts";
+import { DEFAULT_LIMITS, type ServerLimits } from "./outgoing.ts";
 import { SeenMessages } from "./seen.ts";
 
 export interface ConnectOptions {
@@ -109,6 +110,13 @@ export class ParleyClient {
   readonly #incoming = new Map<number, IncomingTransfer>();
   /** Senders waiting for the receiver's answer to an offer, by transfer id. */
   readonly #answerWaiters = new Map<number, (answer: boolean | Error) => void>();
+  /**
+   * FILE_ANSWERED pushes that came in the same read as their FILE_OFFERED reply, before sendFile
+   * could listen for them (the event stream would otherwise take them); kept only while offers
+   * are in flight.
+   */
+  readonly #earlyAnswers = new Map<number, Message>();
+  #offering = 0;
   readonly #pending = new Map<
     number,
     { resolve: (m: Message) => void; reject: (e: Error) => void }
@@ -117,6 +125,10 @@ export class ParleyClient {
   readonly #waiters = new Set<() => void>();
   #nextId = 1;
   #closeReason: string | null = null;
+  /** The limits the server announced in INITIALIZE; null before it came. */
+  #limits: ServerLimits | null = null;
+  readonly #limitsKnown: Promise<void>;
+  #setLimitsKnown!: () => void;
   readonly closed: Promise<string>;
   /** The server identity key's fingerprint. */
   readonly fingerprint: string;
@@ -134,6 +146,7 @@ export class ParleyClient {
     this.seen = opts.seen ?? new SeenMessages();
     this.fingerprint = print;
     this.firstContact = firstContact;
+    this.#limitsKnown = new Promise((r) => this.#setLimitsKnown = r);
     this.closed = this.#readLoop();
   }
 
@@ -222,6 +235,7 @@ export class ParleyClient {
       return;
     }
     if (msg.type === MsgType.PASS && !this.#firstDelivery(msg)) return;
+    if (msg.type === MsgType.INITIALIZE) this.#noteLimits(msg.body);
     if (this.#routeTransfer(msg)) return;
     if (msg.type === MsgType.KICK) {
       const body = msg.body as { reason?: unknown };
@@ -242,6 +256,34 @@ export class ParleyClient {
       const newest = (body.world.at(-1) as { id?: unknown } | undefined)?.id;
       if (newest instanceof Uint8Array) this.lastWorldId = newest;
     }
+  }
+
+  #noteLimits(body: unknown): void {
+    const limits = (body as { limits?: Partial<ServerLimits> } | null)?.limits;
+    if (typeof limits !== "object" || limits === null) return;
+    const known = { ...DEFAULT_LIMITS };
+    for (const key of Object.keys(known) as (keyof ServerLimits)[]) {
+      if (typeof limits[key] === "number") known[key] = limits[key];
+    }
+    this.#limits = known;
+    this.#setLimitsKnown();
+  }
+
+  /**
+   * The server's limits: those it announced after login, else (if none came within `waitMs`) the
+   * documented defaults.
+   */
+  async serverLimits(waitMs = 0): Promise<ServerLimits> {
+    if (this.#limits === null && waitMs > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#limitsKnown,
+        this.closed,
+        new Promise((r) => timer = setTimeout(r, waitMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.#limits ?? { ...DEFAULT_LIMITS };
   }
 
   /** Queues the ACK for a PASS and says whether the application should see it. */
@@ -269,6 +311,10 @@ export class ParleyClient {
         const waiter = this.#answerWaiters.get(id);
         this.#answerWaiters.delete(id);
         waiter?.(b.accept === true);
+        if (!waiter && this.#offering > 0 && this.#earlyAnswers.size < this.#offering) {
+          this.#earlyAnswers.set(id, msg);
+          return true;
+        }
         return waiter !== undefined;
       }
       case MsgType.FILE_PROGRESS: {
@@ -421,6 +467,12 @@ export class ParleyClient {
     await this.call(MsgType.REMOVE_FRIEND, name, MsgType.OK);
   }
 
+  /** The registered spelling of `name`; ParleyError NO_SUCH_USER when there is no such user. */
+  async findUser(name: string): Promise<string> {
+    const body = await this.call(MsgType.FIND_USER, name, MsgType.OK);
+    return (body as { username: string }).username;
+  }
+
   async friends(): Promise<{ username: string; online: boolean }[]> {
     const body = await this.call(MsgType.LIST_FRIENDS, null, MsgType.FRIEND_LIST);
     return (body as { friends: { username: string; online: boolean }[] }).friends;
@@ -534,13 +586,23 @@ export class ParleyClient {
     // The answer may come before the offer's reply is handled; listen first.
     let answered!: (answer: boolean | Error) => void;
     const answer = new Promise<boolean | Error>((resolve) => answered = resolve);
-    const offered = await this.call(
-      MsgType.FILE_OFFER,
-      { target_username: to, name, size: src.size, sha256 },
-      MsgType.FILE_OFFERED,
-    ) as { transfer_id: number; chunk_bytes: number; window: number };
+    this.#offering++;
+    let offered: { transfer_id: number; chunk_bytes: number; window: number };
+    try {
+      offered = await this.call(
+        MsgType.FILE_OFFER,
+        { target_username: to, name, size: src.size, sha256 },
+        MsgType.FILE_OFFERED,
+      ) as { transfer_id: number; chunk_bytes: number; window: number };
+    } finally {
+      this.#offering--;
+    }
     const id = offered.transfer_id;
     this.#answerWaiters.set(id, answered);
+    const stashed = this.#earlyAnswers.get(id);
+    this.#earlyAnswers.delete(id);
+    if (this.#offering === 0) this.#earlyAnswers.clear();
+    if (stashed) this.#routeTransfer(stashed);
     // Registered before the answer: an empty file's FILE_PROGRESS can follow it at once.
     const t = new OutgoingTransfer(this, id, src, offered.chunk_bytes, offered.window, onProgress);
     this.#outgoing.set(id, t);

@@ -28,6 +28,18 @@ export interface LinkHooks {
 /** Delays between reconnection attempts, in ms; the last one repeats. */
 export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
 
+/**
+ * A message whose sending ended with the connection closing this many times is given up. Once
+ * is a network drop, and the resend (same id) fixes it; twice for the same message means the
+ * server most likely closes the connection because of it, and resending it forever would loop.
+ */
+export const MAX_SENDS_LOST = 2;
+
+/** A message was given up after the connection closed under it MAX_SENDS_LOST times. */
+export class SendGivenUpError extends Error {
+  override name = "SendGivenUpError";
+}
+
 export class Link {
   #client: ParleyClient | null = null;
   #ready: Promise<ParleyClient | null>;
@@ -51,9 +63,22 @@ export class Link {
 
   /** Connects and logs in once; afterwards the link keeps itself up. */
   open(client: ParleyClient): void {
+    this.#use(client);
+  }
+
+  #use(client: ParleyClient): void {
     this.#client = client;
     this.#setReady(client);
+    // Registered before anyone can wait on `closed` in live(), so it runs first.
+    void client.closed.then(() => this.#lost(client));
     void this.#pump(client);
+  }
+
+  /** The connection is gone: callers of live() wait for the next one from now on. */
+  #lost(client: ParleyClient): void {
+    if (this.#client !== client || this.#ended !== null) return;
+    this.#client = null;
+    this.#ready = new Promise((r) => this.#setReady = r);
   }
 
   async #pump(client: ParleyClient): Promise<void> {
@@ -71,8 +96,6 @@ export class Link {
     const reason = await client.closed;
     if (this.#closing) return this.#finish("Closed");
     if (reason.startsWith("Kicked")) return this.#finish(reason);
-    this.#client = null;
-    this.#ready = new Promise((r) => this.#setReady = r);
     await this.#reconnect(client, reason);
   }
 
@@ -96,10 +119,8 @@ export class Link {
         }
         continue;
       }
-      this.#client = next;
       this.hooks.status("Reconnected.");
-      this.#setReady(next);
-      void this.#pump(next);
+      this.#use(next);
       return;
     }
     this.#finish("Closed");
@@ -115,9 +136,14 @@ export class Link {
 
   /** The live client, waiting for a reconnection if need be; null once the link has ended. */
   async live(): Promise<ParleyClient | null> {
-    if (this.#ended !== null) return null;
-    if (this.#client && !this.#client.isClosed) return this.#client;
-    return await this.#ready;
+    while (this.#ended === null) {
+      const c = this.#client ?? await this.#ready;
+      if (c === null) return null;
+      if (!c.isClosed) return c;
+      // Closing right now: once `closed` settles, #lost has made way for the next connection.
+      await c.closed;
+    }
+    return null;
   }
 
   /** Sends text, across reconnections, until the server acknowledges it or the link ends. */
@@ -133,16 +159,27 @@ export class Link {
     send: (c: ParleyClient, id: Uint8Array) => Promise<SentReceipt>,
   ): Promise<SentReceipt> {
     const id = newMessageId();
-    while (true) {
+    for (let lost = 0; lost < MAX_SENDS_LOST;) {
       const c = await this.live();
-      if (!c) throw new ConnectionClosedError(`Not sent: ${this.#ended ?? "disconnected"}`);
+      if (!c) throw new ConnectionClosedError(this.#ended ?? "Disconnected");
       try {
         return await send(c, id);
       } catch (e) {
         if (!(e instanceof ConnectionClosedError)) throw e;
         // Lost with the connection: send again, same id, once the link is back.
+        lost++;
       }
     }
+    throw new SendGivenUpError(
+      `the connection closed each of the ${MAX_SENDS_LOST} times it was sent, so it was given up`,
+    );
+  }
+
+  /** Resolves when the current connection is down (at once if it is down now). */
+  down(): Promise<void> {
+    const c = this.#client;
+    if (!c || c.isClosed || this.#ended !== null) return Promise.resolve();
+    return c.closed.then(() => {});
   }
 
   ack(seq: number): void {

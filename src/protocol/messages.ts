@@ -31,6 +31,7 @@ export const MsgType = {
   FILE_CHUNK: 22,
   FILE_ACK: 23,
   FILE_CANCEL: 24,
+  FIND_USER: 25,
   // Consent: blocks and group invitations (requests 30-39).
   BLOCK: 30,
   UNBLOCK: 31,
@@ -157,6 +158,7 @@ export const RequestBody = {
   [MsgType.PING]: s.any,
   [MsgType.ADD_FRIEND]: username,
   [MsgType.REMOVE_FRIEND]: username,
+  [MsgType.FIND_USER]: username,
   [MsgType.LIST_FRIENDS]: s.any,
   [MsgType.LIST_GROUPS]: s.any,
   [MsgType.CREATE_G]: s.tuple(s.str(0, MAX_NAME_FIELD), s.list(username, MAX_LIST_FIELD)),

@@ -40,6 +40,7 @@ const ROUTES = new Map<number, Route>([
   [MsgType.REMOVE_FRIEND, { handler: friends.removeFriend, open: false }],
   [MsgType.LIST_FRIENDS, { handler: friends.listFriends, open: false }],
   [MsgType.WHO, { handler: friends.who, open: false }],
+  [MsgType.FIND_USER, { handler: friends.findUserRequest, open: false }],
   [MsgType.CREATE_G, { handler: groups.createGroup, open: false }],
   [MsgType.INVITE, { handler: groups.invite, open: false }],
   [MsgType.QUERY_MEMBER, { handler: groups.queryMembers, open: false }],

@@ -45,8 +45,8 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
 
 Deno.test("two users befriend, chat privately and in a group, and one gets the backlog on return", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register");
-    const bob = await w.chat("bob", "--register");
+    const alice = await w.chat("alice", "--register", "--accept-new-key");
+    const bob = await w.chat("bob", "--register", "--accept-new-key");
 
     // A friend request, then its acceptance.
     await alice.type("/add bob");
@@ -148,10 +148,17 @@ Deno.test("/block, /unblock, /blocks, /requests, /join and /decline in the real 
 
 Deno.test("parley send delivers one message and exits 0 only when acknowledged", () =>
   withWorld(async (w) => {
-    const bob = await w.chat("bob", "--register");
+    const bob = await w.chat("bob", "--register", "--accept-new-key");
     await bob.type("/quit");
     await bob.finish();
-    const reg = await run(["connect", w.server.addr, "--user", "alice", "--register"], {
+    const reg = await run([
+      "connect",
+      w.server.addr,
+      "--user",
+      "alice",
+      "--register",
+      "--accept-new-key",
+    ], {
       env: w.env("alice"),
       input: "/quit\n",
     });
@@ -208,7 +215,7 @@ Deno.test("parley send delivers one message and exits 0 only when acknowledged",
 
 Deno.test("a kicked terminal session says so and exits", () =>
   withWorld(async (w) => {
-    const first = await w.chat("carol", "--register");
+    const first = await w.chat("carol", "--register", "--accept-new-key");
     const second = await w.chat("carol");
     await first.out.waitFor(/logged in from another place\. This session has ended\./);
     assert.equal((await first.child.status).code, 1);
@@ -218,8 +225,8 @@ Deno.test("a kicked terminal session says so and exits", () =>
 
 Deno.test("the client reconnects after the server restarts and sends what was typed meanwhile", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register");
-    const bob = await w.chat("bob", "--register");
+    const alice = await w.chat("alice", "--register", "--accept-new-key");
+    const bob = await w.chat("bob", "--register", "--accept-new-key");
     await alice.type("/to bob", "before");
     await bob.out.waitFor(/<alice> before/);
     const port = w.server.port;
@@ -235,9 +242,10 @@ Deno.test("the client reconnects after the server restarts and sends what was ty
 
 Deno.test("images and files sent from the terminal are saved in the downloads folder, checked", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register");
-    const bob = await w.chat("bob", "--register");
+    const alice = await w.chat("alice", "--register", "--accept-new-key");
+    const bob = await w.chat("bob", "--register", "--accept-new-key");
     const image = crypto.getRandomValues(new Uint8Array(50_000));
+    image.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]); // a PNG by its first bytes
     const file = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
     await Deno.writeFile(join(w.dir, "cat.png"), image);
     await Deno.writeFile(join(w.dir, "report.pdf"), file);

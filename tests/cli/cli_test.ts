@@ -61,7 +61,14 @@ Deno.test("serve, then connect registers, logs in and logs out; users survive a 
   const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "s3cret-pass" };
   let server = await ServerProcess.start(join(dir, "data"), config);
   try {
-    const first = await run(["connect", server.addr, "--user", "Alice", "--register"], {
+    const first = await run([
+      "connect",
+      server.addr,
+      "--user",
+      "Alice",
+      "--register",
+      "--accept-new-key",
+    ], {
       env,
       input: "/logout\n",
     });
@@ -107,7 +114,14 @@ Deno.test("a kicked terminal session says so and exits", async () => {
   const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir));
   const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "s3cret-pass" };
   try {
-    const reg = await run(["connect", server.addr, "--user", "bob", "--register"], {
+    const reg = await run([
+      "connect",
+      server.addr,
+      "--user",
+      "bob",
+      "--register",
+      "--accept-new-key",
+    ], {
       env,
       input: "/quit\n",
     });
@@ -137,7 +151,14 @@ Deno.test("connect refuses a server whose key changed", async () => {
   let server = await ServerProcess.start(join(dir, "data"), config);
   try {
     const port = server.port;
-    const ok = await run(["connect", server.addr, "--user", "carol", "--register"], {
+    const ok = await run([
+      "connect",
+      server.addr,
+      "--user",
+      "carol",
+      "--register",
+      "--accept-new-key",
+    ], {
       env,
       input: "/quit\n",
     });
@@ -145,7 +166,8 @@ Deno.test("connect refuses a server whose key changed", async () => {
     await server.stop();
     // Same address, new data dir: a different identity key.
     server = await ServerProcess.start(join(dir, "other-data"), config, port);
-    const refused = await run(["connect", server.addr, "--user", "carol"], {
+    // The flag trusts new servers only: a changed key stays refused.
+    const refused = await run(["connect", server.addr, "--user", "carol", "--accept-new-key"], {
       env,
       input: "/quit\n",
     });
@@ -184,7 +206,14 @@ Deno.test("--log-json writes JSON lines with level and event, and never password
   const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "hunter2-secret" };
   try {
     for (const user of ["dana", "erik"]) {
-      const r = await run(["connect", server.addr, "--user", user, "--register"], {
+      const r = await run([
+        "connect",
+        server.addr,
+        "--user",
+        user,
+        "--register",
+        "--accept-new-key",
+      ], {
         env,
         input: "/quit\n",
       });

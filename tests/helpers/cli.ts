@@ -182,3 +182,95 @@ export class ChatProcess {
     await this.finish();
   }
 }
+
+/**
+ * A `parley` child on a pseudo-terminal (util-linux `script`), so that stdin and stdout are a
+ * TTY: raw-mode line editing, hidden passwords, prompts. Type keys; read the screen.
+ */
+export class TtyProcess {
+  readonly out: Output;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+
+  private constructor(readonly child: Deno.ChildProcess) {
+    this.out = new Output(child.stdout);
+    void new Output(child.stderr);
+    this.#writer = child.stdin.getWriter();
+  }
+
+  static start(args: string[], env: Record<string, string>): TtyProcess {
+    const command = [Deno.execPath(), "run", "--allow-all", "--quiet", "main.ts", ...args]
+      .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+    const child = new Deno.Command("script", {
+      // -e: script exits with the child's status; the size keeps lines from wrapping.
+      args: ["-qfec", `stty cols 200 rows 50; exec ${command}`, "/dev/null"],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", ...env },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    return new TtyProcess(child);
+  }
+
+  /** Sends keys as typed: "\r" is Enter, "\x03" Ctrl-C, "\x04" Ctrl-D, "\x7f" Backspace. */
+  async keys(text: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(text));
+  }
+
+  /** The screen's lines as a terminal shows them (see screenLines). */
+  screen(): string[] {
+    return screenLines(this.out.text);
+  }
+
+  async finish(): Promise<Deno.CommandStatus> {
+    const status = await this.child.status;
+    await this.#writer.close().catch(() => {});
+    await this.out.done;
+    return status;
+  }
+
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // gone already
+    }
+    await this.finish().catch(() => {});
+  }
+}
+
+/**
+ * What a terminal would show for `text`: enough of a VT100 for the line editor (carriage
+ * return, line feed, cursor up/right/left, erase line), so that a test sees redrawn lines once.
+ */
+export function screenLines(text: string): string[] {
+  const lines: string[][] = [[]];
+  let row = 0;
+  let col = 0;
+  // deno-lint-ignore no-control-regex
+  const tokens = text.match(/\x1b\[[0-9;]*[A-Za-z]|[\s\S]/gu) ?? [];
+  for (const t of tokens) {
+    // deno-lint-ignore no-control-regex
+    const csi = /^\x1b\[([0-9;]*)([A-Za-z])$/.exec(t);
+    if (csi) {
+      const n = Number(csi[1] || 1);
+      if (csi[2] === "A") row = Math.max(0, row - n);
+      else if (csi[2] === "B") row += n;
+      else if (csi[2] === "C") col += n;
+      else if (csi[2] === "D") col = Math.max(0, col - n);
+      else if (csi[2] === "K") lines[row] = lines[row]?.slice(0, csi[1] === "2" ? 0 : col) ?? [];
+      while (lines.length <= row) lines.push([]);
+      continue;
+    }
+    if (t === "\r") col = 0;
+    else if (t === "\n") {
+      row++;
+      while (lines.length <= row) lines.push([]);
+    } else if (t >= " ") {
+      const line = lines[row];
+      while (line.length < col) line.push(" ");
+      line[col++] = t;
+    }
+  }
+  return lines.map((l) => l.join("").trimEnd());
+}

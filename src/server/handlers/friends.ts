@@ -1,5 +1,5 @@
 /**
- * ADD_FRIEND, REMOVE_FRIEND, LIST_FRIENDS, WHO, and the blocks: BLOCK, UNBLOCK, LIST_BLOCKS.
+ * ADD_FRIEND, REMOVE_FRIEND, LIST_FRIENDS, WHO, FIND_USER, and the blocks: BLOCK, UNBLOCK, LIST_BLOCKS.
  *
  * Friendship needs both sides: ADD_FRIEND asks, and the other side's ADD_FRIEND answers (seed 000
  * made it immediate, which let a stranger befriend anyone and watch their presence). A block
@@ -238,4 +238,14 @@ export const who: Handler<RequestBodyOf<typeof MsgType.WHO>> = async (ctx, sessi
     type: MsgType.ONLINE,
     body: { total: names.length, offset, users: names.slice(offset, offset + limit) },
   };
+};
+
+/** Whether a user exists, and the registered spelling: a client checks a name before a chat. */
+export const findUserRequest: Handler<RequestBodyOf<typeof MsgType.FIND_USER>> = async (
+  ctx,
+  _session,
+  name,
+) => {
+  const found = await findUser(ctx, name);
+  return { type: MsgType.OK, body: { username: found.name } };
 };
