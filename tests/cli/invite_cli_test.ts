@@ -13,7 +13,11 @@ Deno.test("connect --register needs --invite on an invite-only server; a code fr
   const data = join(dir, "data");
   const server = await ServerProcess.start(data, config);
   try {
-    const env = { PARLEY_CONFIG_DIR: join(dir, "client"), PARLEY_PASSWORD: "s3cret-pass" };
+    const env = {
+      PARLEY_CONFIG_DIR: join(dir, "client"),
+      PARLEY_PASSWORD: "s3cret-pass",
+      PARLEY_ACCEPT_NEW_KEY: "1",
+    };
     const refused = await run(["connect", server.addr, "--user", "dana", "--register"], { env });
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /This server takes new accounts by invitation only/);

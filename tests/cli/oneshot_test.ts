@@ -9,6 +9,7 @@ Deno.test("parley send as the user of an open chat neither ends it nor flickers 
   const server = await ServerProcess.start(join(dir, "data"), await fastConfig(dir));
   const env = (user: string) => ({
     PARLEY_CONFIG_DIR: join(dir, user, "config"),
+    PARLEY_ACCEPT_NEW_KEY: "1", // pinning is tested in interaction_test.ts
     PARLEY_DATA_DIR: join(dir, user, "data"),
     PARLEY_PASSWORD: `password-${user}`,
   });
@@ -63,6 +64,7 @@ Deno.test("each device keeps one resume token across logins, parley send none; /
   // Two devices: two client config dirs (each with its own device secret).
   const env = (device: string) => ({
     PARLEY_CONFIG_DIR: join(dir, device, "config"),
+    PARLEY_ACCEPT_NEW_KEY: "1", // pinning is tested in interaction_test.ts
     PARLEY_DATA_DIR: join(dir, device, "data"),
     PARLEY_PASSWORD: "password-alice",
   });

@@ -45,6 +45,7 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
     server,
     env: (user, extra = {}) => ({
       PARLEY_CONFIG_DIR: join(dir, user, "config"),
+      PARLEY_ACCEPT_NEW_KEY: "1", // pinning is tested in interaction_test.ts
       PARLEY_DATA_DIR: join(dir, user, "data"),
       PARLEY_PASSWORD: `password-${user}`,
       ...extra,
