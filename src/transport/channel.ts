@@ -185,6 +185,8 @@ export class Channel {
   #outBytes = 0;
   /** The most #outBytes may reach before the peer counts as a slow reader. */
   #maxOutBytes: number;
+  /** The limit last set; #maxOutBytes stays above it while more than it still waits. */
+  #targetOutBytes: number;
   #writing: Promise<void> | null = null;
   /** Set while a write is under way with more than OUTBOUND_STALL_BYTES waiting. */
   #stallTimer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -212,7 +214,7 @@ export class Channel {
     this.#opts = opts;
     this.#clock = opts.clock ?? (() => performance.now());
     this.lastInbound = this.#clock();
-    this.#maxOutBytes = opts.maxOutboundBytes;
+    this.#maxOutBytes = this.#targetOutBytes = opts.maxOutboundBytes;
   }
 
   get closed(): boolean {
@@ -226,13 +228,23 @@ export class Channel {
 
   /**
    * The most sealed bytes that may wait for the peer from now on (small before login, so that
-   * an anonymous peer that never reads cannot make us hold much).
+   * an anonymous peer that never reads cannot make us hold much). A limit below what waits
+   * already takes effect once the queue has drained to it: output queued under the old limit
+   * (a logged-in session's messages before its LOGOUT's OK, say) is not the peer's fault.
    */
   setOutboundLimit(bytes: number): void {
     if (!Number.isInteger(bytes) || bytes < 2 * COALESCE_BYTES) {
       throw new RangeError(`An outbound limit of ${bytes} bytes leaves no room for a frame`);
     }
-    this.#maxOutBytes = bytes;
+    this.#targetOutBytes = bytes;
+    this.#maxOutBytes = Math.max(bytes, Math.min(this.#maxOutBytes, this.#outBytes + bytes));
+  }
+
+  /** Lowers the limit to its target once the queue has drained below it. */
+  #settleLimit(): void {
+    if (this.#maxOutBytes > this.#targetOutBytes && this.#outBytes <= this.#targetOutBytes) {
+      this.#maxOutBytes = this.#targetOutBytes;
+    }
   }
 
   /** Sealed bytes waiting for this peer. */
@@ -354,6 +366,7 @@ export class Channel {
           if (this.#closed) return;
           this.#outBytes -= batch.length;
           this.#opts.total?.release(batch.length);
+          this.#settleLimit();
           giveBackChunk(chunk);
         }
       }

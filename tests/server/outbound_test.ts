@@ -178,3 +178,26 @@ Deno.test("readers that never read hold a world flood up for seconds at most, th
     },
     world: { backlog: 3 },
   }));
+
+Deno.test("LOGOUT with megabytes still queued for the client gets its OK (the lower limit waits for the drain)", () =>
+  withServer(async (t) => {
+    const bob = await t.user("bob");
+    const raw = await RawClient.loggedIn(t.port, "alice");
+    const text = "w".repeat(16_000);
+    for (let b = 0; b < 8; b++) {
+      await Promise.all(Array.from({ length: 100 }, () => bob.sendText({ world: true }, text)));
+    }
+    assert.ok(
+      t.server.outboundBytes() > t.config.limits.preLoginOutboundBytes,
+      "more waits for alice than a logged-out connection may hold",
+    );
+    await raw.send(raw.frame([{ type: MsgType.LOGOUT, id: 9, body: null }]));
+    let reply: number | null = null;
+    while (reply === null) {
+      const got = await raw.receive(10_000);
+      assert.ok(got, "the connection closed before LOGOUT's answer");
+      reply = got.find((m) => m.id === 9)?.type ?? null;
+    }
+    assert.equal(reply, MsgType.OK);
+    raw.close();
+  }));
