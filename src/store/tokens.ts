@@ -131,13 +131,7 @@ export class KvTokenStore implements TokenStore {
     const record: TokenRecord = { user, family: id, expires };
     await this.#serial(id, async () => {
       // The device's earlier family ends: a device keeps one token.
-      if (opts.device) {
-        try {
-          await this.#delete(user, id);
-        } finally {
-          this.#bump(user);
-        }
-      }
+      if (opts.device) await this.#delete(user, id);
       await this.committer.write([
         { type: "set", key: ["token_family", id], value: family, expireIn: ttlMs },
         { type: "set", key: ["token", hash], value: record, expireIn: ttlMs },
@@ -158,12 +152,8 @@ export class KvTokenStore implements TokenStore {
     if (entries.length <= maxPerUser) return;
     // Same TTL for all, so the earliest expiry is the oldest family.
     entries.sort((a, b) => a.expires.getTime() - b.expires.getTime());
-    try {
-      for (const { id } of entries.slice(0, entries.length - maxPerUser)) {
-        await this.#serial(id, () => this.#delete(user, id));
-      }
-    } finally {
-      this.#bump(user);
+    for (const { id } of entries.slice(0, entries.length - maxPerUser)) {
+      await this.#serial(id, () => this.#delete(user, id));
     }
   }
 
@@ -194,11 +184,7 @@ export class KvTokenStore implements TokenStore {
         next = { ...f, current: hashOf(fresh), retired: [...f.retired, f.current] };
       } else {
         // A replaced token came back: its family leaked. End it, thief and owner alike.
-        try {
-          await this.#delete(f.user, f.id);
-        } finally {
-          this.#bump(f.user);
-        }
+        await this.#delete(f.user, f.id);
         return { kind: "reused", family: publicView(f) };
       }
       const dropped = next.retired.slice(0, Math.max(0, next.retired.length - RETIRED_KEPT));
@@ -235,11 +221,9 @@ export class KvTokenStore implements TokenStore {
   }
 
   async revokeFamily(user: string, family: string): Promise<void> {
-    try {
-      await this.#serial(family, () => this.#delete(user, family));
-    } finally {
-      this.#bump(user);
-    }
+    // No epoch bump: a RESUME of this family is serialised with it, and other families' RESUMEs
+    // under way are not this revocation's business (they failed with BAD_TOKEN when it bumped).
+    await this.#serial(family, () => this.#delete(user, family));
   }
 
   /** Deletes a family and its token entries; run inside #serial for that family. */

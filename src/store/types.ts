@@ -94,8 +94,10 @@ export interface TokenStore {
   revokeFamily(user: string, family: string): Promise<void>;
   revokeAll(user: string): Promise<void>;
   /**
-   * Counts the user's revocations in this process, bumped once each has committed: a RESUME
-   * whose check began at another epoch may have read a token revoked meanwhile.
+   * Counts revokeAll calls for the user in this process (a new password, a LOGOUT everywhere),
+   * bumped once each has committed: a RESUME whose check began at another epoch may have read a
+   * token revoked meanwhile. Revoking one family does not count: its RESUMEs are serialised
+   * with it, and other devices' RESUMEs must not fail because of it.
    */
   epoch(user: string): number;
 }

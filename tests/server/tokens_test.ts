@@ -254,3 +254,25 @@ Deno.test("a client whose rotated token was lost with the connection resumes onc
     const next = await t.connect();
     assert.equal((await next.resume(again.token!)).username, "jo");
   }));
+
+Deno.test("one device's LOGOUT does not make another device's RESUME under way fail", () =>
+  withServer(async (t) => {
+    await (await t.connect()).register("kim", "password-kim");
+    for (let i = 0; i < 5; i++) {
+      const other = await t.connect();
+      await other.login("kim", "password-kim");
+      const token = other.token!;
+      other.close();
+      await other.closed;
+      const leaving = await t.connect();
+      await leaving.login("kim", "password-kim");
+      const resuming = await t.connect();
+      const [, resumed] = await Promise.allSettled([leaving.logout(), resuming.resume(token)]);
+      assert.equal(
+        resumed.status,
+        "fulfilled",
+        resumed.status === "rejected" ? String(resumed.reason) : "",
+      );
+      await resuming.logout();
+    }
+  }));
