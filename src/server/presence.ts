@@ -101,14 +101,18 @@ function worldBacklog(
     encodedBacklogs.set(world, cached);
   }
   let from = cached.from;
+  let cursorFound = false;
   if (request.after) {
     const at = entries.findIndex((e) => sameId(e.message.id, request.after!));
     if (at >= 0) from = Math.max(from, at + 1);
+    cursorFound = at >= 0;
   }
   let seen = replays.get(world);
   if (!seen) replays.set(world, seen = new Map());
   const last = seen.get(user);
-  if (request.resumed && last && now - last.at < WORLD_REPLAY_MS) {
+  // The guard is for clients that do not say what they have (or name what is not there): one
+  // that does gets what follows its cursor, even if its last INITIALIZE was lost with the link.
+  if (request.resumed && !cursorFound && last && now - last.at < WORLD_REPLAY_MS) {
     while (from < entries.length && entries[from].seq <= last.seq) from++;
   }
   remember(seen, user, { at: now, seq: entries.at(-1)?.seq ?? 0 }, now);

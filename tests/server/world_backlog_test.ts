@@ -92,3 +92,18 @@ Deno.test("RESUME with world_after gets only later world messages; a replayed RE
     await laptop.login("bob", "password-bob");
     assert.deepEqual(await worldAtLogin(laptop), ["w1", "w2", "w3", "w4", "w5", "w6"]);
   }));
+
+Deno.test("a RESUME that names its newest world message gets what follows, even right after a login", () =>
+  withServer(async (t) => {
+    const alice = await t.user("alice");
+    const sent = [];
+    for (const text of ["m1", "m2", "m3"]) sent.push(await alice.sendText({ world: true }, text));
+    // bob's INITIALIZE carried m1..m3; say the link dropped and the client had only seen m1.
+    const bob = await t.user("bob");
+    assert.deepEqual(await worldAtLogin(bob), ["m1", "m2", "m3"]);
+    const token = bob.token!;
+    bob.close();
+    const again = await t.connect();
+    await again.resume(token, sent[0].id);
+    assert.deepEqual(await worldAtLogin(again), ["m2", "m3"]);
+  }));
