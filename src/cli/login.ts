@@ -5,7 +5,7 @@ import { HostKeyChangedError, KnownHosts } from "../client/known_hosts.ts";
 import { ErrorCode, HandshakeError, ParleyError } from "../protocol/errors.ts";
 import { usernameProblem } from "../protocol/names.ts";
 import { knownHostsPath, lastServer, rememberServer } from "./paths.ts";
-import { shown } from "./safe_text.ts";
+import { shown, visible } from "./safe_text.ts";
 import type { Terminal } from "./terminal.ts";
 import { parseAddress, UsageError } from "./usage.ts";
 
@@ -158,7 +158,7 @@ export async function authenticate(
       } catch (e) {
         const weak = e instanceof ParleyError && e.code === ErrorCode.BAD_PASSWORD;
         if (!weak || !canAsk || tries >= PASSWORD_TRIES) return failure(e);
-        say(`${e.message}.`);
+        say(shown`${e.message}.`);
         password = null;
         continue;
       }
@@ -203,7 +203,7 @@ async function registerWithInvite(
     } catch (e) {
       const wanted = e instanceof ParleyError && e.code === ErrorCode.BAD_INVITE;
       if (!wanted || !Deno.stdin.isTerminal()) return failure(e);
-      term.print(e.message);
+      term.print(visible(e.message));
       term.setPrompt("Invite code (empty to give up): ");
       invite = (await term.readLine())?.trim();
       if (!invite) return failure(e);

@@ -243,6 +243,15 @@ async function checkPassword(
 export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, session, body) => {
   refuseIfLoggedIn(session);
   const [name, password] = body;
+  const options = body[2];
+  const kind = options?.kind ?? SessionKind.INTERACTIVE;
+  // Checked before the password: a malformed request costs no hash and no throttle count.
+  if (kind !== SessionKind.INTERACTIVE && kind !== SessionKind.ONE_SHOT) {
+    throw new ParleyError(
+      ErrorCode.BAD_REQUEST,
+      `Unknown session kind "${kind}"; use "interactive" or "one_shot"`,
+    );
+  }
   const tried = attempt(
     ctx.logins.beginPassword(usernameKey(name), session.ip),
     "failed logins",
@@ -254,14 +263,6 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     await ctx.store.users.setPassword(record.name, verified);
   }
   const user = usernameKey(record.name);
-  const options = body[2];
-  const kind = options?.kind ?? SessionKind.INTERACTIVE;
-  if (kind !== SessionKind.INTERACTIVE && kind !== SessionKind.ONE_SHOT) {
-    throw new ParleyError(
-      ErrorCode.BAD_REQUEST,
-      `Unknown session kind "${kind}"; use "interactive" or "one_shot"`,
-    );
-  }
   if (kind === SessionKind.ONE_SHOT) {
     await refuseIfPasswordChanged(ctx, record.name, verified);
     // A script's session: no token, so it leaves nothing behind (section 16.3).
@@ -317,15 +318,21 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     ctx.logins.withdrawn(tried); // the check did not run: it is no failure
     throw e;
   }
-  const user = outcome.kind === "ok" ? await ctx.store.users.get(outcome.family.user) : null;
-  if (outcome.kind === "reused") {
-    // Whoever holds the family's newer token (owner or thief) is logged out too.
-    const { user: key, id } = outcome.family;
-    const live = ctx.hub.sessionOf(key);
-    if (live?.login?.family === id) {
-      await endSession(ctx, live, "This session's resume token was used twice; log in again");
+  let user;
+  try {
+    user = outcome.kind === "ok" ? await ctx.store.users.get(outcome.family.user) : null;
+    if (outcome.kind === "reused") {
+      // Whoever holds the family's newer token (owner or thief) is logged out too.
+      const { user: key, id } = outcome.family;
+      const live = ctx.hub.sessionOf(key);
+      if (live?.login?.family === id) {
+        await endSession(ctx, live, "This session's resume token was used twice; log in again");
+      }
+      ctx.log.warn("token.reused", { user: key, session: session.id, peer: session.ip });
     }
-    ctx.log.warn("token.reused", { user: key, session: session.id, peer: session.ip });
+  } catch (e) {
+    ctx.logins.withdrawn(tried); // a store fault: the check did not finish
+    throw e;
   }
   // The epoch moved if the user's tokens were revoked (a new password) while this one was
   // being checked: the token read may be gone.
