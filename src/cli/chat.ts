@@ -716,7 +716,7 @@ export class ChatSession {
       conv = { key: `#${id}`, label: `#${id} ${visible(name)}`.trim(), target: { group: id } };
     } else {
       const name = await this.#existing(what.replace(/^@/, ""));
-      conv = { key: `@${name.toLowerCase()}`, label: `@${name}`, target: { user: name } };
+      conv = { key: `@${name.toLowerCase()}`, label: `@${visible(name)}`, target: { user: name } };
     }
     this.#current = conv;
     await this.#showHistory(20);
@@ -816,7 +816,12 @@ export class ChatSession {
       kind,
       text,
     };
+    // Our own world messages come back in the backlog after a reconnect: known, not shown twice.
+    this.link.seen.first(this.me, id);
     await this.history.append(conv.key, conv.label, entry, false);
+    await this.history.remember(this.me, id).catch((e) =>
+      this.#warn(shown`Could not note message ids in local history: ${(e as Error).message}`)
+    );
     this.#say(formatEntry(this.#p, conv.label, entry, this.#current?.key !== conv.key));
     if (skipped?.length) {
       this.#warn(shown`Not delivered to ${skipped.join(", ")}: their queue is full.`);

@@ -228,6 +228,8 @@ Deno.test("the client reconnects after the server restarts and sends what was ty
   withWorld(async (w) => {
     const alice = await w.chat("alice", "--register", "--accept-new-key");
     const bob = await w.chat("bob", "--register", "--accept-new-key");
+    await alice.type("/world", "hello from alice");
+    await bob.out.waitFor(/<alice> hello from alice/);
     await alice.type("/to bob", "before");
     await bob.out.waitFor(/<alice> before/);
     const port = w.server.port;
@@ -239,7 +241,25 @@ Deno.test("the client reconnects after the server restarts and sends what was ty
     await bob.out.waitFor(/Reconnected\./, 30_000);
     await bob.out.waitFor(/<alice> typed while the server was down/, 30_000);
     assert.equal(bob.out.text.match(/typed while the server was down/g)?.length, 1, "shown once");
+    // Alice's own world message came back in the backlog when she resumed: kept once.
+    let copies = 0;
+    const logs = (await filesUnder(join(w.dir, "alice", "data", "history")))
+      .filter((f) => f.endsWith(".jsonl"));
+    for (const file of logs) {
+      copies += (await Deno.readTextFile(file)).split("hello from alice").length - 1;
+    }
+    assert.equal(copies, 1, "alice's own world message is in her history once");
   }));
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const path = join(dir, e.name);
+    if (e.isDirectory) out.push(...await filesUnder(path));
+    else if (e.isFile) out.push(path);
+  }
+  return out;
+}
 
 Deno.test("images and files sent from the terminal are saved in the downloads folder, checked", () =>
   withWorld(async (w) => {
