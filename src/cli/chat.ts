@@ -712,6 +712,13 @@ export class ChatSession {
     if (what === "world" || what === "*world") conv = WORLD;
     else if (what.startsWith("#")) {
       const id = this.#group(what);
+      // Like /to NAME: no conversation with a group you are not in (its history still opens).
+      if (!this.#groups.has(id) && !this.history.recent().some((c) => c.key === `#${id}`)) {
+        throw new ParleyError(
+          ErrorCode.NOT_A_MEMBER,
+          `You are not in a group #${id}; /groups lists yours`,
+        );
+      }
       const name = this.#groups.get(id) ?? "";
       conv = { key: `#${id}`, label: `#${id} ${visible(name)}`.trim(), target: { group: id } };
     } else {

@@ -331,6 +331,9 @@ Deno.test("usage mistakes and refusals read as sentences, and the backlog is ann
     await bob.out.waitFor(/There is no user named "carl"/);
     await bob.type("/to CAROL");
     await bob.out.waitFor(/── @carol ──/);
+    await bob.type("/to #99");
+    await bob.out.waitFor(/You are not in a group #99; \/groups lists yours/);
+    assert.doesNotMatch(bob.out.text, /── #99/);
     await bob.type("/accept 7", "/add nobody");
     await bob.out.waitFor(/No file offer 7 is waiting/);
     await bob.out.waitFor(/There is no user named "nobody"/);
