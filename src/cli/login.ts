@@ -34,12 +34,16 @@ export class CliFailure extends Error {
   override name = "CliFailure";
 }
 
-/** The server to use: the argument, else PARLEY_SERVER, else the last one used. */
+/**
+ * The server to use: the argument, else PARLEY_SERVER, else the last one used. `how` says how
+ * the command takes an address, for the sentence when there is none.
+ */
 export async function resolveServer(
   arg: string | undefined,
+  how = '"parley connect HOST:PORT"',
 ): Promise<{ host: string; port: number; addr: string }> {
   const text = arg ?? Deno.env.get("PARLEY_SERVER") ?? await lastServer();
-  if (!text) throw new UsageError('Give a server address: "parley connect HOST:PORT"');
+  if (!text) throw new UsageError(`Give a server address: ${how} or $PARLEY_SERVER`);
   const { host, port } = parseAddress(text, DEFAULT_PORT);
   return { host, port, addr: `${host.includes(":") ? `[${host}]` : host}:${port}` };
 }

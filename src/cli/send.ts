@@ -68,7 +68,7 @@ export async function send(args: string[]): Promise<number> {
   const user = values.user ?? Deno.env.get("PARLEY_USER");
   if (!user) throw new UsageError("Give the username with --user NAME or $PARLEY_USER");
 
-  const server = await resolveServer(values.server);
+  const server = await resolveServer(values.server, "--server HOST:PORT");
   const term = new PlainTerminal();
   const say = (text: string) => console.error(text);
   try {

@@ -50,6 +50,12 @@ Deno.test("bad flags and bad config give one sentence and exit code 2", async ()
       );
       assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
     }
+    // No server remembered: the sentence says how this command takes one.
+    const noServer = await run(["send", "--to", "bob", "--user", "alice", "hi"], {
+      env: { PARLEY_CONFIG_DIR: join(dir, "fresh") },
+    });
+    assert.equal(noServer.code, 2, noServer.stderr);
+    assert.match(noServer.stderr, /Give a server address: --server HOST:PORT or \$PARLEY_SERVER/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
