@@ -142,7 +142,7 @@ export function dispatchMalformed(
     return session.roomForReplies();
   }
   ctx.metrics.requestFailed(ErrorCode.BAD_REQUEST);
-  const anonymous = !session.login;
+  const anonymous = session.stranger;
   session.reply(error.id, MsgType.GENERAL_ERROR, {
     code: ErrorCode.BAD_REQUEST,
     message: `Malformed message: ${error.cause.message}${anonymous ? CLOSING : ""}`,
@@ -177,7 +177,7 @@ function admit(
   values: number,
 ): boolean {
   const { buckets } = session;
-  const bucket = !session.login
+  const bucket = session.stranger
     ? buckets.preLogin
     : FLOW.has(type)
     ? buckets.flow
@@ -198,7 +198,7 @@ function admit(
       STATUS_TYPES.has(failureType) ? { success: false, ...failure } : failure,
     );
   }
-  if (!session.login || bucket.flooding) {
+  if (session.stranger || bucket.flooding) {
     ctx.log.warn("session.flooding", {
       session: session.id,
       user: session.login?.user,
@@ -244,7 +244,7 @@ function handle(ctx: ServerContext, session: Session, msg: Message): Promise<voi
     }
   } catch (e) {
     // A request that no working client sends before login: answered, then the connection goes.
-    const anonymous = !session.login;
+    const anonymous = session.stranger;
     if (anonymous && e instanceof Error) e.message += CLOSING;
     replyFailure(ctx, session, msg, e);
     if (anonymous) void closeAnonymous(ctx, session, msgTypeName(msg.type));

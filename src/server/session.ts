@@ -118,6 +118,22 @@ export class Session {
     this.loggedOutAt = this.clock();
   }
 
+  #loggedInOnce = false;
+
+  /** Called at each login: a connection that has logged in is no stranger after a LOGOUT. */
+  loggedIn(): void {
+    this.#loggedInOnce = true;
+  }
+
+  /**
+   * Not logged in, and never on this connection: the strict limits for anonymous peers apply.
+   * A connection that logged out keeps the ordinary ones: its ACKs for what arrived before the
+   * LOGOUT may still be on the way.
+   */
+  get stranger(): boolean {
+    return this.login === null && !this.#loggedInOnce;
+  }
+
   get closed(): boolean {
     return this.channel.closed;
   }

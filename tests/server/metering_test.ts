@@ -130,3 +130,24 @@ Deno.test("a frame holding a dict of 419k keys is refused after MAX_FRAME_VALUES
     assert.equal(code(next), ErrorCode.RATE_LIMITED);
     raw.close();
   }, { limits: { requestRate: 1, requestBurst: 200 } }));
+
+Deno.test("after a LOGOUT, late ACKs get NOT_LOGGED_IN and the connection stays", () =>
+  withServer(async (t) => {
+    const raw = await RawClient.loggedIn(t.port, "alice");
+    // A client acknowledges what arrived before its LOGOUT after the LOGOUT's OK: an honest race.
+    const late = Array.from({ length: 40 }, (_, i) => ({ type: MsgType.ACK, id: 10 + i, body: i }));
+    await raw.send(raw.frame([{ type: MsgType.LOGOUT, id: 2, body: null }, ...late]));
+    await raw.send(raw.frame([{ type: MsgType.PING, id: 99, body: null }]));
+    const got: Message[] = [];
+    while (!got.some((m) => m.id === 99)) {
+      const frame = await raw.receive(5000);
+      assert.ok(frame, `closed after ${got.length} answers: ${JSON.stringify(got.at(-1))}`);
+      got.push(...frame);
+    }
+    assert.equal(got.find((m) => m.id === 2)?.type, MsgType.OK);
+    const acks = got.filter((m) => m.id >= 10 && m.id < 50);
+    assert.equal(acks.length, 40);
+    assert.ok(acks.every((m) => code(m) === ErrorCode.NOT_LOGGED_IN));
+    assert.equal(got.find((m) => m.id === 99)?.type, MsgType.PONG);
+    raw.close();
+  }));

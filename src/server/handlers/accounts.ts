@@ -147,6 +147,7 @@ function takeOver(
 ) {
   const user = usernameKey(name);
   session.login = { user, name, ...id };
+  session.loggedIn();
   session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
   session.channel.setOutboundLimit(ctx.config.limits.maxOutboundBytes);
   if (id.oneShot) {
