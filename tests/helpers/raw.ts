@@ -118,3 +118,14 @@ export async function readUntilClosed(conn: Deno.Conn, ms: number): Promise<numb
     total += n;
   }
 }
+
+/** Every message the server sends `raw` until it closes the connection (or `ms` pass). */
+export async function receiveAll(raw: RawClient, ms = 10_000): Promise<Message[]> {
+  const all: Message[] = [];
+  const deadline = Date.now() + ms;
+  while (true) {
+    const frame = await raw.receive(deadline - Date.now());
+    if (frame === null) return all;
+    all.push(...frame);
+  }
+}

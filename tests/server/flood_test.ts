@@ -10,7 +10,7 @@ import { MsgType } from "../../src/protocol/messages.ts";
 import { newMessageId } from "../../src/client/client.ts";
 import { MAX_HELD_REPLIES } from "../../src/server/session.ts";
 import { routedKv } from "../helpers/kv.ts";
-import { RawClient } from "../helpers/raw.ts";
+import { RawClient, receiveAll } from "../helpers/raw.ts";
 import { TestServer, withServer } from "../helpers/server.ts";
 
 const NOTICE = /Disconnected for sending too many requests/;
@@ -23,17 +23,6 @@ function isNotice(m: Message): boolean {
 function isRefusal(m: Message): boolean {
   return m.type === MsgType.GENERAL_ERROR && m.id !== 0 &&
     (m.body as { code: number }).code === ErrorCode.RATE_LIMITED;
-}
-
-/** Every message the server sends until it closes the connection. */
-async function readAll(raw: RawClient, ms = 10_000): Promise<Message[]> {
-  const all: Message[] = [];
-  const deadline = Date.now() + ms;
-  while (true) {
-    const frame = await raw.receive(deadline - Date.now());
-    if (frame === null) return all;
-    all.push(...frame);
-  }
 }
 
 /** Checks the end of a flooded connection: answers, one refusal, the notice, nothing after. */
@@ -57,7 +46,7 @@ Deno.test("a burst of 10,000 requests gets its answers and the notice, not a res
       frames.push(raw.frame([{ type: MsgType.PING, id, body: null }]));
     }
     await raw.send(concat(frames));
-    const got = await readAll(raw);
+    const got = await receiveAll(raw);
     raw.close();
     assertFloodEnding(got);
     const pongs = got.filter((m) => m.type === MsgType.PONG).length;
@@ -69,7 +58,7 @@ Deno.test("a burst of 10,000 requests gets its answers and the notice, not a res
 Deno.test("a sustained flood at five times the rate is disconnected, though tokens keep refilling", () =>
   withServer(async (t) => {
     const raw = await RawClient.loggedIn(t.port, "alice");
-    const reading = readAll(raw, 8000);
+    const reading = receiveAll(raw, 8000);
     let id = 1;
     let closed = false;
     reading.then(() => closed = true, () => closed = true);

@@ -9,19 +9,8 @@ import type { Message } from "../../src/protocol/message_codec.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import { encodeValue, Tag } from "../../src/protocol/value.ts";
 import { MAX_FRAME_VALUES } from "../../src/server/dispatch.ts";
-import { RawClient } from "../helpers/raw.ts";
+import { RawClient, receiveAll } from "../helpers/raw.ts";
 import { withServer } from "../helpers/server.ts";
-
-/** Every message the server sends until it closes the connection. */
-async function readAll(raw: RawClient, ms = 10_000): Promise<Message[]> {
-  const all: Message[] = [];
-  const deadline = Date.now() + ms;
-  while (true) {
-    const frame = await raw.receive(deadline - Date.now());
-    if (frame === null) return all;
-    all.push(...frame);
-  }
-}
 
 function code(m: Message): number | undefined {
   return (m.body as { code?: number } | null)?.code;
@@ -44,7 +33,7 @@ Deno.test("before login an ACK or FILE_ACK flood gets one NOT_LOGGED_IN and the 
       const raw = await RawClient.connect(t.port);
       const body = type === MsgType.ACK ? 1 : { transfer_id: 1, received: 0 };
       await raw.send(frames(raw, 200, () => ({ type, id: 0, body })));
-      const got = await readAll(raw);
+      const got = await receiveAll(raw);
       raw.close();
       assert.equal(got.length, 1, `${got.length} answers to 200 messages before login`);
       assert.equal(code(got[0]), ErrorCode.NOT_LOGGED_IN);
@@ -58,7 +47,7 @@ Deno.test("before login a PING flood gets the pre-login burst, one refusal, the 
   withServer(async (t) => {
     const raw = await RawClient.connect(t.port);
     await raw.send(frames(raw, 100, (i) => ({ type: MsgType.PING, id: i + 1, body: null })));
-    const got = await readAll(raw);
+    const got = await receiveAll(raw);
     raw.close();
     assert.deepEqual(
       got.map((m) => m.type === MsgType.PONG ? "PONG" : code(m)),
@@ -72,7 +61,7 @@ Deno.test("a logged-in flood of malformed ACKs is metered and cut off", () =>
     const raw = await RawClient.loggedIn(t.port, "alice");
     // The flow budget is 20 times the request budget: 100 a second, 200 at once.
     await raw.send(frames(raw, 2000, () => ({ type: MsgType.ACK, id: 0, body: "x" })));
-    const got = await readAll(raw);
+    const got = await receiveAll(raw);
     raw.close();
     const refused = got.filter((m) => code(m) === ErrorCode.RATE_LIMITED && m.id === 0);
     assert.ok(refused.length >= 2, "refused, then the notice");
@@ -89,7 +78,7 @@ Deno.test("malformed messages cost a token each: a logged-in stream of them is r
     const all = [];
     for (let id = 1; id <= 60; id++) all.push(bad(id));
     for (const f of all) await raw.send(f);
-    const got = await readAll(raw);
+    const got = await receiveAll(raw);
     raw.close();
     assert.equal(code(got[0]), ErrorCode.BAD_REQUEST);
     assert.ok(got.some((m) => code(m) === ErrorCode.RATE_LIMITED && m.id !== 0));
