@@ -10,6 +10,7 @@
  * connections is capped, each has a deadline, and a failed accept is logged and survived.
  */
 
+import { acceptEach, closeQuietly } from "./accept.ts";
 import { CONTENT_TYPE } from "../metrics/exposition.ts";
 import { VERSION } from "../version.ts";
 import type { Logger } from "./log.ts";
@@ -42,9 +43,6 @@ export interface HttpLimits {
 export const HTTP_MAX_HEAD_BYTES = 8192;
 /** What is read and dropped after the answer (a refused POST's body) before closing anyway. */
 const HTTP_MAX_DRAIN_BYTES = 64 * 1024;
-/** After a failed accept (no descriptors left, say), wait this long before the next. */
-export const ACCEPT_RETRY_MS = 100;
-
 /** How long close() waits for in-flight requests before it lets the listener go regardless. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -186,14 +184,6 @@ async function drain(conn: Deno.Conn): Promise<void> {
   }
 }
 
-function closeQuietly(c: { close(): void }): void {
-  try {
-    c.close();
-  } catch {
-    // Already closed.
-  }
-}
-
 /** Binds `host:port`. Throws like Deno.listen (AddrInUse, PermissionDenied). */
 export function listenHttp(opts: { host: string; port: number }): Deno.TcpListener {
   return Deno.listen({ hostname: opts.host, port: opts.port });
@@ -247,34 +237,22 @@ export function serveHttp(
     }
   };
 
-  const acceptLoop = (async () => {
-    while (!stopping) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (stopping || e instanceof Deno.errors.BadResource) return;
-        // Out of file descriptors and the like: wait a moment rather than stop serving.
-        log.error("http.accept_failed", { error: (e as Error).message });
-        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
-        continue;
+  const acceptLoop = acceptEach(listener, () => stopping, log, "http.accept_failed", (conn) => {
+    if (open.size >= limits.maxConnections) {
+      // Logged at most once a second, with a count: a flood must not flood the log as well.
+      refused++;
+      const now = performance.now();
+      if (now - refusedLoggedAt >= 1000) {
+        log.warn("http.refused", { open: open.size, refused });
+        refused = 0;
+        refusedLoggedAt = now;
       }
-      if (open.size >= limits.maxConnections) {
-        // Logged at most once a second, with a count: a flood must not flood the log as well.
-        refused++;
-        const now = performance.now();
-        if (now - refusedLoggedAt >= 1000) {
-          log.warn("http.refused", { open: open.size, refused });
-          refused = 0;
-          refusedLoggedAt = now;
-        }
-        closeQuietly(conn);
-        continue;
-      }
-      const done = serveOne(conn).finally(() => open.delete(conn));
-      open.set(conn, done);
+      closeQuietly(conn);
+      return;
     }
-  })();
+    const done = serveOne(conn).finally(() => open.delete(conn));
+    open.set(conn, done);
+  });
 
   const addr = listener.addr as Deno.NetAddr;
   log.info("http.listening", { addr: `${addr.hostname}:${addr.port}` });

@@ -3,6 +3,7 @@
  * for each decoded message, dispatch in order. A bad frame closes only its own connection.
  */
 
+import { acceptEach, closeQuietly } from "./accept.ts";
 import type { Config } from "../config/config.ts";
 import { fingerprint, type KeyPair } from "../crypto/keys.ts";
 import { PasswordHasher } from "../crypto/password.ts";
@@ -274,37 +275,21 @@ export async function startServer(
     }
   };
 
-  const acceptLoop = (async () => {
-    while (!stopping) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (stopping || e instanceof Deno.errors.BadResource) return;
-        // Out of file descriptors and the like: wait a moment rather than stop serving.
-        log.error("listener.accept_failed", { error: (e as Error).message });
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      if (stopping) {
-        closeQuietly(conn);
-        continue;
-      }
-      noDelay(conn);
-      // The per-address key: an IPv6 peer counts as its prefix (peer_key.ts).
-      const ip = peerKey((conn.remoteAddr as Deno.NetAddr).hostname, config.limits.ipv6PrefixBits);
-      const fromIp = perIp.get(ip) ?? 0;
-      if (
-        open.size >= config.limits.maxConnections || fromIp >= config.limits.maxConnectionsPerIp
-      ) {
-        log.warn("connection.refused", { peer: ip, open: open.size, from_ip: fromIp });
-        closeQuietly(conn);
-        continue;
-      }
-      perIp.set(ip, fromIp + 1);
-      connections.set(conn, serveOne(conn, ip));
+  const acceptLoop = acceptEach(listener, () => stopping, log, "listener.accept_failed", (conn) => {
+    noDelay(conn);
+    // The per-address key: an IPv6 peer counts as its prefix (peer_key.ts).
+    const ip = peerKey((conn.remoteAddr as Deno.NetAddr).hostname, config.limits.ipv6PrefixBits);
+    const fromIp = perIp.get(ip) ?? 0;
+    if (
+      open.size >= config.limits.maxConnections || fromIp >= config.limits.maxConnectionsPerIp
+    ) {
+      log.warn("connection.refused", { peer: ip, open: open.size, from_ip: fromIp });
+      closeQuietly(conn);
+      return;
     }
-  })();
+    perIp.set(ip, fromIp + 1);
+    connections.set(conn, serveOne(conn, ip));
+  });
 
   let closing: Promise<void> | null = null;
   const close = () =>
@@ -382,12 +367,4 @@ function listenOn(host: string, port: number, what: string): Deno.TcpListener {
 
 function addressText(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
 }
