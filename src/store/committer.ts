@@ -8,6 +8,8 @@
  * row was committed, the row and its delete cancel out and KV never sees either.
  */
 
+import { type Clock, systemClock, type TimerHandle } from "../clock/clock.ts";
+
 /** KV's own caps are 1000 mutations and 800 KiB per atomic commit; stay under both. */
 export const MAX_BATCH_MUTATIONS = 900;
 export const MAX_BATCH_BYTES = 700 * 1024;
@@ -25,7 +27,7 @@ export class PendingWrite {
     /** Emptied once settled. */
     readonly mutations: (Deno.KvMutation | null)[],
     public bytes: number,
-    /** Not committed before this time (ms, performance.now()); 0 for at once. */
+    /** Not committed before this time (ms, on the committer's clock); 0 for at once. */
     readonly due: number,
     /** One function for many writes: the writer finds its own state through `owner`. */
     readonly onSettled: WriteSettled,
@@ -71,22 +73,6 @@ export class PendingWrite {
   }
 }
 
-/**
- * performance.now(), read once per run of synchronous code: every chat message defers a write,
- * each read is a call into the runtime, and a deadline 100 ms away needs no finer clock.
- */
-let clock = -1;
-const forgetClock = () => {
-  clock = -1;
-};
-function coarseNow(): number {
-  if (clock < 0) {
-    clock = performance.now();
-    queueMicrotask(forgetClock);
-  }
-  return clock;
-}
-
 interface FlushWaiter {
   upTo: number;
   resolve: () => void;
@@ -94,10 +80,19 @@ interface FlushWaiter {
 
 export class GroupCommitter {
   readonly #kv: Deno.Kv;
+  readonly #clock: Clock;
+  /**
+   * The clock's time, read once per run of synchronous code: every chat message defers a write,
+   * each read is a call into the runtime, and a deadline 100 ms away needs no finer clock.
+   */
+  #coarse = -1;
+  readonly #forgetCoarse = () => {
+    this.#coarse = -1;
+  };
   #queue: PendingWrite[] = [];
   /** Deferred writes, in order of their due time (one delay for all, so FIFO). */
   #deferred: PendingWrite[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: TimerHandle | null = null;
   #running: Promise<void> | null = null;
   #closed = false;
   /** Writes ever put in the commit queue, and those settled since (committed, failed, dropped). */
@@ -111,8 +106,17 @@ export class GroupCommitter {
   /** Told how long each successful commit took, in seconds (metrics). */
   onCommit: (seconds: number) => void = () => {};
 
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Deno.Kv, clock: Clock = systemClock) {
     this.#kv = kv;
+    this.#clock = clock;
+  }
+
+  #coarseNow(): number {
+    if (this.#coarse < 0) {
+      this.#coarse = this.#clock.now();
+      queueMicrotask(this.#forgetCoarse);
+    }
+    return this.#coarse;
   }
 
   /**
@@ -142,7 +146,7 @@ export class GroupCommitter {
     return this.#add(
       mutations,
       bytes,
-      delayMs > 0 ? coarseNow() + delayMs : 0,
+      delayMs > 0 ? this.#coarseNow() + delayMs : 0,
       onSettled,
       owner,
       onTaken,
@@ -177,7 +181,10 @@ export class GroupCommitter {
       this.#running ??= Promise.resolve().then(() => this.#drain());
     } else {
       this.#deferred.push(write);
-      this.#timer ??= setTimeout(() => this.#wake(), Math.max(0, due - performance.now()));
+      this.#timer ??= this.#clock.setTimer(
+        () => this.#wake(),
+        Math.max(0, due - this.#clock.now()),
+      );
     }
     return write;
   }
@@ -189,7 +196,7 @@ export class GroupCommitter {
 
   /** Moves deferred writes that are due (all of them when `all`) to the commit queue. */
   #release(all: boolean): void {
-    const now = performance.now();
+    const now = this.#clock.now();
     let n = 0;
     while (n < this.#deferred.length && (all || this.#deferred[n].due <= now)) n++;
     this.#releaseFirst(n);
@@ -221,9 +228,9 @@ export class GroupCommitter {
 
   #arm(): void {
     if (this.#timer !== null || this.#deferred.length === 0) return;
-    this.#timer = setTimeout(
+    this.#timer = this.#clock.setTimer(
       () => this.#wake(),
-      Math.max(0, this.#deferred[0].due - performance.now()),
+      Math.max(0, this.#deferred[0].due - this.#clock.now()),
     );
   }
 
@@ -317,7 +324,7 @@ export class GroupCommitter {
     this.#closed = true;
     await this.flush();
     while (this.#running) await this.#running;
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
     this.#timer = null;
   }
 }

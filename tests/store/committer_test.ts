@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { ManualClock } from "../../src/clock/clock.ts";
 import { GroupCommitter, type PendingWrite } from "../../src/store/committer.ts";
 
 async function withKv(fn: (kv: Deno.Kv, committer: GroupCommitter) => Promise<void>) {
@@ -148,3 +149,27 @@ Deno.test("GroupCommitter tells a write once, before its rows commit, and never 
     assert.equal((await kv.get(["k", "throwing"])).versionstamp, null);
     assert.equal((await kv.get(["k", "cancelled"])).versionstamp, null);
   }));
+
+Deno.test("GroupCommitter.defer() waits on the committer's clock, not the process's", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-committer-" });
+  const kv = await Deno.openKv(join(dir, "test.kv"));
+  const clock = new ManualClock();
+  const committer = new GroupCommitter(kv, clock);
+  try {
+    const { done } = defer(committer, [set(["t", 1], 1)], 60_000);
+    let settled = false;
+    done.then(() => settled = true);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false, "a minute has not passed on the clock");
+    clock.advance(59_999);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false);
+    clock.advance(1);
+    await done;
+    assert.equal((await kv.get(["t", 1])).value, 1);
+  } finally {
+    await committer.close();
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
