@@ -64,7 +64,7 @@ export function checkSessions(
 
 /** Checks every session on a timer; returns the function that stops it. */
 export function startKeepalive(
-  sessions: Set<Session>,
+  sessions: Iterable<Session>,
   limits: KeepaliveLimits,
   log: Logger,
   clock: Clock = monotonic,

@@ -1,35 +1,39 @@
 /**
- * The server: listener, per-connection loop, shutdown. A connection is handshake → channel →
- * for each decoded message, dispatch in order. A bad frame closes only its own connection.
+ * The server: an object made of named parts, built in order, each handed what it needs.
+ *
+ * - `Listeners` (listeners.ts): the chat and HTTP ports, bound first.
+ * - `ConnectionTable` (connection_table.ts): the open connections and their caps.
+ * - `SessionRegistry` (session_registry.ts): sessions past their handshake.
+ * - `ConnectionLifecycle` (lifecycle.ts): one connection from accept to farewell.
+ * - the HTTP endpoint (http.ts) and the keepalive (keepalive.ts).
+ *
+ * Data flows one way: the server drives the lifecycle, the lifecycle fills the table and the
+ * registry, shutdown reads them. `startServer` is the one entry point.
  */
 
 import { acceptEach, closeQuietly } from "./accept.ts";
 import type { Config } from "../config/config.ts";
 import { fingerprint, type KeyPair } from "../crypto/keys.ts";
 import { PasswordHasher } from "../crypto/password.ts";
-import { ErrorCode, FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/errors.ts";
-import type { DecodedMessages } from "../protocol/message_codec.ts";
-import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store } from "../store/types.ts";
-import { Channel, isConnectionGone, noDelay, OutboundTotal } from "../transport/channel.ts";
+import { OutboundTotal } from "../transport/channel.ts";
 import { chooseAesGcm } from "../crypto/aes_gcm.ts";
-import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
-import { dispatch, dispatchMalformed, FLOW_BUDGET_FACTOR, MAX_FRAME_VALUES } from "./dispatch.ts";
 import { type Clock, monotonic } from "./clock.ts";
+import { ConnectionTable } from "./connection_table.ts";
 import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
+import { ConnectionLifecycle } from "./lifecycle.ts";
+import { Listeners } from "./listeners.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
 import { type HttpEndpoint, serveHttp } from "./http.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { LoginThrottle, RegistrationBudget, TokenBucket } from "./throttle.ts";
-import { farewell } from "./presence.ts";
+import { LoginThrottle, RegistrationBudget } from "./throttle.ts";
 import { SendBudget } from "./send_budget.ts";
-import { peerKey } from "./peer_key.ts";
-import { Session } from "./session.ts";
+import { SessionRegistry } from "./session_registry.ts";
 
 export interface RunningServer {
   addr: Deno.NetAddr;
@@ -60,58 +64,184 @@ export async function startServer(
   log: Logger = createLogger(),
   options: ServerOptions = {},
 ): Promise<RunningServer> {
-  const clock = options.clock ?? monotonic;
-  // The ports first: a busy one is refused, naming its address, before anything is made in the
-  // data dir (its first start would otherwise leave a key and an empty store behind).
-  const listener = listenOn(config.host, config.port, "chat");
-  let httpListener: Deno.TcpListener | null = null;
-  if (config.http.enabled) {
+  const server = await ParleyServer.start(config, log, options.clock ?? monotonic);
+  let finish!: () => void;
+  const finished = new Promise<void>((r) => finish = r);
+  return {
+    addr: server.addr,
+    fingerprint: server.fingerprint,
+    http: server.httpAddr,
+    close: () => server.close().then(finish),
+    outboundBytes: () => server.outboundBytes(),
+    finished,
+  };
+}
+
+class ParleyServer {
+  readonly addr: Deno.NetAddr;
+  readonly fingerprint: string;
+  readonly #ctx: ServerContext;
+  readonly #listeners: Listeners;
+  readonly #table: ConnectionTable;
+  readonly #sessions = new SessionRegistry();
+  readonly #lifecycle: ConnectionLifecycle;
+  readonly #http: HttpEndpoint | null;
+  readonly #stopKeepalive: () => void;
+  readonly #acceptLoop: Promise<void>;
+  #stopping = false;
+  #closing: Promise<void> | null = null;
+
+  /**
+   * Ports, store, identity, context, in that order; a failure lets go of what was already
+   * taken. Then the server starts serving.
+   */
+  static async start(config: Config, log: Logger, clock: Clock): Promise<ParleyServer> {
+    // The ports first: a busy one is refused, naming its address, before anything is made in
+    // the data dir (its first start would otherwise leave a key and an empty store behind).
+    const listeners = Listeners.open(config);
+    const aes = chooseAesGcm(config.crypto.nativeAes);
+    const metrics = new ServerMetrics();
+    // The store next: it locks the data dir, so a second server started on the same dir is
+    // refused as such before it reads or makes the identity key.
+    let store: Store;
     try {
-      httpListener = listenOn(config.http.host, config.http.port, "HTTP");
+      store = await openKvStore(config.dataDir, {
+        worldBacklog: config.world.backlog,
+        onCommit: (seconds) => metrics.kvCommit(seconds),
+      });
     } catch (e) {
-      listener.close();
+      listeners.close();
       throw e;
     }
-  }
-  const unlisten = () => {
-    listener.close();
-    httpListener?.close();
-  };
-  const aes = chooseAesGcm(config.crypto.nativeAes);
-  const metrics = new ServerMetrics();
-  // The store next: it locks the data dir, so a second server started on the same dir is
-  // refused as such before it reads or makes the identity key.
-  let store: Store;
-  try {
-    store = await openKvStore(config.dataDir, {
-      worldBacklog: config.world.backlog,
-      onCommit: (seconds) => metrics.kvCommit(seconds),
+    let identity: KeyPair;
+    try {
+      await warnIfExposed(config.dataDir, log);
+      identity = await loadOrCreateIdentity(config.dataDir);
+    } catch (e) {
+      listeners.close();
+      await store.close();
+      throw e;
+    }
+    const ctx = createContext(config, store, log, metrics, clock);
+    const print = fingerprint(identity.publicKey);
+    const addr = listeners.chatAddr;
+    log.info("server.listening", {
+      addr: `${addr.hostname}:${addr.port}`,
+      fingerprint: print,
+      aes,
+      // Whether this process could still load native code (README, Security).
+      native_code: Deno.permissions.querySync({ name: "ffi" }).state === "granted" ||
+          Deno.permissions.querySync({ name: "run" }).state === "granted"
+        ? "allowed"
+        : "given_up",
     });
-  } catch (e) {
-    unlisten();
-    throw e;
+    return new ParleyServer(ctx, listeners, identity, print, clock);
   }
-  let identity: KeyPair;
-  try {
-    await warnIfExposed(config.dataDir, log);
-    identity = await loadOrCreateIdentity(config.dataDir);
-  } catch (e) {
-    unlisten();
+
+  /** Starts the keepalive, the HTTP endpoint and the chat accept loop. */
+  private constructor(
+    ctx: ServerContext,
+    listeners: Listeners,
+    identity: KeyPair,
+    print: string,
+    clock: Clock,
+  ) {
+    const { config, log, metrics, store } = ctx;
+    this.#ctx = ctx;
+    this.#listeners = listeners;
+    this.addr = listeners.chatAddr;
+    this.fingerprint = print;
+    this.#table = new ConnectionTable(config.limits);
+    this.#stopKeepalive = startKeepalive(this.#sessions, config.limits, log, clock);
+    metrics.readFrom({
+      connections: () => this.#table.size,
+      online: () => ctx.hub.onlineCount,
+      queued: () => store.inbox.queued(),
+      outbound: () => ctx.outbound.bytes,
+    });
+    this.#http = listeners.http &&
+      serveHttp(
+        listeners.http,
+        metrics,
+        {
+          accepting: () => !this.#stopping,
+          connections: () => this.#table.size,
+          pingStore: () => store.ping(),
+        },
+        log,
+        config.http,
+      );
+    this.#lifecycle = new ConnectionLifecycle(ctx, identity, this.#table, this.#sessions, clock);
+    this.#acceptLoop = acceptEach(
+      listeners.chat,
+      () => this.#stopping,
+      log,
+      "listener.accept_failed",
+      (conn) => this.#lifecycle.accept(conn),
+    );
+  }
+
+  get httpAddr(): Deno.NetAddr | null {
+    return this.#http?.addr ?? null;
+  }
+
+  outboundBytes(): number {
+    return this.#ctx.outbound.bytes;
+  }
+
+  /** Shuts down once; later calls get the same promise. */
+  close(): Promise<void> {
+    return this.#closing ??= this.#shutDown();
+  }
+
+  /**
+   * Stop accepting, tell every session SHUTTING_DOWN, close the connections and give their
+   * serving a grace period to end, close the store, and the HTTP endpoint last, so that
+   * /healthz answers 503 while the server drains.
+   */
+  async #shutDown(): Promise<void> {
+    const { log, hub, store } = this.#ctx;
+    this.#stopping = true;
+    this.#stopKeepalive();
+    log.info("server.stopping", { online: hub.onlineCount, connections: this.#table.size });
+    closeQuietly(this.#listeners.chat);
+    await this.#acceptLoop;
+    await this.#sessions.notifyShutdown();
+    this.#table.closeAll();
+    await Promise.race([
+      this.#lifecycle.ended(),
+      new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
+    ]);
     await store.close();
-    throw e;
+    await this.#http?.close();
+    log.info("server.stopped");
   }
+}
+
+/**
+ * What every handler gets. The hub comes first, so that the file relay built on it is in the
+ * context from the start.
+ */
+function createContext(
+  config: Config,
+  store: Store,
+  log: Logger,
+  metrics: ServerMetrics,
+  clock: Clock,
+): ServerContext {
   const { accounts } = config;
-  const ctx: ServerContext = {
+  const hub = new LocalHub();
+  return {
     config,
     store,
-    hub: new LocalHub(),
+    hub,
     hasher: new PasswordHasher({
       params: accounts.scrypt,
       concurrency: accounts.hashConcurrency,
       queue: accounts.hashQueue,
     }),
     log,
-    files: null as unknown as FileRelay,
+    files: new FileRelay(hub, config.files, config.limits.maxFileBytes),
     sends: new SendBudget(config.queue.senderBytesPerMinute, clock),
     logins: new LoginThrottle({
       freeFailures: accounts.loginFreeFailures,
@@ -128,208 +258,6 @@ export async function startServer(
     }),
     metrics,
     outbound: new OutboundTotal(),
-  };
-  ctx.files = new FileRelay(ctx.hub, config.files, config.limits.maxFileBytes);
-  const addr = listener.addr as Deno.NetAddr;
-  const print = fingerprint(identity.publicKey);
-  log.info("server.listening", {
-    addr: `${addr.hostname}:${addr.port}`,
-    fingerprint: print,
-    aes,
-    // Whether this process could still load native code (README, Security).
-    native_code: Deno.permissions.querySync({ name: "ffi" }).state === "granted" ||
-        Deno.permissions.querySync({ name: "run" }).state === "granted"
-      ? "allowed"
-      : "given_up",
-  });
-
-  /** Each connection's serving task, until it ends, so that shutdown can wait for them. */
-  const connections = new Map<Deno.Conn, Promise<void>>();
-  const open = new Set<Deno.Conn>();
-  /** Every session past its handshake, logged in or not, for keepalive and shutdown. */
-  const sessions = new Set<Session>();
-  const perIp = new Map<string, number>();
-  const stopKeepalive = startKeepalive(sessions, config.limits, log, clock);
-  let stopping = false;
-  metrics.readFrom({
-    connections: () => open.size,
-    online: () => ctx.hub.onlineCount,
-    queued: () => store.inbox.queued(),
-    outbound: () => ctx.outbound.bytes,
-  });
-  const http: HttpEndpoint | null = httpListener &&
-    serveHttp(
-      httpListener,
-      metrics,
-      {
-        accepting: () => !stopping,
-        connections: () => open.size,
-        pingStore: () => store.ping(),
-      },
-      log,
-      config.http,
-    );
-
-  /**
-   * The handshake, bounded by its timeout, then the session. Apart from serveOne because a
-   * suspended async function keeps every temporary it ever held: serveOne waits for the whole
-   * life of the connection and should hold no handshake state meanwhile.
-   */
-  const openSession = async (conn: Deno.Conn, ip: string, peer: string): Promise<Session> => {
-    const timer = setTimeout(() => {
-      log.info("handshake.timeout", { peer });
-      closeQuietly(conn);
-    }, config.limits.handshakeTimeoutMs);
-    let handshake;
-    try {
-      handshake = await acceptHandshake(conn, identity, config.limits.maxFrameBytes);
-    } finally {
-      clearTimeout(timer);
-    }
-    const channel = new Channel(conn, handshake.keys, handshake.decoder, {
-      maxFrameBytes: config.limits.maxFrameBytes,
-      // Small until login (welcome raises it): an anonymous peer that never reads holds little.
-      maxOutboundBytes: config.limits.preLoginOutboundBytes,
-      writeStallMs: config.limits.writeStallMs,
-      total: ctx.outbound,
-      maxDepth: config.limits.maxValueDepth,
-      maxValues: MAX_FRAME_VALUES,
-      clock,
-    });
-    // Small frames until login: an anonymous peer cannot make us hold megabytes.
-    channel.setInboundLimit(config.limits.preLoginFrameBytes);
-    const { requestRate, requestBurst, preLoginRequestRate, preLoginRequestBurst } = config.limits;
-    const session = new Session(channel, ip, {
-      requests: new TokenBucket(requestRate, requestBurst, clock),
-      flow: new TokenBucket(
-        requestRate * FLOW_BUDGET_FACTOR,
-        requestBurst * FLOW_BUDGET_FACTOR,
-        clock,
-      ),
-      preLogin: new TokenBucket(preLoginRequestRate, preLoginRequestBurst, clock),
-    }, clock);
-    sessions.add(session);
-    channel.onFault = (e) => log.info("session.fault", { session: session.id, error: e.message });
-    log.debug("session.open", { session: session.id, peer });
-    return session;
-  };
-
-  /** Handles one inbound frame: its requests in order, their replies leaving together. */
-  const frameHandler = (session: Session) => async (decoded: DecodedMessages) => {
-    const { messages, error, values } = decoded;
-    session.channel.cork();
-    try {
-      for (let i = 0; i < messages.length; i++) {
-        const waiting = dispatch(ctx, session, messages[i], values?.[i]);
-        if (waiting) await waiting;
-      }
-      if (error) {
-        const waiting = dispatchMalformed(ctx, session, error, values?.[messages.length]);
-        if (waiting) await waiting;
-      }
-    } finally {
-      session.channel.uncork();
-    }
-  };
-
-  const serveOne = async (conn: Deno.Conn, ip: string) => {
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const peer = `${remote.hostname}:${remote.port}`;
-    open.add(conn);
-    let session: Session | null = null;
-    try {
-      session = await openSession(conn, ip, peer);
-      await session.channel.receive(frameHandler(session));
-    } catch (e) {
-      if (e instanceof FrameAuthError || e instanceof FrameSizeError) {
-        metrics.frameRejected(e instanceof FrameSizeError ? "size" : "auth");
-        log.warn("frame.rejected", { peer, session: session?.id, error: e.message });
-      } else if (e instanceof HandshakeError) {
-        log.info("handshake.failed", { peer, error: e.message });
-        ctx.metrics.handshakeFailed();
-      } else if (!isConnectionGone(e)) {
-        log.error("connection.failed", { peer, error: e instanceof Error ? e.message : String(e) });
-      }
-    } finally {
-      open.delete(conn);
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left === 0) perIp.delete(ip);
-      else perIp.set(ip, left);
-      try {
-        if (session) {
-          sessions.delete(session);
-          session.channel.close();
-          await farewell(ctx, session).catch((e) =>
-            log.error("session.farewell_failed", {
-              session: session!.id,
-              error: (e as Error).message,
-            })
-          );
-          log.debug("session.closed", { session: session.id });
-        } else {
-          closeQuietly(conn);
-        }
-      } finally {
-        connections.delete(conn);
-      }
-    }
-  };
-
-  const acceptLoop = acceptEach(listener, () => stopping, log, "listener.accept_failed", (conn) => {
-    noDelay(conn);
-    // The per-address key: an IPv6 peer counts as its prefix (peer_key.ts).
-    const ip = peerKey((conn.remoteAddr as Deno.NetAddr).hostname, config.limits.ipv6PrefixBits);
-    const fromIp = perIp.get(ip) ?? 0;
-    if (
-      open.size >= config.limits.maxConnections || fromIp >= config.limits.maxConnectionsPerIp
-    ) {
-      log.warn("connection.refused", { peer: ip, open: open.size, from_ip: fromIp });
-      closeQuietly(conn);
-      return;
-    }
-    perIp.set(ip, fromIp + 1);
-    connections.set(conn, serveOne(conn, ip));
-  });
-
-  let closing: Promise<void> | null = null;
-  const close = () =>
-    closing ??= (async () => {
-      stopping = true;
-      stopKeepalive();
-      log.info("server.stopping", { online: ctx.hub.onlineCount, connections: open.size });
-      try {
-        listener.close();
-      } catch {
-        // Already closed.
-      }
-      await acceptLoop;
-      const notices = [...sessions].map((s) =>
-        s.closeWith(MsgType.GENERAL_ERROR, {
-          code: ErrorCode.SHUTTING_DOWN,
-          message: "The server is shutting down",
-        }, 1000)
-      );
-      await Promise.all(notices);
-      for (const conn of open) closeQuietly(conn);
-      await Promise.race([
-        Promise.allSettled([...connections.values()]),
-        new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
-      ]);
-      await store.close();
-      // Last, so that /healthz answers 503 while the server drains.
-      await http?.close();
-      log.info("server.stopped");
-    })();
-
-  let finish!: () => void;
-  const finished = new Promise<void>((r) => finish = r);
-  return {
-    addr,
-    fingerprint: print,
-    http: http?.addr ?? null,
-    close: () => close().then(finish),
-    outboundBytes: () => ctx.outbound.bytes,
-    finished,
   };
 }
 
@@ -348,23 +276,4 @@ async function warnIfExposed(dataDir: string, log: Logger): Promise<void> {
       advice: `chmod 700 ${dataDir}`,
     });
   }
-}
-
-/** Binds `host:port`; a taken port is refused in a sentence that names the address. */
-function listenOn(host: string, port: number, what: string): Deno.TcpListener {
-  try {
-    return Deno.listen({ hostname: host, port });
-  } catch (e) {
-    if (e instanceof Deno.errors.AddrInUse) {
-      throw new Deno.errors.AddrInUse(
-        `Cannot listen on ${addressText(host, port)} (${what}): another process is using it`,
-        { cause: e },
-      );
-    }
-    throw e;
-  }
-}
-
-function addressText(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
