@@ -199,7 +199,7 @@ async function collectGarbage(srv: Server): Promise<number | null> {
 }
 
 /** As in the default config, unless BENCH_NATIVE_AES=0 (read by the load processes too). */
-const NATIVE_AES = Deno.env.get("BENCH_NATIVE_AES") !== "0";
+const NATIVE_AES = Deno.env.get("BENCH_NATIVE_AES") === "0" ? "off" : "auto";
 
 function benchConfig(scryptN: number) {
   return {

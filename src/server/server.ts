@@ -13,7 +13,7 @@ import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store } from "../store/types.ts";
 import { Channel, isConnectionGone, noDelay, OutboundTotal } from "../transport/channel.ts";
-import { chooseAesGcm } from "../crypto/aes_gcm.ts";
+import { aesGcm, chooseAesGcm } from "../crypto/aes_gcm.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
 import { dispatch, dispatchMalformed, FLOW_BUDGET_FACTOR, MAX_FRAME_VALUES } from "./dispatch.ts";
@@ -61,6 +61,8 @@ export async function startServer(
   options: ServerOptions = {},
 ): Promise<RunningServer> {
   const clock = options.clock ?? monotonic;
+  // Before the ports: crypto.nativeAes "require" may refuse to start, and nothing is open yet.
+  const aes = chooseAesGcm(config.crypto.nativeAes);
   // The ports first: a busy one is refused, naming its address, before anything is made in the
   // data dir (its first start would otherwise leave a key and an empty store behind).
   const listener = listenOn(config.host, config.port, "chat");
@@ -77,8 +79,8 @@ export async function startServer(
     listener.close();
     httpListener?.close();
   };
-  const aes = chooseAesGcm(config.crypto.nativeAes);
   const metrics = new ServerMetrics();
+  metrics.aesInUse(aes, aesGcm().library, aesGcm().version);
   // The store next: it locks the data dir, so a second server started on the same dir is
   // refused as such before it reads or makes the identity key.
   let store: Store;
