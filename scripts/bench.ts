@@ -2,7 +2,7 @@
  * Benchmarks a Parley server on the loopback interface.
  *
  *   deno run -A scripts/bench.ts [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
- *                                [--repeat N]
+ *                                [--repeat N] [--compare FILE]
  *
  * Scenarios: relay, latency, fanout, world, offline, idle, logins. Without --addr it starts a
  * server child (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and
@@ -26,6 +26,13 @@ import { fileURLToPath } from "node:url";
 import { ParleyClient, type Target } from "../src/client/client.ts";
 import { REGISTER_QUEUE } from "../src/crypto/password.ts";
 import type { LoadParams, SendPlan } from "./bench_load.ts";
+import {
+  compareRuns,
+  FLOOR_PCT,
+  type Line,
+  printComparison,
+  readBenchFile,
+} from "./bench_compare.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LOAD = fileURLToPath(new URL("./bench_load.ts", import.meta.url));
@@ -45,6 +52,7 @@ function parseOptions() {
         quick: { type: "boolean", default: false },
         rate: { type: "string" },
         repeat: { type: "string" },
+        compare: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -62,7 +70,10 @@ Scenarios: ${ALL.join(", ")} (all of them when none is named).
   --quick           small, fast runs, to check that the bench works
   --rate N          messages per second for the latency scenario (default: 20 % of the relay result)
   --repeat N        N runs (an odd number), each on a fresh server, then each measurement's median
-                    line (not with --addr)`);
+                    line (not with --addr)
+  --compare FILE    then compare with a saved output of this bench (its stdout): one JSON line
+                    and a table on stderr name what got slower beyond the noise (the spread of
+                    the repeats, at least ${FLOOR_PCT} %); the exit code does not change`);
   Deno.exit(0);
 }
 const QUICK = values.quick!;
@@ -77,6 +88,16 @@ if (REPEAT > 1 && values.addr) {
   // the next: not the independent runs a median is taken over.
   console.error("--repeat starts a fresh server for each run; it cannot be used with --addr");
   Deno.exit(2);
+}
+/** The saved run for --compare, read before this run so that a bad file costs no bench time. */
+let SAVED: Line[] | null = null;
+if (values.compare !== undefined) {
+  try {
+    SAVED = await readBenchFile(values.compare);
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
+    Deno.exit(2);
+  }
 }
 const SCENARIOS = values.scenario?.length ? values.scenario : ALL;
 for (const s of SCENARIOS) {
@@ -199,7 +220,7 @@ async function collectGarbage(srv: Server): Promise<number | null> {
 }
 
 /** As in the default config, unless BENCH_NATIVE_AES=0 (read by the load processes too). */
-const NATIVE_AES = Deno.env.get("BENCH_NATIVE_AES") !== "0";
+const NATIVE_AES = Deno.env.get("BENCH_NATIVE_AES") === "0" ? "off" : "auto";
 
 function benchConfig(scryptN: number) {
   return {
@@ -520,7 +541,6 @@ function outcomes(t: Timed): string {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-type Line = Record<string, unknown>;
 const lines: Line[] = [];
 
 /** Which of the --repeat runs is going on (from 1). */
@@ -1025,7 +1045,7 @@ async function main(): Promise<number> {
             `for setup speed (password logins measured separately with N=131072), ` +
             `requestRate/Burst 10000000, maxConnections(PerIp) 100000, loginFreeFailures 1000; ` +
             `AES-GCM: server ${serverAes}, load processes ` +
-            `${NATIVE_AES ? "OpenSSL where it loads" : "node:crypto"}`),
+            `${NATIVE_AES === "auto" ? "OpenSSL where it loads" : "node:crypto"}`),
     );
     try {
       for (const s of SCENARIOS) {
@@ -1048,6 +1068,7 @@ async function main(): Promise<number> {
   console.log(
     values.addr ? "" : "(setup used scrypt N=1024; logins_password used the default N=131072)",
   );
+  if (SAVED) printComparison(compareRuns(SAVED, lines));
   return code;
 }
 

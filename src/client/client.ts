@@ -33,6 +33,7 @@ import {
 } from "./files.ts";
 import { HostKeyChangedError, type KnownHosts } from "./known_hosts.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "./outgoing.ts";
+import { owned } from "./owned.ts";
 import { SeenMessages } from "./seen.ts";
 
 export interface ConnectOptions {
@@ -223,6 +224,8 @@ export class ParleyClient {
   }
 
   #receive(msg: Message): void {
+    // Everything below may hand the body, or a part of it, to the application.
+    msg.body = owned(msg.body);
     this.#noteWorld(msg);
     if (msg.type === MsgType.PING) {
       this.#channel.send(MsgType.PONG, msg.id, msg.body);
@@ -733,26 +736,9 @@ export interface Invitation {
   source_name: string;
 }
 
-/**
- * Random bytes drawn a few KiB at a time: one call to the system's generator per 256 ids. Each
- * id is a view of its pool, and a used-up pool is replaced, never refilled: a fresh ArrayBuffer
- * per id costs 1–3 µs in Deno, a view 0.05 µs.
- */
-let randomPool = new Uint8Array(4096);
-let randomUsed = randomPool.length;
-
-/**
- * A fresh message id: 16 random bytes, as a view of a shared pool. Copy it (`slice()`) before
- * serialising it whole (structuredClone, Deno KV), which would write the pool with it.
- */
+/** A fresh message id: 16 random bytes in a buffer of their own. */
 export function newMessageId(): Uint8Array {
-  if (randomUsed + 16 > randomPool.length) {
-    randomPool = crypto.getRandomValues(new Uint8Array(4096));
-    randomUsed = 0;
-  }
-  const id = randomPool.subarray(randomUsed, randomUsed + 16);
-  randomUsed += 16;
-  return id;
+  return crypto.getRandomValues(new Uint8Array(16));
 }
 
 /** The body of a reply to a `type` request, or ParleyError for a failure reply. */

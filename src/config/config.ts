@@ -6,7 +6,13 @@
 
 import defaults from "../../config.json" with { type: "json" };
 
-export type Config = typeof defaults;
+/**
+ * How frames are sealed (see src/crypto/aes_gcm.ts): OpenSSL where it works ("auto"), OpenSSL
+ * or no start ("require"), or node:crypto ("off").
+ */
+export type NativeAes = "auto" | "require" | "off";
+
+export type Config = typeof defaults & { crypto: { nativeAes: NativeAes } };
 
 /**
  * What a world message adds to INITIALIZE beyond its text's UTF-8 bytes, at most: the PASS
@@ -93,9 +99,19 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
 /** Who may REGISTER: anyone, those with an invite code (`parley admin invite`), or no one. */
 const REGISTRATION_MODES = ["open", "invite", "closed"];
 
+const NATIVE_AES_MODES: NativeAes[] = ["auto", "require", "off"];
+
+/**
+ * Settings that were booleans in older config files and became a choice: what each boolean
+ * means now, so that those files keep working.
+ */
+const FORMER_BOOLEANS: Record<string, { true: string; false: string }> = {
+  "crypto.nativeAes": { true: "auto", false: "off" },
+};
+
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {
-  return structuredClone(defaults);
+  return structuredClone(defaults) as Config;
 }
 
 type Tree = { [key: string]: unknown };
@@ -119,6 +135,13 @@ export function applyConfig(base: Config, patch: unknown, source: string): Confi
 /** Limits that only make sense relative to each other. */
 function checkTogether(c: Config, source: string): void {
   const { limits, files } = c;
+  if (!NATIVE_AES_MODES.includes(c.crypto.nativeAes)) {
+    throw new ConfigError(
+      `${source}: "crypto.nativeAes" must be one of ${
+        NATIVE_AES_MODES.map((m) => `"${m}"`).join(", ")
+      } (or true for "auto", false for "off")`,
+    );
+  }
   if (!REGISTRATION_MODES.includes(c.accounts.registration)) {
     throw new ConfigError(
       `${source}: "accounts.registration" must be one of ${
@@ -202,6 +225,8 @@ function merge(into: Tree, patch: unknown, prefix: string, source: string): void
       merge(current, value, path, source);
     } else if (typeof current === "number") {
       into[key] = checkNumber(value, path, source);
+    } else if (typeof value === "boolean" && Object.hasOwn(FORMER_BOOLEANS, path)) {
+      into[key] = FORMER_BOOLEANS[path][`${value}`];
     } else if (typeof value !== typeof current) {
       throw new ConfigError(`${source}: "${path}" must be a ${typeof current}`);
     } else {

@@ -4,8 +4,9 @@
  * measured, Deno's node:crypto seals at about 150 MB/s and 7 µs per small frame; OpenSSL at
  * about 2.5 GB/s and 2 µs, which lifts relay and fan-out throughput by a quarter or more.
  * OpenSSL is used only when asked for, when the process may use FFI (`--allow-ffi`), when
- * libcrypto.so.3 loads, and when it passes known-answer checks (a published vector, node:crypto's
- * output, tampered inputs rejected).
+ * a libcrypto of OpenSSL 1.1.1 or later loads (OPENSSL_LIBRARIES, tried in order), and when it
+ * passes known-answer checks (a published vector, node:crypto's output, tampered inputs
+ * rejected).
  */
 
 import * as nc from "node:crypto";
@@ -17,6 +18,10 @@ export const NONCE_BYTES = 12;
 export interface AesGcm {
   /** "node:crypto" or "openssl". */
   readonly name: string;
+  /** The library file it was loaded from ("" for node:crypto). */
+  readonly library: string;
+  /** The library's own version text, such as "OpenSSL 3.0.13 30 Jan 2024" ("" for node:crypto). */
+  readonly version: string;
   /** Writes the ciphertext, then the tag, into `out` (plaintext length + 16 bytes). */
   seal(
     key: Uint8Array,
@@ -55,6 +60,8 @@ function checkSizes(
 
 export const nodeAesGcm: AesGcm = {
   name: "node:crypto",
+  library: "",
+  version: "",
   seal(key, nonce, aad, plaintext, out) {
     checkSizes(key, nonce, plaintext, out, TAG_BYTES);
     const cipher = nc.createCipheriv("aes-256-gcm", key, nonce);
@@ -79,8 +86,14 @@ export const nodeAesGcm: AesGcm = {
   },
 };
 
+/**
+ * Every symbol is a function (not a macro) with this signature in both OpenSSL 1.1.1 and 3.x; an
+ * older libcrypto (1.0.x has no OPENSSL_init_crypto or OpenSSL_version_num) fails to bind.
+ */
 const SYMBOLS = {
   OPENSSL_init_crypto: { parameters: ["u64", "pointer"], result: "i32" },
+  OpenSSL_version_num: { parameters: [], result: "u64" },
+  OpenSSL_version: { parameters: ["i32"], result: "pointer" },
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
   EVP_aes_256_gcm: { parameters: [], result: "pointer" },
   EVP_EncryptInit_ex: {
@@ -110,22 +123,53 @@ const SYMBOLS = {
  * runtime's other threads still run is a risk that gains nothing.
  */
 const OPENSSL_INIT_NO_ATEXIT = 0x00080000n;
+/** OPENSSL_INIT_NO_ATEXIT came in 1.1.1b; 1.1.0 and older are past their end of life anyway. */
+const OPENSSL_MIN_VERSION = 0x1010102fn;
 // From openssl/evp.h (stable across OpenSSL 1.1 and 3).
 const EVP_CTRL_GCM_GET_TAG = 0x10;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
 
 /**
- * AES-256-GCM through libcrypto; null when FFI is not allowed or the library is missing. The
- * FFI permission is given up afterwards either way: the process keeps these few functions and
- * can load no other native code.
+ * The libcrypto files tried, in order: OpenSSL 3, then 1.1, then whatever the unversioned name is
+ * (a binding check refuses one that is too old). On macOS only Homebrew's files, by full path: the
+ * system's own libcrypto aborts a process that loads it, and a bare name could be found in the
+ * working directory.
  */
-function loadOpenSsl(library: string): AesGcm | null {
+export const OPENSSL_LIBRARIES: readonly string[] = Deno.build.os === "linux"
+  ? ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"]
+  : Deno.build.os === "darwin"
+  ? [
+    "/opt/homebrew/opt/openssl@3/lib/libcrypto.3.dylib",
+    "/usr/local/opt/openssl@3/lib/libcrypto.3.dylib",
+    "/opt/homebrew/opt/openssl@1.1/lib/libcrypto.1.1.dylib",
+    "/usr/local/opt/openssl@1.1/lib/libcrypto.1.1.dylib",
+  ]
+  : [];
+
+/**
+ * AES-256-GCM through the first of `libraries` that loads, binds and agrees with node:crypto; null
+ * when FFI is not allowed or none does. The FFI permission is given up afterwards either way: the
+ * process keeps these few functions and can load no other native code.
+ */
+function loadOpenSsl(libraries: readonly string[]): AesGcm | null {
   try {
-    // macOS's own libcrypto aborts a process that loads it; elsewhere the name differs.
-    if (Deno.build.os !== "linux") return null;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    return bindOpenSsl(Deno.dlopen(library, SYMBOLS));
-  } catch {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      ffiDenied = true;
+      return null;
+    }
+    for (const library of libraries) {
+      let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+      try {
+        lib = Deno.dlopen(library, SYMBOLS);
+      } catch {
+        continue; // missing, or lacking a symbol
+      }
+      const bound = bindOpenSsl(lib, library);
+      if (bound && agreesWithNode(bound)) return bound;
+      // A library that bound but disagrees keeps its contexts: closing it under them would be
+      // the riskier choice, and this happens at most once per file.
+      if (!bound) lib.close();
+    }
     return null;
   } finally {
     // A process that may run programs can run native code anyway (tests, the bench), and
@@ -136,13 +180,15 @@ function loadOpenSsl(library: string): AesGcm | null {
   }
 }
 
-function bindOpenSsl(lib: Deno.DynamicLibrary<typeof SYMBOLS>): AesGcm | null {
+/** The bound functions, or null (the caller closes `lib`) when this libcrypto will not do. */
+function bindOpenSsl(lib: Deno.DynamicLibrary<typeof SYMBOLS>, library: string): AesGcm | null {
   const f = lib.symbols;
-  // The first call into the library, so that no other call has set up the exit handler yet.
-  if (f.OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, null) !== 1) {
-    lib.close();
-    return null;
-  }
+  // OpenSSL_version_num only reads a constant, so it may come before the init call.
+  if (BigInt(f.OpenSSL_version_num()) < OPENSSL_MIN_VERSION) return null;
+  // The first call that may set anything up, so that no other call has set up the exit handler.
+  if (f.OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, null) !== 1) return null;
+  const versionText = f.OpenSSL_version(0); // OPENSSL_VERSION: "OpenSSL 3.0.13 30 Jan 2024"
+  const version = versionText === null ? "" : Deno.UnsafePointerView.getCString(versionText);
   // One context per direction for the whole process, given the cipher once and then only a key
   // and nonce per frame: JavaScript seals or opens one frame at a time, and an idle connection
   // then holds no native memory.
@@ -154,7 +200,6 @@ function bindOpenSsl(lib: Deno.DynamicLibrary<typeof SYMBOLS>): AesGcm | null {
     f.EVP_EncryptInit_ex(sealCtx, cipher, null, null, null) !== 1 ||
     f.EVP_DecryptInit_ex(openCtx, cipher, null, null, null) !== 1
   ) {
-    lib.close();
     return null;
   }
   const outLength = new Uint8Array(4);
@@ -163,6 +208,8 @@ function bindOpenSsl(lib: Deno.DynamicLibrary<typeof SYMBOLS>): AesGcm | null {
   };
   return {
     name: "openssl",
+    library,
+    version,
     seal(key, nonce, aad, plaintext, out) {
       checkSizes(key, nonce, plaintext, out, TAG_BYTES);
       const tag = out.subarray(plaintext.length);
@@ -279,6 +326,8 @@ export function agreesWithNode(candidate: AesGcm): boolean {
 }
 
 let openSsl: AesGcm | null | undefined;
+/** Whether OpenSSL was not tried because the process may not use FFI. */
+let ffiDenied = false;
 let active: AesGcm = nodeAesGcm;
 
 /**
@@ -298,16 +347,36 @@ export function aesGcm(): AesGcm {
 }
 
 /**
- * Chooses the implementation for every connection of this process (a server process has one
- * server): OpenSSL when `native` and it is usable, node:crypto otherwise. The first call tries
- * to load OpenSSL whatever `native` says, and gives up the FFI permission. Returns the name of
- * the implementation in use.
+ * `crypto.nativeAes`: "auto" uses OpenSSL where it works and node:crypto elsewhere, "require"
+ * refuses to start without OpenSSL, "off" uses node:crypto. The booleans of older config files
+ * mean "auto" (true) and "off" (false).
  */
-export function chooseAesGcm(native: boolean, library = "libcrypto.so.3"): string {
-  if (openSsl === undefined) {
-    const loaded = loadOpenSsl(library);
-    openSsl = loaded && agreesWithNode(loaded) ? loaded : null;
+export type NativeAes = "auto" | "require" | "off";
+
+/** Thrown for "require" when no OpenSSL could be used; the message says why and what to do. */
+export class NativeAesUnavailableError extends Error {
+  override name = "NativeAesUnavailableError";
+}
+
+/**
+ * Chooses the implementation for every connection of this process (a server process has one
+ * server) and returns its name. The first call that is not "off" tries `libraries` in order and
+ * gives up the FFI permission; later calls reuse what it found.
+ */
+export function chooseAesGcm(
+  mode: NativeAes | boolean,
+  libraries: readonly string[] = OPENSSL_LIBRARIES,
+): string {
+  const want = mode === true ? "auto" : mode === false ? "off" : mode;
+  if (want !== "off" && openSsl === undefined) openSsl = loadOpenSsl(libraries);
+  if (want === "require" && !openSsl) {
+    const tried = libraries.length > 0 ? libraries.join(", ") : `none on ${Deno.build.os}`;
+    throw new NativeAesUnavailableError(
+      ffiDenied
+        ? `crypto.nativeAes is "require" but this process may not use FFI: run it with --allow-ffi, or set crypto.nativeAes to "auto"`
+        : `crypto.nativeAes is "require" but no OpenSSL libcrypto (1.1.1 or later) loaded and passed its checks (tried: ${tried}): install OpenSSL, or set crypto.nativeAes to "auto"`,
+    );
   }
-  active = native && openSsl ? openSsl : nodeAesGcm;
+  active = want !== "off" && openSsl ? openSsl : nodeAesGcm;
   return active.name;
 }

@@ -164,6 +164,18 @@ export class ServerMetrics {
     });
   }
 
+  /**
+   * `parley_aes_info`: which AES-256-GCM implementation seals frames ("openssl" or
+   * "node:crypto"), and for OpenSSL the library file and its version, as the operator's check.
+   */
+  aesInUse(implementation: string, library = "", version = ""): void {
+    this.registry.gauge(
+      "parley_aes_info",
+      "Always 1; the AES-GCM implementation in use, its library and version are in the labels.",
+      ["implementation", "library", "version"],
+    ).labels({ implementation, library, version }).set(1);
+  }
+
   /** Adds the gauges read from the running server; called once it is up. */
   readFrom(sources: ScrapeSources): void {
     const r = this.registry;

@@ -18,7 +18,7 @@ import { PasswordHasher } from "../crypto/password.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store } from "../store/types.ts";
 import { OutboundTotal } from "../transport/channel.ts";
-import { chooseAesGcm } from "../crypto/aes_gcm.ts";
+import { aesGcm, chooseAesGcm } from "../crypto/aes_gcm.ts";
 import type { ServerContext } from "./context.ts";
 import { type Clock, monotonic } from "./clock.ts";
 import { ConnectionTable } from "./connection_table.ts";
@@ -96,11 +96,13 @@ class ParleyServer {
    * taken. Then the server starts serving.
    */
   static async start(config: Config, log: Logger, clock: Clock): Promise<ParleyServer> {
+    // Before the ports: crypto.nativeAes "require" may refuse to start, and nothing is open yet.
+    const aes = chooseAesGcm(config.crypto.nativeAes);
     // The ports first: a busy one is refused, naming its address, before anything is made in
     // the data dir (its first start would otherwise leave a key and an empty store behind).
     const listeners = Listeners.open(config);
-    const aes = chooseAesGcm(config.crypto.nativeAes);
     const metrics = new ServerMetrics();
+    metrics.aesInUse(aes, aesGcm().library, aesGcm().version);
     // The store next: it locks the data dir, so a second server started on the same dir is
     // refused as such before it reads or makes the identity key.
     let store: Store;
@@ -129,7 +131,7 @@ class ParleyServer {
       addr: `${addr.hostname}:${addr.port}`,
       fingerprint: print,
       aes,
-      // Whether this process could still load native code (README, Security).
+      // Whether this process could still load native code (docs/operating.md, Security model).
       native_code: Deno.permissions.querySync({ name: "ffi" }).state === "granted" ||
           Deno.permissions.querySync({ name: "run" }).state === "granted"
         ? "allowed"

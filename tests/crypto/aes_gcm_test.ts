@@ -15,7 +15,7 @@ import {
 import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
 import { FRAME_HEADER_BYTES } from "../../src/protocol/frame.ts";
 import { ParleyClient } from "../../src/client/client.ts";
-import { fastConfig, ROOT, ServerProcess } from "../helpers/cli.ts";
+import { fastConfig, parley, ROOT, ServerProcess } from "../helpers/cli.ts";
 
 /**
  * Whether this process got OpenSSL: on Linux with libcrypto.so.3, under `deno test -A`. Asked
@@ -313,6 +313,94 @@ Deno.test("the server of `deno task start` uses OpenSSL, and without --allow-ffi
         assert.equal((await server.stop()).code, 0, server.out.text);
       }
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Runs `body` (TypeScript using `chooseAesGcm` and `aesGcm`) in a fresh process; its JSON line. */
+async function inChild(body: string, permissions = ["--allow-all"]): Promise<unknown> {
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(
+      script,
+      `import { aesGcm, chooseAesGcm } from ${
+        JSON.stringify(new URL("../../src/crypto/aes_gcm.ts", import.meta.url).href)
+      };
+      const tried = (f: () => string) => { try { return f(); } catch (e) { return (e as Error).name + ": " + (e as Error).message; } };
+      ${body}`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissions, "--quiet", script],
+      stdin: "null",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return JSON.parse(new TextDecoder().decode(out.stdout));
+  } finally {
+    await Deno.remove(script);
+  }
+}
+
+Deno.test("chooseAesGcm falls back to node:crypto past a library that is not there, and 'require' refuses with a sentence", async () => {
+  const seen = await inChild(
+    `console.log(JSON.stringify({
+      auto: chooseAesGcm("auto", ["libparley-no-such-crypto.so.9"]),
+      require: tried(() => chooseAesGcm("require", ["libparley-no-such-crypto.so.9"])),
+      after: aesGcm().name,
+    }));`,
+  ) as Record<string, string>;
+  assert.equal(seen.auto, "node:crypto");
+  assert.equal(seen.after, "node:crypto");
+  assert.match(
+    seen.require,
+    /^NativeAesUnavailableError: crypto\.nativeAes is "require" but no OpenSSL libcrypto .*libparley-no-such-crypto\.so\.9.*set crypto\.nativeAes to "auto"$/,
+  );
+});
+
+Deno.test({
+  name: "chooseAesGcm tries the libraries in order and keeps the first that works",
+  ignore: !HAVE_OPENSSL,
+  async fn() {
+    const seen = await inChild(
+      `const name = chooseAesGcm("require", ["libparley-no-such-crypto.so.9", "libc.so.6", "libcrypto.so.3"]);
+      console.log(JSON.stringify({ name, library: aesGcm().library, version: aesGcm().version,
+        off: chooseAesGcm(false), on: chooseAesGcm(true) }));`,
+    ) as Record<string, string>;
+    // libc.so.6 loads but lacks the symbols: it is passed over, not fatal.
+    assert.equal(seen.name, "openssl");
+    assert.equal(seen.library, "libcrypto.so.3");
+    assert.match(seen.version, /^OpenSSL 3\./);
+    assert.equal(seen.off, "node:crypto");
+    assert.equal(seen.on, "openssl");
+  },
+});
+
+Deno.test("parley serve with crypto.nativeAes 'require' and no FFI permission refuses to start, saying why", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = await fastConfig(dir, { crypto: { nativeAes: "require" } });
+    const withoutFfi = (await startTaskPermissions()).filter((p) => p !== "--allow-ffi");
+    const out = await parley(
+      [
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data",
+        join(dir, "data"),
+        "--config",
+        config,
+      ],
+      { permissions: withoutFfi },
+    ).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.equal(
+      stderr.trim(),
+      `parley: crypto.nativeAes is "require" but this process may not use FFI: run it with --allow-ffi, or set crypto.nativeAes to "auto"`,
+    );
+    assert.doesNotMatch(new TextDecoder().decode(out.stdout), /server\.listening/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -300,6 +300,17 @@ Deno.test("parley serve --http --http-port 0 serves /healthz and stops on SIGTER
     const res = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(res.status, 200);
     assert.equal((await res.json()).status, "ok");
+    // /metrics names the AES-GCM implementation that the startup line names.
+    const [, aes] = /server\.listening .*aes=(\S+)/.exec(server.out.text)!;
+    const info = parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
+      .get("parley_aes_info")!.samples;
+    assert.equal(info.length, 1);
+    assert.equal(info[0].value, 1);
+    assert.equal(info[0].labels.implementation, aes);
+    if (aes === "openssl") {
+      assert.match(info[0].labels.library, /libcrypto/);
+      assert.match(info[0].labels.version, /^OpenSSL (1\.1\.1|3)\./);
+    }
     const status = await server.stop("SIGTERM");
     assert.equal(status.code, 0);
     assert.match(server.out.text, /server\.stopped/);
@@ -345,6 +356,16 @@ function contentLength(response: string): number {
   assert.ok(m, `no content-length in ${JSON.stringify(response.slice(0, 300))}`);
   return Number(m[1]);
 }
+
+Deno.test("/metrics names the AES-GCM implementation in use (node:crypto for in-process servers)", () =>
+  withServer(async (t) => {
+    const s = await scrape(t);
+    assert.equal(
+      value(s, "parley_aes_info", { implementation: "node:crypto", library: "", version: "" }),
+      1,
+    );
+    assert.equal(s.get("parley_aes_info")!.samples.length, 1);
+  }, HTTP_ON));
 
 Deno.test("HEAD gives the GET's content-length and no body, over raw HTTP/1.1", () =>
   withServer(async (t) => {
