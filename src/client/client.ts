@@ -18,9 +18,10 @@ import {
 import { usernameKey } from "../protocol/names.ts";
 import type { Schema } from "../protocol/schema.ts";
 import type { Value } from "../protocol/value.ts";
-import { Channel, noDelay } from "../transport/channel.ts";
+import { Channel } from "../transport/channel.ts";
 import { CumulativeAck } from "./acks.ts";
 import { initiateHandshake } from "../transport/handshake_io.ts";
+import { TcpTransport } from "../transport/tcp.ts";
 import {
   bytesSource,
   type FileSink,
@@ -159,10 +160,10 @@ export class ParleyClient {
       timeoutMs,
       `Connecting to ${addr} timed out`,
     );
-    noDelay(conn);
+    const transport = new TcpTransport(conn);
     try {
       const shaken = await withTimeout(
-        initiateHandshake(conn, maxFrameBytes, opts.protocolVersion),
+        initiateHandshake(transport, maxFrameBytes, opts.protocolVersion),
         timeoutMs,
         `The handshake with ${addr} timed out`,
       );
@@ -186,18 +187,14 @@ export class ParleyClient {
           firstContact = true;
         }
       }
-      const channel = new Channel(conn, shaken.keys, shaken.decoder, {
+      const channel = new Channel(transport, shaken.keys, shaken.decoder, {
         maxFrameBytes,
         maxOutboundBytes: 64 * 1024 * 1024,
         maxDepth: 32,
       });
       return new ParleyClient(channel, opts, print, firstContact);
     } catch (e) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+      transport.close();
       throw e;
     }
   }

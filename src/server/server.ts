@@ -12,12 +12,15 @@ import type { DecodedMessages } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store } from "../store/types.ts";
-import { Channel, isConnectionGone, noDelay, OutboundTotal } from "../transport/channel.ts";
+import { Channel } from "../transport/channel.ts";
+import { OutboundTotal } from "../transport/outbound_total.ts";
+import { isConnectionGone, TcpTransport } from "../transport/tcp.ts";
 import { chooseAesGcm } from "../crypto/aes_gcm.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
 import { dispatch, dispatchMalformed, FLOW_BUDGET_FACTOR, MAX_FRAME_VALUES } from "./dispatch.ts";
 import { type Clock, monotonic } from "./clock.ts";
+import { systemClock } from "../clock/clock.ts";
 import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -176,17 +179,18 @@ export async function startServer(
    * life of the connection and should hold no handshake state meanwhile.
    */
   const openSession = async (conn: Deno.Conn, ip: string, peer: string): Promise<Session> => {
+    const transport = new TcpTransport(conn);
     const timer = setTimeout(() => {
       log.info("handshake.timeout", { peer });
       closeQuietly(conn);
     }, config.limits.handshakeTimeoutMs);
     let handshake;
     try {
-      handshake = await acceptHandshake(conn, identity, config.limits.maxFrameBytes);
+      handshake = await acceptHandshake(transport, identity, config.limits.maxFrameBytes);
     } finally {
       clearTimeout(timer);
     }
-    const channel = new Channel(conn, handshake.keys, handshake.decoder, {
+    const channel = new Channel(transport, handshake.keys, handshake.decoder, {
       maxFrameBytes: config.limits.maxFrameBytes,
       // Small until login (welcome raises it): an anonymous peer that never reads holds little.
       maxOutboundBytes: config.limits.preLoginOutboundBytes,
@@ -194,7 +198,7 @@ export async function startServer(
       total: ctx.outbound,
       maxDepth: config.limits.maxValueDepth,
       maxValues: MAX_FRAME_VALUES,
-      clock,
+      clock: { ...systemClock, now: clock },
     });
     // Small frames until login: an anonymous peer cannot make us hold megabytes.
     channel.setInboundLimit(config.limits.preLoginFrameBytes);
@@ -276,7 +280,6 @@ export async function startServer(
   };
 
   const acceptLoop = acceptEach(listener, () => stopping, log, "listener.accept_failed", (conn) => {
-    noDelay(conn);
     // The per-address key: an IPv6 peer counts as its prefix (peer_key.ts).
     const ip = peerKey((conn.remoteAddr as Deno.NetAddr).hostname, config.limits.ipv6PrefixBits);
     const fromIp = perIp.get(ip) ?? 0;
