@@ -22,6 +22,7 @@ import { Channel } from "../transport/channel.ts";
 import { CumulativeAck } from "./acks.ts";
 import { initiateHandshake } from "../transport/handshake_io.ts";
 import { TcpTransport } from "../transport/tcp.ts";
+import type { Transport } from "../transport/transport.ts";
 import {
   bytesSource,
   type FileSink,
@@ -39,6 +40,11 @@ import { SeenMessages } from "./seen.ts";
 export interface ConnectOptions {
   host: string;
   port: number;
+  /**
+   * How to reach the server: a TCP connection to host:port unless given (tests and the
+   * simulation pass an in-memory transport). host:port still names the server for pinning.
+   */
+  dial?: () => Promise<Transport>;
   /** Where pinned server keys live; null skips pinning (tests of the transport only). */
   knownHosts: KnownHosts | null;
   /** Asked on first contact with a server; return false to refuse its key. Default: accept. */
@@ -155,12 +161,9 @@ export class ParleyClient {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     const addr = `${opts.host}:${opts.port}`;
-    const conn = await withTimeout(
-      Deno.connect({ hostname: opts.host, port: opts.port }),
-      timeoutMs,
-      `Connecting to ${addr} timed out`,
-    );
-    const transport = new TcpTransport(conn);
+    const dial = opts.dial ??
+      (async () => new TcpTransport(await Deno.connect({ hostname: opts.host, port: opts.port })));
+    const transport = await withTimeout(dial(), timeoutMs, `Connecting to ${addr} timed out`);
     try {
       const shaken = await withTimeout(
         initiateHandshake(transport, maxFrameBytes, opts.protocolVersion),
