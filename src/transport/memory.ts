@@ -7,8 +7,9 @@
  *   write) and waits while nothing fits, as a write to a full socket buffer does;
  * - closeWrite is a FIN: the peer reads what was written, then null;
  * - close with unread input is a reset, as the kernel's RST: the peer's reads fail
- *   (ConnectionGone) and what it had not yet read is lost; otherwise the peer reads the rest,
- *   then null. Either way the peer's writes fail from then on (a TCP write may still succeed
+ *   (ConnectionGone) and what it had not yet read is lost, as what is still in flight is over a
+ *   real network (Linux on loopback still hands over what had reached the peer's socket);
+ *   otherwise the peer reads the rest, then null. Either way the peer's writes fail from then on (a TCP write may still succeed
  *   once before the RST comes back; this pair fails at once);
  * - after close, this side's reads and writes fail, including the ones under way.
  */
