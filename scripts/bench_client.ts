@@ -10,8 +10,9 @@ import type { Target } from "../src/client/client.ts";
 import { MsgType } from "../src/protocol/messages.ts";
 import type { Message } from "../src/protocol/message_codec.ts";
 import type { Value } from "../src/protocol/value.ts";
-import { Channel, noDelay } from "../src/transport/channel.ts";
+import { Channel } from "../src/transport/channel.ts";
 import { initiateHandshake } from "../src/transport/handshake_io.ts";
+import { TcpTransport } from "../src/transport/tcp.ts";
 
 const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 const SETUP_TIMEOUT_MS = 10_000;
@@ -80,21 +81,21 @@ export class BenchClient {
       Deno.connect({ hostname: host, port }),
       `Connecting to ${host}:${port}`,
     );
-    noDelay(conn);
+    const transport = new TcpTransport(conn);
     try {
       const { keys, decoder } = await withTimeout(
-        initiateHandshake(conn, MAX_FRAME_BYTES),
+        initiateHandshake(transport, MAX_FRAME_BYTES),
         `The handshake with ${host}:${port}`,
       );
       return new BenchClient(
-        new Channel(conn, keys, decoder, {
+        new Channel(transport, keys, decoder, {
           maxFrameBytes: MAX_FRAME_BYTES,
           maxOutboundBytes: 64 * 1024 * 1024,
           maxDepth: 32,
         }),
       );
     } catch (e) {
-      conn.close();
+      transport.close();
       throw e;
     }
   }

@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { FrameSealer } from "../src/crypto/cipher.ts";
 import { encodeMessages } from "../src/protocol/message_codec.ts";
 import { MsgType } from "../src/protocol/messages.ts";
-import { initiateHandshake, writeAll } from "../src/transport/handshake_io.ts";
+import { initiateHandshake } from "../src/transport/handshake_io.ts";
+import { TcpTransport } from "../src/transport/tcp.ts";
+import { writeAll } from "../src/transport/transport.ts";
 
 const { values } = parseArgs({
   options: {
@@ -77,7 +79,7 @@ const until = Date.now() + Number(values.seconds) * 1000;
 let closed = 0;
 await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const { keys } = await initiateHandshake(conn, 1024 * 1024);
+  const { keys } = await initiateHandshake(new TcpTransport(conn), 1024 * 1024);
   const sealer = new FrameSealer(keys.send);
   let id = 1;
   try {

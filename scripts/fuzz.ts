@@ -68,7 +68,9 @@ import type { Schema } from "../src/protocol/schema.ts";
 import { decodeValue, DEFAULT_MAX_DEPTH, encodeValue, type Value } from "../src/protocol/value.ts";
 import { createLogger } from "../src/server/log.ts";
 import { type RunningServer, startServer } from "../src/server/server.ts";
-import { initiateHandshake, writeAll } from "../src/transport/handshake_io.ts";
+import { initiateHandshake } from "../src/transport/handshake_io.ts";
+import { TcpTransport } from "../src/transport/tcp.ts";
+import { writeAll } from "../src/transport/transport.ts";
 import {
   type BodyContext,
   concat,
@@ -1179,7 +1181,7 @@ async function liveSealed(
   let shaken;
   try {
     shaken = await within(
-      initiateHandshake(conn, CLIENT_MAX_FRAME),
+      initiateHandshake(new TcpTransport(conn), CLIENT_MAX_FRAME),
       5000,
       "the handshake",
       () => closeQuietly(conn),

@@ -18,9 +18,11 @@ import {
 import { usernameKey } from "../protocol/names.ts";
 import type { Schema } from "../protocol/schema.ts";
 import type { Value } from "../protocol/value.ts";
-import { Channel, noDelay } from "../transport/channel.ts";
+import { Channel } from "../transport/channel.ts";
 import { CumulativeAck } from "./acks.ts";
 import { initiateHandshake } from "../transport/handshake_io.ts";
+import { TcpTransport } from "../transport/tcp.ts";
+import type { Transport } from "../transport/transport.ts";
 import {
   bytesSource,
   type FileSink,
@@ -39,6 +41,11 @@ import { SeenMessages } from "./seen.ts";
 export interface ConnectOptions {
   host: string;
   port: number;
+  /**
+   * How to reach the server: a TCP connection to host:port unless given (tests and the
+   * simulation pass an in-memory transport). host:port still names the server for pinning.
+   */
+  dial?: () => Promise<Transport>;
   /** Where pinned server keys live; null skips pinning (tests of the transport only). */
   knownHosts: KnownHosts | null;
   /** Asked on first contact with a server; return false to refuse its key. Default: accept. */
@@ -155,15 +162,12 @@ export class ParleyClient {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     const addr = `${opts.host}:${opts.port}`;
-    const conn = await withTimeout(
-      Deno.connect({ hostname: opts.host, port: opts.port }),
-      timeoutMs,
-      `Connecting to ${addr} timed out`,
-    );
-    noDelay(conn);
+    const dial = opts.dial ??
+      (async () => new TcpTransport(await Deno.connect({ hostname: opts.host, port: opts.port })));
+    const transport = await withTimeout(dial(), timeoutMs, `Connecting to ${addr} timed out`);
     try {
       const shaken = await withTimeout(
-        initiateHandshake(conn, maxFrameBytes, opts.protocolVersion),
+        initiateHandshake(transport, maxFrameBytes, opts.protocolVersion),
         timeoutMs,
         `The handshake with ${addr} timed out`,
       );
@@ -187,18 +191,14 @@ export class ParleyClient {
           firstContact = true;
         }
       }
-      const channel = new Channel(conn, shaken.keys, shaken.decoder, {
+      const channel = new Channel(transport, shaken.keys, shaken.decoder, {
         maxFrameBytes,
         maxOutboundBytes: 64 * 1024 * 1024,
         maxDepth: 32,
       });
       return new ParleyClient(channel, opts, print, firstContact);
     } catch (e) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+      transport.close();
       throw e;
     }
   }

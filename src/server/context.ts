@@ -13,7 +13,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { LoggedIn, Session } from "./session.ts";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Value } from "../protocol/value.ts";
-import type { OutboundTotal } from "../transport/channel.ts";
+import type { OutboundTotal } from "../transport/outbound_total.ts";
 
 export interface ServerContext {
   config: Config;

@@ -8,7 +8,9 @@ import { closeQuietly } from "./accept.ts";
 import type { KeyPair } from "../crypto/keys.ts";
 import { FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/errors.ts";
 import type { DecodedMessages } from "../protocol/message_codec.ts";
-import { Channel, isConnectionGone, noDelay } from "../transport/channel.ts";
+import { Channel } from "../transport/channel.ts";
+import { isConnectionGone, TcpTransport } from "../transport/tcp.ts";
+import { systemClock } from "../clock/clock.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { Clock } from "./clock.ts";
 import type { ConnectionTable } from "./connection_table.ts";
@@ -35,7 +37,6 @@ export class ConnectionLifecycle {
 
   /** Takes a connection the chat listener accepted: serves it, or refuses it over a cap. */
   accept(conn: Deno.Conn): void {
-    noDelay(conn);
     // The per-address key: an IPv6 peer counts as its prefix (peer_key.ts).
     const ip = this.table.keyOf((conn.remoteAddr as Deno.NetAddr).hostname);
     if (!this.table.admit(conn, ip)) {
@@ -103,17 +104,18 @@ export class ConnectionLifecycle {
   async #openSession(conn: Deno.Conn, ip: string, peer: string): Promise<Session> {
     const { config, log } = this.ctx;
     const clock = this.clock;
+    const transport = new TcpTransport(conn);
     const timer = setTimeout(() => {
       log.info("handshake.timeout", { peer });
       closeQuietly(conn);
     }, config.limits.handshakeTimeoutMs);
     let handshake;
     try {
-      handshake = await acceptHandshake(conn, this.identity, config.limits.maxFrameBytes);
+      handshake = await acceptHandshake(transport, this.identity, config.limits.maxFrameBytes);
     } finally {
       clearTimeout(timer);
     }
-    const channel = new Channel(conn, handshake.keys, handshake.decoder, {
+    const channel = new Channel(transport, handshake.keys, handshake.decoder, {
       maxFrameBytes: config.limits.maxFrameBytes,
       // Small until login (welcome raises it): an anonymous peer that never reads holds little.
       maxOutboundBytes: config.limits.preLoginOutboundBytes,
@@ -121,7 +123,7 @@ export class ConnectionLifecycle {
       total: this.ctx.outbound,
       maxDepth: config.limits.maxValueDepth,
       maxValues: MAX_FRAME_VALUES,
-      clock,
+      clock: { ...systemClock, now: clock },
     });
     // Small frames until login: an anonymous peer cannot make us hold megabytes.
     channel.setInboundLimit(config.limits.preLoginFrameBytes);

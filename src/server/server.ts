@@ -17,7 +17,7 @@ import { fingerprint, type KeyPair } from "../crypto/keys.ts";
 import { PasswordHasher } from "../crypto/password.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store } from "../store/types.ts";
-import { OutboundTotal } from "../transport/channel.ts";
+import { OutboundTotal } from "../transport/outbound_total.ts";
 import { aesGcm, chooseAesGcm } from "../crypto/aes_gcm.ts";
 import type { ServerContext } from "./context.ts";
 import { type Clock, monotonic } from "./clock.ts";

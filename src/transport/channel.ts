@@ -1,7 +1,7 @@
 /**
- * An encrypted message channel over one TCP connection, shared by server and client.
+ * An encrypted message channel over one connection (any Transport), shared by server and client.
  *
- * Inbound: `conn.read` into a small reused buffer → FrameDecoder → FrameOpener → messages.
+ * Inbound: `transport.read` into a small reused buffer → FrameDecoder → FrameOpener → messages.
  * Outbound: `send` appends to the plaintext being built in this turn of the event loop; at the
  * end of the turn (turn.ts) it is sealed into one frame, and one writer drains the queue with as
  * few writes as it can. The queue is bounded: a peer that stops reading is cut off instead of
@@ -16,7 +16,19 @@ import { FrameOpener, FrameSealer } from "../crypto/cipher.ts";
 import type { SessionKeys } from "../crypto/handshake.ts";
 import type { FrameDecoder } from "../protocol/frame.ts";
 import { type DecodedMessages, decodeMessages, writeMessage } from "../protocol/message_codec.ts";
-import { ByteWriter, type Value } from "../protocol/value.ts";
+import type { ByteWriter, Value } from "../protocol/value.ts";
+import { type Clock, systemClock, type TimerHandle } from "../clock/clock.ts";
+import {
+  giveBackChunk,
+  giveBackWriter,
+  OUT_CHUNK_BYTES,
+  releaseReadBuffer,
+  takeChunk,
+  takeReadBuffer,
+  takeWriter,
+} from "./buffer_pools.ts";
+import type { OutboundTotal } from "./outbound_total.ts";
+import { goneOr, type Transport } from "./transport.ts";
 import { afterTurn } from "./turn.ts";
 
 /**
@@ -24,16 +36,6 @@ import { afterTurn } from "./turn.ts";
  * idle connection is what lets one server hold tens of thousands of them.
  */
 export const READ_BUFFER_BYTES = 256;
-/** A read that fills the small buffer means more is waiting: read on with this size. */
-export const BUSY_READ_BUFFER_BYTES = 16 * 1024;
-/** Big read buffers kept for reuse across connections (1 MiB at most). */
-const MAX_SPARE_READ_BUFFERS = 64;
-const spareReadBuffers: Uint8Array<ArrayBuffer>[] = [];
-
-function releaseReadBuffer(buf: Uint8Array<ArrayBuffer>): void {
-  if (spareReadBuffers.length < MAX_SPARE_READ_BUFFERS) spareReadBuffers.push(buf);
-}
-
 /**
  * Messages of one turn are packed into frames of about this size. Big enough that a busy
  * connection pays one seal for many messages, small enough to stay under any peer's frame
@@ -43,55 +45,6 @@ export const COALESCE_BYTES = 32 * 1024;
 
 /** A frame's length header and tag. */
 const FRAME_OVERHEAD_BYTES = 4 + 16;
-
-/**
- * Plaintext buffers of sealed turns, reused for later turns of any connection: a busy
- * connection would otherwise allocate, grow and drop one every turn, and an idle one keeps none.
- */
-const spareWriters: ByteWriter[] = [];
-const MAX_SPARE_WRITERS = 128;
-/** A buffer grown past this (for a big image, say) is left to the collector; so the pool holds
- * 8 MiB at the very most. */
-const MAX_SPARE_WRITER_BYTES = 64 * 1024;
-
-function takeWriter(): ByteWriter {
-  const w = spareWriters.pop();
-  if (!w) return new ByteWriter(512);
-  w.truncate(0);
-  return w;
-}
-
-function giveBackWriter(w: ByteWriter): void {
-  if (spareWriters.length < MAX_SPARE_WRITERS && w.capacity <= MAX_SPARE_WRITER_BYTES) {
-    spareWriters.push(w);
-  }
-}
-
-/**
- * Sealed frames wait in chunks of this size, taken from and given back to a pool shared by all
- * channels: a queue of megabytes is then many equal buffers that are reused, rather than one
- * buffer grown by doubling (up to twice the bytes it holds) and dropped once written, which left
- * the process's resident memory high long after a flood had drained.
- */
-export const OUT_CHUNK_BYTES = 64 * 1024;
-/** Spare chunks kept (8 MiB at most); past this they go to the collector. */
-const MAX_SPARE_CHUNKS = 128;
-const spareChunks: ByteWriter[] = [];
-
-/** A chunk with room for `size` bytes: a pooled one, or for a larger frame one of its own. */
-function takeChunk(size: number): ByteWriter {
-  if (size > OUT_CHUNK_BYTES) return new ByteWriter(size);
-  const chunk = spareChunks.pop();
-  if (!chunk) return new ByteWriter(OUT_CHUNK_BYTES);
-  chunk.truncate(0);
-  return chunk;
-}
-
-function giveBackChunk(chunk: ByteWriter): void {
-  if (chunk.capacity === OUT_CHUNK_BYTES && spareChunks.length < MAX_SPARE_CHUNKS) {
-    spareChunks.push(chunk);
-  }
-}
 
 export interface ChannelOptions {
   /** Largest message this side will send (it then travels alone in its frame). */
@@ -112,8 +65,8 @@ export interface ChannelOptions {
   maxDepth: number;
   /** Values decoded from one frame at most (bounds the work one frame can cost); none if unset. */
   maxValues?: number;
-  /** Milliseconds on a monotonic clock, for `lastInbound`; `performance.now` if unset. */
-  clock?: () => number;
+  /** The clock of `lastInbound` and of the stall and finish timers; the system's if unset. */
+  clock?: Clock;
 }
 
 /**
@@ -123,50 +76,13 @@ export interface ChannelOptions {
  */
 export const OUTBOUND_STALL_BYTES = 64 * 1024;
 
-/**
- * Sealed bytes waiting for the socket, summed over the channels that share it (a server's): what
- * a sender that fans out to many (the world room) waits on, so that its flood is held back at
- * its own connection instead of in every recipient's queue.
- */
-export class OutboundTotal {
-  #bytes = 0;
-  /** Callers of room() waiting for the total to fall to their mark. */
-  #waiters: { mark: number; wake: () => void }[] = [];
-
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  /** Resolves once the total is at most `mark`. */
-  room(mark: number): Promise<void> {
-    if (this.#bytes <= mark) return Promise.resolve();
-    return new Promise((wake) => this.#waiters.push({ mark, wake }));
-  }
-
-  add(bytes: number): void {
-    this.#bytes += bytes;
-  }
-
-  release(bytes: number): void {
-    this.#bytes -= bytes;
-    if (this.#bytes < 0) throw new Error(`Outbound bytes went negative: ${this.#bytes}`);
-    if (this.#waiters.length === 0) return;
-    const waiting = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiting) {
-      if (this.#bytes <= w.mark) w.wake();
-      else this.#waiters.push(w);
-    }
-  }
-}
-
 /** Thrown into the writer's caller when the outbound queue overflows. */
 export class SlowReaderError extends Error {
   override name = "SlowReaderError";
 }
 
 export class Channel {
-  readonly #conn: Deno.Conn;
+  readonly #transport: Transport;
   readonly #decoder: FrameDecoder;
   readonly #sealer: FrameSealer;
   readonly #opener: FrameOpener;
@@ -189,13 +105,13 @@ export class Channel {
   #targetOutBytes: number;
   #writing: Promise<void> | null = null;
   /** Set while a write is under way with more than OUTBOUND_STALL_BYTES waiting. */
-  #stallTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #stallTimer: TimerHandle | undefined = undefined;
   #closed = false;
   /** Set by `finish`: input is no longer decoded, only read and dropped until the peer closes. */
   #finishing = false;
   /** Closes the connection when `finish`'s wait for the peer's close runs out. */
-  #finishTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  readonly #clock: () => number;
+  #finishTimer: TimerHandle | undefined = undefined;
+  readonly #clock: Clock;
   /** When bytes last arrived from the peer (on the options' clock), for idle detection. */
   lastInbound: number;
   /**
@@ -206,14 +122,19 @@ export class Channel {
   /** Called once when the channel closes for a reason of its own (write error, slow reader). */
   onFault: (error: Error) => void = () => {};
 
-  constructor(conn: Deno.Conn, keys: SessionKeys, decoder: FrameDecoder, opts: ChannelOptions) {
-    this.#conn = conn;
+  constructor(
+    transport: Transport,
+    keys: SessionKeys,
+    decoder: FrameDecoder,
+    opts: ChannelOptions,
+  ) {
+    this.#transport = transport;
     this.#decoder = decoder;
     this.#sealer = new FrameSealer(keys.send);
     this.#opener = new FrameOpener(keys.receive);
     this.#opts = opts;
-    this.#clock = opts.clock ?? (() => performance.now());
-    this.lastInbound = this.#clock();
+    this.#clock = opts.clock ?? systemClock;
+    this.lastInbound = this.#clock.now();
     this.#maxOutBytes = this.#targetOutBytes = opts.maxOutboundBytes;
   }
 
@@ -359,7 +280,7 @@ export class Channel {
           let written = 0;
           while (written < batch.length) {
             this.#armStall();
-            written += await this.#conn.write(batch.subarray(written));
+            written += await this.#transport.write(batch.subarray(written));
             this.#progress();
           }
           // Closed meanwhile: close() has released every byte already.
@@ -371,7 +292,8 @@ export class Channel {
         }
       }
     } catch (e) {
-      this.#fault(e instanceof Error ? e : new Error(String(e)));
+      const error = goneOr(this.#transport, e);
+      this.#fault(error instanceof Error ? error : new Error(String(error)));
     } finally {
       this.#writing = null;
     }
@@ -389,7 +311,7 @@ export class Channel {
       stallMs === undefined || this.#stallTimer !== undefined || this.#writing === null ||
       this.#outBytes <= OUTBOUND_STALL_BYTES || this.#closed
     ) return;
-    this.#stallTimer = setTimeout(() => {
+    this.#stallTimer = this.#clock.setTimer(() => {
       this.#stallTimer = undefined;
       this.#fault(
         new SlowReaderError(`The peer took no byte of ${this.#outBytes} waiting in ${stallMs} ms`),
@@ -400,7 +322,7 @@ export class Channel {
   /** A write took bytes: the peer reads. */
   #progress(): void {
     if (this.#stallTimer === undefined) return;
-    clearTimeout(this.#stallTimer);
+    this.#clock.clearTimer(this.#stallTimer);
     this.#stallTimer = undefined;
   }
 
@@ -450,20 +372,20 @@ export class Channel {
       // go back to a shared pool rather than to the garbage collector: a connection that is busy
       // in bursts would otherwise allocate one per burst.
       if (full && this.#decoder.buffered > 0) {
-        if (buf === idle) buf = spareReadBuffers.pop() ?? new Uint8Array(BUSY_READ_BUFFER_BYTES);
+        if (buf === idle) buf = takeReadBuffer();
       } else if (buf !== idle) {
         releaseReadBuffer(buf);
         buf = idle;
       }
       let n: number | null;
       try {
-        n = await this.#conn.read(buf);
+        n = await this.#transport.read(buf);
       } catch (e) {
-        if (this.#closed || isConnectionGone(e)) return;
+        if (this.#closed || this.#transport.isGone(e)) return;
         throw e;
       }
       if (n === null) break;
-      this.lastInbound = this.#clock();
+      this.lastInbound = this.#clock.now();
       this.reads++;
       full = n === buf.length;
       // Read in place: the frames that lie whole in this read are opened straight from `buf`.
@@ -486,35 +408,37 @@ export class Channel {
   async finish(flushMs: number, drainMs: number): Promise<void> {
     if (this.#closed || this.#finishing) return;
     this.#finishing = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     const flushed = await Promise.race([
       this.flush().then(() => true),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), flushMs)),
+      new Promise<boolean>((resolve) =>
+        timer = this.#clock.setTimer(() => resolve(false), flushMs)
+      ),
     ]);
-    clearTimeout(timer);
+    this.#clock.clearTimer(timer);
     if (this.#closed) return;
     if (!flushed) {
       this.close(); // a peer that does not read gets nothing more from waiting
       return;
     }
     try {
-      await (this.#conn as Deno.TcpConn).closeWrite();
+      await this.#transport.closeWrite();
     } catch {
       this.close();
       return;
     }
-    this.#finishTimer = setTimeout(() => this.close(), drainMs);
+    this.#finishTimer = this.#clock.setTimer(() => this.close(), drainMs);
   }
 
   /** While finishing: reads and drops input until the peer closes (or `close` ends the wait). */
   async #discardInput(): Promise<void> {
-    const buf = spareReadBuffers.pop() ?? new Uint8Array(BUSY_READ_BUFFER_BYTES);
+    const buf = takeReadBuffer();
     try {
       while (!this.#closed) {
-        if (await this.#conn.read(buf) === null) return;
+        if (await this.#transport.read(buf) === null) return;
       }
     } catch (e) {
-      if (!this.#closed && !isConnectionGone(e)) throw e;
+      if (!this.#closed && !this.#transport.isGone(e)) throw e;
     } finally {
       releaseReadBuffer(buf);
     }
@@ -531,33 +455,9 @@ export class Channel {
     this.#closed = true;
     this.#progress(); // no stall timer outlives the channel
     this.#out = null;
-    clearTimeout(this.#finishTimer);
+    this.#clock.clearTimer(this.#finishTimer);
     this.#opts.total?.release(this.#outBytes);
     this.#outBytes = 0;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed by the peer.
-    }
+    this.#transport.close();
   }
-}
-
-/**
- * Turns off Nagle's algorithm. Chat traffic is small messages that must leave at once; with
- * Nagle on, a small write waits for the peer's delayed ACK (up to 40 ms on Linux). The channel
- * already coalesces what one turn produces, so nothing is gained by waiting.
- */
-export function noDelay(conn: Deno.Conn): void {
-  try {
-    (conn as Deno.TcpConn).setNoDelay(true);
-  } catch {
-    // Not a TCP connection, or already closed.
-  }
-}
-
-/** Errors that only mean the socket is gone (reset, closed under us). */
-export function isConnectionGone(e: unknown): boolean {
-  return e instanceof Deno.errors.BadResource || e instanceof Deno.errors.ConnectionReset ||
-    e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.Interrupted ||
-    e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.NotConnected;
 }

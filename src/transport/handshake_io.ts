@@ -1,4 +1,4 @@
-/** The handshake's reads and writes on a live connection; the byte logic is in src/crypto/. */
+/** The handshake's reads and writes over a Transport; the byte logic is in src/crypto/. */
 
 import {
   CLIENT_HELLO_BYTES,
@@ -17,7 +17,7 @@ import {
 import { type KeyPair, x25519KeyPair } from "../crypto/keys.ts";
 import { HandshakeError } from "../protocol/errors.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
-import { isConnectionGone } from "./channel.ts";
+import { goneOr, type Transport, writeAll } from "./transport.ts";
 
 /** What a finished handshake hands to the Channel: keys and any bytes already read. */
 export interface Handshaken {
@@ -25,23 +25,30 @@ export interface Handshaken {
   decoder: FrameDecoder;
 }
 
-/** Writes all of `bytes`, looping over partial writes. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+/** writeAll, with an error that only means the connection is gone as a ConnectionGone. */
+async function send(transport: Transport, bytes: Uint8Array): Promise<void> {
+  try {
+    await writeAll(transport, bytes);
+  } catch (e) {
+    throw goneOr(transport, e);
+  }
 }
 
 /** Reads until the decoder can hand out `n` raw bytes. Small handshake reads only. */
-async function readRaw(conn: Deno.Conn, decoder: FrameDecoder, n: number): Promise<Uint8Array> {
+async function readRaw(
+  transport: Transport,
+  decoder: FrameDecoder,
+  n: number,
+): Promise<Uint8Array> {
   const buf = new Uint8Array(256);
   while (true) {
     const got = decoder.readRaw(n);
     if (got) return got;
     let count: number | null;
     try {
-      count = await conn.read(buf);
+      count = await transport.read(buf);
     } catch (e) {
-      if (isConnectionGone(e)) throw new HandshakeError("Connection closed during the handshake");
+      if (transport.isGone(e)) throw new HandshakeError("Connection closed during the handshake");
       throw e;
     }
     if (count === null) throw new HandshakeError("Connection closed during the handshake");
@@ -51,41 +58,41 @@ async function readRaw(conn: Deno.Conn, decoder: FrameDecoder, n: number): Promi
 
 /** Server side. Refuses an unknown protocol version with a readable reason before closing. */
 export async function acceptHandshake(
-  conn: Deno.Conn,
+  transport: Transport,
   identity: KeyPair,
   maxFrameBytes: number,
 ): Promise<Handshaken> {
   const decoder = new FrameDecoder(maxFrameBytes);
-  const hello = await readRaw(conn, decoder, CLIENT_HELLO_BYTES);
+  const hello = await readRaw(transport, decoder, CLIENT_HELLO_BYTES);
   const { version } = parseClientHello(hello);
   if (version !== PROTOCOL_VERSION) {
     const reason = `This server speaks Parley protocol version ${PROTOCOL_VERSION}, not ${version}`;
-    await writeAll(conn, encodeRefusal(reason)).catch(() => {});
+    await send(transport, encodeRefusal(reason)).catch(() => {});
     throw new HandshakeError(reason);
   }
   const { serverHello, keys } = respondToClient(hello, identity, x25519KeyPair());
-  await writeAll(conn, serverHello);
+  await send(transport, serverHello);
   return { keys, decoder };
 }
 
 /** Client side. Returns the server's identity key for the caller to check against its pin. */
 export async function initiateHandshake(
-  conn: Deno.Conn,
+  transport: Transport,
   maxFrameBytes: number,
   version = PROTOCOL_VERSION,
 ): Promise<Handshaken & { serverIdentity: Uint8Array }> {
   const ephemeral = x25519KeyPair();
   const hello = encodeClientHello(ephemeral.publicKey, version);
-  await writeAll(conn, hello);
+  await send(transport, hello);
   const decoder = new FrameDecoder(maxFrameBytes);
-  const prefix = await readRaw(conn, decoder, SERVER_PREFIX_BYTES);
+  const prefix = await readRaw(transport, decoder, SERVER_PREFIX_BYTES);
   if (!isServerHello(prefix)) {
-    const head = await readRaw(conn, decoder, REFUSAL_HEAD_BYTES);
+    const head = await readRaw(transport, decoder, REFUSAL_HEAD_BYTES);
     const length = new DataView(head.buffer).getUint16(1);
-    const reason = new TextDecoder().decode(await readRaw(conn, decoder, length));
+    const reason = new TextDecoder().decode(await readRaw(transport, decoder, length));
     throw new HandshakeError(`The server refused the connection: ${reason}`);
   }
-  const rest = await readRaw(conn, decoder, SERVER_HELLO_BYTES - SERVER_PREFIX_BYTES);
+  const rest = await readRaw(transport, decoder, SERVER_HELLO_BYTES - SERVER_PREFIX_BYTES);
   const serverHello = new Uint8Array(SERVER_HELLO_BYTES);
   serverHello.set(prefix);
   serverHello.set(rest, SERVER_PREFIX_BYTES);

@@ -7,14 +7,20 @@ import { ed25519KeyPair } from "../../src/crypto/keys.ts";
 import { ParleyError } from "../../src/protocol/errors.ts";
 import { decodeMessages, encodeMessages } from "../../src/protocol/message_codec.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { acceptHandshake, writeAll } from "../../src/transport/handshake_io.ts";
+import { acceptHandshake } from "../../src/transport/handshake_io.ts";
+import { TcpTransport } from "../../src/transport/tcp.ts";
+import { writeAll } from "../../src/transport/transport.ts";
 
 Deno.test("sendFile() hears a FILE_ANSWERED that comes in one frame with FILE_OFFERED", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const server = (async () => {
     const conn = await listener.accept();
-    const { keys, decoder } = await acceptHandshake(conn, ed25519KeyPair(), 1 << 20);
+    const { keys, decoder } = await acceptHandshake(
+      new TcpTransport(conn),
+      ed25519KeyPair(),
+      1 << 20,
+    );
     const sealer = new FrameSealer(keys.send);
     const opener = new FrameOpener(keys.receive);
     const buf = new Uint8Array(4096);

@@ -4,7 +4,9 @@ import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
 import { decodeMessages, encodeMessages, type Message } from "../../src/protocol/message_codec.ts";
 import type { FrameDecoder } from "../../src/protocol/frame.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { initiateHandshake, writeAll } from "../../src/transport/handshake_io.ts";
+import { initiateHandshake } from "../../src/transport/handshake_io.ts";
+import { TcpTransport } from "../../src/transport/tcp.ts";
+import { writeAll } from "../../src/transport/transport.ts";
 
 export class RawClient {
   readonly sealer: FrameSealer;
@@ -21,7 +23,7 @@ export class RawClient {
 
   static async connect(port: number): Promise<RawClient> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    const { keys, decoder } = await initiateHandshake(conn, 1024 * 1024);
+    const { keys, decoder } = await initiateHandshake(new TcpTransport(conn), 1024 * 1024);
     return new RawClient(conn, keys, decoder);
   }
 

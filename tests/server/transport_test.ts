@@ -8,7 +8,7 @@ import { ParleyClient } from "../../src/client/client.ts";
 import { CLIENT_HELLO_BYTES } from "../../src/crypto/handshake.ts";
 import { HandshakeError } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { writeAll } from "../../src/transport/handshake_io.ts";
+import { writeAll } from "../../src/transport/transport.ts";
 import { RawClient, readUntilClosed } from "../helpers/raw.ts";
 import { withServer } from "../helpers/server.ts";
 

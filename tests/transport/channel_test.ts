@@ -9,6 +9,8 @@ import { decodeMessages, encodeMessages } from "../../src/protocol/message_codec
 import { FrameDecoder } from "../../src/protocol/frame.ts";
 import type { Value } from "../../src/protocol/value.ts";
 import { Channel } from "../../src/transport/channel.ts";
+import { TcpTransport } from "../../src/transport/tcp.ts";
+import { ConnectionGone, type Transport } from "../../src/transport/transport.ts";
 import { concat } from "../helpers/bytes.ts";
 
 const SEND_KEY = new Uint8Array(32).fill(3);
@@ -23,7 +25,7 @@ Deno.test("a message that fails to encode leaves nothing behind; the messages ar
   const server = await listener.accept();
   listener.close();
   const channel = new Channel(
-    server,
+    new TcpTransport(server),
     { send: SEND_KEY, receive: RECEIVE_KEY },
     new FrameDecoder(1 << 20),
     { maxFrameBytes: 1 << 20, maxOutboundBytes: 1 << 24, maxDepth: 16 },
@@ -56,7 +58,8 @@ Deno.test("a message that fails to encode leaves nothing behind; the messages ar
 });
 
 /** A connection whose reads are scripted: each step fills the buffer it is given, then it blocks. */
-class ScriptedConn {
+class ScriptedConn implements Transport {
+  readonly peer = { hostname: "scripted", port: 1 };
   #steps: ((buf: Uint8Array) => number)[];
   #blocked: ((n: null) => void) | null = null;
   constructor(steps: ((buf: Uint8Array) => number)[]) {
@@ -73,14 +76,20 @@ class ScriptedConn {
   write(buf: Uint8Array): Promise<number> {
     return Promise.resolve(buf.length);
   }
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
   close(): void {
     this.#blocked?.(null); // the peer is gone
+  }
+  isGone(error: unknown): boolean {
+    return error instanceof ConnectionGone;
   }
 }
 
 function scripted(conn: ScriptedConn): Channel {
   return new Channel(
-    conn as unknown as Deno.Conn,
+    conn,
     { send: RECEIVE_KEY, receive: SEND_KEY },
     new FrameDecoder(1 << 20),
     { maxFrameBytes: 1 << 20, maxOutboundBytes: 1 << 24, maxDepth: 16 },
