@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { ed25519KeyPair, fingerprint } from "../crypto/keys.ts";
-import { IDENTITY_FILE } from "../server/identity.ts";
+import { IDENTITY_FILE, parseIdentity } from "../store/identity.ts";
 import { KV_FILE } from "../store/kv_store.ts";
 
 /** SQLite keeps these beside the KV file while it is open (write-ahead log, shared memory). */
@@ -70,19 +70,7 @@ export async function readIdentity(dataDir: string): Promise<Identity | null> {
     if (e instanceof Deno.errors.NotFound) return null;
     throw new Error(`Cannot read the identity key "${path}": ${(e as Error).message}`);
   }
-  // The format loadOrCreateIdentity writes and accepts.
-  const hex = text.trim();
-  if (!/^[0-9a-f]{64}$/.test(hex)) {
-    throw new Error(`The identity key "${path}" is damaged; restore it from a backup`);
-  }
-  const seed = Uint8Array.fromHex(hex);
+  const seed = parseIdentity(text);
+  if (!seed) throw new Error(`The identity key "${path}" is damaged; restore it from a backup`);
   return { seed, fingerprint: fingerprint(ed25519KeyPair(seed).publicKey) };
-}
-
-/** Writes the identity key the way the server does: owner-only, never over an existing one. */
-export async function writeIdentity(dir: string, seed: Uint8Array): Promise<void> {
-  await Deno.writeTextFile(join(dir, IDENTITY_FILE), seed.toHex() + "\n", {
-    createNew: true,
-    mode: 0o600,
-  });
 }

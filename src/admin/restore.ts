@@ -11,12 +11,12 @@
 
 import { join, resolve } from "node:path";
 import { serialize } from "node:v8";
-import { IDENTITY_FILE } from "../server/identity.ts";
+import { IDENTITY_FILE, writeIdentity } from "../store/identity.ts";
 import { LOCK_FILE, lockDataDir } from "../store/data_lock.ts";
 import { KV_FILE } from "../store/kv_store.ts";
 import type { AdminCommand } from "./command.ts";
 import { parseHeader, parseLine } from "./backup_format.ts";
-import { exists, KV_SIDE_FILES, readIdentity, writeIdentity } from "./data_dir.ts";
+import { exists, KV_SIDE_FILES, readIdentity } from "./data_dir.ts";
 import { plural } from "./text.ts";
 
 /** KV allows 1000 mutations, 800 KiB and 80 KiB of keys per atomic commit; stay below. */

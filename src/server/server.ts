@@ -19,7 +19,7 @@ import type { ServerContext } from "./context.ts";
 import { dispatch, dispatchMalformed, FLOW_BUDGET_FACTOR, MAX_FRAME_VALUES } from "./dispatch.ts";
 import { type Clock, monotonic } from "./clock.ts";
 import { LocalHub } from "./hub.ts";
-import { loadOrCreateIdentity } from "./identity.ts";
+import { loadOrCreateIdentity } from "../store/identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
 import { type HttpEndpoint, serveHttp } from "./http.ts";
