@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ed25519KeyPair, fingerprint } from "../crypto/keys.ts";
 import { IDENTITY_FILE, parseIdentity } from "../store/identity.ts";
 import { KV_FILE } from "../store/kv_store.ts";
+import { checkSchema, storeIn } from "../store/schema.ts";
 
 /** SQLite keeps these beside the KV file while it is open (write-ahead log, shared memory). */
 export const KV_SIDE_FILES = ["-wal", "-shm"];
@@ -33,12 +34,20 @@ export async function requireStore(dataDir: string): Promise<void> {
 }
 
 /**
- * The store's KV file, for reading. Safe beside a running server: SQLite lets several
- * processes share the file, and these commands only read.
+ * The store's KV file, for reading, once its schema version is checked. Safe beside a running
+ * server: SQLite lets several processes share the file, and these commands only read (or add
+ * entries that KV's atomic commits keep consistent: invite codes).
  */
 export async function openExistingKv(dataDir: string): Promise<Deno.Kv> {
   await requireStore(dataDir);
-  return await Deno.openKv(kvPath(dataDir));
+  const kv = await Deno.openKv(kvPath(dataDir));
+  try {
+    await checkSchema(kv, storeIn(dataDir));
+  } catch (e) {
+    kv.close();
+    throw e;
+  }
+  return kv;
 }
 
 /** Bytes on disk of the KV file and its side files. */
