@@ -20,7 +20,7 @@ import { SCHEMA_KEY } from "./kv_keys.ts";
 
 /** One upgrade step: from the version at its index + 1 to the next one. */
 export interface Migration {
-  /** What the step changes, for the log and the reader of this file. */
+  /** What the step changes, in a sentence. */
   readonly summary: string;
   /** Must be safe to run again: a crash can cut it off before the version moves. */
   run(kv: Deno.Kv): Promise<void>;
