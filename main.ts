@@ -8,9 +8,9 @@ import { ConfigError } from "./src/config/config.ts";
 import { chooseAesGcm } from "./src/crypto/aes_gcm.ts";
 import { connect, CONNECT_HELP } from "./src/cli/connect.ts";
 import { send, SEND_HELP } from "./src/cli/send.ts";
-import { visible } from "./src/cli/safe_text.ts";
+import { visible } from "./src/terminal/safe_text.ts";
 import { serve, SERVE_HELP } from "./src/cli/serve.ts";
-import { UsageError } from "./src/cli/usage.ts";
+import { UsageError } from "./src/terminal/usage.ts";
 import { VERSION } from "./src/version.ts";
 
 const HELP = `Parley ${VERSION}: a self-hosted, encrypted chat server and its terminal client.

@@ -6,9 +6,9 @@
  * (a group left empty goes, image blobs go with their last reference).
  */
 
-import { shown } from "../cli/safe_text.ts";
-import { UsageError } from "../cli/usage.ts";
-import { PlainTerminal, type Terminal, TtyTerminal } from "../cli/terminal.ts";
+import { shown } from "../terminal/safe_text.ts";
+import { UsageError } from "../terminal/usage.ts";
+import { PlainTerminal, type Terminal, TtyTerminal } from "../terminal/terminal.ts";
 import { PasswordHasher } from "../crypto/password.ts";
 import { usernameKey } from "../protocol/names.ts";
 import { openKvStore } from "../store/kv_store.ts";

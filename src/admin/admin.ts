@@ -1,6 +1,6 @@
 /** `parley admin`: look after a server's data dir from the command line. */
 
-import { UsageError } from "../cli/usage.ts";
+import { UsageError } from "../terminal/usage.ts";
 import { DELETE_USER, RESET_PASSWORD } from "./accounts.ts";
 import { BACKUP } from "./backup.ts";
 import { type AdminCommand, adminContext, commandHelp } from "./command.ts";

@@ -11,6 +11,8 @@
 
 import { basename, dirname, join, resolve } from "node:path";
 import { backup as sqliteBackup, DatabaseSync } from "node:sqlite";
+import { PREFIX } from "../store/kv_keys.ts";
+import { checkSchema, storeIn } from "../store/schema.ts";
 import type { TokenFamily, TokenRecord } from "../store/types.ts";
 import type { AdminCommand } from "./command.ts";
 import { endLine, entryLine, headerLine, identityLine } from "./backup_format.ts";
@@ -25,9 +27,9 @@ const WRITE_CHUNK = 1024 * 1024;
  * store (src/store/tokens.ts) gives each of its keys an expireIn equal to the family's end.
  */
 function expiryOf(key: Deno.KvKey, value: unknown): number | undefined {
-  if (key[0] === "token") return (value as TokenRecord).expires.getTime();
-  if (key[0] === "token_family") return (value as TokenFamily).expires.getTime();
-  if (key[0] === "user_token") return (value as Date).getTime();
+  if (key[0] === PREFIX.token) return (value as TokenRecord).expires.getTime();
+  if (key[0] === PREFIX.tokenFamily) return (value as TokenFamily).expires.getTime();
+  if (key[0] === PREFIX.userToken) return (value as Date).getTime();
   return undefined;
 }
 
@@ -99,15 +101,18 @@ export async function backupDataDir(dataDir: string, file: string): Promise<Back
     const out = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
     const kv = await Deno.openKv(copy);
     try {
+      // Entries are copied as they are, so an older layout is fine; a newer one is not this
+      // Parley's to read.
+      await checkSchema(kv, storeIn(dataDir), { older: true });
       const writer = new LineWriter(out);
       await writer.line(headerLine());
       if (identity) await writer.line(identityLine(identity.seed));
       for await (const e of kv.list({ prefix: [] })) {
         await writer.line(entryLine(e.key, e.value, expiryOf(e.key, e.value)));
         counts.entries++;
-        if (e.key[0] === "user") counts.users++;
-        else if (e.key[0] === "group") counts.groups++;
-        else if (e.key[0] === "inbox") counts.queued++;
+        if (e.key[0] === PREFIX.user) counts.users++;
+        else if (e.key[0] === PREFIX.group) counts.groups++;
+        else if (e.key[0] === PREFIX.inbox) counts.queued++;
       }
       await writer.line(endLine(counts.entries));
       await writer.flush();

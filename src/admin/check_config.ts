@@ -2,7 +2,7 @@
  * `parley serve --check-config`: the effective settings, built exactly as `serve` builds them,
  * and the data dir they point at, checked without starting the server: the dir can be made
  * and written, the identity key (if there is one) is readable and sound, the KV file (if there
- * is one) can be opened for writing. Problems with the settings themselves are found while
+ * is one) can be opened for writing and is not from a newer Parley. Problems with the settings themselves are found while
  * they are built (exit 2); problems here are the environment's (exit 1).
  */
 
@@ -10,6 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config/config.ts";
 import { readIdentity, storeBytes } from "./data_dir.ts";
 import { KV_FILE } from "../store/kv_store.ts";
+import { checkSchema, storeIn } from "../store/schema.ts";
 import { bytes, table } from "./text.ts";
 
 /** File descriptors the server needs beyond one per connection (store, listener, stdio). */
@@ -63,6 +64,13 @@ async function checkDataDir(dataDir: string): Promise<string> {
       throw new Error(
         `The store "${kvFile}" cannot be opened for writing: ${(e as Error).message}`,
       );
+    }
+    // Read only, so safe beside a running server; the server upgrades an older layout itself.
+    const kv = await Deno.openKv(kvFile);
+    try {
+      await checkSchema(kv, storeIn(dataDir), { older: true });
+    } finally {
+      kv.close();
     }
   }
   const store = (await statOrNull(kvFile))

@@ -7,7 +7,7 @@
 import type { ParseArgsConfig } from "node:util";
 import { resolve } from "node:path";
 import { applyConfig, type Config, defaultConfig, loadConfigFile } from "../config/config.ts";
-import { parseFlags, UsageError } from "../cli/usage.ts";
+import { parseFlags, UsageError } from "../terminal/usage.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 

@@ -5,8 +5,9 @@
 
 import { join } from "node:path";
 import { ed25519KeyPair, fingerprint } from "../crypto/keys.ts";
-import { IDENTITY_FILE } from "../server/identity.ts";
+import { IDENTITY_FILE, parseIdentity } from "../store/identity.ts";
 import { KV_FILE } from "../store/kv_store.ts";
+import { checkSchema, storeIn } from "../store/schema.ts";
 
 /** SQLite keeps these beside the KV file while it is open (write-ahead log, shared memory). */
 export const KV_SIDE_FILES = ["-wal", "-shm"];
@@ -33,12 +34,20 @@ export async function requireStore(dataDir: string): Promise<void> {
 }
 
 /**
- * The store's KV file, for reading. Safe beside a running server: SQLite lets several
- * processes share the file, and these commands only read.
+ * The store's KV file, for reading, once its schema version is checked. Safe beside a running
+ * server: SQLite lets several processes share the file, and these commands only read (or add
+ * entries that KV's atomic commits keep consistent: invite codes).
  */
 export async function openExistingKv(dataDir: string): Promise<Deno.Kv> {
   await requireStore(dataDir);
-  return await Deno.openKv(kvPath(dataDir));
+  const kv = await Deno.openKv(kvPath(dataDir));
+  try {
+    await checkSchema(kv, storeIn(dataDir));
+  } catch (e) {
+    kv.close();
+    throw e;
+  }
+  return kv;
 }
 
 /** Bytes on disk of the KV file and its side files. */
@@ -70,19 +79,7 @@ export async function readIdentity(dataDir: string): Promise<Identity | null> {
     if (e instanceof Deno.errors.NotFound) return null;
     throw new Error(`Cannot read the identity key "${path}": ${(e as Error).message}`);
   }
-  // The format loadOrCreateIdentity writes and accepts.
-  const hex = text.trim();
-  if (!/^[0-9a-f]{64}$/.test(hex)) {
-    throw new Error(`The identity key "${path}" is damaged; restore it from a backup`);
-  }
-  const seed = Uint8Array.fromHex(hex);
+  const seed = parseIdentity(text);
+  if (!seed) throw new Error(`The identity key "${path}" is damaged; restore it from a backup`);
   return { seed, fingerprint: fingerprint(ed25519KeyPair(seed).publicKey) };
-}
-
-/** Writes the identity key the way the server does: owner-only, never over an existing one. */
-export async function writeIdentity(dir: string, seed: Uint8Array): Promise<void> {
-  await Deno.writeTextFile(join(dir, IDENTITY_FILE), seed.toHex() + "\n", {
-    createNew: true,
-    mode: 0o600,
-  });
 }

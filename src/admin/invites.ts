@@ -4,7 +4,7 @@
  * the codes, and KV's atomic commits hold across processes, so a code is used at most once.
  */
 
-import { UsageError } from "../cli/usage.ts";
+import { UsageError } from "../terminal/usage.ts";
 import { KvInviteStore, newInviteCode } from "../store/invites.ts";
 import type { AdminCommand } from "./command.ts";
 import { openExistingKv } from "./data_dir.ts";

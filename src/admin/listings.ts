@@ -5,6 +5,7 @@
  */
 
 import type { PasswordHash } from "../crypto/password.ts";
+import { allOf, type Kind, PREFIX } from "../store/kv_keys.ts";
 import type { GroupRecord, UserRecord } from "../store/types.ts";
 import type { AdminCommand, AdminContext } from "./command.ts";
 import { openExistingKv, readIdentity, storeBytes } from "./data_dir.ts";
@@ -18,15 +19,15 @@ interface Tally {
   sum: number;
 }
 
-/** Entries under [prefix, owner, …] counted per owner, with `weigh` summed over their values. */
+/** Entries of a kind, [kind, owner, …], counted per owner, with `weigh` summed over their values. */
 async function tally(
   kv: Deno.Kv,
-  prefix: string,
+  kind: Kind,
   weigh: (value: unknown) => number = () => 0,
   keep: (value: unknown) => boolean = () => true,
 ): Promise<Map<unknown, Tally>> {
   const out = new Map<unknown, Tally>();
-  for await (const e of kv.list({ prefix: [prefix] })) {
+  for await (const e of kv.list({ prefix: allOf(kind) })) {
     if (!keep(e.value)) continue;
     const t = out.get(e.key[1]) ?? { count: 0, sum: 0 };
     t.count++;
@@ -62,13 +63,13 @@ export const USERS: AdminCommand = {
   run: (ctx) =>
     withKv(ctx, async (kv) => {
       const [friends, groups, inbox, tokens] = await Promise.all([
-        tally(kv, "friend"),
-        tally(kv, "member_of"),
-        tally(kv, "inbox", inboxBytes),
-        tally(kv, "user_token", undefined, unexpired(Date.now())),
+        tally(kv, PREFIX.friend),
+        tally(kv, PREFIX.memberOf),
+        tally(kv, PREFIX.inbox, inboxBytes),
+        tally(kv, PREFIX.userToken, undefined, unexpired(Date.now())),
       ]);
       const users = [];
-      for await (const e of kv.list<UserRecord>({ prefix: ["user"] })) {
+      for await (const e of kv.list<UserRecord>({ prefix: allOf(PREFIX.user) })) {
         const user = e.key[1];
         const { N, r, p }: PasswordHash = e.value.password;
         users.push({
@@ -118,13 +119,13 @@ export const GROUPS: AdminCommand = {
   run: (ctx) =>
     withKv(ctx, async (kv) => {
       const members = new Map<unknown, string[]>();
-      for await (const e of kv.list<string>({ prefix: ["member"] })) {
+      for await (const e of kv.list<string>({ prefix: allOf(PREFIX.member) })) {
         const list = members.get(e.key[1]) ?? [];
         list.push(e.value);
         members.set(e.key[1], list);
       }
       const groups = [];
-      for await (const e of kv.list<GroupRecord>({ prefix: ["group"] })) {
+      for await (const e of kv.list<GroupRecord>({ prefix: allOf(PREFIX.group) })) {
         const names = (members.get(e.value.id) ?? [])
           .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
         groups.push({
@@ -157,9 +158,9 @@ export const GROUPS: AdminCommand = {
     }),
 };
 
-async function count(kv: Deno.Kv, prefix: string, keep = (_: unknown) => true): Promise<number> {
+async function count(kv: Deno.Kv, kind: Kind, keep = (_: unknown) => true): Promise<number> {
   let n = 0;
-  for await (const e of kv.list({ prefix: [prefix] })) if (keep(e.value)) n++;
+  for await (const e of kv.list({ prefix: allOf(kind) })) if (keep(e.value)) n++;
   return n;
 }
 
@@ -177,24 +178,24 @@ export const STATS: AdminCommand = {
   run: (ctx) =>
     withKv(ctx, async (kv) => {
       const now = Date.now();
-      const inbox = await tally(kv, "inbox", inboxBytes);
-      const blobs = await tally(kv, "blob", (v) => (v as Uint8Array).length);
+      const inbox = await tally(kv, PREFIX.inbox, inboxBytes);
+      const blobs = await tally(kv, PREFIX.blob, (v) => (v as Uint8Array).length);
       const identity = await readIdentity(ctx.dataDir);
       const stats = {
         dataDir: ctx.dataDir,
         storeBytes: await storeBytes(ctx.dataDir),
         fingerprint: identity?.fingerprint ?? null,
-        users: await count(kv, "user"),
-        groups: await count(kv, "group"),
-        friendships: (await count(kv, "friend")) / 2,
+        users: await count(kv, PREFIX.user),
+        groups: await count(kv, PREFIX.group),
+        friendships: (await count(kv, PREFIX.friend)) / 2,
         queuedMessages: [...inbox.values()].reduce((n, t) => n + t.count, 0),
         queuedBytes: [...inbox.values()].reduce((n, t) => n + t.sum, 0),
         usersWithQueue: inbox.size,
         imageBlobs: blobs.size,
         imageBlobBytes: [...blobs.values()].reduce((n, t) => n + t.sum, 0),
-        worldBacklog: await count(kv, "world"),
+        worldBacklog: await count(kv, PREFIX.world),
         // One family per device: its current token (replaced ones are no longer live).
-        resumeTokens: await count(kv, "token_family", (v) =>
+        resumeTokens: await count(kv, PREFIX.tokenFamily, (v) =>
           (v as { expires: Date }).expires > new Date(now)),
       };
       if (ctx.values.json) {

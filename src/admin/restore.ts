@@ -11,12 +11,14 @@
 
 import { join, resolve } from "node:path";
 import { serialize } from "node:v8";
-import { IDENTITY_FILE } from "../server/identity.ts";
+import { IDENTITY_FILE, writeIdentity } from "../store/identity.ts";
 import { LOCK_FILE, lockDataDir } from "../store/data_lock.ts";
 import { KV_FILE } from "../store/kv_store.ts";
+import { isSchemaKey, PREFIX } from "../store/kv_keys.ts";
+import { SCHEMA_VERSION } from "../store/schema.ts";
 import type { AdminCommand } from "./command.ts";
 import { parseHeader, parseLine } from "./backup_format.ts";
-import { exists, KV_SIDE_FILES, readIdentity, writeIdentity } from "./data_dir.ts";
+import { exists, KV_SIDE_FILES, readIdentity } from "./data_dir.ts";
 import { plural } from "./text.ts";
 
 /** KV allows 1000 mutations, 800 KiB and 80 KiB of keys per atomic commit; stay below. */
@@ -181,11 +183,17 @@ async function load(path: string, kvFile: string, dir: string): Promise<RestoreC
             continue;
           }
         }
+        if (isSchemaKey(line.key) && (line.value as number) > SCHEMA_VERSION) {
+          throw bad(
+            `the backup is schema version ${line.value}, from a newer Parley (this one reads ` +
+              `version ${SCHEMA_VERSION}); restore it with the newer Parley`,
+          );
+        }
         await batch.set(line.key, line.value, kb, vb, ttl);
         counts.entries++;
-        if (line.key[0] === "user") counts.users++;
-        else if (line.key[0] === "group") counts.groups++;
-        else if (line.key[0] === "inbox") counts.queued++;
+        if (line.key[0] === PREFIX.user) counts.users++;
+        else if (line.key[0] === PREFIX.group) counts.groups++;
+        else if (line.key[0] === PREFIX.inbox) counts.queued++;
       }
     }
     if (last === 0) throw new BackupFileError(path, 1, "the file is empty");

@@ -1,6 +1,6 @@
 /** Plain-text output for operators: aligned tables, sizes, times. */
 
-import { hasHidden, visible } from "../cli/safe_text.ts";
+import { hasHidden, visible } from "../terminal/safe_text.ts";
 
 /**
  * A table cell shows whole up to this: a group's member list (500 members of up to 32

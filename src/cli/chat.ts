@@ -22,8 +22,8 @@ import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept } from "./downloads.ts
 import { choosePassword, CliFailure } from "./login.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
-import { shown, visible } from "./safe_text.ts";
-import type { Terminal } from "./terminal.ts";
+import { shown, visible } from "../terminal/safe_text.ts";
+import type { Terminal } from "../terminal/terminal.ts";
 
 export const CHAT_HELP =
   `Commands (plain text goes to the current conversation; end a line with \\ to continue it):

@@ -13,9 +13,9 @@ import {
 } from "./login.ts";
 import { autosaveBudget, Downloads } from "./downloads.ts";
 import { clientDataDir, deviceSecret, downloadsDir, lastUser, rememberUser } from "./paths.ts";
-import { shown, visible } from "./safe_text.ts";
-import { openTerminal, type Terminal } from "./terminal.ts";
-import { parseFlags, UsageError } from "./usage.ts";
+import { shown, visible } from "../terminal/safe_text.ts";
+import { openTerminal, type Terminal } from "../terminal/terminal.ts";
+import { parseFlags, UsageError } from "../terminal/usage.ts";
 
 export const CONNECT_HELP = `Usage: parley connect [HOST:PORT] [options]
        parley [HOST:PORT] [options]

@@ -7,8 +7,8 @@
  */
 
 import { join } from "node:path";
-import { FILE_NAME_BYTES, safeFileName } from "./safe_text.ts";
-import { UsageError } from "./usage.ts";
+import { FILE_NAME_BYTES, safeFileName } from "../terminal/safe_text.ts";
+import { UsageError } from "../terminal/usage.ts";
 
 /** Images saved without asking in one session, by default: a busy day of photos from friends. */
 export const AUTOSAVE_BYTES = 50 * 1024 * 1024;

@@ -5,9 +5,9 @@ import { HostKeyChangedError, KnownHosts } from "../client/known_hosts.ts";
 import { ErrorCode, HandshakeError, ParleyError } from "../protocol/errors.ts";
 import { usernameProblem } from "../protocol/names.ts";
 import { knownHostsPath, lastServer, rememberServer } from "./paths.ts";
-import { shown, visible } from "./safe_text.ts";
-import type { Terminal } from "./terminal.ts";
-import { parseAddress, UsageError } from "./usage.ts";
+import { shown, visible } from "../terminal/safe_text.ts";
+import type { Terminal } from "../terminal/terminal.ts";
+import { parseAddress, UsageError } from "../terminal/usage.ts";
 
 export const DEFAULT_PORT = 7070;
 

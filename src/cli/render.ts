@@ -1,7 +1,7 @@
 /** How chat looks in the terminal: time, conversation and sender at a glance; colour on a TTY. */
 
 import type { HistoryEntry } from "./history.ts";
-import { visible, visibleLines } from "./safe_text.ts";
+import { visible, visibleLines } from "../terminal/safe_text.ts";
 
 const CODES = {
   dim: 2,

@@ -11,9 +11,9 @@ import {
   reach,
   resolveServer,
 } from "./login.ts";
-import { shown, visible } from "./safe_text.ts";
-import { PlainTerminal } from "./terminal.ts";
-import { parseFlags, UsageError } from "./usage.ts";
+import { shown, visible } from "../terminal/safe_text.ts";
+import { PlainTerminal } from "../terminal/terminal.ts";
+import { parseFlags, UsageError } from "../terminal/usage.ts";
 
 export const SEND_HELP = `Usage: parley send (--to NAME | --group ID | --world) [options] [TEXT...]
 

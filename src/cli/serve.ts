@@ -5,7 +5,7 @@ import { applyConfig, type Config, defaultConfig, loadConfigFile } from "../conf
 import { chooseAesGcm, giveUpNativeCode } from "../crypto/aes_gcm.ts";
 import { createLogger, type LogLevel } from "../server/log.ts";
 import { startServer } from "../server/server.ts";
-import { parseFlags, UsageError } from "./usage.ts";
+import { parseFlags, UsageError } from "../terminal/usage.ts";
 
 export const SERVE_HELP = `Usage: parley serve [options]
 

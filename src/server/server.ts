@@ -23,7 +23,7 @@ import type { ServerContext } from "./context.ts";
 import { type Clock, monotonic } from "./clock.ts";
 import { ConnectionTable } from "./connection_table.ts";
 import { LocalHub } from "./hub.ts";
-import { loadOrCreateIdentity } from "./identity.ts";
+import { loadOrCreateIdentity } from "../store/identity.ts";
 import { ConnectionLifecycle } from "./lifecycle.ts";
 import { Listeners } from "./listeners.ts";
 import { createLogger, type Logger } from "./log.ts";

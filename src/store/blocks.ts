@@ -7,6 +7,7 @@
  */
 
 import type { BlockStore, NamedUser } from "./types.ts";
+import { blockedByKey, blockedByPrefix, blockKey, blocksPrefix } from "./kv_keys.ts";
 
 /** Users whose block sets are kept in memory; past this the longest-held set goes. */
 const CACHED_SETS = 10_000;
@@ -32,7 +33,7 @@ export class KvBlockStore implements BlockStore {
   ): Promise<"added" | "already" | "full"> {
     // Handlers refuse a block of oneself; one here would hide the user from their own view.
     if (blocker.user === blocked.user) throw new Error(`A user cannot block themself`);
-    const key = ["block", blocker.user, blocked.user];
+    const key = blockKey(blocker.user, blocked.user);
     while (true) {
       const existing = await this.kv.get(key);
       if (existing.versionstamp !== null) return "already";
@@ -40,7 +41,7 @@ export class KvBlockStore implements BlockStore {
       const result = await this.kv.atomic()
         .check(existing)
         .set(key, blocked.name)
-        .set(["blocked_by", blocked.user, blocker.user], true)
+        .set(blockedByKey(blocked.user, blocker.user), true)
         .commit();
       this.#forget(blocker.user, blocked.user);
       if (result.ok) return "added";
@@ -48,10 +49,10 @@ export class KvBlockStore implements BlockStore {
   }
 
   async remove(blocker: string, blocked: string): Promise<boolean> {
-    const key = ["block", blocker, blocked];
+    const key = blockKey(blocker, blocked);
     if ((await this.kv.get(key)).versionstamp === null) return false;
     try {
-      await this.kv.atomic().delete(key).delete(["blocked_by", blocked, blocker]).commit();
+      await this.kv.atomic().delete(key).delete(blockedByKey(blocked, blocker)).commit();
     } finally {
       this.#forget(blocker, blocked);
     }
@@ -60,14 +61,14 @@ export class KvBlockStore implements BlockStore {
 
   async list(user: string): Promise<NamedUser[]> {
     const out: NamedUser[] = [];
-    for await (const e of this.kv.list<string>({ prefix: ["block", user] })) {
+    for await (const e of this.kv.list<string>({ prefix: blocksPrefix(user) })) {
       out.push({ user: e.key[2] as string, name: e.value });
     }
     return out;
   }
 
   async blocked(user: string, other: string): Promise<boolean> {
-    return (await this.kv.get(["block", user, other])).versionstamp !== null;
+    return (await this.kv.get(blockKey(user, other))).versionstamp !== null;
   }
 
   either(user: string): ReadonlySet<string> | Promise<ReadonlySet<string>> {
@@ -99,8 +100,8 @@ export class KvBlockStore implements BlockStore {
 
   async #read(user: string): Promise<ReadonlySet<string>> {
     const out = new Set<string>();
-    for (const prefix of ["block", "blocked_by"]) {
-      for await (const e of this.kv.list({ prefix: [prefix, user] })) out.add(e.key[2] as string);
+    for (const prefix of [blocksPrefix(user), blockedByPrefix(user)]) {
+      for await (const e of this.kv.list({ prefix })) out.add(e.key[2] as string);
     }
     return out.size > 0 ? out : NONE; // most users: one shared empty set
   }

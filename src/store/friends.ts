@@ -11,6 +11,14 @@
 
 import { ReadCache } from "./read_cache.ts";
 import type { FriendStore, NamedUser } from "./types.ts";
+import {
+  friendKey,
+  friendRequestKey,
+  friendRequestOutKey,
+  friendRequestsOutPrefix,
+  friendRequestsPrefix,
+  friendsPrefix,
+} from "./kv_keys.ts";
 
 /** Users whose friend lists are kept in memory; past this the longest-held list goes. */
 const CACHED_LISTS = 10_000;
@@ -26,8 +34,8 @@ export class KvFriendStore implements FriendStore {
   }
 
   async add(a: NamedUser, b: NamedUser): Promise<boolean> {
-    const ab = ["friend", a.user, b.user];
-    const ba = ["friend", b.user, a.user];
+    const ab = friendKey(a.user, b.user);
+    const ba = friendKey(b.user, a.user);
     const result = await this.kv.atomic()
       .check({ key: ab, versionstamp: null })
       .set(ab, b.name)
@@ -38,11 +46,11 @@ export class KvFriendStore implements FriendStore {
   }
 
   async remove(a: string, b: string): Promise<boolean> {
-    const ab = ["friend", a, b];
+    const ab = friendKey(a, b);
     const entry = await this.kv.get(ab);
     if (entry.versionstamp === null) return false;
     try {
-      await this.kv.atomic().delete(ab).delete(["friend", b, a]).commit();
+      await this.kv.atomic().delete(ab).delete(friendKey(b, a)).commit();
     } finally {
       this.#forget(a, b);
     }
@@ -56,7 +64,7 @@ export class KvFriendStore implements FriendStore {
 
   async #read(user: string): Promise<readonly NamedUser[]> {
     const out: NamedUser[] = [];
-    for await (const e of this.kv.list<string>({ prefix: ["friend", user] })) {
+    for await (const e of this.kv.list<string>({ prefix: friendsPrefix(user) })) {
       out.push({ user: e.key[2] as string, name: e.value });
     }
     return out.length > 0 ? out : NO_FRIENDS; // many users: one shared empty list
@@ -72,14 +80,14 @@ export class KvFriendStore implements FriendStore {
     max: number,
   ): Promise<"requested" | "waiting" | "full"> {
     if (from.user === to.user) throw new Error("A user cannot ask themself to be friends");
-    const incoming = ["friend_req", to.user, from.user];
-    const outgoing = ["friend_req_out", from.user, to.user];
+    const incoming = friendRequestKey(to.user, from.user);
+    const outgoing = friendRequestOutKey(from.user, to.user);
     while (true) {
       const existing = await this.kv.get(incoming);
       if (existing.versionstamp !== null) return "waiting";
       const [theirs, mine] = await Promise.all([
-        this.#countPrefix(["friend_req", to.user]),
-        this.#countPrefix(["friend_req_out", from.user]),
+        this.#countPrefix(friendRequestsPrefix(to.user)),
+        this.#countPrefix(friendRequestsOutPrefix(from.user)),
       ]);
       if (theirs >= max || mine >= max) return "full";
       const result = await this.kv.atomic()
@@ -98,46 +106,49 @@ export class KvFriendStore implements FriendStore {
   }
 
   async dropRequest(from: string, to: string): Promise<boolean> {
-    const incoming = ["friend_req", to, from];
+    const incoming = friendRequestKey(to, from);
     if ((await this.kv.get(incoming)).versionstamp === null) return false;
-    await this.kv.atomic().delete(incoming).delete(["friend_req_out", from, to]).commit();
+    await this.kv.atomic().delete(incoming).delete(friendRequestOutKey(from, to)).commit();
     return true;
   }
 
   async hasRequest(from: string, to: string): Promise<boolean> {
-    return (await this.kv.get(["friend_req", to, from])).versionstamp !== null;
+    return (await this.kv.get(friendRequestKey(to, from))).versionstamp !== null;
   }
 
   async acceptRequest(from: NamedUser, to: NamedUser): Promise<boolean> {
     if (from.user === to.user) throw new Error("A user cannot be their own friend");
-    const request = await this.kv.get(["friend_req", to.user, from.user]);
+    const request = await this.kv.get(friendRequestKey(to.user, from.user));
     if (request.versionstamp === null) return false;
-    const ab = ["friend", from.user, to.user];
-    const ba = ["friend", to.user, from.user];
+    const ab = friendKey(from.user, to.user);
+    const ba = friendKey(to.user, from.user);
     const result = await this.kv.atomic()
       .check(request)
       .check({ key: ab, versionstamp: null })
       .set(ab, to.name)
       .set(ba, from.name)
-      .delete(["friend_req", to.user, from.user])
-      .delete(["friend_req_out", from.user, to.user])
+      .delete(friendRequestKey(to.user, from.user))
+      .delete(friendRequestOutKey(from.user, to.user))
       // A request the other way (both asked at once) is answered by the friendship too.
-      .delete(["friend_req", from.user, to.user])
-      .delete(["friend_req_out", to.user, from.user])
+      .delete(friendRequestKey(from.user, to.user))
+      .delete(friendRequestOutKey(to.user, from.user))
       .commit();
     this.#forget(from.user, to.user);
     return result.ok;
   }
 
   async requests(user: string): Promise<{ incoming: NamedUser[]; outgoing: NamedUser[] }> {
-    const read = async (prefix: string) => {
+    const read = async (prefix: Deno.KvKey) => {
       const out: NamedUser[] = [];
-      for await (const e of this.kv.list<string>({ prefix: [prefix, user] })) {
+      for await (const e of this.kv.list<string>({ prefix })) {
         out.push({ user: e.key[2] as string, name: e.value });
       }
       return out;
     };
-    const [incoming, outgoing] = await Promise.all([read("friend_req"), read("friend_req_out")]);
+    const [incoming, outgoing] = await Promise.all([
+      read(friendRequestsPrefix(user)),
+      read(friendRequestsOutPrefix(user)),
+    ]);
     return { incoming, outgoing };
   }
 

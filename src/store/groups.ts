@@ -7,6 +7,17 @@
 
 import { ReadCache } from "./read_cache.ts";
 import type { AddMemberResult, GroupRecord, GroupStore, NamedUser } from "./types.ts";
+import {
+  allOf,
+  GROUP_SEQ_KEY,
+  groupKey,
+  groupPendingKey,
+  memberKey,
+  memberOfKey,
+  memberOfPrefix,
+  membersPrefix,
+  PREFIX,
+} from "./kv_keys.ts";
 
 /**
  * Groups, member lists and each user's groups are kept in memory for this many keys each: a
@@ -42,15 +53,12 @@ export class KvGroupStore implements GroupStore {
     if (members.length <= MEMBERS_PER_COMMIT) {
       // Optimistic: read the counter, commit only if nobody moved it meanwhile.
       while (true) {
-        const counter = await this.kv.get<number>(["group_seq"]);
+        const counter = await this.kv.get<number>(GROUP_SEQ_KEY);
         const id = (counter.value ?? 0) + 1;
         const record = this.#record(id, name, creator, members);
-        const op = this.kv.atomic().check(counter).set(["group_seq"], id).set(
-          ["group", id],
-          record,
-        );
+        const op = this.kv.atomic().check(counter).set(GROUP_SEQ_KEY, id).set(groupKey(id), record);
         for (const m of members) {
-          op.set(["member", id, m.user], m.name).set(["member_of", m.user, id], true);
+          op.set(memberKey(id, m.user), m.name).set(memberOfKey(m.user, id), true);
         }
         const committed = (await op.commit()).ok;
         this.#forget(id, members.map((m) => m.user));
@@ -73,10 +81,10 @@ export class KvGroupStore implements GroupStore {
   async #createLarge(name: string, creator: string, members: NamedUser[]): Promise<GroupRecord> {
     let id: number;
     while (true) {
-      const counter = await this.kv.get<number>(["group_seq"]);
+      const counter = await this.kv.get<number>(GROUP_SEQ_KEY);
       id = (counter.value ?? 0) + 1;
-      const ok = (await this.kv.atomic().check(counter).set(["group_seq"], id)
-        .set(["group_pending", id], new Date()).commit()).ok;
+      const ok = (await this.kv.atomic().check(counter).set(GROUP_SEQ_KEY, id)
+        .set(groupPendingKey(id), new Date()).commit()).ok;
       if (ok) break;
     }
     const users = members.map((m) => m.user);
@@ -84,12 +92,12 @@ export class KvGroupStore implements GroupStore {
       for (let i = 0; i < members.length; i += MEMBERS_PER_COMMIT) {
         const op = this.kv.atomic();
         for (const m of members.slice(i, i + MEMBERS_PER_COMMIT)) {
-          op.set(["member", id, m.user], m.name).set(["member_of", m.user, id], true);
+          op.set(memberKey(id, m.user), m.name).set(memberOfKey(m.user, id), true);
         }
         if (!(await op.commit()).ok) throw new Error(`Writing the members of group ${id} failed`);
       }
       const record = this.#record(id, name, creator, members);
-      const done = await this.kv.atomic().set(["group", id], record).delete(["group_pending", id])
+      const done = await this.kv.atomic().set(groupKey(id), record).delete(groupPendingKey(id))
         .commit();
       if (!done.ok) throw new Error(`Writing group ${id} failed`);
       return record;
@@ -110,9 +118,9 @@ export class KvGroupStore implements GroupStore {
    */
   async sweep(): Promise<number> {
     let swept = 0;
-    for await (const e of this.kv.list({ prefix: ["group_pending"] })) {
+    for await (const e of this.kv.list({ prefix: allOf(PREFIX.groupPending) })) {
       const id = e.key[1] as number;
-      const record = await this.kv.get(["group", id]);
+      const record = await this.kv.get(groupKey(id));
       if (record.value === null) {
         await this.#dropUnfinished(id);
         swept++;
@@ -127,24 +135,24 @@ export class KvGroupStore implements GroupStore {
   async #dropUnfinished(id: number): Promise<void> {
     const users: string[] = [];
     let op = this.kv.atomic();
-    for await (const m of this.kv.list<string>({ prefix: ["member", id] })) {
+    for await (const m of this.kv.list<string>({ prefix: membersPrefix(id) })) {
       const user = m.key[2] as string;
       users.push(user);
-      op.delete(m.key).delete(["member_of", user, id]);
+      op.delete(m.key).delete(memberOfKey(user, id));
       if (users.length % MEMBERS_PER_COMMIT === 0) {
         if (!(await op.commit()).ok) throw new Error(`Deleting group ${id}'s members failed`);
         op = this.kv.atomic();
       }
     }
     // The marker last: until it goes, the next start tries again.
-    if (!(await op.delete(["group_pending", id]).commit()).ok) {
+    if (!(await op.delete(groupPendingKey(id)).commit()).ok) {
       throw new Error(`Deleting group ${id}'s members failed`);
     }
     this.#forget(id, users);
   }
 
   get(id: number): Promise<GroupRecord | null> {
-    return this.#records.get(id, async () => (await this.kv.get<GroupRecord>(["group", id])).value);
+    return this.#records.get(id, async () => (await this.kv.get<GroupRecord>(groupKey(id))).value);
   }
 
   async members(id: number): Promise<NamedUser[]> {
@@ -154,7 +162,7 @@ export class KvGroupStore implements GroupStore {
 
   async #readMembers(id: number): Promise<NamedUser[]> {
     const out: NamedUser[] = [];
-    for await (const e of this.kv.list<string>({ prefix: ["member", id] })) {
+    for await (const e of this.kv.list<string>({ prefix: membersPrefix(id) })) {
       out.push({ user: e.key[2] as string, name: e.value });
     }
     return out;
@@ -165,20 +173,20 @@ export class KvGroupStore implements GroupStore {
   }
 
   async addMember(id: number, member: NamedUser, max: number): Promise<AddMemberResult> {
-    const key = ["member", id, member.user];
+    const key = memberKey(id, member.user);
     // Every join and leave rewrites the group record, so concurrent ones retry instead of both
     // passing the size check.
     while (true) {
-      const [group, existing] = await this.kv.getMany<[GroupRecord, string]>([["group", id], key]);
+      const [group, existing] = await this.kv.getMany<[GroupRecord, string]>([groupKey(id), key]);
       if (!group.value) return "no_group";
       if (existing.versionstamp !== null) return "already_member";
       if (group.value.size >= max) return "full";
       const result = await this.kv.atomic()
         .check(group)
         .check(existing)
-        .set(["group", id], { ...group.value, size: group.value.size + 1 })
+        .set(groupKey(id), { ...group.value, size: group.value.size + 1 })
         .set(key, member.name)
-        .set(["member_of", member.user, id], true)
+        .set(memberOfKey(member.user, id), true)
         .commit();
       this.#forget(id, [member.user]);
       if (result.ok) return "added";
@@ -187,20 +195,19 @@ export class KvGroupStore implements GroupStore {
 
   async removeMember(id: number, user: string): Promise<NamedUser[]> {
     while (true) {
-      const [group, existing] = await this.kv.getMany<[GroupRecord, string]>([["group", id], [
-        "member",
-        id,
-        user,
-      ]]);
+      const [group, existing] = await this.kv.getMany<[GroupRecord, string]>([
+        groupKey(id),
+        memberKey(id, user),
+      ]);
       if (!group.value || existing.versionstamp === null) return await this.members(id);
       const op = this.kv.atomic()
         .check(group)
         .check(existing)
-        .delete(["member", id, user])
-        .delete(["member_of", user, id]);
+        .delete(memberKey(id, user))
+        .delete(memberOfKey(user, id));
       // The last member out takes the group with them.
-      if (group.value.size <= 1) op.delete(["group", id]);
-      else op.set(["group", id], { ...group.value, size: group.value.size - 1 });
+      if (group.value.size <= 1) op.delete(groupKey(id));
+      else op.set(groupKey(id), { ...group.value, size: group.value.size - 1 });
       const committed = (await op.commit()).ok;
       this.#forget(id, [user]);
       if (committed) return await this.members(id);
@@ -220,7 +227,7 @@ export class KvGroupStore implements GroupStore {
   #idsOf(user: string): Promise<readonly number[]> {
     return this.#groupsOf.get(user, async () => {
       const ids: number[] = [];
-      for await (const e of this.kv.list({ prefix: ["member_of", user] })) {
+      for await (const e of this.kv.list({ prefix: memberOfPrefix(user) })) {
         ids.push(e.key[2] as number);
       }
       return ids.length > 0 ? ids : NO_GROUPS; // most users: one shared empty list

@@ -6,6 +6,7 @@
  */
 
 import type { Invitation, InvitationStore, NamedUser } from "./types.ts";
+import { groupInvitationKey, groupInvitationsPrefix } from "./kv_keys.ts";
 
 interface StoredInvitation {
   groupName: string;
@@ -49,7 +50,7 @@ export class KvInvitationStore implements InvitationStore {
       if (fresh.length === 0) continue;
       const op = this.kv.atomic();
       for (const u of fresh) {
-        const key = ["g_invite", u.user, invitation.group];
+        const key = groupInvitationKey(u.user, invitation.group);
         op.check({ key, versionstamp: null }).set(key, value);
       }
       // A concurrent invitation to the same group is rare: then this batch counts as waiting.
@@ -60,12 +61,12 @@ export class KvInvitationStore implements InvitationStore {
   }
 
   async get(user: string, group: number): Promise<Invitation | null> {
-    const e = await this.kv.get<StoredInvitation>(["g_invite", user, group]);
+    const e = await this.kv.get<StoredInvitation>(groupInvitationKey(user, group));
     return e.value ? toInvitation(group, e.value) : null;
   }
 
   async remove(user: string, group: number): Promise<boolean> {
-    const key = ["g_invite", user, group];
+    const key = groupInvitationKey(user, group);
     if ((await this.kv.get(key)).versionstamp === null) return false;
     await this.kv.delete(key);
     return true;
@@ -77,7 +78,9 @@ export class KvInvitationStore implements InvitationStore {
 
   async #read(user: string): Promise<Invitation[]> {
     const out: Invitation[] = [];
-    for await (const e of this.kv.list<StoredInvitation>({ prefix: ["g_invite", user] })) {
+    for await (
+      const e of this.kv.list<StoredInvitation>({ prefix: groupInvitationsPrefix(user) })
+    ) {
       out.push(toInvitation(e.key[2] as number, e.value));
     }
     return out;
@@ -85,12 +88,14 @@ export class KvInvitationStore implements InvitationStore {
 
   async removeFrom(user: string, from: string): Promise<void> {
     for (const inv of await this.#read(user)) {
-      if (inv.from.user === from) await this.kv.delete(["g_invite", user, inv.group]);
+      if (inv.from.user === from) await this.kv.delete(groupInvitationKey(user, inv.group));
     }
   }
 
   async clear(user: string): Promise<void> {
-    for (const inv of await this.#read(user)) await this.kv.delete(["g_invite", user, inv.group]);
+    for (const inv of await this.#read(user)) {
+      await this.kv.delete(groupInvitationKey(user, inv.group));
+    }
   }
 }
 

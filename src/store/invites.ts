@@ -7,6 +7,7 @@
 
 import { randomBytes, sha256 } from "../crypto/keys.ts";
 import type { InviteRecord, InviteStore } from "./types.ts";
+import { inviteKey } from "./kv_keys.ts";
 
 /** Random bytes per code: 80 bits, unguessable at the registration allowance's pace. */
 const INVITE_BYTES = 10;
@@ -28,17 +29,17 @@ export class KvInviteStore implements InviteStore {
   async add(code: string, ttlMs: number): Promise<InviteRecord> {
     const now = new Date();
     const record = { created: now, expires: new Date(now.getTime() + ttlMs) };
-    await this.kv.set(["invite", idOf(code)], record, { expireIn: ttlMs });
+    await this.kv.set(inviteKey(idOf(code)), record, { expireIn: ttlMs });
     return record;
   }
 
   async valid(code: string): Promise<boolean> {
-    const record = (await this.kv.get<InviteRecord>(["invite", idOf(code)])).value;
+    const record = (await this.kv.get<InviteRecord>(inviteKey(idOf(code)))).value;
     return record !== null && record.expires.getTime() > Date.now();
   }
 
   async take(code: string): Promise<InviteRecord | null> {
-    const key = ["invite", idOf(code)];
+    const key = inviteKey(idOf(code));
     const entry = await this.kv.get<InviteRecord>(key);
     if (entry.value === null || entry.value.expires.getTime() <= Date.now()) return null;
     // Only one REGISTER can take a code, however many try it at once.
@@ -48,6 +49,6 @@ export class KvInviteStore implements InviteStore {
 
   async giveBack(code: string, record: InviteRecord): Promise<void> {
     const ttlMs = record.expires.getTime() - Date.now();
-    if (ttlMs > 0) await this.kv.set(["invite", idOf(code)], record, { expireIn: ttlMs });
+    if (ttlMs > 0) await this.kv.set(inviteKey(idOf(code)), record, { expireIn: ttlMs });
   }
 }

@@ -13,6 +13,8 @@ import type { Store } from "./types.ts";
 import { KvInviteStore } from "./invites.ts";
 import { KvUserStore } from "./users.ts";
 import { KvWorldStore } from "./world.ts";
+import { HEALTH_KEY } from "./kv_keys.ts";
+import { prepareSchema, storeIn } from "./schema.ts";
 
 export const KV_FILE = "parley.kv";
 
@@ -65,12 +67,15 @@ export async function openKvStore(
   // One writer at a time: the caches above the store assume this process makes every write.
   const lock = await lockDataDir(dataDir, opts.owner ?? "serve");
   const path = join(dataDir, KV_FILE);
-  let kv: Deno.Kv;
+  let kv: Deno.Kv | undefined;
   try {
     await createPrivate(path);
     kv = await Deno.openKv(path);
     await makePrivate(path);
+    // Before anything below writes: a newer store is refused untouched, an older one upgraded.
+    await prepareSchema(kv, storeIn(dataDir));
   } catch (e) {
+    kv?.close();
     lock.release();
     throw e;
   }
@@ -92,7 +97,7 @@ export async function openKvStore(
     inbox,
     world: await KvWorldStore.open(kv, committer, opts.worldBacklog),
     ping: async () => {
-      await kv.get(["health"]);
+      await kv.get(HEALTH_KEY);
     },
     close: async () => {
       await inbox.removalsDone();

@@ -18,6 +18,7 @@ import { TOKEN_BYTES } from "../protocol/messages.ts";
 import type { GroupCommitter } from "./committer.ts";
 import { ReadCache } from "./read_cache.ts";
 import type { IssuedToken, ResumeOutcome, TokenFamily, TokenRecord, TokenStore } from "./types.ts";
+import { tokenFamilyKey, tokenKey, userTokenKey, userTokensPrefix } from "./kv_keys.ts";
 
 /**
  * Families and token entries kept in memory: every RESUME looks both up. Unknown tokens are not
@@ -93,14 +94,14 @@ export class KvTokenStore implements TokenStore {
   #family(id: string): Promise<FamilyEntry | null> {
     return this.#families.get(
       id,
-      async () => (await this.kv.get<FamilyEntry>(["token_family", id])).value,
+      async () => (await this.kv.get<FamilyEntry>(tokenFamilyKey(id))).value,
     );
   }
 
   #token(hash: string): Promise<TokenRecord | null> {
     return this.#tokens.get(
       hash,
-      async () => (await this.kv.get<TokenRecord>(["token", hash])).value,
+      async () => (await this.kv.get<TokenRecord>(tokenKey(hash))).value,
     );
   }
 
@@ -133,9 +134,9 @@ export class KvTokenStore implements TokenStore {
       // The device's earlier family ends: a device keeps one token.
       if (opts.device) await this.#delete(user, id);
       await this.committer.write([
-        { type: "set", key: ["token_family", id], value: family, expireIn: ttlMs },
-        { type: "set", key: ["token", hash], value: record, expireIn: ttlMs },
-        { type: "set", key: ["user_token", user, id], value: expires, expireIn: ttlMs },
+        { type: "set", key: tokenFamilyKey(id), value: family, expireIn: ttlMs },
+        { type: "set", key: tokenKey(hash), value: record, expireIn: ttlMs },
+        { type: "set", key: userTokenKey(user, id), value: expires, expireIn: ttlMs },
       ]);
     });
     // Not cached here: most tokens are never used to resume, and each idle session would hold
@@ -146,7 +147,7 @@ export class KvTokenStore implements TokenStore {
 
   async #prune(user: string, maxPerUser: number): Promise<void> {
     const entries: { id: string; expires: Date }[] = [];
-    for await (const e of this.kv.list<Date>({ prefix: ["user_token", user] })) {
+    for await (const e of this.kv.list<Date>({ prefix: userTokensPrefix(user) })) {
       entries.push({ id: e.key[2] as string, expires: e.value });
     }
     if (entries.length <= maxPerUser) return;
@@ -193,10 +194,10 @@ export class KvTokenStore implements TokenStore {
       const expireIn = f.expires.getTime() - now;
       const entry: TokenRecord = { user: f.user, family: f.id, expires: f.expires };
       const mutations: Deno.KvMutation[] = [
-        { type: "set", key: ["token_family", f.id], value: next, expireIn },
-        { type: "set", key: ["token", next.current], value: entry, expireIn },
+        { type: "set", key: tokenFamilyKey(f.id), value: next, expireIn },
+        { type: "set", key: tokenKey(next.current), value: entry, expireIn },
       ];
-      for (const old of dropped) mutations.push({ type: "delete", key: ["token", old] });
+      for (const old of dropped) mutations.push({ type: "delete", key: tokenKey(old) });
       try {
         await this.committer.write(mutations);
       } catch (e) {
@@ -229,12 +230,12 @@ export class KvTokenStore implements TokenStore {
   /** Deletes a family and its token entries; run inside #serial for that family. */
   async #delete(user: string, family: string): Promise<void> {
     const f = await this.#family(family);
-    const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["user_token", user, family] }];
+    const mutations: Deno.KvMutation[] = [{ type: "delete", key: userTokenKey(user, family) }];
     const hashes: string[] = [];
     if (f && f.user === user) {
-      mutations.push({ type: "delete", key: ["token_family", family] });
+      mutations.push({ type: "delete", key: tokenFamilyKey(family) });
       for (const h of [f.current, f.previous, ...f.retired]) if (h) hashes.push(h);
-      for (const h of hashes) mutations.push({ type: "delete", key: ["token", h] });
+      for (const h of hashes) mutations.push({ type: "delete", key: tokenKey(h) });
     }
     // At most 3 + RETIRED_KEPT mutations, far below a commit's limit.
     try {
@@ -248,7 +249,7 @@ export class KvTokenStore implements TokenStore {
   async revokeAll(user: string): Promise<void> {
     try {
       const ids: string[] = [];
-      for await (const e of this.kv.list({ prefix: ["user_token", user] })) {
+      for await (const e of this.kv.list({ prefix: userTokensPrefix(user) })) {
         ids.push(e.key[2] as string);
       }
       for (const id of ids) await this.#serial(id, () => this.#delete(user, id));

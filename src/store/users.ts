@@ -6,12 +6,10 @@
 import type { PasswordHash } from "../crypto/password.ts";
 import { usernameKey, usernameLookalikeKey } from "../protocol/names.ts";
 import type { UserRecord, UserStore } from "./types.ts";
+import { allOf, LOOKALIKE_INDEXED_KEY, PREFIX, userKey, userLookKey } from "./kv_keys.ts";
 
 /** Users remembered in memory: every message names one, and this process makes all writes. */
 const CACHE_SIZE = 50_000;
-
-/** Set once every account made before look-alike keys existed has its key. */
-const LOOKALIKE_INDEXED = ["meta", "lookalike_index"];
 
 export class KvUserStore implements UserStore {
   readonly #cache = new Map<string, UserRecord>();
@@ -23,13 +21,13 @@ export class KvUserStore implements UserStore {
    * Where two old accounts share a key, the first keeps it; both keep working.
    */
   static async open(kv: Deno.Kv): Promise<KvUserStore> {
-    if ((await kv.get(LOOKALIKE_INDEXED)).versionstamp === null) {
-      for await (const e of kv.list<UserRecord>({ prefix: ["user"] })) {
-        const look = ["user_look", usernameLookalikeKey(e.value.name)];
+    if ((await kv.get(LOOKALIKE_INDEXED_KEY)).versionstamp === null) {
+      for await (const e of kv.list<UserRecord>({ prefix: allOf(PREFIX.user) })) {
+        const look = userLookKey(usernameLookalikeKey(e.value.name));
         await kv.atomic().check({ key: look, versionstamp: null })
           .set(look, usernameKey(e.value.name)).commit();
       }
-      await kv.set(LOOKALIKE_INDEXED, 1);
+      await kv.set(LOOKALIKE_INDEXED_KEY, 1);
     }
     return new KvUserStore(kv);
   }
@@ -42,8 +40,8 @@ export class KvUserStore implements UserStore {
 
   async create(record: UserRecord): Promise<boolean> {
     const name = usernameKey(record.name);
-    const key = ["user", name];
-    const look = ["user_look", usernameLookalikeKey(record.name)];
+    const key = userKey(name);
+    const look = userLookKey(usernameLookalikeKey(record.name));
     const result = await this.kv.atomic()
       .check({ key, versionstamp: null }, { key: look, versionstamp: null })
       .set(key, record)
@@ -59,19 +57,19 @@ export class KvUserStore implements UserStore {
   }
 
   async #read(key: string): Promise<UserRecord | null> {
-    const record = (await this.kv.get<UserRecord>(["user", key])).value;
+    const record = (await this.kv.get<UserRecord>(userKey(key))).value;
     if (record) this.#remember(key, record);
     return record;
   }
 
   async lookalike(name: string): Promise<string | null> {
-    const owner = (await this.kv.get<string>(["user_look", usernameLookalikeKey(name)])).value;
+    const owner = (await this.kv.get<string>(userLookKey(usernameLookalikeKey(name)))).value;
     if (owner === null) return null;
     return (await this.get(owner))?.name ?? null;
   }
 
   async setPassword(name: string, password: PasswordHash): Promise<boolean> {
-    const key = ["user", usernameKey(name)];
+    const key = userKey(usernameKey(name));
     const entry = await this.kv.get<UserRecord>(key);
     if (!entry.value) return false;
     const next = { ...entry.value, password };
@@ -84,10 +82,10 @@ export class KvUserStore implements UserStore {
   async remove(name: string): Promise<boolean> {
     const key = usernameKey(name);
     this.#cache.delete(key);
-    const entry = await this.kv.get(["user", key]);
+    const entry = await this.kv.get(userKey(key));
     if (entry.versionstamp === null) return false;
-    const look = ["user_look", usernameLookalikeKey(key)];
-    const atomic = this.kv.atomic().delete(["user", key]);
+    const look = userLookKey(usernameLookalikeKey(key));
+    const atomic = this.kv.atomic().delete(userKey(key));
     // Only the account's own look-alike key: an older account may share it and hold it.
     if ((await this.kv.get<string>(look)).value === key) atomic.delete(look);
     await atomic.commit();

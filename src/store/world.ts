@@ -6,6 +6,7 @@
 import type { GroupCommitter } from "./committer.ts";
 import { storable } from "./storable.ts";
 import type { ChatMessage, WorldEntry, WorldStore } from "./types.ts";
+import { allOf, PREFIX, worldKey } from "./kv_keys.ts";
 
 export class KvWorldStore implements WorldStore {
   #recent: WorldEntry[] = [];
@@ -16,7 +17,10 @@ export class KvWorldStore implements WorldStore {
     const store = new KvWorldStore(committer, keep);
     const all: { seq: number; message: ChatMessage }[] = [];
     for await (
-      const e of kv.list<ChatMessage>({ prefix: ["world"] }, { reverse: true, limit: keep })
+      const e of kv.list<ChatMessage>({ prefix: allOf(PREFIX.world) }, {
+        reverse: true,
+        limit: keep,
+      })
     ) {
       all.push({ seq: e.key[1] as number, message: e.value });
     }
@@ -32,9 +36,9 @@ export class KvWorldStore implements WorldStore {
     // Kept for INITIALIZE and stored: with bytes of its own, not a view of a decoder's slab.
     const message = storable(sent);
     const seq = this.#nextSeq++;
-    const mutations: Deno.KvMutation[] = [{ type: "set", key: ["world", seq], value: message }];
+    const mutations: Deno.KvMutation[] = [{ type: "set", key: worldKey(seq), value: message }];
     // Trim by key below the window, so that a commit that failed earlier leaves nothing either.
-    if (seq > this.keep) mutations.push({ type: "delete", key: ["world", seq - this.keep] });
+    if (seq > this.keep) mutations.push({ type: "delete", key: worldKey(seq - this.keep) });
     await this.committer.write(mutations, (message.text?.length ?? 0) * 3 + 128);
     // Only what is committed is shown at login.
     this.#recent.push({ seq, message });

@@ -9,7 +9,7 @@ import { ParleyClient } from "../../src/client/client.ts";
 import { KnownHosts } from "../../src/client/known_hosts.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { loadOrCreateIdentity } from "../../src/server/identity.ts";
+import { loadOrCreateIdentity } from "../../src/store/identity.ts";
 import { lockDataDir } from "../../src/store/data_lock.ts";
 import { openKvStore } from "../../src/store/kv_store.ts";
 import { rejects } from "../helpers/assert.ts";

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ParleyClient } from "../../src/client/client.ts";
 import { HostKeyChangedError } from "../../src/client/known_hosts.ts";
-import { IDENTITY_FILE } from "../../src/server/identity.ts";
+import { IDENTITY_FILE } from "../../src/store/identity.ts";
 import { withServer } from "../helpers/server.ts";
 
 Deno.test("the client pins the key on first contact and accepts it afterwards", () =>

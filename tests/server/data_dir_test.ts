@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { silentLogger } from "../../src/server/log.ts";
 import { startServer } from "../../src/server/server.ts";
 import { DataDirBusyError } from "../../src/store/data_lock.ts";
-import { IDENTITY_FILE } from "../../src/server/identity.ts";
+import { IDENTITY_FILE } from "../../src/store/identity.ts";
 import { testConfig } from "../helpers/server.ts";
 
 Deno.test("two servers started together on an empty data dir: one runs, the other is refused", async () => {

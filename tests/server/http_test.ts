@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { serveConfig } from "../../src/cli/serve.ts";
-import { UsageError } from "../../src/cli/usage.ts";
+import { UsageError } from "../../src/terminal/usage.ts";
 import { ConfigError, defaultConfig } from "../../src/config/config.ts";
 import { ErrorCode, ParleyError } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";

@@ -1,7 +1,7 @@
 /** The line editor's pure parts: Backspace and the arrows step over whole graphemes. */
 
 import assert from "node:assert/strict";
-import { graphemeEnd, graphemeStart } from "../../src/cli/terminal.ts";
+import { graphemeEnd, graphemeStart } from "../../src/terminal/terminal.ts";
 
 Deno.test("graphemeStart() takes a ZWJ emoji, a flag and an accented letter whole", () => {
   for (const g of ["👩‍👩‍👧", "🇫🇷", "e\u0301", "👍🏽", "a"]) {

@@ -9,7 +9,7 @@ import {
   shown,
   visible,
   visibleLines,
-} from "../../src/cli/safe_text.ts";
+} from "../../src/terminal/safe_text.ts";
 
 /** What a terminal acts on or does not show: no output of ours may hold one (bar \n, \t). */
 // deno-lint-ignore no-control-regex
