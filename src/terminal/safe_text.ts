@@ -89,7 +89,10 @@ function render(input: unknown, max: number, lines: number): string {
       piece = String.fromCodePoint(cp);
     }
     const last = next >= text.length;
-    if (used + width > max - 1 && !(last && used + width <= max)) return out + ELLIPSIS;
+    if (used + width > max - 1 && !(last && used + width <= max)) {
+      // A joiner kept because a pictograph followed it would now join the ellipsis.
+      return (prev === ZWJ ? out.slice(0, -1) : out) + ELLIPSIS;
+    }
     out += piece;
     used += width;
     prev = cp;
