@@ -12,6 +12,7 @@
  * which is more than sealing or opening a small frame.
  */
 
+import { type Clock, systemClock } from "../clock/clock.ts";
 import { FrameOpener, FrameSealer } from "../crypto/cipher.ts";
 import type { SessionKeys } from "../crypto/handshake.ts";
 import type { FrameDecoder } from "../protocol/frame.ts";
@@ -112,8 +113,8 @@ export interface ChannelOptions {
   maxDepth: number;
   /** Values decoded from one frame at most (bounds the work one frame can cost); none if unset. */
   maxValues?: number;
-  /** Milliseconds on a monotonic clock, for `lastInbound`; `performance.now` if unset. */
-  clock?: () => number;
+  /** The clock `lastInbound` is read on (its `now()`); the system's if unset. */
+  clock?: Clock;
 }
 
 /**
@@ -195,7 +196,7 @@ export class Channel {
   #finishing = false;
   /** Closes the connection when `finish`'s wait for the peer's close runs out. */
   #finishTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  readonly #clock: () => number;
+  readonly #clock: Clock;
   /** When bytes last arrived from the peer (on the options' clock), for idle detection. */
   lastInbound: number;
   /**
@@ -212,8 +213,8 @@ export class Channel {
     this.#sealer = new FrameSealer(keys.send);
     this.#opener = new FrameOpener(keys.receive);
     this.#opts = opts;
-    this.#clock = opts.clock ?? (() => performance.now());
-    this.lastInbound = this.#clock();
+    this.#clock = opts.clock ?? systemClock;
+    this.lastInbound = this.#clock.now();
     this.#maxOutBytes = this.#targetOutBytes = opts.maxOutboundBytes;
   }
 
@@ -463,7 +464,7 @@ export class Channel {
         throw e;
       }
       if (n === null) break;
-      this.lastInbound = this.#clock();
+      this.lastInbound = this.#clock.now();
       this.reads++;
       full = n === buf.length;
       // Read in place: the frames that lie whole in this read are opened straight from `buf`.
