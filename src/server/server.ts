@@ -17,7 +17,7 @@ import { chooseAesGcm } from "../crypto/aes_gcm.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ServerContext } from "./context.ts";
 import { dispatch, dispatchMalformed, FLOW_BUDGET_FACTOR, MAX_FRAME_VALUES } from "./dispatch.ts";
-import { type Clock, monotonic } from "./clock.ts";
+import { type Clock, systemClock } from "../clock/clock.ts";
 import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -51,7 +51,7 @@ const HOUR_MS = 60 * 60 * 1000;
 const SHUTDOWN_GRACE_MS = 3000;
 
 export interface ServerOptions {
-  /** The monotonic clock of the keepalive and the request limits (tests may drive it). */
+  /** The clock of the keepalive, the limits, deadlines and the store (tests may drive it). */
   clock?: Clock;
 }
 
@@ -60,7 +60,7 @@ export async function startServer(
   log: Logger = createLogger(),
   options: ServerOptions = {},
 ): Promise<RunningServer> {
-  const clock = options.clock ?? monotonic;
+  const clock = options.clock ?? systemClock;
   // The ports first: a busy one is refused, naming its address, before anything is made in the
   // data dir (its first start would otherwise leave a key and an empty store behind).
   const listener = listenOn(config.host, config.port, "chat");
@@ -86,6 +86,7 @@ export async function startServer(
     store = await openKvStore(config.dataDir, {
       worldBacklog: config.world.backlog,
       onCommit: (seconds) => metrics.kvCommit(seconds),
+      clock,
     });
   } catch (e) {
     unlisten();
@@ -168,6 +169,7 @@ export async function startServer(
       },
       log,
       config.http,
+      clock,
     );
 
   /**

@@ -111,7 +111,9 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   }
   const used = invite === undefined ? null : await ctx.store.invites.take(invite);
   if (invite !== undefined && used === null) throw badInvite();
-  if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) {
+  if (
+    !await ctx.store.users.create({ name, password: hash, created: new Date(session.clock.wall()) })
+  ) {
     if (used && invite !== undefined) await ctx.store.invites.giveBack(invite, used);
     throw await taken();
   }
