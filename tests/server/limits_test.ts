@@ -32,6 +32,7 @@ Deno.test("a connection that does not log in in time is told and closed; a logge
   return withServer(
     async (t) => {
       const lurker = await t.connect();
+      assert.ok(await lurker.ping() >= 0, "the server's session exists before the clock moves");
       const member = await t.user("alice");
       const limits = t.config.limits;
       clock.advance(limits.loginTimeoutMs - keepaliveTick(limits));
@@ -59,6 +60,9 @@ Deno.test("a silent peer gets PING and is closed when it does not answer; a live
       const limits = t.config.limits;
       const live = await t.user("alice");
       const mute = await RawClient.connect(t.port);
+      // An answer first: the server's session (and its keepalive) exists before the clock moves.
+      await mute.send(mute.frame([{ type: MsgType.PING, id: 1, body: null }]));
+      assert.equal((await mute.receive())?.[0].type, MsgType.PONG);
       // The raw client never answers: first a PING arrives, then the connection closes.
       clock.advance(limits.pingIntervalMs + keepaliveTick(limits));
       const first = await mute.receive(3000);
