@@ -10,6 +10,7 @@
  * connections is capped, each has a deadline, and a failed accept is logged and survived.
  */
 
+import { type Clock, systemClock } from "../clock/clock.ts";
 import { acceptEach, closeQuietly } from "./accept.ts";
 import { CONTENT_TYPE } from "../metrics/exposition.ts";
 import { VERSION } from "../version.ts";
@@ -196,6 +197,7 @@ export function serveHttp(
   health: HealthSource,
   log: Logger,
   limits: HttpLimits,
+  clock: Clock = systemClock,
 ): HttpEndpoint {
   const handler = httpHandler(metrics, health, log);
   const open = new Map<Deno.Conn, Promise<void>>();
@@ -206,7 +208,7 @@ export function serveHttp(
   const serveOne = async (conn: Deno.Conn): Promise<void> => {
     // The deadline covers the whole exchange: a peer that sends half a head, or never reads
     // the answer, is closed when it passes.
-    const timer = setTimeout(() => closeQuietly(conn), limits.requestTimeoutMs);
+    const timer = clock.setTimer(() => closeQuietly(conn), limits.requestTimeoutMs);
     try {
       const head = await readHead(conn);
       if (head === null) return;
@@ -232,7 +234,7 @@ export function serveHttp(
     } catch {
       // The peer went away or the deadline closed the connection: nothing to answer.
     } finally {
-      clearTimeout(timer);
+      clock.clearTimer(timer);
       closeQuietly(conn);
     }
   };
@@ -241,7 +243,7 @@ export function serveHttp(
     if (open.size >= limits.maxConnections) {
       // Logged at most once a second, with a count: a flood must not flood the log as well.
       refused++;
-      const now = performance.now();
+      const now = clock.now();
       if (now - refusedLoggedAt >= 1000) {
         log.warn("http.refused", { open: open.size, refused });
         refused = 0;
@@ -262,6 +264,8 @@ export function serveHttp(
       stopping = true;
       closeQuietly(listener);
       await acceptLoop;
+      // On the process's timers, not the clock: shutdown must end even where a test's clock
+      // stands still.
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         Promise.allSettled(open.values()),

@@ -10,9 +10,9 @@
  * `sent < lastInbound` then never sent another PING and closed a healthy idle client.
  */
 
+import { type Clock, systemClock, type TimerHandle } from "../clock/clock.ts";
 import { ErrorCode } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
-import { type Clock, monotonic } from "./clock.ts";
 import type { Logger } from "./log.ts";
 import type { Session } from "./session.ts";
 
@@ -62,16 +62,25 @@ export function checkSessions(
   }
 }
 
-/** Checks every session on a timer; returns the function that stops it. */
+/** Checks every session on the clock's timer; returns the function that stops it. */
 export function startKeepalive(
   sessions: Iterable<Session>,
   limits: KeepaliveLimits,
   log: Logger,
-  clock: Clock = monotonic,
+  clock: Clock = systemClock,
 ): () => void {
-  const timer = setInterval(
-    () => checkSessions(sessions, limits, log, clock()),
-    keepaliveTick(limits),
-  );
-  return () => clearInterval(timer);
+  const tick = keepaliveTick(limits);
+  let timer: TimerHandle | undefined;
+  let stopped = false;
+  const round = () => {
+    // Set again before the round, so that a round that throws does not end the keepalive.
+    timer = clock.setTimer(round, tick);
+    checkSessions(sessions, limits, log, clock.now());
+  };
+  timer = clock.setTimer(round, tick);
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    clock.clearTimer(timer);
+  };
 }

@@ -10,9 +10,8 @@ import { FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/erro
 import type { DecodedMessages } from "../protocol/message_codec.ts";
 import { Channel } from "../transport/channel.ts";
 import { isConnectionGone, TcpTransport } from "../transport/tcp.ts";
-import { systemClock } from "../clock/clock.ts";
+import type { Clock, TimerHandle } from "../clock/clock.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
-import type { Clock } from "./clock.ts";
 import type { ConnectionTable } from "./connection_table.ts";
 import type { ServerContext } from "./context.ts";
 import { dispatch, dispatchMalformed, FLOW_BUDGET_FACTOR, MAX_FRAME_VALUES } from "./dispatch.ts";
@@ -105,7 +104,7 @@ export class ConnectionLifecycle {
     const { config, log } = this.ctx;
     const clock = this.clock;
     const transport = new TcpTransport(conn);
-    const timer = setTimeout(() => {
+    const timer: TimerHandle = clock.setTimer(() => {
       log.info("handshake.timeout", { peer });
       closeQuietly(conn);
     }, config.limits.handshakeTimeoutMs);
@@ -113,7 +112,7 @@ export class ConnectionLifecycle {
     try {
       handshake = await acceptHandshake(transport, this.identity, config.limits.maxFrameBytes);
     } finally {
-      clearTimeout(timer);
+      clock.clearTimer(timer);
     }
     const channel = new Channel(transport, handshake.keys, handshake.decoder, {
       maxFrameBytes: config.limits.maxFrameBytes,
@@ -123,7 +122,7 @@ export class ConnectionLifecycle {
       total: this.ctx.outbound,
       maxDepth: config.limits.maxValueDepth,
       maxValues: MAX_FRAME_VALUES,
-      clock: { ...systemClock, now: clock },
+      clock,
     });
     // Small frames until login: an anonymous peer cannot make us hold megabytes.
     channel.setInboundLimit(config.limits.preLoginFrameBytes);

@@ -187,7 +187,7 @@ export async function welcome(
       .sort((a, b) => a.user.localeCompare(b.user))
       .map((f) => ({ username: f.name, online: ctx.hub.sessionOf(f.user) !== undefined })),
     groups: groups.map((g) => ({ group_id: g.id, group_name: g.name })),
-    world: worldBacklog(ctx, user, backlog, performance.now()),
+    world: worldBacklog(ctx, user, backlog, session.clock.now()),
     pending: stats.count,
     // What waits for the user's consent: friend requests and group invitations.
     requests: sortedNames(requests.incoming),

@@ -5,6 +5,8 @@
  * most one message, which they then wait out.
  */
 
+import { type Clock, systemClock } from "../clock/clock.ts";
+
 /** Buckets kept before full ones are forgotten: a full bucket is the same as no bucket. */
 const TIDY_AT = 10_000;
 
@@ -20,8 +22,8 @@ export class SendBudget {
   constructor(
     /** Bytes a sender may queue per minute, and at once after a quiet minute. */
     readonly bytesPerMinute: number,
-    /** Monotonic milliseconds (tests step it by hand). */
-    private readonly now: () => number = () => performance.now(),
+    /** Whose `now()` the buckets refill by (tests step it by hand). */
+    private readonly clock: Clock = systemClock,
   ) {
     if (!(bytesPerMinute > 0)) throw new RangeError("bytesPerMinute must be positive");
   }
@@ -29,7 +31,7 @@ export class SendBudget {
   #refilled(sender: string): Bucket | undefined {
     const b = this.#buckets.get(sender);
     if (!b) return undefined;
-    const now = this.now();
+    const now = this.clock.now();
     b.tokens = Math.min(
       this.bytesPerMinute,
       b.tokens + (now - b.at) * this.bytesPerMinute / 60_000,
@@ -51,7 +53,7 @@ export class SendBudget {
     let b = this.#refilled(sender);
     if (!b) {
       if (this.#buckets.size >= TIDY_AT) this.#tidy();
-      b = { tokens: this.bytesPerMinute, at: this.now() };
+      b = { tokens: this.bytesPerMinute, at: this.clock.now() };
       this.#buckets.set(sender, b);
     }
     b.tokens -= bytes;

@@ -20,7 +20,7 @@ import type { Store } from "../store/types.ts";
 import { OutboundTotal } from "../transport/outbound_total.ts";
 import { aesGcm, chooseAesGcm } from "../crypto/aes_gcm.ts";
 import type { ServerContext } from "./context.ts";
-import { type Clock, monotonic } from "./clock.ts";
+import { type Clock, systemClock } from "../clock/clock.ts";
 import { ConnectionTable } from "./connection_table.ts";
 import { LocalHub } from "./hub.ts";
 import { loadOrCreateIdentity } from "../store/identity.ts";
@@ -55,7 +55,7 @@ const HOUR_MS = 60 * 60 * 1000;
 const SHUTDOWN_GRACE_MS = 3000;
 
 export interface ServerOptions {
-  /** The monotonic clock of the keepalive and the request limits (tests may drive it). */
+  /** The clock of the keepalive, the limits, deadlines and the store (tests may drive it). */
   clock?: Clock;
 }
 
@@ -64,7 +64,7 @@ export async function startServer(
   log: Logger = createLogger(),
   options: ServerOptions = {},
 ): Promise<RunningServer> {
-  const server = await ParleyServer.start(config, log, options.clock ?? monotonic);
+  const server = await ParleyServer.start(config, log, options.clock ?? systemClock);
   let finish!: () => void;
   const finished = new Promise<void>((r) => finish = r);
   return {
@@ -110,6 +110,7 @@ class ParleyServer {
       store = await openKvStore(config.dataDir, {
         worldBacklog: config.world.backlog,
         onCommit: (seconds) => metrics.kvCommit(seconds),
+        clock,
       });
     } catch (e) {
       listeners.close();
@@ -172,6 +173,7 @@ class ParleyServer {
         },
         log,
         config.http,
+        clock,
       );
     this.#lifecycle = new ConnectionLifecycle(ctx, identity, this.#table, this.#sessions, clock);
     this.#acceptLoop = acceptEach(

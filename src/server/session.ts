@@ -1,10 +1,10 @@
 /** One connected client after the handshake: its channel and who it is logged in as. */
 
+import { type Clock, systemClock, type TimerHandle } from "../clock/clock.ts";
 import { ErrorCode } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { DictPieces, EncodedValue, utf8Length, type Value } from "../protocol/value.ts";
 import type { Channel } from "../transport/channel.ts";
-import { type Clock, monotonic } from "./clock.ts";
 import type { InboxPump } from "./delivery.ts";
 import type { TokenBucket } from "./throttle.ts";
 
@@ -107,15 +107,15 @@ export class Session {
     readonly ip: string,
     /** This session's allowances. */
     readonly buckets: SessionBuckets,
-    /** The monotonic clock of the keepalive and the buckets. */
-    readonly clock: Clock = monotonic,
+    /** The server's clock: the keepalive's, the buckets', and the one handlers read. */
+    readonly clock: Clock = systemClock,
   ) {
-    this.loggedOutAt = clock();
+    this.loggedOutAt = clock.now();
   }
 
   /** The login deadline starts again (a LOGOUT). */
   loggedOut(): void {
-    this.loggedOutAt = this.clock();
+    this.loggedOutAt = this.clock.now();
   }
 
   #loggedInOnce = false;
@@ -273,10 +273,10 @@ export class Session {
 
   /** Resolves once no reply is held, the connection has closed, or `ms` have passed. */
   async #heldSent(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     let late = false;
     const timeout = new Promise<void>((resolve) =>
-      timer = setTimeout(() => {
+      timer = this.clock.setTimer(() => {
         late = true;
         resolve();
       }, ms)
@@ -289,7 +289,7 @@ export class Session {
         ]);
       }
     } finally {
-      clearTimeout(timer);
+      this.clock.clearTimer(timer);
     }
   }
 

@@ -4,7 +4,7 @@
  * honest users with one typo are not held up; and a budget for new accounts.
  */
 
-import { type Clock, monotonic } from "./clock.ts";
+import { type Clock, systemClock } from "../clock/clock.ts";
 
 /**
  * How long refusals are remembered: a connection refused more than its burst within about this
@@ -28,11 +28,11 @@ export class TokenBucket {
   constructor(
     private readonly rate: number,
     private readonly burst: number,
-    private readonly clock: Clock = monotonic,
+    private readonly clock: Clock = systemClock,
   ) {
     if (!(rate > 0 && burst >= 1)) throw new RangeError(`Bad token bucket ${rate}/s, ${burst}`);
     this.#tokens = burst;
-    this.#at = this.#strikesAt = clock();
+    this.#at = this.#strikesAt = clock.now();
   }
 
   /**
@@ -40,7 +40,7 @@ export class TokenBucket {
    * pass a full bucket). False, and a strike per token refused, when there are not enough.
    */
   take(cost = 1): boolean {
-    const now = this.clock();
+    const now = this.clock.now();
     const need = Math.min(cost, this.burst);
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) / 1000) * this.rate);
     this.#at = now;
@@ -61,7 +61,7 @@ export class TokenBucket {
 
   /** Refused tokens not yet forgiven. */
   get strikes(): number {
-    return this.#strikesLeft(this.clock());
+    return this.#strikesLeft(this.clock.now());
   }
 
   /** More than the burst refused within about FLOOD_WINDOW_MS: the connection is flooding. */
@@ -123,7 +123,7 @@ export class LoginThrottle {
   readonly #clock: Clock;
 
   constructor(private readonly opts: LoginThrottleOptions) {
-    this.#clock = opts.clock ?? monotonic;
+    this.#clock = opts.clock ?? systemClock;
   }
 
   /** Starts a password check for `user` (lowercase) from `address` (a peerKey: an IPv6 client's /64). */
@@ -158,7 +158,7 @@ export class LoginThrottle {
     for (const { key } of attempt.keys) if (key.startsWith("pair:")) this.#counts.delete(key);
     if (attempt.known !== null) {
       this.#known.delete(attempt.known);
-      this.#known.set(attempt.known, this.#clock());
+      this.#known.set(attempt.known, this.#clock.now());
       if (this.#known.size > MAX_KNOWN) this.#known.delete(this.#known.keys().next().value!);
     }
   }
@@ -181,14 +181,14 @@ export class LoginThrottle {
   #isKnown(pair: string): boolean {
     const at = this.#known.get(pair);
     if (at === undefined) return false;
-    if (this.#clock() - at <= KNOWN_MS) return true;
+    if (this.#clock.now() - at <= KNOWN_MS) return true;
     this.#known.delete(pair);
     return false;
   }
 
   /** Counts the attempt now, or returns how long it must wait (and counts nothing). */
   #begin(attempt: Attempt): Attempt | number {
-    const now = this.#clock();
+    const now = this.#clock.now();
     let wait = 0;
     for (const { key, free } of attempt.keys) wait = Math.max(wait, this.#wait(key, free, now));
     if (wait > 0) return wait;
@@ -254,13 +254,13 @@ export class RegistrationBudget {
   readonly #clock: Clock;
 
   constructor(private readonly opts: RegistrationBudgetOptions) {
-    this.#clock = opts.clock ?? monotonic;
-    this.#server = { left: opts.overall, at: this.#clock() };
+    this.#clock = opts.clock ?? systemClock;
+    this.#server = { left: opts.overall, at: this.#clock.now() };
   }
 
   /** Takes one registration for `address`, or says which allowance is empty and for how long. */
   take(address: string): BudgetRefusal | null {
-    const now = this.#clock();
+    const now = this.#clock.now();
     const { perAddress, overall } = this.opts;
     const mine = this.#addresses.get(address) ?? { left: perAddress, at: now };
     this.#refill(mine, perAddress, now);

@@ -5,6 +5,7 @@
  * (KV atomics hold across processes).
  */
 
+import { type Clock, systemClock } from "../clock/clock.ts";
 import { randomBytes, sha256 } from "../crypto/keys.ts";
 import type { InviteRecord, InviteStore } from "./types.ts";
 import { inviteKey } from "./kv_keys.ts";
@@ -24,10 +25,14 @@ function idOf(code: string): string {
 }
 
 export class KvInviteStore implements InviteStore {
-  constructor(private readonly kv: Deno.Kv) {}
+  constructor(
+    private readonly kv: Deno.Kv,
+    /** Whose wall time the expiries are set by and checked against. */
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   async add(code: string, ttlMs: number): Promise<InviteRecord> {
-    const now = new Date();
+    const now = new Date(this.clock.wall());
     const record = { created: now, expires: new Date(now.getTime() + ttlMs) };
     await this.kv.set(inviteKey(idOf(code)), record, { expireIn: ttlMs });
     return record;
@@ -35,20 +40,20 @@ export class KvInviteStore implements InviteStore {
 
   async valid(code: string): Promise<boolean> {
     const record = (await this.kv.get<InviteRecord>(inviteKey(idOf(code)))).value;
-    return record !== null && record.expires.getTime() > Date.now();
+    return record !== null && record.expires.getTime() > this.clock.wall();
   }
 
   async take(code: string): Promise<InviteRecord | null> {
     const key = inviteKey(idOf(code));
     const entry = await this.kv.get<InviteRecord>(key);
-    if (entry.value === null || entry.value.expires.getTime() <= Date.now()) return null;
+    if (entry.value === null || entry.value.expires.getTime() <= this.clock.wall()) return null;
     // Only one REGISTER can take a code, however many try it at once.
     const result = await this.kv.atomic().check(entry).delete(key).commit();
     return result.ok ? entry.value : null;
   }
 
   async giveBack(code: string, record: InviteRecord): Promise<void> {
-    const ttlMs = record.expires.getTime() - Date.now();
+    const ttlMs = record.expires.getTime() - this.clock.wall();
     if (ttlMs > 0) await this.kv.set(inviteKey(idOf(code)), record, { expireIn: ttlMs });
   }
 }

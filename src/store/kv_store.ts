@@ -1,6 +1,7 @@
 /** Opens the Deno KV file in the data dir and hands out the record stores on top of it. */
 
 import { join } from "node:path";
+import { type Clock, systemClock } from "../clock/clock.ts";
 import { KvBlockStore } from "./blocks.ts";
 import { GroupCommitter } from "./committer.ts";
 import { lockDataDir } from "./data_lock.ts";
@@ -57,6 +58,8 @@ export interface StoreOptions {
   onCommit?: (seconds: number) => void;
   /** The command that holds the data dir while the store is open, named to anyone refused. */
   owner?: string;
+  /** The clock of deferred commits and of token and invite expiry; the system's if unset. */
+  clock?: Clock;
 }
 
 export async function openKvStore(
@@ -79,7 +82,8 @@ export async function openKvStore(
     lock.release();
     throw e;
   }
-  const committer = new GroupCommitter(kv);
+  const clock = opts.clock ?? systemClock;
+  const committer = new GroupCommitter(kv, clock);
   if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);
   await inbox.sweep();
@@ -88,8 +92,8 @@ export async function openKvStore(
   await groups.sweep();
   return {
     users: await KvUserStore.open(kv),
-    tokens: new KvTokenStore(kv, committer),
-    invites: new KvInviteStore(kv),
+    tokens: new KvTokenStore(kv, committer, clock),
+    invites: new KvInviteStore(kv, clock),
     friends: new KvFriendStore(kv),
     groups,
     blocks: new KvBlockStore(kv),

@@ -13,6 +13,7 @@
  * here, one at a time per family, which also makes KV's version checks unnecessary.
  */
 
+import { type Clock, systemClock } from "../clock/clock.ts";
 import { randomBytes, sha256 } from "../crypto/keys.ts";
 import { TOKEN_BYTES } from "../protocol/messages.ts";
 import type { GroupCommitter } from "./committer.ts";
@@ -69,7 +70,12 @@ export class KvTokenStore implements TokenStore {
   /** The change under way for each family; the next one waits for it. */
   readonly #busy = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly kv: Deno.Kv, private readonly committer: GroupCommitter) {}
+  constructor(
+    private readonly kv: Deno.Kv,
+    private readonly committer: GroupCommitter,
+    /** Whose wall time the expiries are set by and checked against. */
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   epoch(user: string): number {
     return this.#epochs.get(user) ?? 0;
@@ -115,7 +121,7 @@ export class KvTokenStore implements TokenStore {
     const id = opts.device ? deviceFamily(user, opts.device) : randomBytes(16).toHex();
     const token = randomBytes(TOKEN_BYTES);
     const hash = hashOf(token);
-    const now = new Date();
+    const now = new Date(this.clock.wall());
     const expires = new Date(now.getTime() + ttlMs);
     const family: FamilyEntry = {
       user,
@@ -166,7 +172,7 @@ export class KvTokenStore implements TokenStore {
     const epoch = this.epoch(record.user);
     return await this.#serial(record.family, async (): Promise<ResumeOutcome> => {
       const f = await this.#family(record.family);
-      const now = Date.now();
+      const now = this.clock.wall();
       // expireIn deletes lazily, so the expiry is checked here as well.
       if (!f || f.user !== record.user || f.expires.getTime() <= now) return { kind: "unknown" };
       if (hash === f.current && !f.rotates) {
@@ -217,7 +223,7 @@ export class KvTokenStore implements TokenStore {
     const record = await this.#token(hash);
     if (!record) return null;
     const f = await this.#family(record.family);
-    if (!f || f.expires.getTime() <= Date.now()) return null;
+    if (!f || f.expires.getTime() <= this.clock.wall()) return null;
     return hash === f.current || hash === f.previous ? publicView(f) : null;
   }
 

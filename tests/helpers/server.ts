@@ -5,7 +5,7 @@ import { type ConnectOptions, ParleyClient } from "../../src/client/client.ts";
 import { KnownHosts } from "../../src/client/known_hosts.ts";
 import { applyConfig, type Config, defaultConfig } from "../../src/config/config.ts";
 import { silentLogger } from "../../src/server/log.ts";
-import { type RunningServer, startServer } from "../../src/server/server.ts";
+import { type RunningServer, type ServerOptions, startServer } from "../../src/server/server.ts";
 
 /** Settings for tests: loopback, a free port, and a fast scrypt so the suite stays quick. */
 export function testConfig(dataDir: string, patch: Record<string, unknown> = {}): Config {
@@ -41,14 +41,19 @@ export class TestServer {
     public server: RunningServer,
     public config: Config,
     readonly dir: string,
+    /** What the server was started with (a test's ManualClock, say); kept across restarts. */
+    readonly options: ServerOptions,
   ) {
     this.knownHosts = new KnownHosts(join(dir, "client", "known_hosts"));
   }
 
-  static async start(patch: Record<string, unknown> = {}): Promise<TestServer> {
+  static async start(
+    patch: Record<string, unknown> = {},
+    options: ServerOptions = {},
+  ): Promise<TestServer> {
     const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
     const config = testConfig(join(dir, "data"), patch);
-    return new TestServer(await startServer(config, silentLogger), config, dir);
+    return new TestServer(await startServer(config, silentLogger, options), config, dir, options);
   }
 
   get port(): number {
@@ -80,7 +85,7 @@ export class TestServer {
     await this.closeClients();
     await this.server.close();
     this.config = { ...this.config, port: this.port };
-    this.server = await startServer(this.config, silentLogger);
+    this.server = await startServer(this.config, silentLogger, this.options);
   }
 
   async closeClients(): Promise<void> {
@@ -96,12 +101,19 @@ export class TestServer {
   }
 }
 
-/** Runs `fn` with a fresh server, stopping it afterwards whatever happens. */
+/**
+ * Runs `fn` with a fresh server, stopping it afterwards whatever happens. Tests of time pass a
+ * ManualClock in `options.clock` and advance it instead of sleeping. Everything timed then waits
+ * for that clock: the keepalive, limits, deadlines, token expiry, and the store's deferred
+ * writes (a SEND to an online recipient that does not ACK is SENT only once DEFER_MS pass). A
+ * connection's session exists once it has had an answer: get one before moving the clock.
+ */
 export async function withServer(
   fn: (t: TestServer) => Promise<void>,
   patch: Record<string, unknown> = {},
+  options: ServerOptions = {},
 ): Promise<void> {
-  const t = await TestServer.start(patch);
+  const t = await TestServer.start(patch, options);
   try {
     await fn(t);
   } finally {

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock/clock.ts";
 import { join } from "node:path";
 import type { PasswordHash } from "../../src/crypto/password.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
@@ -132,22 +133,34 @@ Deno.test("SEND past a sender's budget of stored bytes gets OUTBOX_FULL; past th
     queue: { maxSenderBytes: 20_000, maxTotalBytes: 36_000, senderSharePercent: 100 },
   }));
 
-Deno.test("SEND past a sender's bytes per minute gets SENDING_TOO_FAST; other senders are not held up", () =>
-  withServer(async (t) => {
-    const a = await t.user("ann");
-    const b = await t.user("ben");
-    await t.user("bob");
-    const image = pattern(40_000, 6);
-    // 65,536 bytes a minute: the second image takes the bucket below zero, the third waits.
-    await a.sendImage({ user: "bob" }, image);
-    await a.sendImage({ user: "bob" }, image);
-    const fast = await rejects(a.sendImage({ user: "bob" }, image), ErrorCode.SENDING_TOO_FAST);
-    assert.match(
-      fast.message,
-      /more than 65536 bytes of messages in the last minute; try again in \d+ s/,
-    );
-    await b.sendImage({ user: "bob" }, image);
-  }, { queue: { senderBytesPerMinute: 65_536 } }));
+Deno.test("SEND past a sender's bytes per minute gets SENDING_TOO_FAST until the server's clock has refilled it; other senders are not held up", () => {
+  const clock = new ManualClock();
+  return withServer(
+    async (t) => {
+      const a = await t.user("ann");
+      const b = await t.user("ben");
+      await t.user("bob");
+      const image = pattern(40_000, 6);
+      // 65,536 bytes a minute: the second image takes the bucket below zero, the third waits.
+      await a.sendImage({ user: "bob" }, image);
+      await a.sendImage({ user: "bob" }, image);
+      const fast = await rejects(a.sendImage({ user: "bob" }, image), ErrorCode.SENDING_TOO_FAST);
+      assert.match(
+        fast.message,
+        /more than 65536 bytes of messages in the last minute; try again in \d+ s/,
+      );
+      await b.sendImage({ user: "bob" }, image);
+      // The wait the server gave, rounded up to a second: just short of it, still refused.
+      const seconds = Number(/try again in (\d+) s/.exec(fast.message)![1]);
+      clock.advance((seconds - 1) * 1000);
+      await rejects(a.sendImage({ user: "bob" }, image), ErrorCode.SENDING_TOO_FAST);
+      clock.advance(1000);
+      await a.sendImage({ user: "bob" }, image);
+    },
+    { queue: { senderBytesPerMinute: 65_536 } },
+    { clock },
+  );
+});
 
 /** Retries `send` while the server has not yet counted out what was acknowledged. */
 async function waitFor(send: () => Promise<unknown>): Promise<void> {

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { ManualClock } from "../../src/clock/clock.ts";
 import { serveConfig } from "../../src/cli/serve.ts";
 import { UsageError } from "../../src/terminal/usage.ts";
 import { ConfigError, defaultConfig } from "../../src/config/config.ts";
@@ -390,27 +391,32 @@ Deno.test("HEAD gives the GET's content-length and no body, over raw HTTP/1.1", 
     assert.match(await rawHttp(port, "BREW /healthz HTCPCP/1.0\r\n\r\n"), /^HTTP\/1\.1 400 /);
   }, HTTP_ON));
 
-Deno.test("the HTTP endpoint caps its connections and closes half-sent requests at the deadline", () =>
-  withServer(async (t) => {
+Deno.test("the HTTP endpoint caps its connections and closes half-sent requests at the deadline", () => {
+  const clock = new ManualClock();
+  return withServer(async (t) => {
     const port = t.server.http!.port;
     const { maxConnections, requestTimeoutMs } = t.config.http;
-    const started = Date.now();
     const half = await Promise.all(Array.from({ length: maxConnections }, async () => {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       await conn.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
       return conn;
     }));
-    try {
-      // One more is closed at once, unanswered: the half-sent ones hold every place.
+    /** One more connection is closed at once, unanswered, while the half-sent ones hold every place. */
+    const refused = async () => {
       const extra = await Deno.connect({ hostname: "127.0.0.1", port });
       try {
-        assert.equal(await readUntilClosed(extra, requestTimeoutMs / 2), 0);
+        assert.equal(await readUntilClosed(extra, 2000), 0);
       } finally {
         extra.close();
       }
+    };
+    try {
+      await refused();
+      clock.advance(requestTimeoutMs - 1);
+      await refused();
       // The half-sent ones are closed at their deadline, not held.
-      for (const conn of half) assert.equal(await readUntilClosed(conn, 5 * requestTimeoutMs), 0);
-      assert.ok(Date.now() - started >= requestTimeoutMs - 50);
+      clock.advance(1);
+      for (const conn of half) assert.equal(await readUntilClosed(conn, 5000), 0);
     } finally {
       for (const conn of half) {
         try {
@@ -424,7 +430,11 @@ Deno.test("the HTTP endpoint caps its connections and closes half-sent requests 
     const res = await fetch(url(t, "/healthz"));
     assert.equal(res.status, 200);
     await res.body?.cancel();
-  }, { http: { enabled: true, port: 0, maxConnections: 4, requestTimeoutMs: 600 } }));
+  }, {
+    // Far beyond the test's own time: only the server's clock can bring the deadline.
+    http: { enabled: true, port: 0, maxConnections: 4, requestTimeoutMs: 60_000 },
+  }, { clock });
+});
 
 Deno.test("a server out of file descriptors logs failed accepts and serves again once some close", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-http-" });

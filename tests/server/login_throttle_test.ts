@@ -1,20 +1,20 @@
 /** LoginThrottle and RegistrationBudget on an injected clock. */
 
 import assert from "node:assert/strict";
+import { type Clock, ManualClock } from "../../src/clock/clock.ts";
 import { type Attempt, LoginThrottle, RegistrationBudget } from "../../src/server/throttle.ts";
 
-function clock(start = 1_000) {
-  const c = { now: start, read: () => c.now };
-  return c;
+function clock(start = 1_000): ManualClock {
+  return new ManualClock(start);
 }
 
-function throttle(now: () => number) {
+function throttle(clock: Clock) {
   return new LoginThrottle({
     freeFailures: 2,
     userFreeFailures: 4,
     baseDelayMs: 1000,
     maxDelayMs: 8000,
-    clock: now,
+    clock,
   });
 }
 
@@ -25,7 +25,7 @@ function started(begun: Attempt | number): Attempt {
 
 Deno.test("LoginThrottle counts an attempt when it starts, before it is settled", () => {
   const c = clock();
-  const t = throttle(c.read);
+  const t = throttle(c);
   const open = [1, 2, 3].map(() => started(t.beginPassword("alice", "10.0.0.1")));
   // Three unsettled attempts: the third passed the two free ones, so the next one waits.
   assert.equal(t.beginPassword("alice", "10.0.0.1"), 1000);
@@ -35,7 +35,7 @@ Deno.test("LoginThrottle counts an attempt when it starts, before it is settled"
 
 Deno.test("LoginThrottle delays double and follow the injected clock, not the wall clock", () => {
   const c = clock();
-  const t = throttle(c.read);
+  const t = throttle(c);
   for (let i = 0; i < 3; i++) t.failed(started(t.beginPassword("alice", "10.0.0.1")));
   assert.equal(t.beginPassword("alice", "10.0.0.1"), 1000);
   // A wall-clock step back of an hour changes nothing.
@@ -46,21 +46,21 @@ Deno.test("LoginThrottle delays double and follow the injected clock, not the wa
   } finally {
     Date.now = realNow;
   }
-  c.now += 1000;
+  c.advance(1000);
   t.failed(started(t.beginPassword("alice", "10.0.0.1")));
   assert.equal(t.beginPassword("alice", "10.0.0.1"), 2000);
-  c.now += 2000;
+  c.advance(2000);
   t.failed(started(t.beginPassword("alice", "10.0.0.1")));
   assert.equal(t.beginPassword("alice", "10.0.0.1"), 4000);
   // Forgotten once the longest delay passes with no new failure.
-  c.now += 8001;
+  c.advance(8001);
   t.failed(started(t.beginPassword("alice", "10.0.0.1")));
   t.failed(started(t.beginPassword("alice", "10.0.0.1")));
 });
 
 Deno.test("LoginThrottle: a success gives its count back and clears its name at its address", () => {
   const c = clock();
-  const t = throttle(c.read);
+  const t = throttle(c);
   t.failed(started(t.beginPassword("alice", "10.0.0.1")));
   t.failed(started(t.beginPassword("bob", "10.0.0.1")));
   t.succeeded(started(t.beginPassword("alice", "10.0.0.1")));
@@ -71,7 +71,7 @@ Deno.test("LoginThrottle: a success gives its count back and clears its name at 
 
 Deno.test("LoginThrottle: guesses from elsewhere do not lock the owner out; the name's cap spares known addresses", () => {
   const c = clock();
-  const t = throttle(c.read);
+  const t = throttle(c);
   t.succeeded(started(t.beginPassword("alice", "10.0.0.1"))); // the owner's usual address
   for (const attacker of ["10.0.0.2", "10.0.0.3"]) {
     for (let i = 0; i < 3; i++) {
@@ -91,7 +91,7 @@ Deno.test("RegistrationBudget refills steadily on the injected clock", () => {
     perAddress: 2,
     overall: 3,
     windowMs: 3_600_000,
-    clock: c.read,
+    clock: c,
   });
   assert.equal(b.take("a"), null);
   assert.equal(b.take("a"), null);
@@ -100,13 +100,13 @@ Deno.test("RegistrationBudget refills steadily on the injected clock", () => {
   assert.deepEqual(b.take("c"), { scope: "server", waitMs: 1_200_000 });
   b.giveBack("b");
   assert.equal(b.take("c"), null);
-  c.now += 1_800_000;
+  c.advance(1_800_000);
   assert.equal(b.take("a"), null);
 });
 
 Deno.test("LoginThrottle: a check that never ran gives its count back and makes no address known", () => {
   const c = clock();
-  const t = throttle(c.read);
+  const t = throttle(c);
   for (let i = 0; i < 4; i++) t.failed(started(t.beginPassword("alice", `10.0.1.${i}`)));
   // Refused before hashing (SERVER_BUSY): not counted, and the pair proved nothing.
   t.withdrawn(started(t.beginPassword("alice", "10.0.0.9")));

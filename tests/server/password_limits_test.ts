@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock/clock.ts";
 import { join } from "node:path";
 import { ParleyClient } from "../../src/client/client.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
@@ -128,21 +129,32 @@ Deno.test("CHANGE_PASSWORD guesses of the current password are throttled like lo
     await rejects((await t.connect()).login("alice", "right password"), ErrorCode.THROTTLED);
   }));
 
-Deno.test("REGISTER has an allowance per address and one for the server", () =>
-  withServer(async (t) => {
-    const local = await t.connect();
-    await local.register("user1", "a password");
-    await rejects(local.register("user1", "a password"), ErrorCode.USERNAME_TAKEN);
-    const e = await rejects(local.register("user2", "a password"), ErrorCode.THROTTLED);
-    assert.match(e.message, /Too many new accounts from this address; try again in \d+ s/);
-    const remote = await fromIpv6(t);
-    await remote.register("user3", "a password");
-    const full = await rejects(remote.register("user4", "a password"), ErrorCode.THROTTLED);
-    assert.match(full.message, /Too many new accounts on this server just now/);
-    // Refused registrations made nothing; existing users log in as ever.
-    await rejects(remote.login("user4", "a password"), ErrorCode.NO_SUCH_USER);
-    assert.equal((await remote.login("user3", "a password")).username, "user3");
-  }, { host: "::", accounts: { registerPerIp: 2, registerPerHour: 3 } }));
+Deno.test("REGISTER has an allowance per address and one for the server, refilled on the server's clock", () => {
+  const clock = new ManualClock();
+  return withServer(
+    async (t) => {
+      const local = await t.connect();
+      await local.register("user1", "a password");
+      await rejects(local.register("user1", "a password"), ErrorCode.USERNAME_TAKEN);
+      const e = await rejects(local.register("user2", "a password"), ErrorCode.THROTTLED);
+      assert.match(e.message, /Too many new accounts from this address; try again in \d+ s/);
+      const remote = await fromIpv6(t);
+      await remote.register("user3", "a password");
+      const full = await rejects(remote.register("user4", "a password"), ErrorCode.THROTTLED);
+      assert.match(full.message, /Too many new accounts on this server just now/);
+      // Refused registrations made nothing; existing users log in as ever.
+      await rejects(remote.login("user4", "a password"), ErrorCode.NO_SUCH_USER);
+      assert.equal((await remote.login("user3", "a password")).username, "user3");
+      // An hour later on the server's clock, both allowances are full again (on new connections:
+      // the keepalive closed these meanwhile).
+      clock.advance(60 * 60 * 1000);
+      await (await fromIpv6(t)).register("user4", "a password");
+      await (await t.connect()).register("user2", "a password");
+    },
+    { host: "::", accounts: { registerPerIp: 2, registerPerHour: 3 } },
+    { clock },
+  );
+});
 
 Deno.test("with registration closed REGISTER is refused and existing users log in", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-test-" });

@@ -1,6 +1,7 @@
 /** Session: responses leave in request order, whatever order their answers come in. */
 
 import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock/clock.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
 import {
@@ -100,11 +101,26 @@ Deno.test("a closing notice comes after the replies still waited for, or after w
   await closing;
   assert.deepEqual(sent.map((m) => [m.id, m.body]), [[1, "sent"], [0, "bye"]]);
   assert.equal(finished, 1);
-  // A reply that never comes holds the notice back for waitMs only.
-  const stuck = new Session(channel as unknown as Channel, "127.0.0.1", buckets());
+  // A reply that never comes holds the notice back for waitMs only, on the session's clock: a
+  // minute that passes on the clock alone.
+  const clock = new ManualClock();
+  const stuck = new Session(channel as unknown as Channel, "127.0.0.1", buckets(), clock);
   stuck.hold(new HeldReply(2));
-  const started = performance.now();
-  await stuck.closeWith(MsgType.GENERAL_ERROR, "bye too", 50);
-  assert.ok(performance.now() - started >= 45);
+  let closed = false;
+  const closingStuck = stuck.closeWith(MsgType.GENERAL_ERROR, "bye too", 60_000).then(() => {
+    closed = true;
+  });
+  clock.advance(59_999);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(closed, false, "not before waitMs");
+  assert.equal(sent.at(-1)?.body, "bye", "the notice waits");
+  clock.advance(1);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    closingStuck,
+    new Promise((_, reject) =>
+      timer = setTimeout(() => reject(new Error("still waiting once waitMs had passed")), 5000)
+    ),
+  ]).finally(() => clearTimeout(timer));
   assert.deepEqual(sent.at(-1), { type: MsgType.GENERAL_ERROR, id: 0, body: "bye too" });
 });

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock/clock.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Value } from "../../src/protocol/value.ts";
@@ -124,6 +125,34 @@ Deno.test("RESUME rotates the token; an older one coming back ends the family an
     // The owner logs in with the password and is unaffected from then on.
     assert.equal((await again.login("dan", "password-dan")).username, "dan");
   }));
+
+Deno.test("a resume token ends at its expiry on the server's clock, which LG_OK tells", () => {
+  const clock = new ManualClock();
+  return withServer(
+    async (t) => {
+      const days = t.config.accounts.tokenTtlDays;
+      const c = await t.connect();
+      await c.register("eve", "password-eve");
+      const lg = await c.login("eve", "password-eve");
+      const life = days * 24 * 60 * 60 * 1000;
+      assert.equal(
+        lg.expires?.getTime(),
+        clock.wall() + life,
+        "the expiry is on the server's clock",
+      );
+      c.close();
+      clock.advance(life - 1);
+      const early = await t.connect();
+      const resumed = await early.resume(lg.token!);
+      assert.equal(resumed.expires?.getTime(), lg.expires?.getTime(), "rotation keeps the expiry");
+      early.close();
+      clock.advance(1);
+      await rejects((await t.connect()).resume(resumed.token!), ErrorCode.BAD_TOKEN);
+    },
+    {},
+    { clock },
+  );
+});
 
 Deno.test("a session kicked by another device loses its token; the same device reconnecting keeps it", () =>
   withServer(async (t) => {

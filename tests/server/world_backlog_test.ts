@@ -5,6 +5,8 @@
  */
 
 import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock/clock.ts";
+import { WORLD_REPLAY_MS } from "../../src/server/presence.ts";
 import { applyConfig, ConfigError, defaultConfig } from "../../src/config/config.ts";
 import type { ParleyClient } from "../../src/client/client.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
@@ -92,6 +94,35 @@ Deno.test("RESUME with world_after gets only later world messages; a replayed RE
     await laptop.login("bob", "password-bob");
     assert.deepEqual(await worldAtLogin(laptop), ["w1", "w2", "w3", "w4", "w5", "w6"]);
   }));
+
+Deno.test("a RESUME without a cursor gets the whole backlog again once the replay window has passed on the server's clock", () => {
+  const clock = new ManualClock();
+  return withServer(
+    async (t) => {
+      const alice = await t.user("alice");
+      await alice.sendText({ world: true }, "w1");
+      await alice.sendText({ world: true }, "w2");
+      const bob = await t.user("bob");
+      assert.deepEqual(await worldAtLogin(bob), ["w1", "w2"]);
+      let token = bob.token!;
+      bob.close();
+      /** What a cursor-less RESUME with the newest token gets. */
+      const resumed = async () => {
+        const c = await t.connect();
+        token = (await c.resume(token)).token!;
+        const world = await worldAtLogin(c);
+        c.close();
+        return world;
+      };
+      clock.advance(WORLD_REPLAY_MS - 1);
+      assert.deepEqual(await resumed(), [], "within the window: nothing twice");
+      clock.advance(WORLD_REPLAY_MS);
+      assert.deepEqual(await resumed(), ["w1", "w2"], "past it: the whole backlog");
+    },
+    {},
+    { clock },
+  );
+});
 
 Deno.test("a RESUME that names its newest world message gets what follows, even right after a login", () =>
   withServer(async (t) => {

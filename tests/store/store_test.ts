@@ -6,6 +6,7 @@ import type { PasswordHash } from "../../src/crypto/password.ts";
 import { decodeValue, encodeValue } from "../../src/protocol/value.ts";
 import { KV_FILE, openKvStore } from "../../src/store/kv_store.ts";
 import type { Store } from "../../src/store/types.ts";
+import { type Clock, ManualClock } from "../../src/clock/clock.ts";
 
 const HASH: PasswordHash = {
   alg: "scrypt",
@@ -16,9 +17,12 @@ const HASH: PasswordHash = {
   hash: new Uint8Array(32).fill(2),
 };
 
-async function withStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
+async function withStore(
+  fn: (store: Store, dir: string) => Promise<void>,
+  clock?: Clock,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
-  const store = await openKvStore(join(dir, "data"));
+  const store = await openKvStore(join(dir, "data"), { worldBacklog: 100, clock });
   try {
     await fn(store, dir);
   } finally {
@@ -45,8 +49,9 @@ Deno.test("UserStore.setPassword() replaces the hash and reports unknown users",
     assert.equal(await users.setPassword("nobody", next), false);
   }));
 
-Deno.test("TokenStore keeps only hashes, expires tokens and revokes them", () =>
-  withStore(async ({ tokens }, dir) => {
+Deno.test("TokenStore keeps only hashes, expires tokens on the store's clock and revokes them", () => {
+  const clock = new ManualClock();
+  return withStore(async ({ tokens }, dir) => {
     const a = await tokens.issue("xia", 60_000, 10);
     assert.equal(a.token.length, 32);
     assert.equal((await tokens.familyOf(a.token))?.user, "xia");
@@ -60,14 +65,20 @@ Deno.test("TokenStore keeps only hashes, expires tokens and revokes them", () =>
       );
     }
     kv.close();
-    const short = await tokens.issue("xia", 30, 10);
-    await new Promise((r) => setTimeout(r, 60));
+    // KV's own expireIn runs on real time and deletes lazily: the store checks the expiry itself.
+    const short = await tokens.issue("xia", 30_000, 10);
+    assert.equal(short.expires.getTime(), clock.wall() + 30_000, "the expiry is on the clock");
+    clock.advance(29_999);
+    assert.equal((await tokens.familyOf(short.token))?.user, "xia", "alive until it expires");
+    clock.advance(1);
     assert.equal(await tokens.familyOf(short.token), null, "an expired token must not resume");
     assert.equal((await tokens.resume(short.token, 60_000)).kind, "unknown");
+    assert.equal((await tokens.familyOf(a.token))?.user, "xia", "a longer-lived one still works");
     await tokens.revokeFamily("xia", a.family);
     assert.equal(await tokens.familyOf(a.token), null);
     assert.equal((await tokens.resume(a.token, 60_000)).kind, "unknown");
-  }));
+  }, clock);
+});
 
 Deno.test("TokenStore keeps at most tokensPerUser, dropping the oldest, and revokeAll() ends all", () =>
   withStore(async ({ tokens }) => {
@@ -119,6 +130,41 @@ Deno.test("TokenStore.resume() treats a replaced token past the grace as reuse a
     await tokens.revokeAll("una");
     assert.ok(tokens.epoch("una") > before, "revoking every token moves the user's epoch");
   }));
+
+Deno.test("TokenStore.resume() counts the grace for a replaced token on the store's clock", () => {
+  const clock = new ManualClock();
+  return withStore(async ({ tokens }) => {
+    const first = await tokens.issue("uma", 3_600_000, 16);
+    const r1 = await tokens.resume(first.token, 60_000);
+    assert.equal(r1.kind, "ok");
+    clock.advance(59_999);
+    const r2 = await tokens.resume(first.token, 60_000);
+    assert.equal(r2.kind, "ok", "within the grace");
+    if (r2.kind !== "ok") return;
+    clock.advance(1);
+    assert.equal((await tokens.resume(first.token, 60_000)).kind, "reused", "past the grace");
+    assert.equal(await tokens.familyOf(r2.token), null);
+  }, clock);
+});
+
+Deno.test("InviteStore expires codes on the store's clock", () => {
+  const clock = new ManualClock();
+  return withStore(async ({ invites }) => {
+    const record = await invites.add("abcde-12345", 60_000);
+    assert.equal(record.expires.getTime(), clock.wall() + 60_000);
+    await invites.add("fghij-67890", 60_000);
+    clock.advance(59_999);
+    assert.equal(await invites.valid("ABCDE 12345"), true);
+    const taken = await invites.take("abcde-12345");
+    assert.deepEqual(taken, record);
+    await invites.giveBack("abcde-12345", taken!);
+    clock.advance(1);
+    assert.equal(await invites.valid("abcde-12345"), false, "expired");
+    assert.equal(await invites.take("fghij-67890"), null, "an expired code cannot be taken");
+    await invites.giveBack("abcde-12345", record);
+    assert.equal(await invites.valid("abcde-12345"), false, "an expired code is not given back");
+  }, clock);
+});
 
 Deno.test("TokenStore.issue() keeps one family per device, and a v1 family does not rotate", () =>
   withStore(async ({ tokens }) => {

@@ -111,7 +111,8 @@ export const register: Handler<RequestBodyOf<typeof MsgType.REGISTER>> = async (
   }
   const used = invite === undefined ? null : await ctx.store.invites.take(invite);
   if (invite !== undefined && used === null) throw badInvite();
-  if (!await ctx.store.users.create({ name, password: hash, created: new Date() })) {
+  const created = new Date(session.clock.wall());
+  if (!await ctx.store.users.create({ name, password: hash, created })) {
     if (used && invite !== undefined) await ctx.store.invites.giveBack(invite, used);
     throw await taken();
   }

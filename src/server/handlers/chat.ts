@@ -4,6 +4,7 @@
  * to everyone online and into the bounded backlog.
  */
 
+import type { Clock, TimerHandle } from "../../clock/clock.ts";
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { utf8Length, type Value } from "../../protocol/value.ts";
@@ -18,9 +19,15 @@ import { blockedError, findUser } from "./friends.ts";
 type SendBody = RequestBodyOf<typeof MsgType.SEND>;
 
 /** Checks the content and builds the message (without its destination). */
-function content(ctx: ServerContext, self: LoggedIn, body: SendBody): ChatMessage {
+function content(
+  ctx: ServerContext,
+  self: LoggedIn,
+  body: SendBody,
+  clock: Clock,
+): ChatMessage {
   const { limits } = ctx.config;
-  const message: ChatMessage = { id: body.id, time: new Date(), from: self.name, kind: "text" };
+  const time = new Date(clock.wall());
+  const message: ChatMessage = { id: body.id, time, from: self.name, kind: "text" };
   if (body.type === "text") {
     if (typeof body.data !== "string" || body.data.length === 0) {
       throw new ParleyError(ErrorCode.BAD_REQUEST, 'A "text" message carries a non-empty str');
@@ -66,7 +73,7 @@ export const send: Handler<SendBody> = (ctx, session, body) => {
       "Give exactly one of target_username, group_id or world",
     );
   }
-  const message = content(ctx, self, body);
+  const message = content(ctx, self, body, session.clock);
   if (body.world) return sendToWorld(ctx, session, message);
   if (body.group_id !== undefined) return sendToGroup(ctx, self, message, body.group_id);
   // A private message to a user already in memory is answered without waiting for anything.
@@ -93,7 +100,7 @@ function sendToWorld(
   // the readers read, instead of piling up in every queue.
   const mark = ctx.config.limits.serverOutboundBytes;
   if (ctx.outbound.bytes + comingOf(ctx).bytes > mark) {
-    return worldRoom(ctx, mark).then(() => acceptWorld(ctx, session, message));
+    return worldRoom(ctx, mark, session.clock).then(() => acceptWorld(ctx, session, message));
   }
   return acceptWorld(ctx, session, message);
 }
@@ -135,22 +142,22 @@ function comingOf(ctx: ServerContext): WorldComing {
 export const WORLD_ROOM_WAIT_MS = 2000;
 
 /** Waits until a world message's copies fit under the mark, for WORLD_ROOM_WAIT_MS at most. */
-async function worldRoom(ctx: ServerContext, mark: number): Promise<void> {
+async function worldRoom(ctx: ServerContext, mark: number, clock: Clock): Promise<void> {
   const coming = comingOf(ctx);
-  const deadline = performance.now() + WORLD_ROOM_WAIT_MS;
+  const deadline = clock.now() + WORLD_ROOM_WAIT_MS;
   while (ctx.outbound.bytes + coming.bytes > mark) {
-    const left = deadline - performance.now();
+    const left = deadline - clock.now();
     if (left <= 0) {
       cutSlowReaders(ctx, mark);
       return; // accepted anyway: every queue is still bounded by limits.maxOutboundBytes
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     // Copies still coming count until their commit ends; then only what waits for the sockets.
     await Promise.race([
       coming.bytes > 0 ? coming.ended : ctx.outbound.room(mark),
-      new Promise((r) => timer = setTimeout(r, left)),
+      new Promise((r) => timer = clock.setTimer(() => r(undefined), left)),
     ]);
-    clearTimeout(timer);
+    clock.clearTimer(timer);
   }
 }
 
