@@ -166,6 +166,12 @@ const UNBUILT_ROW: Deno.KvMutation = Object.freeze({
 });
 
 const NO_ONE: readonly string[] = Object.freeze([]);
+/**
+ * Items whose row write failed. One acknowledged while its write was in a commit was counted
+ * out by its removal; if that removal's delete fails too, the item must not count again: it was
+ * never stored.
+ */
+const unwritten = new WeakSet<InboxItem>();
 const never = () => false;
 
 const encoder = new TextEncoder();
@@ -629,6 +635,7 @@ export class KvInboxStore implements InboxStore {
       // Those rows are not durable: their counts go. The sender gets an error and retries with
       // the same id, which recipients of the other writes drop as a duplicate.
       for (const item of b.items) {
+        unwritten.add(item);
         // A copy its recipient acknowledged was counted out already.
         const q = this.#counted.get(item.user);
         if (item.gone || !q || item.seq <= q.removedThrough) continue;
@@ -802,6 +809,7 @@ export class KvInboxStore implements InboxStore {
         // remove them then.
         const left = deleted.slice(i);
         for (const { item } of left) {
+          if (unwritten.has(item)) continue;
           item.gone = false;
           this.#tallyItem(q, item, 1);
           (q.stranded ??= new Set()).add(item.seq);

@@ -55,3 +55,43 @@ Deno.test("rows whose removal failed are removed by a later ACK of a redelivered
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a message acknowledged while its row's commit runs, whose commit and delete both fail, counts for nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-inbox-" });
+  const real = await Deno.openKv(join(dir, "test.kv"));
+  // The first commit is held until `go` is called, then fails; so does the next one.
+  const go = Promise.withResolvers<void>();
+  let commits = 0;
+  const kv = routedKv(real, () => true, async (commit) => {
+    const n = ++commits;
+    if (n === 1) await go.promise;
+    if (n <= 2) throw new Error("disk full");
+    return commit();
+  });
+  const committer = new GroupCommitter(kv);
+  const inbox = new KvInboxStore(kv, committer);
+  try {
+    // Bob is online: his row is deferred; settle() sends it into a commit, which is held.
+    const { queued, durable } = await inbox.enqueue(["bob"], text("one"), limits, () => true);
+    const failed = durable.promise().catch((e) => e);
+    const settled = inbox.settle();
+    while (commits === 0) await new Promise((r) => setTimeout(r, 1));
+    // Bob's client acknowledges it meanwhile: too late to cancel the row, so a delete follows.
+    const removed = inbox.remove("bob", queued).catch((e) => e);
+    go.resolve();
+    await settled;
+    assert.match(String(await failed), /disk full/, "the sender gets an error and retries");
+    assert.match(String(await removed), /disk full/);
+    assert.equal((await Array.fromAsync(real.list({ prefix: ["inbox", "bob"] }))).length, 0);
+    assert.deepEqual(
+      await inbox.stats("bob"),
+      { count: 0, bytes: 0 },
+      "nothing stored, none counted",
+    );
+    assert.equal(inbox.storedBytes("alice"), 0);
+  } finally {
+    await committer.close();
+    real.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
