@@ -103,6 +103,27 @@ export class SimDisk {
   failed = 0;
   /** Values committed with bytes that do not own their buffer (a view of a slab, say). */
   readonly views: string[] = [];
+  /** Says whether a read waits for the simulation to let it go on (null: none waits). */
+  holdReads: (() => boolean) | null = null;
+  readonly #heldReads: (() => void)[] = [];
+
+  /** Reads waiting, oldest first. */
+  get heldReads(): number {
+    return this.#heldReads.length;
+  }
+
+  /** Resolves at once, or once the simulation lets the read go on. */
+  readGate(): Promise<void> {
+    if (!this.holdReads?.()) return Promise.resolve();
+    return new Promise((resolve) => this.#heldReads.push(resolve));
+  }
+
+  /** Lets the oldest held read go on. */
+  releaseRead(): void {
+    const r = this.#heldReads.shift();
+    if (!r) throw new Error("No read is held");
+    r();
+  }
 
   /** Where `key` is, or where it would go (as -(index) - 1). */
   #find(key: SimKey): number {
@@ -157,6 +178,8 @@ export class SimDisk {
    * answered. Returns how many were kept.
    */
   crash(keep: () => boolean): number {
+    // The dead process's reads never come back.
+    this.#heldReads.length = 0;
     let kept = 0;
     for (const c of this.#held.splice(0)) {
       if (keep()) {
@@ -245,7 +268,11 @@ export class SimKv {
   /** Reads made, so that the simulation can tell when the process went quiet. */
   reads = 0;
 
-  constructor(readonly disk: SimDisk) {}
+  constructor(
+    readonly disk: SimDisk,
+    /** Rows per page of a list when the caller names no batchSize (KV's default is 100). */
+    readonly pageRows = 100,
+  ) {}
 
   /** The process died: nothing it does reaches the disk any more, nothing it waits for ends. */
   fence(): void {
@@ -269,16 +296,15 @@ export class SimKv {
     return new SimAtomic(this);
   }
 
-  get<T>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
+  async get<T>(key: Deno.KvKey): Promise<Deno.KvEntryMaybe<T>> {
     this.#open();
     this.reads++;
-    if (this.#fenced) return NEVER;
+    await this.disk.readGate();
+    if (this.#fenced) await NEVER;
     const row = this.disk.get(key);
-    return Promise.resolve(
-      row
-        ? { key: row.key, value: structuredClone(row.value) as T, versionstamp: row.versionstamp }
-        : { key, value: null, versionstamp: null },
-    );
+    return row
+      ? { key: row.key, value: structuredClone(row.value) as T, versionstamp: row.versionstamp }
+      : { key, value: null, versionstamp: null };
   }
 
   async getMany<T extends readonly unknown[]>(keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<T>[]> {
@@ -299,12 +325,12 @@ export class SimKv {
     if (options.reverse) throw new Error("The simulated KV does not list in reverse");
     const s = selector as { prefix?: SimKey; start?: SimKey; end?: SimKey };
     const limit = options.limit ?? Infinity;
-    const page = options.batchSize ?? 100;
+    const page = options.batchSize ?? this.pageRows;
     let after: SimKey | null = null;
     let given = 0;
     while (given < limit) {
       this.reads++;
-      await Promise.resolve();
+      await this.disk.readGate();
       if (this.#fenced) await NEVER;
       const rows = this.disk.rows;
       let i = after
