@@ -174,18 +174,19 @@ export class SimDisk {
   }
 
   /**
-   * A crash: each held commit either reached the disk (`keep` says which) or did not; none is
-   * answered. Returns how many were kept.
+   * A crash: the held commits up to one that `keep` refuses reached the disk, the rest did not
+   * (KV commits land in order); none is answered. Returns how many were kept.
    */
   crash(keep: () => boolean): number {
     // The dead process's reads never come back.
     this.#heldReads.length = 0;
     let kept = 0;
+    let lost = false;
     for (const c of this.#held.splice(0)) {
-      if (keep()) {
-        this.#apply(c.mutations);
-        kept++;
-      }
+      lost ||= !keep();
+      if (lost) continue;
+      this.#apply(c.mutations);
+      kept++;
     }
     return kept;
   }
