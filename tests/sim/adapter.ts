@@ -1,7 +1,8 @@
 /**
  * Everything the delivery simulation knows of the server's and the store's shapes, in one place:
- * how a process opens its inbox store over a KV (as openKvStore does), and how a session's inbox
- * pump is made without a socket. When those shapes change, this file changes, not the simulation.
+ * how a process opens its inbox store over a KV (as openKvStore does), how a session's inbox
+ * pump is made without a socket, and how the store lays out its rows (to recount them). When
+ * those shapes change, this file changes, not the simulation.
  */
 
 import type { Clock } from "../../src/clock/clock.ts";
@@ -83,6 +84,53 @@ export function makePump(
     log: { error: log.error, info: () => {}, warn: () => {} },
   } as unknown as ServerContext;
   return new InboxPump(ctx, session as unknown as Session, user, windowBytes);
+}
+
+/** A committed row as the inbox store lays it out (see the top of src/store/inbox.ts). */
+export type StoredRow =
+  | {
+    kind: "inbox";
+    user: string;
+    seq: number;
+    /** The sender's identity (lowercase). */
+    sender: string;
+    size: number;
+    cost: number;
+    blob: { id: string; chunks: number; size: number } | null;
+  }
+  | { kind: "blob"; id: string; bytes: number }
+  | { kind: "ref"; id: string; user: string; seq: number }
+  | { kind: "pending"; id: string };
+
+/** What a committed row is, or null for a row the inbox store does not write. */
+export function storedRow(key: readonly Deno.KvKeyPart[], value: unknown): StoredRow | null {
+  switch (key[0]) {
+    case "inbox": {
+      const v = value as {
+        message: ChatMessage;
+        size: number;
+        cost?: number;
+        blob?: { id: string; chunks: number; size: number };
+      };
+      return {
+        kind: "inbox",
+        user: key[1] as string,
+        seq: key[2] as number,
+        sender: v.message.from.toLowerCase(),
+        size: v.size,
+        cost: v.cost ?? v.size,
+        blob: v.blob ?? null,
+      };
+    }
+    case "blob":
+      return { kind: "blob", id: key[1] as string, bytes: (value as Uint8Array).length };
+    case "blob_ref":
+      return { kind: "ref", id: key[1] as string, user: key[2] as string, seq: key[3] as number };
+    case "blob_pending":
+      return { kind: "pending", id: key[1] as string };
+    default:
+      return null;
+  }
 }
 
 /** The queued items' recipients and seqs, for offering them to the recipients' pumps. */

@@ -3,9 +3,9 @@
  * FoundationDB's simulation: the real inbox store, group committer and inbox pump run over a
  * simulated KV (tests/sim/sim_kv.ts) and a ManualClock, driven by a seeded PRNG through thousands
  * of random steps: private and group messages of every size (shared blobs included), ACKs of
- * some or all of what a session got, disconnects, reconnects, kicks, failed commits, commits
- * held while ACKs race them, crashes that drop everything not committed, clean and unclean
- * restarts, and time moving so that deferred rows commit.
+ * some or all of what a session got, disconnects, reconnects, kicks, failed commits, commits and
+ * reads held while ACKs and other writes race them, crashes that drop everything not committed,
+ * clean and unclean restarts, and time moving so that deferred rows commit.
  *
  * The server's flow is modelled on src/server/handlers/chat.ts: enqueue with deferral for online
  * recipients, offer the queued items to their pumps, answer SENT once `durable` completes (an
@@ -17,12 +17,12 @@
  * blob has its ref; every referenced blob is whole; every blob is referenced or marked pending
  * (a crash then sweeps it); no stored value holds a view of a larger buffer; each session gets
  * seqs in rising order; every PASS is a message that was sent, to that recipient, with its
- * content. Whenever nothing is in flight (no commit held, no timer set), the store's counts
+ * content. Whenever nothing is in flight (no commit or read held, no timer set), the store's counts
  * (stats per user, storedBytes per sender and in all) equal a recount of the committed rows.
  *
  * At the end (drain: faults off, everyone online, time advanced, everything acknowledged, then a
  * clean restart): every message answered SENT was shown exactly once to each recipient its SENT
- * named; and nothing is left in the store.
+ * named, and no message more than once to anyone; and nothing is left in the store.
  *
  * Order: for two messages A and B from one sender to one recipient, if the sender got SENT for A
  * before it first sent B, the recipient shows A before B. Nothing is promised for a B sent while
@@ -41,6 +41,8 @@ import {
   type Pass,
   SimSession,
   type SimStore,
+  type StoredRow,
+  storedRow,
 } from "./adapter.ts";
 import { asDenoKv, type CommitOutcome, SimDisk, SimKv } from "./sim_kv.ts";
 
@@ -610,32 +612,27 @@ class Sim {
 
   /** The committed rows hang together: what a crash right now would leave. */
   checkDisk(): void {
-    const rows = this.disk.rows;
     this.check(this.disk.views.length === 0, `a stored value holds a view: ${this.disk.views[0]}`);
     const named = new Set<string>();
     const refs = new Set<string>();
     const chunks = new Map<string, { n: number; bytes: number }>();
     const pending = new Set<string>();
     const wanted = new Map<string, { chunks: number; size: number }>();
-    for (const r of rows) {
-      const k = r.key;
-      if (k[0] === "inbox") {
-        const v = r.value as { blob?: { id: string; chunks: number; size: number } };
-        if (v.blob) {
-          named.add(`${v.blob.id}/${String(k[1])}/${String(k[2])}`);
-          wanted.set(v.blob.id, v.blob);
+    for (const r of this.rows()) {
+      if (r.kind === "inbox") {
+        if (r.blob) {
+          named.add(`${r.blob.id}/${r.user}/${r.seq}`);
+          wanted.set(r.blob.id, r.blob);
         }
-      } else if (k[0] === "blob_ref") {
-        refs.add(k.slice(1).map(String).join("/"));
-      } else if (k[0] === "blob") {
-        const c = chunks.get(k[1] as string) ?? { n: 0, bytes: 0 };
+      } else if (r.kind === "ref") {
+        refs.add(`${r.id}/${r.user}/${r.seq}`);
+      } else if (r.kind === "blob") {
+        const c = chunks.get(r.id) ?? { n: 0, bytes: 0 };
         c.n++;
-        c.bytes += (r.value as Uint8Array).length;
-        chunks.set(k[1] as string, c);
-      } else if (k[0] === "blob_pending") {
-        pending.add(k[1] as string);
+        c.bytes += r.bytes;
+        chunks.set(r.id, c);
       } else {
-        this.fail(`an unexpected row ${k.join("/")}`);
+        pending.add(r.id);
       }
     }
     for (const n of named) this.check(refs.has(n), `a row naming a blob has no ref: ${n}`);
@@ -649,22 +646,27 @@ class Sim {
     }
   }
 
+  /** The committed rows, read as the store lays them out; any other row fails the run. */
+  rows(): StoredRow[] {
+    return this.disk.rows.map((r) =>
+      storedRow(r.key, r.value) ?? this.fail(`an unexpected row ${r.key.join("/")}`)
+    );
+  }
+
   /** Nothing is in flight: the store's counts equal a recount of the committed rows. */
   async checkCounts(): Promise<void> {
     const perUser = new Map<string, { count: number; bytes: number }>();
     const perSender = new Map<string, number>();
     let total = 0;
-    for (const r of this.disk.rows) {
-      if (r.key[0] !== "inbox") continue;
-      const v = r.value as { message: ChatMessage; size: number; cost?: number };
-      const u = perUser.get(r.key[1] as string) ?? { count: 0, bytes: 0 };
+    const rows = this.rows();
+    for (const r of rows) {
+      if (r.kind !== "inbox") continue;
+      const u = perUser.get(r.user) ?? { count: 0, bytes: 0 };
       u.count++;
-      u.bytes += v.size;
-      perUser.set(r.key[1] as string, u);
-      const sender = v.message.from.toLowerCase();
-      const cost = v.cost ?? v.size;
-      perSender.set(sender, (perSender.get(sender) ?? 0) + cost);
-      total += cost;
+      u.bytes += r.size;
+      perUser.set(r.user, u);
+      perSender.set(r.sender, (perSender.get(r.sender) ?? 0) + r.cost);
+      total += r.cost;
     }
     const inbox = this.store!.inbox;
     for (const user of USERS) {
@@ -673,8 +675,8 @@ class Sim {
       this.check(
         got.count === want.count && got.bytes === want.bytes,
         `${user}'s counts are ${JSON.stringify(got)}, the rows ${JSON.stringify(want)} (${
-          this.disk.rows.filter((r) => r.key[0] === "inbox" && r.key[1] === user)
-            .map((r) => `seq ${String(r.key[2])}: ${(r.value as { size: number }).size} bytes`)
+          rows.filter((r) => r.kind === "inbox" && r.user === user)
+            .map((r) => r.kind === "inbox" && `seq ${r.seq}: ${r.size} bytes`)
             .join(", ")
         })`,
       );
