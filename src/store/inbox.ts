@@ -84,9 +84,15 @@ interface QueueStats {
    * Every seq up to this one has been acknowledged and counted out. Clients acknowledge
    * cumulatively and the pump delivers in seq order, so what is removed is always a prefix; a
    * copy at or below the mark (one read back for a reconnected session, say) is counted out
-   * already, whoever acknowledges it.
+   * already, whoever acknowledges it. The exception is `stranded`.
    */
   removedThrough: number;
+  /**
+   * Seqs at or below the mark whose removal failed: still stored and counted. The session that
+   * acknowledged them goes on acknowledging later seqs past them, so only this set lets the
+   * acknowledgement of a redelivered copy count them out.
+   */
+  stranded: Set<number> | null;
 }
 
 /**
@@ -160,6 +166,12 @@ const UNBUILT_ROW: Deno.KvMutation = Object.freeze({
 });
 
 const NO_ONE: readonly string[] = Object.freeze([]);
+/**
+ * Items whose row write failed. One acknowledged while its write was in a commit was counted
+ * out by its removal; if that removal's delete fails too, the item must not count again: it was
+ * never stored.
+ */
+const unwritten = new WeakSet<InboxItem>();
 const never = () => false;
 
 const encoder = new TextEncoder();
@@ -623,6 +635,7 @@ export class KvInboxStore implements InboxStore {
       // Those rows are not durable: their counts go. The sender gets an error and retries with
       // the same id, which recipients of the other writes drop as a duplicate.
       for (const item of b.items) {
+        unwritten.add(item);
         // A copy its recipient acknowledged was counted out already.
         const q = this.#counted.get(item.user);
         if (item.gone || !q || item.seq <= q.removedThrough) continue;
@@ -753,7 +766,8 @@ export class KvInboxStore implements InboxStore {
     for (const item of items) {
       // Counted out already: its write failed (so it is not stored), or this copy or another
       // copy of it was acknowledged before (an acknowledgement racing a redelivery).
-      const counted = !item.gone && item.seq > q.removedThrough;
+      const counted = !item.gone &&
+        (item.seq > q.removedThrough || q.stranded?.delete(item.seq) === true);
       if (item.seq > q.removedThrough) q.removedThrough = item.seq;
       if (!counted) continue;
       item.gone = true;
@@ -795,10 +809,11 @@ export class KvInboxStore implements InboxStore {
         // remove them then.
         const left = deleted.slice(i);
         for (const { item } of left) {
+          if (unwritten.has(item)) continue;
           item.gone = false;
           this.#tallyItem(q, item, 1);
+          (q.stranded ??= new Set()).add(item.seq);
         }
-        q.removedThrough = Math.min(q.removedThrough, left[0].item.seq - 1);
         throw e;
       }
       for (let k = i; k < i + n; k++) {
@@ -883,7 +898,7 @@ export class KvInboxStore implements InboxStore {
 }
 
 function emptyQueue(): QueueStats {
-  return { next: 1, count: 0, bytes: 0, bySender: new Map(), removedThrough: 0 };
+  return { next: 1, count: 0, bytes: 0, bySender: new Map(), removedThrough: 0, stranded: null };
 }
 
 /** What each of `rows` rows stands for when they share a blob of `bytes`: its part, rounded up. */
