@@ -1,6 +1,7 @@
 /** Opens the Deno KV file in the data dir and hands out the record stores on top of it. */
 
 import { join } from "node:path";
+import type { Clock } from "../clock/clock.ts";
 import { KvBlockStore } from "./blocks.ts";
 import { GroupCommitter } from "./committer.ts";
 import { lockDataDir } from "./data_lock.ts";
@@ -55,6 +56,8 @@ export interface StoreOptions {
   onCommit?: (seconds: number) => void;
   /** The command that holds the data dir while the store is open, named to anyone refused. */
   owner?: string;
+  /** The clock deferred writes wait on (the system's unless given). */
+  clock?: Clock;
 }
 
 export async function openKvStore(
@@ -74,7 +77,7 @@ export async function openKvStore(
     lock.release();
     throw e;
   }
-  const committer = new GroupCommitter(kv);
+  const committer = new GroupCommitter(kv, opts.clock);
   if (opts.onCommit) committer.onCommit = opts.onCommit;
   const inbox = new KvInboxStore(kv, committer);
   await inbox.sweep();
