@@ -25,6 +25,7 @@ import { FileRelay } from "./file_relay.ts";
 import { type HttpEndpoint, serveHttp } from "./http.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
+import { onInvariantBroken } from "../invariant/invariant.ts";
 import { LoginThrottle, RegistrationBudget, TokenBucket } from "./throttle.ts";
 import { farewell } from "./presence.ts";
 import { SendBudget } from "./send_budget.ts";
@@ -53,6 +54,11 @@ const SHUTDOWN_GRACE_MS = 3000;
 export interface ServerOptions {
   /** The monotonic clock of the keepalive and the request limits (tests may drive it). */
   clock?: Clock;
+  /**
+   * A broken invariant throws where it broke (tests). Otherwise the server logs it
+   * (`invariant.broken`), counts it (`parley_invariant_violations_total`) and goes on.
+   */
+  strictInvariants?: boolean;
 }
 
 export async function startServer(
@@ -79,6 +85,10 @@ export async function startServer(
   };
   const aes = chooseAesGcm(config.crypto.nativeAes);
   const metrics = new ServerMetrics();
+  const restoreInvariants = options.strictInvariants ? () => {} : onInvariantBroken((what) => {
+    metrics.invariantBroken();
+    log.error("invariant.broken", { what });
+  });
   // The store next: it locks the data dir, so a second server started on the same dir is
   // refused as such before it reads or makes the identity key.
   let store: Store;
@@ -318,6 +328,7 @@ export async function startServer(
       await store.close();
       // Last, so that /healthz answers 503 while the server drains.
       await http?.close();
+      restoreInvariants();
       log.info("server.stopped");
     })();
 

@@ -7,6 +7,9 @@ import { applyConfig, type Config, defaultConfig } from "../../src/config/config
 import { silentLogger } from "../../src/server/log.ts";
 import { type RunningServer, startServer } from "../../src/server/server.ts";
 
+/** A broken invariant fails the test where it broke, instead of being logged and counted. */
+const STRICT = { strictInvariants: true };
+
 /** Settings for tests: loopback, a free port, and a fast scrypt so the suite stays quick. */
 export function testConfig(dataDir: string, patch: Record<string, unknown> = {}): Config {
   const base = applyConfig(defaultConfig(), {
@@ -48,7 +51,7 @@ export class TestServer {
   static async start(patch: Record<string, unknown> = {}): Promise<TestServer> {
     const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
     const config = testConfig(join(dir, "data"), patch);
-    return new TestServer(await startServer(config, silentLogger), config, dir);
+    return new TestServer(await startServer(config, silentLogger, STRICT), config, dir);
   }
 
   get port(): number {
@@ -80,7 +83,7 @@ export class TestServer {
     await this.closeClients();
     await this.server.close();
     this.config = { ...this.config, port: this.port };
-    this.server = await startServer(this.config, silentLogger);
+    this.server = await startServer(this.config, silentLogger, STRICT);
   }
 
   async closeClients(): Promise<void> {
