@@ -12,9 +12,9 @@
  * rewrite with each of them. Rows written before content was shared (an image or text inline in
  * every row, no `cost`) are read as they are: the layout only gained optional fields.
  *
- * The items handed out are plain data. What the store must still know of an item it handed out
- * stays here, keyed by the item: the deferred write holding its row while that can still be
- * cancelled (#staged, only until the write leaves), and the blob its content is in (#blobOf). */
+ * The items handed out are plain data. What the store must still know of them stays here: per
+ * user, the deferred writes holding rows that an ACK may still cancel (DeferredRows, by seq,
+ * only until the writes leave), and per item the blob its content is in (#blobOf). */
 
 import { randomBytes } from "../crypto/keys.ts";
 import { invariant } from "../invariant/invariant.ts";
@@ -74,9 +74,86 @@ interface StoredItem {
   cost?: number;
 }
 
-/** Where a deferred item's rows wait: the write, and the index of the item's first row in it. */
-class Staged {
-  constructor(readonly write: PendingWrite, readonly at: number) {}
+/**
+ * One user's rows in deferred writes that an ACK may still cancel, in seq order: a user's rows
+ * are deferred in the order their seqs are taken, and acknowledged in that order. An entry goes
+ * once an ACK passes it or its write has left (taken into a commit, or settled). Kept by seq
+ * rather than by item: any copy of an item finds its rows, and nothing is allocated per message.
+ */
+class DeferredRows {
+  /** Entries of three: seq, write, index of the item's first row in the write. */
+  #entries: (number | PendingWrite)[] = [];
+  #head = 0;
+  /** The write last promoted, so that it is not promoted again. */
+  #promoted: PendingWrite | null = null;
+
+  get empty(): boolean {
+    return this.#head === this.#entries.length;
+  }
+
+  add(seq: number, write: PendingWrite, at: number): void {
+    this.#compact();
+    const e = this.#entries;
+    invariant(this.empty || (e[e.length - 3] as number) < seq, "deferred rows come in seq order");
+    e.push(seq, write, at);
+  }
+
+  /**
+   * Cancels the rows of `seq` if its write has not left; true if they were cancelled. Entries
+   * before it go: the ACK passed them.
+   */
+  cancel(seq: number, blob: boolean, size: number): boolean {
+    const e = this.#entries;
+    let head = this.#head;
+    while (head < e.length && (e[head] as number) < seq) head += 3;
+    if (head === e.length || e[head] !== seq) {
+      this.#head = head;
+      this.#compact();
+      return false;
+    }
+    const write = e[head + 1] as PendingWrite;
+    const at = e[head + 2] as number;
+    // Moved on first: a write whose last row this cancels settles at once, and drops entries.
+    this.#head = head + 3;
+    const cancelled = cancelRows(write, at, blob, size);
+    this.#compact();
+    return cancelled;
+  }
+
+  /** Drops the entries at the front whose write has left: nothing can cancel them now. */
+  dropLeft(): void {
+    const e = this.#entries;
+    let head = this.#head;
+    while (head < e.length && (e[head + 1] as PendingWrite).taken) head += 3;
+    this.#head = head;
+    this.#compact();
+  }
+
+  /** The latest write still waiting, unless it was promoted already. */
+  toPromote(): PendingWrite | null {
+    const e = this.#entries;
+    for (let i = e.length - 2; i > this.#head; i -= 3) {
+      const write = e[i] as PendingWrite;
+      if (write.taken) continue;
+      if (write === this.#promoted) return null;
+      this.#promoted = write;
+      return write;
+    }
+    return null;
+  }
+
+  /** Lets go of the entries before the head, once they are most of the list. */
+  #compact(): void {
+    const e = this.#entries;
+    if (this.#head === e.length) {
+      if (e.length > 0) e.length = 0;
+      this.#head = 0;
+      this.#promoted = null;
+    } else if (this.#head >= 96 && this.#head * 2 >= e.length) {
+      e.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
 }
 
 /**
@@ -211,10 +288,8 @@ export class KvInboxStore implements InboxStore {
   /** Each inbox's counts, as they are being counted or once known (then also in #ledger). */
   readonly #stats = new Map<string, Promise<InboxLedger>>();
   readonly #ledger = new Ledger();
-  /** Each user's latest deferred write, while it may still be waiting. */
-  readonly #lastDeferred = new Map<string, PendingWrite>();
-  /** Items whose rows wait in a deferred write that has not left: an ACK may still cancel them. */
-  readonly #staged = new Map<InboxItem, Staged>();
+  /** Each user's rows in deferred writes that have not left, while there are any. */
+  readonly #deferred = new Map<string, DeferredRows>();
   /** The blob holding an item's content, for items whose content is stored apart. */
   readonly #blobOf = new WeakMap<InboxItem, string>();
   /** Removals of chunked images not finished yet. */
@@ -487,10 +562,8 @@ export class KvInboxStore implements InboxStore {
     for (const b of batches) {
       if (b.deferred) continue;
       for (const item of b.items) {
-        const deferred = this.#lastDeferred.get(item.user);
-        if (!deferred) continue;
-        this.committer.promote(deferred);
-        this.#lastDeferred.delete(item.user);
+        const deferred = this.#deferred.get(item.user)?.toPromote();
+        if (deferred) this.committer.promote(deferred);
       }
     }
     for (const b of batches) {
@@ -506,9 +579,10 @@ export class KvInboxStore implements InboxStore {
       // Item k's rows start at row k (k × 2 with a blob: its row, then its ref).
       const per = rowsPerItem(blob);
       for (let k = 0; k < b.items.length; k++) {
-        const item = b.items[k];
-        this.#staged.set(item, new Staged(write, k * per));
-        this.#lastDeferred.set(item.user, write);
+        const { user, seq } = b.items[k];
+        let rows = this.#deferred.get(user);
+        if (rows === undefined) this.#deferred.set(user, rows = new DeferredRows());
+        rows.add(seq, write, k * per);
       }
     }
     invariant(batches.length > 0 && queued.length === takers.length, "every taker has a row");
@@ -559,8 +633,10 @@ export class KvInboxStore implements InboxStore {
     if (b.deferred) {
       // Too late to cancel now: the rows are committed, failed, or all cancelled already.
       for (const item of b.items) {
-        this.#staged.delete(item);
-        if (this.#lastDeferred.get(item.user) === write) this.#lastDeferred.delete(item.user);
+        const rows = this.#deferred.get(item.user);
+        if (rows === undefined) continue;
+        rows.dropLeft();
+        if (rows.empty) this.#deferred.delete(item.user);
       }
     }
     const p = b.placement;
@@ -698,20 +774,16 @@ export class KvInboxStore implements InboxStore {
     const q = ledger.get(user) ?? await this.#queue(user);
     // Each deleted item with its rows, so that a failed commit can give back whole items.
     const deleted: { item: InboxItem; mutations: Deno.KvMutation[]; blob?: string }[] = [];
-    const staged = this.#staged;
+    const deferred = this.#deferred.get(user);
     for (const item of items) {
       // Not counted out now if it was already: its write failed (so it is not stored), or this
       // copy or another copy of it was acknowledged before (an ACK racing a redelivery).
       if (!ledger.remove(q, item.seq, senderOf(item.message), item.size, item.cost)) continue;
       const blob = this.#blobOf.get(item);
-      const waiting = staged.size === 0 ? undefined : staged.get(item);
-      if (waiting !== undefined) {
-        staged.delete(item);
-        if (cancelRows(waiting, blob !== undefined, item.size)) {
-          // Acknowledged before its row left: neither the row nor its delete reach KV.
-          this.absorbed++;
-          continue;
-        }
+      if (deferred !== undefined && deferred.cancel(item.seq, blob !== undefined, item.size)) {
+        // Acknowledged before its row left: neither the row nor its delete reach KV.
+        this.absorbed++;
+        continue;
       }
       const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
       if (blob) {
@@ -849,8 +921,7 @@ function rowsPerItem(blob: BlobRef | undefined): 1 | 2 {
 }
 
 /** Drops an item's rows from a write that has not left yet; false if it has. */
-function cancelRows(staged: Staged, blob: boolean, size: number): boolean {
-  const { write, at } = staged;
+function cancelRows(write: PendingWrite, at: number, blob: boolean, size: number): boolean {
   if (!write.cancel(at, blob ? BLOB_ROW_BYTES : size)) return false;
   // Its ref goes with it: both leave in the same commit or neither does.
   if (blob) invariant(write.cancel(at + 1), "a row's ref is cancelled with it");
