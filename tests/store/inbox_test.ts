@@ -307,3 +307,17 @@ Deno.test("a shared image: rows of members who acknowledged are never written; t
     const [back] = await inbox.read("carol", 0, 1);
     assert.deepEqual(back.message.image, m.image);
   }, 60_000));
+
+Deno.test("items are plain data: a copy of a queued item cancels its deferred row as well", () =>
+  withInbox(async (kv, inbox) => {
+    const first = await inbox.enqueue(["bob"], text("alice", "bob", "one"), limits, () => true);
+    const second = await inbox.enqueue(["bob"], text("carol", "bob", "two"), limits, () => true);
+    const copies = [...first.queued, ...second.queued].map((item) => structuredClone(item));
+    assert.deepEqual(Object.keys(copies[0]).sort(), ["cost", "message", "seq", "size", "user"]);
+    await inbox.remove("bob", copies);
+    await Promise.all([first.durable.promise(), second.durable.promise()]);
+    assert.equal(inbox.absorbed, 2, "both rows were cancelled before they left");
+    await inbox.settle();
+    assert.equal((await Array.fromAsync(kv.list({ prefix: ["inbox"] }))).length, 0);
+    assert.deepEqual(await inbox.stats("bob"), { count: 0, bytes: 0 });
+  }, 60_000));
