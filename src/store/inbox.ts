@@ -102,7 +102,7 @@ class DeferredRows {
    * Cancels the rows of `seq` if its write has not left; true if they were cancelled. Entries
    * before it go: the ACK passed them.
    */
-  cancel(seq: number, blob: boolean, size: number): boolean {
+  cancel(seq: number, size: number): boolean {
     const e = this.#entries;
     let head = this.#head;
     while (head < e.length && (e[head] as number) < seq) head += 3;
@@ -115,7 +115,7 @@ class DeferredRows {
     const at = e[head + 2] as number;
     // Moved on first: a write whose last row this cancels settles at once, and drops entries.
     this.#head = head + 3;
-    const cancelled = cancelRows(write, at, blob, size);
+    const cancelled = cancelRows(write, at, size);
     this.#compact();
     return cancelled;
   }
@@ -277,6 +277,11 @@ function sharedContent(m: ChatMessage, recipients: number): Uint8Array | null {
   return null;
 }
 
+/** Whether some copy of the message may hold its content in a blob (see sharedContent). */
+function mayBeShared(m: ChatMessage): boolean {
+  return m.image !== undefined || (m.text !== undefined && m.text.length * 3 >= SHARED_MIN_BYTES);
+}
+
 /** What a message costs against the recipient's queue limit. */
 export function messageSize(m: ChatMessage): number {
   return ITEM_OVERHEAD + (m.text?.length ?? 0) * 3 + (m.image?.length ?? 0) + (m.name?.length ?? 0);
@@ -290,8 +295,11 @@ export class KvInboxStore implements InboxStore {
   readonly #ledger = new Ledger();
   /** Each user's rows in deferred writes that have not left, while there are any. */
   readonly #deferred = new Map<string, DeferredRows>();
-  /** The blob holding an item's content, for items whose content is stored apart. */
-  readonly #blobOf = new WeakMap<InboxItem, string>();
+  /**
+   * The blob holding an item's content (null: none), for the items handed out whose content may
+   * be stored apart (mayBeShared). A copy of such an item is not here: its row is read.
+   */
+  readonly #blobOf = new WeakMap<InboxItem, string | null>();
   /** Removals of chunked images not finished yet. */
   readonly #removing = new Set<Promise<void>>();
   /** Every inbox has been counted (load): one not in the ledger is empty. */
@@ -519,6 +527,7 @@ export class KvInboxStore implements InboxStore {
         Math.floor(MAX_BATCH_BYTES / perBytes),
       ),
     );
+    const shared = blob !== undefined || mayBeShared(message);
     const queued: InboxItem[] = [];
     const batches: RowBatch[] = [];
     let now: RowBatch | null = null;
@@ -529,7 +538,7 @@ export class KvInboxStore implements InboxStore {
       const seq = this.#ledger.take(q, sender, size, cost);
       const deferred = acksSoon(user);
       const item: InboxItem = { user, seq, message, size, cost };
-      if (blob) this.#blobOf.set(item, blob.id);
+      if (shared) this.#blobOf.set(item, blob?.id ?? null);
       let rows: Deno.KvMutation[];
       if (deferred) {
         rows = blob ? [UNBUILT_ROW, UNBUILT_ROW] : [UNBUILT_ROW];
@@ -731,7 +740,7 @@ export class KvInboxStore implements InboxStore {
         size,
         cost: cost ?? size,
       };
-      if (blob) this.#blobOf.set(item, blob.id);
+      if (blob || mayBeShared(full)) this.#blobOf.set(item, blob?.id ?? null);
       out.push(item);
     }
     return out;
@@ -752,12 +761,18 @@ export class KvInboxStore implements InboxStore {
     const done = this.#remove(user, items);
     // Only a removal with a chunked image has a step after its commit; the store waits for
     // those before it closes. Every other one is done once its commit is, which close() flushes.
-    if (!items.some((item) => this.#blobOf.has(item))) return done;
+    if (!items.some(this.#mayHaveBlob)) return done;
     this.#removing.add(done);
     const forget = () => this.#removing.delete(done);
     done.then(forget, forget);
     return done;
   }
+
+  /** Whether an item's content is, or may be (a copy not handed out here), in a blob. */
+  readonly #mayHaveBlob = (item: InboxItem): boolean => {
+    const blob = this.#blobOf.get(item);
+    return blob !== undefined ? blob !== null : mayBeShared(item.message);
+  };
 
   /**
    * Resolves once no removal of a chunked image is under way. Its last step (deleting an image
@@ -774,16 +789,21 @@ export class KvInboxStore implements InboxStore {
     const q = ledger.get(user) ?? await this.#queue(user);
     // Each deleted item with its rows, so that a failed commit can give back whole items.
     const deleted: { item: InboxItem; mutations: Deno.KvMutation[]; blob?: string }[] = [];
-    const deferred = this.#deferred.get(user);
+    let deferred = this.#deferred.get(user);
     for (const item of items) {
       // Not counted out now if it was already: its write failed (so it is not stored), or this
       // copy or another copy of it was acknowledged before (an ACK racing a redelivery).
       if (!ledger.remove(q, item.seq, senderOf(item.message), item.size, item.cost)) continue;
-      const blob = this.#blobOf.get(item);
-      if (deferred !== undefined && deferred.cancel(item.seq, blob !== undefined, item.size)) {
+      if (deferred !== undefined && deferred.cancel(item.seq, item.size)) {
         // Acknowledged before its row left: neither the row nor its delete reach KV.
         this.absorbed++;
         continue;
+      }
+      let blob = this.#blobOf.get(item) ?? undefined;
+      if (blob === undefined && !this.#blobOf.has(item) && mayBeShared(item.message)) {
+        // A copy of an item this store did not hand out: its row names its blob, if any.
+        blob = await this.#storedBlob(user, item.seq);
+        deferred = this.#deferred.get(user);
       }
       const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
       if (blob) {
@@ -835,6 +855,12 @@ export class KvInboxStore implements InboxStore {
         await this.committer.write(done.slice(k, k + MAX_BATCH_MUTATIONS));
       }
     }
+  }
+
+  /** The blob a stored row names; rows still in the committer are committed first. */
+  async #storedBlob(user: string, seq: number): Promise<string | undefined> {
+    await this.committer.flush();
+    return (await this.kv.get<StoredItem>(["inbox", user, seq])).value?.blob?.id;
   }
 
   async #dropBlobIfUnused(id: string): Promise<void> {
@@ -921,7 +947,11 @@ function rowsPerItem(blob: BlobRef | undefined): 1 | 2 {
 }
 
 /** Drops an item's rows from a write that has not left yet; false if it has. */
-function cancelRows(write: PendingWrite, at: number, blob: boolean, size: number): boolean {
+function cancelRows(write: PendingWrite, at: number, size: number): boolean {
+  // A settled write lets go of its owner, and cancels nothing.
+  const batch = write.owner as RowBatch | null;
+  if (batch === null) return false;
+  const blob = batch.placement.blob !== undefined;
   if (!write.cancel(at, blob ? BLOB_ROW_BYTES : size)) return false;
   // Its ref goes with it: both leave in the same commit or neither does.
   if (blob) invariant(write.cancel(at + 1), "a row's ref is cancelled with it");

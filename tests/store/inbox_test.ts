@@ -321,3 +321,20 @@ Deno.test("items are plain data: a copy of a queued item cancels its deferred ro
     assert.equal((await Array.fromAsync(kv.list({ prefix: ["inbox"] }))).length, 0);
     assert.deepEqual(await inbox.stats("bob"), { count: 0, bytes: 0 });
   }, 60_000));
+
+Deno.test("copies of items whose image is shared remove their rows, refs and blob", () =>
+  withInbox(async (kv, inbox) => {
+    const m = image("alice", "-", 20_000);
+    // Bob is online (his rows wait, cancellable); Carol is not (hers are committed at once).
+    const online = (u: string) => u === "bob";
+    const { queued, durable } = await inbox.enqueue(["bob", "carol"], m, limits, online);
+    for (const item of queued) await inbox.remove(item.user, [structuredClone(item)]);
+    await durable.promise();
+    assert.equal(inbox.absorbed, 1, "Bob's rows were cancelled, ref and all");
+    await inbox.settle();
+    await inbox.removalsDone();
+    for (const prefix of ["inbox", "blob", "blob_ref", "blob_pending"]) {
+      assert.equal((await Array.fromAsync(kv.list({ prefix: [prefix] }))).length, 0, prefix);
+    }
+    assert.equal(inbox.storedBytes(), 0);
+  }, 60_000));
