@@ -275,8 +275,8 @@ export interface ChatMessage {
 }
 
 /**
- * A queued message with its place in the recipient's inbox: plain data. The store may keep its
- * own state about items it handed out (keyed by the item), so `remove` takes them back as given.
+ * A queued message with its place in the recipient's inbox: plain data, which `remove` takes
+ * back (the same objects, or copies). `user` and `seq` name it.
  */
 export interface InboxItem {
   /** The recipient (lowercase name). */
@@ -351,9 +351,9 @@ export interface InboxStore {
   /** Up to `limit` items with seq > `after`, oldest first, stopping past `maxBytes` (min. one). */
   read(user: string, after: number, limit: number, maxBytes?: number): Promise<InboxItem[]>;
   /**
-   * Deletes delivered items (the client acknowledged every seq up to the last), as `enqueue` or
-   * `read` gave them out, in seq order. An item counted out already (acknowledged before, or
-   * its write failed) is not counted out again.
+   * Deletes delivered items (the client acknowledged every seq up to the last), in seq order:
+   * items `enqueue` or `read` gave out, or copies of them. An item counted out already
+   * (acknowledged before, or its write failed) is not counted out again.
    */
   remove(user: string, items: InboxItem[]): Promise<void>;
   /** How many messages and bytes wait for `user`. */
