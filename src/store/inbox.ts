@@ -78,24 +78,34 @@ interface StoredItem {
  * One user's rows in deferred writes that an ACK may still cancel, in seq order: a user's rows
  * are deferred in the order their seqs are taken, and acknowledged in that order. An entry goes
  * once an ACK passes it or its write has left (taken into a commit, or settled). Kept by seq
- * rather than by item: any copy of an item finds its rows, and nothing is allocated per message.
+ * rather than by item: any copy of an item finds its rows. The list keeps its room when it
+ * empties, so that a user's next message allocates nothing.
  */
 class DeferredRows {
-  /** Entries of three: seq, write, index of the item's first row in the write. */
-  #entries: (number | PendingWrite)[] = [];
+  /** Entries of three from #head to #end: seq, write, index of the item's first row in it. */
+  #entries: (number | PendingWrite | null)[] = [];
   #head = 0;
+  #end = 0;
   /** The write last promoted, so that it is not promoted again. */
   #promoted: PendingWrite | null = null;
 
   get empty(): boolean {
-    return this.#head === this.#entries.length;
+    return this.#head === this.#end;
   }
 
   add(seq: number, write: PendingWrite, at: number): void {
     this.#compact();
     const e = this.#entries;
-    invariant(this.empty || (e[e.length - 3] as number) < seq, "deferred rows come in seq order");
-    e.push(seq, write, at);
+    const end = this.#end;
+    invariant(this.empty || (e[end - 3] as number) < seq, "deferred rows come in seq order");
+    if (end === e.length) {
+      e.push(seq, write, at);
+    } else {
+      e[end] = seq;
+      e[end + 1] = write;
+      e[end + 2] = at;
+    }
+    this.#end = end + 3;
   }
 
   /**
@@ -104,9 +114,10 @@ class DeferredRows {
    */
   cancel(seq: number, size: number): boolean {
     const e = this.#entries;
+    const end = this.#end;
     let head = this.#head;
-    while (head < e.length && (e[head] as number) < seq) head += 3;
-    if (head === e.length || e[head] !== seq) {
+    while (head < end && (e[head] as number) < seq) head += 3;
+    if (head === end || e[head] !== seq) {
       this.#head = head;
       this.#compact();
       return false;
@@ -124,7 +135,7 @@ class DeferredRows {
   dropLeft(): void {
     const e = this.#entries;
     let head = this.#head;
-    while (head < e.length && (e[head + 1] as PendingWrite).taken) head += 3;
+    while (head < this.#end && (e[head + 1] as PendingWrite).taken) head += 3;
     this.#head = head;
     this.#compact();
   }
@@ -132,7 +143,7 @@ class DeferredRows {
   /** The latest write still waiting, unless it was promoted already. */
   toPromote(): PendingWrite | null {
     const e = this.#entries;
-    for (let i = e.length - 2; i > this.#head; i -= 3) {
+    for (let i = this.#end - 2; i > this.#head; i -= 3) {
       const write = e[i] as PendingWrite;
       if (write.taken) continue;
       if (write === this.#promoted) return null;
@@ -142,19 +153,31 @@ class DeferredRows {
     return null;
   }
 
-  /** Lets go of the entries before the head, once they are most of the list. */
+  /** Lets go of the writes before the head, once the list is empty or they are most of it. */
   #compact(): void {
     const e = this.#entries;
-    if (this.#head === e.length) {
-      if (e.length > 0) e.length = 0;
-      this.#head = 0;
+    const head = this.#head;
+    const end = this.#end;
+    if (head === end) {
+      if (end === 0) return;
+      if (e.length > MAX_KEPT_ENTRIES) this.#entries = [];
+      else for (let i = 1; i < end; i += 3) e[i] = null;
+      this.#head = this.#end = 0;
       this.#promoted = null;
-    } else if (this.#head >= 96 && this.#head * 2 >= e.length) {
-      e.splice(0, this.#head);
+    } else if (head >= 96 && head * 2 >= end) {
+      e.copyWithin(0, head, end);
+      const n = end - head;
+      for (let i = n + 1; i < end; i += 3) e[i] = null;
       this.#head = 0;
+      this.#end = n;
     }
   }
 }
+
+/** Room a user's emptied DeferredRows keeps (three per row): a burst's is given back. */
+const MAX_KEPT_ENTRIES = 3 * 256;
+/** Users whose emptied DeferredRows are kept for their next message; past it they go. */
+const MAX_IDLE_DEFERRED_USERS = 4096;
 
 /**
  * The rows of one enqueue that go out in one write. It starts with its first item's rows: an
@@ -293,7 +316,7 @@ export class KvInboxStore implements InboxStore {
   /** Each inbox's counts, as they are being counted or once known (then also in #ledger). */
   readonly #stats = new Map<string, Promise<InboxLedger>>();
   readonly #ledger = new Ledger();
-  /** Each user's rows in deferred writes that have not left, while there are any. */
+  /** Each user's rows in deferred writes that have not left (kept a while once empty). */
   readonly #deferred = new Map<string, DeferredRows>();
   /**
    * The blob holding an item's content (null: none), for the items handed out whose content may
@@ -645,7 +668,9 @@ export class KvInboxStore implements InboxStore {
         const rows = this.#deferred.get(item.user);
         if (rows === undefined) continue;
         rows.dropLeft();
-        if (rows.empty) this.#deferred.delete(item.user);
+        if (rows.empty && this.#deferred.size > MAX_IDLE_DEFERRED_USERS) {
+          this.#deferred.delete(item.user);
+        }
       }
     }
     const p = b.placement;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { decodeValue, encodeValue } from "../../src/protocol/value.ts";
 import { GroupCommitter } from "../../src/store/committer.ts";
 import { KvInboxStore } from "../../src/store/inbox.ts";
-import type { ChatMessage } from "../../src/store/types.ts";
+import type { ChatMessage, InboxItem } from "../../src/store/types.ts";
 import { until } from "../helpers/assert.ts";
 import { routedKv } from "../helpers/kv.ts";
 
@@ -337,4 +337,30 @@ Deno.test("copies of items whose image is shared remove their rows, refs and blo
       assert.equal((await Array.fromAsync(kv.list({ prefix: [prefix] }))).length, 0, prefix);
     }
     assert.equal(inbox.storedBytes(), 0);
+  }, 60_000));
+
+Deno.test("a burst to an online user, acknowledged in pieces, cancels every row still waiting", () =>
+  withInbox(async (kv, inbox) => {
+    const queued: InboxItem[] = [];
+    const send = async (from: string, n: number) => {
+      for (let i = 0; i < n; i++) {
+        const e = await inbox.enqueue(["bob"], text(from, "bob", `m${i}`), limits, () => true);
+        queued.push(...e.queued);
+      }
+    };
+    await send("alice", 700);
+    for (let i = 0; i < 350; i += 70) await inbox.remove("bob", queued.slice(i, i + 70));
+    assert.equal(inbox.absorbed, 350);
+    // The other 350 are committed (a reconnect reads them back); 50 more wait.
+    await inbox.settle();
+    await send("carol", 50);
+    for (let i = 350; i < 750; i += 70) await inbox.remove("bob", queued.slice(i, i + 70));
+    assert.equal(
+      inbox.absorbed,
+      400,
+      "the committed rows were deleted, the waiting ones cancelled",
+    );
+    await inbox.settle();
+    assert.equal((await Array.fromAsync(kv.list({ prefix: ["inbox"] }))).length, 0);
+    assert.deepEqual(await inbox.stats("bob"), { count: 0, bytes: 0 });
   }, 60_000));
