@@ -5,6 +5,7 @@
  * straight from memory; anything the pump could not hold is read back from the store.
  */
 
+import { invariant } from "../invariant/invariant.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { DictPieces, encodeEntries, type Value } from "../protocol/value.ts";
 import type { ChatMessage, InboxItem } from "../store/types.ts";
@@ -98,6 +99,10 @@ export class InboxPump {
     if (n === 0) return;
     const done = this.#inFlight.splice(0, n);
     for (const item of done) this.#inFlightBytes -= item.size;
+    invariant(
+      this.#inFlightBytes >= 0 && (this.#inFlight.length > 0 || this.#inFlightBytes === 0),
+      "the bytes in flight are those of the items in flight",
+    );
     this.ctx.store.inbox.remove(this.user, done).catch((e) =>
       this.ctx.log.error("inbox.remove_failed", { user: this.user, error: (e as Error).message })
     );
@@ -119,7 +124,9 @@ export class InboxPump {
     return this.#inFlight.length === 0 ? 1 : Math.max(1, this.windowBytes - this.#inFlightBytes);
   }
 
+  /** Items go out in seq order, each once: the client's ACK is cumulative. */
   #push(item: InboxItem): void {
+    invariant(item.seq > this.#sentUpTo, "the pump sends in seq order");
     this.session.push(MsgType.PASS, passBody(item.message, item.seq));
     this.ctx.metrics.messageOut(item.message);
     this.#inFlight.push(item);
@@ -161,6 +168,9 @@ export class InboxPump {
         if (next.seq > this.#sentUpTo) this.#push(next);
       }
     } catch (e) {
+      // A stopped pump drops what it read: a kicked session's last ACK may have deleted a
+      // shared blob under its read, which is no failure.
+      if (this.#stopped) return;
       this.ctx.log.error("inbox.read_failed", { user: this.user, error: (e as Error).message });
     } finally {
       this.#reading = false;

@@ -72,6 +72,7 @@ export class ServerMetrics {
   readonly #logins: Record<LoginMethod, Counter>;
   readonly #loginFailures: Record<LoginMethod, Counter>;
   readonly #commitSeconds: Histogram;
+  readonly #invariantViolations: Counter;
 
   constructor() {
     const r = this.registry;
@@ -148,6 +149,11 @@ export class ServerMetrics {
       "parley_kv_commit_seconds",
       "Time per group commit to the KV store.",
       COMMIT_BUCKETS,
+    ).labels();
+
+    this.#invariantViolations = r.counter(
+      "parley_invariant_violations_total",
+      "Checks of the server's own bookkeeping that failed: each is a bug, logged as invariant.broken.",
     ).labels();
 
     const memory = (name: string, help: string) => r.gauge(name, help).labels();
@@ -257,5 +263,9 @@ export class ServerMetrics {
 
   kvCommit(seconds: number): void {
     this.#commitSeconds.observe(seconds);
+  }
+
+  invariantBroken(): void {
+    this.#invariantViolations.inc();
   }
 }

@@ -15,6 +15,7 @@ import { acceptEach, closeQuietly } from "./accept.ts";
 import type { Config } from "../config/config.ts";
 import { fingerprint, type KeyPair } from "../crypto/keys.ts";
 import { PasswordHasher } from "../crypto/password.ts";
+import { onInvariantBroken } from "../invariant/invariant.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store } from "../store/types.ts";
 import { OutboundTotal } from "../transport/outbound_total.ts";
@@ -57,6 +58,11 @@ const SHUTDOWN_GRACE_MS = 3000;
 export interface ServerOptions {
   /** The clock of the keepalive, the limits, deadlines and the store (tests may drive it). */
   clock?: Clock;
+  /**
+   * A broken invariant throws where it broke (tests). Otherwise the server logs it
+   * (`invariant.broken`), counts it (`parley_invariant_violations_total`) and goes on.
+   */
+  strictInvariants?: boolean;
 }
 
 export async function startServer(
@@ -64,7 +70,7 @@ export async function startServer(
   log: Logger = createLogger(),
   options: ServerOptions = {},
 ): Promise<RunningServer> {
-  const server = await ParleyServer.start(config, log, options.clock ?? systemClock);
+  const server = await ParleyServer.start(config, log, options);
   let finish!: () => void;
   const finished = new Promise<void>((r) => finish = r);
   return {
@@ -95,7 +101,8 @@ class ParleyServer {
    * Ports, store, identity, context, in that order; a failure lets go of what was already
    * taken. Then the server starts serving.
    */
-  static async start(config: Config, log: Logger, clock: Clock): Promise<ParleyServer> {
+  static async start(config: Config, log: Logger, options: ServerOptions): Promise<ParleyServer> {
+    const clock = options.clock ?? systemClock;
     // Before the ports: crypto.nativeAes "require" may refuse to start, and nothing is open yet.
     const aes = chooseAesGcm(config.crypto.nativeAes);
     // The ports first: a busy one is refused, naming its address, before anything is made in
@@ -103,6 +110,10 @@ class ParleyServer {
     const listeners = Listeners.open(config);
     const metrics = new ServerMetrics();
     metrics.aesInUse(aes, aesGcm().library, aesGcm().version);
+    const restoreInvariants = options.strictInvariants ? () => {} : onInvariantBroken((what) => {
+      metrics.invariantBroken();
+      log.error("invariant.broken", { what });
+    });
     // The store next: it locks the data dir, so a second server started on the same dir is
     // refused as such before it reads or makes the identity key.
     let store: Store;
@@ -114,6 +125,7 @@ class ParleyServer {
       });
     } catch (e) {
       listeners.close();
+      restoreInvariants();
       throw e;
     }
     let identity: KeyPair;
@@ -122,6 +134,7 @@ class ParleyServer {
       identity = await loadOrCreateIdentity(config.dataDir);
     } catch (e) {
       listeners.close();
+      restoreInvariants();
       await store.close();
       throw e;
     }
@@ -138,7 +151,7 @@ class ParleyServer {
         ? "allowed"
         : "given_up",
     });
-    return new ParleyServer(ctx, listeners, identity, print, clock);
+    return new ParleyServer(ctx, listeners, identity, print, clock, restoreInvariants);
   }
 
   /** Starts the keepalive, the HTTP endpoint and the chat accept loop. */
@@ -148,6 +161,8 @@ class ParleyServer {
     identity: KeyPair,
     print: string,
     clock: Clock,
+    /** Puts back the invariant handler that was there before this server. */
+    private readonly restoreInvariants: () => void,
   ) {
     const { config, log, metrics, store } = ctx;
     this.#ctx = ctx;
@@ -218,6 +233,7 @@ class ParleyServer {
     ]);
     await store.close();
     await this.#http?.close();
+    this.restoreInvariants();
     log.info("server.stopped");
   }
 }

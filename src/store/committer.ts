@@ -9,6 +9,7 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "../clock/clock.ts";
+import { invariant } from "../invariant/invariant.ts";
 
 /** KV's own caps are 1000 mutations and 800 KiB per atomic commit; stay under both. */
 export const MAX_BATCH_MUTATIONS = 900;
@@ -50,8 +51,9 @@ export class PendingWrite {
    */
   cancel(index: number, bytes = 0): boolean {
     if (this.taken || this.mutations[index] === null) return false;
+    invariant(bytes >= 0 && bytes <= this.bytes, "a cancelled row's bytes were counted in");
     this.mutations[index] = null;
-    this.bytes = Math.max(0, this.bytes - bytes);
+    this.bytes -= bytes;
     if (--this.#live === 0) {
       this.taken = true;
       this.settle(null);

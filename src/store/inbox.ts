@@ -7,12 +7,17 @@
  *   ["blob_ref", blobId, user, seq] → true     (the blob goes when its last ref does)
  *   ["blob_pending", blobId, ...] → Date       (a blob that may have no ref: checked at start)
  * Writes go through the group committer. This process owns the KV file, so each user's counts
- * (next seq, messages, bytes, and per sender) live in memory, rebuilt from the inbox at start
- * (load) or first use: one row per message and no counter row to rewrite with each of them.
- * Rows written before content was shared (an image or text inline in every row, no `cost`) are
- * read as they are: the layout only gained optional fields. */
+ * (next seq, messages, bytes, and per sender) live in memory in the ledger (ledger.ts), rebuilt
+ * from the inbox at start (load) or first use: one row per message and no counter row to
+ * rewrite with each of them. Rows written before content was shared (an image or text inline in
+ * every row, no `cost`) are read as they are: the layout only gained optional fields.
+ *
+ * The items handed out are plain data. What the store must still know of them stays here: per
+ * user, the deferred writes holding rows that an ACK may still cancel (DeferredRows, by seq,
+ * only until the writes leave), and per item the blob its content is in (#blobOf). */
 
 import { randomBytes } from "../crypto/keys.ts";
+import { invariant } from "../invariant/invariant.ts";
 import { usernameKey } from "../protocol/names.ts";
 import {
   type GroupCommitter,
@@ -21,6 +26,7 @@ import {
   type PendingWrite,
 } from "./committer.ts";
 import { Completion } from "./completion.ts";
+import { type InboxLedger, Ledger, type SenderShare } from "./ledger.ts";
 import { storable } from "./storable.ts";
 import type {
   ChatMessage,
@@ -68,32 +74,110 @@ interface StoredItem {
   cost?: number;
 }
 
-/** One sender's messages in one inbox. */
-interface SenderShare {
-  count: number;
-  bytes: number;
+/**
+ * One user's rows in deferred writes that an ACK may still cancel, in seq order: a user's rows
+ * are deferred in the order their seqs are taken, and acknowledged in that order. An entry goes
+ * once an ACK passes it or its write has left (taken into a commit, or settled). Kept by seq
+ * rather than by item: any copy of an item finds its rows. The list keeps its room when it
+ * empties, so that a user's next message allocates nothing.
+ */
+class DeferredRows {
+  /** Entries of three from #head to #end: seq, write, index of the item's first row in it. */
+  #entries: (number | PendingWrite | null)[] = [];
+  #head = 0;
+  #end = 0;
+  /** The write last promoted, so that it is not promoted again. */
+  #promoted: PendingWrite | null = null;
+
+  get empty(): boolean {
+    return this.#head === this.#end;
+  }
+
+  add(seq: number, write: PendingWrite, at: number): void {
+    this.#compact();
+    const e = this.#entries;
+    const end = this.#end;
+    invariant(this.empty || (e[end - 3] as number) < seq, "deferred rows come in seq order");
+    if (end === e.length) {
+      e.push(seq, write, at);
+    } else {
+      e[end] = seq;
+      e[end + 1] = write;
+      e[end + 2] = at;
+    }
+    this.#end = end + 3;
+  }
+
+  /**
+   * Cancels the rows of `seq` if its write has not left; true if they were cancelled. Entries
+   * before it go: the ACK passed them.
+   */
+  cancel(seq: number, size: number): boolean {
+    const e = this.#entries;
+    const end = this.#end;
+    let head = this.#head;
+    while (head < end && (e[head] as number) < seq) head += 3;
+    if (head === end || e[head] !== seq) {
+      this.#head = head;
+      this.#compact();
+      return false;
+    }
+    const write = e[head + 1] as PendingWrite;
+    const at = e[head + 2] as number;
+    // Moved on first: a write whose last row this cancels settles at once, and drops entries.
+    this.#head = head + 3;
+    const cancelled = cancelRows(write, at, size);
+    this.#compact();
+    return cancelled;
+  }
+
+  /** Drops the entries at the front whose write has left: nothing can cancel them now. */
+  dropLeft(): void {
+    const e = this.#entries;
+    let head = this.#head;
+    while (head < this.#end && (e[head + 1] as PendingWrite).taken) head += 3;
+    this.#head = head;
+    this.#compact();
+  }
+
+  /** The latest write still waiting, unless it was promoted already. */
+  toPromote(): PendingWrite | null {
+    const e = this.#entries;
+    for (let i = this.#end - 2; i > this.#head; i -= 3) {
+      const write = e[i] as PendingWrite;
+      if (write.taken) continue;
+      if (write === this.#promoted) return null;
+      this.#promoted = write;
+      return write;
+    }
+    return null;
+  }
+
+  /** Lets go of the writes before the head, once the list is empty or they are most of it. */
+  #compact(): void {
+    const e = this.#entries;
+    const head = this.#head;
+    const end = this.#end;
+    if (head === end) {
+      if (end === 0) return;
+      if (e.length > MAX_KEPT_ENTRIES) this.#entries = [];
+      else for (let i = 1; i < end; i += 3) e[i] = null;
+      this.#head = this.#end = 0;
+      this.#promoted = null;
+    } else if (head >= 96 && head * 2 >= end) {
+      e.copyWithin(0, head, end);
+      const n = end - head;
+      for (let i = n + 1; i < end; i += 3) e[i] = null;
+      this.#head = 0;
+      this.#end = n;
+    }
+  }
 }
 
-interface QueueStats {
-  next: number;
-  count: number;
-  bytes: number;
-  /** The same counts per sender (identity), for each sender's share of the inbox. */
-  bySender: Map<string, SenderShare>;
-  /**
-   * Every seq up to this one has been acknowledged and counted out. Clients acknowledge
-   * cumulatively and the pump delivers in seq order, so what is removed is always a prefix; a
-   * copy at or below the mark (one read back for a reconnected session, say) is counted out
-   * already, whoever acknowledges it. The exception is `stranded`.
-   */
-  removedThrough: number;
-  /**
-   * Seqs at or below the mark whose removal failed: still stored and counted. The session that
-   * acknowledged them goes on acknowledging later seqs past them, so only this set lets the
-   * acknowledgement of a redelivered copy count them out.
-   */
-  stranded: Set<number> | null;
-}
+/** Room a user's emptied DeferredRows keeps (three per row): a burst's is given back. */
+const MAX_KEPT_ENTRIES = 3 * 256;
+/** Users whose emptied DeferredRows are kept for their next message; past it they go. */
+const MAX_IDLE_DEFERRED_USERS = 4096;
 
 /**
  * The rows of one enqueue that go out in one write. It starts with its first item's rows: an
@@ -166,24 +250,14 @@ const UNBUILT_ROW: Deno.KvMutation = Object.freeze({
 });
 
 const NO_ONE: readonly string[] = Object.freeze([]);
-/**
- * Items whose row write failed. One acknowledged while its write was in a commit was counted
- * out by its removal; if that removal's delete fails too, the item must not count again: it was
- * never stored.
- */
-const unwritten = new WeakSet<InboxItem>();
 const never = () => false;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function assert(ok: boolean, what: string): asserts ok {
-  if (!ok) throw new Error(`Inbox invariant broken: ${what}`);
-}
-
 /** Why a recipient's inbox takes no more from this sender, or null if it has room. */
 function roomFor(
-  q: QueueStats,
+  q: InboxLedger,
   sender: string,
   size: number,
   limits: InboxLimits,
@@ -226,6 +300,11 @@ function sharedContent(m: ChatMessage, recipients: number): Uint8Array | null {
   return null;
 }
 
+/** Whether some copy of the message may hold its content in a blob (see sharedContent). */
+function mayBeShared(m: ChatMessage): boolean {
+  return m.image !== undefined || (m.text !== undefined && m.text.length * 3 >= SHARED_MIN_BYTES);
+}
+
 /** What a message costs against the recipient's queue limit. */
 export function messageSize(m: ChatMessage): number {
   return ITEM_OVERHEAD + (m.text?.length ?? 0) * 3 + (m.image?.length ?? 0) + (m.name?.length ?? 0);
@@ -234,17 +313,19 @@ export function messageSize(m: ChatMessage): number {
 export class KvInboxStore implements InboxStore {
   /** Rows cancelled by an acknowledgement before they were committed, for benchmarks. */
   absorbed = 0;
-  readonly #stats = new Map<string, Promise<QueueStats>>();
-  /** The same counts once known. */
-  readonly #counted = new Map<string, QueueStats>();
-  /** Each user's latest deferred write, while it may still be waiting. */
-  readonly #lastDeferred = new Map<string, PendingWrite>();
+  /** Each inbox's counts, as they are being counted or once known (then also in #ledger). */
+  readonly #stats = new Map<string, Promise<InboxLedger>>();
+  readonly #ledger = new Ledger();
+  /** Each user's rows in deferred writes that have not left (kept a while once empty). */
+  readonly #deferred = new Map<string, DeferredRows>();
+  /**
+   * The blob holding an item's content (null: none), for the items handed out whose content may
+   * be stored apart (mayBeShared). A copy of such an item is not here: its row is read.
+   */
+  readonly #blobOf = new WeakMap<InboxItem, string | null>();
   /** Removals of chunked images not finished yet. */
   readonly #removing = new Set<Promise<void>>();
-  /** Bytes in the store for each sender's queued messages, and for all of them. */
-  readonly #senderCost = new Map<string, number>();
-  #totalCost = 0;
-  /** Every inbox has been counted (load): one not in #counted is empty. */
+  /** Every inbox has been counted (load): one not in the ledger is empty. */
   #loaded = false;
 
   constructor(
@@ -254,23 +335,23 @@ export class KvInboxStore implements InboxStore {
     private readonly deferMs = DEFER_MS,
   ) {}
 
-  #queue(user: string): Promise<QueueStats> {
+  #queue(user: string): Promise<InboxLedger> {
     let stats = this.#stats.get(user);
     if (!stats && this.#loaded) return Promise.resolve(this.#empty(user));
     if (!stats) {
       stats = this.#count(user);
       this.#stats.set(user, stats);
       // A failed count is tried again next time rather than kept.
-      stats.then((q) => this.#counted.set(user, q), () => this.#stats.delete(user));
+      stats.catch(() => this.#stats.delete(user));
     }
     return stats;
   }
 
   /** The recipients' counts if all are known already: the common case needs no await. */
-  #countedAll(recipients: string[]): QueueStats[] | null {
-    const out: QueueStats[] = [];
+  #countedAll(recipients: string[]): InboxLedger[] | null {
+    const out: InboxLedger[] = [];
     for (const user of recipients) {
-      const q = this.#counted.get(user) ?? (this.#loaded ? this.#empty(user) : null);
+      const q = this.#ledger.get(user) ?? (this.#loaded ? this.#empty(user) : null);
       if (!q) return null;
       out.push(q);
     }
@@ -281,10 +362,9 @@ export class KvInboxStore implements InboxStore {
    * The counts of an inbox known to be empty: once every inbox was counted (load), one not
    * counted has no rows. Made at once, so that no second object can stand for the same inbox.
    */
-  #empty(user: string): QueueStats {
-    assert(this.#loaded && !this.#stats.has(user), `${user}'s inbox is counted once`);
-    const q = emptyQueue();
-    this.#counted.set(user, q);
+  #empty(user: string): InboxLedger {
+    invariant(this.#loaded && !this.#stats.has(user), "an inbox is counted once");
+    const q = this.#ledger.open(user);
     this.#stats.set(user, Promise.resolve(q));
     return q;
   }
@@ -294,60 +374,30 @@ export class KvInboxStore implements InboxStore {
    * and every enqueue after it finds its recipients' counts in memory. Reads each row once.
    */
   async load(): Promise<void> {
-    assert(this.#counted.size === 0 && this.#stats.size === 0, "load() comes first");
-    let q: QueueStats | null = null;
-    let user = "";
+    invariant(this.#stats.size === 0, "load() comes first");
+    let q: InboxLedger | null = null;
     for await (const e of this.kv.list<StoredItem>({ prefix: ["inbox"] })) {
-      if (q === null || e.key[1] !== user) {
-        user = e.key[1] as string;
-        q = emptyQueue();
-        this.#counted.set(user, q);
-        this.#stats.set(user, Promise.resolve(q));
+      if (q === null || e.key[1] !== q.user) {
+        q = this.#ledger.open(e.key[1] as string);
+        this.#stats.set(q.user, Promise.resolve(q));
       }
       this.#countRow(q, e);
     }
     this.#loaded = true;
   }
 
-  async #count(user: string): Promise<QueueStats> {
-    const q = emptyQueue();
+  async #count(user: string): Promise<InboxLedger> {
     const rows = [];
     for await (const e of this.kv.list<StoredItem>({ prefix: ["inbox", user] })) rows.push(e);
     // Counted in only once the whole inbox is read, so that a failed read adds nothing.
+    const q = this.#ledger.open(user);
     for (const e of rows) this.#countRow(q, e);
     return q;
   }
 
-  #countRow(q: QueueStats, e: Deno.KvEntry<StoredItem>): void {
+  #countRow(q: InboxLedger, e: Deno.KvEntry<StoredItem>): void {
     const { message, size, cost } = e.value;
-    this.#tally(q, senderOf(message), size, cost ?? size, 1);
-    q.next = (e.key[2] as number) + 1;
-  }
-
-  /**
-   * Counts one message in (+1) or out (-1) of its recipient's queue, its sender's share of it,
-   * the sender's bytes in the store and the store's.
-   */
-  #tally(q: QueueStats, sender: string, size: number, cost: number, sign: 1 | -1): void {
-    q.count += sign;
-    q.bytes += sign * size;
-    let mine = q.bySender.get(sender);
-    if (!mine) q.bySender.set(sender, mine = { count: 0, bytes: 0 });
-    mine.count += sign;
-    mine.bytes += sign * size;
-    const sent = (this.#senderCost.get(sender) ?? 0) + sign * cost;
-    this.#totalCost += sign * cost;
-    assert(q.count >= 0 && q.bytes >= 0, `the queue counts stay positive (${q.count}, ${q.bytes})`);
-    assert(mine.count >= 0 && mine.bytes >= 0, `${sender}'s share stays positive`);
-    assert((mine.count === 0) === (mine.bytes === 0), `${sender}'s share counts agree`);
-    assert(sent >= 0 && this.#totalCost >= 0, "the store's byte counts stay positive");
-    if (mine.count === 0) q.bySender.delete(sender);
-    if (sent === 0) this.#senderCost.delete(sender);
-    else this.#senderCost.set(sender, sent);
-  }
-
-  #tallyItem(q: QueueStats, item: InboxItem, sign: 1 | -1): void {
-    this.#tally(q, senderOf(item.message), item.size, item.cost, sign);
+    this.#ledger.load(q, e.key[2] as number, senderOf(message), size, cost ?? size);
   }
 
   /**
@@ -355,10 +405,11 @@ export class KvInboxStore implements InboxStore {
    * store's budget and each sender's are counted in bytes as stored, a shared blob once.
    */
   #overBudget(sender: string, cost: number, limits: InboxLimits): QueueRefusal | null {
-    if (limits.maxTotalBytes !== undefined && this.#totalCost + cost > limits.maxTotalBytes) {
+    const ledger = this.#ledger;
+    if (limits.maxTotalBytes !== undefined && ledger.storedBytes() + cost > limits.maxTotalBytes) {
       return "store_full";
     }
-    const sent = this.#senderCost.get(sender) ?? 0;
+    const sent = ledger.storedBytes(sender);
     if (limits.maxSenderBytes !== undefined && sent + cost > limits.maxSenderBytes) {
       return "sender_full";
     }
@@ -367,7 +418,7 @@ export class KvInboxStore implements InboxStore {
 
   /** Bytes in the store for queued messages: all of them, and `sender`'s. */
   storedBytes(sender?: string): number {
-    return sender === undefined ? this.#totalCost : this.#senderCost.get(sender) ?? 0;
+    return this.#ledger.storedBytes(sender);
   }
 
   async #writeBlob(content: Uint8Array, text: boolean): Promise<BlobRef> {
@@ -407,22 +458,22 @@ export class KvInboxStore implements InboxStore {
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-    deferFor: (user: string) => boolean = never,
+    acksSoon: (user: string) => boolean = never,
   ): Enqueued | Promise<Enqueued> {
     const stats = this.#countedAll(recipients);
     const shared = sharedContent(message, recipients.length);
     // The common case (counts known, no blob to write first) waits for nothing.
     if (stats && !shared) {
-      return this.#place(recipients, stats, message, limits, undefined, deferFor);
+      return this.#place(recipients, stats, message, limits, undefined, acksSoon);
     }
-    return this.#enqueueAfterReads(recipients, message, limits, deferFor, shared);
+    return this.#enqueueAfterReads(recipients, message, limits, acksSoon, shared);
   }
 
   async #enqueueAfterReads(
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-    deferFor: (user: string) => boolean,
+    acksSoon: (user: string) => boolean,
     shared: Uint8Array | null,
   ): Promise<Enqueued> {
     const stats = this.#countedAll(recipients) ??
@@ -442,7 +493,7 @@ export class KvInboxStore implements InboxStore {
       if (refused) return refusal(refused);
       blob = await this.#writeBlob(shared, message.image === undefined);
     }
-    return this.#place(recipients, stats, message, limits, blob, deferFor);
+    return this.#place(recipients, stats, message, limits, blob, acksSoon);
   }
 
   /**
@@ -453,11 +504,11 @@ export class KvInboxStore implements InboxStore {
    */
   #place(
     recipients: string[],
-    stats: QueueStats[],
+    stats: InboxLedger[],
     message: ChatMessage,
     limits: InboxLimits,
     blob: BlobRef | undefined,
-    deferFor: (user: string) => boolean,
+    acksSoon: (user: string) => boolean,
   ): Enqueued {
     const size = messageSize(message);
     const sender = senderOf(message);
@@ -499,6 +550,7 @@ export class KvInboxStore implements InboxStore {
         Math.floor(MAX_BATCH_BYTES / perBytes),
       ),
     );
+    const shared = blob !== undefined || mayBeShared(message);
     const queued: InboxItem[] = [];
     const batches: RowBatch[] = [];
     let now: RowBatch | null = null;
@@ -506,20 +558,10 @@ export class KvInboxStore implements InboxStore {
     for (const i of takers) {
       const user = recipients[i];
       const q = stats[i];
-      const seq = q.next++;
-      const deferred = deferFor(user);
-      const item: InboxItem = {
-        user,
-        seq,
-        message,
-        size,
-        cost,
-        blob: blob?.id ?? null,
-        staged: null,
-        stagedAt: 0,
-        gone: false,
-      };
-      this.#tallyItem(q, item, 1);
+      const seq = this.#ledger.take(q, sender, size, cost);
+      const deferred = acksSoon(user);
+      const item: InboxItem = { user, seq, message, size, cost };
+      if (shared) this.#blobOf.set(item, blob?.id ?? null);
       let rows: Deno.KvMutation[];
       if (deferred) {
         rows = blob ? [UNBUILT_ROW, UNBUILT_ROW] : [UNBUILT_ROW];
@@ -552,10 +594,8 @@ export class KvInboxStore implements InboxStore {
     for (const b of batches) {
       if (b.deferred) continue;
       for (const item of b.items) {
-        const deferred = this.#lastDeferred.get(item.user);
-        if (!deferred) continue;
-        this.committer.promote(deferred);
-        this.#lastDeferred.delete(item.user);
+        const deferred = this.#deferred.get(item.user)?.toPromote();
+        if (deferred) this.committer.promote(deferred);
       }
     }
     for (const b of batches) {
@@ -571,13 +611,13 @@ export class KvInboxStore implements InboxStore {
       // Item k's rows start at row k (k × 2 with a blob: its row, then its ref).
       const per = rowsPerItem(blob);
       for (let k = 0; k < b.items.length; k++) {
-        const item = b.items[k];
-        item.staged = write;
-        item.stagedAt = k * per;
-        this.#lastDeferred.set(item.user, write);
+        const { user, seq } = b.items[k];
+        let rows = this.#deferred.get(user);
+        if (rows === undefined) this.#deferred.set(user, rows = new DeferredRows());
+        rows.add(seq, write, k * per);
       }
     }
-    assert(batches.length > 0 && queued.length === takers.length, "every taker has a row");
+    invariant(batches.length > 0 && queued.length === takers.length, "every taker has a row");
     return {
       queued,
       full: full ?? NO_ONE,
@@ -602,7 +642,7 @@ export class KvInboxStore implements InboxStore {
     const rows = write.mutations;
     const blob = b.placement.blob;
     const per = rowsPerItem(blob);
-    assert(rows.length === b.items.length * per, "a deferred write has its items' rows");
+    invariant(rows.length === b.items.length * per, "a deferred write has its items' rows");
     for (let k = 0; k < b.items.length; k++) {
       const item = b.items[k];
       const at = k * per;
@@ -623,8 +663,14 @@ export class KvInboxStore implements InboxStore {
   readonly #batchSettled = (write: PendingWrite, error: Error | null): void => {
     const b = write.owner as RowBatch;
     if (b.deferred) {
+      // Too late to cancel now: the rows are committed, failed, or all cancelled already.
       for (const item of b.items) {
-        if (this.#lastDeferred.get(item.user) === write) this.#lastDeferred.delete(item.user);
+        const rows = this.#deferred.get(item.user);
+        if (rows === undefined) continue;
+        rows.dropLeft();
+        if (rows.empty && this.#deferred.size > MAX_IDLE_DEFERRED_USERS) {
+          this.#deferred.delete(item.user);
+        }
       }
     }
     const p = b.placement;
@@ -634,13 +680,13 @@ export class KvInboxStore implements InboxStore {
       p.error ??= error;
       // Those rows are not durable: their counts go. The sender gets an error and retries with
       // the same id, which recipients of the other writes drop as a duplicate.
+      const ledger = this.#ledger;
+      const sender = senderOf(p.message);
       for (const item of b.items) {
-        unwritten.add(item);
-        // A copy its recipient acknowledged was counted out already.
-        const q = this.#counted.get(item.user);
-        if (item.gone || !q || item.seq <= q.removedThrough) continue;
-        item.gone = true;
-        this.#tallyItem(q, item, -1);
+        const q = ledger.get(item.user);
+        invariant(q !== undefined, "a queued item's inbox is counted");
+        // Unless its recipient acknowledged it first: then it was counted out already.
+        if (q !== undefined) ledger.fail(q, item.seq, sender, item.size, item.cost);
       }
     }
     if (--p.waiting === 0) this.#placed(p);
@@ -712,17 +758,15 @@ export class KvInboxStore implements InboxStore {
           ? { ...message, text: decoder.decode(content) }
           : { ...message, image: content };
       }
-      out.push({
+      const item: InboxItem = {
         user,
         seq: e.key[2] as number,
         message: full,
         size,
         cost: cost ?? size,
-        blob: blob?.id ?? null,
-        staged: null,
-        stagedAt: 0,
-        gone: false,
-      });
+      };
+      if (blob || mayBeShared(full)) this.#blobOf.set(item, blob?.id ?? null);
+      out.push(item);
     }
     return out;
   }
@@ -742,12 +786,18 @@ export class KvInboxStore implements InboxStore {
     const done = this.#remove(user, items);
     // Only a removal with a chunked image has a step after its commit; the store waits for
     // those before it closes. Every other one is done once its commit is, which close() flushes.
-    if (!items.some((item) => item.blob !== null)) return done;
+    if (!items.some(this.#mayHaveBlob)) return done;
     this.#removing.add(done);
     const forget = () => this.#removing.delete(done);
     done.then(forget, forget);
     return done;
   }
+
+  /** Whether an item's content is, or may be (a copy not handed out here), in a blob. */
+  readonly #mayHaveBlob = (item: InboxItem): boolean => {
+    const blob = this.#blobOf.get(item);
+    return blob !== undefined ? blob !== null : mayBeShared(item.message);
+  };
 
   /**
    * Resolves once no removal of a chunked image is under way. Its last step (deleting an image
@@ -760,27 +810,27 @@ export class KvInboxStore implements InboxStore {
 
   async #remove(user: string, items: InboxItem[]): Promise<void> {
     if (items.length === 0) return;
-    const q = this.#counted.get(user) ?? await this.#queue(user);
+    const ledger = this.#ledger;
+    const q = ledger.get(user) ?? await this.#queue(user);
     // Each deleted item with its rows, so that a failed commit can give back whole items.
     const deleted: { item: InboxItem; mutations: Deno.KvMutation[]; blob?: string }[] = [];
+    let deferred = this.#deferred.get(user);
     for (const item of items) {
-      // Counted out already: its write failed (so it is not stored), or this copy or another
-      // copy of it was acknowledged before (an acknowledgement racing a redelivery).
-      const counted = !item.gone &&
-        (item.seq > q.removedThrough || q.stranded?.delete(item.seq) === true);
-      if (item.seq > q.removedThrough) q.removedThrough = item.seq;
-      if (!counted) continue;
-      item.gone = true;
-      this.#tallyItem(q, item, -1);
-      const staged = item.staged;
-      item.staged = null;
-      if (staged && cancelRows(staged, item)) {
+      // Not counted out now if it was already: its write failed (so it is not stored), or this
+      // copy or another copy of it was acknowledged before (an ACK racing a redelivery).
+      if (!ledger.remove(q, item.seq, senderOf(item.message), item.size, item.cost)) continue;
+      if (deferred !== undefined && deferred.cancel(item.seq, item.size)) {
         // Acknowledged before its row left: neither the row nor its delete reach KV.
         this.absorbed++;
         continue;
       }
+      let blob = this.#blobOf.get(item) ?? undefined;
+      if (blob === undefined && !this.#blobOf.has(item) && mayBeShared(item.message)) {
+        // A copy of an item this store did not hand out: its row names its blob, if any.
+        blob = await this.#storedBlob(user, item.seq);
+        deferred = this.#deferred.get(user);
+      }
       const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
-      const blob = item.blob ?? undefined;
       if (blob) {
         // The ref goes, and a marker says the blob may have no ref left: it is checked once the
         // commit is done, and at the next start if a crash comes first (sweep).
@@ -806,19 +856,17 @@ export class KvInboxStore implements InboxStore {
         await this.committer.write(chunk);
       } catch (e) {
         // Still stored: they count again, and an acknowledgement of a redelivered copy will
-        // remove them then.
-        const left = deleted.slice(i);
-        for (const { item } of left) {
-          if (unwritten.has(item)) continue;
-          item.gone = false;
-          this.#tallyItem(q, item, 1);
-          (q.stranded ??= new Set()).add(item.seq);
+        // remove them then (but those whose write failed were never stored).
+        for (let k = i; k < deleted.length; k++) {
+          const { item } = deleted[k];
+          ledger.restore(q, item.seq, senderOf(item.message), item.size, item.cost);
         }
         throw e;
       }
       for (let k = i; k < i + n; k++) {
         const blob = deleted[k].blob;
         if (blob) blobs.add(blob);
+        if (q.unwritten !== null) ledger.deleted(q, deleted[k].item.seq);
       }
       i += n;
     }
@@ -833,6 +881,12 @@ export class KvInboxStore implements InboxStore {
         await this.committer.write(done.slice(k, k + MAX_BATCH_MUTATIONS));
       }
     }
+  }
+
+  /** The blob a stored row names; rows still in the committer are committed first. */
+  async #storedBlob(user: string, seq: number): Promise<string | undefined> {
+    await this.committer.flush();
+    return (await this.kv.get<StoredItem>(["inbox", user, seq])).value?.blob?.id;
   }
 
   async #dropBlobIfUnused(id: string): Promise<void> {
@@ -897,10 +951,6 @@ export class KvInboxStore implements InboxStore {
   }
 }
 
-function emptyQueue(): QueueStats {
-  return { next: 1, count: 0, bytes: 0, bySender: new Map(), removedThrough: 0, stranded: null };
-}
-
 /** What each of `rows` rows stands for when they share a blob of `bytes`: its part, rounded up. */
 function sharedCost(m: ChatMessage, bytes: number, rows: number): number {
   return ITEM_OVERHEAD + (m.name?.length ?? 0) + Math.ceil(bytes / Math.max(1, rows));
@@ -923,11 +973,13 @@ function rowsPerItem(blob: BlobRef | undefined): 1 | 2 {
 }
 
 /** Drops an item's rows from a write that has not left yet; false if it has. */
-function cancelRows(write: PendingWrite, item: InboxItem): boolean {
-  if (!write.cancel(item.stagedAt, item.blob !== null ? BLOB_ROW_BYTES : item.size)) return false;
+function cancelRows(write: PendingWrite, at: number, size: number): boolean {
+  // A settled write lets go of its owner, and cancels nothing.
+  const batch = write.owner as RowBatch | null;
+  if (batch === null) return false;
+  const blob = batch.placement.blob !== undefined;
+  if (!write.cancel(at, blob ? BLOB_ROW_BYTES : size)) return false;
   // Its ref goes with it: both leave in the same commit or neither does.
-  if (item.blob !== null) {
-    assert(write.cancel(item.stagedAt + 1), "a row's ref is cancelled with it");
-  }
+  if (blob) invariant(write.cancel(at + 1), "a row's ref is cancelled with it");
   return true;
 }

@@ -1,11 +1,18 @@
 /**
- * The store seam: handlers see only these interfaces. Today Deno KV implements them; a remote
- * store can replace it without touching the handlers.
+ * The store seam: handlers see only these interfaces, and what they take and return is plain
+ * data. Today Deno KV implements them (kv_store.ts); a remote store can replace it without
+ * touching the handlers. How an implementation batches, defers or cancels its writes stays
+ * inside it.
+ *
+ * One primitive crosses the seam besides data: `Completion` (completion.ts), the end of some
+ * store work told to listeners, which `enqueue` hands back so that SENT can wait for durability
+ * without a promise per message. It depends on nothing and any store can make one.
  */
 
 import type { PasswordHash } from "../crypto/password.ts";
-import type { PendingWrite } from "./committer.ts";
 import type { Completion } from "./completion.ts";
+
+export type { Completion, CompletionListener } from "./completion.ts";
 
 export interface UserRecord {
   /** The name as registered (display form); its lowercase is the identity. */
@@ -267,27 +274,20 @@ export interface ChatMessage {
   name?: string;
 }
 
-/** A queued message with its place in the recipient's inbox. */
+/**
+ * A queued message with its place in the recipient's inbox: plain data, which `remove` takes
+ * back (the same objects, or copies). `user` and `seq` name it.
+ */
 export interface InboxItem {
   /** The recipient (lowercase name). */
-  user: string;
-  seq: number;
-  message: ChatMessage;
+  readonly user: string;
+  /** Its place in the recipient's inbox: rising by at least one per message, never reused. */
+  readonly seq: number;
+  readonly message: ChatMessage;
   /** Bytes counted against the recipient's queue limit. */
-  size: number;
+  readonly size: number;
   /** Bytes the item stands for in the store: its share of a blob shared by every recipient. */
-  cost: number;
-  /** Store-private: the blob holding the message's content, if it is stored apart. */
-  blob: string | null;
-  /** Store-private: the write holding the item's row while that can still be cancelled. */
-  staged: PendingWrite | null;
-  /** Store-private: the row's index in `staged`. */
-  stagedAt: number;
-  /**
-   * Store-private: counted out of the recipient's queue, by its removal (it was acknowledged)
-   * or because its write failed (then it is not stored either).
-   */
-  gone: boolean;
+  readonly cost: number;
 }
 
 /**
@@ -336,21 +336,25 @@ export interface InboxStore {
   /**
    * Like `append`, but returns as soon as the seqs are taken, in call order (at once, without a
    * promise, when nothing has to be read or written first); `durable` then completes once every
-   * queued copy is committed or acknowledged. Rows for recipients that `deferFor` names wait a
-   * moment before they are committed: if the recipient acknowledges the message meanwhile, the
-   * row is never written.
+   * queued copy is committed or acknowledged. `acksSoon` tells which recipients are online and
+   * will likely acknowledge the message soon: a store may wait a moment before it writes their
+   * copies, and write nothing for a copy acknowledged meanwhile.
    */
   enqueue(
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
-    deferFor?: (user: string) => boolean,
+    acksSoon?: (user: string) => boolean,
   ): Enqueued | Promise<Enqueued>;
   /** Commits every deferred row now (before reading the inbox back from the store). */
   settle(): Promise<void>;
   /** Up to `limit` items with seq > `after`, oldest first, stopping past `maxBytes` (min. one). */
   read(user: string, after: number, limit: number, maxBytes?: number): Promise<InboxItem[]>;
-  /** Deletes delivered items (the client acknowledged them). */
+  /**
+   * Deletes delivered items (the client acknowledged every seq up to the last), in seq order:
+   * items `enqueue` or `read` gave out, or copies of them. An item counted out already
+   * (acknowledged before, or its write failed) is not counted out again.
+   */
   remove(user: string, items: InboxItem[]): Promise<void>;
   /** How many messages and bytes wait for `user`. */
   stats(user: string): Promise<{ count: number; bytes: number }>;

@@ -7,6 +7,9 @@ import { applyConfig, type Config, defaultConfig } from "../../src/config/config
 import { silentLogger } from "../../src/server/log.ts";
 import { type RunningServer, type ServerOptions, startServer } from "../../src/server/server.ts";
 
+/** A broken invariant fails the test where it broke, instead of being logged and counted. */
+const STRICT = { strictInvariants: true };
+
 /** Settings for tests: loopback, a free port, and a fast scrypt so the suite stays quick. */
 export function testConfig(dataDir: string, patch: Record<string, unknown> = {}): Config {
   const base = applyConfig(defaultConfig(), {
@@ -53,7 +56,8 @@ export class TestServer {
   ): Promise<TestServer> {
     const dir = await Deno.makeTempDir({ prefix: "parley-test-" });
     const config = testConfig(join(dir, "data"), patch);
-    return new TestServer(await startServer(config, silentLogger, options), config, dir, options);
+    const strict = { ...STRICT, ...options };
+    return new TestServer(await startServer(config, silentLogger, strict), config, dir, strict);
   }
 
   get port(): number {

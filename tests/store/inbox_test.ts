@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { decodeValue, encodeValue } from "../../src/protocol/value.ts";
 import { GroupCommitter } from "../../src/store/committer.ts";
 import { KvInboxStore } from "../../src/store/inbox.ts";
-import type { ChatMessage } from "../../src/store/types.ts";
+import type { ChatMessage, InboxItem } from "../../src/store/types.ts";
 import { until } from "../helpers/assert.ts";
 import { routedKv } from "../helpers/kv.ts";
 
@@ -306,4 +306,61 @@ Deno.test("a shared image: rows of members who acknowledged are never written; t
     assert.deepEqual(await users("blob_pending", 1), [], "the in-flight marker went");
     const [back] = await inbox.read("carol", 0, 1);
     assert.deepEqual(back.message.image, m.image);
+  }, 60_000));
+
+Deno.test("items are plain data: a copy of a queued item cancels its deferred row as well", () =>
+  withInbox(async (kv, inbox) => {
+    const first = await inbox.enqueue(["bob"], text("alice", "bob", "one"), limits, () => true);
+    const second = await inbox.enqueue(["bob"], text("carol", "bob", "two"), limits, () => true);
+    const copies = [...first.queued, ...second.queued].map((item) => structuredClone(item));
+    assert.deepEqual(Object.keys(copies[0]).sort(), ["cost", "message", "seq", "size", "user"]);
+    await inbox.remove("bob", copies);
+    await Promise.all([first.durable.promise(), second.durable.promise()]);
+    assert.equal(inbox.absorbed, 2, "both rows were cancelled before they left");
+    await inbox.settle();
+    assert.equal((await Array.fromAsync(kv.list({ prefix: ["inbox"] }))).length, 0);
+    assert.deepEqual(await inbox.stats("bob"), { count: 0, bytes: 0 });
+  }, 60_000));
+
+Deno.test("copies of items whose image is shared remove their rows, refs and blob", () =>
+  withInbox(async (kv, inbox) => {
+    const m = image("alice", "-", 20_000);
+    // Bob is online (his rows wait, cancellable); Carol is not (hers are committed at once).
+    const online = (u: string) => u === "bob";
+    const { queued, durable } = await inbox.enqueue(["bob", "carol"], m, limits, online);
+    for (const item of queued) await inbox.remove(item.user, [structuredClone(item)]);
+    await durable.promise();
+    assert.equal(inbox.absorbed, 1, "Bob's rows were cancelled, ref and all");
+    await inbox.settle();
+    await inbox.removalsDone();
+    for (const prefix of ["inbox", "blob", "blob_ref", "blob_pending"]) {
+      assert.equal((await Array.fromAsync(kv.list({ prefix: [prefix] }))).length, 0, prefix);
+    }
+    assert.equal(inbox.storedBytes(), 0);
+  }, 60_000));
+
+Deno.test("a burst to an online user, acknowledged in pieces, cancels every row still waiting", () =>
+  withInbox(async (kv, inbox) => {
+    const queued: InboxItem[] = [];
+    const send = async (from: string, n: number) => {
+      for (let i = 0; i < n; i++) {
+        const e = await inbox.enqueue(["bob"], text(from, "bob", `m${i}`), limits, () => true);
+        queued.push(...e.queued);
+      }
+    };
+    await send("alice", 700);
+    for (let i = 0; i < 350; i += 70) await inbox.remove("bob", queued.slice(i, i + 70));
+    assert.equal(inbox.absorbed, 350);
+    // The other 350 are committed (a reconnect reads them back); 50 more wait.
+    await inbox.settle();
+    await send("carol", 50);
+    for (let i = 350; i < 750; i += 70) await inbox.remove("bob", queued.slice(i, i + 70));
+    assert.equal(
+      inbox.absorbed,
+      400,
+      "the committed rows were deleted, the waiting ones cancelled",
+    );
+    await inbox.settle();
+    assert.equal((await Array.fromAsync(kv.list({ prefix: ["inbox"] }))).length, 0);
+    assert.deepEqual(await inbox.stats("bob"), { count: 0, bytes: 0 });
   }, 60_000));
