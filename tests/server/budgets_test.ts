@@ -7,22 +7,13 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock/clock.ts";
 import { join } from "node:path";
-import type { PasswordHash } from "../../src/crypto/password.ts";
+import { HASH } from "../helpers/password_hash.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import { openKvStore } from "../../src/store/kv_store.ts";
 import { rejects } from "../helpers/assert.ts";
 import { pattern } from "../helpers/content.ts";
 import { withServer } from "../helpers/server.ts";
-
-const HASH: PasswordHash = {
-  alg: "scrypt",
-  N: 1024,
-  r: 8,
-  p: 1,
-  salt: new Uint8Array(16).fill(1),
-  hash: new Uint8Array(32).fill(2),
-};
 
 async function dirBytes(path: string): Promise<number> {
   let n = 0;

@@ -81,25 +81,3 @@ Deno.test("accounts made before the look-alike rule keep working; the rule holds
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-Deno.test("deleting an account frees its look-alike key", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "parley-store-" });
-  const store = await openKvStore(join(dir, "data"));
-  try {
-    const password = await new PasswordHasher({
-      params: { N: 1024, r: 8, p: 1 },
-      concurrency: 1,
-      queue: 1,
-    })
-      .hash("pw");
-    assert.equal(await store.users.create({ name: "zoe", password, created: new Date() }), true);
-    assert.equal(await store.users.create({ name: "z0e", password, created: new Date() }), false);
-    assert.equal(await store.users.lookalike("Z0E"), "zoe");
-    assert.equal(await store.users.remove("zoe"), true);
-    assert.equal(await store.users.lookalike("z0e"), null);
-    assert.equal(await store.users.create({ name: "z0e", password, created: new Date() }), true);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});

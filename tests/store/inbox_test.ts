@@ -244,20 +244,6 @@ Deno.test("a failed write does not count out again a copy acknowledged before it
   );
 });
 
-Deno.test("a copy read back for a new session and acknowledged late is not counted out twice", () =>
-  withInbox(async (kv, inbox) => {
-    const first = await inbox.append(["bob"], text("alice", "bob", "one"), limits);
-    // Bob reconnects: his new session reads seq 1 back before the old session's ACK lands.
-    const again = await inbox.read("bob", 0, 10);
-    await inbox.remove("bob", first.queued); // the old session's ACK empties the queue
-    await inbox.append(["bob"], text("alice", "bob", "two"), limits);
-    await inbox.remove("bob", again); // the new session acknowledges its copy of seq 1
-    const rows = await Array.fromAsync(kv.list({ prefix: ["inbox", "bob"] }));
-    assert.equal(rows.length, 1);
-    assert.equal((await inbox.stats("bob")).count, 1, "message two still counts, so it is read");
-    assert.deepEqual((await inbox.read("bob", 0, 10)).map((i) => i.message.text), ["two"]);
-  }));
-
 Deno.test("when deleting acknowledged rows fails, they still count and a later ACK removes them", () =>
   withInbox(async (kv, inbox, _committer, failing) => {
     const { queued } = await inbox.append(["bob"], text("alice", "bob", "one"), limits);

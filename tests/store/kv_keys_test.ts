@@ -6,19 +6,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sha256 } from "../../src/crypto/keys.ts";
-import type { PasswordHash } from "../../src/crypto/password.ts";
+import { HASH } from "../helpers/password_hash.ts";
 import { usernameLookalikeKey } from "../../src/protocol/names.ts";
 import * as K from "../../src/store/kv_keys.ts";
 import { KV_FILE, openKvStore } from "../../src/store/kv_store.ts";
-
-const HASH: PasswordHash = {
-  alg: "scrypt",
-  N: 1024,
-  r: 8,
-  p: 1,
-  salt: new Uint8Array(16).fill(1),
-  hash: new Uint8Array(32).fill(2),
-};
 
 Deno.test("kv_keys builds every key as the layout has it", () => {
   const cases: [Deno.KvKey, Deno.KvKey][] = [

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { PasswordHash } from "../../src/crypto/password.ts";
+import { HASH } from "../helpers/password_hash.ts";
 import { KV_FILE, openKvStore } from "../../src/store/kv_store.ts";
 import {
   checkSchema,
@@ -12,15 +12,6 @@ import {
   storeIn,
   StoreSchemaError,
 } from "../../src/store/schema.ts";
-
-const HASH: PasswordHash = {
-  alg: "scrypt",
-  N: 1024,
-  r: 8,
-  p: 1,
-  salt: new Uint8Array(16).fill(1),
-  hash: new Uint8Array(32).fill(2),
-};
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "parley-schema-" });

@@ -1,6 +1,7 @@
 /**
- * A message to many recipients stored once; each sender's share of an inbox; the store's and
- * each sender's budget. On a real KV file, across restarts and the layout older versions wrote.
+ * A message to many recipients stored once in the KV file, across restarts and the layout older
+ * versions wrote. Senders' shares and the budgets, which any store keeps, are in the contract
+ * (tests/store/contract/inbox.ts).
  */
 
 import assert from "node:assert/strict";
@@ -197,60 +198,3 @@ Deno.test("rows in the layout older versions wrote (inline copies, no cost) are 
       assert.deepEqual(under(rows, prefix), [], prefix);
     }
   }));
-
-Deno.test("one sender fills at most their share of an inbox; another sender still gets in", () =>
-  withDir((path) =>
-    withStore(path, async ({ inbox }) => {
-      const share: InboxLimits = { maxMessages: 8, maxBytes: 1 << 28, senderSharePercent: 25 };
-      for (let i = 0; i < 2; i++) {
-        assert.equal(
-          (await inbox.append(["victim"], text("mallory", `m${i}`), share)).queued.length,
-          1,
-        );
-      }
-      const third = await inbox.append(["victim", "other"], text("Mallory", "m2"), share);
-      assert.deepEqual(third.capped, ["victim"], "a quarter of 8 is 2");
-      assert.deepEqual(third.queued.map((i) => i.user), ["other"]);
-      assert.equal((await inbox.append(["victim"], text("alice", "hi"), share)).queued.length, 1);
-      // By bytes too: a quarter of 4000 bytes is 1000.
-      const bytes: InboxLimits = { maxMessages: 1000, maxBytes: 4000, senderSharePercent: 25 };
-      assert.deepEqual(
-        (await inbox.append(["v2"], text("bob", "x".repeat(300)), bytes)).capped,
-        [],
-      );
-      assert.deepEqual((await inbox.append(["v2"], text("bob", "x".repeat(10)), bytes)).capped, [
-        "v2",
-      ]);
-      // Acknowledged messages give the share back.
-      await inbox.remove("victim", await inbox.read("victim", 0, 1));
-      assert.equal((await inbox.append(["victim"], text("mallory", "m3"), share)).queued.length, 1);
-    })
-  ));
-
-Deno.test("the store's budget and each sender's refuse content past them, and come back as it is delivered", () =>
-  withDir((path) =>
-    withStore(path, async ({ inbox }) => {
-      const budget: InboxLimits = { ...limits, maxSenderBytes: 150_000, maxTotalBytes: 250_000 };
-      assert.equal((await inbox.append(["bob"], image("alice", 100_000), budget)).refused, null);
-      const over = await inbox.append(["bob", "carol"], image("alice", 60_000), budget);
-      assert.equal(over.refused, "sender_full");
-      assert.deepEqual(over.queued, []);
-      assert.equal(inbox.storedBytes("alice"), 100_064, "the refused one is not counted");
-      assert.equal((await inbox.append(["bob"], image("carol", 100_000), budget)).refused, null);
-      assert.equal(
-        (await inbox.append(["bob"], image("dan", 60_000), budget)).refused,
-        "store_full",
-      );
-      // A group message counts its shared image once against the budgets: 500 × 4 KiB would be
-      // 2 MB as copies.
-      const group = await inbox.append(users(500), image("dan", 4000), budget);
-      assert.equal(group.refused, null);
-      assert.ok(group.cost < 4000 + 500 * 80, `${group.cost}`);
-      await inbox.remove("bob", await inbox.read("bob", 0, 10));
-      assert.equal((await inbox.append(["bob"], image("alice", 60_000), budget)).refused, null);
-      // Nothing was left by the refused ones.
-      let blobs = 0;
-      for (const _ of await inbox.read("bob", 0, 10)) blobs++;
-      assert.equal(blobs, 1);
-    })
-  ));
