@@ -34,7 +34,7 @@ import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, RegistrationBudget } from "./throttle.ts";
 import { SendBudget } from "./send_budget.ts";
-import { SessionRegistry } from "./session_registry.ts";
+import { SessionRegistry, SHUTDOWN_NOTICE_MS } from "./session_registry.ts";
 
 export interface RunningServer {
   addr: Deno.NetAddr;
@@ -225,16 +225,25 @@ class ParleyServer {
     log.info("server.stopping", { online: hub.onlineCount, connections: this.#table.size });
     closeQuietly(this.#listeners.chat);
     await this.#acceptLoop;
-    await this.#sessions.notifyShutdown();
+    // Shutdown waits on the process's time, not the injected clock: it must end even when a
+    // test's clock stands still with a reply held for a deferred commit.
+    await withinMs(this.#sessions.notifyShutdown(), SHUTDOWN_NOTICE_MS + 500);
     this.#table.closeAll();
-    await Promise.race([
-      this.#lifecycle.ended(),
-      new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)),
-    ]);
+    await withinMs(this.#lifecycle.ended(), SHUTDOWN_GRACE_MS);
     await store.close();
     await this.#http?.close();
     this.restoreInvariants();
     log.info("server.stopped");
+  }
+}
+
+/** Resolves when `work` has, or after `ms` of the process's time, whichever comes first. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([work, new Promise((r) => timer = setTimeout(r, ms))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

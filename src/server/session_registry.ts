@@ -9,7 +9,7 @@ import { MsgType } from "../protocol/messages.ts";
 import type { Session } from "./session.ts";
 
 /** How long shutdown's notice gets to leave before a session's connection is closed anyway. */
-const SHUTDOWN_NOTICE_MS = 1000;
+export const SHUTDOWN_NOTICE_MS = 1000;
 
 export class SessionRegistry implements Iterable<Session> {
   readonly #sessions = new Set<Session>();

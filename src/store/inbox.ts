@@ -459,14 +459,15 @@ export class KvInboxStore implements InboxStore {
     message: ChatMessage,
     limits: InboxLimits,
     acksSoon: (user: string) => boolean = never,
+    placed?: (queued: readonly InboxItem[]) => void,
   ): Enqueued | Promise<Enqueued> {
     const stats = this.#countedAll(recipients);
     const shared = sharedContent(message, recipients.length);
     // The common case (counts known, no blob to write first) waits for nothing.
     if (stats && !shared) {
-      return this.#place(recipients, stats, message, limits, undefined, acksSoon);
+      return tell(this.#place(recipients, stats, message, limits, undefined, acksSoon), placed);
     }
-    return this.#enqueueAfterReads(recipients, message, limits, acksSoon, shared);
+    return this.#enqueueAfterReads(recipients, message, limits, acksSoon, shared, placed);
   }
 
   async #enqueueAfterReads(
@@ -475,6 +476,7 @@ export class KvInboxStore implements InboxStore {
     limits: InboxLimits,
     acksSoon: (user: string) => boolean,
     shared: Uint8Array | null,
+    placed: ((queued: readonly InboxItem[]) => void) | undefined,
   ): Promise<Enqueued> {
     const stats = this.#countedAll(recipients) ??
       await Promise.all(recipients.map((user) => this.#queue(user)));
@@ -493,7 +495,9 @@ export class KvInboxStore implements InboxStore {
       if (refused) return refusal(refused);
       blob = await this.#writeBlob(shared, message.image === undefined);
     }
-    return this.#place(recipients, stats, message, limits, blob, acksSoon);
+    // Told here, not when the promise settles: another enqueue may take the next seqs before
+    // this one's caller runs, and what is told must follow seq order.
+    return tell(this.#place(recipients, stats, message, limits, blob, acksSoon), placed);
   }
 
   /**
@@ -682,7 +686,11 @@ export class KvInboxStore implements InboxStore {
       // the same id, which recipients of the other writes drop as a duplicate.
       const ledger = this.#ledger;
       const sender = senderOf(p.message);
-      for (const item of b.items) {
+      const per = rowsPerItem(p.blob);
+      for (let k = 0; k < b.items.length; k++) {
+        const item = b.items[k];
+        // A row cancelled by its ACK was not in the commit: its message was counted out then.
+        if (write.mutations[k * per] === null) continue;
         const q = ledger.get(item.user);
         invariant(q !== undefined, "a queued item's inbox is counted");
         // Unless its recipient acknowledged it first: then it was counted out already.
@@ -827,7 +835,15 @@ export class KvInboxStore implements InboxStore {
       let blob = this.#blobOf.get(item) ?? undefined;
       if (blob === undefined && !this.#blobOf.has(item) && mayBeShared(item.message)) {
         // A copy of an item this store did not hand out: its row names its blob, if any.
-        blob = await this.#storedBlob(user, item.seq);
+        try {
+          blob = await this.#storedBlob(user, item.seq);
+        } catch (e) {
+          // Nothing of this removal was deleted: what it counted out counts again.
+          for (const d of [...deleted.map((d) => d.item), item]) {
+            ledger.restore(q, d.seq, senderOf(d.message), d.size, d.cost);
+          }
+          throw e;
+        }
         deferred = this.#deferred.get(user);
       }
       const mutations: Deno.KvMutation[] = [{ type: "delete", key: ["inbox", user, item.seq] }];
@@ -965,6 +981,15 @@ function resolved(): Completion {
   const c = new Completion();
   c.resolve();
   return c;
+}
+
+/** Tells `placed` the items an enqueue queued, as soon as their seqs are taken. */
+function tell(
+  enqueued: Enqueued,
+  placed: ((queued: readonly InboxItem[]) => void) | undefined,
+): Enqueued {
+  if (placed !== undefined && enqueued.queued.length > 0) placed(enqueued.queued);
+  return enqueued;
 }
 
 /** Rows per queued item: its inbox row, and its ref when the content is in a blob. */

@@ -338,13 +338,17 @@ export interface InboxStore {
    * promise, when nothing has to be read or written first); `durable` then completes once every
    * queued copy is committed or acknowledged. `acksSoon` tells which recipients are online and
    * will likely acknowledge the message soon: a store may wait a moment before it writes their
-   * copies, and write nothing for a copy acknowledged meanwhile.
+   * copies, and write nothing for a copy acknowledged meanwhile. `placed` is told the queued
+   * items synchronously as soon as their seqs are taken, before any other enqueue can take a
+   * seq: items handed on from there reach each recipient in seq order, where a caller that
+   * waited for the promise could be overtaken by a later enqueue.
    */
   enqueue(
     recipients: string[],
     message: ChatMessage,
     limits: InboxLimits,
     acksSoon?: (user: string) => boolean,
+    placed?: (queued: readonly InboxItem[]) => void,
   ): Enqueued | Promise<Enqueued>;
   /** Commits every deferred row now (before reading the inbox back from the store). */
   settle(): Promise<void>;

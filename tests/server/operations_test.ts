@@ -6,6 +6,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { ManualClock } from "../../src/clock/clock.ts";
+import { MsgType } from "../../src/protocol/messages.ts";
 import { createLogger } from "../../src/server/log.ts";
 import { peerKey } from "../../src/server/peer_key.ts";
 import { startServer } from "../../src/server/server.ts";
@@ -13,7 +15,7 @@ import { KV_FILE } from "../../src/store/kv_store.ts";
 import { fastConfig, ServerProcess } from "../helpers/cli.ts";
 import { parseExposition, sampleValue } from "../helpers/exposition.ts";
 import { RawClient, readUntilClosed } from "../helpers/raw.ts";
-import { testConfig, withServer } from "../helpers/server.ts";
+import { testConfig, TestServer, withServer } from "../helpers/server.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -143,5 +145,27 @@ Deno.test("parley serve under -A gives up native code (ffi and run) and still se
   } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("shutdown ends on the process's time while a reply waits on a stopped clock", async () => {
+  const clock = new ManualClock();
+  const t = await TestServer.start({}, { clock });
+  try {
+    const alice = await t.user("alice");
+    const bob = await t.connect({ autoAck: false });
+    await bob.register("bob", "password-bob");
+    await bob.login("bob", "password-bob");
+    // Bob holds the message unacknowledged: Alice's SENT waits for the deferred commit, which
+    // waits for a clock that the test never moves.
+    const sent = alice.sendText({ user: "bob" }, "hello").catch(() => {});
+    await bob.nextEvent(MsgType.PASS);
+    const started = performance.now();
+    await t.server.close();
+    assert.ok(performance.now() - started < 4000, "close() did not wait for the stopped clock");
+    await sent;
+  } finally {
+    for (const c of t.clients) c.close();
+    await Deno.remove(t.dir, { recursive: true }).catch(() => {});
   }
 });

@@ -499,14 +499,16 @@ class Sim {
         message,
         LIMITS,
         (u) => this.client(u).conn !== null,
+        // Offered as the seqs are taken, in seq order, to the recipients online now (chat.ts).
+        (queued) => {
+          for (const item of queued) this.offer(item);
+        },
       );
     } catch (e) {
       this.fail(`enqueue threw: ${(e as Error).stack}`);
     }
     const placed = (e: Awaited<typeof enqueued>) => {
       if (e.refused) return this.settleReply(conn, reply, { ok: false, final: true });
-      // Offered right away, in seq order, to the recipients online now.
-      for (const item of e.queued) this.offer(item);
       if (msg.to !== undefined && (e.full.length > 0 || e.capped.length > 0)) {
         return this.settleReply(conn, reply, { ok: false, final: true });
       }

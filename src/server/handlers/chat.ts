@@ -271,7 +271,10 @@ function deliver(
       } s`,
     );
   }
-  const enqueued = ctx.store.inbox.enqueue(recipients, message, queue, ctx.hub.pumps);
+  const enqueued = ctx.store.inbox.enqueue(recipients, message, queue, ctx.hub.pumps, (queued) => {
+    // Offered as the seqs are taken, so each recipient's pump gets them in seq order.
+    for (const item of queued) ctx.hub.sessionOf(item.user)?.pump?.offer(item);
+  });
   if (enqueued instanceof Promise) return enqueued.then((e) => sent(ctx, message, e, members));
   return sent(ctx, message, enqueued, members);
 }
@@ -279,13 +282,11 @@ function deliver(
 function sent(
   ctx: ServerContext,
   message: ChatMessage,
-  { queued, full, capped, refused, cost, durable }: Enqueued,
+  { full, capped, refused, cost, durable }: Enqueued,
   members: readonly NamedUser[] | null,
 ): Reply {
   if (refused) throw refusedError(ctx, refused);
   ctx.sends.charge(usernameKey(message.from), cost);
-  // Offered right away, in seq order, so each recipient sees its messages in order.
-  for (const item of queued) ctx.hub.sessionOf(item.user)?.pump?.offer(item);
   if (message.to !== undefined && full.length > 0) {
     throw new ParleyError(
       ErrorCode.QUEUE_FULL,

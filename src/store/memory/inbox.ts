@@ -94,7 +94,13 @@ export class MemoryInbox implements InboxStore {
       : null;
   }
 
-  enqueue(recipients: string[], sent: ChatMessage, limits: InboxLimits): Enqueued {
+  enqueue(
+    recipients: string[],
+    sent: ChatMessage,
+    limits: InboxLimits,
+    _acksSoon?: (user: string) => boolean,
+    placed?: (queued: readonly InboxItem[]) => void,
+  ): Enqueued {
     const sender = senderOf(sent);
     const size = messageSize(sent);
     const full: string[] = [];
@@ -123,6 +129,7 @@ export class MemoryInbox implements InboxStore {
       this.#store(sender, each);
       return { ...stored };
     });
+    if (queued.length > 0) placed?.(queued);
     return { queued, full, capped, refused: null, cost: each * queued.length, durable };
   }
 
