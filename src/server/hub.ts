@@ -3,6 +3,7 @@
  * interface; today it is one process's memory, later a cluster implementation can replace it.
  */
 
+import type { InboxItem } from "../store/types.ts";
 import type { Session } from "./session.ts";
 
 export interface Hub {
@@ -13,6 +14,8 @@ export interface Hub {
   sessionOf(user: string): Session | undefined;
   /** Whether `user` has a session streaming its inbox (one function, made once). */
   readonly pumps: (user: string) => boolean;
+  /** Offers queued items to their recipients' inbox pumps, for those online. */
+  readonly offer: (queued: readonly InboxItem[]) => void;
   readonly onlineCount: number;
   /** Every attached session (for shutdown notices). */
   sessions(): Iterable<Session>;
@@ -46,6 +49,10 @@ export class LocalHub implements Hub {
   }
 
   readonly pumps = (user: string): boolean => this.#byUser.get(user)?.pump != null;
+
+  readonly offer = (queued: readonly InboxItem[]): void => {
+    for (const item of queued) this.#byUser.get(item.user)?.pump?.offer(item);
+  };
 
   get onlineCount(): number {
     return this.#byUser.size;

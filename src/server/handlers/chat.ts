@@ -271,10 +271,14 @@ function deliver(
       } s`,
     );
   }
-  const enqueued = ctx.store.inbox.enqueue(recipients, message, queue, ctx.hub.pumps, (queued) => {
-    // Offered as the seqs are taken, so each recipient's pump gets them in seq order.
-    for (const item of queued) ctx.hub.sessionOf(item.user)?.pump?.offer(item);
-  });
+  // Offered as the seqs are taken, so each recipient's pump gets them in seq order.
+  const enqueued = ctx.store.inbox.enqueue(
+    recipients,
+    message,
+    queue,
+    ctx.hub.pumps,
+    ctx.hub.offer,
+  );
   if (enqueued instanceof Promise) return enqueued.then((e) => sent(ctx, message, e, members));
   return sent(ctx, message, enqueued, members);
 }
