@@ -2,27 +2,17 @@
 
 import assert from "node:assert/strict";
 import { ParleyClient } from "../../src/client/client.ts";
-import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
-import { ed25519KeyPair } from "../../src/crypto/keys.ts";
 import { ParleyError } from "../../src/protocol/errors.ts";
 import { decodeMessages, encodeMessages } from "../../src/protocol/message_codec.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { acceptHandshake } from "../../src/transport/handshake_io.ts";
-import { TcpTransport } from "../../src/transport/tcp.ts";
 import { writeAll } from "../../src/transport/transport.ts";
+import { acceptSealed } from "../helpers/raw.ts";
 
 Deno.test("sendFile() hears a FILE_ANSWERED that comes in one frame with FILE_OFFERED", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const server = (async () => {
-    const conn = await listener.accept();
-    const { keys, decoder } = await acceptHandshake(
-      new TcpTransport(conn),
-      ed25519KeyPair(),
-      1 << 20,
-    );
-    const sealer = new FrameSealer(keys.send);
-    const opener = new FrameOpener(keys.receive);
+    const { conn, decoder, sealer, opener } = await acceptSealed(listener);
     const buf = new Uint8Array(4096);
     let offerId = -1;
     while (offerId < 0) {

@@ -6,27 +6,16 @@
 
 import assert from "node:assert/strict";
 import { ParleyClient } from "../../src/client/client.ts";
-import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
-import { ed25519KeyPair } from "../../src/crypto/keys.ts";
 import { decodeMessages, encodeMessages, type Message } from "../../src/protocol/message_codec.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { acceptHandshake } from "../../src/transport/handshake_io.ts";
-import { TcpTransport } from "../../src/transport/tcp.ts";
 import { writeAll } from "../../src/transport/transport.ts";
-import { readWithin } from "../helpers/raw.ts";
+import { acceptSealed, readWithin } from "../helpers/raw.ts";
 
 Deno.test("ParleyClient answers each server PING with a PONG of the same id and body", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const server = (async () => {
-    const conn = await listener.accept();
-    const { keys, decoder } = await acceptHandshake(
-      new TcpTransport(conn),
-      ed25519KeyPair(),
-      1 << 20,
-    );
-    const sealer = new FrameSealer(keys.send);
-    const opener = new FrameOpener(keys.receive);
+    const { conn, decoder, sealer, opener } = await acceptSealed(listener);
     const buf = new Uint8Array(4096);
     const heard: Message[] = [];
     const pings = [

@@ -1,10 +1,11 @@
 /** A hand-driven client for transport tests: real handshake, then frames crafted by the test. */
 
 import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
+import { ed25519KeyPair } from "../../src/crypto/keys.ts";
 import { decodeMessages, encodeMessages, type Message } from "../../src/protocol/message_codec.ts";
 import type { FrameDecoder } from "../../src/protocol/frame.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { initiateHandshake } from "../../src/transport/handshake_io.ts";
+import { acceptHandshake, initiateHandshake } from "../../src/transport/handshake_io.ts";
 import { TcpTransport } from "../../src/transport/tcp.ts";
 import { writeAll } from "../../src/transport/transport.ts";
 
@@ -130,4 +131,23 @@ export async function receiveAll(raw: RawClient, ms = 10_000): Promise<Message[]
     if (frame === null) return all;
     all.push(...frame);
   }
+}
+
+/**
+ * The server's side of one connection, driven by hand in a test: accepted on `listener`, the
+ * handshake done with a fresh identity, and a sealer and opener for its frames.
+ */
+export async function acceptSealed(listener: Deno.Listener) {
+  const conn = await listener.accept();
+  const { keys, decoder } = await acceptHandshake(
+    new TcpTransport(conn),
+    ed25519KeyPair(),
+    1 << 20,
+  );
+  return {
+    conn,
+    decoder,
+    sealer: new FrameSealer(keys.send),
+    opener: new FrameOpener(keys.receive),
+  };
 }
