@@ -412,3 +412,63 @@ Deno.test("a removal whose lookup of a copy's blob fails counts the message in a
   ));
 
 const failing = { get: false };
+
+Deno.test("rows whose removal failed are removed by a later ACK of a redelivered copy, even after later seqs went", () =>
+  withInbox(async (real, inbox, _committer, failing) => {
+    for (const t of ["one", "two", "three"]) {
+      await inbox.append(["bob"], text("alice", "bob", t), limits);
+    }
+    const session = await inbox.read("bob", 0, 10);
+    // The session acknowledges 2 (its removal fails), then 3 (which goes).
+    failing.on = true;
+    await assert.rejects(inbox.remove("bob", session.slice(0, 2)), /disk full/);
+    failing.on = false;
+    await inbox.remove("bob", session.slice(2));
+    assert.equal((await inbox.stats("bob")).count, 2, "one and two are still stored, and count");
+    // The next session gets one and two again and acknowledges them: now they go.
+    const next = await inbox.read("bob", 0, 10);
+    assert.deepEqual(next.map((i) => i.message.text), ["one", "two"]);
+    await inbox.remove("bob", next);
+    assert.equal((await inbox.stats("bob")).count, 0);
+    assert.equal((await Array.fromAsync(real.list({ prefix: ["inbox", "bob"] }))).length, 0);
+    // A copy acknowledged twice is still counted out once.
+    await inbox.remove("bob", next);
+    assert.equal((await inbox.stats("bob")).count, 0);
+  }));
+
+Deno.test("a message acknowledged while its row's commit runs, whose commit and delete both fail, counts for nothing", () => {
+  // The first commit is held until `go` is called, then fails; so does the next one.
+  const go = Promise.withResolvers<void>();
+  let commits = 0;
+  return withInboxOn(
+    (real) =>
+      routedKv(real, () => true, async (commit) => {
+        const n = ++commits;
+        if (n === 1) await go.promise;
+        if (n <= 2) throw new Error("disk full");
+        return commit();
+      }),
+    async (real, inbox) => {
+      // Bob is online: his row is deferred; settle() sends it into a commit, which is held.
+      const { queued, durable } = await inbox.enqueue(
+        ["bob"],
+        text("alice", "bob", "one"),
+        limits,
+        () => true,
+      );
+      const failed = durable.promise().catch((e) => e);
+      const settled = inbox.settle();
+      while (commits === 0) await new Promise((r) => setTimeout(r, 1));
+      // Bob's client acknowledges it meanwhile: too late to cancel the row, so a delete follows.
+      const removed = inbox.remove("bob", queued).catch((e) => e);
+      go.resolve();
+      await settled;
+      assert.match(String(await failed), /disk full/, "the sender gets an error and retries");
+      assert.match(String(await removed), /disk full/);
+      assert.equal((await Array.fromAsync(real.list({ prefix: ["inbox", "bob"] }))).length, 0);
+      const nothing = { count: 0, bytes: 0 };
+      assert.deepEqual(await inbox.stats("bob"), nothing, "nothing stored, none counted");
+      assert.equal(inbox.storedBytes("alice"), 0);
+    },
+  );
+});
