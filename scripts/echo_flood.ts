@@ -15,6 +15,7 @@ import { MsgType } from "../src/protocol/messages.ts";
 import { initiateHandshake } from "../src/transport/handshake_io.ts";
 import { TcpTransport } from "../src/transport/tcp.ts";
 import { writeAll } from "../src/transport/transport.ts";
+import { startServerChild } from "./server_child.ts";
 
 const { values } = parseArgs({
   options: {
@@ -34,42 +35,8 @@ await Deno.writeTextFile(
     limits: { requestRate: 1_000_000, requestBurst: 1_000_000, maxConnectionsPerIp: 1000 },
   }),
 );
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    "--quiet",
-    "main.ts",
-    "serve",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--data",
-    join(dir, "data"),
-    "--config",
-    config,
-  ],
-  cwd: new URL("../", import.meta.url).pathname,
-  stdout: "piped",
-  stderr: "inherit",
-  env: { NO_COLOR: "1" },
-}).spawn();
-const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-let log = "";
-let port = 0;
-while (!port) {
-  const { value, done } = await lines.read();
-  if (done) throw new Error("server ended: " + log);
-  log += value;
-  port = Number(/server\.listening addr=127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
-}
-void (async () => {
-  while (!(await lines.read()).done) { /* drain the log */ }
-})();
-
-const rss = () =>
-  Number(/VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`))![1]) * 1024;
+const server = await startServerChild(config, join(dir, "data"));
+const { port, rss } = server;
 const before = rss();
 let peak = before;
 const sampler = setInterval(() => peak = Math.max(peak, rss()), 50);
@@ -101,6 +68,5 @@ console.log(JSON.stringify({
   per_connection_mb: Number(((during - before) / CONNECTIONS / 1e6).toFixed(2)),
   closed_by_server: closed,
 }));
-child.kill("SIGTERM");
-await child.status;
+await server.stop();
 await Deno.remove(dir, { recursive: true });

@@ -38,6 +38,8 @@ const config = applyConfig(defaultConfig(), {
   dataDir,
   accounts: { scrypt },
   limits: { requestRate: 1_000_000, requestBurst: 1_000_000 },
+  // The members are strangers to alice: added at once, not invited.
+  groups: { inviteNeedsConsent: false },
 }, "amplification");
 const server = await startServer(config, silentLogger);
 const knownHosts = new KnownHosts(join(dir, "known_hosts"));

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { ParleyClient } from "../src/client/client.ts";
 import { KnownHosts } from "../src/client/known_hosts.ts";
 import { MsgType } from "../src/protocol/messages.ts";
+import { startServerChild } from "./server_child.ts";
 
 const { values } = parseArgs({
   options: {
@@ -56,54 +57,26 @@ const TEXT_BYTES = Number(values.text);
 const MESSAGES = Math.ceil(Number(values.mib) * 1024 * 1024 / TEXT_BYTES);
 const IN_FLIGHT = 400;
 
-const root = new URL("../", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "parley-flood-" });
 const config = join(dir, "config.json");
 await Deno.writeTextFile(
   config,
   values.config ? await Deno.readTextFile(values.config) : JSON.stringify({
-    accounts: { scrypt: { N: 1024, r: 8, p: 1 } },
+    // Every reader registers from this one address.
+    accounts: { scrypt: { N: 1024, r: 8, p: 1 }, registerPerIp: 1000, registerPerHour: 1000 },
     limits: { requestRate: 1_000_000, requestBurst: 1_000_000 },
     http: { enabled: true, port: 0 },
   }),
 );
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    "--quiet",
-    "main.ts",
-    "serve",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--data",
-    join(dir, "data"),
-    "--config",
-    config,
-  ],
-  cwd: root,
-  stdout: "piped",
-  stderr: "inherit",
-  env: { NO_COLOR: "1" },
-}).spawn();
-const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-let log = "";
-let port = 0;
-while (!port) {
-  const { value, done } = await reader.read();
-  if (done) throw new Error("server ended: " + log);
-  log += value;
-  const m = /server\.listening addr=127\.0\.0\.1:(\d+)/.exec(log);
-  if (m) port = Number(m[1]);
-}
-while (!/http\.listening/.test(log)) {
-  const { value, done } = await reader.read();
-  if (done) break;
-  log += value;
-}
-const httpPort = Number(/http\.listening addr=127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
+const disconnects: string[] = [];
+const server = await startServerChild(config, join(dir, "data"), {
+  http: true,
+  onLog: (line) => {
+    if (/fault|slow|stall/i.test(line)) disconnects.push(line);
+  },
+});
+const { port, httpPort, rss } = server;
+const child = server.process;
 /** The server's own memory figures (V8 heap, memory outside it), where /metrics is on. */
 async function memory(): Promise<Record<string, number>> {
   if (!httpPort) return {};
@@ -117,17 +90,6 @@ async function memory(): Promise<Record<string, number>> {
 }
 let peakMemory: Record<string, number> = {};
 let peakKinds: Record<string, number> = {};
-const disconnects: string[] = [];
-void (async () => {
-  while (true) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    for (const line of value.split("\n")) {
-      if (/fault|slow|stall/i.test(line)) disconnects.push(line);
-    }
-  }
-})();
-
 /** The server's resident memory by kind (anonymous, file-backed, shared), in MB. */
 function rssKinds(): Record<string, number> {
   const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
@@ -137,11 +99,6 @@ function rssKinds(): Record<string, number> {
     if (m) out[kind] = Math.round(Number(m[1]) / 1000);
   }
   return out;
-}
-
-function rss(): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${child.pid}/status`));
-  return Number(m![1]) * 1024;
 }
 
 const knownHosts = new KnownHosts(join(dir, "known_hosts"));
@@ -244,6 +201,5 @@ console.log(JSON.stringify({
   faults: disconnects.slice(0, 3),
 }));
 for (const c of [...readers, sender]) c.close();
-child.kill("SIGTERM");
-await child.status;
+await server.stop();
 await Deno.remove(dir, { recursive: true });
