@@ -98,11 +98,19 @@ function sendToWorld(
   // queues, with the copies of world messages accepted and not yet sent out, hold more than the
   // mark, the sender waits here (and its connection is not read): a flood then goes at the pace
   // the readers read, instead of piling up in every queue.
-  const mark = ctx.config.limits.serverOutboundBytes;
+  // The mark keeps room for one more copy: a reader may hold all that waits (the others have
+  // caught up), and with this message's copy it must still fit under its own limit, which is at
+  // most the mark.
+  const mark = ctx.config.limits.serverOutboundBytes - copyBytes(message);
   if (ctx.outbound.bytes + comingOf(ctx).bytes > mark) {
     return worldRoom(ctx, mark, session.clock).then(() => acceptWorld(ctx, session, message));
   }
   return acceptWorld(ctx, session, message);
+}
+
+/** About what one sealed copy of a world message takes (the PASS fields beside the text are small). */
+function copyBytes(message: ChatMessage): number {
+  return utf8Length(message.text!) + 128;
 }
 
 /** A server's world messages accepted whose copies are not queued yet. */
@@ -182,7 +190,7 @@ function acceptWorld(ctx: ServerContext, session: Session, message: ChatMessage)
   // small), reserved until its commit ends; the copies are queued as soon as SENT leaves, which
   // is then (a reply held behind an earlier one is the exception, and a short one).
   const done = comingOf(ctx).reserve(
-    (utf8Length(message.text!) + 128) * Math.max(0, ctx.hub.onlineCount - 1),
+    copyBytes(message) * Math.max(0, ctx.hub.onlineCount - 1),
   );
   const durable = new Completion();
   ctx.store.world.append(message).finally(done).then(() => {
