@@ -15,6 +15,13 @@ import { invariant } from "../invariant/invariant.ts";
 export const MAX_BATCH_MUTATIONS = 900;
 export const MAX_BATCH_BYTES = 700 * 1024;
 
+/**
+ * Deferred writes that fall due within this long of the first one are released together: one
+ * timer per grain, not one per write (chat traffic defers a write per message, and a timer
+ * costs more than the rest of a cancelled write).
+ */
+export const DEFER_GRAIN_MS = 10;
+
 /** Told once how a write ended: `error` null when its rows are committed (or all cancelled). */
 export type WriteSettled = (write: PendingWrite, error: Error | null) => void;
 
@@ -83,14 +90,6 @@ interface FlushWaiter {
 export class GroupCommitter {
   readonly #kv: Deno.Kv;
   readonly #clock: Clock;
-  /**
-   * The clock's time, read once per run of synchronous code: every chat message defers a write,
-   * each read is a call into the runtime, and a deadline 100 ms away needs no finer clock.
-   */
-  #coarse = -1;
-  readonly #forgetCoarse = () => {
-    this.#coarse = -1;
-  };
   #queue: PendingWrite[] = [];
   /** Deferred writes, in order of their due time (one delay for all, so FIFO). */
   #deferred: PendingWrite[] = [];
@@ -111,14 +110,6 @@ export class GroupCommitter {
   constructor(kv: Deno.Kv, clock: Clock = systemClock) {
     this.#kv = kv;
     this.#clock = clock;
-  }
-
-  #coarseNow(): number {
-    if (this.#coarse < 0) {
-      this.#coarse = this.#clock.now();
-      queueMicrotask(this.#forgetCoarse);
-    }
-    return this.#coarse;
   }
 
   /**
@@ -148,7 +139,7 @@ export class GroupCommitter {
     return this.#add(
       mutations,
       bytes,
-      delayMs > 0 ? this.#coarseNow() + delayMs : 0,
+      delayMs > 0 ? this.#clock.now() + delayMs : 0,
       onSettled,
       owner,
       onTaken,
@@ -183,10 +174,7 @@ export class GroupCommitter {
       this.#running ??= Promise.resolve().then(() => this.#drain());
     } else {
       this.#deferred.push(write);
-      this.#timer ??= this.#clock.setTimer(
-        () => this.#wake(),
-        Math.max(0, due - this.#clock.now()),
-      );
+      this.#arm();
     }
     return write;
   }
@@ -229,10 +217,15 @@ export class GroupCommitter {
   }
 
   #arm(): void {
-    if (this.#timer !== null || this.#deferred.length === 0) return;
+    if (this.#timer !== null) return;
+    // Writes whose rows were all cancelled are settled already: nothing to wake for.
+    let dead = 0;
+    while (dead < this.#deferred.length && this.#deferred[dead].taken) dead++;
+    if (dead > 0) this.#deferred.splice(0, dead);
+    if (this.#deferred.length === 0) return;
     this.#timer = this.#clock.setTimer(
       () => this.#wake(),
-      Math.max(0, this.#deferred[0].due - this.#clock.now()),
+      Math.max(0, this.#deferred[0].due - this.#clock.now()) + DEFER_GRAIN_MS,
     );
   }
 
