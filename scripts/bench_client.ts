@@ -67,6 +67,7 @@ export class BenchClient {
       for (const m of messages) this.#receive(m);
       if (error) throw error.cause; // a malformed frame from the server ends the connection
     }).catch(() => {}).finally(() => {
+      this.#acks.stop();
       channel.close();
       // Whatever still waits hears the connection is gone.
       for (const w of this.#waiting.values()) w({ type: MsgType.GENERAL_ERROR, id: 0, body: null });
@@ -131,6 +132,7 @@ export class BenchClient {
   }
 
   close(): void {
+    this.#acks.stop();
     this.#channel.close();
   }
 

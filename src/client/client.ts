@@ -214,6 +214,7 @@ export class ParleyClient {
       reason = `Connection failed: ${e instanceof Error ? e.message : String(e)}`;
     }
     this.#closeReason ??= reason;
+    this.#acks.stop();
     this.#channel.close();
     for (const { reject } of this.#pending.values()) {
       reject(new ConnectionClosedError(this.#closeReason));
@@ -299,7 +300,7 @@ export class ParleyClient {
     return this.seen.first(body.source_username, body.id);
   }
 
-  /** Acknowledges every PASS up to `seq` (cumulative; sent once per tick). */
+  /** Acknowledges every PASS up to `seq` (cumulative and paced: client/acks.ts). */
   ack(seq: number): void {
     this.#acks.ack(seq);
   }
@@ -715,6 +716,7 @@ export class ParleyClient {
 
   close(): void {
     this.#closeReason ??= "Closed by the client";
+    this.#acks.stop();
     this.#channel.close();
   }
 }
