@@ -508,7 +508,7 @@ class HandshakeFixtures {
     hello.set(ephemeral, 5);
     hello.set(identity, 37);
     const th = sha256(clientHello, hello.subarray(0, 69));
-    hello.set(ed25519Sign(this.identity.privateKey, concat(SIGNATURE_CONTEXT, th)), 69);
+    hello.set(ed25519Sign(this.identity, concat(SIGNATURE_CONTEXT, th)), 69);
     return hello;
   }
 }

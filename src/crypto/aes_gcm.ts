@@ -11,6 +11,8 @@
 
 import * as nc from "node:crypto";
 import { TAG_BYTES } from "../protocol/frame.ts";
+import { type KeyPrimitives, nodeKeys, useKeyPrimitives } from "./keys.ts";
+import { loadNativeKeys } from "./native_keys.ts";
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 12;
@@ -165,7 +167,11 @@ function loadOpenSsl(libraries: readonly string[]): AesGcm | null {
         continue; // missing, or lacking a symbol
       }
       const bound = bindOpenSsl(lib, library);
-      if (bound && agreesWithNode(bound)) return bound;
+      if (bound && agreesWithNode(bound)) {
+        // The handshake's primitives from the same library, while FFI is still allowed.
+        nativeKeys = loadNativeKeys(library);
+        return bound;
+      }
       // A library that bound but disagrees keeps its contexts: closing it under them would be
       // the riskier choice, and this happens at most once per file.
       if (!bound) lib.close();
@@ -326,6 +332,8 @@ export function agreesWithNode(candidate: AesGcm): boolean {
 }
 
 let openSsl: AesGcm | null | undefined;
+/** The handshake's primitives from the library openSsl came from, if they bound and agree. */
+let nativeKeys: KeyPrimitives | null = null;
 /** Whether OpenSSL was not tried because the process may not use FFI. */
 let ffiDenied = false;
 let active: AesGcm = nodeAesGcm;
@@ -378,5 +386,7 @@ export function chooseAesGcm(
     );
   }
   active = want !== "off" && openSsl ? openSsl : nodeAesGcm;
+  // The same choice for the handshake: native code for both, or for neither.
+  useKeyPrimitives(active === openSsl && nativeKeys ? nativeKeys : nodeKeys);
   return active.name;
 }

@@ -21,6 +21,7 @@ import {
   type KeyPair,
   sha256,
   SIGNATURE_BYTES,
+  x25519Ephemeral,
   x25519Shared,
 } from "./keys.ts";
 
@@ -34,8 +35,8 @@ export const SERVER_HELLO_BYTES = SERVER_PREFIX_BYTES + KEY_BYTES + KEY_BYTES + 
 export const REFUSAL_HEAD_BYTES = 3;
 
 const SIGNATURE_CONTEXT = new TextEncoder().encode("parley/1 handshake signature");
-const INFO_C2S = "parley/1 client to server";
-const INFO_S2C = "parley/1 server to client";
+const INFO_C2S = new TextEncoder().encode("parley/1 client to server");
+const INFO_S2C = new TextEncoder().encode("parley/1 server to client");
 
 /** The two AES-256-GCM keys of a connection, named from one side's point of view. */
 export interface SessionKeys {
@@ -73,31 +74,41 @@ function deriveKeys(shared: Uint8Array, th: Uint8Array): { c2s: Uint8Array; s2c:
   return { c2s: both.subarray(0, 32), s2c: both.subarray(32) };
 }
 
-/** Server side: answers a parsed ClientHello and derives the server's session keys. */
+/**
+ * Server side: answers a ClientHello and derives the server's session keys. The ephemeral key is
+ * fresh and random unless given (the vectors and tests fix it).
+ */
 export function respondToClient(
   clientHello: Uint8Array,
   identity: KeyPair,
-  ephemeral: KeyPair,
+  ephemeral?: KeyPair,
 ): { serverHello: Uint8Array; keys: SessionKeys } {
   const { version, ephemeralPublic } = parseClientHello(clientHello);
   if (version !== PROTOCOL_VERSION) {
     throw new HandshakeError(`Unsupported protocol version ${version}`);
   }
-  const hello = new Uint8Array(SERVER_HELLO_BYTES);
-  hello.set(MAGIC);
-  hello[4] = PROTOCOL_VERSION;
-  hello.set(ephemeral.publicKey, 5);
-  hello.set(identity.publicKey, 5 + KEY_BYTES);
-  const signedPart = SERVER_PREFIX_BYTES + 2 * KEY_BYTES;
-  const th = sha256(clientHello, hello.subarray(0, signedPart));
-  hello.set(ed25519Sign(identity.privateKey, concat(SIGNATURE_CONTEXT, th)), signedPart);
+  let ours: Uint8Array;
   let shared: Uint8Array;
   try {
-    shared = x25519Shared(ephemeral.privateKey, ephemeralPublic);
+    if (ephemeral) {
+      ours = ephemeral.publicKey;
+      shared = x25519Shared(ephemeral.secret, ephemeralPublic);
+    } else {
+      ({ publicKey: ours, shared } = x25519Ephemeral(ephemeralPublic));
+    }
   } catch (e) {
     throw new HandshakeError("Client key is not a usable X25519 key", { cause: e });
   }
+  const hello = new Uint8Array(SERVER_HELLO_BYTES);
+  hello.set(MAGIC);
+  hello[4] = PROTOCOL_VERSION;
+  hello.set(ours, 5);
+  hello.set(identity.publicKey, 5 + KEY_BYTES);
+  const signedPart = SERVER_PREFIX_BYTES + 2 * KEY_BYTES;
+  const th = sha256(clientHello, hello.subarray(0, signedPart));
+  hello.set(ed25519Sign(identity, concat(SIGNATURE_CONTEXT, th)), signedPart);
   const { c2s, s2c } = deriveKeys(shared, th);
+  shared.fill(0);
   return { serverHello: hello, keys: { send: s2c, receive: c2s } };
 }
 
@@ -149,7 +160,7 @@ export function finishClient(
   if (!valid) throw new HandshakeError("The server's handshake signature is invalid");
   let shared: Uint8Array;
   try {
-    shared = x25519Shared(ephemeral.privateKey, serverEphemeral);
+    shared = x25519Shared(ephemeral.secret, serverEphemeral);
   } catch (e) {
     throw new HandshakeError("Server key is not a usable X25519 key", { cause: e });
   }

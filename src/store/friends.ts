@@ -7,6 +7,8 @@
  *
  * Friend requests wait until the other side answers, kept both ways as well:
  *   ["friend_req", to, from] → from's display name   ["friend_req_out", from, to] → to's name
+ * Every login reads its user's requests (for INITIALIZE), so those are kept in memory the same
+ * way: request(), dropRequest() and acceptRequest() drop both sides' once they have committed.
  */
 
 import { ReadCache } from "./read_cache.ts";
@@ -24,13 +26,26 @@ import {
 const CACHED_LISTS = 10_000;
 const NO_FRIENDS: readonly NamedUser[] = Object.freeze([]);
 
+interface Requests {
+  incoming: readonly NamedUser[];
+  outgoing: readonly NamedUser[];
+}
+const NO_REQUESTS: Requests = Object.freeze({ incoming: NO_FRIENDS, outgoing: NO_FRIENDS });
+
 export class KvFriendStore implements FriendStore {
   readonly #lists = new ReadCache<string, readonly NamedUser[]>(CACHED_LISTS);
+  readonly #requests = new ReadCache<string, Requests>(CACHED_LISTS);
 
   constructor(private readonly kv: Deno.Kv) {}
 
   #forget(...users: string[]): void {
     for (const user of users) this.#lists.forget(user);
+  }
+
+  /** Drops the cached requests of both sides; call once the change has committed (or failed). */
+  #forgetRequests(a: string, b: string): void {
+    this.#requests.forget(a);
+    this.#requests.forget(b);
   }
 
   async add(a: NamedUser, b: NamedUser): Promise<boolean> {
@@ -90,11 +105,16 @@ export class KvFriendStore implements FriendStore {
         this.#countPrefix(friendRequestsOutPrefix(from.user)),
       ]);
       if (theirs >= max || mine >= max) return "full";
-      const result = await this.kv.atomic()
-        .check(existing)
-        .set(incoming, from.name)
-        .set(outgoing, to.name)
-        .commit();
+      let result;
+      try {
+        result = await this.kv.atomic()
+          .check(existing)
+          .set(incoming, from.name)
+          .set(outgoing, to.name)
+          .commit();
+      } finally {
+        this.#forgetRequests(from.user, to.user);
+      }
       if (result.ok) return "requested";
     }
   }
@@ -108,7 +128,11 @@ export class KvFriendStore implements FriendStore {
   async dropRequest(from: string, to: string): Promise<boolean> {
     const incoming = friendRequestKey(to, from);
     if ((await this.kv.get(incoming)).versionstamp === null) return false;
-    await this.kv.atomic().delete(incoming).delete(friendRequestOutKey(from, to)).commit();
+    try {
+      await this.kv.atomic().delete(incoming).delete(friendRequestOutKey(from, to)).commit();
+    } finally {
+      this.#forgetRequests(from, to);
+    }
     return true;
   }
 
@@ -122,7 +146,7 @@ export class KvFriendStore implements FriendStore {
     if (request.versionstamp === null) return false;
     const ab = friendKey(from.user, to.user);
     const ba = friendKey(to.user, from.user);
-    const result = await this.kv.atomic()
+    const commit = this.kv.atomic()
       .check(request)
       .check({ key: ab, versionstamp: null })
       .set(ab, to.name)
@@ -133,23 +157,36 @@ export class KvFriendStore implements FriendStore {
       .delete(friendRequestKey(from.user, to.user))
       .delete(friendRequestOutKey(to.user, from.user))
       .commit();
-    this.#forget(from.user, to.user);
+    let result;
+    try {
+      result = await commit;
+    } finally {
+      this.#forget(from.user, to.user);
+      this.#forgetRequests(from.user, to.user);
+    }
     return result.ok;
   }
 
   async requests(user: string): Promise<{ incoming: NamedUser[]; outgoing: NamedUser[] }> {
+    const { incoming, outgoing } = await this.#requests.get(user, () => this.#readRequests(user));
+    // Callers may sort or change their copies.
+    return { incoming: [...incoming], outgoing: [...outgoing] };
+  }
+
+  async #readRequests(user: string): Promise<Requests> {
     const read = async (prefix: Deno.KvKey) => {
       const out: NamedUser[] = [];
       for await (const e of this.kv.list<string>({ prefix })) {
         out.push({ user: e.key[2] as string, name: e.value });
       }
-      return out;
+      return out.length > 0 ? out : NO_FRIENDS;
     };
     const [incoming, outgoing] = await Promise.all([
       read(friendRequestsPrefix(user)),
       read(friendRequestsOutPrefix(user)),
     ]);
-    return { incoming, outgoing };
+    // Most users have none: one shared record for them all.
+    return incoming.length + outgoing.length > 0 ? { incoming, outgoing } : NO_REQUESTS;
   }
 
   async clearRequests(user: string): Promise<void> {

@@ -70,7 +70,7 @@ export async function acceptHandshake(
     await send(transport, encodeRefusal(reason)).catch(() => {});
     throw new HandshakeError(reason);
   }
-  const { serverHello, keys } = respondToClient(hello, identity, x25519KeyPair());
+  const { serverHello, keys } = respondToClient(hello, identity);
   await send(transport, serverHello);
   return { keys, decoder };
 }

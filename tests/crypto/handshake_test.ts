@@ -204,7 +204,7 @@ Deno.test("finishClient() throws HandshakeError for a signed all-zero server eph
   const clientEphemeral = x25519KeyPair(seed(3));
   const clientHello = encodeClientHello(clientEphemeral.publicKey);
   const real = x25519KeyPair(seed(50));
-  const lowOrder = { privateKey: real.privateKey, publicKey: new Uint8Array(KEY_BYTES) };
+  const lowOrder = { secret: real.secret, publicKey: new Uint8Array(KEY_BYTES) };
   const { serverHello } = respondToClient(clientHello, identity, lowOrder);
   assertHandshakeError(
     () => finishClient(clientHello, clientEphemeral, serverHello),

@@ -333,11 +333,11 @@ Deno.test("handshake vectors: keys, hellos, transcript, secret and fingerprint",
   // The shared secret, from both sides.
   const shared = hex("shared_secret");
   assert.deepEqual(
-    x25519Shared(clientEphemeral.privateKey, hex("server_ephemeral_public")),
+    x25519Shared(clientEphemeral.secret, hex("server_ephemeral_public")),
     shared,
   );
   assert.deepEqual(
-    x25519Shared(serverEphemeral.privateKey, hex("client_ephemeral_public")),
+    x25519Shared(serverEphemeral.secret, hex("client_ephemeral_public")),
     shared,
   );
 

@@ -55,6 +55,54 @@ export function socialContract(test: ContractTest): void {
     assert.deepEqual(await friends.requests("ann"), { incoming: [], outgoing: [] });
   });
 
+  test("friend requests: every change shows on both sides, after being read", async (t) => {
+    const { friends } = t.store;
+    const none = { incoming: [], outgoing: [] };
+    // Read before each change, so that a store holding requests in memory has them.
+    const read = () => Promise.all(["ann", "ben", "cy"].map((u) => friends.requests(u)));
+    await read();
+    assert.equal(await friends.request(ANN, BEN, 10), "requested");
+    assert.deepEqual(await read(), [{ incoming: [], outgoing: [BEN] }, {
+      incoming: [ANN],
+      outgoing: [],
+    }, none]);
+    // A caller changing its copy changes nothing for the next caller.
+    (await friends.requests("ben")).incoming.length = 0;
+    assert.deepEqual((await friends.requests("ben")).incoming, [ANN]);
+    assert.equal(await friends.dropRequest("ann", "ben"), true);
+    assert.deepEqual(await read(), [none, none, none]);
+    await friends.request(CY, ANN, 10);
+    await read();
+    assert.equal(await friends.acceptRequest(CY, ANN), true);
+    assert.deepEqual(await read(), [none, none, none]);
+    await friends.request(BEN, CY, 10);
+    await friends.request(ANN, CY, 10);
+    await read();
+    await friends.clearRequests("cy");
+    assert.deepEqual(await read(), [none, none, none]);
+  });
+
+  test("invitations: every change shows, after being read", async (t) => {
+    const { invitations } = t.store;
+    const limits = { perUser: 5, fromOne: 5 };
+    const from = (g: number, who = ANN) => ({ group: g, groupName: `g${g}`, from: who });
+    const groups = async (user: string) => (await invitations.list(user)).map((i) => i.group);
+    assert.deepEqual(await groups("ben"), []);
+    await invitations.add([BEN, CY], from(1), limits);
+    assert.deepEqual(await groups("ben"), [1]);
+    (await invitations.list("ben")).length = 0;
+    assert.deepEqual(await groups("ben"), [1], "a caller's copy is its own");
+    await invitations.add([BEN], from(2, CY), limits);
+    assert.deepEqual(await groups("ben"), [1, 2]);
+    await invitations.remove("ben", 1);
+    assert.deepEqual(await groups("ben"), [2]);
+    await invitations.removeFrom("ben", "cy");
+    assert.deepEqual(await groups("ben"), []);
+    assert.deepEqual(await groups("cy"), [1]);
+    await invitations.clear("cy");
+    assert.deepEqual(await groups("cy"), []);
+  });
+
   test("friends and requests survive a restart", async (t) => {
     await t.store.friends.add(ANN, BEN);
     await t.store.friends.request(CY, ANN, 10);
