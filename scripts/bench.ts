@@ -611,7 +611,7 @@ function pairFields(t: Timed) {
   const spread = t.results.map((r) => r.pairs as PairSpread | undefined);
   return {
     ...pairFigures(spread.flatMap((p) => p?.firstMs ?? []), spread.flatMap((p) => p?.lastMs ?? [])),
-    // How long the load processes took to hand every sender's first window to its socket.
+    // How long the load processes took to hand every sender's first message to its socket.
     pair_load_issue_ms: maxOf(t.results.map((r) => (r.issuedMs as number | undefined) ?? null)),
   };
 }

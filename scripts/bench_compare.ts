@@ -39,6 +39,7 @@ export const METRICS: Record<string, string> = {
   pair_done_ratio: "max/median",
   pair_first_ms_max: "ms",
   unread_sockets_max: "sockets",
+  unread_bytes_max: "bytes",
 };
 
 /** Rates (a unit per second) are better higher; times, latencies, CPU and memory lower. */

@@ -303,6 +303,11 @@ async function runChat(p: LoadParams): Promise<void> {
       }
     }, 1);
   };
+  // At "go" each sender sends its first message, and its window's rest only once every
+  // sender's first message has been sealed and handed to its socket: this process stands for
+  // many independent clients, and one sender's window sealed before another's first message
+  // would make that pair's first arrival late in the load process, not in the server.
+  const fill: (() => void)[] = [];
   const senders = (p.sends ?? []).map((plan) =>
     new Promise<void>((done) => {
       const c = clients.get(plan.from)!;
@@ -310,9 +315,12 @@ async function runChat(p: LoadParams): Promise<void> {
       let next = 0;
       let paused = false;
       const start = nowMs();
-      /** Sends what the window and, in rate mode, the clock allow; runs again on each answer. */
-      const pump = () => {
-        while (next < plan.count && inflight < window) {
+      /**
+       * Sends what the window (or `upTo`) and, in rate mode, the clock allow; runs again on each
+       * answer.
+       */
+      const pump = (upTo = window) => {
+        while (next < plan.count && inflight < Math.min(window, upTo)) {
           if (plan.rate) {
             const due = start + (plan.offsetMs ?? 0) + (next * 1000) / plan.rate;
             if (due - start > deadline) break;
@@ -349,13 +357,20 @@ async function runChat(p: LoadParams): Promise<void> {
         inflight--;
         if (!paused) pump();
       };
-      pump();
+      if (plan.rate) pump();
+      else {
+        pump(1);
+        fill.push(() => pump());
+      }
     })
   );
-  // When every sender's first window was sealed and handed to its socket (the channels seal in
+  // When every sender's first message was sealed and handed to its socket (the channels seal in
   // a setImmediate queued before this one): what the load itself adds to the first arrivals.
   let issuedMs = 0;
-  setImmediate(() => issuedMs = Math.round((nowMs() - tGo) * 10) / 10);
+  setImmediate(() => {
+    issuedMs = Math.round((nowMs() - tGo) * 10) / 10;
+    for (const f of fill) f();
+  });
   const timer = sleep(deadline).then(() => "timeout");
   const outcome = await Promise.race([
     Promise.all([gotAll, ...senders]).then(() => "ok"),
