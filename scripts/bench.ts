@@ -916,6 +916,8 @@ async function oneToMany(
     unit: "deliveries/s",
     ...cpuFields(t, d.received, "delivery"),
     received: d.received,
+    // Copies the server did not queue, the member's queue being full (SENT's skipped).
+    skipped_copies: t.results.reduce((a, r) => a + ((r.skipped as number | undefined) ?? 0), 0),
     seconds: d.seconds,
     outcome: outcomes(t),
   });

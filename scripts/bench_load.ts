@@ -280,6 +280,9 @@ async function runChat(p: LoadParams): Promise<void> {
   measureFrom = tGo + (p.warmupMs ?? 0);
   let sent = 0;
   let failed = 0;
+  // Copies of group messages the server did not queue (the member's queue was full): they never
+  // arrive, so a run that expects them ends in a timeout, and says why.
+  let skipped = 0;
   // Rate mode: how late measured messages left against their schedule (the load's own delay).
   let lateMax = 0;
   let lateOver5ms = 0;
@@ -351,9 +354,10 @@ async function runChat(p: LoadParams): Promise<void> {
         paused = false;
         pump();
       };
-      c.onSent = (ok) => {
+      c.onSent = (ok, notQueued) => {
         if (ok) sent++;
         else failed++;
+        skipped += notQueued;
         inflight--;
         if (!paused) pump();
       };
@@ -387,6 +391,7 @@ async function runChat(p: LoadParams): Promise<void> {
     received,
     sent,
     failed,
+    skipped,
     timeline,
     issuedMs,
     pairs: pairSpread(p.sends ?? [], new Set(clients.keys()), timedArrivals, tGo),

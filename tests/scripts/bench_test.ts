@@ -85,6 +85,8 @@ Deno.test("bench.ts --quick runs relay (after its warm-up), fan-out, offline and
   const fanout = lines.find((r) => r.scenario === "fanout")!;
   assert.ok((fanout.primed as number) > 0, JSON.stringify(fanout));
   assert.equal(fanout.received, ((fanout.members as number) - 1) * (fanout.messages as number));
+  // Every copy was queued: none skipped for a full queue (SENT's skipped, counted by the sender).
+  assert.equal(fanout.skipped_copies, 0, JSON.stringify(fanout));
 });
 
 Deno.test("bench.ts --quick runs latency at three fixed rates, each with its tail and the server's CPU per message", async () => {
