@@ -15,7 +15,8 @@
  * 10), BENCH_INSPECT_PORT (an inspector on the server), BENCH_LOAD_INSPECT_PORT (on the first load
  * process), BENCH_V8 (V8 flags for the server), BENCH_SERVER_LOG (a copy of the server's output),
  * BENCH_LATENCY_PROCESSES (load processes of the latency scenario, 1 by default) and
- * BENCH_LAT_DUMP (a file for every measured latency sample), BENCH_GO_GAP_MS (see GO_GAP_MS).
+ * BENCH_LAT_SECONDS (the measured seconds of each latency run, 5 by default), BENCH_LAT_DUMP (a
+ * file for every measured latency sample, one per rate), BENCH_GO_GAP_MS (see GO_GAP_MS).
  * BENCH_NATIVE_AES=0 makes the server
  * and the load processes seal frames with node:crypto instead of OpenSSL (crypto.nativeAes), for
  * comparisons.
@@ -25,20 +26,33 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { ParleyClient, type Target } from "../src/client/client.ts";
 import { REGISTER_QUEUE } from "../src/crypto/password.ts";
-import type { LoadParams, SendPlan } from "./bench_load.ts";
+import type { LoadParams, PairSpread, SendPlan } from "./bench_load.ts";
 import {
   compareRuns,
   FLOOR_PCT,
   type Line,
+  measurementKeys,
+  METRICS,
   printComparison,
   readBenchFile,
 } from "./bench_compare.ts";
+import {
+  pairFigures,
+  percentile,
+  round,
+  type Unread,
+  unreadAt,
+  unreadFigures,
+  usPerOp,
+} from "./bench_figures.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LOAD = fileURLToPath(new URL("./bench_load.ts", import.meta.url));
 const PASSWORD = "bench-password-1";
 const TICKS = 100; // clock ticks per second in /proc/<pid>/stat
 const ALL = ["relay", "latency", "fanout", "world", "offline", "idle", "logins"];
+/** The fixed rates of the latency scenario (msg/s over its 50 pairs), unless --rate is given. */
+const LATENCY_RATES = [3000, 10_000, 20_000];
 
 const { values } = parseOptions();
 
@@ -68,7 +82,9 @@ if (values.help) {
 Scenarios: ${ALL.join(", ")} (all of them when none is named).
   --addr HOST:PORT  measure a running server instead of starting one (no server CPU or memory then)
   --quick           small, fast runs, to check that the bench works
-  --rate N          messages per second for the latency scenario (default: 20 % of the relay result)
+  --rate N          messages per second for the latency scenario (default: ${
+    LATENCY_RATES.map((r) => r.toLocaleString("en")).join(", ")
+  }, one line each)
   --repeat N        N runs (an odd number), each on a fresh server, then each measurement's median
                     line (not with --addr)
   --compare FILE    then compare with a saved output of this bench (its stdout): one JSON line
@@ -77,6 +93,10 @@ Scenarios: ${ALL.join(", ")} (all of them when none is named).
   Deno.exit(0);
 }
 const QUICK = values.quick!;
+if (values.rate !== undefined && !(Number(values.rate) > 0)) {
+  console.error(`--rate takes a positive number of messages per second, not "${values.rate}"`);
+  Deno.exit(2);
+}
 const REPEAT = Number(values.repeat ?? 1);
 // Odd, so that the median of every measurement is the figure of one run.
 if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT % 2 === 0) {
@@ -135,10 +155,19 @@ const GO_GAP_MS = Number(Deno.env.get("BENCH_GO_GAP_MS") ?? 0);
 // ---------------------------------------------------------------------------------------------
 // /proc readings
 
+/** CPU time of all the process's threads, in clock ticks. */
 function cpuTicks(pid: number | null): number | null {
-  if (pid === null) return null;
+  return pid === null ? null : statTicks(`/proc/${pid}/stat`);
+}
+
+/** CPU time of the process's main thread alone (Deno's JavaScript thread), in clock ticks. */
+function mainThreadTicks(pid: number | null): number | null {
+  return pid === null ? null : statTicks(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statTicks(path: string): number | null {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const stat = Deno.readTextFileSync(path);
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
   } catch {
@@ -161,10 +190,29 @@ function pct(t0: number | null, t1: number | null, seconds: number): number | nu
   return round(((t1 - t0) / TICKS) / seconds * 100, 1);
 }
 
-function round(x: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
+/** Samples the server's unread input every UNREAD_SAMPLE_MS until the returned stop(). */
+function sampleUnread(port: number): () => Promise<Unread | null> {
+  const seen: { sockets: number; bytes: number }[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        seen.push(unreadAt(await Deno.readTextFile("/proc/net/tcp"), port));
+      } catch {
+        return; // no /proc: no figures
+      }
+      await new Promise((r) => setTimeout(r, UNREAD_SAMPLE_MS));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    return unreadFigures(seen);
+  };
 }
+
+/** How often the relay runs read the server's unread input (a read of /proc/net/tcp). */
+const UNREAD_SAMPLE_MS = 100;
 
 // ---------------------------------------------------------------------------------------------
 // The server
@@ -246,8 +294,9 @@ let fixedPortUsed = false;
 /** The AES-GCM implementation the (first) server said it uses. */
 let serverAes = "unknown";
 
-async function startServer(scryptN: number): Promise<Server> {
-  const dir = await Deno.makeTempDir({ prefix: "parley-bench-" });
+/** A server on a fresh data dir, or on `dataIn`'s (kept when it stops). */
+async function startServer(scryptN: number, dataIn?: string): Promise<Server> {
+  const dir = dataIn ?? await Deno.makeTempDir({ prefix: "parley-bench-" });
   const config = `${dir}/config.json`;
   await Deno.writeTextFile(config, JSON.stringify(benchConfig(scryptN)));
   // BENCH_INSPECT_PORT fixes the first server's port, so that a profiler can attach to it.
@@ -320,7 +369,7 @@ async function startServer(scryptN: number): Promise<Server> {
       } catch { /* gone */ }
       await child.status;
       await done;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (dataIn === undefined) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
 }
@@ -447,23 +496,73 @@ class Load {
   }
 }
 
-interface Timed {
-  results: Record<string, unknown>[];
+/** CPU used between two readings (see cpuReading). */
+interface CpuSpan {
   seconds: number;
+  /** Percent of one core, all the server's threads. */
   serverCpu: number | null;
+  /** Seconds of CPU: all the server's threads, and its main (JavaScript) thread alone. */
+  serverCpuSec: number | null;
+  serverMainCpuSec: number | null;
   loadCpu: (number | null)[];
 }
 
-/** Starts the loads, waits until all are set up, then times the phase from `go` to all results. */
-async function timed(srv: Server, loads: Load[]): Promise<Timed> {
+interface Timed extends CpuSpan {
+  results: Record<string, unknown>[];
+  /** The span opts.window asked for. */
+  window: CpuSpan | null;
+  unread: Unread | null;
+}
+
+interface CpuReading {
+  at: number;
+  server: number | null;
+  serverMain: number | null;
+  loads: (number | null)[];
+}
+
+function cpuReading(srv: Server, loads: Load[]): CpuReading {
+  return {
+    at: performance.now(),
+    server: cpuTicks(srv.pid),
+    serverMain: mainThreadTicks(srv.pid),
+    loads: loads.map((l) => cpuTicks(l.pid)),
+  };
+}
+
+function cpuSpan(a: CpuReading, b: CpuReading): CpuSpan {
+  const seconds = (b.at - a.at) / 1000;
+  const sec = (x: number | null, y: number | null) =>
+    x === null || y === null ? null : (y - x) / TICKS;
+  return {
+    seconds,
+    serverCpu: pct(a.server, b.server, seconds),
+    serverCpuSec: sec(a.server, b.server),
+    serverMainCpuSec: sec(a.serverMain, b.serverMain),
+    loadCpu: a.loads.map((t, i) => pct(t, b.loads[i], seconds)),
+  };
+}
+
+/**
+ * Starts the loads, waits until all are set up, then times the phase from `go` to all results.
+ * `window` ([from, to] in ms after "go") also reads the CPU over that part alone; `unread`
+ * samples the server's unread input meanwhile.
+ */
+async function timed(
+  srv: Server,
+  loads: Load[],
+  opts: { window?: [number, number]; unread?: boolean } = {},
+): Promise<Timed> {
   try {
     for (const l of loads) {
       const r = await l.next();
       if (!r.ready) throw new Error(`Unexpected ${JSON.stringify(r)}`);
     }
-    const s0 = cpuTicks(srv.pid);
-    const l0 = loads.map((l) => cpuTicks(l.pid));
-    const t0 = performance.now();
+    const start = cpuReading(srv, loads);
+    const marks = opts.window?.map((ms) =>
+      new Promise<CpuReading>((r) => setTimeout(() => r(cpuReading(srv, loads)), ms))
+    );
+    const stopSampling = opts.unread ? sampleUnread(srv.port) : null;
     if (GO_GAP_MS > 0) {
       for (const l of loads) {
         await l.say("go");
@@ -473,26 +572,47 @@ async function timed(srv: Server, loads: Load[]): Promise<Timed> {
       await Promise.all(loads.map((l) => l.say("go")));
     }
     const results = await Promise.all(loads.map((l) => l.next()));
-    const seconds = (performance.now() - t0) / 1000;
-    const s1 = cpuTicks(srv.pid);
-    const l1 = loads.map((l) => cpuTicks(l.pid));
-    return {
-      results,
-      seconds,
-      serverCpu: pct(s0, s1, seconds),
-      loadCpu: l0.map((t, i) => pct(t, l1[i], seconds)),
-    };
+    const end = cpuReading(srv, loads);
+    const unread = stopSampling ? await stopSampling() : null;
+    // The loads stay up until finish(), so a window that ends after them is still read.
+    const window = marks
+      ? cpuSpan(...(await Promise.all(marks)) as [CpuReading, CpuReading])
+      : null;
+    return { ...cpuSpan(start, end), results, window, unread };
   } finally {
     await Promise.all(loads.map((l) => l.finish()));
   }
 }
 
-/** The CPU columns every timed scenario reports: the server's, and the busiest load process's. */
-function cpuFields(t: Timed) {
+/**
+ * The CPU columns every timed scenario reports: the server's, the busiest load process's, and
+ * the server's CPU time per operation (`ops` of them, each an `op`), all threads and the main
+ * thread alone.
+ */
+function cpuFields(t: CpuSpan, ops: number, op: string) {
   return {
     server_cpu_pct: t.serverCpu,
+    server_main_cpu_pct: t.serverMainCpuSec === null || t.seconds <= 0
+      ? null
+      : round(t.serverMainCpuSec / t.seconds * 100, 1),
     load_cpu_pct: maxOf(t.loadCpu),
     load_cpu_pct_each: t.loadCpu,
+    op,
+    server_cpu_us_per_op: usPerOp(t.serverCpuSec, ops),
+    server_main_cpu_us_per_op: usPerOp(t.serverMainCpuSec, ops),
+  };
+}
+
+/**
+ * Each pair's time from "go" to its first and to its last message (see PairSpread): the spread
+ * between the slowest pair and the median one, and the latest first message.
+ */
+function pairFields(t: Timed) {
+  const spread = t.results.map((r) => r.pairs as PairSpread | undefined);
+  return {
+    ...pairFigures(spread.flatMap((p) => p?.firstMs ?? []), spread.flatMap((p) => p?.lastMs ?? [])),
+    // How long the load processes took to hand every sender's first message to its socket.
+    pair_load_issue_ms: maxOf(t.results.map((r) => (r.issuedMs as number | undefined) ?? null)),
   };
 }
 
@@ -553,8 +673,6 @@ function report(line: Line): void {
   console.log(JSON.stringify(line));
 }
 
-let relayResult: number | null = null;
-
 /** Pairs s_i → r_i split over two loads (both ends of a pair in the same load). */
 async function pairsRun(
   srv: Server,
@@ -569,6 +687,9 @@ async function pairsRun(
     prefix?: string;
     /** Messages per sender before the timed run (see LoadParams.primeMessages). */
     prime?: number;
+    /** See timed(). */
+    window?: [number, number];
+    unread?: boolean;
   },
 ): Promise<Timed> {
   const senders = names(`${opts.prefix ?? ""}s${pairs}x`, pairs);
@@ -595,7 +716,7 @@ async function pairsRun(
       durationMs: opts.durationMs ?? 180_000,
     }, srv);
   });
-  return await timed(srv, loads);
+  return await timed(srv, loads, { window: opts.window, unread: opts.unread });
 }
 
 /**
@@ -614,9 +735,14 @@ async function relayRun(
   pairs: number,
   each: number,
   prefix?: string,
-): Promise<number> {
+): Promise<void> {
   const prime = scenario === "relay" ? Math.ceil((QUICK ? 200 : RELAY_PRIME) / pairs) : 0;
-  const t = await pairsRun(srv, pairs, () => ({ count: each }), { prefix, prime });
+  const measured = scenario === "relay";
+  const t = await pairsRun(srv, pairs, () => ({ count: each }), {
+    prefix,
+    prime,
+    unread: measured,
+  });
   const d = deliveryRate(t);
   const perSecond = timeline(t);
   report({
@@ -626,15 +752,16 @@ async function relayRun(
     window: 100,
     result: d.rate,
     unit: "msg/s",
-    ...cpuFields(t),
+    ...cpuFields(t, d.received, "relayed message"),
     received: d.received,
     seconds: d.seconds,
     outcome: outcomes(t),
-    ...(scenario === "relay" ? { after_first_second: warmRate(t, perSecond) } : {}),
+    ...(measured
+      ? { after_first_second: warmRate(t, perSecond), ...pairFields(t), ...t.unread }
+      : {}),
     primed_per_sender: prime,
     timeline_msg_per_s: perSecond,
   });
-  return d.rate;
 }
 
 async function relay(srv: Server): Promise<void> {
@@ -646,36 +773,39 @@ async function relay(srv: Server): Promise<void> {
   for (const pairs of QUICK ? [10] : RELAY_PAIRS) {
     // 200,000 messages in all: a few seconds at full speed. The line also gives the rate after
     // the first second and the rate of each half second.
-    const rate = await relayRun(
-      srv,
-      "relay",
-      pairs,
-      QUICK ? 100 : Math.round(200_000 * SCALE / pairs),
-    );
-    relayResult = relayResult === null ? rate : Math.max(relayResult, rate);
+    await relayRun(srv, "relay", pairs, QUICK ? 100 : Math.round(200_000 * SCALE / pairs));
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
-
 /**
- * One load process: at 20 % load it needs well under a core, and the server and it then fit on
- * two cores. With a second one, three busy processes share two cores and a message can wait a
- * scheduler time slice at each of its three hops, which the p99 then measures.
+ * BENCH_LATENCY_PROCESSES: the load processes of the latency scenario, 1 by default. With a
+ * second one, three busy processes share two cores and a message can wait a scheduler time slice
+ * at each of its three hops, which the p99 then measures.
  */
 const LATENCY_PROCESSES = Number(Deno.env.get("BENCH_LATENCY_PROCESSES") ?? 1);
+/**
+ * A load process this busy (percent of a core) over the measured seconds may be what delays the
+ * messages: the line says so (load_saturated), and the bench says to spread the load. At
+ * 20,000 msg/s one process used up to 87 % of a core and still sent on time (under 1 % of the
+ * messages over 5 ms late), with a lower p99 than two processes at 40 % each.
+ */
+const LOAD_SATURATED_PCT = 90;
+/** BENCH_LAT_SECONDS: the measured seconds of each latency run, after its warm-up (not --quick). */
+const LAT_SECONDS = Number(Deno.env.get("BENCH_LAT_SECONDS") ?? 5);
+if (!(LAT_SECONDS > 0)) {
+  console.error(`BENCH_LAT_SECONDS takes a positive number of seconds`);
+  Deno.exit(2);
+}
 
 async function latency(srv: Server): Promise<void> {
+  for (const rate of values.rate ? [Number(values.rate)] : LATENCY_RATES) {
+    await latencyAt(srv, rate);
+  }
+}
+
+async function latencyAt(srv: Server, rate: number): Promise<void> {
   const pairs = 50;
-  const rate = values.rate
-    ? Number(values.rate)
-    : relayResult !== null
-    ? Math.max(50, Math.round(relayResult * 0.2))
-    : 2000;
-  const seconds = QUICK ? 2 : 5;
+  const seconds = QUICK ? 2 : LAT_SECONDS;
   // The first second is not measured: the server and the load process start cold (JIT, each
   // pair's first message reads its recipient's queue counts from KV), and in runs of this
   // scenario alone that second held most of the samples over 20 ms. The p99 and max with it
@@ -693,29 +823,54 @@ async function latency(srv: Server): Promise<void> {
     warmupMs: warmup * 1000,
     durationMs: (warmup + seconds + 30) * 1000,
     processes: LATENCY_PROCESSES,
+    // The CPU of the measured part alone, when the messages are sent at the asked rate.
+    window: [warmup * 1000, (warmup + seconds) * 1000],
   });
   // Every measured sample (not the warm-up's), per load process and in order of arrival, to see
   // when the slow ones came.
   if (LAT_DUMP) {
-    const file = REPEAT > 1 ? `${LAT_DUMP}.${run}` : LAT_DUMP;
+    const file = `${LAT_DUMP}${REPEAT > 1 ? `.${run}` : ""}.${rate}`;
     Deno.writeTextFileSync(file, JSON.stringify(t.results.map((r) => r.lat)));
   }
   const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
   const withWarmup = [...lat, ...t.results.flatMap((r) => r.warmupLat as number[])]
     .sort((a, b) => a - b);
+  // The rate the measured messages were sent at: their count over their send times' span.
+  const sentFirst = Math.min(...t.results.map((r) => r.measuredSentFirst as number));
+  const sentLast = Math.max(...t.results.map((r) => r.measuredSentLast as number));
+  const achieved = lat.length > 1 && sentLast > sentFirst
+    ? round((lat.length - 1) / ((sentLast - sentFirst) / 1000), 0)
+    : null;
+  const loadCpu = maxOf(t.window!.loadCpu);
+  const saturated = loadCpu !== null && loadCpu >= LOAD_SATURATED_PCT;
+  if (saturated) {
+    console.error(
+      `bench: at ${rate} msg/s a load process used ${loadCpu} % of a core: its own delay may be ` +
+        `in the latencies; BENCH_LATENCY_PROCESSES=2 spreads the load`,
+    );
+  }
+  const lateCounted = t.results.reduce((a, r) => a + (r.lateCounted as number), 0);
+  const lateOver5 = t.results.reduce((a, r) => a + (r.lateOver5ms as number), 0);
   report({
     scenario: "latency",
     pairs,
     rate_per_s: rate,
-    rate_source: values.rate ? "--rate" : relayResult !== null ? "20% of relay" : "default",
+    processes: LATENCY_PROCESSES,
     seconds,
     warmup_s: warmup,
     result: round(percentile(lat, 0.5), 2),
     unit: "ms p50",
-    ...cpuFields(t),
+    // Over the measured seconds, per message sent in them.
+    ...cpuFields(t.window!, lat.length, "message"),
+    achieved_rate_per_s: achieved,
+    load_saturated: saturated,
+    // The load's own lateness against its schedule: a saturated load process shows here.
+    send_late_ms_max: maxOf(t.results.map((r) => r.lateMaxMs as number)),
+    send_late_over_5ms_pct: lateCounted ? round(lateOver5 / lateCounted * 100, 2) : null,
     p50_ms: round(percentile(lat, 0.5), 2),
     p99_ms: round(percentile(lat, 0.99), 2),
     max_ms: round(lat[lat.length - 1] ?? NaN, 2),
+    p50_ms_with_warmup: round(percentile(withWarmup, 0.5), 2),
     p99_ms_with_warmup: round(percentile(withWarmup, 0.99), 2),
     max_ms_with_warmup: round(withWarmup[withWarmup.length - 1] ?? NaN, 2),
     received: lat.length,
@@ -760,8 +915,10 @@ async function oneToMany(
     window: 100,
     result: d.rate,
     unit: "deliveries/s",
-    ...cpuFields(t),
+    ...cpuFields(t, d.received, "delivery"),
     received: d.received,
+    // Copies the server did not queue, the member's queue being full (SENT's skipped).
+    skipped_copies: t.results.reduce((a, r) => a + ((r.skipped as number | undefined) ?? 0), 0),
     seconds: d.seconds,
     outcome: outcomes(t),
   });
@@ -817,8 +974,7 @@ async function offline(srv: Server): Promise<void> {
     senders: nSenders,
     result: round(seconds, 3),
     unit: "s",
-    server_cpu_pct: t.serverCpu,
-    load_cpu_pct: maxOf(t.loadCpu),
+    ...cpuFields(t, r.received as number, "message delivered"),
     received: r.received,
     msgs_per_s: round((r.received as number) / seconds, 1),
     outcome: r.outcome,
@@ -839,40 +995,58 @@ function openFileLimit(pid: number | null): number | null {
 /** Files the server needs besides its connections (store, logs, listener, runtime). */
 const FD_RESERVE = 200;
 
+/** Holds `users` logged in and idle, split over two load processes, until stop(). */
+async function holdIdle(srv: Server, users: string[]) {
+  const loads = [0, 1].map((k) =>
+    new Load({
+      role: "idle",
+      users: users.filter((_, i) => i % 2 === k),
+      setupConcurrency: 100,
+    }, srv)
+  );
+  const stop = async () => {
+    await Promise.all(loads.map((l) => l.say("stop").catch(() => {})));
+    await Promise.all(loads.map((l) => l.finish()));
+  };
+  try {
+    let held = 0;
+    for (const l of loads) held += (await l.next()).connections as number;
+    return { held, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function idle(srv: Server): Promise<void> {
   // 20,000 connections need 20,000 descriptors on top of the server's own; where the limit is
   // lower, the last step holds as many as it allows and says so.
   const fdLimit = openFileLimit(srv.pid);
   const most = fdLimit === null ? 20_000 : Math.min(20_000, fdLimit - FD_RESERVE);
   const sizes = QUICK ? [200] : [1000, 5000, most];
+  const capped = (n: number) =>
+    n < 20_000 && n === most ? { capped_by_open_file_limit: fdLimit } : {};
   for (const n of sizes) {
     const users = names(`i${n}x`, n);
     await register(srv, users);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     const heapBefore = await collectGarbage(srv);
     const gc = heapBefore !== null;
     const before = rssKiB(srv.pid);
-    const loads = [0, 1].map((k) =>
-      new Load({
-        role: "idle",
-        users: users.filter((_, i) => i % 2 === k),
-        setupConcurrency: 100,
-      }, srv)
-    );
+    const idle = await holdIdle(srv, users);
     try {
-      let held = 0;
-      for (const l of loads) held += (await l.next()).connections as number;
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
       const heapAfter = gc ? await collectGarbage(srv) : null;
       const after = rssKiB(srv.pid);
       const cpuIdle0 = cpuTicks(srv.pid);
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
       const cpuIdle = pct(cpuIdle0, cpuTicks(srv.pid), 2);
-      const per = before !== null && after !== null ? round((after - before) * 1024 / n, 0) : null;
       report({
         scenario: "idle",
-        connections: held,
-        result: per,
+        connections: idle.held,
+        result: before !== null && after !== null ? round((after - before) * 1024 / n, 0) : null,
         unit: "bytes RSS/conn",
         server_cpu_pct: cpuIdle,
         load_cpu_pct: null,
@@ -884,14 +1058,70 @@ async function idle(srv: Server): Promise<void> {
         js_heap_per_conn: heapBefore !== null && heapAfter !== null
           ? round((heapAfter - heapBefore) / n, 0)
           : null,
-        ...(n < 20_000 && n === most ? { capped_by_open_file_limit: fdLimit } : {}),
+        ...capped(n),
       });
     } finally {
-      await Promise.all(loads.map((l) => l.say("stop").catch(() => {})));
-      await Promise.all(loads.map((l) => l.finish()));
+      await idle.stop();
     }
   }
+  if (srv.pid !== null) await idleNoGc(sizes, capped);
 }
+
+/**
+ * RSS per idle connection as `ps` shows it, with no forced collection, as other servers are
+ * measured: a freshly started server that holds the users (registered in a run of its own, whose
+ * garbage would weigh on the baseline), its RSS once settled, then again IDLE_SETTLE_MS after
+ * `n` connections have logged in. A fresh server for each size, on the same data.
+ */
+async function idleNoGc(
+  sizes: number[],
+  capped: (n: number) => Record<string, unknown>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-bench-idle-" });
+  try {
+    const users = names("in", Math.max(...sizes));
+    const setup = await startServer(1024, dir);
+    try {
+      await register(setup, users);
+    } finally {
+      await setup.stop();
+    }
+    for (const n of sizes) {
+      const srv = await startServer(1024, dir);
+      try {
+        await sleep(IDLE_SETTLE_MS);
+        const before = rssKiB(srv.pid);
+        const idle = await holdIdle(srv, users.slice(0, n));
+        try {
+          await sleep(IDLE_SETTLE_MS);
+          const after = rssKiB(srv.pid);
+          report({
+            scenario: "idle_no_gc",
+            connections: idle.held,
+            result: before !== null && after !== null
+              ? round((after - before) * 1024 / n, 0)
+              : null,
+            unit: "bytes RSS/conn",
+            rss_before_kib: before,
+            rss_after_kib: after,
+            baseline: "fresh server, no forced GC",
+            settle_s: IDLE_SETTLE_MS / 1000,
+            ...capped(n),
+          });
+        } finally {
+          await idle.stop();
+        }
+      } finally {
+        await srv.stop();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** How long a fresh server settles, and its idle connections are then held, before a reading. */
+const IDLE_SETTLE_MS = 3000;
 
 /**
  * Users each of the two load processes logs in again and again, one login at a time each. With
@@ -922,7 +1152,7 @@ async function logins(srv: Server): Promise<void> {
     concurrency: workers * 2,
     result: round(logins / secs, 1),
     unit: "logins/s",
-    ...cpuFields(t),
+    ...cpuFields(t, logins, "login"),
     logins,
     failed,
     seconds: round(secs, 3),
@@ -944,8 +1174,7 @@ async function logins(srv: Server): Promise<void> {
       concurrency: users.length,
       result: round((r.logins as number) / s, 2),
       unit: "logins/s",
-      server_cpu_pct: p.serverCpu,
-      load_cpu_pct: maxOf(p.loadCpu),
+      ...cpuFields(p, r.logins as number, "login"),
       logins: r.logins,
       failed: r.failed,
       seconds: round(s, 3),
@@ -967,40 +1196,76 @@ const RUNNERS: Record<string, (srv: Server) => Promise<void>> = {
   logins,
 };
 
+/** Parameters shown in the table's params column (everything is in the JSON lines). */
+const TABLE_PARAMS = [
+  "pairs",
+  "rate_per_s",
+  "processes",
+  "members",
+  "online",
+  "queued",
+  "connections",
+  "concurrency",
+  "scrypt_N",
+];
+
+/** The table's "key figures" column: the figures issue 20's targets are about, per scenario. */
+function keyFigures(r: Line): string {
+  const v = (x: unknown) => x === undefined || x === null ? "-" : String(x);
+  switch (r.scenario) {
+    case "latency":
+      return `p50/p99/max ${v(r.p50_ms)}/${v(r.p99_ms)}/${v(r.max_ms)} ms, ` +
+        `achieved ${v(r.achieved_rate_per_s)}/s`;
+    case "relay":
+      return `pairs done max/median ${v(r.pair_done_ratio)}, ` +
+        `first msg max ${v(r.pair_first_ms_max)} ms, ` +
+        `unread max ${v(r.unread_sockets_max)} sockets ${v(r.unread_bytes_max)} B`;
+    default:
+      return "";
+  }
+}
+
 function table(rows: Line[]): string {
-  const cols = ["scenario", "params", "result", "unit", "server_cpu_pct", "load_cpu_pct"];
-  const std = new Set([...cols, "load_cpu_pct_each", "outcome"]);
+  const cols = [
+    "scenario",
+    "params",
+    "result",
+    "unit",
+    "server_cpu_pct",
+    "server µs/op (main)",
+    "load_cpu_pct",
+    "key figures",
+  ];
   const cells = rows.map((r) => [
     String(r.scenario),
-    Object.entries(r).filter(([k]) => !std.has(k)).map(([k, v]) => `${k}=${v}`).join(" "),
+    TABLE_PARAMS.filter((k) => r[k] !== undefined).map((k) => `${k}=${r[k]}`).join(" "),
     String(r.result),
     String(r.unit),
     String(r.server_cpu_pct ?? "-"),
+    r.server_cpu_us_per_op === undefined || r.server_cpu_us_per_op === null
+      ? "-"
+      : `${r.server_cpu_us_per_op} (${r.server_main_cpu_us_per_op ?? "-"}) /${r.op}`,
     String(r.load_cpu_pct ?? "-"),
+    keyFigures(r),
   ]);
   const all = [cols, ...cells];
   const w = cols.map((_, i) => Math.max(...all.map((row) => row[i].length)));
-  const fmt = (row: string[]) => row.map((c, i) => c.padEnd(w[i])).join(" | ");
+  const fmt = (row: string[]) => row.map((c, i) => c.padEnd(w[i])).join(" | ").trimEnd();
   return [fmt(cols), w.map((n) => "-".repeat(n)).join("-+-"), ...cells.map(fmt)].join("\n");
 }
 
 /**
  * For --repeat: each measurement's line from the run with the median result (the p99 for
- * latency, the figure its target is about), with every run's figure beside it, in run order. A
+ * latency, the figure its target is about), with every run's figure beside it, in run order;
+ * the other compared figures (METRICS: CPU per operation, the pairs' spread …) are their own
+ * medians, each with every run's value as `<name>_runs`. A
  * measurement a run could not make (a failed scenario, no reading) is left out of its median;
  * with an even number left, the lower of the middle two is taken.
  */
 function medians(all: Line[]): Line[] {
   const groups = new Map<string, Line[]>();
-  const seen = new Map<string, number>();
-  for (const line of all) {
-    // The k-th line a scenario prints in one run is the same measurement in every run.
-    const at = `${line.run}/${line.scenario}`;
-    const k = seen.get(at) ?? 0;
-    seen.set(at, k + 1);
-    const key = `${line.scenario}#${k}`;
-    groups.set(key, [...(groups.get(key) ?? []), line]);
-  }
+  const keys = measurementKeys(all);
+  all.forEach((line, i) => groups.set(keys[i], [...(groups.get(keys[i]) ?? []), line]));
   return [...groups.values()].map((group) => {
     const latency = group[0].scenario === "latency";
     const figure = (l: Line) => {
@@ -1010,13 +1275,25 @@ function medians(all: Line[]): Line[] {
     const measured = group.filter((l) => figure(l) !== null);
     const sorted = measured.sort((a, b) => figure(a)! - figure(b)!);
     const { run: _, ...median } = sorted[Math.floor((sorted.length - 1) / 2)] ?? group[0];
+    // Every run's value of each compared figure, for --compare and for people, and the other
+    // compared figures' own medians in place of the median run's.
+    const compared = Object.keys(METRICS).filter((m) => group.some((l) => l[m] !== undefined));
+    const runsOf = compared.map((m) =>
+      [
+        m,
+        group.map((l) => typeof l[m] === "number" && Number.isFinite(l[m]) ? l[m] : null),
+      ] as const
+    );
+    const own = runsOf.filter(([m]) => m !== "result" && m !== "p99_ms").map(([m, xs]) => {
+      const ok = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
+      return [m, ok.length ? ok[Math.floor((ok.length - 1) / 2)] : null];
+    });
     return {
       ...median,
+      ...Object.fromEntries(own),
       median_of: measured.length,
       runs: group.map((l) => l.run),
-      [latency ? "p99_ms_runs" : "result_runs"]: group.map(figure),
-      // Each run's latency is taken at 20 % of that run's relay result.
-      ...(latency ? { rate_per_s_runs: group.map((l) => l.rate_per_s) } : {}),
+      ...Object.fromEntries(runsOf.map(([m, xs]) => [`${m}_runs`, xs])),
       ...(group[0].scenario === "relay"
         ? { after_first_second_runs: group.map((l) => l.after_first_second ?? null) }
         : {}),
@@ -1027,7 +1304,6 @@ function medians(all: Line[]): Line[] {
 async function main(): Promise<number> {
   let code = 0;
   for (run = 1; run <= REPEAT; run++) {
-    relayResult = null;
     let srv: Server;
     try {
       srv = values.addr ? existingServer(values.addr) : await startServer(1024);

@@ -57,8 +57,11 @@ export class BenchClient {
   readonly #acks = new CumulativeAck((seq) => this.#channel.send(MsgType.ACK, 0, seq));
   /** Each PASS body, as it arrives; it is acknowledged for you. */
   onPass: (body: { [key: string]: Value }) => void = () => {};
-  /** Each SEND's answer: true for SENT, false for a failure. */
-  onSent: (ok: boolean) => void = () => {};
+  /**
+   * Each SEND's answer: true for SENT, false for a failure; `skipped`, the group members whose
+   * queue was full and who did not get the message (SENT's `skipped`).
+   */
+  onSent: (ok: boolean, skipped: number) => void = () => {};
   readonly closed: Promise<void>;
 
   private constructor(channel: Channel) {
@@ -71,7 +74,7 @@ export class BenchClient {
       channel.close();
       // Whatever still waits hears the connection is gone.
       for (const w of this.#waiting.values()) w({ type: MsgType.GENERAL_ERROR, id: 0, body: null });
-      for (const _ of this.#sends) this.onSent(false);
+      for (const _ of this.#sends) this.onSent(false, 0);
       this.#waiting.clear();
       this.#sends.clear();
     });
@@ -119,7 +122,7 @@ export class BenchClient {
   /** Sends a text message; its answer comes to onSent (a failure, once the connection is gone). */
   send(to: Target, text: string): void {
     if (this.#channel.closed) {
-      queueMicrotask(() => this.onSent(false));
+      queueMicrotask(() => this.onSent(false, 0));
       return;
     }
     const body: { [key: string]: Value } = { id: pooledMessageId(), type: "text", data: text };
@@ -149,7 +152,10 @@ export class BenchClient {
     }
     if (m.id !== 0) {
       if (this.#sends.delete(m.id)) {
-        this.onSent(m.type === MsgType.SENT);
+        const skipped = m.type === MsgType.SENT
+          ? (m.body as { skipped?: unknown } | null)?.skipped
+          : undefined;
+        this.onSent(m.type === MsgType.SENT, Array.isArray(skipped) ? skipped.length : 0);
         return;
       }
       const waiter = this.#waiting.get(m.id);

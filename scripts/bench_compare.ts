@@ -23,14 +23,57 @@ export const FLOOR_PCT = 5;
 /** Whether a larger figure is better. */
 type Better = "higher" | "lower";
 
-/** Rates (a unit per second) are better higher; times, latencies and memory lower. */
+/**
+ * The figures compared, where a line has them, with their units: `result` (in the line's own
+ * unit) and the key figures of issue 20 — the latency tail, the server's CPU per operation, the
+ * spread between relay pairs and unread input (idle memory without a forced GC is the result of
+ * its own lines, idle_no_gc). All but
+ * `result` are better lower. bench.ts --repeat keeps every run's value of each as `<name>_runs`.
+ */
+export const METRICS: Record<string, string> = {
+  result: "",
+  p99_ms: "ms",
+  max_ms: "ms",
+  server_cpu_us_per_op: "µs/op",
+  server_main_cpu_us_per_op: "µs/op",
+  pair_done_ratio: "max/median",
+  pair_first_ms_max: "ms",
+  unread_sockets_max: "sockets",
+  unread_bytes_max: "bytes",
+};
+
+/** Rates (a unit per second) are better higher; times, latencies, CPU and memory lower. */
 export function betterFor(metric: string, unit: unknown): Better {
-  if (metric !== "result") return "lower"; // p99_ms
+  if (metric !== "result") return "lower";
   return typeof unit === "string" && /\/s$/.test(unit) ? "higher" : "lower";
 }
 
-/** Parameters that name a measurement beside its scenario, for the table. */
-const NAMING = ["pairs", "members", "online", "concurrency", "scrypt_N"];
+/** Parameters that name a measurement beside its scenario. */
+const NAMING = ["pairs", "rate_per_s", "members", "online", "concurrency", "scrypt_N"];
+
+/** A measurement's name: its scenario and the parameters that tell it from its siblings. */
+export function labelOf(line: Line): string {
+  // Older outputs ran latency at 20 % of each run's own relay result (rate_source says so): one
+  // measurement, whatever its rate.
+  const naming = line.rate_source === undefined ? NAMING : NAMING.filter((k) => k !== "rate_per_s");
+  const named = naming.filter((k) => line[k] !== undefined).map((k) => `${k}=${line[k]}`);
+  return [line.scenario, ...named].join(" ");
+}
+
+/**
+ * Keys the measurements of each run: the k-th line with one label in a run is the same
+ * measurement in every run.
+ */
+export function measurementKeys(lines: Line[]): string[] {
+  const seen = new Map<string, number>();
+  return lines.map((line) => {
+    const label = labelOf(line);
+    const at = `${line.run ?? 1}/${label}`;
+    const k = seen.get(at) ?? 0;
+    seen.set(at, k + 1);
+    return `${label}#${k}`;
+  });
+}
 
 interface Figures {
   label: string;
@@ -73,53 +116,30 @@ const finite = (v: unknown): number | null =>
   typeof v === "number" && Number.isFinite(v) ? v : null;
 
 /**
- * Each measurement's figures over the runs. The k-th line a scenario prints in a run is the same
- * measurement in every run (as in bench.ts's medians). Per-run lines are used when there are any;
- * a file of median lines alone gives their `result_runs` and `p99_ms_runs`.
+ * Each measurement's figures (METRICS) over the runs (see measurementKeys). Per-run lines are
+ * used when there are any; a file of median lines alone gives their `<metric>_runs`.
  */
 export function figuresOf(lines: Line[]): Map<string, Figures> {
   const perRun = lines.filter((l) => l.median_of === undefined && typeof l.scenario === "string");
+  const medians = lines.filter((l) => typeof l.scenario === "string");
+  const use = perRun.length > 0 ? perRun : medians;
   const out = new Map<string, Figures>();
-  const add = (key: string, line: Line, metric: string, values: (number | null)[]) => {
-    let f = out.get(key);
+  const keys = measurementKeys(use);
+  use.forEach((line, i) => {
+    let f = out.get(keys[i]);
     if (!f) {
-      const named = NAMING.filter((k) => line[k] !== undefined).map((k) => `${k}=${line[k]}`);
-      const label = [line.scenario, ...named].join(" ");
-      f = { label, unit: String(line.unit ?? ""), values: new Map() };
-      out.set(key, f);
+      f = { label: labelOf(line), unit: String(line.unit ?? ""), values: new Map() };
+      out.set(keys[i], f);
     }
-    f.values.set(metric, [...(f.values.get(metric) ?? []), ...values]);
-  };
-  if (perRun.length > 0) {
-    const seen = new Map<string, number>();
-    for (const line of perRun) {
-      const at = `${line.run ?? 1}/${line.scenario}`;
-      const k = seen.get(at) ?? 0;
-      seen.set(at, k + 1);
-      const key = `${line.scenario}#${k}`;
-      add(key, line, "result", [finite(line.result)]);
-      if (line.p99_ms !== undefined) add(key, line, "p99_ms", [finite(line.p99_ms)]);
+    for (const metric of Object.keys(METRICS)) {
+      if (line[metric] === undefined) continue;
+      const runs = line[`${metric}_runs`];
+      const values = perRun.length === 0 && Array.isArray(runs)
+        ? runs.map(finite)
+        : [finite(line[metric])];
+      f.values.set(metric, [...(f.values.get(metric) ?? []), ...values]);
     }
-    return out;
-  }
-  const seen = new Map<string, number>();
-  for (const line of lines.filter((l) => typeof l.scenario === "string")) {
-    const k = seen.get(line.scenario as string) ?? 0;
-    seen.set(line.scenario as string, k + 1);
-    const key = `${line.scenario}#${k}`;
-    const runs = (name: string, single: unknown) =>
-      Array.isArray(line[name]) ? (line[name] as unknown[]).map(finite) : [finite(single)];
-    // A latency median line keeps every run's p99, but only the median run's p50.
-    add(
-      key,
-      line,
-      "result",
-      line.result_runs ? runs("result_runs", line.result) : [
-        finite(line.result),
-      ],
-    );
-    if (line.p99_ms !== undefined) add(key, line, "p99_ms", runs("p99_ms_runs", line.p99_ms));
-  }
+  });
   return out;
 }
 
@@ -158,7 +178,7 @@ export function compareRuns(saved: Line[], now: Line[], floorPct = FLOOR_PCT): C
       const c: Comparison = {
         measurement: f.label,
         metric,
-        unit: metric === "result" ? f.unit : "ms",
+        unit: metric === "result" ? f.unit : METRICS[metric],
         better,
         saved: { median: oldMid, runs: oldRuns },
         now: { median: newMid, runs: newRuns },

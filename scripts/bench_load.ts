@@ -240,19 +240,32 @@ async function runChat(p: LoadParams): Promise<void> {
   // Receipts per half second from "go": shows the JIT's and the heap's warm-up.
   const timeline: number[] = [];
   let measureFrom = Infinity;
+  // The send times of the measured messages that arrived: the rate the senders achieved.
+  let measuredSentFirst = Infinity;
+  let measuredSentLast = -Infinity;
+  // Each local user's first and last timed arrival: the per-pair spread (see pairSpread).
+  const timedArrivals = new Map<string, { first: number; last: number }>();
   let allReceived!: () => void;
   const gotAll = new Promise<void>((r) => allReceived = r);
   if (received >= expect) allReceived();
-  for (const c of clients.values()) {
+  for (const [user, c] of clients) {
     c.onPass = (body) => {
       const t = nowMs();
       if (typeof body.data !== "string" || !body.data.startsWith("t=")) return;
       if (p.latencies) {
         const at = sentAt(body.data);
         if (at !== null) {
-          (at < measureFrom ? warmupLat : lat).push(Math.round((t - at) * 100) / 100);
+          if (at < measureFrom) warmupLat.push(Math.round((t - at) * 100) / 100);
+          else {
+            lat.push(Math.round((t - at) * 100) / 100);
+            if (at < measuredSentFirst) measuredSentFirst = at;
+            if (at > measuredSentLast) measuredSentLast = at;
+          }
         }
       }
+      const mine = timedArrivals.get(user);
+      if (mine) mine.last = t;
+      else timedArrivals.set(user, { first: t, last: t });
       if (received === 0) firstRecv = t;
       lastRecv = t;
       const slot = Math.max(0, Math.floor((t - tGo) / 500));
@@ -267,6 +280,13 @@ async function runChat(p: LoadParams): Promise<void> {
   measureFrom = tGo + (p.warmupMs ?? 0);
   let sent = 0;
   let failed = 0;
+  // Copies of group messages the server did not queue (the member's queue was full): they never
+  // arrive, so a run that expects them ends in a timeout, and says why.
+  let skipped = 0;
+  // Rate mode: how late measured messages left against their schedule (the load's own delay).
+  let lateMax = 0;
+  let lateOver5ms = 0;
+  let lateCounted = 0;
   // A client has one onSent: one plan per sender.
   const from = new Set((p.sends ?? []).map((plan) => plan.from));
   if (from.size !== (p.sends ?? []).length) throw new Error("Each sender may have one plan");
@@ -286,6 +306,11 @@ async function runChat(p: LoadParams): Promise<void> {
       }
     }, 1);
   };
+  // At "go" each sender sends its first message, and its window's rest only once every
+  // sender's first message has been sealed and handed to its socket: this process stands for
+  // many independent clients, and one sender's window sealed before another's first message
+  // would make that pair's first arrival late in the load process, not in the server.
+  const fill: (() => void)[] = [];
   const senders = (p.sends ?? []).map((plan) =>
     new Promise<void>((done) => {
       const c = clients.get(plan.from)!;
@@ -293,9 +318,12 @@ async function runChat(p: LoadParams): Promise<void> {
       let next = 0;
       let paused = false;
       const start = nowMs();
-      /** Sends what the window and, in rate mode, the clock allow; runs again on each answer. */
-      const pump = () => {
-        while (next < plan.count && inflight < window) {
+      /**
+       * Sends what the window (or `upTo`) and, in rate mode, the clock allow; runs again on each
+       * answer.
+       */
+      const pump = (upTo = window) => {
+        while (next < plan.count && inflight < Math.min(window, upTo)) {
           if (plan.rate) {
             const due = start + (plan.offsetMs ?? 0) + (next * 1000) / plan.rate;
             if (due - start > deadline) break;
@@ -308,6 +336,15 @@ async function runChat(p: LoadParams): Promise<void> {
               return;
             }
           }
+          if (plan.rate) {
+            const due = start + (plan.offsetMs ?? 0) + (next * 1000) / plan.rate;
+            if (due >= measureFrom) {
+              const late = nowMs() - due;
+              lateCounted++;
+              if (late > lateMax) lateMax = late;
+              if (late > 5) lateOver5ms++;
+            }
+          }
           inflight++;
           c.send(plan.to, stampedText(next++));
         }
@@ -317,15 +354,27 @@ async function runChat(p: LoadParams): Promise<void> {
         paused = false;
         pump();
       };
-      c.onSent = (ok) => {
+      c.onSent = (ok, notQueued) => {
         if (ok) sent++;
         else failed++;
+        skipped += notQueued;
         inflight--;
         if (!paused) pump();
       };
-      pump();
+      if (plan.rate) pump();
+      else {
+        pump(1);
+        fill.push(() => pump());
+      }
     })
   );
+  // When every sender's first message was sealed and handed to its socket (the channels seal in
+  // a setImmediate queued before this one): what the load itself adds to the first arrivals.
+  let issuedMs = 0;
+  setImmediate(() => {
+    issuedMs = Math.round((nowMs() - tGo) * 10) / 10;
+    for (const f of fill) f();
+  });
   const timer = sleep(deadline).then(() => "timeout");
   const outcome = await Promise.race([
     Promise.all([gotAll, ...senders]).then(() => "ok"),
@@ -342,10 +391,50 @@ async function runChat(p: LoadParams): Promise<void> {
     received,
     sent,
     failed,
+    skipped,
     timeline,
-    ...(p.latencies ? { lat, warmupLat } : {}),
+    issuedMs,
+    pairs: pairSpread(p.sends ?? [], new Set(clients.keys()), timedArrivals, tGo),
+    ...(p.latencies
+      ? {
+        lat,
+        warmupLat,
+        measuredSentFirst,
+        measuredSentLast,
+        lateMaxMs: Math.round(lateMax * 100) / 100,
+        lateOver5ms,
+        lateCounted,
+      }
+      : {}),
   });
   for (const c of clients.values()) c.close();
+}
+
+/** Per pair, ms from "go" to its first and its last timed arrival (null: none arrived). */
+export interface PairSpread {
+  firstMs: (number | null)[];
+  lastMs: (number | null)[];
+}
+
+/**
+ * The spread over this process's pairs: each plan sending to one user whose client is here
+ * (`local`) is a pair, timed from this process's "go" (its senders start then).
+ */
+export function pairSpread(
+  sends: SendPlan[],
+  local: Set<string>,
+  arrivals: Map<string, { first: number; last: number }>,
+  tGo: number,
+): PairSpread {
+  const out: PairSpread = { firstMs: [], lastMs: [] };
+  const ms = (t: number | undefined) => t === undefined ? null : Math.round((t - tGo) * 10) / 10;
+  for (const plan of sends) {
+    if (!("user" in plan.to) || !local.has(plan.to.user)) continue;
+    const a = arrivals.get(plan.to.user);
+    out.firstMs.push(ms(a?.first));
+    out.lastMs.push(ms(a?.last));
+  }
+  return out;
 }
 
 async function runOfflineRecv(p: LoadParams): Promise<void> {

@@ -144,3 +144,74 @@ Deno.test("bench.ts --compare refuses a file it cannot use before it runs anythi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("compareRuns() compares the server's CPU per operation and the pairs' spread, lower better", () => {
+  const line = (run: number, us: number, ratio: number): Line => ({
+    scenario: "relay",
+    pairs: 500,
+    result: 50_000,
+    unit: "msg/s",
+    server_cpu_us_per_op: us,
+    pair_done_ratio: ratio,
+    run,
+  });
+  const saved = [line(1, 10, 2.0), line(2, 10.2, 2.1), line(3, 9.9, 1.9)];
+  const now = [line(1, 6, 1.95), line(2, 6.1, 2.0), line(3, 5.9, 2.05)];
+  const r = compareRuns(saved, now);
+  const by = (metric: string) => r.measurements.find((m) => m.metric === metric)!;
+  assert.equal(betterFor("server_cpu_us_per_op", "msg/s"), "lower");
+  assert.equal(by("server_cpu_us_per_op").verdict, "faster");
+  assert.equal(by("server_cpu_us_per_op").unit, "µs/op");
+  assert.deepEqual(by("server_cpu_us_per_op").now.runs, [6, 6.1, 5.9]);
+  assert.equal(by("pair_done_ratio").verdict, "same");
+  assert.equal(by("result").verdict, "same");
+  assert.deepEqual(r.faster, ["relay pairs=500 server_cpu_us_per_op"]);
+});
+
+Deno.test("compareRuns() keeps the latency scenario's rates apart, and reads median lines' runs", () => {
+  const lat = (rate: number, p99: number, us: number, run?: number): Line => ({
+    scenario: "latency",
+    pairs: 50,
+    rate_per_s: rate,
+    result: 1,
+    unit: "ms p50",
+    p99_ms: p99,
+    server_cpu_us_per_op: us,
+    ...(run === undefined ? {} : { run }),
+  });
+  // Per-run lines, saved: three rates, three runs.
+  const saved = [1, 2, 3].flatMap((run) => [
+    lat(3000, 2, 50, run),
+    lat(10_000, 5, 30, run),
+    lat(20_000, 10, 20, run),
+  ]);
+  // A file of median lines alone (as --repeat prints them last), each with its runs' figures:
+  // at 20,000/s the p99 doubled; the others did not move.
+  const median = (rate: number, p99: number[], us: number[]): Line => ({
+    ...lat(rate, p99[1], us[1]),
+    median_of: 3,
+    p99_ms_runs: p99,
+    server_cpu_us_per_op_runs: us,
+  });
+  const now = [
+    median(3000, [2, 2, 2], [50, 50, 50]),
+    median(10_000, [5, 5, 5], [30, 30, 30]),
+    median(20_000, [20, 21, 19], [20, 20, 20]),
+  ];
+  const r = compareRuns(saved, now);
+  assert.deepEqual(r.slower, ["latency pairs=50 rate_per_s=20000 p99_ms"]);
+  const cpu = r.measurements.filter((m) => m.metric === "server_cpu_us_per_op");
+  assert.deepEqual(cpu.map((m) => m.measurement), [
+    "latency pairs=50 rate_per_s=3000",
+    "latency pairs=50 rate_per_s=10000",
+    "latency pairs=50 rate_per_s=20000",
+  ]);
+  assert.ok(cpu.every((m) => m.verdict === "same" && m.now.runs.length === 3));
+  // An older output's latency ran at 20 % of each run's relay result: one measurement.
+  const old = [1, 2, 3].map((run) => ({
+    ...lat(11_000 + run, 5, 40, run),
+    rate_source: "20% of relay",
+  }));
+  const o = compareRuns(old, old);
+  assert.deepEqual([...new Set(o.measurements.map((m) => m.measurement))], ["latency pairs=50"]);
+});

@@ -25,11 +25,11 @@ async function bench(...args: string[]): Promise<{ code: number; stdout: string;
 /** A quick run that must succeed: its JSON lines, and its stderr. */
 async function quickBench(
   ...args: string[]
-): Promise<{ lines: Record<string, unknown>[]; stderr: string }> {
+): Promise<{ lines: Record<string, unknown>[]; stdout: string; stderr: string }> {
   const { code, stdout, stderr } = await bench(...args);
   assert.equal(code, 0, `exit ${code}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
   const lines = stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
-  return { lines, stderr };
+  return { lines, stdout, stderr };
 }
 
 Deno.test("bench.ts --quick runs relay (after its warm-up), fan-out, offline and logins and prints a result line for each", async () => {
@@ -60,10 +60,54 @@ Deno.test("bench.ts --quick runs relay (after its warm-up), fan-out, offline and
   // The load processes sent some messages first, untimed; only the run's own are counted.
   assert.ok((relay.primed_per_sender as number) > 0, JSON.stringify(relay));
   assert.equal(relay.received, (relay.pairs as number) * (relay.messages_per_sender as number));
+  // Every timed line has the server's CPU per operation, all threads and the main one.
+  for (const scenario of ["relay", "fanout", "offline", "logins_resume"]) {
+    const line = lines.find((r) => r.scenario === scenario)!;
+    assert.equal(typeof line.op, "string", JSON.stringify(line));
+    for (const k of ["server_cpu_us_per_op", "server_main_cpu_us_per_op"]) {
+      assert.ok(typeof line[k] === "number" && line[k] >= 0, `${k}: ${JSON.stringify(line)}`);
+    }
+  }
+  // Every pair is timed, and the unread input was sampled.
+  assert.equal(relay.pair_count, relay.pairs);
+  assert.equal(relay.pair_without_message, 0);
+  const ascending = (...keys: string[]) => {
+    const xs = keys.map((k) => relay[k] as number);
+    assert.deepEqual([...xs].sort((a, b) => a - b), xs, `${keys}: ${JSON.stringify(relay)}`);
+  };
+  ascending("pair_first_ms_p50", "pair_first_ms_max", "pair_done_ms_max");
+  ascending("pair_done_ms_p50", "pair_done_ms_p90", "pair_done_ms_max");
+  const ratio = (relay.pair_done_ms_max as number) / (relay.pair_done_ms_p50 as number);
+  assert.ok(Math.abs((relay.pair_done_ratio as number) - ratio) < 0.01, JSON.stringify(relay));
+  assert.ok((relay.unread_samples as number) >= 1, JSON.stringify(relay));
+  assert.equal(typeof relay.unread_sockets_max, "number");
   // Fan-out is primed too, across both load processes: every member but the sender counts.
   const fanout = lines.find((r) => r.scenario === "fanout")!;
   assert.ok((fanout.primed as number) > 0, JSON.stringify(fanout));
   assert.equal(fanout.received, ((fanout.members as number) - 1) * (fanout.messages as number));
+  // Every copy was queued: none skipped for a full queue (SENT's skipped, counted by the sender).
+  assert.equal(fanout.skipped_copies, 0, JSON.stringify(fanout));
+});
+
+Deno.test("bench.ts --quick runs latency at three fixed rates, each with its tail and the server's CPU per message", async () => {
+  const { lines, stdout } = await quickBench("--scenario", "latency");
+  const lat = lines.filter((r) => r.scenario === "latency");
+  assert.deepEqual(lat.map((r) => r.rate_per_s), [3000, 10_000, 20_000]);
+  for (const line of lat) {
+    const at = JSON.stringify(line);
+    assert.equal(line.outcome, "ok", at);
+    assert.ok((line.p50_ms as number) <= (line.p99_ms as number), at);
+    assert.ok((line.p99_ms as number) <= (line.max_ms as number), at);
+    assert.ok((line.max_ms as number) <= (line.max_ms_with_warmup as number), at);
+    assert.equal(line.op, "message");
+    assert.ok((line.server_cpu_us_per_op as number) > 0, at);
+    // Sent on schedule, give or take the machine's noise.
+    const achieved = line.achieved_rate_per_s as number;
+    assert.ok(achieved > (line.rate_per_s as number) * 0.8, at);
+    assert.ok(achieved < (line.rate_per_s as number) * 1.2, at);
+  }
+  // The table has a line per rate, with its tail.
+  assert.equal([...stdout.matchAll(/^latency .*p50\/p99\/max /gm)].length, 3, stdout);
 });
 
 Deno.test("bench.ts --repeat 3 runs on three fresh servers and prints each measurement's median", async () => {
