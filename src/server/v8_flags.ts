@@ -4,15 +4,15 @@
  * compiled binary (`deno compile --v8-flags`, scripts/compile.ts), and the children of the tests
  * and the bench. deno.json cannot import this list; a test checks that its copy is the same.
  *
- * - `--memory-reducer-delay-ms`: after a burst (thousands of logins), V8 leaves its heap at the
- *   size the burst grew it to, garbage included, until its memory reducer finds the process
- *   quiet and runs a compacting GC that gives the pages back. The reducer waits 8 s by default
- *   before its first look, and looks again 8 s later while the allocation rate is still high, so
- *   an idle server kept 2–3 times its live heap for 10–20 s. It never runs while allocation is
- *   fast, so a busy server does not pay for it.
- * - `--max-semi-space-size`: V8 grows the young generation up to 3 × 16 MiB while a burst's new
- *   objects survive (each login's session does), and keeps it. 4 MiB semi-spaces bound it at
- *   12 MiB, at no measurable cost per relayed message or per login.
+ * - `--memory-reducer-delay-ms`: after a burst (thousands of logins) V8 keeps its heap at the size
+ *   the burst grew it to, garbage included (2–3 times the live heap), until its memory reducer
+ *   finds the process quiet and runs a compacting GC that gives the pages back. The reducer first
+ *   looks 8 s after a full GC by default, and again 8 s later while allocation is still fast, so
+ *   an idle server kept that garbage for 10–20 s. It never runs while allocation is fast, so a
+ *   busy server does not pay for looking more often.
+ * - `--max-semi-space-size`: while a burst's new objects survive (each login's session does), V8
+ *   grows its young generation up to 3 × 16 MiB and keeps it; 4 MiB semi-spaces bound it at
+ *   12 MiB.
  */
 export const V8_FLAGS: readonly string[] = [
   "--memory-reducer-delay-ms=1000",
