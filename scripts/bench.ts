@@ -26,6 +26,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { ParleyClient, type Target } from "../src/client/client.ts";
 import { REGISTER_QUEUE } from "../src/crypto/password.ts";
+import { V8_FLAGS } from "../src/server/v8_flags.ts";
 import type { LoadParams, PairSpread, SendPlan } from "./bench_load.ts";
 import {
   compareRuns,
@@ -309,7 +310,8 @@ async function startServer(scryptN: number, dataIn?: string): Promise<Server> {
       "-A",
       "--quiet",
       `--inspect=127.0.0.1:${inspectPort}`,
-      ...(Deno.env.get("BENCH_V8") ? [`--v8-flags=${Deno.env.get("BENCH_V8")}`] : []),
+      // The server's own V8 settings (src/server/v8_flags.ts), then any BENCH_V8 adds.
+      `--v8-flags=${[V8_FLAGS, Deno.env.get("BENCH_V8") || []].flat().join(",")}`,
       "main.ts",
       "serve",
       "--host",

@@ -12,6 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { V8_FLAGS_ARG } from "../src/server/v8_flags.ts";
 
 export const TARGETS = [
   "x86_64-unknown-linux-gnu",
@@ -38,6 +39,7 @@ export function compileArgs(target: string | null): string[] {
   return [
     "compile",
     "--unstable-kv",
+    V8_FLAGS_ARG,
     ...permissionsFor(target),
     ...(target ? ["--target", target] : []),
     "--output",

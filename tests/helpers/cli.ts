@@ -1,6 +1,7 @@
 /** Runs the real CLI (main.ts) as a child process, the way a user would. */
 
 import { fileURLToPath } from "node:url";
+import { V8_FLAGS_ARG } from "../../src/server/v8_flags.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -9,7 +10,14 @@ export function parley(
   opts: { env?: Record<string, string>; stdin?: "piped" | "null"; permissions?: string[] } = {},
 ) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...opts.permissions ?? ["--allow-all"], "--quiet", "main.ts", ...args],
+    args: [
+      "run",
+      ...opts.permissions ?? ["--allow-all"],
+      "--quiet",
+      V8_FLAGS_ARG,
+      "main.ts",
+      ...args,
+    ],
     cwd: ROOT,
     env: { NO_COLOR: "1", ...opts.env },
     stdin: opts.stdin ?? "null",

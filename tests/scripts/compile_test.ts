@@ -3,11 +3,13 @@
 import assert from "node:assert/strict";
 import { compileArgs, PERMISSIONS, permissionsFor, TARGETS } from "../../scripts/compile.ts";
 import { ROOT } from "../helpers/cli.ts";
+import { V8_FLAGS_ARG } from "../../src/server/v8_flags.ts";
 
 Deno.test("compileArgs() builds main.ts with KV and the server's permissions", () => {
   assert.deepEqual(compileArgs(null), [
     "compile",
     "--unstable-kv",
+    V8_FLAGS_ARG,
     ...permissionsFor(null),
     "--output",
     "dist/parley",

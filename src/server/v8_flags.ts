@@ -1,0 +1,23 @@
+/**
+ * V8 settings of every Parley process, server and client alike. V8 reads them only when the
+ * process starts, so they are passed on the command line: `deno task start` (deno.json), the
+ * compiled binary (`deno compile --v8-flags`, scripts/compile.ts), and the children of the tests
+ * and the bench. deno.json cannot import this list; a test checks that its copy is the same.
+ *
+ * - `--memory-reducer-delay-ms`: after a burst (thousands of logins) V8 keeps its heap at the size
+ *   the burst grew it to, garbage included (2–3 times the live heap), until its memory reducer
+ *   finds the process quiet and runs a compacting GC that gives the pages back. The reducer first
+ *   looks 8 s after a full GC by default, and again 8 s later while allocation is still fast, so
+ *   an idle server kept that garbage for 10–20 s. It never runs while allocation is fast, so a
+ *   busy server does not pay for looking more often.
+ * - `--max-semi-space-size`: while a burst's new objects survive (each login's session does), V8
+ *   grows its young generation up to 3 × 16 MiB and keeps it; 4 MiB semi-spaces bound it at
+ *   12 MiB.
+ */
+export const V8_FLAGS: readonly string[] = [
+  "--memory-reducer-delay-ms=1000",
+  "--max-semi-space-size=4",
+];
+
+/** The Deno argument that passes `V8_FLAGS`. */
+export const V8_FLAGS_ARG = `--v8-flags=${V8_FLAGS.join(",")}`;

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { V8_FLAGS, V8_FLAGS_ARG } from "../../src/server/v8_flags.ts";
+import { compileArgs } from "../../scripts/compile.ts";
+import { ROOT } from "../helpers/cli.ts";
+
+/** Runs `code` in a Deno child with `v8Args`; its output, or a failure with its error. */
+async function denoEval(v8Args: string[], code: string): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", ...v8Args, code],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  assert.equal(out.code, 0, dec.decode(out.stderr));
+  return dec.decode(out.stdout).trim();
+}
+
+Deno.test("deno task start and the compiled binary run with the V8 settings", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`));
+  assert.ok(
+    (config.tasks.start as string).split(" ").includes(V8_FLAGS_ARG),
+    `deno.json's start task lacks ${V8_FLAGS_ARG}`,
+  );
+  assert.ok(compileArgs(null).includes(V8_FLAGS_ARG));
+});
+
+// V8 stops a process whose flags it does not know, so a Deno upgrade that drops one would keep
+// the server from starting: this fails first.
+Deno.test("this Deno's V8 knows every flag in V8_FLAGS", async () => {
+  assert.ok(V8_FLAGS.length > 0);
+  assert.equal(await denoEval([V8_FLAGS_ARG], "console.log('ok')"), "ok");
+});
+
+Deno.test("with V8_FLAGS a burst of surviving objects leaves the young generation small", async () => {
+  // Surviving objects are what grow V8's young generation: a login burst's sessions survive.
+  const code = `
+    import("node:v8").then((v8) => {
+      const keep = [];
+      for (let i = 0; i < 400_000; i++) keep.push({ i, s: "x" + i, a: [i, i] });
+      const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
+      console.log(young.space_size, keep.length);
+    });`;
+  const youngKiB = async (args: string[]) =>
+    Number((await denoEval(args, code)).split(" ")[0]) / 1024;
+  const bounded = await youngKiB([V8_FLAGS_ARG]);
+  assert.ok(bounded <= 3 * 4 * 1024, `young generation ${bounded} KiB with ${V8_FLAGS_ARG}`);
+  // Without them the same burst grows it past that bound, or the test shows nothing.
+  const unbounded = await youngKiB([]);
+  assert.ok(unbounded > 3 * 4 * 1024, `young generation ${unbounded} KiB without V8 flags`);
+});
