@@ -288,6 +288,9 @@ function benchConfig(scryptN: number) {
     },
     // The fan-out group is made of strangers at once; consent is not what it measures.
     groups: { inviteNeedsConsent: false },
+    // Fan-out's one sender queues about 160 MB a minute for its 99 readers, past the default
+    // per-sender budget (64 MiB a minute), which would refuse its sends after about 1,900.
+    queue: { senderBytesPerMinute: 2 ** 40 },
   };
 }
 
@@ -921,6 +924,8 @@ async function oneToMany(
     received: d.received,
     // Copies the server did not queue, the member's queue being full (SENT's skipped).
     skipped_copies: t.results.reduce((a, r) => a + ((r.skipped as number | undefined) ?? 0), 0),
+    // Sends the server refused (a budget, say): a run that times out says so here.
+    failed_sends: t.results.reduce((a, r) => a + ((r.failed as number | undefined) ?? 0), 0),
     seconds: d.seconds,
     outcome: outcomes(t),
   });
