@@ -48,6 +48,20 @@ export class CumulativeAck {
     else this.#timer = setTimeout(this.#send, wait);
   }
 
+  /** Sends a waiting ACK now (before a LOGOUT: it belongs to the session that is ending). */
+  flush(): void {
+    if (!this.#scheduled) return;
+    clearTimeout(this.#timer);
+    this.#send();
+  }
+
+  /** Starts again for a new session on the same connection, whose seqs start afresh. */
+  reset(): void {
+    this.flush();
+    this.#seq = this.#sent = 0;
+    this.#sentAt = Number.NEGATIVE_INFINITY;
+  }
+
   /** No further ACK is sent (the connection is closing); a pending one is dropped. */
   stop(): void {
     this.#stopped = true;

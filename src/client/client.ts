@@ -394,6 +394,7 @@ export class ParleyClient {
         new TextEncoder().encode(`\0${this.fingerprint}\0${usernameKey(username)}`),
       ).subarray(0, DEVICE_ID_BYTES);
     }
+    this.#acks.reset(); // a new session's seqs start afresh
     const body = await this.call(MsgType.LOGIN, [username, password, options], MsgType.LG_OK);
     const result = toLogin(body);
     this.#token = result.token;
@@ -404,6 +405,7 @@ export class ParleyClient {
   async resume(token: Uint8Array, worldAfter?: Uint8Array | null): Promise<LoginResult> {
     const body = worldAfter ? { token, world_after: worldAfter } : token;
     if (worldAfter) this.lastWorldId = worldAfter;
+    this.#acks.reset();
     const result = toLogin(await this.call(MsgType.RESUME, body, MsgType.LG_OK));
     // The server replaced the token; an older server (no token in LG_OK) keeps the one we have.
     this.#token = result.token ?? token;
@@ -434,6 +436,9 @@ export class ParleyClient {
 
   /** Logs out; `everywhere` also ends every other session and device of the account. */
   async logout(everywhere = false): Promise<void> {
+    // A waiting ACK is this session's: it must not reach the server after the LOGOUT, where the
+    // next login's session would take it for its own seqs.
+    this.#acks.reset();
     await this.call(MsgType.LOGOUT, everywhere ? { everywhere: true } : null, MsgType.OK);
     this.#token = null;
   }

@@ -62,3 +62,18 @@ Deno.test("CumulativeAck: stop drops a pending ACK and leaves no timer behind", 
   await new Promise((r) => setTimeout(r, ACK_INTERVAL_MS + 5));
   assert.deepEqual(sent, [1]);
 });
+
+Deno.test("CumulativeAck: reset sends what waits, then a new session's seqs count afresh", async () => {
+  const { acks, sent, advance } = acker();
+  acks.ack(5);
+  await turn();
+  advance(1);
+  acks.ack(6); // waits for the interval
+  acks.reset(); // a LOGOUT: the waiting ACK goes first, then the next account starts at seq 1
+  assert.deepEqual(sent, [5, 6]);
+  advance(ACK_INTERVAL_MS);
+  acks.ack(1);
+  await Promise.resolve();
+  assert.deepEqual(sent, [5, 6, 1], "the next account's seq 1 is acknowledged");
+  acks.stop();
+});
