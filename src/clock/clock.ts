@@ -12,7 +12,10 @@
 export type TimerHandle = { readonly clockTimer: true } | number;
 
 export interface Clock {
-  /** Milliseconds from an arbitrary origin; never goes backwards. */
+  /**
+   * Milliseconds from an arbitrary origin; never goes backwards. The system clock's may stand
+   * still through a batch of callbacks: not for measuring durations (see readNow).
+   */
   now(): number;
   /** Milliseconds since the Unix epoch, as `Date.now()`. */
   wall(): number;
@@ -25,8 +28,11 @@ export interface Clock {
 /**
  * `performance.now()` read once per run of synchronous code: a read is a call into the runtime,
  * and a busy server made three per chat message (rate limits, send budget, the read's time).
- * Time standing still within one callback is precise enough for every duration measured here
- * (milliseconds and up); the next microtask reads it afresh.
+ * The value is kept until the microtask queue reaches the reset queued with the first read: every
+ * callback already queued then (a whole batch of completed reads, say) sees the same time, which
+ * may be tens of milliseconds old by the last of them. That is close enough for what reads this
+ * clock (rate limits, deadlines, timers' delays); a duration must be measured with
+ * `performance.now()`.
  */
 let coarseNow = -1;
 const forgetNow = () => {

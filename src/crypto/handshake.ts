@@ -165,6 +165,7 @@ export function finishClient(
     throw new HandshakeError("Server key is not a usable X25519 key", { cause: e });
   }
   const { c2s, s2c } = deriveKeys(shared, th);
+  shared.fill(0);
   return { keys: { send: c2s, receive: s2c }, serverIdentity };
 }
 

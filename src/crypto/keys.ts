@@ -113,12 +113,15 @@ export function keyPrimitives(): KeyPrimitives {
 
 /** An X25519 key pair from a 32-byte private scalar (random when omitted). */
 export function x25519KeyPair(secret: Uint8Array = randomBytes(KEY_BYTES)): KeyPair {
-  return { secret, publicKey: active.x25519Public(secret) };
+  // A copy of its own: signers are cached by the array, which a caller might zero or reuse.
+  const own = secret.slice();
+  return { secret: own, publicKey: active.x25519Public(own) };
 }
 
 /** An Ed25519 key pair from a 32-byte seed (random when omitted). */
 export function ed25519KeyPair(seed: Uint8Array = randomBytes(KEY_BYTES)): KeyPair {
-  return { secret: seed, publicKey: active.ed25519Public(seed) };
+  const own = seed.slice();
+  return { secret: own, publicKey: active.ed25519Public(own) };
 }
 
 /** X25519 shared secret; throws on a low-order peer key (an all-zero result). */

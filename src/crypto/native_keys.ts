@@ -60,7 +60,7 @@ export function loadNativeKeys(library: string): KeyPrimitives | null {
   }
   const bound = bindNativeKeys(lib);
   if (bound && agreesWithNodeKeys(bound)) return bound;
-  // Signing keys made by the checks may still be held: the library stays loaded.
+  // Key objects made by the checks may still be held: the library stays loaded.
   return null;
 }
 
@@ -243,6 +243,8 @@ export function agreesWithNodeKeys(candidate: KeyPrimitives): boolean {
       ) return false;
     }
     if (!refuses(() => candidate.x25519Shared(secret, new Uint8Array(KEY_BYTES)))) return false;
+    // Every server handshake takes this path: it must refuse a low-order key on its own.
+    if (!refuses(() => candidate.x25519Ephemeral(new Uint8Array(KEY_BYTES)))) return false;
     if (!refuses(() => candidate.x25519Public(new Uint8Array(31)))) return false;
     if (!refuses(() => candidate.ed25519Sign(new Uint8Array(33), message))) return false;
     return true;

@@ -109,7 +109,7 @@ export class TestServer {
  * Runs `fn` with a fresh server, stopping it afterwards whatever happens. Tests of time pass a
  * ManualClock in `options.clock` and advance it instead of sleeping. Everything timed then waits
  * for that clock: the keepalive, limits, deadlines, token expiry, and the store's deferred
- * writes (a SEND to an online recipient that does not ACK is SENT only once DEFER_MS pass). A
+ * writes (a SEND to an online recipient that does not ACK is SENT only once DEFER_MS and the committer's DEFER_GRAIN_MS pass). A
  * connection's session exists once it has had an answer: get one before moving the clock.
  */
 export async function withServer(
