@@ -29,7 +29,7 @@ import {
 } from "./buffer_pools.ts";
 import type { OutboundTotal } from "./outbound_total.ts";
 import { goneOr, type Transport } from "./transport.ts";
-import { afterTurn, nextTurn } from "./turn.ts";
+import { afterTurn } from "./turn.ts";
 
 /**
  * An idle connection parks one read on a buffer of this size, so it is small: memory per
@@ -376,14 +376,6 @@ export class Channel {
       } else if (buf !== idle) {
         releaseReadBuffer(buf);
         buf = idle;
-      }
-      // A read that filled its buffer left more waiting: that is read in the next turn, after
-      // every other connection's input of this one and after the output it caused has left.
-      // Read at once, a busy connection's input was handled whole before anyone's output was
-      // written, and 500 senders' first messages waited half a second behind their windows.
-      if (full) {
-        await nextTurn();
-        if (this.#closed) break;
       }
       let n: number | null;
       try {

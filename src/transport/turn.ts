@@ -32,12 +32,3 @@ export function afterTurn(f: () => void): void {
   if (queued.length === 0) setImmediate(runQueued);
   queued.push(f);
 }
-
-/**
- * Resolves after this turn's callbacks: a connection with more input waiting yields here, so
- * that every connection with input gets a read in each turn and the turn's output leaves
- * before anyone's second helping is read.
- */
-export function nextTurn(): Promise<void> {
-  return new Promise((resolve) => afterTurn(resolve));
-}
