@@ -300,7 +300,7 @@ export class ParleyClient {
     return this.seen.first(body.source_username, body.id);
   }
 
-  /** Acknowledges every PASS up to `seq` (cumulative and paced: client/acks.ts). */
+  /** Acknowledges every PASS up to `seq` (cumulative; sent once per tick). */
   ack(seq: number): void {
     this.#acks.ack(seq);
   }
@@ -436,8 +436,8 @@ export class ParleyClient {
 
   /** Logs out; `everywhere` also ends every other session and device of the account. */
   async logout(everywhere = false): Promise<void> {
-    // A waiting ACK is this session's: it must not reach the server after the LOGOUT, where the
-    // next login's session would take it for its own seqs.
+    // A waiting ACK is this session's: it leaves before the LOGOUT, and the next login's seqs
+    // count afresh.
     this.#acks.reset();
     await this.call(MsgType.LOGOUT, everywhere ? { everywhere: true } : null, MsgType.OK);
     this.#token = null;
