@@ -59,11 +59,39 @@ export const OUT_CHUNK_BYTES = 64 * 1024;
 const MAX_SPARE_CHUNKS = 128;
 const spareChunks: ByteWriter[] = [];
 
-/** A chunk with room for `size` bytes: a pooled one, or for a larger frame one of its own. */
-export function takeChunk(size: number): ByteWriter {
+/**
+ * A queue that starts with a small frame starts in a chunk of this size. A keepalive round seals a
+ * PING for every connection in one turn, and each took a 64 KiB chunk: 5,000 idle connections
+ * made 320 MB of buffers every 30 s. Most of a chat server's frames are this small.
+ */
+export const SMALL_CHUNK_BYTES = 2 * 1024;
+/** Spare small chunks kept (2 MiB at most). */
+const MAX_SPARE_SMALL_CHUNKS = 1024;
+const spareSmallChunks: ByteWriter[] = [];
+
+/** Chunks allocated rather than taken from a pool, by size class (tests). */
+export const chunksMade = { small: 0, big: 0 };
+
+/**
+ * A chunk with room for `size` bytes: a small one when `small` (the first frame of an empty queue)
+ * and the frame fits, else a pooled 64 KiB one, or for a larger frame one of its own.
+ */
+export function takeChunk(size: number, small = false): ByteWriter {
+  if (small && size <= SMALL_CHUNK_BYTES) {
+    const chunk = spareSmallChunks.pop();
+    if (!chunk) {
+      chunksMade.small++;
+      return new ByteWriter(SMALL_CHUNK_BYTES);
+    }
+    chunk.truncate(0);
+    return chunk;
+  }
   if (size > OUT_CHUNK_BYTES) return new ByteWriter(size);
   const chunk = spareChunks.pop();
-  if (!chunk) return new ByteWriter(OUT_CHUNK_BYTES);
+  if (!chunk) {
+    chunksMade.big++;
+    return new ByteWriter(OUT_CHUNK_BYTES);
+  }
   chunk.truncate(0);
   return chunk;
 }
@@ -71,5 +99,9 @@ export function takeChunk(size: number): ByteWriter {
 export function giveBackChunk(chunk: ByteWriter): void {
   if (chunk.capacity === OUT_CHUNK_BYTES && spareChunks.length < MAX_SPARE_CHUNKS) {
     spareChunks.push(chunk);
+  } else if (
+    chunk.capacity === SMALL_CHUNK_BYTES && spareSmallChunks.length < MAX_SPARE_SMALL_CHUNKS
+  ) {
+    spareSmallChunks.push(chunk);
   }
 }

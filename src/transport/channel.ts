@@ -21,7 +21,6 @@ import { type Clock, systemClock, type TimerHandle } from "../clock/clock.ts";
 import {
   giveBackChunk,
   giveBackWriter,
-  OUT_CHUNK_BYTES,
   releaseReadBuffer,
   takeChunk,
   takeReadBuffer,
@@ -92,7 +91,7 @@ export class Channel {
   #scheduled = false;
   #corked = 0;
   /**
-   * Sealed frames waiting for the socket, back to back in pooled chunks of OUT_CHUNK_BYTES
+   * Sealed frames waiting for the socket, back to back in pooled chunks (a small one first)
    * (none while nothing waits). The chunks being written are taken off first, so new frames go
    * to fresh ones.
    */
@@ -247,8 +246,8 @@ export class Channel {
     const size = plaintext.length + FRAME_OVERHEAD_BYTES;
     const chunks = this.#out ??= [];
     let out = chunks.at(-1);
-    if (out === undefined || out.length + size > OUT_CHUNK_BYTES) {
-      out = takeChunk(size);
+    if (out === undefined || out.length + size > out.capacity) {
+      out = takeChunk(size, chunks.length === 0);
       chunks.push(out);
     }
     const before = out.length;
