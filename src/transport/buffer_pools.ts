@@ -77,20 +77,16 @@ export const chunksMade = { small: 0, big: 0 };
  * and the frame fits, else a pooled 64 KiB one, or for a larger frame one of its own.
  */
 export function takeChunk(size: number, small = false): ByteWriter {
-  if (small && size <= SMALL_CHUNK_BYTES) {
-    const chunk = spareSmallChunks.pop();
-    if (!chunk) {
-      chunksMade.small++;
-      return new ByteWriter(SMALL_CHUNK_BYTES);
-    }
-    chunk.truncate(0);
-    return chunk;
-  }
+  if (small && size <= SMALL_CHUNK_BYTES) return fromPool(spareSmallChunks, "small");
   if (size > OUT_CHUNK_BYTES) return new ByteWriter(size);
-  const chunk = spareChunks.pop();
+  return fromPool(spareChunks, "big");
+}
+
+function fromPool(pool: ByteWriter[], kind: "small" | "big"): ByteWriter {
+  const chunk = pool.pop();
   if (!chunk) {
-    chunksMade.big++;
-    return new ByteWriter(OUT_CHUNK_BYTES);
+    chunksMade[kind]++;
+    return new ByteWriter(kind === "small" ? SMALL_CHUNK_BYTES : OUT_CHUNK_BYTES);
   }
   chunk.truncate(0);
   return chunk;
