@@ -180,8 +180,18 @@ export class ChatSession {
     switch (m.type) {
       case MsgType.INITIALIZE:
         return await this.#initialize(b);
-      case MsgType.PASS:
-        return await this.#incoming(b);
+      case MsgType.PASS: {
+        // Once quitting, a message is left on the server for next time, untouched; one already
+        // being handled is tracked, so that quitting finishes it: recorded, noted, acknowledged.
+        if (this.#quitting) return;
+        const handling = this.#incoming(b);
+        this.#handling.add(handling);
+        try {
+          return await handling;
+        } finally {
+          this.#handling.delete(handling);
+        }
+      }
       case MsgType.NEW_FRIEND:
         this.#friend(b.username, true);
         return this.#note(shown`${b.username} accepted: you are friends now.`);
@@ -1016,15 +1026,17 @@ export class ChatSession {
    * while the connection is up and for QUIT_WAIT_MS at most; says what did not go.
    */
   async drain(waitMs = QUIT_WAIT_MS): Promise<void> {
-    if (this.#unsent > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.#sending,
-        this.link.down(),
-        new Promise((r) => timer = setTimeout(r, waitMs)),
-      ]);
-      clearTimeout(timer);
+    this.#quitting = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((r) => timer = setTimeout(r, waitMs));
+    if (this.#unsent > 0) await Promise.race([this.#sending, this.link.down(), late]);
+    // A message being recorded when the user quit is finished and acknowledged: left half done,
+    // it was in the history but not among the ids seen, and its redelivery was stored again.
+    if (this.#handling.size > 0) {
+      await Promise.race([Promise.allSettled([...this.#handling]), late]);
+      await Promise.race([this.link.flush(), late]);
     }
+    clearTimeout(timer);
     this.abandon();
   }
 
@@ -1033,6 +1045,11 @@ export class ChatSession {
     const n = this.#unsent;
     if (n > 0) this.#warn(`${n} message${n === 1 ? "" : "s"} not sent: no connection.`);
   }
+
+  /** Incoming messages being recorded and shown. */
+  readonly #handling = new Set<Promise<void>>();
+  /** Set by drain: messages arriving from then on are not handled. */
+  #quitting = false;
 
   get currentKey(): string | null {
     return this.#current?.key ?? null;

@@ -715,6 +715,12 @@ export class ParleyClient {
     }
   }
 
+  /** Resolves once everything sent so far, a waiting ACK included, has been handed to the socket. */
+  async flush(): Promise<void> {
+    this.#acks.flush();
+    if (!this.#channel.closed) await this.#channel.flush();
+  }
+
   get isClosed(): boolean {
     return this.#channel.closed;
   }

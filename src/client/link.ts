@@ -186,6 +186,11 @@ export class Link {
     this.#client?.ack(seq);
   }
 
+  /** Resolves once what was sent so far (acknowledgements included) has left, or at once if down. */
+  async flush(): Promise<void> {
+    await this.#client?.flush();
+  }
+
   close(): void {
     this.#closing = true;
     this.#client?.close();

@@ -297,3 +297,31 @@ Deno.test("images and files sent from the terminal are saved in the downloads fo
     await bob.type("/deny");
     await alice.out.waitFor(/File not sent: bob declined the file/);
   }));
+
+Deno.test("quitting while the backlog arrives keeps each message in the history once", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register", "--accept-new-key");
+    await alice.type("/quit");
+    await alice.finish();
+    const bob = await w.chat("bob", "--register", "--accept-new-key");
+    const texts = Array.from({ length: 30 }, (_, i) => `waiting ${i}`);
+    await bob.type("/to alice", ...texts);
+    await bob.out.waitFor(/waiting 29/);
+    await new Promise((r) => setTimeout(r, 300)); // SENT for the last ones
+    // Alice comes back and quits at once, twice: the backlog arrives while she quits.
+    for (let i = 0; i < 2; i++) {
+      const r = await run(["connect", w.server.addr, "--user", "alice"], {
+        env: w.env("alice"),
+        input: "/quit\n",
+      });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const log = await Deno.readTextFile(
+      (await filesUnder(join(w.dir, "alice", "data", "history"))).find((f) =>
+        f.endsWith("%40bob.jsonl")
+      )!,
+    ).catch(() => "");
+    for (const text of texts) {
+      assert.ok(log.split(`"${text}"`).length - 1 <= 1, `"${text}" is in the history at most once`);
+    }
+  }));
