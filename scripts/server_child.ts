@@ -3,6 +3,8 @@
  * started with a config file and a data dir, ready once its log says where it listens.
  */
 
+import { V8_FLAGS_ARG } from "../src/server/v8_flags.ts";
+
 const ROOT = new URL("../", import.meta.url).pathname;
 
 export interface ServerChild {
@@ -26,6 +28,7 @@ export async function startServerChild(
       "run",
       "-A",
       "--quiet",
+      V8_FLAGS_ARG, // as `deno task start` runs it
       "main.ts",
       "serve",
       "--host",
