@@ -9,6 +9,7 @@ import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf } from "../../protocol/messages.ts";
 import { utf8Length, type Value } from "../../protocol/value.ts";
 import { Completion } from "../../store/completion.ts";
+import { afterTurn } from "../../transport/turn.ts";
 import { usernameKey } from "../../protocol/names.ts";
 import type { ChatMessage, Enqueued, NamedUser, QueueRefusal } from "../../store/types.ts";
 import { type Handler, me, type Reply, type ServerContext } from "../context.ts";
@@ -113,17 +114,22 @@ function copyBytes(message: ChatMessage): number {
   return utf8Length(message.text!) + 128;
 }
 
-/** A server's world messages accepted whose copies are not queued yet. */
+/** A server's world messages accepted whose copies are not sealed (so not counted) yet. */
 class WorldComing {
   /** Sealed bytes that those copies will add. */
   bytes = 0;
-  /** Resolved (and replaced) whenever a world message's commit ends. */
+  /** Resolved (and replaced) whenever a reservation is released. */
   #ended = Promise.withResolvers<void>();
 
+  /** Adds `bytes`; the function returned takes them off again, once however often it is called. */
   reserve(bytes: number): () => void {
     this.bytes += bytes;
+    let held = true;
     return () => {
+      if (!held) return;
+      held = false;
       this.bytes -= bytes;
+      if (this.bytes < 0) throw new Error(`World copies coming went negative: ${this.bytes}`);
       this.#ended.resolve();
       this.#ended = Promise.withResolvers<void>();
     };
@@ -160,7 +166,7 @@ async function worldRoom(ctx: ServerContext, mark: number, clock: Clock): Promis
       return; // accepted anyway: every queue is still bounded by limits.maxOutboundBytes
     }
     let timer: TimerHandle | undefined;
-    // Copies still coming count until their commit ends; then only what waits for the sockets.
+    // Copies still coming count until they are sealed; then only what waits for the sockets.
     await Promise.race([
       coming.bytes > 0 ? coming.ended : ctx.outbound.room(mark),
       new Promise((r) => timer = clock.setTimer(() => r(undefined), left)),
@@ -186,29 +192,38 @@ function cutSlowReaders(ctx: ServerContext, mark: number): void {
 function acceptWorld(ctx: ServerContext, session: Session, message: ChatMessage): Reply {
   // SENT waits for the backlog's commit, but the sender's next requests do not: a burst of world
   // messages then shares commits, and each online user gets the burst in one frame.
-  // About what its copies will add to the outbound queues (the PASS fields beside the text are
-  // small), reserved until its commit ends; the copies are queued as soon as SENT leaves, which
-  // is then (a reply held behind an earlier one is the exception, and a short one).
-  const done = comingOf(ctx).reserve(
+  // What its copies will add to the outbound queues stays reserved until they are counted there:
+  // queued after SENT has left (which may wait behind an earlier reply) and sealed at the end of
+  // that turn. Released sooner, a sender waiting for room saw the room empty while a whole
+  // commit's copies were about to be sealed, and a reader's queue overran its limit.
+  const release = comingOf(ctx).reserve(
     copyBytes(message) * Math.max(0, ctx.hub.onlineCount - 1),
   );
   const durable = new Completion();
-  ctx.store.world.append(message).finally(done).then(() => {
+  ctx.store.world.append(message).then(() => {
     ctx.metrics.messageIn(message);
     durable.resolve();
-  }, (e) => durable.reject(e instanceof Error ? e : new Error(String(e))));
+  }, (e) => {
+    release(); // a failure is the reply: no copies follow
+    durable.reject(e instanceof Error ? e : new Error(String(e)));
+  });
   return {
     type: MsgType.SENT,
     body: { id: message.id, time: message.time },
     durable,
     // Once SENT has left: to everyone online but the sender.
     after: () => {
-      const pass = passBody(message, 0);
-      for (const s of ctx.hub.sessions()) {
-        if (s !== session && s.login) {
-          s.push(MsgType.PASS, pass);
-          ctx.metrics.messageOut(message);
+      try {
+        const pass = passBody(message, 0);
+        for (const s of ctx.hub.sessions()) {
+          if (s !== session && s.login) {
+            s.push(MsgType.PASS, pass);
+            ctx.metrics.messageOut(message);
+          }
         }
+      } finally {
+        // The channels seal in the same end-of-turn run; a waiting sender looks after all of it.
+        afterTurn(release);
       }
     },
   };
