@@ -73,6 +73,8 @@ export class ServerMetrics {
   readonly #loginFailures: Record<LoginMethod, Counter>;
   readonly #commitSeconds: Histogram;
   readonly #invariantViolations: Counter;
+  readonly #idleCollections: Counter;
+  readonly #idleCollectionSeconds: Counter;
 
   constructor() {
     const r = this.registry;
@@ -154,6 +156,15 @@ export class ServerMetrics {
     this.#invariantViolations = r.counter(
       "parley_invariant_violations_total",
       "Checks of the server's own bookkeeping that failed: each is a bug, logged as invariant.broken.",
+    ).labels();
+
+    this.#idleCollections = r.counter(
+      "parley_idle_collections_total",
+      "Heap collections run because the server went quiet after its heap grew (idle_collector.ts).",
+    ).labels();
+    this.#idleCollectionSeconds = r.counter(
+      "parley_idle_collection_seconds_total",
+      "Time the server paused for those collections.",
     ).labels();
 
     const memory = (name: string, help: string) => r.gauge(name, help).labels();
@@ -267,5 +278,10 @@ export class ServerMetrics {
 
   invariantBroken(): void {
     this.#invariantViolations.inc();
+  }
+
+  idleCollected(seconds: number): void {
+    this.#idleCollections.inc();
+    this.#idleCollectionSeconds.inc(seconds);
   }
 }

@@ -30,6 +30,7 @@ import { Listeners } from "./listeners.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { FileRelay } from "./file_relay.ts";
 import { type HttpEndpoint, serveHttp } from "./http.ts";
+import { IdleCollector, reducingCollection } from "./idle_collector.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, RegistrationBudget } from "./throttle.ts";
@@ -93,6 +94,7 @@ class ParleyServer {
   readonly #lifecycle: ConnectionLifecycle;
   readonly #http: HttpEndpoint | null;
   readonly #stopKeepalive: () => void;
+  readonly #collector: IdleCollector | null;
   readonly #acceptLoop: Promise<void>;
   #stopping = false;
   #closing: Promise<void> | null = null;
@@ -171,6 +173,14 @@ class ParleyServer {
     this.fingerprint = print;
     this.#table = new ConnectionTable(config.limits);
     this.#stopKeepalive = startKeepalive(this.#sessions, config.limits, log, clock);
+    const collect = reducingCollection();
+    this.#collector = collect && new IdleCollector({
+      clock,
+      log,
+      heapUsed: () => Deno.memoryUsage().heapUsed,
+      collect,
+      collected: (seconds) => metrics.idleCollected(seconds),
+    });
     metrics.readFrom({
       connections: () => this.#table.size,
       online: () => ctx.hub.onlineCount,
@@ -222,6 +232,7 @@ class ParleyServer {
     const { log, hub, store } = this.#ctx;
     this.#stopping = true;
     this.#stopKeepalive();
+    this.#collector?.stop();
     log.info("server.stopping", { online: hub.onlineCount, connections: this.#table.size });
     closeQuietly(this.#listeners.chat);
     await this.#acceptLoop;
