@@ -151,15 +151,30 @@ export class ConnectionLifecycle {
       try {
         for (let i = 0; i < messages.length; i++) {
           const waiting = dispatch(ctx, session, messages[i], values?.[i]);
-          if (waiting) await waiting;
+          if (waiting) await uncorkedWhile(session, waiting);
         }
         if (error) {
           const waiting = dispatchMalformed(ctx, session, error, values?.[messages.length]);
-          if (waiting) await waiting;
+          if (waiting) await uncorkedWhile(session, waiting);
         }
       } finally {
         session.channel.uncork();
       }
     };
+  }
+}
+
+/**
+ * Waits for a request that is not handled at once with the connection's output uncorked: what
+ * was answered so far, and what others push to it meanwhile (a PASS), leave at the end of the
+ * turn instead of waiting for the whole frame. A world SEND may wait seconds for room; corked
+ * meanwhile, the copies pushed to this connection were not yet counted as waiting output either.
+ */
+async function uncorkedWhile(session: Session, waiting: Promise<void>): Promise<void> {
+  session.channel.uncork();
+  try {
+    await waiting;
+  } finally {
+    session.channel.cork();
   }
 }

@@ -101,13 +101,8 @@ Deno.test("a slow consumer is disconnected when its queue fills; senders and oth
   withServer(async (t) => {
     const alice = await t.user("alice");
     const bystander = await t.user("bystander");
-    // A logged-in client that never reads again.
-    const slow = await RawClient.connect(t.port);
-    await slow.send(slow.frame([
-      { type: MsgType.REGISTER, id: 1, body: ["slow", "password-slow"] },
-      { type: MsgType.LOGIN, id: 2, body: ["slow", "password-slow"] },
-    ]));
-    await slow.receive();
+    // A logged-in client (INITIALIZE read) that never reads again.
+    const slow = await RawClient.loggedIn(t.port, "slow");
     const text = "w".repeat(16 * 1024);
     const online = async () => (await alice.who(0, 10)).users.includes("slow");
     assert.ok(await online());

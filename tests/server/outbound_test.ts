@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock/clock.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
+import { newMessageId } from "../../src/client/client.ts";
 import { RawClient, readUntilClosed } from "../helpers/raw.ts";
 import { type TestServer, withServer } from "../helpers/server.ts";
 
@@ -64,12 +65,7 @@ Deno.test("anonymous connections that echo PINGs and never read are cut off at a
 Deno.test("a logged-in connection that takes no byte for writeStallMs is closed", () =>
   withServer(async (t) => {
     const bystander = await t.user("bystander");
-    const raw = await RawClient.connect(t.port);
-    await raw.send(raw.frame([
-      { type: MsgType.REGISTER, id: 1, body: ["stuck", "password-stuck"] },
-      { type: MsgType.LOGIN, id: 2, body: ["stuck", "password-stuck"] },
-    ]));
-    await raw.receive();
+    const raw = await RawClient.loggedIn(t.port, "stuck");
     // 8 MiB of echoes, well within its 16 MiB queue, that it never reads; then silence.
     const body = "s".repeat(64 * 1024);
     for (let i = 0; i < 128; i++) {
@@ -92,15 +88,10 @@ for (const n of [1, 3]) {
   Deno.test(`a world flood waits at the sender: ${n} readers' queues stay under serverOutboundBytes`, () =>
     withServer(async (t) => {
       const sender = await t.user("sender");
-      const readers = await Promise.all(Array.from({ length: n }, async (_, i) => {
-        const raw = await RawClient.connect(t.port);
-        await raw.send(raw.frame([
-          { type: MsgType.REGISTER, id: 1, body: [`reader${i}`, "password-reader"] },
-          { type: MsgType.LOGIN, id: 2, body: [`reader${i}`, "password-reader"] },
-        ]));
-        await raw.receive(); // REG_OK and LG_OK, then they stop reading for a while
-        return raw;
-      }));
+      // Logged in (INITIALIZE read), then they stop reading for a while.
+      const readers = await Promise.all(
+        Array.from({ length: n }, (_, i) => RawClient.loggedIn(t.port, `reader${i}`)),
+      );
       const text = "w".repeat(16 * 1024);
       const messages = 400; // 6.4 MiB for each reader
       const peak = peakOutbound(t);
@@ -150,20 +141,62 @@ for (const n of [1, 3]) {
     }, { clock: new ManualClock() }));
 }
 
+Deno.test("a connection whose world SEND waits for room still gets what others send it", () =>
+  withServer(async (t) => {
+    const stuck = await RawClient.loggedIn(t.port, "stuck"); // holds every world copy, reads none
+    const bob = await t.user("bob");
+    const alice = await RawClient.loggedIn(t.port, "alice");
+    // Alice floods the world room, four messages a frame, until one of hers waits for room (her
+    // later frames then wait unread, so they are written in the background).
+    const text = "w".repeat(16 * 1024);
+    const flooding = (async () => {
+      for (let f = 0; f < 100; f++) {
+        await alice.send(alice.frame(
+          Array.from({ length: 4 }, (_, i) => ({
+            type: MsgType.SEND,
+            id: 10 + f * 4 + i,
+            body: { id: newMessageId(), world: true, type: "text", data: text },
+          })),
+        ));
+      }
+    })().catch(() => {}); // cut off at the end of the test
+    const full = Date.now() + 5000;
+    while (t.server.outboundBytes() < 768 * 1024 && Date.now() < full) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(t.server.outboundBytes() >= 768 * 1024, "the world room is full");
+    // Bob writes to her meanwhile (his SENT waits for her ACK or the clock; neither comes).
+    bob.sendText({ user: "alice" }, "are you there?").catch(() => {});
+    let got = false;
+    const deadline = Date.now() + 3000;
+    while (!got && Date.now() < deadline) {
+      const frame = await alice.receive(deadline - Date.now()).catch(() => null);
+      if (frame === null) break;
+      got = frame.some((m) =>
+        m.type === MsgType.PASS &&
+        (m.body as { source_username?: string }).source_username === "bob"
+      );
+    }
+    assert.ok(got, "bob's message reached alice while her world SEND waited");
+    stuck.close();
+    alice.close();
+    await flooding;
+  }, {
+    limits: {
+      maxOutboundBytes: 1024 * 1024,
+      serverOutboundBytes: 1024 * 1024,
+      maxFrameBytes: 128 * 1024,
+      maxImageBytes: 64 * 1024,
+    },
+    world: { backlog: 3 },
+  }, { clock: new ManualClock() }));
+
 Deno.test("readers that never read hold a world flood up for seconds at most, then are cut off", () =>
   withServer(async (t) => {
     const sender = await t.user("sender");
     const bystander = await t.user("bystander");
     // Three of them: each stays under its own queue limit while together they fill the mark.
-    const stuck = await Promise.all([0, 1, 2].map(async (i) => {
-      const raw = await RawClient.connect(t.port);
-      await raw.send(raw.frame([
-        { type: MsgType.REGISTER, id: 1, body: [`stuck${i}`, "password-stuck"] },
-        { type: MsgType.LOGIN, id: 2, body: [`stuck${i}`, "password-stuck"] },
-      ]));
-      await raw.receive();
-      return raw;
-    }));
+    const stuck = await Promise.all([0, 1, 2].map((i) => RawClient.loggedIn(t.port, `stuck${i}`)));
     const text = "w".repeat(16 * 1024);
     const started = Date.now();
     // 6 MiB for every reader: far more than the mark while the stuck ones take nothing.
