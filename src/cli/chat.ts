@@ -73,6 +73,10 @@ const HISTORY_DEFAULT = 20;
 const HISTORY_MAX = 1000;
 /** On /quit, how long messages still on their way may hold the client (while connected). */
 const QUIT_WAIT_MS = 10_000;
+/** On Ctrl-C, how long the messages being recorded may hold the client: the user wants out. */
+const INTERRUPT_WAIT_MS = 1000;
+/** How long a quitting client waits for the server to close after its own last bytes. */
+const FINISH_MS = 1000;
 
 /** How long a command may wait for the server before the client gives up on the answer. */
 const COMMAND_TIMEOUT_MS = 20_000;
@@ -1030,14 +1034,34 @@ export class ChatSession {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise((r) => timer = setTimeout(r, waitMs));
     if (this.#unsent > 0) await Promise.race([this.#sending, this.link.down(), late]);
-    // A message being recorded when the user quit is finished and acknowledged: left half done,
-    // it was in the history but not among the ids seen, and its redelivery was stored again.
-    if (this.#handling.size > 0) {
-      await Promise.race([Promise.allSettled([...this.#handling]), late]);
-      await Promise.race([this.link.flush(), late]);
-    }
+    await this.#finishHandling(late, FINISH_MS);
     clearTimeout(timer);
     this.abandon();
+  }
+
+  /**
+   * Ctrl-C: what was typed and not yet sent stays unsent (and is said to), but the messages
+   * being recorded are finished, for INTERRUPT_WAIT_MS at most.
+   */
+  async interrupt(waitMs = INTERRUPT_WAIT_MS): Promise<void> {
+    this.#quitting = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((r) => timer = setTimeout(r, waitMs));
+    await this.#finishHandling(late, Math.min(waitMs, FINISH_MS));
+    clearTimeout(timer);
+    this.abandon();
+  }
+
+  /**
+   * A message being recorded when the user quit is finished and acknowledged: left half done,
+   * it was in the history but not among the ids seen, and its redelivery was stored again. Then
+   * the connection ends gracefully, so that the acknowledgements are not lost to a reset.
+   */
+  async #finishHandling(late: Promise<unknown>, waitMs: number): Promise<void> {
+    if (this.#handling.size > 0) {
+      await Promise.race([Promise.allSettled([...this.#handling]), late]);
+    }
+    await Promise.race([this.link.finish(waitMs), late]);
   }
 
   /** Says how many queued messages are left behind (on quitting). */

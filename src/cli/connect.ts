@@ -157,15 +157,26 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
       if (!await chat.handle(full)) return "quit";
     }
   })();
-  const first = await Promise.race([input, ended.then((r) => ({ ended: r }))]);
-  if (typeof first === "object") {
-    if (!kicked && first.ended !== "Closed") console.error(`parley: ${visible(first.ended)}`);
-    return 1;
+  // SIGINT comes when stdin is not a terminal (a terminal in raw mode gives Ctrl-C as a key):
+  // caught, so that quitting finishes the message being recorded instead of dying halfway.
+  let onSignal = () => {};
+  const signalled = new Promise<"interrupted">((resolve) => {
+    onSignal = () => resolve("interrupted");
+  });
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const first = await Promise.race([input, signalled, ended.then((r) => ({ ended: r }))]);
+    if (typeof first === "object") {
+      if (!kicked && first.ended !== "Closed") console.error(`parley: ${visible(first.ended)}`);
+      return 1;
+    }
+    if (first === "interrupted") {
+      await chat.interrupt();
+      return 130;
+    }
+    await chat.drain();
+    return 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
   }
-  if (first === "interrupted") {
-    chat.abandon();
-    return 130;
-  }
-  await chat.drain();
-  return 0;
 }

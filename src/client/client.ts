@@ -721,6 +721,21 @@ export class ParleyClient {
     if (!this.#channel.closed) await this.#channel.flush();
   }
 
+  /**
+   * Ends the connection without losing what was sent: the waiting ACK leaves, the sending side
+   * is shut, and what the server still sends is read and dropped (it stays on the server) until
+   * the server closes, for `ms` at most. Closing with that input unread would make the kernel
+   * reset the connection, and the server's kernel could then drop the ACKs not yet read.
+   */
+  async finish(ms: number): Promise<void> {
+    this.#acks.flush();
+    if (this.#channel.closed) return;
+    await this.#channel.finish(ms, ms);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.closed, new Promise((r) => timer = setTimeout(r, ms))]);
+    clearTimeout(timer);
+  }
+
   get isClosed(): boolean {
     return this.#channel.closed;
   }

@@ -191,6 +191,13 @@ export class Link {
     await this.#client?.flush();
   }
 
+  /** Ends the connection as ParleyClient.finish does; the link then stays down. */
+  async finish(ms: number): Promise<void> {
+    this.#closing = true;
+    await this.#client?.finish(ms);
+    this.close();
+  }
+
   close(): void {
     this.#closing = true;
     this.#client?.close();

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ChatProcess, fastConfig, run, ServerProcess } from "../helpers/cli.ts";
+import { ChatProcess, fastConfig, run, ServerProcess, TtyProcess } from "../helpers/cli.ts";
 
 interface World {
   dir: string;
@@ -296,6 +296,46 @@ Deno.test("images and files sent from the terminal are saved in the downloads fo
     await bob.out.waitFor(/"report\.pdf" \(293\.0 KiB\)\. \/accept 2 or \/deny 2/);
     await bob.type("/deny");
     await alice.out.waitFor(/File not sent: bob declined the file/);
+  }));
+
+Deno.test("Ctrl-C while the backlog arrives keeps each message in the history once", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register", "--accept-new-key");
+    await alice.type("/quit");
+    await alice.finish();
+    const bob = await w.chat("bob", "--register", "--accept-new-key");
+    const texts = Array.from({ length: 30 }, (_, i) => `waiting ${i}`);
+    await bob.type("/to alice", ...texts);
+    await bob.out.waitFor(/waiting 29/);
+    await new Promise((r) => setTimeout(r, 300)); // SENT for the last ones
+    // Alice comes back and is interrupted as soon as she is logged in, while the backlog arrives:
+    // twice at a terminal, where Ctrl-C is a key, and once without one, where it is SIGINT.
+    for (let i = 0; i < 3; i++) {
+      const args = ["connect", w.server.addr, "--user", "alice"];
+      const c = i < 2
+        ? TtyProcess.start(args, w.env("alice"))
+        : ChatProcess.start(args, w.env("alice"));
+      await c.out.waitFor(/Logged in as alice /);
+      if (c instanceof TtyProcess) await c.keys("\x03");
+      else c.child.kill("SIGINT");
+      // Its exit status before its stdin closes: an end of input would be a quit, not Ctrl-C.
+      assert.equal((await c.child.status).code, 130);
+      await c.finish();
+    }
+    // Then she stays until the conversation shows the last one: every message once, none lost.
+    const back = await w.chat("alice");
+    await back.type("/to bob");
+    await back.out.waitFor(/waiting 29/);
+    await back.type("/quit");
+    assert.equal((await back.finish()).code, 0);
+    const log = await Deno.readTextFile(
+      (await filesUnder(join(w.dir, "alice", "data", "history"))).find((f) =>
+        f.endsWith("%40bob.jsonl")
+      )!,
+    );
+    for (const text of texts) {
+      assert.equal(log.split(`"${text}"`).length - 1, 1, `"${text}" is in the history once`);
+    }
   }));
 
 Deno.test("quitting while the backlog arrives keeps each message in the history once", () =>
