@@ -6,10 +6,11 @@
  * empty heap, for as long as they stayed idle.
  *
  * So the server watches its heap: once it has grown by GROWTH_BYTES since its low point and then
- * allocated next to nothing for QUIET_TICKS seconds, it runs one memory-reducing full collection
- * (the one V8 runs before giving up on an allocation: it compacts and releases empty pages). That
- * pauses the server for tens of milliseconds per 100 MB of heap, at a time when nobody is
- * sending; it runs at most once per MIN_GAP_MS.
+ * the server has been quiet for QUIET_TICKS seconds (no frame from any client, no output waiting,
+ * next to no allocation), it runs one memory-reducing full collection (the one V8 runs before
+ * giving up on an allocation: it compacts and releases empty pages). That pauses the server
+ * (about 160 ms with 5,000 connections just logged in; it grows with the live heap) at a time
+ * when nobody is sending, and at most once per MIN_GAP_MS.
  *
  * It needs V8's `gc` function (`--expose-gc`, in v8_flags.ts); without it, it does nothing.
  */
@@ -33,6 +34,10 @@ export interface IdleCollectorDeps {
   log: Logger;
   /** Bytes of V8 heap in use (live and garbage). */
   heapUsed(): number;
+  /** A count that rises with every frame read from a client. */
+  framesRead(): number;
+  /** Bytes waiting for clients' sockets. */
+  outboundBytes(): number;
   /** A full collection that also shrinks the heap. */
   collect(): void;
   /** Told of each collection: how long it paused the server and the heap bytes it freed. */
@@ -55,6 +60,7 @@ export class IdleCollector {
   /** The least heap in use seen since the last collection: what growth is measured from. */
   #low: number;
   #last: number;
+  #lastFrames: number;
   #quietTicks = 0;
   /** When the last collection ran, on the clock. */
   #lastRun = -Infinity;
@@ -63,6 +69,7 @@ export class IdleCollector {
 
   constructor(private readonly deps: IdleCollectorDeps) {
     this.#low = this.#last = deps.heapUsed();
+    this.#lastFrames = deps.framesRead();
     this.#schedule();
   }
 
@@ -79,6 +86,8 @@ export class IdleCollector {
   #tick(): void {
     try {
       this.#look();
+    } catch (e) {
+      this.deps.log.error("memory.collect_failed", { error: (e as Error).message });
     } finally {
       this.#schedule();
     }
@@ -86,8 +95,11 @@ export class IdleCollector {
 
   #look(): void {
     const used = this.deps.heapUsed();
+    const frames = this.deps.framesRead();
     // A fall means a collection ran, which only allocation sets off: not quiet either.
-    const quiet = used >= this.#last && used - this.#last <= QUIET_BYTES;
+    const quiet = frames === this.#lastFrames && this.deps.outboundBytes() === 0 &&
+      used >= this.#last && used - this.#last <= QUIET_BYTES;
+    this.#lastFrames = frames;
     this.#quietTicks = quiet ? this.#quietTicks + 1 : 0;
     this.#last = used;
     this.#low = Math.min(this.#low, used);

@@ -21,6 +21,8 @@ import type { SessionRegistry } from "./session_registry.ts";
 import { TokenBucket } from "./throttle.ts";
 
 export class ConnectionLifecycle {
+  /** Frames read from clients so far (the idle collector's sign of activity). */
+  framesRead = 0;
   /** Each connection's serving task, until it ends (farewell included), so shutdown can wait. */
   readonly #serving = new Map<Deno.Conn, Promise<void>>();
 
@@ -146,6 +148,7 @@ export class ConnectionLifecycle {
   #frameHandler(session: Session): (decoded: DecodedMessages) => Promise<void> {
     const ctx = this.ctx;
     return async (decoded: DecodedMessages) => {
+      this.framesRead++;
       const { messages, error, values } = decoded;
       session.channel.cork();
       try {

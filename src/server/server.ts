@@ -64,6 +64,8 @@ export interface ServerOptions {
    * (`invariant.broken`), counts it (`parley_invariant_violations_total`) and goes on.
    */
   strictInvariants?: boolean;
+  /** The idle collector's heap reading and collection (tests); V8's by default, if exposed. */
+  idleCollection?: { heapUsed(): number; collect(): void };
 }
 
 export async function startServer(
@@ -153,7 +155,15 @@ class ParleyServer {
         ? "allowed"
         : "given_up",
     });
-    return new ParleyServer(ctx, listeners, identity, print, clock, restoreInvariants);
+    return new ParleyServer(
+      ctx,
+      listeners,
+      identity,
+      print,
+      clock,
+      restoreInvariants,
+      options.idleCollection,
+    );
   }
 
   /** Starts the keepalive, the HTTP endpoint and the chat accept loop. */
@@ -165,6 +175,7 @@ class ParleyServer {
     clock: Clock,
     /** Puts back the invariant handler that was there before this server. */
     private readonly restoreInvariants: () => void,
+    idleCollection: ServerOptions["idleCollection"],
   ) {
     const { config, log, metrics, store } = ctx;
     this.#ctx = ctx;
@@ -173,14 +184,6 @@ class ParleyServer {
     this.fingerprint = print;
     this.#table = new ConnectionTable(config.limits);
     this.#stopKeepalive = startKeepalive(this.#sessions, config.limits, log, clock);
-    const collect = reducingCollection();
-    this.#collector = collect && new IdleCollector({
-      clock,
-      log,
-      heapUsed: () => Deno.memoryUsage().heapUsed,
-      collect,
-      collected: (seconds) => metrics.idleCollected(seconds),
-    });
     metrics.readFrom({
       connections: () => this.#table.size,
       online: () => ctx.hub.onlineCount,
@@ -201,6 +204,17 @@ class ParleyServer {
         clock,
       );
     this.#lifecycle = new ConnectionLifecycle(ctx, identity, this.#table, this.#sessions, clock);
+    const lifecycle = this.#lifecycle;
+    const collect = idleCollection?.collect ?? reducingCollection();
+    this.#collector = collect && new IdleCollector({
+      clock,
+      log,
+      heapUsed: idleCollection?.heapUsed ?? (() => Deno.memoryUsage().heapUsed),
+      framesRead: () => lifecycle.framesRead,
+      outboundBytes: () => ctx.outbound.bytes,
+      collect,
+      collected: (seconds) => metrics.idleCollected(seconds),
+    });
     this.#acceptLoop = acceptEach(
       listeners.chat,
       () => this.#stopping,

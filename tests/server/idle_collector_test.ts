@@ -10,18 +10,21 @@ import {
 } from "../../src/server/idle_collector.ts";
 import { V8_FLAGS_ARG } from "../../src/server/v8_flags.ts";
 import { createLogger } from "../../src/server/log.ts";
+import { withServer } from "../helpers/server.ts";
 
 const MIB = 1024 * 1024;
 
 /** A collector over a heap figure the test sets; `collect` drops it to `live`. */
 function setup(start = 50 * MIB) {
   const clock = new ManualClock();
-  const heap = { used: start, live: start, runs: 0 };
+  const heap = { used: start, live: start, runs: 0, frames: 0, outbound: 0 };
   const lines: string[] = [];
   const collector = new IdleCollector({
     clock,
     log: createLogger({ write: (line) => lines.push(line) }),
     heapUsed: () => heap.used,
+    framesRead: () => heap.frames,
+    outboundBytes: () => heap.outbound,
     collect: () => {
       heap.runs++;
       heap.used = heap.live;
@@ -80,6 +83,68 @@ Deno.test("IdleCollector measures growth from the heap's low point, and waits MI
   tick(MIN_GAP_MS / TICK_MS);
   assert.equal(heap.runs, 2);
   collector.stop();
+});
+
+Deno.test("IdleCollector counts a fall of the heap, a frame read or waiting output as busy", () => {
+  const { heap, collector, tick } = setup();
+  heap.used += GROWTH_BYTES + 8 * MIB;
+  tick();
+  // A fall (a collection V8 ran) with flat ticks around it: never QUIET_TICKS quiet in a row.
+  for (let i = 0; i < 10; i++) {
+    tick(QUIET_TICKS - 1);
+    heap.used -= MIB / 4;
+    tick();
+    heap.used += MIB / 4; // back up a little: a tick that rises within QUIET_BYTES is quiet
+  }
+  assert.equal(heap.runs, 0, "a heap that falls is not quiet");
+  // A client that sends a frame every few seconds, allocating next to nothing.
+  for (let i = 0; i < 10; i++) {
+    tick(QUIET_TICKS - 1);
+    heap.frames++;
+    tick();
+  }
+  assert.equal(heap.runs, 0, "frames read are activity");
+  heap.outbound = 1;
+  tick(QUIET_TICKS * 2);
+  assert.equal(heap.runs, 0, "output waiting for a socket is activity");
+  heap.outbound = 0;
+  tick(QUIET_TICKS);
+  assert.equal(heap.runs, 1);
+  collector.stop();
+});
+
+Deno.test("a server runs its idle collection once quiet, not while a client sends, and stops it on close", () => {
+  const clock = new ManualClock();
+  const heap = { used: 100 * MIB, runs: 0 };
+  return withServer(
+    async (t) => {
+      const alice = await t.user("alice");
+      heap.used += GROWTH_BYTES + MIB;
+      // Alice pings every second: busy.
+      for (let i = 0; i < QUIET_TICKS * 3; i++) {
+        await alice.ping();
+        clock.advance(TICK_MS);
+      }
+      assert.equal(heap.runs, 0, "collected while a client was sending");
+      for (let i = 0; i <= QUIET_TICKS; i++) clock.advance(TICK_MS);
+      assert.equal(heap.runs, 1, "quiet for QUIET_TICKS");
+      await t.server.close();
+      heap.used += 2 * GROWTH_BYTES;
+      clock.advance(MIN_GAP_MS * 2);
+      assert.equal(heap.runs, 1, "nothing after close");
+    },
+    {},
+    {
+      clock,
+      idleCollection: {
+        heapUsed: () => heap.used,
+        collect: () => {
+          heap.runs++;
+          heap.used = 100 * MIB;
+        },
+      },
+    },
+  );
 });
 
 Deno.test("IdleCollector.stop() ends its ticks", () => {
