@@ -146,3 +146,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "OpenSSL's HKDF and SHA-256 give RFC 5869's values and fresh arrays, call after call",
+  ignore,
+  fn() {
+    const hex = (b: Uint8Array) => b.toHex();
+    const ikm = new Uint8Array(22).fill(0x0b);
+    const salt = Uint8Array.fromHex("000102030405060708090a0b0c");
+    const info = Uint8Array.fromHex("f0f1f2f3f4f5f6f7f8f9");
+    // RFC 5869 appendix A, test cases 1 and 3 (the latter with no salt and no info).
+    const case1 =
+      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865";
+    const case3 =
+      "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8";
+    const empty = new Uint8Array(0);
+    const first = native!.hkdfSha256(ikm, salt, info, 42);
+    const second = native!.hkdfSha256(ikm, empty, empty, 42);
+    const third = native!.hkdfSha256(ikm, salt, info, 42);
+    assert.deepEqual([hex(first), hex(second), hex(third)], [case1, case3, case1]);
+    assert.notEqual(first.buffer, third.buffer, "each result is an array of its own");
+    // The same again after a longer input, which leaves more in any reused memory.
+    native!.sha256([new Uint8Array(300).fill(9), new Uint8Array(300).fill(7)]);
+    native!.hkdfSha256(new Uint8Array(64).fill(1), new Uint8Array(64).fill(2), info, 100);
+    assert.equal(hex(native!.hkdfSha256(ikm, empty, empty, 42)), case3);
+    const parts = [Uint8Array.fromHex("616263"), Uint8Array.fromHex("646566")];
+    const abcdef = "bef57ec7f53a6d40beb640a780a639c83bc29ac8a9816f1fc6c5c6dcd93c4721";
+    const h1 = native!.sha256(parts);
+    const h2 = native!.sha256([new TextEncoder().encode("abcdef")]);
+    assert.deepEqual([hex(h1), hex(h2)], [abcdef, abcdef]);
+    assert.notEqual(h1.buffer, h2.buffer);
+  },
+});
