@@ -25,7 +25,7 @@ export const QUIET_TICKS = 3;
 /** What a tick may allocate and still count as quiet (the keepalive's own work, a few requests). */
 export const QUIET_BYTES = 1024 * 1024;
 /** Heap growth since its low point that is worth a pause to give back. */
-export const GROWTH_BYTES = 32 * 1024 * 1024;
+export const GROWTH_BYTES = 8 * 1024 * 1024;
 /** The least time between two collections. */
 export const MIN_GAP_MS = 60_000;
 
