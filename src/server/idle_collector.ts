@@ -2,7 +2,7 @@
  * Gives memory back once the server goes quiet after a burst. Thousands of logins leave tens of
  * megabytes of garbage in V8's heap, and the heap keeps the size the burst grew it to. V8's own
  * memory reducer, which would shrink it, starts only after a full collection, and an idle server
- * may never make one: 5,000 idle connections then held 26 KiB of RSS each, half of it garbage and
+ * may never make one: 5,000 idle connections then held 25.6 KiB of RSS each, half of it garbage and
  * empty heap, for as long as they stayed idle.
  *
  * So the server watches its heap: once it has grown by GROWTH_BYTES since its low point and then
