@@ -298,16 +298,28 @@ Deno.test("images and files sent from the terminal are saved in the downloads fo
     await alice.out.waitFor(/File not sent: bob declined the file/);
   }));
 
+/** Registers alice and logs her out, then bob sends her 30 messages; their texts. */
+async function backlogForAlice(w: World): Promise<string[]> {
+  const alice = await w.chat("alice", "--register", "--accept-new-key");
+  await alice.type("/quit");
+  await alice.finish();
+  const bob = await w.chat("bob", "--register", "--accept-new-key");
+  const texts = Array.from({ length: 30 }, (_, i) => `waiting ${i}`);
+  await bob.type("/to alice", ...texts);
+  await bob.out.waitFor(/waiting 29/);
+  await new Promise((r) => setTimeout(r, 300)); // SENT for the last ones
+  return texts;
+}
+
+/** Alice's local history of her conversation with bob. */
+async function aliceHistoryWithBob(w: World): Promise<string> {
+  const files = await filesUnder(join(w.dir, "alice", "data", "history"));
+  return await Deno.readTextFile(files.find((f) => f.endsWith("%40bob.jsonl"))!);
+}
+
 Deno.test("Ctrl-C while the backlog arrives keeps each message in the history once", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register", "--accept-new-key");
-    await alice.type("/quit");
-    await alice.finish();
-    const bob = await w.chat("bob", "--register", "--accept-new-key");
-    const texts = Array.from({ length: 30 }, (_, i) => `waiting ${i}`);
-    await bob.type("/to alice", ...texts);
-    await bob.out.waitFor(/waiting 29/);
-    await new Promise((r) => setTimeout(r, 300)); // SENT for the last ones
+    const texts = await backlogForAlice(w);
     // Alice comes back and is interrupted as soon as she is logged in, while the backlog arrives:
     // twice at a terminal, where Ctrl-C is a key, and once without one, where it is SIGINT.
     for (let i = 0; i < 3; i++) {
@@ -328,11 +340,7 @@ Deno.test("Ctrl-C while the backlog arrives keeps each message in the history on
     await back.out.waitFor(/waiting 29/);
     await back.type("/quit");
     assert.equal((await back.finish()).code, 0);
-    const log = await Deno.readTextFile(
-      (await filesUnder(join(w.dir, "alice", "data", "history"))).find((f) =>
-        f.endsWith("%40bob.jsonl")
-      )!,
-    );
+    const log = await aliceHistoryWithBob(w);
     for (const text of texts) {
       assert.equal(log.split(`"${text}"`).length - 1, 1, `"${text}" is in the history once`);
     }
@@ -340,14 +348,7 @@ Deno.test("Ctrl-C while the backlog arrives keeps each message in the history on
 
 Deno.test("quitting while the backlog arrives keeps each message in the history once", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register", "--accept-new-key");
-    await alice.type("/quit");
-    await alice.finish();
-    const bob = await w.chat("bob", "--register", "--accept-new-key");
-    const texts = Array.from({ length: 30 }, (_, i) => `waiting ${i}`);
-    await bob.type("/to alice", ...texts);
-    await bob.out.waitFor(/waiting 29/);
-    await new Promise((r) => setTimeout(r, 300)); // SENT for the last ones
+    const texts = await backlogForAlice(w);
     // Alice comes back and quits at once, twice: the backlog arrives while she quits.
     for (let i = 0; i < 2; i++) {
       const r = await run(["connect", w.server.addr, "--user", "alice"], {
@@ -356,11 +357,7 @@ Deno.test("quitting while the backlog arrives keeps each message in the history 
       });
       assert.equal(r.code, 0, r.stderr);
     }
-    const log = await Deno.readTextFile(
-      (await filesUnder(join(w.dir, "alice", "data", "history"))).find((f) =>
-        f.endsWith("%40bob.jsonl")
-      )!,
-    ).catch(() => "");
+    const log = await aliceHistoryWithBob(w).catch(() => "");
     for (const text of texts) {
       assert.ok(log.split(`"${text}"`).length - 1 <= 1, `"${text}" is in the history at most once`);
     }

@@ -26,6 +26,19 @@ export function parley(
   });
 }
 
+/** Runs `code` in a Deno child (`deno eval`) with `args` before it; its stdout, or a failure. */
+export async function denoEval(args: string[], code: string): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", ...args, code],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  if (out.code !== 0) throw new Error(`deno eval failed: ${dec.decode(out.stderr)}`);
+  return dec.decode(out.stdout).trim();
+}
+
 /** Runs to completion, optionally feeding `input` on stdin. */
 export async function run(
   args: string[],

@@ -11,6 +11,7 @@ import {
 import { V8_FLAGS_ARG } from "../../src/server/v8_flags.ts";
 import { createLogger } from "../../src/server/log.ts";
 import { withServer } from "../helpers/server.ts";
+import { denoEval } from "../helpers/cli.ts";
 
 const MIB = 1024 * 1024;
 
@@ -174,14 +175,6 @@ Deno.test("under V8_FLAGS, reducingCollection() gives a burst's memory back to t
     collect();
     console.log(JSON.stringify({ before, after: Deno.memoryUsage().rss }));
   `;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", V8_FLAGS_ARG, code],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  assert.equal(out.code, 0, dec.decode(out.stderr));
-  const { before, after } = JSON.parse(dec.decode(out.stdout));
+  const { before, after } = JSON.parse(await denoEval([V8_FLAGS_ARG], code));
   assert.ok(before - after > 64 * MIB, `RSS ${before} bytes before, ${after} after`);
 });

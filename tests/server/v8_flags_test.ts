@@ -1,20 +1,7 @@
 import assert from "node:assert/strict";
 import { V8_FLAGS, V8_FLAGS_ARG } from "../../src/server/v8_flags.ts";
 import { compileArgs } from "../../scripts/compile.ts";
-import { ROOT } from "../helpers/cli.ts";
-
-/** Runs `code` in a Deno child with `v8Args`; its output, or a failure with its error. */
-async function denoEval(v8Args: string[], code: string): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", ...v8Args, code],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  assert.equal(out.code, 0, dec.decode(out.stderr));
-  return dec.decode(out.stdout).trim();
-}
+import { denoEval, ROOT } from "../helpers/cli.ts";
 
 Deno.test("deno task start and the compiled binary run with the V8 settings", async () => {
   const config = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`));
