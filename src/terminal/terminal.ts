@@ -36,6 +36,9 @@ function write(text: string): void {
 }
 
 const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+/** Text up to the next control character or escape sequence. */
+// deno-lint-ignore no-control-regex
+const PRINTABLE_RUN = /^[^\x00-\x1f\x7f]+/;
 
 /**
  * Where the character (grapheme) before `cursor` starts in `line`, a list of code points: a
@@ -197,6 +200,20 @@ export class TtyTerminal implements Terminal {
     this.#redraw();
     try {
       while (true) {
+        // A paste arrives as one long run of printable text: inserted at once and drawn once,
+        // not a key and a redraw at a time (100 KB pasted took minutes and gigabytes of output).
+        const run = PRINTABLE_RUN.exec(this.#in.pending)?.[0];
+        if (run && run.length > 1) {
+          this.#in.pending = this.#in.pending.slice(run.length);
+          const chars = [...run];
+          this.#line = this.#line.slice(0, this.#cursor).concat(
+            chars,
+            this.#line.slice(this.#cursor),
+          );
+          this.#cursor += chars.length;
+          this.#redraw();
+          continue;
+        }
         const key = await this.#key();
         if (key === null) return null;
         if (key === "\r" || key === "\n") {

@@ -112,6 +112,41 @@ Deno.test("a new server's key is trusted only when the user says so or --accept-
     assert.equal((await yes.finish()).code, 0);
   }));
 
+Deno.test("a 100 KB paste at a terminal is refused at once, and the client goes on", () =>
+  withWorld(async (w) => {
+    await register(w, "bob");
+    await register(w, "alice");
+    const alice = w.tty("alice", ["connect", w.server.addr, "--user", "alice"]);
+    await alice.out.waitFor(/Logged in as alice /);
+    await alice.keys("/to bob\r");
+    await alice.out.waitFor(/── @bob ──/);
+    const started = Date.now();
+    // Drawn a key at a time, this took minutes and wrote gigabytes to the terminal.
+    await alice.keys("x".repeat(100_000) + "\r");
+    await alice.out.waitFor(/Not sent: Text messages are limited to 16384 bytes/, 10_000);
+    const ms = Date.now() - started;
+    assert.ok(ms < 5000, `the paste took ${ms} ms`);
+    assert.ok(alice.out.text.length < 10_000_000, `${alice.out.text.length} bytes drawn`);
+    await alice.keys("still here\r");
+    await alice.out.waitFor(/<alice> still here/);
+    await alice.keys("/quit\r");
+    assert.equal((await alice.finish()).code, 0);
+  }));
+
+Deno.test("SIGTERM and SIGHUP end the client as Ctrl-C does, with 128 + the signal", () =>
+  withWorld(async (w) => {
+    await register(w, "alice");
+    for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+      const c = await w.chat("alice");
+      await c.out.waitFor(/-- \d+ friends/); // the chat has begun
+      c.child.kill(signal);
+      const status = await c.child.status;
+      // Exited by itself (the terminal given back on the way), not killed by the signal.
+      assert.deepEqual([status.code, status.signal], [code, null]);
+      await c.finish();
+    }
+  }));
+
 Deno.test("the client refuses what the server would refuse, with the limit, and stays connected", () =>
   withWorld(async (w) => {
     const alice = await w.chat("alice", "--register");
