@@ -157,15 +157,23 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
       if (!await chat.handle(full)) return "quit";
     }
   })();
-  // SIGINT comes when stdin is not a terminal (a terminal in raw mode gives Ctrl-C as a key):
-  // caught, so that quitting finishes the message being recorded instead of dying halfway.
-  let onSignal = () => {};
-  const signalled = new Promise<"interrupted">((resolve) => {
-    onSignal = () => resolve("interrupted");
+  // SIGINT comes when stdin is not a terminal (a terminal in raw mode gives Ctrl-C as a key),
+  // SIGTERM from `kill`, SIGHUP when the terminal closes: each is caught, so that leaving finishes
+  // the message being recorded and gives the terminal back as it was (raw mode left on, a shell
+  // showed nothing typed) instead of dying halfway.
+  const handlers = new Map<Deno.Signal, () => void>();
+  const signalled = new Promise<{ signal: number }>((resolve) => {
+    for (const [signal, number] of QUIT_SIGNALS) {
+      handlers.set(signal, () => resolve({ signal: number }));
+    }
   });
-  Deno.addSignalListener("SIGINT", onSignal);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   try {
     const first = await Promise.race([input, signalled, ended.then((r) => ({ ended: r }))]);
+    if (typeof first === "object" && "signal" in first) {
+      await chat.interrupt();
+      return 128 + first.signal;
+    }
     if (typeof first === "object") {
       if (!kicked && first.ended !== "Closed") console.error(`parley: ${visible(first.ended)}`);
       return 1;
@@ -177,6 +185,9 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
     await chat.drain();
     return 0;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   }
 }
+
+/** The signals that end a chat as Ctrl-C does, with their numbers (the exit status is 128 + it). */
+const QUIT_SIGNALS: [Deno.Signal, number][] = [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]];
