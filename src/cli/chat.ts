@@ -324,7 +324,7 @@ export class ChatSession {
       await this.history.remember(b.source_username as string, b.id as Uint8Array).catch((e) =>
         this.#warn(shown`Could not note message ids in local history: ${(e as Error).message}`)
       );
-      if (!fromBacklog || !elsewhere) {
+      if ((!fromBacklog || !elsewhere) && !this.#listed(conv, entry)) {
         this.#say(formatEntry(this.#p, conv.label, entry, !fromBacklog && elsewhere));
       }
     } catch (e) {
@@ -784,10 +784,25 @@ export class ChatSession {
     if (!this.#current) {
       throw new ParleyError(9, "Open a conversation first: /to NAME, /to #ID or /world");
     }
-    const entries = await this.history.last(this.#current.key, n);
-    this.#say(this.#p.paint(`── ${this.#current.label} ──`, "bold"));
-    for (const e of entries) this.#say(formatEntry(this.#p, this.#current.label, e, false));
+    const conv = this.#current;
+    const entries = await this.history.last(conv.key, n);
+    this.#say(this.#p.paint(`── ${conv.label} ──`, "bold"));
+    for (const e of entries) this.#say(formatEntry(this.#p, conv.label, e, false));
+    this.#listedIds = { key: conv.key, ids: new Set(entries.map((e) => e.id)) };
   }
+
+  /**
+   * Whether `entry` was in the history just listed for the open conversation: a message recorded
+   * while the listing read the file is in it, and is not printed a second time as it arrives.
+   */
+  #listed(conv: Conversation, entry: HistoryEntry): boolean {
+    const listed = this.#listedIds;
+    return listed !== null && listed.key === conv.key && this.#current?.key === conv.key &&
+      listed.ids.has(entry.id);
+  }
+
+  /** The ids of the conversation history listed last, while that conversation is open. */
+  #listedIds: { key: string; ids: Set<string> } | null = null;
 
   /** Sends in the order typed; a dropped connection delays, it does not lose. */
   #send(text: string): void {
@@ -843,7 +858,9 @@ export class ChatSession {
     await this.history.remember(this.me, id).catch((e) =>
       this.#warn(shown`Could not note message ids in local history: ${(e as Error).message}`)
     );
-    this.#say(formatEntry(this.#p, conv.label, entry, this.#current?.key !== conv.key));
+    if (!this.#listed(conv, entry)) {
+      this.#say(formatEntry(this.#p, conv.label, entry, this.#current?.key !== conv.key));
+    }
     if (skipped?.length) {
       this.#warn(shown`Not delivered to ${skipped.join(", ")}: their queue is full.`);
     }
