@@ -73,6 +73,9 @@ export async function connect(args: string[]): Promise<number> {
   );
   const term = openTerminal();
   const say = (text: string) => term.print(text);
+  // Until the chat begins there is nothing to finish: a signal ends the client at once, with the
+  // terminal given back (raw mode at the password prompt, left on, hid what the shell echoed).
+  const beforeChat = exitOnSignals(() => term.close());
   let link: Link | null = null;
   try {
     const { client, options } = await reach(
@@ -110,6 +113,7 @@ export async function connect(args: string[]): Promise<number> {
     say(shown`Logged in as ${name} on ${server.addr}. Type /help for commands.`);
     term.setPrompt("> ");
     link.open(client);
+    beforeChat.stop();
     return await loop(chat, link, term);
   } catch (e) {
     if (e instanceof CliFailure) {
@@ -120,9 +124,30 @@ export async function connect(args: string[]): Promise<number> {
     if (e instanceof Deno.errors.Interrupted) return 130;
     throw e;
   } finally {
+    beforeChat.stop();
     link?.close();
     term.close();
   }
+}
+
+/** Exits with 128 + the signal's number on any of QUIT_SIGNALS, after `cleanup`; until stop(). */
+function exitOnSignals(cleanup: () => void): { stop(): void } {
+  const handlers = QUIT_SIGNALS.map(([signal, number]) => {
+    const handler = () => {
+      cleanup();
+      Deno.exit(128 + number);
+    };
+    Deno.addSignalListener(signal, handler);
+    return [signal, handler] as const;
+  });
+  let stopped = false;
+  return {
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    },
+  };
 }
 
 /** Reads and handles lines until /quit, end of input, Ctrl-C or the link ending for good. */

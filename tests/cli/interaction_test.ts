@@ -145,6 +145,15 @@ Deno.test("SIGTERM and SIGHUP end the client as Ctrl-C does, with 128 + the sign
       assert.deepEqual([status.code, status.signal], [code, null]);
       await c.finish();
     }
+    // Before the chat has begun (here at the password prompt): it exits at once, by itself.
+    const env = { ...w.env("newcomer"), PARLEY_ACCEPT_NEW_KEY: "1" };
+    delete (env as Record<string, string>).PARLEY_PASSWORD;
+    const c = ChatProcess.start(["connect", w.server.addr, "--user", "newcomer"], env);
+    await c.out.waitFor(/pinned/);
+    c.child.kill("SIGTERM");
+    const status = await c.child.status;
+    assert.deepEqual([status.code, status.signal], [143, null]);
+    await c.finish();
   }));
 
 Deno.test("the client refuses what the server would refuse, with the limit, and stays connected", () =>
