@@ -132,11 +132,16 @@ export async function connect(args: string[]): Promise<number> {
 
 /** Exits with 128 + the signal's number on any of QUIT_SIGNALS, after `cleanup`; until stop(). */
 function exitOnSignals(cleanup: () => void): { stop(): void } {
+  return onQuitSignals((signal) => {
+    cleanup();
+    Deno.exit(128 + signal);
+  });
+}
+
+/** Calls `handle` with the signal's number on any of QUIT_SIGNALS, until stop(). */
+function onQuitSignals(handle: (signal: number) => void): { stop(): void } {
   const handlers = QUIT_SIGNALS.map(([signal, number]) => {
-    const handler = () => {
-      cleanup();
-      Deno.exit(128 + number);
-    };
+    const handler = () => handle(number);
     Deno.addSignalListener(signal, handler);
     return [signal, handler] as const;
   });
@@ -186,13 +191,10 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
   // SIGTERM from `kill`, SIGHUP when the terminal closes: each is caught, so that leaving finishes
   // the message being recorded and gives the terminal back as it was (raw mode left on, a shell
   // showed nothing typed) instead of dying halfway.
-  const handlers = new Map<Deno.Signal, () => void>();
+  let listening = { stop() {} };
   const signalled = new Promise<{ signal: number }>((resolve) => {
-    for (const [signal, number] of QUIT_SIGNALS) {
-      handlers.set(signal, () => resolve({ signal: number }));
-    }
+    listening = onQuitSignals((signal) => resolve({ signal }));
   });
-  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   try {
     const first = await Promise.race([input, signalled, ended.then((r) => ({ ended: r }))]);
     if (typeof first === "object" && "signal" in first) {
@@ -210,7 +212,7 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
     await chat.drain();
     return 0;
   } finally {
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    listening.stop();
   }
 }
 
