@@ -79,9 +79,9 @@ export function encodeUnsignedServerHello(
 
 /** The fields of a ServerHello, checked for size, magic and version. */
 export interface ServerHelloFields {
-  serverEphemeral: Uint8Array;
-  serverIdentity: Uint8Array;
-  signature: Uint8Array;
+  serverEphemeral: Uint8Array<ArrayBuffer>;
+  serverIdentity: Uint8Array<ArrayBuffer>;
+  signature: Uint8Array<ArrayBuffer>;
 }
 
 export function parseServerHello(serverHello: Uint8Array): ServerHelloFields {
@@ -99,12 +99,15 @@ export function parseServerHello(serverHello: Uint8Array): ServerHelloFields {
 }
 
 /** What th hashes: the ClientHello, then the ServerHello up to its signature. */
-export function transcriptBytes(clientHello: Uint8Array, serverHello: Uint8Array): Uint8Array {
+export function transcriptBytes(
+  clientHello: Uint8Array,
+  serverHello: Uint8Array,
+): Uint8Array<ArrayBuffer> {
   return concat(clientHello, serverHello.subarray(0, SERVER_SIGNED_BYTES));
 }
 
 /** What the server's identity key signs: the context string, then th. */
-export function signedMessage(th: Uint8Array): Uint8Array {
+export function signedMessage(th: Uint8Array): Uint8Array<ArrayBuffer> {
   return concat(SIGNATURE_CONTEXT, th);
 }
 
@@ -138,7 +141,7 @@ export function isServerHello(prefix: Uint8Array): boolean {
   return true;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
   out.set(b, a.length);
