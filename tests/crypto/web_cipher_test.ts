@@ -78,15 +78,20 @@ Deno.test("seals started together number their frames in the order they were cal
 });
 
 Deno.test("WebFrameOpener refuses a flipped bit in header, ciphertext or tag, and then every frame", async () => {
-  const frame = new FrameSealer(KEY).seal(new TextEncoder().encode("attack at dawn"));
+  const sealer = new FrameSealer(KEY);
+  const frame = sealer.seal(new TextEncoder().encode("attack at dawn"));
+  const second = split(sealer.seal(new TextEncoder().encode("frame 1")));
   for (const at of [0, 3, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 5, frame.length - 1]) {
     const bad = frame.slice();
     bad[at] ^= 0x04;
     const opener = await WebFrameOpener.create(KEY);
     await assert.rejects(opener.open(split(bad)), FrameAuthError, `byte ${at}`);
-    // Any failure is final: the good frame does not open afterwards either.
-    await assert.rejects(opener.open(split(frame)), FrameAuthError);
+    // Any failure is final: not even the frame that comes next (counter 1) opens afterwards.
+    await assert.rejects(opener.open(second), FrameAuthError);
   }
+  const fresh = await WebFrameOpener.create(KEY);
+  await fresh.open(split(frame));
+  assert.deepEqual(new TextDecoder().decode(await fresh.open(second)), "frame 1");
   const wrongKey = await WebFrameOpener.create(OTHER_KEY);
   await assert.rejects(wrongKey.open(split(frame)), FrameAuthError);
 });
