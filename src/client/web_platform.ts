@@ -30,7 +30,12 @@ export function webPlatform(dial: WebDial): ClientPlatform {
         transport,
         shaken.keys,
         shaken.decoder,
-        { maxFrameBytes, maxOutboundBytes: MAX_OUTBOUND_BYTES, maxDepth: MAX_DEPTH },
+        {
+          maxFrameBytes,
+          // Room for two of the largest messages, however large the caller made them.
+          maxOutboundBytes: Math.max(MAX_OUTBOUND_BYTES, 2 * (maxFrameBytes + 1024)),
+          maxDepth: MAX_DEPTH,
+        },
       );
       return { channel, serverIdentity: shaken.serverIdentity };
     },

@@ -82,7 +82,9 @@ export class WebChannel {
     decoder: FrameDecoder,
     opts: WebChannelOptions,
   ) {
-    if (opts.maxFrameBytes < 1 || opts.maxOutboundBytes < opts.maxFrameBytes) {
+    if (
+      opts.maxFrameBytes < 1 || opts.maxOutboundBytes < opts.maxFrameBytes + FRAME_OVERHEAD_BYTES
+    ) {
       throw new RangeError("The outbound limit must hold at least one frame");
     }
     this.#transport = transport;

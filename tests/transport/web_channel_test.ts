@@ -269,3 +269,17 @@ Deno.test("WebChannel: an outbound queue past its limit closes the channel with 
   assert.equal(await done, faults[0], "receive() reports why the channel closed");
   native.close();
 });
+
+Deno.test("WebChannel refuses an outbound limit that cannot hold its largest frame", async () => {
+  const [a, b] = memoryPair();
+  await assert.rejects(
+    WebChannel.create(a, { send: C2S, receive: S2C }, new FrameDecoder(MAX_FRAME), {
+      maxFrameBytes: 4096,
+      maxOutboundBytes: 4096,
+      maxDepth: 16,
+    }),
+    RangeError,
+  );
+  a.close();
+  b.close();
+});
