@@ -38,6 +38,15 @@ const MAX_REQUESTS_PER_CONNECTION = 100;
 const TIMEOUT_ANSWER_GRACE_MS = 1000;
 
 /**
+ * After a refusal, what is read and dropped (the rest of an oversize head, a body) before the
+ * socket is closed: closing with unread input would reset the connection, and the peer could
+ * lose the answer before reading it.
+ */
+const MAX_DRAIN_BYTES = 64 * 1024;
+/** How long that draining may take. */
+const DRAIN_MS = 2000;
+
+/**
  * The page may load only its own script and style, show images it made itself (blob:, data:),
  * talk only to its own origin, and be framed by no one.
  */
@@ -301,6 +310,8 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
   /** One connection's requests until it upgrades, closes, or breaks a rule. */
   const serveConn = async (conn: Deno.Conn, ip: string): Promise<void> => {
     let upgraded = false;
+    /** The last answer was a refusal, and unread input may follow: drain before closing. */
+    let drain = false;
     let carry: Uint8Array = new Uint8Array(0);
     try {
       for (let served = 0; served < MAX_REQUESTS_PER_CONNECTION; served++) {
@@ -324,6 +335,7 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
             phase = "answer";
             log.info("web.bad_request", { peer: ip, status: e.status, error: e.message });
             await writeAll(conn, encodeAnswer(textAnswer(e.status, e.message + "\n"), false));
+            drain = true;
             return;
           }
           phase = "answer";
@@ -336,6 +348,7 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
                 log.info("web.origin_refused", { peer: ip, origin: head.headers.get("origin") });
               }
               await writeAll(conn, encodeAnswer(answer, false));
+              drain = true;
               return;
             }
             await writeAll(conn, encodeAnswer(answer, false));
@@ -354,6 +367,7 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
           keepAlive = keepsAlive(head) && !hasBody(head) && !stopping &&
             served + 1 < MAX_REQUESTS_PER_CONNECTION;
           await writeAll(conn, encodeAnswer(fileAnswer(opts.assets, head), keepAlive));
+          drain = !keepAlive && (hasBody(head) || carry.length > 0);
         } finally {
           clock.clearTimer(timer);
         }
@@ -363,9 +377,28 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
       // The peer went away, or a deadline closed the connection: nothing to answer.
     } finally {
       if (!upgraded) {
+        if (drain) await drainThenClose(conn);
         table.release(conn);
         closeQuietly(conn);
       }
+    }
+  };
+
+  /** Ends our side, then reads and drops what the peer still sends, within bounds. */
+  const drainThenClose = async (conn: Deno.Conn): Promise<void> => {
+    const timer = clock.setTimer(() => closeQuietly(conn), DRAIN_MS);
+    try {
+      await conn.closeWrite();
+      const buf = new Uint8Array(4096);
+      for (let total = 0; total < MAX_DRAIN_BYTES;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        total += n;
+      }
+    } catch {
+      // Gone, or closed at the deadline.
+    } finally {
+      clock.clearTimer(timer);
     }
   };
 
