@@ -3,7 +3,7 @@
  * (PROTOCOL.md, "WebSocket mapping"). Binary messages carry the TCP protocol's bytes; read()
  * hands out their payload concatenated, write() sends each write as one binary message.
  *
- * It runs in the browser as well as in Deno (tests): no `node:` import and no `Deno.` here.
+ * It runs in the browser as well as in Deno (tests): no `node:` import and no Deno namespace here.
  *
  * A WebSocket cannot be paused, so what arrives is queued until read; the queue is bounded, and
  * a server that sends far more than is read is cut off rather than let to fill memory. Writing

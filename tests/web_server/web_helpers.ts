@@ -66,8 +66,26 @@ export async function exchange(port: number, head: string): Promise<string> {
   }
 }
 
-/** Reads until the peer closes (or resets). */
-export async function readAll(conn: Deno.Conn): Promise<string> {
+/**
+ * Reads until the peer closes (or resets), or until `ms` of the process's time pass (then the
+ * connection is closed: a server that never closes fails the test instead of hanging it).
+ */
+export async function readAll(conn: Deno.Conn, ms = 10_000): Promise<string> {
+  const timer = setTimeout(() => {
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  }, ms);
+  try {
+    return await readUntilEnd(conn);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readUntilEnd(conn: Deno.Conn): Promise<string> {
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(65536);
   while (true) {
