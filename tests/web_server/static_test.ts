@@ -115,3 +115,20 @@ Deno.test("the web port without the client's build answers 503 saying to run den
     {},
     { webAssets: MemoryAssets.of({ "/style.css": "body {}\n" }) },
   ));
+
+Deno.test("HEAD of a missing file has no body either, so a kept-alive connection stays in step", () =>
+  withWebServer(async (_t, web) => {
+    const port = Number(web.port);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(new TextEncoder().encode(
+      `HEAD /nothing HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n` +
+        `GET /app.js HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+    ));
+    const { readAll } = await import("./web_helpers.ts");
+    const text = await readAll(conn);
+    conn.close();
+    const [first, second] = text.split(/(?=HTTP\/1\.1 )/);
+    assert.match(first, /^HTTP\/1\.1 404 [^]*\r\n\r\n$/);
+    assert.match(second, /^HTTP\/1\.1 200 /);
+    assert.ok(second.endsWith(PLACEHOLDER_FILES["/app.js"]));
+  }));

@@ -22,3 +22,11 @@ Deno.test("a WebSocket user registers, logs in and chats with a TCP user, both w
     assert.equal(await metric(t, "parley_web_upgrades_total"), 1);
     assert.equal(await metric(t, "parley_connections"), 2);
   }, WITH_METRICS));
+
+Deno.test("a restarted test server keeps its web port, so a browser's page reconnects to the same origin", () =>
+  withWebServer(async (t, web) => {
+    await t.restart();
+    assert.equal(t.server.web, web.href);
+    const wendy = await webUser(t, web, "wendy");
+    assert.ok(await wendy.ping() >= 0);
+  }));

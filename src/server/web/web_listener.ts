@@ -366,7 +366,10 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
           // Bodies are not read: the connection ends after the answer, so none is taken for a head.
           keepAlive = keepsAlive(head) && !hasBody(head) && !stopping &&
             served + 1 < MAX_REQUESTS_PER_CONNECTION;
-          await writeAll(conn, encodeAnswer(fileAnswer(opts.assets, head), keepAlive));
+          const answer = fileAnswer(opts.assets, head);
+          // No answer to HEAD has a body, refusals included: it would be read as the next answer.
+          if (head.method === "HEAD") answer.omitBody = true;
+          await writeAll(conn, encodeAnswer(answer, keepAlive));
           drain = !keepAlive && (hasBody(head) || carry.length > 0);
         } finally {
           clock.clearTimer(timer);
