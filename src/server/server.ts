@@ -47,7 +47,7 @@ export interface RunningServer {
   fingerprint: string;
   /** Where /healthz and /metrics are served; null unless `http.enabled`. */
   http: Deno.NetAddr | null;
-  /** The web client's address ("http://127.0.0.1:8080"); null unless `web.enabled`. */
+  /** The web client's URL ("http://127.0.0.1:8080/"); null unless `web.enabled`. */
   web: string | null;
   /** Stops accepting, tells clients, closes connections and the store. */
   close(): Promise<void>;
