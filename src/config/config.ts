@@ -22,7 +22,11 @@ type Defaults = typeof defaults;
 
 export type Config = Omit<Defaults, "web"> & {
   crypto: { nativeAes: NativeAes };
-  web: Omit<Defaults["web"], "tls" | "origins"> & { tls: WebTls | null; origins: string[] };
+  web: Omit<Defaults["web"], "tls" | "origins" | "trustedProxies"> & {
+    tls: WebTls | null;
+    origins: string[];
+    trustedProxies: string[];
+  };
 };
 
 /**
@@ -123,7 +127,7 @@ const FORMER_BOOLEANS: Record<string, { true: string; false: string }> = {
 };
 
 /** Settings whose shape is not their default's (null or an object, a list): checkWeb checks them. */
-const CHECKED_TOGETHER = new Set(["web.tls", "web.origins"]);
+const CHECKED_TOGETHER = new Set(["web.tls", "web.origins", "web.trustedProxies"]);
 
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {
@@ -250,6 +254,12 @@ function checkWeb(web: Config["web"], source: string): void {
   if (!Array.isArray(web.origins)) {
     throw new ConfigError(`${source}: "web.origins" must be a list of origins`);
   }
+  const proxies = web.trustedProxies;
+  if (!Array.isArray(proxies) || !proxies.every((p) => typeof p === "string" && isIpAddress(p))) {
+    throw new ConfigError(
+      `${source}: "web.trustedProxies" must be a list of IP addresses, like ["127.0.0.1"]`,
+    );
+  }
   for (const origin of web.origins) {
     if (typeof origin !== "string" || canonicalOrigin(origin) !== origin) {
       throw new ConfigError(
@@ -258,6 +268,20 @@ function checkWeb(web: Config["web"], source: string): void {
           `no path, no trailing slash), not ${JSON.stringify(origin)}`,
       );
     }
+  }
+}
+
+/** Whether `text` is an IPv4 or IPv6 address (no brackets, no port). */
+export function isIpAddress(text: string): boolean {
+  if (/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(text)) {
+    return text.split(".").every((b) => Number(b) <= 255);
+  }
+  if (!/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(":")) return false;
+  try {
+    new URL(`http://[${text}]/`);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -21,6 +21,7 @@ Deno.test("web is off by default, on loopback, without TLS or extra origins", ()
     port: 8080,
     tls: null,
     origins: [],
+    trustedProxies: [],
     headTimeoutMs: 10000,
   });
 });
@@ -63,6 +64,8 @@ Deno.test("web.tls and web.origins are checked in a sentence naming the setting"
   }, "test");
   assert.deepEqual(ok.web.tls, { cert: "c.pem", key: "k.pem" });
   assert.deepEqual(ok.web.origins, ["https://chat.example.org"]);
+  const proxies = applyConfig(base, { web: { trustedProxies: ["127.0.0.1", "::1"] } }, "test");
+  assert.deepEqual(proxies.web.trustedProxies, ["127.0.0.1", "::1"]);
   // And back to null from a file that set it.
   assert.equal(applyConfig(ok, { web: { tls: null } }, "test").web.tls, null);
   const bad: [unknown, RegExp][] = [
@@ -75,6 +78,9 @@ Deno.test("web.tls and web.origins are checked in a sentence naming the setting"
     [{ origins: ["https://a.example:443"] }, /"web.origins" entries must be origins/],
     [{ origins: ["ftp://a.example"] }, /"web.origins" entries must be origins/],
     [{ headTimeoutMs: 10 }, /"web.headTimeoutMs" must be a whole number from 100/],
+    [{ trustedProxies: "127.0.0.1" }, /"web.trustedProxies" must be a list of IP addresses/],
+    [{ trustedProxies: ["localhost"] }, /"web.trustedProxies" must be a list of IP addresses/],
+    [{ trustedProxies: ["127.0.0.1:80"] }, /"web.trustedProxies" must be a list of IP addresses/],
   ];
   for (const [web, pattern] of bad) {
     assert.throws(

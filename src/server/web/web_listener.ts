@@ -10,12 +10,13 @@
  */
 
 import type { Clock, TimerHandle } from "../../clock/clock.ts";
-import { canonicalOrigin, type Config } from "../../config/config.ts";
+import { canonicalOrigin, type Config, isIpAddress } from "../../config/config.ts";
 import type { Transport } from "../../transport/transport.ts";
 import { acceptEach, closeQuietly } from "../accept.ts";
 import type { ConnectionTable } from "../connection_table.ts";
 import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
+import { peerKey } from "../peer_key.ts";
 import { type AssetTable, etagOf } from "./assets.ts";
 import {
   headEnd,
@@ -251,6 +252,23 @@ function upgradeAnswer(
   };
 }
 
+/**
+ * The client's address that a trusted reverse proxy names: the last entry of X-Forwarded-For,
+ * the one that proxy added (earlier ones come from the client and prove nothing). Null if there
+ * is none or it is not an address.
+ */
+export function forwardedClient(head: RequestHead): string | null {
+  const list = head.headers.get("x-forwarded-for");
+  if (list === undefined) return null;
+  const last = list.slice(list.lastIndexOf(",") + 1).trim();
+  return isIpAddress(last) ? last : null;
+}
+
+/** An address as one exact key (IPv6 whole, IPv4-mapped as IPv4), to compare addresses. */
+function exactAddress(hostname: string): string {
+  return peerKey(hostname, 128);
+}
+
 /** Whether the connection may carry another request after this one. */
 function keepsAlive(head: RequestHead): boolean {
   const connection = head.headers.get("connection");
@@ -306,9 +324,11 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
   const scheme = config.tls === null ? "http" : "https";
   const open = new Map<Deno.Conn, Promise<void>>();
   let stopping = false;
+  const proxies = new Set(config.trustedProxies.map(exactAddress));
 
   /** One connection's requests until it upgrades, closes, or breaks a rule. */
   const serveConn = async (conn: Deno.Conn, ip: string): Promise<void> => {
+    const proxied = proxies.has(exactAddress((conn.remoteAddr as Deno.NetAddr).hostname));
     let upgraded = false;
     /** The last answer was a refusal, and unread input may follow: drain before closing. */
     let drain = false;
@@ -340,6 +360,17 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
           }
           phase = "answer";
           carry = read.rest;
+          if (proxied) {
+            // The limits count the proxy's client, not the proxy: each request names it anew,
+            // as a proxy may send several clients' requests over one connection.
+            const refusal = moveToClient(conn, head);
+            if (refusal) {
+              await writeAll(conn, encodeAnswer(refusal.answer, false));
+              drain = true;
+              return;
+            }
+            ip = table.keyOf(forwardedClient(head)!);
+          }
           if (head.path === WS_PATH) {
             const { answer, refused } = upgradeAnswer(head, scheme, config.origins);
             if (refused) {
@@ -385,6 +416,29 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
         closeQuietly(conn);
       }
     }
+  };
+
+  /** Counts a proxied connection under its client's address; the refusal if it cannot. */
+  const moveToClient = (conn: Deno.Conn, head: RequestHead): { answer: Answer } | null => {
+    const client = forwardedClient(head);
+    if (client === null) {
+      log.warn("web.no_forwarded_for", { proxy: (conn.remoteAddr as Deno.NetAddr).hostname });
+      return {
+        answer: textAnswer(
+          400,
+          "A request through a trusted proxy must name its client in X-Forwarded-For\n",
+        ),
+      };
+    }
+    const key = table.keyOf(client);
+    if (table.moveTo(conn, key)) return null;
+    log.warn("connection.refused", {
+      peer: key,
+      open: table.size,
+      from_ip: table.countFrom(key),
+      port: "web",
+    });
+    return { answer: textAnswer(503, "Too many connections from your address\n") };
   };
 
   /** Ends our side, then reads and drops what the peer still sends, within bounds. */
