@@ -12,6 +12,9 @@
  */
 
 import { parseArgs } from "node:util";
+import { relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ASSET_DIRS } from "../src/server/web/assets.ts";
 import { V8_FLAGS_ARG } from "../src/server/v8_flags.ts";
 
 export const TARGETS = [
@@ -33,6 +36,15 @@ export function permissionsFor(target: string | null): string[] {
   return os === "linux" ? [...PERMISSIONS, "--allow-ffi"] : PERMISSIONS;
 }
 
+/**
+ * The web client's files, which the server reads at start (src/server/web/assets.ts): not
+ * imported, so `deno compile` leaves them out unless told, as paths relative to the repository.
+ */
+export function webAssetIncludes(): string[] {
+  const root = fileURLToPath(new URL("../", import.meta.url));
+  return ASSET_DIRS.flatMap((dir) => ["--include", relative(root, fileURLToPath(dir))]);
+}
+
 /** The `deno compile` arguments for one build. */
 export function compileArgs(target: string | null): string[] {
   const output = target ? `dist/parley-${target}` : "dist/parley";
@@ -41,6 +53,7 @@ export function compileArgs(target: string | null): string[] {
     "--unstable-kv",
     V8_FLAGS_ARG,
     ...permissionsFor(target),
+    ...webAssetIncludes(),
     ...(target ? ["--target", target] : []),
     "--output",
     output,

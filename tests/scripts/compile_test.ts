@@ -5,12 +5,16 @@ import { compileArgs, PERMISSIONS, permissionsFor, TARGETS } from "../../scripts
 import { ROOT } from "../helpers/cli.ts";
 import { V8_FLAGS_ARG } from "../../src/server/v8_flags.ts";
 
-Deno.test("compileArgs() builds main.ts with KV and the server's permissions", () => {
+Deno.test("compileArgs() builds main.ts with KV, the server's permissions and the web client's files", () => {
   assert.deepEqual(compileArgs(null), [
     "compile",
     "--unstable-kv",
     V8_FLAGS_ARG,
     ...permissionsFor(null),
+    "--include",
+    "src/webapp/static",
+    "--include",
+    "src/webapp/dist",
     "--output",
     "dist/parley",
     "main.ts",
