@@ -160,8 +160,15 @@ export class IncomingTransfer {
       this.#abort(`Data at offset ${offset}, expected ${this.#received}`);
       return;
     }
+    try {
+      this.hash.update(data);
+    } catch (e) {
+      // The browser's hasher holds the whole file and may fail to grow: that ends this
+      // transfer, not the connection whose receive loop called us.
+      this.#abort(`Cannot hash the file: ${(e as Error).message}`);
+      return;
+    }
     this.#received += data.length;
-    this.hash.update(data);
     // Writes stay in order; each acknowledgement goes out once its bytes are written.
     this.#writing = this.#writing.then(async () => {
       await this.sink.write(data);

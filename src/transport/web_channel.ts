@@ -185,11 +185,10 @@ export class WebChannel {
       );
       return;
     }
-    if (this.#pumping === null) {
-      this.#pumping = this.#pump().finally(() => {
-        this.#pumping = null;
-      });
-    }
+    // The pump awaits before it can end (the queue is not empty), so it clears #pumping after
+    // this assignment, in the same step as it finds the queue empty: no frame can be queued in
+    // between and wait for a pump that has already ended.
+    this.#pumping ??= this.#pump();
   }
 
   /** Seals and writes the queued frames one at a time, in order, until the queue is empty. */
@@ -211,6 +210,8 @@ export class WebChannel {
     } catch (e) {
       const error = goneOr(this.#transport, e);
       this.#failWith(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      this.#pumping = null;
     }
   }
 

@@ -5,18 +5,19 @@
  */
 
 import assert from "node:assert/strict";
-import { FrameSealer } from "../../src/crypto/cipher.ts";
+import { FrameOpener, FrameSealer } from "../../src/crypto/cipher.ts";
 import { ManualClock } from "../../src/clock/clock.ts";
 import { FrameAuthError } from "../../src/protocol/errors.ts";
 import { FrameDecoder } from "../../src/protocol/frame.ts";
 import {
   type DecodedMessages,
+  decodeMessages,
   encodeMessages,
   type Message,
 } from "../../src/protocol/message_codec.ts";
 import { Channel } from "../../src/transport/channel.ts";
 import { memoryPair, type MemoryTransport } from "../../src/transport/memory.ts";
-import { writeAll } from "../../src/transport/transport.ts";
+import { type Transport, writeAll } from "../../src/transport/transport.ts";
 import {
   OutboundOverflowError,
   WEB_COALESCE_BYTES,
@@ -282,4 +283,65 @@ Deno.test("WebChannel refuses an outbound limit that cannot hold its largest fra
   );
   a.close();
   b.close();
+});
+
+/**
+ * A transport that holds its first write until `release`, records every write, and notes the
+ * writes made before closeWrite.
+ */
+function heldTransport() {
+  const writes: Uint8Array[] = [];
+  let writesAtFin = -1;
+  let release!: () => void;
+  let wrote!: () => void;
+  const firstWrite = new Promise<void>((r) => wrote = r);
+  const transport: Transport = {
+    peer: { hostname: "127.0.0.1", port: 1 },
+    read: () => new Promise<number | null>(() => {}),
+    write(bytes) {
+      writes.push(bytes.slice());
+      if (writes.length > 1) return Promise.resolve(bytes.length);
+      wrote();
+      return new Promise<number>((r) => release = () => r(bytes.length));
+    },
+    closeWrite() {
+      writesAtFin = writes.length;
+      return Promise.resolve();
+    },
+    close() {},
+    isGone: () => false,
+  };
+  return { transport, writes, firstWrite, release: () => release(), fin: () => writesAtFin };
+}
+
+Deno.test("WebChannel.finish() sends a frame queued just as the previous write completes", async () => {
+  // finish() comes some microtasks after the write under way completes: at one of these the
+  // pump had left its loop but not yet cleared itself, and the frame waited for no one.
+  for (let hops = 0; hops < 8; hops++) {
+    const held = heldTransport();
+    const web = await WebChannel.create(
+      held.transport,
+      { send: C2S, receive: S2C },
+      new FrameDecoder(MAX_FRAME),
+      { maxFrameBytes: MAX_FRAME, maxOutboundBytes: 1 << 24, maxDepth: 16 },
+    );
+    web.send(1, 1, "first");
+    void web.flush();
+    await held.firstWrite;
+    web.send(1, 2, "last words");
+    held.release();
+    for (let i = 0; i < hops; i++) await Promise.resolve();
+    await web.finish(1000, 1000);
+    assert.equal(held.fin(), 2, `after ${hops} microtasks: both frames left before the FIN`);
+    assert.equal(web.outboundBytes, 0);
+    const decoder = new FrameDecoder(MAX_FRAME);
+    for (const w of held.writes) decoder.push(w);
+    const opener = new FrameOpener(C2S);
+    const bodies = [];
+    for (let frame; (frame = decoder.readFrame()) !== null;) {
+      bodies.push(...decodeMessages(opener.open(frame)).messages.map((m) => m.body));
+    }
+    assert.deepEqual(bodies, ["first", "last words"]);
+    web.close();
+  }
 });
