@@ -1,7 +1,7 @@
 /**
  * The client platform of a browser: the handshake and the frame cipher over WebCrypto
  * (src/crypto/web/), the async WebChannel (src/transport/web_channel.ts), SHA-256 by
- * crypto.subtle.digest. The connection itself comes from the caller's `dial` (a WebSocket in the
+ * crypto.subtle.digest (files: the streaming crypto/sha256_stream.ts). The connection itself comes from the caller's `dial` (a WebSocket in the
  * web app, TCP in Deno's tests): the platform works over any Transport.
  */
 
@@ -9,6 +9,7 @@ import { subtle } from "../crypto/web/handshake.ts";
 import type { Transport } from "../transport/transport.ts";
 import { WebChannel } from "../transport/web_channel.ts";
 import { initiateWebHandshake } from "../transport/web_handshake_io.ts";
+import { Sha256Stream } from "../crypto/sha256_stream.ts";
 import type { ClientPlatform, Hasher, MessageChannel } from "./platform.ts";
 
 /** A client trusts its server with far more than the server trusts a client (as Deno's). */
@@ -40,7 +41,7 @@ export function webPlatform(dial: WebDial): ClientPlatform {
       return { channel, serverIdentity: shaken.serverIdentity };
     },
     sha256: webSha256,
-    hasher: () => new BufferingHasher(),
+    hasher: () => new StreamingHasher(),
   };
 }
 
@@ -49,34 +50,22 @@ export async function webSha256(...parts: Uint8Array[]): Promise<Uint8Array> {
 }
 
 /**
- * WebCrypto has no incremental SHA-256: this one copies every update into one growing buffer
- * and digests it at the end. A file therefore costs its size in memory once more (up to twice
- * while the buffer grows) while it is hashed (sending hashes it before the offer, receiving as
- * it arrives): fine for what a browser sends and receives, not for files of gigabytes.
+ * WebCrypto has no incremental SHA-256, and a file hashed with it would have to be held whole;
+ * the streaming one keeps 64 bytes. The file goes through it once, as it is read or arrives.
  */
-export class BufferingHasher implements Hasher {
-  #buf: Uint8Array<ArrayBuffer> | null = new Uint8Array(0);
-  #length = 0;
+export class StreamingHasher implements Hasher {
+  readonly #hash = new Sha256Stream();
 
   update(bytes: Uint8Array): void {
-    const buf = this.#buf;
-    if (buf === null) throw new Error("The hasher has already given its digest");
-    // Copied: the caller may reuse its buffer (a file reader's, say) for the next chunk.
-    const need = this.#length + bytes.length;
-    if (need > buf.length) {
-      const grown = new Uint8Array(Math.max(need, 2 * buf.length, 4096));
-      grown.set(buf.subarray(0, this.#length));
-      this.#buf = grown;
-    }
-    this.#buf!.set(bytes, this.#length);
-    this.#length = need;
+    this.#hash.update(bytes);
   }
 
   digest(): Promise<Uint8Array> {
-    const buf = this.#buf;
-    if (buf === null) return Promise.reject(new Error("The hasher has already given its digest"));
-    this.#buf = null;
-    return webSha256(buf.subarray(0, this.#length));
+    try {
+      return Promise.resolve(this.#hash.digest());
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { ParleyClient } from "../../src/client/client.ts";
 import { Link } from "../../src/client/link.ts";
 import type { ClientPlatform } from "../../src/client/platform.ts";
-import { BufferingHasher, webPlatform, webSha256 } from "../../src/client/web_platform.ts";
+import { StreamingHasher, webPlatform, webSha256 } from "../../src/client/web_platform.ts";
 import { formatFingerprint } from "../../src/crypto/fingerprint.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { Message } from "../../src/protocol/message_codec.ts";
@@ -173,19 +173,19 @@ Deno.test("a Link on the web platform reconnects and resumes with its token afte
     }
   }));
 
-Deno.test("BufferingHasher gives SHA-256 of everything it was given, copied as it came", async () => {
-  const h = new BufferingHasher();
+Deno.test("StreamingHasher gives SHA-256 of everything it was given, whatever the caller does with its buffer later", async () => {
+  const h = new StreamingHasher();
   const buf = new Uint8Array(3000);
   const whole: number[] = [];
   for (let i = 0; i < 5; i++) {
-    buf.fill(i + 1); // the caller reuses its buffer: the hasher must have copied the last chunk
+    buf.fill(i + 1); // the caller reuses its buffer: the hasher must have taken the last chunk in
     h.update(buf.subarray(0, 1000 + i));
     whole.push(...buf.subarray(0, 1000 + i));
   }
   assert.equal(Buffer.from(await h.digest()).toString("hex"), sha(new Uint8Array(whole)));
   assert.throws(() => h.update(new Uint8Array(1)));
   assert.equal(
-    Buffer.from(await new BufferingHasher().digest()).toString("hex"),
+    Buffer.from(await new StreamingHasher().digest()).toString("hex"),
     sha(new Uint8Array(0)),
   );
 });
