@@ -3,10 +3,10 @@
  * the server announced; the receiver writes them, acknowledges progress, and checks SHA-256.
  */
 
-import * as nc from "node:crypto";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
 import type { Value } from "../protocol/value.ts";
+import { type Hasher, sameBytes } from "./platform.ts";
 
 /** Where a sent file's bytes come from. */
 export interface FileSource {
@@ -26,12 +26,15 @@ export function bytesSource(data: Uint8Array): FileSource {
   };
 }
 
-export async function sha256Of(source: FileSource, chunk = 1024 * 1024): Promise<Uint8Array> {
-  const h = nc.createHash("sha256");
+export async function sha256Of(
+  source: FileSource,
+  h: Hasher,
+  chunk = 1024 * 1024,
+): Promise<Uint8Array> {
   for (let at = 0; at < source.size; at += chunk) {
     h.update(await source.read(at, Math.min(chunk, source.size - at)));
   }
-  return new Uint8Array(h.digest());
+  return await h.digest();
 }
 
 export interface TransferResult {
@@ -126,7 +129,6 @@ export class OutgoingTransfer {
 /** The receiving side of one accepted transfer. */
 export class IncomingTransfer {
   #received = 0;
-  readonly #hash = nc.createHash("sha256");
   readonly done: Promise<TransferResult>;
   #finish!: (r: TransferResult) => void;
   #fail!: (e: Error) => void;
@@ -134,6 +136,7 @@ export class IncomingTransfer {
 
   constructor(
     private readonly link: TransferLink,
+    private readonly hash: Hasher,
     readonly transferId: number,
     readonly size: number,
     private readonly sha256: Uint8Array,
@@ -149,7 +152,7 @@ export class IncomingTransfer {
 
   /** Called once the offer is accepted: an empty file is complete at once. */
   start(): void {
-    if (this.size === 0) this.#complete();
+    if (this.size === 0) void this.#complete();
   }
 
   data(offset: number, data: Uint8Array): void {
@@ -158,20 +161,19 @@ export class IncomingTransfer {
       return;
     }
     this.#received += data.length;
-    this.#hash.update(data);
+    this.hash.update(data);
     // Writes stay in order; each acknowledgement goes out once its bytes are written.
     this.#writing = this.#writing.then(async () => {
       await this.sink.write(data);
       const received = offset + data.length;
       this.onProgress?.(received, this.size);
-      if (received === this.size) this.#complete();
+      if (received === this.size) await this.#complete();
       else this.link.notify(MsgType.FILE_ACK, { transfer_id: this.transferId, received });
     }).catch((e) => this.#abort(`Cannot write the file: ${(e as Error).message}`));
   }
 
-  #complete(): void {
-    const digest = new Uint8Array(this.#hash.digest());
-    const ok = digest.length === this.sha256.length && nc.timingSafeEqual(digest, this.sha256);
+  async #complete(): Promise<void> {
+    const ok = sameBytes(await this.hash.digest(), this.sha256);
     this.link.notify(MsgType.FILE_ACK, {
       transfer_id: this.transferId,
       received: this.size,

@@ -4,8 +4,11 @@
  */
 
 import { dirname } from "node:path";
+import type { PinStore } from "./pins.ts";
 
-export class KnownHosts {
+export { HostKeyChangedError } from "./pins.ts";
+
+export class KnownHosts implements PinStore {
   constructor(readonly path: string) {}
 
   async #read(): Promise<Map<string, string>> {
@@ -29,13 +32,12 @@ export class KnownHosts {
     return hex ? Uint8Array.fromHex(hex) : null;
   }
 
+  howToForget(addr: string): string {
+    return `remove the line for ${addr} from ${this.path}`;
+  }
+
   async remember(addr: string, key: Uint8Array): Promise<void> {
     await Deno.mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     await Deno.writeTextFile(this.path, `${addr} ${key.toHex()}\n`, { append: true, mode: 0o600 });
   }
-}
-
-/** The server's key differs from the one pinned on first contact. */
-export class HostKeyChangedError extends Error {
-  override name = "HostKeyChangedError";
 }

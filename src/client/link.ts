@@ -14,8 +14,8 @@ import {
   ParleyClient,
   type SentReceipt,
   type Target,
-} from "./client.ts";
-import { HostKeyChangedError } from "./known_hosts.ts";
+} from "./core.ts";
+import { HostKeyChangedError } from "./pins.ts";
 import { SeenMessages } from "./seen.ts";
 
 export interface LinkHooks {

@@ -7,6 +7,7 @@
 
 import { Buffer } from "node:buffer";
 import * as nc from "node:crypto";
+import { formatFingerprint } from "./fingerprint.ts";
 
 export const KEY_BYTES = 32;
 export const SIGNATURE_BYTES = 64;
@@ -179,5 +180,5 @@ export function randomBytes(n: number): Uint8Array {
 
 /** A server key's fingerprint as users see it: "SHA256:" and unpadded base64, like SSH. */
 export function fingerprint(publicKey: Uint8Array): string {
-  return "SHA256:" + sha256(publicKey).toBase64({ omitPadding: true });
+  return formatFingerprint(sha256(publicKey));
 }

@@ -12,6 +12,8 @@
  * which is more than sealing or opening a small frame.
  */
 
+// Deno's fast Latin-1 decoding for every value this channel reads (see latin1_node.ts).
+import "../protocol/latin1_node.ts";
 import { FrameOpener, FrameSealer } from "../crypto/cipher.ts";
 import type { SessionKeys } from "../crypto/handshake.ts";
 import type { FrameDecoder } from "../protocol/frame.ts";

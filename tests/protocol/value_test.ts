@@ -3,6 +3,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { DecodeError } from "../../src/protocol/errors.ts";
 import {
   ByteWriter,
@@ -12,6 +13,7 @@ import {
   encodeEntries,
   encodeValue,
   ownBytes,
+  portableLatin1View,
   readValue,
   SLAB_VALUE_MAX_BYTES,
   Tag,
@@ -546,4 +548,12 @@ Deno.test("encodeValue() throws TypeError for a string with a lone surrogate", (
   assert.throws(() => encodeValue("ok \ud800 not ok"), TypeError);
   assert.throws(() => encodeValue({ k: ["\udfff"] }), TypeError);
   assert.equal(decodeValue(encodeValue("pair 😀 fine")), "pair 😀 fine");
+});
+
+Deno.test("the portable Latin-1 view decodes ASCII as node's Buffer does, long runs included", () => {
+  for (const n of [0, 1, 17, 4095, 4096, 4097, 20_000]) {
+    const bytes = new Uint8Array(n + 6).map((_, i) => 32 + (i * 7) % 95);
+    const want = Buffer.from(bytes.buffer).toString("latin1", 3, n + 3);
+    assert.equal(portableLatin1View(bytes).toString("latin1", 3, n + 3), want, `${n} bytes`);
+  }
 });
