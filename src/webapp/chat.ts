@@ -7,7 +7,7 @@
  * reconnections, each with one id for all its attempts.
  */
 
-import type { Invitation, ParleyClient } from "../client/client.ts";
+import type { Invitation, ParleyClient } from "../client/core.ts";
 import type { Link } from "../client/link.ts";
 import {
   DEFAULT_LIMITS,
@@ -349,11 +349,15 @@ export class WebChat {
     if (problem) throw new Error(`Not sent: ${problem}.`);
     const to = conv.target.user;
     const client = await this.#live();
-    const line = new TransferLine(`→ ${to}: "${file.name}"`, file.size, { "data-outgoing": file.name });
+    const line = new TransferLine(`→ ${to}: "${file.name}"`, file.size, {
+      "data-outgoing": file.name,
+    });
     try {
       const result = await client.sendFile(to, file.name, fileSource(file), line.progress);
       line.finish(
-        result.sha256Ok ? "sent, SHA-256 verified by the receiver" : "sent, but the SHA-256 check FAILED",
+        result.sha256Ok
+          ? "sent, SHA-256 verified by the receiver"
+          : "sent, but the SHA-256 check FAILED",
         result.sha256Ok,
       );
     } catch (e) {
@@ -364,7 +368,8 @@ export class WebChat {
   #offer(offer: Offer): void {
     this.notifications.show("Parley", `${offer.source_username} offers the file "${offer.name}"`);
     showOffer(offer, {
-      accept: async (o, sink, line) => await (await this.#live()).acceptFile(o, sink, line.progress),
+      accept: async (o, sink, line) =>
+        await (await this.#live()).acceptFile(o, sink, line.progress),
       deny: async (o) => await (await this.#live()).denyFile(o.transfer_id),
     }, (text) => this.#note(text));
   }
@@ -387,7 +392,12 @@ export class WebChat {
     what: Pick<HistoryEntry, "kind" | "text" | "image" | "name">,
     skipped?: string[],
   ): Promise<void> {
-    const entry: HistoryEntry = { id: id.toHex(), from: this.me, time: time.toISOString(), ...what };
+    const entry: HistoryEntry = {
+      id: id.toHex(),
+      from: this.me,
+      time: time.toISOString(),
+      ...what,
+    };
     // Our own world messages come back in the backlog after a reconnect: known, not shown twice.
     this.link.seen.first(this.me, id);
     await this.history.append(conv.key, conv.label, entry, false);

@@ -5,7 +5,7 @@
  * "@name" (lower-cased) for a private conversation.
  */
 
-import type { Target } from "../client/client.ts";
+import type { Target } from "../client/core.ts";
 
 export interface Conversation {
   key: string;

@@ -48,7 +48,11 @@ export function installSwitcher(options: () => string[], open: (what: string) =>
  * A prompt with some lines of content and, if `placeholder` is given, a field; resolves with the
  * field's value (or "" for OK without a field), or null when closed.
  */
-export function prompt(title: string, lines: string[], placeholder?: string): Promise<string | null> {
+export function prompt(
+  title: string,
+  lines: string[],
+  placeholder?: string,
+): Promise<string | null> {
   const dialog = byId<HTMLDialogElement>("prompt-dialog");
   const input = byId<HTMLInputElement>("prompt-input");
   byId("prompt-title").textContent = title;

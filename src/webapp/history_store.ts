@@ -88,7 +88,9 @@ export class HistoryStore {
     const tx = this.db.transaction(["messages", "conversations", "seen"], "readwrite");
     tx.objectStore("messages").add({ ...entry, conv: key } satisfies StoredEntry);
     tx.objectStore("conversations").put(next);
-    if (entry.kind !== "note") tx.objectStore("seen").put(1, `${entry.from.toLowerCase()}/${entry.id}`);
+    if (entry.kind !== "note") {
+      tx.objectStore("seen").put(1, `${entry.from.toLowerCase()}/${entry.id}`);
+    }
     await committed(tx);
     this.#index.set(key, next);
     if (entry.kind !== "note") this.seen.first(entry.from, Uint8Array.fromHex(entry.id));

@@ -7,8 +7,8 @@
  * server replaces it at each RESUME.
  */
 
-import { type ConnectOptions, ParleyClient } from "../client/client.ts";
-import { HostKeyChangedError, type KnownHosts } from "../client/known_hosts.ts";
+import { type ConnectOptions, ParleyClient } from "../client/core.ts";
+import { HostKeyChangedError } from "../client/pins.ts";
 import { BACKOFF_MS, Link } from "../client/link.ts";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
@@ -19,7 +19,7 @@ import { byId } from "./dom.ts";
 import { HistoryStore } from "./history_store.ts";
 import { LoginView } from "./login_view.ts";
 import { Notifications } from "./notifications.ts";
-import { dial, socketUrl } from "./platform.ts";
+import { browserPlatform, dial, socketUrl } from "./platform.ts";
 import { PinnedKeys, SettingsStore } from "./settings_store.ts";
 
 async function start(): Promise<void> {
@@ -30,8 +30,10 @@ async function start(): Promise<void> {
     host: location.hostname,
     port: Number(location.port) || (location.protocol === "https:" ? 443 : 80),
     dial: () => dial(socketUrl(location)),
-    // The core takes the KnownHosts class today; PinnedKeys has its public shape.
-    knownHosts: new PinnedKeys(settings) as unknown as KnownHosts,
+    knownHosts: new PinnedKeys(settings),
+    // One origin is one server to the browser (its storage, its CSP), so the pin is per origin.
+    pinAs: location.origin,
+    platform: browserPlatform(),
     onFirstContact: askTrustKey,
     autoAck: false,
     deviceSecret: await settings.deviceSecret(),

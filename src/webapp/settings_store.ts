@@ -6,6 +6,7 @@
  * IndexedDB is per origin already, so one origin is one server.
  */
 
+import type { PinStore } from "../client/pins.ts";
 import { committed, done, openDatabase } from "./idb.ts";
 
 const DB_NAME = "parley";
@@ -75,13 +76,9 @@ export class SettingsStore {
 }
 
 /**
- * Server keys pinned per address (trust on first use), the KnownHosts shape the client library
- * asks for, kept in IndexedDB.
+ * Server keys pinned per origin (trust on first use), kept in IndexedDB.
  */
-export class PinnedKeys {
-  /** Named in the client's "key changed" message: where the pin lives. */
-  readonly path = "this browser's site data for this page (IndexedDB)";
-
+export class PinnedKeys implements PinStore {
   constructor(private readonly settings: SettingsStore) {}
 
   async lookup(addr: string): Promise<Uint8Array | null> {
@@ -91,5 +88,9 @@ export class PinnedKeys {
 
   async remember(addr: string, key: Uint8Array): Promise<void> {
     await this.settings.put(`pin:${addr}`, new Uint8Array(key));
+  }
+
+  howToForget(addr: string): string {
+    return `If you trust the change, clear this browser's site data for ${addr}`;
   }
 }

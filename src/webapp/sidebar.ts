@@ -5,7 +5,7 @@
  * and what waits for the user's answer (friend requests, group invitations).
  */
 
-import type { Invitation } from "../client/client.ts";
+import type { Invitation } from "../client/core.ts";
 import { button, byId, el } from "./dom.ts";
 import type { ConversationInfo } from "./history_store.ts";
 
