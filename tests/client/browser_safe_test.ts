@@ -17,6 +17,7 @@ export const BROWSER_ENTRIES = [
   "src/client/pins.ts",
   "src/client/files.ts",
   "src/crypto/fingerprint.ts",
+  "src/webapp/main.ts",
 ];
 
 interface GraphModule {

@@ -9,6 +9,15 @@ import puppeteer, { type Browser, type Page } from "puppeteer-core";
 
 export type { Browser, Page };
 
+declare global {
+  // Page-side code (page.evaluate and friends) runs in Chromium, but is type-checked with Deno's
+  // types, which have no DOM: these names are given loosely, for that code only.
+  // deno-lint-ignore no-explicit-any
+  var document: any;
+  // deno-lint-ignore no-explicit-any
+  var indexedDB: any;
+}
+
 export const CHROMIUM = "/usr/bin/chromium";
 
 function chromiumPresent(): boolean {

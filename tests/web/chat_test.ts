@@ -1,0 +1,158 @@
+/**
+ * The web client end to end in real Chromium: two browser users and a terminal user chat in the
+ * world room, in private and in a group; an image is shown (decoded in the page); a file
+ * arrives with the right SHA-256; an oversize image gets a clear error in the page.
+ *
+ * PARLEY_SCREENSHOT=1 also rewrites docs/web-client.png from this run (README shows it); a plain
+ * run leaves the file alone, so that CI never dirties the tree with a PNG that differs by a pixel.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { ROOT } from "../helpers/cli.ts";
+import { browserTest } from "./browser.ts";
+import { AppPage, withWebWorld } from "./web_world.ts";
+
+browserTest(
+  "two browser users and a terminal user chat in the world, in private and in a group",
+  () =>
+    withWebWorld(async (w) => {
+      const alice = await AppPage.open(w.browser, w.server.origin);
+      const shown = await alice.register("alice");
+      assert.equal(shown, w.server.fingerprint, "first contact shows the server's fingerprint");
+      const bob = await AppPage.open(w.browser, w.server.origin);
+      await bob.register("bob");
+      const carol = await w.terminal("carol");
+
+      // The world room: everyone online.
+      await alice.open("world");
+      await bob.open("world");
+      await carol.type("/world");
+      await alice.send("hello world from alice");
+      await bob.waitForMessage("hello world from alice");
+      await carol.out.waitFor(/<alice> hello world from alice/);
+      await carol.type("the terminal says hi");
+      await alice.waitForMessage("the terminal says hi");
+      await bob.waitForMessage("the terminal says hi");
+
+      // Private: from a browser and from the terminal; unread until opened.
+      await bob.open("alice");
+      await bob.send("psst alice, from bob");
+      await carol.type("/to alice", "hi alice, from the terminal");
+      await alice.page.waitForFunction(() =>
+        document.querySelector('#recent-list [data-key="@bob"] .badge')?.textContent === "1" &&
+        document.querySelector('#recent-list [data-key="@carol"] .badge')?.textContent === "1"
+      );
+      await alice.page.click('#recent-list [data-key="@bob"]');
+      await alice.waitForMessage("psst alice, from bob");
+      assert.equal(await alice.unread("@bob"), 0, "opened: read");
+      await alice.send("hi bob, shift+enter\nmakes a second line");
+      await bob.waitForMessage("makes a second line");
+      await alice.open("carol");
+      await alice.waitForMessage("hi alice, from the terminal");
+      await alice.send("hello carol, from the browser");
+      await carol.out.waitFor(/<alice> hello carol, from the browser/);
+
+      // Friends: alice asks, bob accepts in his page; presence shows.
+      await alice.page.type("#add-friend-name", "bob");
+      await alice.page.keyboard.press("Enter");
+      await bob.page.waitForSelector('#request-list [data-request="alice"] button');
+      await bob.page.click('#request-list [data-request="alice"] button');
+      await alice.page.waitForSelector('#friend-list [data-friend="bob"][data-online="true"]');
+
+      // A group: bob (a friend) is added, carol (not a friend) invited and joins from the terminal.
+      await alice.page.type("#create-group-name", "team");
+      await alice.page.keyboard.press("Enter");
+      await alice.page.waitForFunction(() =>
+        document.getElementById("conversation-title")?.textContent?.includes("team")
+      );
+      const group = await alice.page.$eval(
+        "#conversation-title",
+        (e) => e.textContent!.split(" ")[0],
+      );
+      for (const name of ["bob", "carol"]) {
+        await alice.page.click("#invite-button");
+        await alice.page.waitForSelector("#prompt-dialog[open]");
+        await alice.page.type("#prompt-input", name);
+        await alice.page.keyboard.press("Enter");
+      }
+      await carol.out.waitFor(new RegExp(`alice invites you to ${group} team`));
+      await carol.type(`/join ${group}`, `/to ${group}`);
+      await carol.out.waitFor(/team/);
+      await alice.send("welcome to the team");
+      await carol.out.waitFor(/<alice> welcome to the team/);
+      await bob.open(group);
+      await bob.waitForMessage("welcome to the team");
+      await carol.type("glad to be here");
+      await alice.waitForMessage("glad to be here");
+      await bob.waitForMessage("glad to be here");
+      await alice.page.click("#members-button");
+      await alice.page.waitForSelector("#prompt-dialog[open]");
+      const members = await alice.page.$eval("#prompt-body", (e) => e.textContent);
+      assert.match(members!, /alice/);
+      assert.match(members!, /bob/);
+      assert.match(members!, /carol/);
+      await alice.page.keyboard.press("Escape");
+
+      // An image, decoded in bob's page.
+      const png = await alice.page.evaluate(async () => {
+        const canvas = new OffscreenCanvas(7, 5);
+        // deno-lint-ignore no-explicit-any
+        const ctx = canvas.getContext("2d") as any;
+        ctx.fillStyle = "#c33";
+        ctx.fillRect(0, 0, 7, 5);
+        const blob = await canvas.convertToBlob({ type: "image/png" });
+        return new Uint8Array(await blob.arrayBuffer()).toBase64();
+      });
+      await Deno.writeFile(join(w.dir, "dot.png"), Uint8Array.fromBase64(png));
+      await alice.open("bob");
+      await alice.uploadTo("#image-input", join(w.dir, "dot.png"));
+      await bob.open("alice");
+      await bob.page.waitForSelector("#messages img");
+      const size = await bob.page.$eval("#messages img", async (img) => {
+        const image = img as unknown as {
+          decode(): Promise<void>;
+          naturalWidth: number;
+          naturalHeight: number;
+        };
+        await image.decode();
+        return [image.naturalWidth, image.naturalHeight];
+      });
+      assert.deepEqual(size, [7, 5]);
+      assert.ok(await bob.page.$('#messages a[download="dot.png"]'), "the image can be saved");
+
+      // An oversize image: refused in the page, before anything is sent.
+      const big = new Uint8Array(2 * 1024 * 1024 + 1);
+      big.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      await Deno.writeFile(join(w.dir, "huge.png"), big);
+      await alice.uploadTo("#image-input", join(w.dir, "huge.png"));
+      await alice.page.waitForFunction(() =>
+        /Not sent: images are limited to 2\.0 MiB on this server; "huge\.png" has 2\.0 MiB/.test(
+          document.getElementById("chat-error")?.textContent ?? "",
+        )
+      );
+
+      // A file: offered by alice, accepted by bob, checked by SHA-256 in his page.
+      const file = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+      await Deno.writeFile(join(w.dir, "report.pdf"), file);
+      const sha = createHash("sha256").update(file).digest("hex");
+      await alice.uploadTo("#file-input", join(w.dir, "report.pdf"));
+      await bob.page.waitForSelector('#transfers [data-action="accept"]');
+      await bob.page.click('#transfers [data-action="accept"]');
+      await bob.page.waitForSelector("#transfers li[data-done]");
+      const got = await bob.page.$eval("#transfers li[data-done]", (li) => ({
+        done: li.getAttribute("data-done"),
+        sha: li.querySelector("a")?.getAttribute("data-sha256"),
+        text: li.textContent,
+      }));
+      assert.deepEqual([got.done, got.sha], ["ok", sha], got.text ?? "");
+      await alice.page.waitForSelector('#transfers li[data-done="ok"]');
+
+      if (Deno.env.get("PARLEY_SCREENSHOT") === "1") {
+        await alice.open("#1");
+        await alice.page.screenshot({ path: join(ROOT, "docs", "web-client.png") });
+      }
+      assert.deepEqual(alice.log.filter((l) => l.startsWith("pageerror")), []);
+    }),
+);
