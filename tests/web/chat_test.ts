@@ -97,17 +97,24 @@ browserTest(
 
       // An image, decoded in bob's page.
       const png = await alice.page.evaluate(async () => {
-        const canvas = new OffscreenCanvas(7, 5);
+        const canvas = new OffscreenCanvas(160, 96);
         // deno-lint-ignore no-explicit-any
         const ctx = canvas.getContext("2d") as any;
-        ctx.fillStyle = "#c33";
-        ctx.fillRect(0, 0, 7, 5);
+        const sky = ctx.createLinearGradient(0, 0, 160, 96);
+        sky.addColorStop(0, "#4a90d9");
+        sky.addColorStop(1, "#f5c26b");
+        ctx.fillStyle = sky;
+        ctx.fillRect(0, 0, 160, 96);
+        ctx.fillStyle = "#fff";
+        ctx.beginPath();
+        ctx.arc(118, 34, 16, 0, 2 * Math.PI);
+        ctx.fill();
         const blob = await canvas.convertToBlob({ type: "image/png" });
         return new Uint8Array(await blob.arrayBuffer()).toBase64();
       });
-      await Deno.writeFile(join(w.dir, "dot.png"), Uint8Array.fromBase64(png));
+      await Deno.writeFile(join(w.dir, "sunset.png"), Uint8Array.fromBase64(png));
       await alice.open("bob");
-      await alice.uploadTo("#image-input", join(w.dir, "dot.png"));
+      await alice.uploadTo("#image-input", join(w.dir, "sunset.png"));
       await bob.open("alice");
       await bob.page.waitForSelector("#messages img");
       const size = await bob.page.$eval("#messages img", async (img) => {
@@ -119,8 +126,8 @@ browserTest(
         await image.decode();
         return [image.naturalWidth, image.naturalHeight];
       });
-      assert.deepEqual(size, [7, 5]);
-      assert.ok(await bob.page.$('#messages a[download="dot.png"]'), "the image can be saved");
+      assert.deepEqual(size, [160, 96]);
+      assert.ok(await bob.page.$('#messages a[download="sunset.png"]'), "the image can be saved");
 
       // An oversize image: refused in the page, before anything is sent.
       const big = new Uint8Array(2 * 1024 * 1024 + 1);
@@ -150,8 +157,7 @@ browserTest(
       await alice.page.waitForSelector('#transfers li[data-done="ok"]');
 
       if (Deno.env.get("PARLEY_SCREENSHOT") === "1") {
-        await alice.open("#1");
-        await alice.page.screenshot({ path: join(ROOT, "docs", "web-client.png") });
+        await bob.page.screenshot({ path: join(ROOT, "docs", "web-client.png") });
       }
       assert.deepEqual(alice.log.filter((l) => l.startsWith("pageerror")), []);
     }),

@@ -41,10 +41,14 @@ browserTest(
       // Sent while alice's page was closed: shown when she comes back, with the summary.
       await alice.page.close();
       await bob.send("while you were away");
+      const reopened = performance.now();
       await alice.reopen();
-      await alice.waitForChat();
-      await alice.open("bob");
       await alice.waitForMessage("while you were away");
+      const backlogMs = Math.round(performance.now() - reopened);
+      console.log(
+        `web client: a message that waited on the server shown ${backlogMs} ms after opening the page`,
+      );
+      await alice.waitForChat();
 
       // The server crashes; alice types meanwhile; it comes back on the same ports and data.
       await w.crash();
