@@ -62,17 +62,27 @@ async function start(): Promise<void> {
   await runChat(client, username, options, settings, notifications, state);
 }
 
-/** Connects once, turning a changed server key into the loud refusal it must be. */
+/** Connects once, turning a refused server key into the loud refusal it must be. */
 async function connectOnce(options: ConnectOptions): Promise<ParleyClient> {
   try {
     return await ParleyClient.connect(options);
   } catch (e) {
-    if (e instanceof HostKeyChangedError) {
-      document.body.dataset.keyChanged = "true";
-      throw new Error(`REFUSED: ${e.message}`);
-    }
+    if (e instanceof HostKeyChangedError) refuse(e.message);
     throw e;
   }
+}
+
+/**
+ * Shows, in place of everything else, that the server's key was refused: a changed key may be
+ * someone in the middle, and nothing more is sent to it.
+ */
+function refuse(why: string): void {
+  const banner = byId("fatal");
+  banner.textContent = `Connection refused: ${why}`;
+  banner.hidden = false;
+  byId("login-view").hidden = true;
+  byId("chat-view").hidden = true;
+  document.body.dataset.link = "refused";
 }
 
 /** Logs back in with the saved resume token, retrying while the server cannot be reached. */
@@ -95,8 +105,8 @@ async function resumeSaved(
         await settings.forgetSession();
         return null;
       }
-      if ((e as Error).message.startsWith("REFUSED")) {
-        state.set("ended", (e as Error).message);
+      if (e instanceof HostKeyChangedError) {
+        state.set("ended", "The server's key was refused");
         throw e;
       }
       const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
@@ -142,7 +152,12 @@ async function runChat(
   link.open(client);
   const reason = await link.ended;
   state.set("ended", reason);
-  if (reason.includes("log in again")) await settings.forgetSession();
+  // The Link gives up with a sentence: a changed key on reconnecting, a token no longer taken.
+  if (reason.includes("presented identity key")) refuse(reason);
+  else if (reason.includes("log in again")) {
+    await settings.forgetSession();
+    location.reload();
+  }
 }
 
 start().catch((e) => {

@@ -96,13 +96,14 @@ browserTest(
       await w.crash();
       await w.start(true);
       await alice.page.reload({ waitUntil: "domcontentloaded" });
-      await alice.page.waitForFunction(
-        () =>
-          /REFUSED.*presented identity key/.test(
-            document.getElementById("status")?.textContent ?? "",
-          ),
-        { timeout: 20_000 },
+      await alice.page.waitForSelector("#fatal:not([hidden])", { timeout: 20_000 });
+      const banner = await alice.page.$eval("#fatal", (e) => e.textContent ?? "");
+      assert.match(
+        banner,
+        /^Connection refused: .*presented identity key .* pinned on first contact/,
       );
       assert.equal(await alice.page.$eval("#chat-view", (e) => e.hidden), true);
+      // Bob's page was open: its reconnection meets the new key and is refused the same way.
+      await bob.page.waitForSelector("#fatal:not([hidden])", { timeout: 30_000 });
     }),
 );
