@@ -18,7 +18,7 @@ browserTest(
   "two browser users and a terminal user chat in the world, in private and in a group",
   () =>
     withWebWorld(async (w) => {
-      const alice = await AppPage.open(w.browser, w.server.origin);
+      const alice = await AppPage.open(w.browser, w.server.origin, { notifications: true });
       const shown = await alice.register("alice");
       assert.equal(shown, w.server.fingerprint, "first contact shows the server's fingerprint");
       const bob = await AppPage.open(w.browser, w.server.origin);
@@ -44,6 +44,13 @@ browserTest(
         document.querySelector('#recent-list [data-key="@bob"] .badge')?.textContent === "1" &&
         document.querySelector('#recent-list [data-key="@carol"] .badge')?.textContent === "1"
       );
+      // Alice's page was not in front: she was told, once for each message.
+      const notes = await alice.notifications();
+      notes.sort((a, b) => a.title.localeCompare(b.title));
+      assert.deepEqual(notes, [
+        { title: "bob in @bob", body: "psst alice, from bob" },
+        { title: "carol in @carol", body: "hi alice, from the terminal" },
+      ]);
       await alice.page.click('#recent-list [data-key="@bob"]');
       await alice.waitForMessage("psst alice, from bob");
       assert.equal(await alice.unread("@bob"), 0, "opened: read");
@@ -94,6 +101,7 @@ browserTest(
       assert.match(members!, /bob/);
       assert.match(members!, /carol/);
       await alice.page.keyboard.press("Escape");
+      await alice.page.waitForSelector("#prompt-dialog:not([open])");
 
       // An image, decoded in bob's page.
       const png = await alice.page.evaluate(async () => {

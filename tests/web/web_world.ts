@@ -120,14 +120,42 @@ export async function withWebWorld(fn: (w: WebWorld) => Promise<void>): Promise<
   }
 }
 
+/**
+ * Lets the page show notifications (as if the user had allowed them) and records them in
+ * `globalThis.shown` instead; the page counts as not in front (hasFocus false), as when the
+ * user is in another window. The script is the test's, added through DevTools before the page's.
+ */
+async function recordNotifications(page: Page, origin: string): Promise<void> {
+  await page.browserContext().overridePermissions(origin, ["notifications"]);
+  await page.evaluateOnNewDocument(() => {
+    const shown: { title: string; body: string }[] = [];
+    Object.assign(globalThis, { shown });
+    document.hasFocus = () => false;
+    // deno-lint-ignore no-explicit-any
+    const Real = (globalThis as any).Notification;
+    // deno-lint-ignore no-explicit-any
+    (globalThis as any).Notification = class extends Real {
+      constructor(title: string, options: { body: string }) {
+        super(title, options);
+        shown.push({ title, body: options.body });
+      }
+    };
+  });
+}
+
 /** One user's page of the web client, with the steps a user takes. */
 export class AppPage {
   private constructor(public page: Page, readonly origin: string, readonly log: string[]) {}
 
   /** Opens the client in a fresh browser context (its own storage: another person). */
-  static async open(browser: Browser, origin: string): Promise<AppPage> {
+  static async open(
+    browser: Browser,
+    origin: string,
+    opts: { notifications?: boolean } = {},
+  ): Promise<AppPage> {
     const context = await browser.createBrowserContext();
     const page = await context.newPage();
+    if (opts.notifications) await recordNotifications(page, origin);
     await page.setViewport({ width: 1000, height: 700 });
     const log: string[] = [];
     page.on("console", (m) => log.push(`${m.type()}: ${m.text()}`));
@@ -211,6 +239,12 @@ export class AppPage {
     ).catch((e) => {
       throw new Error(`${(e as Error).message}: no message with "${text}"\n${this.log.join("\n")}`);
     });
+  }
+
+  /** The notifications the page showed (see recordNotifications). */
+  notifications(): Promise<{ title: string; body: string }[]> {
+    // deno-lint-ignore no-explicit-any
+    return this.page.evaluate(() => (globalThis as any).shown ?? []);
   }
 
   /** How many messages of the open conversation contain `text`. */
