@@ -103,6 +103,30 @@ browserTest(
       await alice.page.keyboard.press("Escape");
       await alice.page.waitForSelector("#prompt-dialog:not([open])");
 
+      // An invitation from a stranger, accepted in the page; then bob leaves the group.
+      await carol.type("/create games bob");
+      const games = (await carol.out.waitFor(/Created (#\d+) games/))[1];
+      await bob.page.waitForSelector(`#request-list [data-invitation="${games.slice(1)}"] button`);
+      await bob.page.click(`#request-list [data-invitation="${games.slice(1)}"] button`);
+      await bob.page.waitForFunction(
+        (g: string) => document.getElementById("conversation-title")?.textContent === `${g} games`,
+        {},
+        games,
+      );
+      await carol.out.waitFor(/bob/);
+      await carol.type("anyone for chess?");
+      await bob.waitForMessage("anyone for chess?");
+      await bob.page.click("#leave-button");
+      await carol.out.waitFor(new RegExp(`bob left ${games} games`));
+      // Left: out of bob's groups, and back in the world room.
+      await bob.page.waitForFunction(
+        (g: string) =>
+          !document.querySelector(`#group-list [data-key="${g}"]`) &&
+          document.getElementById("conversation-title")?.textContent === "world",
+        {},
+        games,
+      );
+
       // An image, decoded in bob's page.
       const png = await alice.page.evaluate(async () => {
         const canvas = new OffscreenCanvas(160, 96);
