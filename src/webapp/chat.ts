@@ -81,6 +81,13 @@ export class WebChat {
     byId("members-button").addEventListener("click", () => this.#run(() => this.#members()));
     byId("invite-button").addEventListener("click", () => this.#run(() => this.#invite()));
     byId("leave-button").addEventListener("click", () => this.#run(() => this.#leave()));
+    // What arrived in the open conversation while the page was hidden was counted unread; seen
+    // now that the page is back in front.
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState !== "visible") return;
+      const key = this.#current.key;
+      this.history.markRead(key).then(() => this.#refresh(), (e) => this.#fail(String(e)));
+    });
   }
 
   /** Runs a user's action, showing its failure in the page. */
