@@ -5,55 +5,21 @@ import {
   encodeClientHello,
   encodeRefusal,
   finishClient,
-  isServerHello,
   parseClientHello,
   PROTOCOL_VERSION,
-  REFUSAL_HEAD_BYTES,
   respondToClient,
-  SERVER_HELLO_BYTES,
-  SERVER_PREFIX_BYTES,
   type SessionKeys,
 } from "../crypto/handshake.ts";
 import { type KeyPair, x25519KeyPair } from "../crypto/keys.ts";
 import { HandshakeError } from "../protocol/errors.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
-import { goneOr, type Transport, writeAll } from "./transport.ts";
+import { readRaw, readServerHello, sendHandshake as send } from "./handshake_reads.ts";
+import type { Transport } from "./transport.ts";
 
 /** What a finished handshake hands to the Channel: keys and any bytes already read. */
 export interface Handshaken {
   keys: SessionKeys;
   decoder: FrameDecoder;
-}
-
-/** writeAll, with an error that only means the connection is gone as a ConnectionGone. */
-async function send(transport: Transport, bytes: Uint8Array): Promise<void> {
-  try {
-    await writeAll(transport, bytes);
-  } catch (e) {
-    throw goneOr(transport, e);
-  }
-}
-
-/** Reads until the decoder can hand out `n` raw bytes. Small handshake reads only. */
-async function readRaw(
-  transport: Transport,
-  decoder: FrameDecoder,
-  n: number,
-): Promise<Uint8Array> {
-  const buf = new Uint8Array(256);
-  while (true) {
-    const got = decoder.readRaw(n);
-    if (got) return got;
-    let count: number | null;
-    try {
-      count = await transport.read(buf);
-    } catch (e) {
-      if (transport.isGone(e)) throw new HandshakeError("Connection closed during the handshake");
-      throw e;
-    }
-    if (count === null) throw new HandshakeError("Connection closed during the handshake");
-    decoder.push(buf.subarray(0, count));
-  }
 }
 
 /** Server side. Refuses an unknown protocol version with a readable reason before closing. */
@@ -85,17 +51,7 @@ export async function initiateHandshake(
   const hello = encodeClientHello(ephemeral.publicKey, version);
   await send(transport, hello);
   const decoder = new FrameDecoder(maxFrameBytes);
-  const prefix = await readRaw(transport, decoder, SERVER_PREFIX_BYTES);
-  if (!isServerHello(prefix)) {
-    const head = await readRaw(transport, decoder, REFUSAL_HEAD_BYTES);
-    const length = new DataView(head.buffer).getUint16(1);
-    const reason = new TextDecoder().decode(await readRaw(transport, decoder, length));
-    throw new HandshakeError(`The server refused the connection: ${reason}`);
-  }
-  const rest = await readRaw(transport, decoder, SERVER_HELLO_BYTES - SERVER_PREFIX_BYTES);
-  const serverHello = new Uint8Array(SERVER_HELLO_BYTES);
-  serverHello.set(prefix);
-  serverHello.set(rest, SERVER_PREFIX_BYTES);
+  const serverHello = await readServerHello(transport, decoder);
   const { keys, serverIdentity } = finishClient(hello, ephemeral, serverHello);
   return { keys, decoder, serverIdentity };
 }

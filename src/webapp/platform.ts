@@ -7,6 +7,7 @@
  */
 
 import type { ClientPlatform } from "../client/platform.ts";
+import { webPlatform } from "../client/web_platform.ts";
 import type { Transport } from "../transport/transport.ts";
 
 /** The WebSocket endpoint of the server that served this page: same origin, so no CORS. */
@@ -14,27 +15,14 @@ export function socketUrl(location: Location): string {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 }
 
-/** Opens the WebSocket transport. */
+/** Opens the WebSocket to `url`; the browser sends the page's Origin, which the server checks. */
 export function dial(_url: string): Promise<Transport> {
   return Promise.reject(
     new Error("This build has no WebSocket transport yet (src/transport/websocket_client.ts)"),
   );
 }
 
-/** The client platform in a browser. */
+/** The client platform in a browser: WebCrypto over the page's WebSocket. */
 export function browserPlatform(): ClientPlatform {
-  const missing = () => Promise.reject(new Error("This build has no WebCrypto platform yet"));
-  return {
-    dial: () => missing(),
-    secure: () => missing(),
-    sha256: async (...parts) => {
-      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of parts) all.set(p, (at += p.length) - p.length);
-      return new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-    },
-    hasher: () => {
-      throw new Error("This build has no WebCrypto platform yet");
-    },
-  };
+  return webPlatform(() => dial(socketUrl(location)));
 }

@@ -17,6 +17,11 @@ export const BROWSER_ENTRIES = [
   "src/client/pins.ts",
   "src/client/files.ts",
   "src/crypto/fingerprint.ts",
+  "src/client/web_platform.ts",
+  "src/crypto/web/cipher.ts",
+  "src/crypto/web/handshake.ts",
+  "src/transport/web_channel.ts",
+  "src/transport/web_handshake_io.ts",
   "src/webapp/main.ts",
 ];
 
