@@ -39,8 +39,12 @@ export class Composer {
         for (const f of input.files ?? []) use(f);
         input.value = "";
       });
-    picked(byId<HTMLInputElement>("image-input"), actions.image);
-    picked(byId<HTMLInputElement>("file-input"), actions.file);
+    // Real buttons open the hidden pickers, so that the keyboard reaches them too.
+    for (const [name, use] of [["image", actions.image], ["file", actions.file]] as const) {
+      const input = byId<HTMLInputElement>(`${name}-input`);
+      picked(input, use);
+      byId(`${name}-button`).addEventListener("click", () => input.click());
+    }
     this.#form.addEventListener("dragover", (e) => {
       e.preventDefault();
       this.#form.classList.add("dragging");
