@@ -44,6 +44,7 @@ browserTest(
       const reopened = performance.now();
       await alice.reopen();
       await alice.waitForMessage("while you were away");
+      await alice.waitForMessage("1 message arrived while you were away: @bob (1).");
       const backlogMs = Math.round(performance.now() - reopened);
       console.log(
         `web client: a message that waited on the server shown ${backlogMs} ms after opening the page`,
