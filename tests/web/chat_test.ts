@@ -191,6 +191,12 @@ browserTest(
       if (Deno.env.get("PARLEY_SCREENSHOT") === "1") {
         await bob.page.screenshot({ path: join(ROOT, "docs", "web-client.png") });
       }
-      assert.deepEqual(alice.log.filter((l) => l.startsWith("pageerror")), []);
+      // Nothing failed in the pages, and the strict CSP refused nothing the app does.
+      for (const page of [alice, bob]) {
+        assert.deepEqual(
+          page.log.filter((l) => /^pageerror|^error|Content Security Policy/.test(l)),
+          [],
+        );
+      }
     }),
 );
