@@ -3,7 +3,8 @@
  * password and shows the history from IndexedDB (timed: opening the page to the first message
  * shown); messages sent while the page was closed arrive when it is opened again; a server
  * crash and restart is survived with nothing lost or doubled, what was typed meanwhile sent
- * once; a server with another key at the same address is refused, loudly.
+ * once; a key refused on first contact sends nothing; a server with another key at the same
+ * address is refused, loudly.
  */
 
 import assert from "node:assert/strict";
@@ -14,6 +15,20 @@ browserTest(
   "reload, closed page, server restart and a changed key in the web client",
   () =>
     withWebWorld(async (w) => {
+      // A key refused on first contact: the page says so and sends nothing (the name stays free).
+      const wary = await AppPage.open(w.browser, w.server.origin);
+      await wary.page.type("#login-user", "alice");
+      await wary.page.type("#login-password", "password-alice");
+      await wary.page.click("#register-button");
+      await wary.page.waitForSelector("#key-dialog[open]");
+      await wary.page.click("#key-refuse");
+      await wary.page.waitForSelector("#fatal:not([hidden])");
+      assert.match(
+        await wary.page.$eval("#fatal", (e) => e.textContent ?? ""),
+        /^Connection refused: The key SHA256:\S+ of .* was not accepted/,
+      );
+      await wary.page.close();
+
       const alice = await AppPage.open(w.browser, w.server.origin);
       await alice.register("alice");
       const bob = await AppPage.open(w.browser, w.server.origin);
