@@ -97,9 +97,38 @@ export interface CheckFlags {
   logJson: boolean;
 }
 
+/**
+ * The web listener in a line: off, or its URL; with TLS, the files are read and must hold a
+ * certificate and a key (the environment's problem if not: thrown); plain HTTP on an address
+ * other than loopback says why browsers will refuse it.
+ */
+async function describeWeb(web: Config["web"]): Promise<string> {
+  if (!web.enabled) return "off (--web turns it on)";
+  const host = web.host.includes(":") ? `[${web.host}]` : web.host;
+  if (web.tls !== null) {
+    const pem = async (path: string, setting: string, kind: RegExp) => {
+      let text: string;
+      try {
+        text = await Deno.readTextFile(path);
+      } catch (e) {
+        throw new Error(`Cannot read ${setting} "${path}": ${(e as Error).message}`);
+      }
+      if (!kind.test(text)) throw new Error(`${setting} "${path}" holds no PEM ${kind.source}`);
+    };
+    await pem(web.tls.cert, "web.tls.cert", /-----BEGIN CERTIFICATE-----/);
+    await pem(web.tls.key, "web.tls.key", /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+    return `https://${host}:${web.port}/ (certificate ${web.tls.cert})`;
+  }
+  const loopback = web.host === "localhost" || web.host === "::1" || web.host.startsWith("127.");
+  return `http://${host}:${web.port}/` + (loopback ? "" : "; browsers refuse the client over " +
+    "plain HTTP from another address (no WebCrypto outside secure contexts): set web.tls or " +
+    "use an HTTPS reverse proxy");
+}
+
 export async function checkConfig(config: Config, flags: CheckFlags): Promise<number> {
   const dataDir = resolve(config.dataDir);
   const dir = await checkDataDir(dataDir);
+  const web = await describeWeb(config.web);
   const { limits, accounts, queue } = config;
   console.log(
     `The configuration is valid (defaults${flags.configFile ? `, ${flags.configFile}` : ""}, ` +
@@ -108,6 +137,7 @@ export async function checkConfig(config: Config, flags: CheckFlags): Promise<nu
   console.log(
     table([
       ["listen", `${config.host}:${config.port}`],
+      ["web", web],
       ["data dir", `${dataDir} (${dir})`],
       [
         "connections",

@@ -21,6 +21,11 @@ Options:
   --http              Serve /healthz and /metrics over HTTP (default off)
   --http-host HOST    Address for HTTP (default 127.0.0.1); implies --http
   --http-port PORT    Port for HTTP (default 9464; 0 picks a free one); implies --http
+  --web               Serve the web client and its WebSocket (default off)
+  --web-host HOST     Address for the web client (default 127.0.0.1); implies --web
+  --web-port PORT     Port for the web client (default 8080; 0 picks a free one); implies --web
+  --web-cert FILE     PEM certificate chain: serve HTTPS (with --web-key); implies --web
+  --web-key FILE      PEM private key of --web-cert; implies --web
   --log-level LEVEL   debug, info, warn or error (default info)
   --log-json          Write logs as JSON lines
   --check-config      Check the settings and the data dir, print a summary and exit
@@ -42,6 +47,11 @@ export async function serveConfig(
     http: { type: "boolean" },
     "http-host": { type: "string" },
     "http-port": { type: "string" },
+    web: { type: "boolean" },
+    "web-host": { type: "string" },
+    "web-port": { type: "string" },
+    "web-cert": { type: "string" },
+    "web-key": { type: "string" },
     "log-level": { type: "string" },
     "log-json": { type: "boolean" },
     "check-config": { type: "boolean" },
@@ -70,11 +80,32 @@ export async function serveConfig(
   }
   // Naming an HTTP address asks for the endpoint; having to add --http as well would surprise.
   if (values.http || Object.keys(http).length > 0) patch.http = { ...http, enabled: true };
+  const web = webFlags(values);
+  if (values.web || Object.keys(web).length > 0) patch.web = { ...web, enabled: true };
   config = applyConfig(config, patch, "Flags");
   if (values["log-level"] !== undefined && !LEVELS.includes(values["log-level"])) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(", ")}`);
   }
   return { config, values };
+}
+
+/** The web listener's settings named by flags (each of them asks for the listener). */
+function webFlags(values: Record<string, unknown>): Record<string, unknown> {
+  const web: Record<string, unknown> = {};
+  const host = values["web-host"] as string | undefined;
+  const port = values["web-port"] as string | undefined;
+  const cert = values["web-cert"] as string | undefined;
+  const key = values["web-key"] as string | undefined;
+  if (host !== undefined) web.host = host;
+  if (port !== undefined) {
+    if (!/^\d+$/.test(port)) throw new UsageError(`--web-port "${port}" is not a number`);
+    web.port = Number(port);
+  }
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError("--web-cert and --web-key go together: a certificate needs its key");
+  }
+  if (cert !== undefined) web.tls = { cert, key };
+  return web;
 }
 
 export async function serve(args: string[]): Promise<number> {

@@ -12,7 +12,22 @@ import defaults from "../../config.json" with { type: "json" };
  */
 export type NativeAes = "auto" | "require" | "off";
 
-export type Config = typeof defaults & { crypto: { nativeAes: NativeAes } };
+/** The web listener's certificate chain and private key, PEM files (`web.tls`). */
+export interface WebTls {
+  cert: string;
+  key: string;
+}
+
+type Defaults = typeof defaults;
+
+export type Config = Omit<Defaults, "web"> & {
+  crypto: { nativeAes: NativeAes };
+  web: Omit<Defaults["web"], "tls" | "origins" | "trustedProxies"> & {
+    tls: WebTls | null;
+    origins: string[];
+    trustedProxies: string[];
+  };
+};
 
 /**
  * What a world message adds to INITIALIZE beyond its text's UTF-8 bytes, at most: the PASS
@@ -42,6 +57,8 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "http.port": { min: 0, max: 65535 },
   "http.maxConnections": { min: 1, max: 10_000 },
   "http.requestTimeoutMs": { min: 100, max: 600_000 },
+  "web.port": { min: 0, max: 65535 },
+  "web.headTimeoutMs": { min: 100, max: 600_000 },
   "limits.maxFrameBytes": { min: 1024, max: 128 * 1024 * 1024 },
   "limits.handshakeTimeoutMs": { min: 100, max: 600_000 },
   "limits.loginTimeoutMs": { min: 100, max: 3_600_000 },
@@ -109,6 +126,9 @@ const FORMER_BOOLEANS: Record<string, { true: string; false: string }> = {
   "crypto.nativeAes": { true: "auto", false: "off" },
 };
 
+/** Settings whose shape is not their default's (null or an object, a list): checkWeb checks them. */
+const CHECKED_TOGETHER = new Set(["web.tls", "web.origins", "web.trustedProxies"]);
+
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {
   return structuredClone(defaults) as Config;
@@ -153,6 +173,7 @@ function checkTogether(c: Config, source: string): void {
   if (c.http.host.trim() === "") {
     throw new ConfigError(`${source}: "http.host" must name an address, for example 127.0.0.1`);
   }
+  checkWeb(c.web, source);
   // Room for the largest image or file chunk plus its message envelope.
   const largest = Math.max(limits.maxImageBytes, limits.maxTextBytes * 3, files.chunkBytes) + 4096;
   if (limits.maxFrameBytes < largest) {
@@ -213,6 +234,72 @@ function checkTogether(c: Config, source: string): void {
   }
 }
 
+/** `web.tls` is null or two file paths; `web.origins` lists origins as browsers send them. */
+function checkWeb(web: Config["web"], source: string): void {
+  if (web.host.trim() === "") {
+    throw new ConfigError(`${source}: "web.host" must name an address, for example 127.0.0.1`);
+  }
+  const { tls } = web;
+  if (tls !== null) {
+    const keys = isTree(tls) ? Object.keys(tls).sort().join(",") : "";
+    if (
+      keys !== "cert,key" || typeof tls.cert !== "string" || typeof tls.key !== "string" ||
+      tls.cert === "" || tls.key === ""
+    ) {
+      throw new ConfigError(
+        `${source}: "web.tls" must be null or {"cert": "FILE", "key": "FILE"} (PEM files)`,
+      );
+    }
+  }
+  if (!Array.isArray(web.origins)) {
+    throw new ConfigError(`${source}: "web.origins" must be a list of origins`);
+  }
+  const proxies = web.trustedProxies;
+  if (!Array.isArray(proxies) || !proxies.every((p) => typeof p === "string" && isIpAddress(p))) {
+    throw new ConfigError(
+      `${source}: "web.trustedProxies" must be a list of IP addresses, like ["127.0.0.1"]`,
+    );
+  }
+  for (const origin of web.origins) {
+    if (typeof origin !== "string" || canonicalOrigin(origin) !== origin) {
+      throw new ConfigError(
+        `${source}: "web.origins" entries must be origins as browsers send them, ` +
+          `like "https://chat.example.org" (scheme and host, a port only if not the default; ` +
+          `no path, no trailing slash), not ${JSON.stringify(origin)}`,
+      );
+    }
+  }
+}
+
+/** Whether `text` is an IPv4 or IPv6 address (no brackets, no port). */
+export function isIpAddress(text: string): boolean {
+  if (/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(text)) {
+    return text.split(".").every((b) => Number(b) <= 255);
+  }
+  if (!/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(":")) return false;
+  try {
+    new URL(`http://[${text}]/`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `text` as the Origin header a browser would send for it (lower-case scheme and host, no
+ * default port), or null if it is not an http(s) origin.
+ */
+export function canonicalOrigin(text: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+  return url.origin;
+}
+
 function merge(into: Tree, patch: unknown, prefix: string, source: string): void {
   if (!isTree(patch)) {
     throw new ConfigError(`${source}: ${prefix || "the config"} must be an object`);
@@ -221,7 +308,9 @@ function merge(into: Tree, patch: unknown, prefix: string, source: string): void
     const path = prefix ? `${prefix}.${key}` : key;
     if (!Object.hasOwn(into, key)) throw new ConfigError(`${source}: unknown setting "${path}"`);
     const current = into[key];
-    if (isTree(current)) {
+    if (CHECKED_TOGETHER.has(path)) {
+      into[key] = structuredClone(value);
+    } else if (isTree(current)) {
       merge(current, value, path, source);
     } else if (typeof current === "number") {
       into[key] = checkNumber(value, path, source);

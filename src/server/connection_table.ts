@@ -52,6 +52,26 @@ export class ConnectionTable<C extends { close(): void } = Deno.Conn> {
     return true;
   }
 
+  /**
+   * Counts `conn` under `key` from now on instead of the key it was admitted under (a client
+   * behind a trusted proxy, once its own address is known); false, and nothing changed, if
+   * `key` has reached its cap.
+   */
+  moveTo(conn: C, key: string): boolean {
+    const from = this.#open.get(conn);
+    assert(from !== undefined, "a connection moved that is not open");
+    if (from === key) return true;
+    const toCount = this.countFrom(key);
+    if (toCount >= this.limits.maxConnectionsPerIp) return false;
+    const left = this.countFrom(from) - 1;
+    assert(left >= 0, "an address's count below zero");
+    if (left === 0) this.#perKey.delete(from);
+    else this.#perKey.set(from, left);
+    this.#open.set(conn, key);
+    this.#perKey.set(key, toCount + 1);
+    return true;
+  }
+
   /** `conn` no longer counts: its serving ended. */
   release(conn: C): void {
     const key = this.#open.get(conn);

@@ -10,6 +10,7 @@ import { FrameAuthError, FrameSizeError, HandshakeError } from "../protocol/erro
 import type { DecodedMessages } from "../protocol/message_codec.ts";
 import { Channel } from "../transport/channel.ts";
 import { isConnectionGone, TcpTransport } from "../transport/tcp.ts";
+import type { Transport } from "../transport/transport.ts";
 import type { Clock, TimerHandle } from "../clock/clock.ts";
 import { acceptHandshake } from "../transport/handshake_io.ts";
 import type { ConnectionTable } from "./connection_table.ts";
@@ -49,7 +50,16 @@ export class ConnectionLifecycle {
       closeQuietly(conn);
       return;
     }
-    this.#serving.set(conn, this.#serveOne(conn, ip));
+    this.#serving.set(conn, this.#serveOne(new TcpTransport(conn), conn, ip));
+  }
+
+  /**
+   * Serves a connection another listener admitted to the table and made into a transport (the
+   * web port's WebSockets): the same handshake, session and limits as a TCP connection's.
+   * `conn` is its key in the table, released when the serving ends.
+   */
+  serveAdmitted(transport: Transport, conn: Deno.Conn, ip: string): void {
+    this.#serving.set(conn, this.#serveOne(transport, conn, ip));
   }
 
   /** Resolves once every connection's serving has ended. */
@@ -57,13 +67,12 @@ export class ConnectionLifecycle {
     await Promise.allSettled([...this.#serving.values()]);
   }
 
-  async #serveOne(conn: Deno.Conn, ip: string): Promise<void> {
+  async #serveOne(transport: Transport, conn: Deno.Conn, ip: string): Promise<void> {
     const { log, metrics } = this.ctx;
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const peer = `${remote.hostname}:${remote.port}`;
+    const peer = `${transport.peer.hostname}:${transport.peer.port}`;
     let session: Session | null = null;
     try {
-      session = await this.#openSession(conn, ip, peer);
+      session = await this.#openSession(transport, ip, peer);
       await session.channel.receive(this.#frameHandler(session));
     } catch (e) {
       if (e instanceof FrameAuthError || e instanceof FrameSizeError) {
@@ -72,7 +81,7 @@ export class ConnectionLifecycle {
       } else if (e instanceof HandshakeError) {
         log.info("handshake.failed", { peer, error: e.message });
         metrics.handshakeFailed();
-      } else if (!isConnectionGone(e)) {
+      } else if (!isConnectionGone(e) && !transport.isGone(e)) {
         log.error("connection.failed", { peer, error: e instanceof Error ? e.message : String(e) });
       }
     } finally {
@@ -89,7 +98,7 @@ export class ConnectionLifecycle {
           );
           log.debug("session.closed", { session: session.id });
         } else {
-          closeQuietly(conn);
+          transport.close();
         }
       } finally {
         this.#serving.delete(conn);
@@ -102,13 +111,12 @@ export class ConnectionLifecycle {
    * suspended async function keeps every temporary it ever held: serveOne waits for the whole
    * life of the connection and should hold no handshake state meanwhile.
    */
-  async #openSession(conn: Deno.Conn, ip: string, peer: string): Promise<Session> {
+  async #openSession(transport: Transport, ip: string, peer: string): Promise<Session> {
     const { config, log } = this.ctx;
     const clock = this.clock;
-    const transport = new TcpTransport(conn);
     const timer: TimerHandle = clock.setTimer(() => {
       log.info("handshake.timeout", { peer });
-      closeQuietly(conn);
+      transport.close();
     }, config.limits.handshakeTimeoutMs);
     let handshake;
     try {

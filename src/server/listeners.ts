@@ -1,16 +1,24 @@
 /**
- * The server's ports: chat, and HTTP (/healthz, /metrics) when enabled. They are bound before
+ * The server's ports: chat, HTTP (/healthz, /metrics) when enabled, and the web client's
+ * (web/web_listener.ts; HTTPS with web.tls) when enabled. They are bound before
  * anything else is made, so that a busy one is refused, naming its address, before the data dir
  * is touched (a first start would otherwise leave a key and an empty store behind).
  */
 
 import { closeQuietly } from "./accept.ts";
 
-/** Where the two ports are; the shape of `Config`'s fields of the same names. */
+/** Where the ports are; the shape of `Config`'s fields of the same names. */
 export interface ListenConfig {
   host: string;
   port: number;
   http: { enabled: boolean; host: string; port: number };
+  /** Absent: no web listener. */
+  web?: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    tls: { cert: string; key: string } | null;
+  };
 }
 
 export class Listeners {
@@ -18,21 +26,24 @@ export class Listeners {
     readonly chat: Deno.TcpListener,
     /** Null unless `http.enabled`. */
     readonly http: Deno.TcpListener | null,
+    /** Null unless `web.enabled`; a TLS listener when `web.tls` names the files. */
+    readonly web: Deno.Listener | null,
   ) {}
 
-  /** Binds both ports, or neither: if the second is refused, the first is let go. */
+  /** Binds every port asked for, or none: if one is refused, those bound before are let go. */
   static open(config: ListenConfig): Listeners {
     const chat = listenOn(config.host, config.port, "chat");
     let http: Deno.TcpListener | null = null;
-    if (config.http.enabled) {
-      try {
-        http = listenOn(config.http.host, config.http.port, "HTTP");
-      } catch (e) {
-        chat.close();
-        throw e;
-      }
+    let web: Deno.Listener | null = null;
+    try {
+      if (config.http.enabled) http = listenOn(config.http.host, config.http.port, "HTTP");
+      if (config.web?.enabled) web = listenWeb(config.web);
+    } catch (e) {
+      chat.close();
+      if (http) closeQuietly(http);
+      throw e;
     }
-    return new Listeners(chat, http);
+    return new Listeners(chat, http, web);
   }
 
   get chatAddr(): Deno.NetAddr {
@@ -43,6 +54,39 @@ export class Listeners {
   close(): void {
     closeQuietly(this.chat);
     if (this.http) closeQuietly(this.http);
+    if (this.web) closeQuietly(this.web);
+  }
+}
+
+/**
+ * The web port: plain TCP, or TLS with the configured PEM files (read now, so that a missing or
+ * unreadable file is refused at start in a sentence naming it).
+ */
+function listenWeb(web: NonNullable<ListenConfig["web"]>): Deno.Listener {
+  if (web.tls === null) return listenOn(web.host, web.port, "web");
+  const cert = readPem(web.tls.cert, "web.tls.cert");
+  const key = readPem(web.tls.key, "web.tls.key");
+  try {
+    return Deno.listenTls({ hostname: web.host, port: web.port, cert, key });
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new Deno.errors.AddrInUse(
+        `Cannot listen on ${addressText(web.host, web.port)} (web): another process is using it`,
+        { cause: e },
+      );
+    }
+    throw new Error(
+      `Cannot serve HTTPS with "${web.tls.cert}" and "${web.tls.key}": ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
+function readPem(path: string, setting: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new Error(`Cannot read ${setting} "${path}": ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -14,6 +14,8 @@ import { VERSION } from "../version.ts";
 export type LoginMethod = "password" | "resume";
 /** Why a frame closed its connection: over the size limit, or failing authentication. */
 export type FrameRejection = "size" | "auth";
+/** Why the web port refused a WebSocket upgrade: a foreign Origin, or a malformed request. */
+export type WebRefusal = "origin" | "request";
 type Conversation = "private" | "group" | "world";
 type Content = ChatMessage["kind"];
 type ByMessage = Record<Conversation, Record<Content, Counter>>;
@@ -42,7 +44,7 @@ const COMMIT_BUCKETS = [
 
 /** What the server reads for the gauges at each scrape. */
 export interface ScrapeSources {
-  /** Open TCP connections, handshake done or not. */
+  /** Open connections (chat and web ports), handshake done or not. */
   connections(): number;
   /** Users logged in. */
   online(): number;
@@ -75,6 +77,8 @@ export class ServerMetrics {
   readonly #invariantViolations: Counter;
   readonly #idleCollections: Counter;
   readonly #idleCollectionSeconds: Counter;
+  readonly #webUpgrades: Counter;
+  readonly #webRefused: Record<WebRefusal, Counter>;
 
   constructor() {
     const r = this.registry;
@@ -167,6 +171,20 @@ export class ServerMetrics {
       "Time the server paused for those collections.",
     ).labels();
 
+    this.#webUpgrades = r.counter(
+      "parley_web_upgrades_total",
+      "WebSockets opened on the web port (each then counts as a connection).",
+    ).labels();
+    const refused = r.counter(
+      "parley_web_upgrades_refused_total",
+      "WebSocket upgrades refused: a page of a foreign origin, or a malformed request.",
+      ["reason"],
+    );
+    this.#webRefused = {
+      origin: refused.labels({ reason: "origin" }),
+      request: refused.labels({ reason: "request" }),
+    };
+
     const memory = (name: string, help: string) => r.gauge(name, help).labels();
     const rss = memory("parley_process_resident_memory_bytes", "Resident set size.");
     const heapTotal = memory("parley_process_heap_total_bytes", "V8 heap reserved.");
@@ -196,7 +214,10 @@ export class ServerMetrics {
   /** Adds the gauges read from the running server; called once it is up. */
   readFrom(sources: ScrapeSources): void {
     const r = this.registry;
-    const connections = r.gauge("parley_connections", "Open TCP connections.").labels();
+    const connections = r.gauge(
+      "parley_connections",
+      "Open connections, chat port and web port together.",
+    ).labels();
     const online = r.gauge("parley_users_online", "Users logged in.").labels();
     const queued = r.gauge(
       "parley_queued_messages",
@@ -278,6 +299,14 @@ export class ServerMetrics {
 
   invariantBroken(): void {
     this.#invariantViolations.inc();
+  }
+
+  webUpgraded(): void {
+    this.#webUpgrades.inc();
+  }
+
+  webUpgradeRefused(reason: WebRefusal): void {
+    this.#webRefused[reason].inc();
   }
 
   idleCollected(seconds: number): void {

@@ -6,6 +6,8 @@
  * - `SessionRegistry` (session_registry.ts): sessions past their handshake.
  * - `ConnectionLifecycle` (lifecycle.ts): one connection from accept to farewell.
  * - the HTTP endpoint (http.ts) and the keepalive (keepalive.ts).
+ * - the web port (web/web_listener.ts): the browser client's files and its WebSockets, which
+ *   the lifecycle serves like chat connections.
  *
  * Data flows one way: the server drives the lifecycle, the lifecycle fills the table and the
  * registry, shutdown reads them. `startServer` is the one entry point.
@@ -36,6 +38,8 @@ import { ServerMetrics } from "./metrics.ts";
 import { LoginThrottle, RegistrationBudget } from "./throttle.ts";
 import { SendBudget } from "./send_budget.ts";
 import { SessionRegistry, SHUTDOWN_NOTICE_MS } from "./session_registry.ts";
+import { type AssetTable, loadAssets } from "./web/assets.ts";
+import { serveWeb, type WebEndpoint } from "./web/web_listener.ts";
 
 export interface RunningServer {
   addr: Deno.NetAddr;
@@ -43,6 +47,8 @@ export interface RunningServer {
   fingerprint: string;
   /** Where /healthz and /metrics are served; null unless `http.enabled`. */
   http: Deno.NetAddr | null;
+  /** The web client's URL ("http://127.0.0.1:8080/"); null unless `web.enabled`. */
+  web: string | null;
   /** Stops accepting, tells clients, closes connections and the store. */
   close(): Promise<void>;
   /** Sealed bytes waiting for clients' sockets, all sessions together. */
@@ -66,6 +72,8 @@ export interface ServerOptions {
   strictInvariants?: boolean;
   /** The idle collector's heap reading and collection (tests); V8's by default, if exposed. */
   idleCollection?: { heapUsed(): number; collect(): void };
+  /** The web client's files (tests); read from src/webapp/ by default. */
+  webAssets?: AssetTable;
 }
 
 export async function startServer(
@@ -80,6 +88,7 @@ export async function startServer(
     addr: server.addr,
     fingerprint: server.fingerprint,
     http: server.httpAddr,
+    web: server.webUrl,
     close: () => server.close().then(finish),
     outboundBytes: () => server.outboundBytes(),
     finished,
@@ -95,6 +104,7 @@ class ParleyServer {
   readonly #sessions = new SessionRegistry();
   readonly #lifecycle: ConnectionLifecycle;
   readonly #http: HttpEndpoint | null;
+  readonly #web: WebEndpoint | null;
   readonly #stopKeepalive: () => void;
   readonly #collector: IdleCollector | null;
   readonly #acceptLoop: Promise<void>;
@@ -133,9 +143,11 @@ class ParleyServer {
       throw e;
     }
     let identity: KeyPair;
+    let assets: AssetTable | null = null;
     try {
       await warnIfExposed(config.dataDir, log);
       identity = await loadOrCreateIdentity(config.dataDir);
+      if (listeners.web) assets = options.webAssets ?? await loadAssets();
     } catch (e) {
       listeners.close();
       restoreInvariants();
@@ -145,8 +157,11 @@ class ParleyServer {
     const ctx = createContext(config, store, log, metrics, clock);
     const print = fingerprint(identity.publicKey);
     const addr = listeners.chatAddr;
+    const web = listeners.web && webAddress(listeners.web.addr as Deno.NetAddr, config.web.tls);
     log.info("server.listening", {
       addr: `${addr.hostname}:${addr.port}`,
+      web: web?.url,
+      web_note: web?.note,
       fingerprint: print,
       aes,
       // Whether this process could still load native code (docs/operating.md, Security model).
@@ -155,6 +170,12 @@ class ParleyServer {
         ? "allowed"
         : "given_up",
     });
+    if (assets && assets.missing.length > 0) {
+      log.warn("web.not_built", {
+        missing: assets.missing.join(","),
+        advice: "deno task web:build",
+      });
+    }
     return new ParleyServer(
       ctx,
       listeners,
@@ -163,6 +184,7 @@ class ParleyServer {
       clock,
       restoreInvariants,
       options.idleCollection,
+      assets,
     );
   }
 
@@ -176,6 +198,7 @@ class ParleyServer {
     /** Puts back the invariant handler that was there before this server. */
     private readonly restoreInvariants: () => void,
     idleCollection: ServerOptions["idleCollection"],
+    assets: AssetTable | null,
   ) {
     const { config, log, metrics, store } = ctx;
     this.#ctx = ctx;
@@ -205,6 +228,17 @@ class ParleyServer {
       );
     this.#lifecycle = new ConnectionLifecycle(ctx, identity, this.#table, this.#sessions, clock);
     const lifecycle = this.#lifecycle;
+    this.#web = listeners.web && assets &&
+      serveWeb(listeners.web, {
+        config: config.web,
+        maxMessageBytes: config.limits.maxFrameBytes + WS_MESSAGE_SLACK_BYTES,
+        table: this.#table,
+        upgrade: (transport, conn, ip) => lifecycle.serveAdmitted(transport, conn, ip),
+        assets,
+        log,
+        metrics,
+        clock,
+      });
     const collect = idleCollection?.collect ?? reducingCollection();
     this.#collector = collect && new IdleCollector({
       clock,
@@ -222,6 +256,11 @@ class ParleyServer {
       "listener.accept_failed",
       (conn) => this.#lifecycle.accept(conn),
     );
+  }
+
+  get webUrl(): string | null {
+    if (!this.#web) return null;
+    return webAddress(this.#web.addr, this.#ctx.config.web.tls).url;
   }
 
   get httpAddr(): Deno.NetAddr | null {
@@ -250,16 +289,50 @@ class ParleyServer {
     log.info("server.stopping", { online: hub.onlineCount, connections: this.#table.size });
     closeQuietly(this.#listeners.chat);
     await this.#acceptLoop;
+    await this.#web?.close();
     // Shutdown waits on the process's time, not the injected clock: it must end even when a
     // test's clock stands still with a reply held for a deferred commit.
     await withinMs(this.#sessions.notifyShutdown(), SHUTDOWN_NOTICE_MS + 500);
     this.#table.closeAll();
-    await withinMs(this.#lifecycle.ended(), SHUTDOWN_GRACE_MS);
+    await withinMs(
+      Promise.all([this.#lifecycle.ended(), this.#web?.ended()]),
+      SHUTDOWN_GRACE_MS,
+    );
     await store.close();
     await this.#http?.close();
     this.restoreInvariants();
     log.info("server.stopped");
   }
+}
+
+/**
+ * What one WebSocket message may carry beyond the frame limit: a client may send a whole frame
+ * (its length header and tag included) and a little of the next in one message.
+ */
+const WS_MESSAGE_SLACK_BYTES = 64 * 1024;
+
+/**
+ * The web port's URL, and for plain HTTP on an address other than loopback, why browsers will
+ * not run the client from it: WebCrypto is given only to secure contexts (HTTPS or loopback).
+ */
+export function webAddress(
+  addr: Deno.NetAddr,
+  tls: unknown,
+): { url: string; note?: string } {
+  const scheme = tls === null ? "http" : "https";
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const url = `${scheme}://${host}:${addr.port}/`;
+  if (scheme === "https" || isLoopback(addr.hostname)) return { url };
+  return {
+    url,
+    note: "browsers give WebCrypto only to secure contexts, so they will refuse the client " +
+      "over plain HTTP from this address: set web.tls (--web-cert, --web-key) or put an " +
+      "HTTPS reverse proxy in front (docs/operating.md)",
+  };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
 /** Resolves when `work` has, or after `ms` of the process's time, whichever comes first. */

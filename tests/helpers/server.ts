@@ -88,7 +88,12 @@ export class TestServer {
   async restart(): Promise<void> {
     await this.closeClients();
     await this.server.close();
-    this.config = { ...this.config, port: this.port };
+    // The same ports again: clients (and a browser's page, whose origin names the web port)
+    // come back to where they were.
+    const web = this.server.web === null
+      ? this.config.web
+      : { ...this.config.web, port: Number(new URL(this.server.web).port) };
+    this.config = { ...this.config, port: this.port, web };
     this.server = await startServer(this.config, silentLogger, this.options);
   }
 

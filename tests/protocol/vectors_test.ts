@@ -862,6 +862,9 @@ const SERVER_ONLY = new Set([
   "http.port",
   "http.maxConnections",
   "http.requestTimeoutMs",
+  // Where the web port listens, and with which certificate: the bytes over it are the same.
+  "web.host",
+  "web.tls",
 ]);
 
 Deno.test("the limits table lists config.json's wire-visible settings with their defaults", () => {
