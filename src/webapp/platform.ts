@@ -9,6 +9,7 @@
 import type { ClientPlatform } from "../client/platform.ts";
 import { webPlatform } from "../client/web_platform.ts";
 import type { Transport } from "../transport/transport.ts";
+import { WebSocketTransport } from "../transport/websocket_client.ts";
 
 /** The WebSocket endpoint of the server that served this page: same origin, so no CORS. */
 export function socketUrl(location: Location): string {
@@ -16,10 +17,8 @@ export function socketUrl(location: Location): string {
 }
 
 /** Opens the WebSocket to `url`; the browser sends the page's Origin, which the server checks. */
-export function dial(_url: string): Promise<Transport> {
-  return Promise.reject(
-    new Error("This build has no WebSocket transport yet (src/transport/websocket_client.ts)"),
-  );
+export function dial(url: string): Promise<Transport> {
+  return WebSocketTransport.connect(url);
 }
 
 /** The client platform in a browser: WebCrypto over the page's WebSocket. */
