@@ -188,6 +188,24 @@ browserTest(
       assert.deepEqual([got.done, got.sha], ["ok", sha], got.text ?? "");
       await alice.page.waitForSelector('#transfers li[data-done="ok"]');
 
+      // A file dropped on the message box is offered too; bob denies it, and alice is told.
+      await alice.page.evaluate(() => {
+        // deno-lint-ignore no-explicit-any
+        const g = globalThis as any;
+        const drop = new g.DataTransfer();
+        drop.items.add(new g.File(["not for you"], "secret.txt", { type: "text/plain" }));
+        document.getElementById("composer").dispatchEvent(
+          new g.DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }),
+        );
+      });
+      await bob.page.waitForSelector('#transfers li:not([data-done]) [data-action="deny"]');
+      await bob.page.click('#transfers li:not([data-done]) [data-action="deny"]');
+      await alice.page.waitForFunction(() =>
+        [...document.querySelectorAll('#transfers li[data-done="failed"]')].some((
+          li: { textContent: string },
+        ) => li.textContent.includes("secret.txt") && li.textContent.includes("bob declined"))
+      );
+
       if (Deno.env.get("PARLEY_SCREENSHOT") === "1") {
         await bob.page.screenshot({ path: join(ROOT, "docs", "web-client.png") });
       }

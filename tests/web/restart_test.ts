@@ -108,18 +108,31 @@ browserTest(
       );
       assert.equal(await alice.stored("alice", "world note from alice"), 1, "nor kept twice");
 
+      // Logging out forgets the session: the next page asks for the password.
+      await bob.page.click("#logout-button");
+      await bob.page.waitForSelector("#login-view:not([hidden])");
+      await bob.page.reload({ waitUntil: "domcontentloaded" });
+      await bob.page.waitForSelector("#login-view:not([hidden])");
+      assert.equal(await bob.page.$eval("#login-user", (e) => e.value), "bob", "the name is kept");
+
       // Another key at the same address: refused, loudly, and nothing is sent.
       await w.crash();
       await w.start(true);
+      const refused = async () => {
+        await alice.page.waitForSelector("#fatal:not([hidden])", { timeout: 30_000 });
+        assert.match(
+          await alice.page.$eval("#fatal", (e) => e.textContent ?? ""),
+          /^Connection refused: .*presented identity key .* pinned on first contact/,
+        );
+        assert.equal(await alice.page.$eval("#chat-view", (e) => e.hidden), true);
+      };
+      // Alice's open page meets it as it reconnects, and again when reloaded.
+      await refused();
       await alice.page.reload({ waitUntil: "domcontentloaded" });
-      await alice.page.waitForSelector("#fatal:not([hidden])", { timeout: 20_000 });
-      const banner = await alice.page.$eval("#fatal", (e) => e.textContent ?? "");
-      assert.match(
-        banner,
-        /^Connection refused: .*presented identity key .* pinned on first contact/,
-      );
-      assert.equal(await alice.page.$eval("#chat-view", (e) => e.hidden), true);
-      // Bob's page was open: its reconnection meets the new key and is refused the same way.
+      await refused();
+      // Bob's page, logged out, meets the new key as it tries to log in: refused the same way.
+      await bob.page.type("#login-password", "password-bob");
+      await bob.page.keyboard.press("Enter");
       await bob.page.waitForSelector("#fatal:not([hidden])", { timeout: 30_000 });
     }),
 );
