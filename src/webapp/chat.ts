@@ -198,7 +198,7 @@ export class WebChat {
     this.#invitations = [...(b.invitations as Invitation[] | undefined) ?? []];
     if (b.limits) this.#limits = { ...DEFAULT_LIMITS, ...(b.limits as Partial<ServerLimits>) };
     for (const w of b.world as Body[]) {
-      if (this.link.seen.first(w.source_username, w.id)) {
+      if (!this.history.has(w.source_username, w.id)) {
         await this.#record(WORLD, w, this.#current.key !== WORLD.key);
       }
     }
@@ -212,8 +212,11 @@ export class WebChat {
     const seq = typeof b.seq === "number" ? b.seq : 0;
     const fromBacklog = seq > 0 && this.#backlog > 0;
     let conv: Conversation | null = null;
+    // Stored already, acknowledged too late (the page closed first): acknowledged, not kept twice.
+    const stored = b.id instanceof Uint8Array && this.history.has(b.source_username, b.id);
     try {
       conv = conversationOf(b, this.#groups);
+      if (stored) return;
       const here = this.#current.key === conv.key && document.visibilityState === "visible";
       const entry = await this.#record(conv, b, !here);
       if (this.#current.key === conv.key) this.#view.add(entry, this.me);
@@ -228,13 +231,15 @@ export class WebChat {
       this.#fail(`A message from ${b.source_username} could not be shown: ${(e as Error).message}`);
     } finally {
       if (seq > 0) this.link.ack(seq);
+      if (fromBacklog) this.#fromBacklog(stored ? null : conv?.label ?? "?");
+      this.#refresh();
     }
-    if (fromBacklog) {
-      const label = conv?.label ?? "?";
-      this.#arrived.set(label, (this.#arrived.get(label) ?? 0) + 1);
-      if (--this.#backlog === 0) this.#summary();
-    }
-    this.#refresh();
+  }
+
+  /** Counts one message of the login backlog (`label` null: a copy of one stored already). */
+  #fromBacklog(label: string | null): void {
+    if (label !== null) this.#arrived.set(label, (this.#arrived.get(label) ?? 0) + 1);
+    if (--this.#backlog === 0 && this.#arrived.size > 0) this.#summary();
   }
 
   #summary(): void {

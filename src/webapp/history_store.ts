@@ -37,8 +37,8 @@ interface StoredEntry extends HistoryEntry {
   conv: string;
 }
 
-/** How many remembered message keys are loaded back at start, as the terminal client does. */
-const SEEN_KEEP = 50_000;
+/** Room in the link's duplicate filter: ids of messages stored and of those still arriving. */
+const SEEN_CAPACITY = 100_000;
 const VERSION = 1;
 
 /** The database of one account; IndexedDB is per origin, so per server. */
@@ -46,9 +46,21 @@ export function historyDatabaseName(username: string): string {
   return `parley-history-${username.toLowerCase()}`;
 }
 
+/** A stored message's key, as SeenMessages spells it: sender lower-cased, id in hex. */
+function storedKey(from: string, idHex: string): string {
+  return `${from.toLowerCase()}/${idHex}`;
+}
+
 export class HistoryStore {
   readonly #index = new Map<string, ConversationInfo>();
-  readonly seen = new SeenMessages(SEEN_KEEP * 2);
+  /** "sender/id" of every message stored: the authority on what is a redelivery. */
+  readonly #stored = new Set<string>();
+  /**
+   * For the Link (ConnectOptions.seen), filled with the stored ids, so that its connections drop
+   * a redelivery before the app sees it. A connection made before the account was known has a
+   * filter of its own, so the chat asks has() as well.
+   */
+  readonly seen = new SeenMessages(SEEN_CAPACITY);
 
   private constructor(private readonly db: IDBDatabase) {}
 
@@ -66,9 +78,11 @@ export class HistoryStore {
       done(tx.objectStore("seen").getAllKeys()) as Promise<IDBValidKey[]>,
     ]);
     for (const c of convs) store.#index.set(c.key, c);
-    for (const key of keys.slice(-SEEN_KEEP)) {
+    for (const key of keys) {
       const [from, id] = String(key).split("/");
-      if (from && id) store.seen.first(from, Uint8Array.fromHex(id));
+      if (!from || !id) continue;
+      store.#stored.add(String(key));
+      store.seen.first(from, Uint8Array.fromHex(id));
     }
     return store;
   }
@@ -88,12 +102,19 @@ export class HistoryStore {
     const tx = this.db.transaction(["messages", "conversations", "seen"], "readwrite");
     tx.objectStore("messages").add({ ...entry, conv: key } satisfies StoredEntry);
     tx.objectStore("conversations").put(next);
-    if (entry.kind !== "note") {
-      tx.objectStore("seen").put(1, `${entry.from.toLowerCase()}/${entry.id}`);
-    }
+    const stored = storedKey(entry.from, entry.id);
+    if (entry.kind !== "note") tx.objectStore("seen").put(1, stored);
     await committed(tx);
     this.#index.set(key, next);
-    if (entry.kind !== "note") this.seen.first(entry.from, Uint8Array.fromHex(entry.id));
+    if (entry.kind !== "note") {
+      this.#stored.add(stored);
+      this.seen.first(entry.from, Uint8Array.fromHex(entry.id));
+    }
+  }
+
+  /** Whether the message `id` from `from` is stored (so a copy of it is a redelivery). */
+  has(from: string, id: Uint8Array): boolean {
+    return this.#stored.has(storedKey(from, id.toHex()));
   }
 
   /** The last `n` entries of a conversation, oldest first. */

@@ -83,6 +83,7 @@ browserTest(
           image: [...world[0].image],
           name: world[0].name,
           // A stored message is known (a redelivery is dropped); an unknown one is not.
+          stored: [h.has("BOB", id(3)), h.has("alice", id(2)), h.has("bob", id(6))],
           redelivery: h.seen.first("BOB", id(3)),
           mineAgain: h.seen.first("alice", id(2)),
           fresh: h.seen.first("bob", id(5)),
@@ -95,6 +96,7 @@ browserTest(
         all: 3,
         image: [1, 2, 3],
         name: "dot.png",
+        stored: [true, true, false],
         redelivery: false,
         mineAgain: false,
         fresh: true,
