@@ -48,6 +48,7 @@ export class WebChat {
   readonly #friends = new Map<string, boolean>();
   #requests: string[] = [];
   #invitations: Invitation[] = [];
+  #blocked: string[] = [];
   #limits: ServerLimits = { ...DEFAULT_LIMITS };
   /** Messages still to come from the login backlog, and where they went. */
   #backlog = 0;
@@ -63,6 +64,8 @@ export class WebChat {
     private readonly history: HistoryStore,
     readonly me: string,
     private readonly notifications: Notifications,
+    /** Keeps a new resume token (a password change issues one and ends the others). */
+    private readonly saveToken: (token: Uint8Array) => Promise<void>,
   ) {
     this.#sidebar = new Sidebar({
       open: (key) => this.#run(() => this.open(key)),
@@ -71,6 +74,8 @@ export class WebChat {
       createGroup: (name) => this.#run(() => this.#createGroup(name)),
       joinGroup: (id) => this.#run(() => this.#joinGroup(id)),
       declineGroup: (id) => this.#run(() => this.#declineGroup(id)),
+      block: (name) => this.#run(() => this.#block(name)),
+      unblock: (name) => this.#run(() => this.#unblock(name)),
     });
     this.#composer = new Composer({
       text: (text) => this.sendText(text),
@@ -81,6 +86,13 @@ export class WebChat {
     byId("members-button").addEventListener("click", () => this.#run(() => this.#members()));
     byId("invite-button").addEventListener("click", () => this.#run(() => this.#invite()));
     byId("leave-button").addEventListener("click", () => this.#run(() => this.#leave()));
+    byId("block-button").addEventListener("click", () => {
+      const t = this.#current.target;
+      if ("user" in t) this.#run(() => this.#block(t.user));
+    });
+    const password = byId("password-button");
+    password.hidden = false;
+    password.addEventListener("click", () => this.#run(() => this.#changePassword()));
     // What arrived in the open conversation while the page was hidden was counted unread; seen
     // now that the page is back in front.
     document.addEventListener("visibilitychange", () => {
@@ -118,10 +130,12 @@ export class WebChat {
     this.#sidebar.friends(this.#friends, key);
     this.#sidebar.groups(this.#groups, key);
     this.#sidebar.waiting(this.#requests, this.#invitations);
+    this.#sidebar.blocked(this.#blocked);
     const unread = this.history.recent().reduce((n, c) => n + c.unread, 0);
     document.title = unread > 0 ? `(${unread}) Parley` : "Parley";
     const group = "group" in this.#current.target;
     for (const id of ["members-button", "invite-button", "leave-button"]) byId(id).hidden = !group;
+    byId("block-button").hidden = !("user" in this.#current.target);
   }
 
   // Incoming.
@@ -205,6 +219,11 @@ export class WebChat {
     this.#backlog = typeof b.pending === "number" ? b.pending : 0;
     this.#arrived.clear();
     this.#refresh();
+    // Not in INITIALIZE: asked once logged in, and shown when it comes.
+    this.#live().then((c) => c.blocks()).then((names) => {
+      this.#blocked = names;
+      this.#refresh();
+    }, () => {});
   }
 
   /** A message: stored, shown, then acknowledged (also when it cannot be stored or shown). */
@@ -441,6 +460,35 @@ export class WebChat {
     this.#friends.delete(name);
     this.#requests = this.#requests.filter((x) => x.toLowerCase() !== name.toLowerCase());
     this.#refresh();
+  }
+
+  async #block(name: string): Promise<void> {
+    const c = await this.#live();
+    const who = await c.block(name);
+    const key = who.toLowerCase();
+    if (!this.#blocked.some((b) => b.toLowerCase() === key)) this.#blocked.push(who);
+    this.#requests = this.#requests.filter((r) => r.toLowerCase() !== key);
+    for (const f of [...this.#friends.keys()]) if (f.toLowerCase() === key) this.#friends.delete(f);
+    this.#note(`You blocked ${who}: no contact either way until you unblock them.`);
+    this.#refresh();
+  }
+
+  async #unblock(name: string): Promise<void> {
+    await (await this.#live()).unblock(name);
+    this.#blocked = this.#blocked.filter((b) => b.toLowerCase() !== name.toLowerCase());
+    this.#note(`You unblocked ${name}.`);
+    this.#refresh();
+  }
+
+  /** A new password ends every other session and token; this page keeps the fresh token. */
+  async #changePassword(): Promise<void> {
+    const old = await prompt("Change your password", [], "Current password", "password");
+    if (!old) return;
+    const next = await prompt("Change your password", [], "New password", "password");
+    if (!next) return;
+    const result = await (await this.#live()).changePassword(old, next);
+    if (result.token) await this.saveToken(result.token);
+    this.#note("Password changed. Your other sessions and devices have been logged out.");
   }
 
   async #createGroup(name: string): Promise<void> {

@@ -52,6 +52,7 @@ export function prompt(
   title: string,
   lines: string[],
   placeholder?: string,
+  type: "text" | "password" = "text",
 ): Promise<string | null> {
   const dialog = byId<HTMLDialogElement>("prompt-dialog");
   const input = byId<HTMLInputElement>("prompt-input");
@@ -59,6 +60,7 @@ export function prompt(
   byId("prompt-body").replaceChildren(...lines.map((l) => el("p", {}, l)));
   input.hidden = placeholder === undefined;
   input.placeholder = placeholder ?? "";
+  input.type = type;
   input.value = "";
   dialog.returnValue = "";
   dialog.showModal();
@@ -66,7 +68,11 @@ export function prompt(
   return new Promise((resolve) =>
     dialog.addEventListener(
       "close",
-      () => resolve(dialog.returnValue === "ok" ? input.value.trim() : null),
+      () => {
+        const value = type === "password" ? input.value : input.value.trim();
+        input.value = "";
+        resolve(dialog.returnValue === "ok" ? value : null);
+      },
       { once: true },
     )
   );

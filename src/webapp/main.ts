@@ -136,7 +136,13 @@ async function runChat(
       await chat.onEvent(m);
     },
   });
-  const chat = new WebChat(link, history, username, notifications);
+  const chat = new WebChat(
+    link,
+    history,
+    username,
+    notifications,
+    (token) => settings.saveSession({ username, token: token.toHex() }),
+  );
   byId("me").textContent = username;
   byId("chat-view").hidden = false;
   const logout = byId<HTMLButtonElement>("logout-button");

@@ -17,6 +17,8 @@ export interface SidebarActions {
   createGroup(name: string): void;
   joinGroup(id: number): void;
   declineGroup(id: number): void;
+  block(name: string): void;
+  unblock(name: string): void;
 }
 
 export const WORLD_KEY = "*world";
@@ -26,6 +28,7 @@ export class Sidebar {
   readonly #friends = byId<HTMLUListElement>("friend-list");
   readonly #groups = byId<HTMLUListElement>("group-list");
   readonly #waiting = byId<HTMLUListElement>("request-list");
+  readonly #blocked = byId<HTMLUListElement>("blocked-list");
 
   constructor(private readonly actions: SidebarActions) {
     const form = (id: string, input: string, use: (value: string) => void) => {
@@ -98,6 +101,7 @@ export class Sidebar {
           `${name} asks to be your friend `,
           button("Accept", () => this.actions.addFriend(name)),
           button("Decline", () => this.actions.removeFriend(name)),
+          button("Block", () => this.actions.block(name)),
         )
       ),
       ...invitations.map((i) =>
@@ -113,5 +117,20 @@ export class Sidebar {
     if (requests.length + invitations.length === 0) {
       this.#waiting.append(el("li", { class: "empty" }, "Nothing"));
     }
+  }
+
+  /** Users this account blocks: no contact either way until unblocked. */
+  blocked(names: string[]): void {
+    this.#blocked.replaceChildren(
+      ...names.map((name) =>
+        el(
+          "li",
+          { "data-blocked": name },
+          `${name} `,
+          button("Unblock", () => this.actions.unblock(name)),
+        )
+      ),
+    );
+    if (names.length === 0) this.#blocked.append(el("li", { class: "empty" }, "Nobody"));
   }
 }

@@ -209,6 +209,22 @@ browserTest(
       if (Deno.env.get("PARLEY_SCREENSHOT") === "1") {
         await bob.page.screenshot({ path: join(ROOT, "docs", "web-client.png") });
       }
+
+      // Bob blocks alice from their conversation: her next message is refused, with the reason;
+      // once he unblocks her (from the Blocked list), it goes through.
+      await bob.page.click("#block-button");
+      await bob.page.waitForSelector('#blocked-list [data-blocked="alice"] button');
+      await alice.send("are you there?");
+      await alice.page.waitForFunction(() =>
+        (document.getElementById("chat-error")?.textContent ?? "").includes(
+          "Not sent to @bob: bob has blocked you",
+        )
+      );
+      await bob.page.click('#blocked-list [data-blocked="alice"] button');
+      await bob.page.waitForSelector('#blocked-list [data-blocked="alice"]', { hidden: true });
+      await alice.send("and now?");
+      await bob.waitForMessage("and now?");
+      assert.equal(await bob.count("are you there?"), 0, "nothing got through the block");
       // Nothing failed in the pages, and the strict CSP refused nothing the app does.
       for (const page of [alice, bob]) {
         assert.deepEqual(

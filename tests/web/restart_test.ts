@@ -108,7 +108,28 @@ browserTest(
       );
       assert.equal(await alice.stored("alice", "world note from alice"), 1, "nor kept twice");
 
-      // Logging out forgets the session: the next page asks for the password.
+      // A new password (asked in the page), then logging out forgets the session: the next page
+      // asks for the password, and takes only the new one.
+      await bob.page.click("#password-button");
+      await bob.page.waitForSelector("#prompt-dialog[open]");
+      await bob.page.type("#prompt-input", "password-bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.page.waitForSelector("#prompt-dialog[open]");
+      await bob.page.type("#prompt-input", "a new password for bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.waitForMessage("Password changed.");
+      await bob.page.click("#logout-button");
+      await bob.page.waitForSelector("#login-view:not([hidden])");
+      await bob.page.type("#login-password", "password-bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.page.waitForFunction(() =>
+        /password/i.test(document.getElementById("login-error")?.textContent ?? "") &&
+        !/Logging in/.test(document.getElementById("login-error")?.textContent ?? "")
+      );
+      await bob.page.$eval("#login-password", (e) => e.value = "");
+      await bob.page.type("#login-password", "a new password for bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.waitForChat();
       await bob.page.click("#logout-button");
       await bob.page.waitForSelector("#login-view:not([hidden])");
       await bob.page.reload({ waitUntil: "domcontentloaded" });
