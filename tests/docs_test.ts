@@ -7,7 +7,7 @@ const ROOT = new URL("../", import.meta.url);
 
 /** Every document a reader can follow a link from. */
 const DOCS = ["README.md", "CHANGELOG.md", "docs/operating.md", "docs/architecture.md"]
-  .concat("docs/performance.md", "docs/chatting.md");
+  .concat("docs/performance.md", "docs/chatting.md", "docs/web.md");
 
 /** README is the front page; the rest lives in docs/ (issue 19). */
 const README_MAX_BYTES = 16 * 1024;

@@ -34,6 +34,7 @@ client     the client library, no terminal: applications embed it   protocol cry
 server     handlers over store and transport, never a UI            protocol crypto transport store config metrics clock invariant version
 admin      data dir upkeep beside the server, never through it      protocol crypto store config metrics clock invariant terminal version
 cli        the commands a user types: the top                       *
+webapp     the browser client: page, IndexedDB, no node: or Deno    protocol crypto transport client clock invariant
 `;
 
 /** Files outside src/ that a layer may import: data, not code. */

@@ -22,6 +22,7 @@ export const BROWSER_ENTRIES = [
   "src/crypto/web/handshake.ts",
   "src/transport/web_channel.ts",
   "src/transport/web_handshake_io.ts",
+  "src/webapp/main.ts",
 ];
 
 interface GraphModule {

@@ -1,0 +1,70 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/**
+ * The message box: Enter sends, Shift+Enter starts a new line; the Image and File buttons and a
+ * file dropped on the box hand the file to the chat, which decides (image or file offer).
+ */
+
+import { byId } from "./dom.ts";
+
+export interface ComposerActions {
+  text(text: string): void;
+  image(file: File): void;
+  file(file: File): void;
+}
+
+export class Composer {
+  readonly #form = byId<HTMLFormElement>("composer");
+  readonly #text = byId<HTMLTextAreaElement>("composer-text");
+
+  constructor(actions: ComposerActions) {
+    const send = () => {
+      const text = this.#text.value;
+      if (text.trim() === "") return;
+      this.#text.value = "";
+      actions.text(text);
+    };
+    this.#form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      send();
+    });
+    this.#text.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        send();
+      }
+    });
+    const picked = (input: HTMLInputElement, use: (f: File) => void) =>
+      input.addEventListener("change", () => {
+        for (const f of input.files ?? []) use(f);
+        input.value = "";
+      });
+    // Real buttons open the hidden pickers, so that the keyboard reaches them too.
+    for (const [name, use] of [["image", actions.image], ["file", actions.file]] as const) {
+      const input = byId<HTMLInputElement>(`${name}-input`);
+      picked(input, use);
+      byId(`${name}-button`).addEventListener("click", () => input.click());
+    }
+    this.#form.addEventListener("dragover", (e) => {
+      e.preventDefault();
+      this.#form.classList.add("dragging");
+    });
+    this.#form.addEventListener("dragleave", () => this.#form.classList.remove("dragging"));
+    this.#form.addEventListener("drop", (e) => {
+      e.preventDefault();
+      this.#form.classList.remove("dragging");
+      for (const f of e.dataTransfer?.files ?? []) {
+        (f.type.startsWith("image/") ? actions.image : actions.file)(f);
+      }
+    });
+  }
+
+  focus(): void {
+    this.#text.focus();
+  }
+
+  /** Whether the box takes messages now (no conversation open: it does not). */
+  set enabled(yes: boolean) {
+    this.#text.disabled = !yes;
+  }
+}

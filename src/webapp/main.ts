@@ -1,0 +1,173 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/**
+ * The web client's entry point: resume the saved session (a reload needs no password), or show
+ * the login form; then run the chat over a Link, which reconnects with the resume token after a
+ * drop or a server restart. The resume token is saved again after every (re)login, because the
+ * server replaces it at each RESUME.
+ */
+
+import { type ConnectOptions, ParleyClient } from "../client/core.ts";
+import { HostKeyChangedError } from "../client/pins.ts";
+import { BACKOFF_MS, Link } from "../client/link.ts";
+import { ErrorCode, ParleyError } from "../protocol/errors.ts";
+import { MsgType } from "../protocol/messages.ts";
+import { WebChat } from "./chat.ts";
+import { ConnectionState } from "./connection_state.ts";
+import { askTrustKey } from "./dialogs.ts";
+import { byId } from "./dom.ts";
+import { HistoryStore } from "./history_store.ts";
+import { LoginView } from "./login_view.ts";
+import { Notifications } from "./notifications.ts";
+import { browserPlatform, dial, socketUrl } from "./platform.ts";
+import { PinnedKeys, SettingsStore } from "./settings_store.ts";
+
+async function start(): Promise<void> {
+  const state = new ConnectionState();
+  const settings = await SettingsStore.open();
+  const notifications = new Notifications();
+  const options: ConnectOptions = {
+    host: location.hostname,
+    port: Number(location.port) || (location.protocol === "https:" ? 443 : 80),
+    dial: () => dial(socketUrl(location)),
+    knownHosts: new PinnedKeys(settings),
+    // One origin is one server to the browser (its storage, its CSP), so the pin is per origin.
+    pinAs: location.origin,
+    platform: browserPlatform(),
+    onFirstContact: askTrustKey,
+    autoAck: false,
+    deviceSecret: await settings.deviceSecret(),
+  };
+
+  state.set("connecting", "Connecting…");
+  const resumed = await resumeSaved(settings, options, state);
+  let client: ParleyClient;
+  let username: string;
+  if (resumed) {
+    ({ client, username } = resumed);
+  } else {
+    let fresh: ParleyClient | null = null;
+    const login = new LoginView();
+    state.set("connecting", "Not logged in");
+    await login.show(await settings.lastUser(), async (c) => {
+      if (!fresh || fresh.isClosed) fresh = await connectOnce(options);
+      if (c.register) await fresh.register(c.username, c.password, c.invite);
+      username = (await fresh.login(c.username, c.password)).username;
+    });
+    client = fresh!;
+    username = username!;
+    await settings.rememberUser(username);
+  }
+  await settings.saveSession({ username, token: client.token!.toHex() });
+  await runChat(client, username, options, settings, notifications, state);
+}
+
+/** Connects once, turning a refused server key into the loud refusal it must be. */
+async function connectOnce(options: ConnectOptions): Promise<ParleyClient> {
+  try {
+    return await ParleyClient.connect(options);
+  } catch (e) {
+    if (e instanceof HostKeyChangedError) refuse(e.message);
+    throw e;
+  }
+}
+
+/**
+ * Shows, in place of everything else, that the server's key was refused: a changed key may be
+ * someone in the middle, and nothing more is sent to it.
+ */
+function refuse(why: string): void {
+  const banner = byId("fatal");
+  banner.textContent = `Connection refused: ${why}`;
+  banner.hidden = false;
+  byId("login-view").hidden = true;
+  byId("chat-view").hidden = true;
+  document.body.dataset.link = "refused";
+}
+
+/** Logs back in with the saved resume token, retrying while the server cannot be reached. */
+async function resumeSaved(
+  settings: SettingsStore,
+  options: ConnectOptions,
+  state: ConnectionState,
+): Promise<{ client: ParleyClient; username: string } | null> {
+  const saved = await settings.session();
+  if (!saved) return null;
+  for (let attempt = 0;; attempt++) {
+    let client: ParleyClient | null = null;
+    try {
+      client = await connectOnce(options);
+      const result = await client.resume(Uint8Array.fromHex(saved.token));
+      return { client, username: result.username || saved.username };
+    } catch (e) {
+      client?.close();
+      if (e instanceof ParleyError && e.code === ErrorCode.BAD_TOKEN) {
+        await settings.forgetSession();
+        return null;
+      }
+      if (e instanceof HostKeyChangedError) {
+        state.set("ended", "The server's key was refused");
+        throw e;
+      }
+      const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+      state.set("down", `Cannot reach the server (${(e as Error).message}); retrying…`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+async function runChat(
+  client: ParleyClient,
+  username: string,
+  options: ConnectOptions,
+  settings: SettingsStore,
+  notifications: Notifications,
+  state: ConnectionState,
+): Promise<void> {
+  const history = await HistoryStore.open(username);
+  const link: Link = new Link({ ...options, seen: history.seen }, {
+    status: (text) => state.set(text.startsWith("Reconnected") ? "online" : "down", text),
+    event: async (m) => {
+      if (m.type === MsgType.INITIALIZE) {
+        const token = link.client?.token;
+        if (token) await settings.saveSession({ username, token: token.toHex() });
+        state.set("online", "Online");
+      }
+      await chat.onEvent(m);
+    },
+  });
+  const chat = new WebChat(
+    link,
+    history,
+    username,
+    notifications,
+    (token) => settings.saveSession({ username, token: token.toHex() }),
+  );
+  byId("me").textContent = username;
+  byId("chat-view").hidden = false;
+  const logout = byId<HTMLButtonElement>("logout-button");
+  logout.hidden = false;
+  logout.addEventListener("click", async () => {
+    await settings.forgetSession();
+    await link.client?.logout().catch(() => {});
+    link.close();
+    location.reload();
+  });
+  await chat.open(history.recent()[0]?.key ?? "world");
+  state.set("online", "Online");
+  link.open(client);
+  const reason = await link.ended;
+  state.set("ended", reason);
+  // The Link gives up with a sentence: a changed key on reconnecting, a token no longer taken.
+  if (reason.includes("presented identity key")) refuse(reason);
+  else if (reason.includes("log in again")) {
+    await settings.forgetSession();
+    location.reload();
+  }
+}
+
+start().catch((e) => {
+  const line = document.getElementById("status");
+  if (line) line.textContent = `Parley could not start: ${(e as Error).message}`;
+  document.body.dataset.failed = "true";
+});

@@ -1,0 +1,27 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/**
+ * What the page gives the client core: a WebSocket to the server that served the page, and
+ * WebCrypto for the handshake, the channel and SHA-256. The one module that names them, so that
+ * the rest of the app knows only the core's ClientPlatform.
+ */
+
+import type { ClientPlatform } from "../client/platform.ts";
+import { webPlatform } from "../client/web_platform.ts";
+import type { Transport } from "../transport/transport.ts";
+import { WebSocketTransport } from "../transport/websocket_client.ts";
+
+/** The WebSocket endpoint of the server that served this page: same origin, so no CORS. */
+export function socketUrl(location: Location): string {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+}
+
+/** Opens the WebSocket to `url`; the browser sends the page's Origin, which the server checks. */
+export function dial(url: string): Promise<Transport> {
+  return WebSocketTransport.connect(url);
+}
+
+/** The client platform in a browser: WebCrypto over the page's WebSocket. */
+export function browserPlatform(): ClientPlatform {
+  return webPlatform(() => dial(socketUrl(location)));
+}

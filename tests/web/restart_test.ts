@@ -1,0 +1,159 @@
+/**
+ * The web client's memory and resilience in real Chromium: a reload logs back in without the
+ * password and shows the history from IndexedDB (timed: opening the page to the first message
+ * shown); messages sent while the page was closed arrive when it is opened again; a server
+ * crash and restart is survived with nothing lost or doubled, what was typed meanwhile sent
+ * once; a key refused on first contact sends nothing; a server with another key at the same
+ * address is refused, loudly.
+ */
+
+import assert from "node:assert/strict";
+import { browserTest } from "./browser.ts";
+import { AppPage, withWebWorld } from "./web_world.ts";
+
+browserTest(
+  "reload, closed page, server restart and a changed key in the web client",
+  () =>
+    withWebWorld(async (w) => {
+      // A key refused on first contact: the page says so and sends nothing (the name stays free).
+      const wary = await AppPage.open(w.browser, w.server.origin);
+      await wary.page.type("#login-user", "alice");
+      await wary.page.type("#login-password", "password-alice");
+      await wary.page.click("#register-button");
+      await wary.page.waitForSelector("#key-dialog[open]");
+      await wary.page.click("#key-refuse");
+      await wary.page.waitForSelector("#fatal:not([hidden])");
+      assert.match(
+        await wary.page.$eval("#fatal", (e) => e.textContent ?? ""),
+        /^Connection refused: The key SHA256:\S+ of .* was not accepted/,
+      );
+      await wary.page.close();
+
+      const alice = await AppPage.open(w.browser, w.server.origin);
+      await alice.register("alice");
+      const bob = await AppPage.open(w.browser, w.server.origin);
+      await bob.register("bob");
+      await alice.open("world");
+      await alice.send("world note from alice");
+      await bob.open("alice");
+      for (const text of ["one", "two", "three"]) await bob.send(`message ${text}`);
+      await alice.page.waitForFunction(() =>
+        document.querySelector('#recent-list [data-key="@bob"] .badge')?.textContent === "3"
+      );
+
+      // A reload: no password, and the history is there (the most recent conversation opens).
+      const started = performance.now();
+      await alice.page.reload({ waitUntil: "domcontentloaded" });
+      await alice.waitForMessage("message three");
+      const firstShownMs = Math.round(performance.now() - started);
+      console.log(`web client: first message shown ${firstShownMs} ms after opening the page`);
+      assert.equal(await alice.page.$eval("#login-view", (e) => e.hidden), true, "no login form");
+      await alice.waitForChat();
+      for (const text of ["one", "two", "three"]) {
+        assert.equal(await alice.count(`message ${text}`), 1);
+      }
+
+      // Sent while alice's page was closed: shown when she comes back, with the summary.
+      await alice.page.close();
+      await bob.send("while you were away");
+      const reopened = performance.now();
+      await alice.reopen();
+      await alice.waitForMessage("while you were away");
+      await alice.waitForMessage("1 message arrived while you were away: @bob (1).");
+      const backlogMs = Math.round(performance.now() - reopened);
+      console.log(
+        `web client: a message that waited on the server shown ${backlogMs} ms after opening the page`,
+      );
+      await alice.waitForChat();
+
+      // The server crashes; alice types meanwhile; it comes back on the same ports and data.
+      await w.crash();
+      await alice.page.waitForFunction(() => document.body.dataset.link === "down");
+      await alice.send("typed while the server was down");
+      await w.start();
+      await bob.waitForMessage("typed while the server was down", 30_000);
+      await bob.send("after the restart");
+      await alice.waitForMessage("after the restart", 30_000);
+
+      // Nothing lost, nothing doubled, in the pages and after a reload from IndexedDB.
+      for (const page of [alice, bob]) {
+        await page.page.reload({ waitUntil: "domcontentloaded" });
+        await page.waitForChat();
+        await page.open(page === alice ? "bob" : "alice");
+        await page.waitForMessage("after the restart");
+        for (
+          const text of [
+            "message one",
+            "message two",
+            "message three",
+            "while you were away",
+            "typed while the server was down",
+            "after the restart",
+          ]
+        ) {
+          assert.equal(await page.count(text), 1, `"${text}" shown once`);
+          assert.equal(
+            await page.stored(page === alice ? "alice" : "bob", text),
+            1,
+            `"${text}" kept once`,
+          );
+        }
+      }
+      await alice.open("world");
+      await alice.waitForMessage("world note from alice");
+      assert.equal(
+        await alice.count("world note from alice"),
+        1,
+        "the world backlog is not doubled",
+      );
+      assert.equal(await alice.stored("alice", "world note from alice"), 1, "nor kept twice");
+
+      // A new password (asked in the page), then logging out forgets the session: the next page
+      // asks for the password, and takes only the new one.
+      await bob.page.click("#password-button");
+      await bob.page.waitForSelector("#prompt-dialog[open]");
+      await bob.page.type("#prompt-input", "password-bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.page.waitForSelector("#prompt-dialog[open]");
+      await bob.page.type("#prompt-input", "a new password for bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.waitForMessage("Password changed.");
+      await bob.page.click("#logout-button");
+      await bob.page.waitForSelector("#login-view:not([hidden])");
+      await bob.page.type("#login-password", "password-bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.page.waitForFunction(() =>
+        /password/i.test(document.getElementById("login-error")?.textContent ?? "") &&
+        !/Logging in/.test(document.getElementById("login-error")?.textContent ?? "")
+      );
+      await bob.page.$eval("#login-password", (e) => e.value = "");
+      await bob.page.type("#login-password", "a new password for bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.waitForChat();
+      await bob.page.click("#logout-button");
+      await bob.page.waitForSelector("#login-view:not([hidden])");
+      await bob.page.reload({ waitUntil: "domcontentloaded" });
+      await bob.page.waitForSelector("#login-view:not([hidden])");
+      assert.equal(await bob.page.$eval("#login-user", (e) => e.value), "bob", "the name is kept");
+
+      // Another key at the same address: refused, loudly, and nothing is sent.
+      await w.crash();
+      await w.start(true);
+      const refused = async () => {
+        await alice.page.waitForSelector("#fatal:not([hidden])", { timeout: 30_000 });
+        assert.match(
+          await alice.page.$eval("#fatal", (e) => e.textContent ?? ""),
+          /^Connection refused: .*presented identity key .* pinned on first contact/,
+        );
+        assert.equal(await alice.page.$eval("#chat-view", (e) => e.hidden), true);
+      };
+      // Alice's open page meets it as it reconnects, and again when reloaded.
+      await refused();
+      await alice.page.reload({ waitUntil: "domcontentloaded" });
+      await refused();
+      // Bob's page, logged out, meets the new key as it tries to log in: refused the same way.
+      await bob.page.type("#login-password", "password-bob");
+      await bob.page.keyboard.press("Enter");
+      await bob.page.waitForSelector("#fatal:not([hidden])", { timeout: 30_000 });
+    }),
+);
