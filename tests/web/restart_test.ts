@@ -13,8 +13,8 @@ import { AppPage, withWebWorld } from "./web_world.ts";
 
 browserTest(
   "reload, closed page, server restart and a changed key in the web client",
-  () =>
-    withWebWorld(async (w) => {
+  (browser) =>
+    withWebWorld(browser, async (w) => {
       // A key refused on first contact: the page says so and sends nothing (the name stays free).
       const wary = await AppPage.open(w.browser, w.server.origin);
       await wary.page.type("#login-user", "alice");
