@@ -205,6 +205,14 @@ export class AppPage {
     await this.page.waitForFunction(() => document.body.dataset.link === "online");
   }
 
+  /** Logs out through the dialog ("here": this browser; "everywhere": every device). */
+  async logout(where: "here" | "everywhere"): Promise<void> {
+    await this.page.click("#logout-button");
+    await this.page.waitForSelector("#logout-dialog[open]");
+    await this.page.click(`#logout-${where}`);
+    await this.page.waitForSelector("#login-view:not([hidden])");
+  }
+
   /** Opens a conversation through the Ctrl+K switcher: "world", a name or "#ID". */
   async open(what: string): Promise<void> {
     await this.page.keyboard.down("Control");
