@@ -141,3 +141,29 @@ Deno.test("a TLS handshake never finished is closed at the head's deadline, sock
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("over TLS, a connection past the per-address cap is closed at once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-tls-" });
+  try {
+    await makeCertificates(dir);
+    const tls = { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+    await withWebServer(async (_t, web) => {
+      const port = Number(web.port);
+      const { readAll } = await import("./web_helpers.ts");
+      const held = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await new Promise((r) => setTimeout(r, 100)); // Admitted before the next one comes.
+        const started = Date.now();
+        const refused = await Deno.connect({ hostname: "127.0.0.1", port });
+        await readAll(refused, 5000);
+        refused.close();
+        // Not after the relay's grace for a last answer: nothing was sent, nothing to wait for.
+        assert.ok(Date.now() - started < 800, `closed after ${Date.now() - started} ms`);
+      } finally {
+        held.close();
+      }
+    }, { web: { tls }, limits: { maxConnectionsPerIp: 1 } });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

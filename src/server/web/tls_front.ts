@@ -83,9 +83,16 @@ export class TlsFront implements Deno.Listener<Deno.Conn, Deno.NetAddr> {
   }
 }
 
+/** Bytes copied one way through the relay, and the end of that copying. */
+interface Flow {
+  bytes: number;
+  done: Promise<void>;
+}
+
 /** Copies `from` to `to` until either ends; then both are closed. */
-function pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
-  return (async () => {
+function pump(from: Deno.Conn, to: Deno.Conn): Flow {
+  const flow: Flow = { bytes: 0, done: Promise.resolve() };
+  flow.done = (async () => {
     const buf = new Uint8Array(RELAY_CHUNK_BYTES);
     try {
       while (true) {
@@ -93,6 +100,7 @@ function pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
         if (n === null) break;
         let written = 0;
         while (written < n) written += await to.write(buf.subarray(written, n));
+        flow.bytes += n;
       }
     } catch {
       // One side is gone or closed.
@@ -101,6 +109,7 @@ function pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
       closeQuietly(to);
     }
   })();
+  return flow;
 }
 
 /**
@@ -113,7 +122,7 @@ class FrontConn implements Deno.Conn<Deno.NetAddr> {
     readonly relay: Deno.TcpConn,
     readonly outer: Deno.TcpConn,
     /** The relay's copying of the TLS side's bytes to the peer, until the TLS side ends. */
-    readonly toPeer: Promise<void>,
+    readonly toPeer: Flow,
   ) {}
 
   get localAddr(): Deno.NetAddr {
@@ -147,13 +156,19 @@ class FrontConn implements Deno.Conn<Deno.NetAddr> {
   /** Throws if closed already, like any Conn (callers close quietly). */
   close(): void {
     this.tls.close();
+    if (this.toPeer.bytes === 0) {
+      // The TLS side never said a word (no ServerHello): nothing to deliver, close at once.
+      closeQuietly(this.relay);
+      closeQuietly(this.outer);
+      return;
+    }
     // What the TLS side wrote last still crosses the relay; the copying ends (closing both
     // sockets) when the TLS side lets its socket go, or the grace ends it.
     const timer = setTimeout(() => {
       closeQuietly(this.relay);
       closeQuietly(this.outer);
     }, RELAY_CLOSE_GRACE_MS);
-    void this.toPeer.finally(() => clearTimeout(timer));
+    void this.toPeer.done.finally(() => clearTimeout(timer));
   }
 
   ref(): void {
