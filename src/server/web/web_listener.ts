@@ -481,8 +481,12 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
   };
 
   const acceptLoop = acceptEach(listener, () => stopping, log, "web.accept_failed", (conn) => {
-    const ip = table.keyOf((conn.remoteAddr as Deno.NetAddr).hostname);
-    if (!table.admit(conn, ip)) {
+    const hostname = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const ip = table.keyOf(hostname);
+    // A trusted proxy's connections carry many clients' requests, each counted under its client
+    // from its head on (moveToClient): the proxy's own address has no cap, or a burst of them
+    // arriving at once would be refused for everyone behind it.
+    if (!table.admit(conn, ip, !proxies.has(exactAddress(hostname)))) {
       log.warn("connection.refused", {
         peer: ip,
         open: table.size,
