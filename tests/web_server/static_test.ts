@@ -1,8 +1,9 @@
 /** The web port's files: served from the asset table with the security headers, nothing else. */
 
 import assert from "node:assert/strict";
+import { gunzipSync } from "node:zlib";
 import { MemoryAssets } from "../../src/server/web/assets.ts";
-import { CONTENT_SECURITY_POLICY } from "../../src/server/web/web_listener.ts";
+import { acceptsGzip, CONTENT_SECURITY_POLICY } from "../../src/server/web/web_listener.ts";
 import { exchange, get, PLACEHOLDER_FILES, withWebServer } from "./web_helpers.ts";
 
 /** Status, lower-case headers and body of a raw answer. */
@@ -132,3 +133,65 @@ Deno.test("HEAD of a missing file has no body either, so a kept-alive connection
     assert.match(second, /^HTTP\/1\.1 200 /);
     assert.ok(second.endsWith(PLACEHOLDER_FILES["/app.js"]));
   }));
+
+/** A whole answer's head (as text) and body (as bytes) from a raw exchange. */
+async function rawExchange(port: number, request: string) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(request));
+    const bytes = new Uint8Array(await new Response(conn.readable).arrayBuffer());
+    const end = bytes.findIndex((_, i) =>
+      bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10
+    );
+    const { status, headers } = parse(new TextDecoder().decode(bytes.subarray(0, end + 4)));
+    return { status, headers, body: bytes.subarray(end + 4) };
+  } catch (e) {
+    conn.close();
+    throw e;
+  }
+}
+
+Deno.test("the web port sends text files gzipped to a client that takes gzip, with their own ETag", async () => {
+  const script = "console.log('a line the page runs');\n".repeat(400);
+  const assets = MemoryAssets.of({ ...PLACEHOLDER_FILES, "/app.js": script });
+  await withWebServer(
+    async (_t, web) => {
+      const port = Number(web.port);
+      const zipped = await rawExchange(port, get(port, "/app.js", ["Accept-Encoding: br, gzip"]));
+      assert.equal(zipped.status, 200);
+      assert.equal(zipped.headers.get("content-encoding"), "gzip");
+      assert.equal(zipped.headers.get("vary"), "accept-encoding");
+      assert.equal(zipped.headers.get("content-length"), String(zipped.body.length));
+      assert.ok(zipped.body.length < script.length / 10, `${zipped.body.length} bytes`);
+      assert.equal(new TextDecoder().decode(gunzipSync(zipped.body)), script);
+      assertSecurityHeaders(zipped.headers);
+      // Without gzip (or refusing it), the file as it is, under another ETag.
+      for (const extra of [[], ["Accept-Encoding: gzip;q=0, identity"]]) {
+        const plain = await rawExchange(port, get(port, "/app.js", extra));
+        assert.equal(plain.headers.get("content-encoding"), undefined, extra.join());
+        assert.equal(plain.headers.get("vary"), "accept-encoding");
+        assert.equal(new TextDecoder().decode(plain.body), script);
+        assert.notEqual(plain.headers.get("etag"), zipped.headers.get("etag"));
+      }
+      // A cached gzip copy revalidates as such.
+      const etag = zipped.headers.get("etag")!;
+      const again = await rawExchange(
+        port,
+        get(port, "/app.js", ["Accept-Encoding: gzip", `If-None-Match: ${etag}`]),
+      );
+      assert.equal(again.status, 304);
+    },
+    {},
+    { webAssets: assets },
+  );
+});
+
+Deno.test("Accept-Encoding is read by its tokens and q values", () => {
+  assert.ok(acceptsGzip("gzip"));
+  assert.ok(acceptsGzip("deflate, GZIP;q=0.5"));
+  assert.ok(acceptsGzip("*"));
+  assert.ok(!acceptsGzip(undefined));
+  assert.ok(!acceptsGzip("br, deflate"));
+  assert.ok(!acceptsGzip("gzip;q=0"));
+  assert.ok(!acceptsGzip("x-gzip2"));
+});

@@ -17,7 +17,7 @@ import type { ConnectionTable } from "../connection_table.ts";
 import type { Logger } from "../log.ts";
 import type { ServerMetrics } from "../metrics.ts";
 import { peerKey } from "../peer_key.ts";
-import { type AssetTable, etagOf } from "./assets.ts";
+import type { AssetTable } from "./assets.ts";
 import {
   hasBareLf,
   headEnd,
@@ -166,16 +166,31 @@ export function fileAnswer(assets: AssetTable, head: RequestHead): Answer {
     }
     return textAnswer(404, "Not found\n");
   }
-  const etag = etagOf(asset.bytes);
+  const gzip = asset.gzip && acceptsGzip(head.headers.get("accept-encoding")) ? asset.gzip : null;
+  const etag = gzip?.etag ?? asset.etag;
   const headers: [string, string][] = [
     ["content-type", asset.contentType],
     ["cache-control", cacheControlOf(asset.contentType)],
     ["etag", etag],
   ];
+  if (asset.gzip) headers.push(["vary", "accept-encoding"]);
+  if (gzip) headers.push(["content-encoding", "gzip"]);
   if (listsToken(head.headers.get("if-none-match"), etag)) {
     return { status: 304, headers, body: new Uint8Array(0) };
   }
-  return { status: 200, headers, body: asset.bytes, omitBody: head.method === "HEAD" };
+  const body = gzip?.bytes ?? asset.bytes;
+  return { status: 200, headers, body, omitBody: head.method === "HEAD" };
+}
+
+/** Whether an Accept-Encoding value takes gzip: named (or "*") without q=0. */
+export function acceptsGzip(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  return value.split(",").some((part) => {
+    const [name, ...params] = part.split(";").map((t) => t.trim().toLowerCase());
+    if (name !== "gzip" && name !== "*") return false;
+    const q = params.find((p) => p.startsWith("q="));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
 }
 
 /** The origin a Host header names under `scheme`, or null if it is not a host[:port]. */
