@@ -172,6 +172,19 @@ browserTest(
         )
       );
 
+      // A text over the server's limit: refused in the page, and kept in the box to be shortened
+      // (a pasted page of text must not vanish).
+      const long = "x".repeat(20_000);
+      await alice.page.$eval("#composer-text", (box, t) => box.value = t, long);
+      await alice.page.focus("#composer-text");
+      await alice.page.keyboard.press("Enter");
+      await alice.page.waitForFunction(() =>
+        /Not sent: Text messages are limited to \d+ bytes on this server; this one has 20000/
+          .test(document.getElementById("chat-error")?.textContent ?? "")
+      );
+      assert.equal(await alice.page.$eval("#composer-text", (box) => box.value.length), 20_000);
+      await alice.page.$eval("#composer-text", (box) => box.value = "");
+
       // A file: offered by alice, accepted by bob, checked by SHA-256 in his page.
       const file = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
       await Deno.writeFile(join(w.dir, "report.pdf"), file);
