@@ -317,6 +317,15 @@ export class ChatSession {
     // Backlog messages are counted in a summary; only the open conversation's are shown.
     const fromBacklog = seq > 0 && this.#backlog > 0;
     let conv: Conversation | null = null;
+    if (this.history.recorded(b.source_username as string, b.id as Uint8Array)) {
+      // Recorded before its ACK was lost (the client died in between): acknowledged, not again.
+      if (seq > 0) this.link.ack(seq);
+      if (fromBacklog && --this.#backlog === 0) {
+        if (this.#arrived.size > 0) this.#summary();
+        else this.#prompt();
+      }
+      return;
+    }
     try {
       conv = this.#conversationOf(b);
       const elsewhere = this.#current?.key !== conv.key;

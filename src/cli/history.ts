@@ -36,7 +36,14 @@ function safe(name: string): string {
 
 export class History {
   #index = new Map<string, ConversationInfo>();
+  /** Messages seen, for the link to drop redeliveries: starts as those recorded earlier. */
   readonly seen = new SeenMessages(SEEN_KEEP * 2);
+  /**
+   * Messages recorded, here or in an earlier run. Not `seen`: a client notes a message there as
+   * it arrives, before it is recorded; and the first connection of a run is made before the
+   * history is open, with a filter of its own that knows none of these.
+   */
+  readonly #recorded = new SeenMessages(SEEN_KEEP * 2);
 
   private constructor(readonly dir: string) {}
 
@@ -57,6 +64,7 @@ export class History {
       for (const key of lines.slice(-SEEN_KEEP)) {
         const [from, id] = key.split("/");
         h.seen.first(from, Uint8Array.fromHex(id));
+        h.#recorded.first(from, Uint8Array.fromHex(id));
       }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -84,8 +92,14 @@ export class History {
     await this.#saveIndex();
   }
 
+  /** Whether a message was recorded already (a redelivery of one whose ACK was lost). */
+  recorded(from: string, id: Uint8Array): boolean {
+    return this.#recorded.has(from, id);
+  }
+
   /** Records that a message was received, so it is never shown twice. */
   async remember(from: string, id: Uint8Array): Promise<void> {
+    this.#recorded.first(from, id);
     await Deno.writeTextFile(join(this.dir, "seen.txt"), `${SeenMessages.key(from, id)}\n`, {
       append: true,
       mode: 0o600,

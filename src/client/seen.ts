@@ -40,6 +40,11 @@ export class SeenMessages {
     return true;
   }
 
+  /** Whether the message was seen, without noting it. */
+  has(from: string, id: Uint8Array): boolean {
+    return this.#seen.has(SeenMessages.key(from, id));
+  }
+
   get size(): number {
     return this.#seen.size;
   }

@@ -40,13 +40,14 @@ export class ConnectionTable<C extends { close(): void } = Deno.Conn> {
 
   /**
    * Counts `conn` under `key` unless either cap is reached; false if it is refused (the caller
-   * closes it). Admitted, it counts until `release`.
+   * closes it). Admitted, it counts until `release`. `capKey` false skips the per-address cap
+   * (a trusted proxy's connection, moved to its client's key once its request names it).
    */
-  admit(conn: C, key: string): boolean {
+  admit(conn: C, key: string, capKey = true): boolean {
     assert(!this.#open.has(conn), "a connection admitted twice");
     const fromKey = this.countFrom(key);
     if (this.#open.size >= this.limits.maxConnections) return false;
-    if (fromKey >= this.limits.maxConnectionsPerIp) return false;
+    if (capKey && fromKey >= this.limits.maxConnectionsPerIp) return false;
     this.#open.set(conn, key);
     this.#perKey.set(key, fromKey + 1);
     return true;

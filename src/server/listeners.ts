@@ -6,6 +6,7 @@
  */
 
 import { closeQuietly } from "./accept.ts";
+import { TlsFront } from "./web/tls_front.ts";
 
 /** Where the ports are; the shape of `Config`'s fields of the same names. */
 export interface ListenConfig {
@@ -66,19 +67,21 @@ function listenWeb(web: NonNullable<ListenConfig["web"]>): Deno.Listener {
   if (web.tls === null) return listenOn(web.host, web.port, "web");
   const cert = readPem(web.tls.cert, "web.tls.cert");
   const key = readPem(web.tls.key, "web.tls.key");
+  let inner: Deno.TlsListener;
   try {
-    return Deno.listenTls({ hostname: web.host, port: web.port, cert, key });
+    // On loopback only, behind a plain TCP port: see tls_front.ts for why.
+    inner = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
   } catch (e) {
-    if (e instanceof Deno.errors.AddrInUse) {
-      throw new Deno.errors.AddrInUse(
-        `Cannot listen on ${addressText(web.host, web.port)} (web): another process is using it`,
-        { cause: e },
-      );
-    }
     throw new Error(
       `Cannot serve HTTPS with "${web.tls.cert}" and "${web.tls.key}": ${(e as Error).message}`,
       { cause: e },
     );
+  }
+  try {
+    return new TlsFront(listenOn(web.host, web.port, "web"), inner);
+  } catch (e) {
+    closeQuietly(inner);
+    throw e;
   }
 }
 

@@ -147,9 +147,17 @@ async function runChat(
   byId("chat-view").hidden = false;
   const logout = byId<HTMLButtonElement>("logout-button");
   logout.hidden = false;
-  logout.addEventListener("click", async () => {
+  const logoutDialog = byId<HTMLDialogElement>("logout-dialog");
+  logout.addEventListener("click", () => {
+    logoutDialog.returnValue = "";
+    logoutDialog.showModal();
+  });
+  logoutDialog.addEventListener("close", async () => {
+    const choice = logoutDialog.returnValue;
+    if (choice !== "here" && choice !== "everywhere") return;
     await settings.forgetSession();
-    await link.client?.logout().catch(() => {});
+    // Everywhere: every resume token of the account ends, so no other device logs back in.
+    await link.client?.logout(choice === "everywhere").catch(() => {});
     link.close();
     location.reload();
   });

@@ -2,6 +2,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { History } from "../../src/cli/history.ts";
+import { newMessageId, ParleyClient } from "../../src/client/client.ts";
+import { MsgType } from "../../src/protocol/messages.ts";
 import { ChatProcess, fastConfig, run, ServerProcess, TtyProcess } from "../helpers/cli.ts";
 
 interface World {
@@ -362,3 +365,54 @@ Deno.test("quitting while the backlog arrives keeps each message in the history 
       assert.ok(log.split(`"${text}"`).length - 1 <= 1, `"${text}" is in the history at most once`);
     }
   }));
+
+Deno.test("a message recorded before the client died unacknowledged is acknowledged, not recorded twice", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register", "--accept-new-key");
+    await alice.type("/quit");
+    await alice.finish();
+    const bob = await ParleyClient.connect({ ...hostPort(w.server.addr), knownHosts: null });
+    try {
+      await bob.register("bob", "password-bob");
+      await bob.login("bob", "password-bob");
+      const id = newMessageId();
+      await bob.sendText({ user: "alice" }, "stored, not acknowledged", id);
+      // Alice's client had recorded it and died before its ACK left: the server still has it.
+      const history = await History.open(join(w.dir, "alice", "data"), w.server.addr, "alice");
+      const entry = {
+        id: id.toHex(),
+        from: "bob",
+        time: new Date().toISOString(),
+        kind: "text" as const,
+        text: "stored, not acknowledged",
+      };
+      await history.append("@bob", "@bob", entry, true);
+      await history.remember("bob", id);
+      for (let i = 0; i < 2; i++) {
+        const back = await w.chat("alice");
+        await back.type("/to bob");
+        await back.out.waitFor(/stored, not acknowledged/);
+        await back.type("/quit");
+        assert.equal((await back.finish()).code, 0);
+        const log = await aliceHistoryWithBob(w);
+        assert.equal(log.split('"stored, not acknowledged"').length - 1, 1, "in the history once");
+        assert.doesNotMatch(back.out.text, /arrived while you were away/);
+      }
+      // Acknowledged at the first start: nothing waits for her on the server.
+      const check = await ParleyClient.connect({ ...hostPort(w.server.addr), knownHosts: null });
+      try {
+        await check.login("alice", "password-alice");
+        const init = await check.nextEvent(MsgType.INITIALIZE);
+        assert.equal((init.body as { pending: number }).pending, 0);
+      } finally {
+        check.close();
+      }
+    } finally {
+      bob.close();
+    }
+  }));
+
+function hostPort(addr: string): { host: string; port: number } {
+  const at = addr.lastIndexOf(":");
+  return { host: addr.slice(0, at), port: Number(addr.slice(at + 1)) };
+}

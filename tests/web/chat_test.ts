@@ -16,8 +16,8 @@ import { AppPage, withWebWorld } from "./web_world.ts";
 
 browserTest(
   "two browser users and a terminal user chat in the world, in private and in a group",
-  () =>
-    withWebWorld(async (w) => {
+  (browser) =>
+    withWebWorld(browser, async (w) => {
       const alice = await AppPage.open(w.browser, w.server.origin, { notifications: true });
       const shown = await alice.register("alice");
       assert.equal(shown, w.server.fingerprint, "first contact shows the server's fingerprint");

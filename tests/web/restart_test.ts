@@ -13,8 +13,8 @@ import { AppPage, withWebWorld } from "./web_world.ts";
 
 browserTest(
   "reload, closed page, server restart and a changed key in the web client",
-  () =>
-    withWebWorld(async (w) => {
+  (browser) =>
+    withWebWorld(browser, async (w) => {
       // A key refused on first contact: the page says so and sends nothing (the name stays free).
       const wary = await AppPage.open(w.browser, w.server.origin);
       await wary.page.type("#login-user", "alice");
@@ -118,8 +118,7 @@ browserTest(
       await bob.page.type("#prompt-input", "a new password for bob");
       await bob.page.keyboard.press("Enter");
       await bob.waitForMessage("Password changed.");
-      await bob.page.click("#logout-button");
-      await bob.page.waitForSelector("#login-view:not([hidden])");
+      await bob.logout("here");
       await bob.page.type("#login-password", "password-bob");
       await bob.page.keyboard.press("Enter");
       await bob.page.waitForFunction(() =>
@@ -130,10 +129,21 @@ browserTest(
       await bob.page.type("#login-password", "a new password for bob");
       await bob.page.keyboard.press("Enter");
       await bob.waitForChat();
-      await bob.page.click("#logout-button");
-      await bob.page.waitForSelector("#login-view:not([hidden])");
-      await bob.page.reload({ waitUntil: "domcontentloaded" });
-      await bob.page.waitForSelector("#login-view:not([hidden])");
+
+      // Bob closes this page (its session ends, its token stays), logs in from another browser
+      // and logs out everywhere there: this browser's token ends too, so reopening the page asks
+      // for the password instead of resuming.
+      await bob.page.close();
+      const bob2 = await AppPage.open(w.browser, w.server.origin);
+      await bob2.page.waitForSelector("#login-view:not([hidden])");
+      await bob2.page.type("#login-user", "bob");
+      await bob2.page.type("#login-password", "a new password for bob");
+      await bob2.page.keyboard.press("Enter");
+      await bob2.trustKey();
+      await bob2.waitForChat();
+      await bob2.logout("everywhere");
+      await bob.reopen();
+      await bob.page.waitForSelector("#login-view:not([hidden])", { timeout: 15_000 });
       assert.equal(await bob.page.$eval("#login-user", (e) => e.value), "bob", "the name is kept");
 
       // Another key at the same address: refused, loudly, and nothing is sent.

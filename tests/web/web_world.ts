@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import { ChatProcess, fastConfig, Output, parley } from "../helpers/cli.ts";
-import { type Browser, launch, type Page } from "./browser.ts";
+import type { Browser, Page } from "./browser.ts";
 
 /** `parley serve` with the web listener on loopback, as an operator runs it. */
 export class WebServerProcess {
@@ -81,12 +81,15 @@ export interface WebWorld {
   terminal(user: string): Promise<ChatProcess>;
 }
 
-export async function withWebWorld(fn: (w: WebWorld) => Promise<void>): Promise<void> {
+/** Runs `fn` with a fresh server and data in a temp dir, and pages in `browser`. */
+export async function withWebWorld(
+  browser: Browser,
+  fn: (w: WebWorld) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "parley-web-" });
   await fastConfig(dir);
   const chats: ChatProcess[] = [];
   let server = await WebServerProcess.start(dir);
-  const browser = await launch();
   const w: WebWorld = {
     dir,
     server,
@@ -114,7 +117,6 @@ export async function withWebWorld(fn: (w: WebWorld) => Promise<void>): Promise<
     await fn(w);
   } finally {
     for (const c of chats) await c.kill();
-    await browser.close();
     await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
@@ -201,6 +203,14 @@ export class AppPage {
   async waitForChat(): Promise<void> {
     await this.page.waitForSelector("#chat-view:not([hidden])", { timeout: 15_000 });
     await this.page.waitForFunction(() => document.body.dataset.link === "online");
+  }
+
+  /** Logs out through the dialog ("here": this browser; "everywhere": every device). */
+  async logout(where: "here" | "everywhere"): Promise<void> {
+    await this.page.click("#logout-button");
+    await this.page.waitForSelector("#logout-dialog[open]");
+    await this.page.click(`#logout-${where}`);
+    await this.page.waitForSelector("#login-view:not([hidden])");
   }
 
   /** Opens a conversation through the Ctrl+K switcher: "world", a name or "#ID". */

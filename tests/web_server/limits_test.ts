@@ -65,6 +65,27 @@ Deno.test("a head not finished by web.headTimeoutMs gets 408 and is closed; one 
   );
 });
 
+Deno.test("a head whose lines end in a bare LF gets 400 at once, not 408 at its deadline", () =>
+  // The clock stands still: an answer can only come from the bytes, not from the deadline.
+  withWebServer(
+    async (_t, web) => {
+      const port = Number(web.port);
+      for (const head of [`GET / HTTP/1.1\nHost: 127.0.0.1:${port}\n\n`, "GET / HTTP/1.1\n"]) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        try {
+          await conn.write(encoder.encode(head));
+          const answer = await readAll(conn, 2000);
+          assert.match(answer, /^HTTP\/1\.1 400 /, JSON.stringify(head));
+          assert.match(answer, /without CRLF/);
+        } finally {
+          conn.close();
+        }
+      }
+    },
+    {},
+    { clock: new ManualClock() },
+  ));
+
 Deno.test("a head over the size limit gets 431 and is closed", () =>
   withWebServer(async (_t, web) => {
     const port = Number(web.port);

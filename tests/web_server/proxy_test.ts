@@ -50,6 +50,25 @@ Deno.test("through a trusted proxy, each X-Forwarded-For client has its own conn
     }
   }, PROXY));
 
+Deno.test("a trusted proxy's connections are not refused at accept by its own address's cap", () =>
+  withWebServer(async (_t, web) => {
+    const port = Number(web.port);
+    // Two of the proxy's connections whose heads have not come yet (cap 1): they count under the
+    // proxy until their heads name their clients, and must not shut the proxy's next one out.
+    const pending = [
+      await Deno.connect({ hostname: "127.0.0.1", port }),
+      await Deno.connect({ hostname: "127.0.0.1", port }),
+    ];
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const next = await RawSocket.open(port, { "X-Forwarded-For": "198.51.100.7" });
+      assert.equal(next.socket.status, 101);
+      next.socket.close();
+    } finally {
+      for (const conn of pending) conn.close();
+    }
+  }, PROXY));
+
 Deno.test("X-Forwarded-For from an address that is not a trusted proxy counts for nothing", () =>
   withWebServer(async (_t, web) => {
     const port = Number(web.port);

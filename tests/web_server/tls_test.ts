@@ -105,3 +105,65 @@ Deno.test("the web port serves HTTPS with web.tls, and a WebSocket client that t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a TLS handshake never finished is closed at the head's deadline, socket and all", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-tls-" });
+  try {
+    await makeCertificates(dir);
+    const ca = await Deno.readTextFile(join(dir, "ca.pem"));
+    const tls = { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+    await withWebServer(async (_t, web) => {
+      const port = Number(web.port);
+      const { readAll } = await import("./web_helpers.ts");
+      // Silent, and a ClientHello's first bytes: neither may keep its socket past the deadline
+      // (a socket kept open after the server gave it up is a descriptor an attacker holds).
+      const silent = await Deno.connect({ hostname: "127.0.0.1", port });
+      const partial = await Deno.connect({ hostname: "127.0.0.1", port });
+      await partial.write(new Uint8Array([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+      const started = Date.now();
+      for (const conn of [silent, partial]) {
+        await readAll(conn, 5000); // Closes the connection itself if the server does not.
+        assert.ok(Date.now() - started < 4000, "the socket was still open after 4 s");
+      }
+      // HTTPS still works, and so does plain HTTP's refusal.
+      const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca] });
+      await conn.write(
+        new TextEncoder().encode(
+          `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      const page = await readAll(conn);
+      conn.close();
+      assert.match(page, /^HTTP\/1\.1 200 /);
+      assert.equal(web.protocol, "https:");
+    }, { web: { tls, headTimeoutMs: 500 } });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("over TLS, a connection past the per-address cap is closed at once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-tls-" });
+  try {
+    await makeCertificates(dir);
+    const tls = { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+    await withWebServer(async (_t, web) => {
+      const port = Number(web.port);
+      const { readAll } = await import("./web_helpers.ts");
+      const held = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await new Promise((r) => setTimeout(r, 100)); // Admitted before the next one comes.
+        const started = Date.now();
+        const refused = await Deno.connect({ hostname: "127.0.0.1", port });
+        await readAll(refused, 5000);
+        refused.close();
+        // Not after the relay's grace for a last answer: nothing was sent, nothing to wait for.
+        assert.ok(Date.now() - started < 800, `closed after ${Date.now() - started} ms`);
+      } finally {
+        held.close();
+      }
+    }, { web: { tls }, limits: { maxConnectionsPerIp: 1 } });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -90,6 +90,23 @@ Deno.test("the upgrade refuses another WebSocket version (426), no Upgrade (426)
     );
   }));
 
+Deno.test("an upgrade with a body is refused with 400, not taken as its first frames", () =>
+  withWebServer(async (_t, web) => {
+    const port = Number(web.port);
+    // After a 101 the body's bytes would be read as WebSocket frames the client never framed.
+    const length = await exchange(
+      port,
+      upgradeHead(port, { "Content-Length": "4" }) + "\x82\x80ab",
+    );
+    assert.match(length, /^HTTP\/1\.1 400 /);
+    assert.match(length, /carries no body/);
+    const chunked = await exchange(
+      port,
+      upgradeHead(port, { "Transfer-Encoding": "chunked" }) + "0\r\n\r\n",
+    );
+    assert.match(chunked, /^HTTP\/1\.1 400 /);
+  }));
+
 Deno.test("a text message is refused with Close 1003, then the connection ends", () =>
   withWebServer(async (_t, web) => {
     const { socket } = await RawSocket.open(Number(web.port));

@@ -44,6 +44,17 @@ export function headEnd(buf: Uint8Array, from: number, length: number): number {
   return -1;
 }
 
+/**
+ * Whether `buf[from, length)` holds a LF not preceded by CR: a head with one is refused at once,
+ * since waiting for a CRLF CRLF that such a client never sends would only end at the deadline.
+ */
+export function hasBareLf(buf: Uint8Array, from: number, length: number): boolean {
+  for (let i = from; i < length; i++) {
+    if (buf[i] === LF && (i === 0 || buf[i - 1] !== CR)) return true;
+  }
+  return false;
+}
+
 /** RFC 9110 token characters: a method or a header name. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A header value: visible characters, spaces and tabs (obs-text allowed, as RFC 9110 does). */

@@ -19,6 +19,7 @@ import type { ServerMetrics } from "../metrics.ts";
 import { peerKey } from "../peer_key.ts";
 import { type AssetTable, etagOf } from "./assets.ts";
 import {
+  hasBareLf,
   headEnd,
   HeadError,
   listsToken,
@@ -229,6 +230,10 @@ function upgradeAnswer(
       refused: "request",
     };
   }
+  if (hasBody(head)) {
+    // After a 101 the body's bytes would be read as frames the client never framed.
+    return { answer: textAnswer(400, "A WebSocket upgrade carries no body\n"), refused: "request" };
+  }
   const key = h.get("sec-websocket-key");
   if (!isClientKey(key)) {
     return { answer: textAnswer(400, "No valid Sec-WebSocket-Key\n"), refused: "request" };
@@ -302,13 +307,18 @@ async function readHead(conn: Deno.Conn, carry: Uint8Array): Promise<ReadHead | 
   buf.set(carry);
   let filled = carry.length;
   let end = headEnd(buf, 0, filled);
-  while (end < 0) {
+  let from = 0;
+  while (true) {
+    if (hasBareLf(buf, from, end < 0 ? filled : end)) {
+      throw new HeadError(400, "A line of the request head ends without CRLF");
+    }
+    if (end >= 0) break;
     if (filled === buf.length) {
       throw new HeadError(431, `The request head is over ${WEB_MAX_HEAD_BYTES} bytes`);
     }
     const n = await conn.read(buf.subarray(filled));
     if (n === null) return null;
-    const from = filled;
+    from = filled;
     filled += n;
     end = headEnd(buf, from, filled);
   }
@@ -471,8 +481,12 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
   };
 
   const acceptLoop = acceptEach(listener, () => stopping, log, "web.accept_failed", (conn) => {
-    const ip = table.keyOf((conn.remoteAddr as Deno.NetAddr).hostname);
-    if (!table.admit(conn, ip)) {
+    const hostname = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const ip = table.keyOf(hostname);
+    // A trusted proxy's connections carry many clients' requests, each counted under its client
+    // from its head on (moveToClient): the proxy's own address has no cap, or a burst of them
+    // arriving at once would be refused for everyone behind it.
+    if (!table.admit(conn, ip, !proxies.has(exactAddress(hostname)))) {
       log.warn("connection.refused", {
         peer: ip,
         open: table.size,
