@@ -328,16 +328,23 @@ export class WebChat {
 
   // Outgoing.
 
-  /** Sends in the order typed; while offline the message waits for the link to come back. */
-  sendText(text: string): void {
+  /**
+   * Sends in the order typed; while offline the message waits for the link to come back. False
+   * (with the reason shown) when the text cannot be sent at all, so the box keeps it to be fixed.
+   */
+  sendText(text: string): boolean {
     const conv = this.#current;
     const problem = textProblem(text, this.#limits);
-    if (problem) return this.#fail(`Not sent: ${problem}.`);
+    if (problem) {
+      this.#fail(`Not sent: ${problem}.`);
+      return false;
+    }
     if (!this.link.client) this.#note("Offline: the message will go when the connection is back.");
     this.#queue(conv, async () => {
       const receipt = await this.link.sendText(conv.target, text);
       await this.#mine(conv, receipt.id, receipt.time, { kind: "text", text }, receipt.skipped);
     });
+    return true;
   }
 
   async sendImage(file: File): Promise<void> {

@@ -8,7 +8,8 @@
 import { byId } from "./dom.ts";
 
 export interface ComposerActions {
-  text(text: string): void;
+  /** False when the text was refused (too long...): the box then keeps it, to be shortened. */
+  text(text: string): boolean;
   image(file: File): void;
   file(file: File): void;
 }
@@ -21,8 +22,7 @@ export class Composer {
     const send = () => {
       const text = this.#text.value;
       if (text.trim() === "") return;
-      this.#text.value = "";
-      actions.text(text);
+      if (actions.text(text)) this.#text.value = "";
     };
     this.#form.addEventListener("submit", (e) => {
       e.preventDefault();
