@@ -29,6 +29,7 @@ import {
   takeWriter,
 } from "./buffer_pools.ts";
 import type { OutboundTotal } from "./outbound_total.ts";
+import { shutAfterFlush } from "./finish.ts";
 import { goneOr, type Transport } from "./transport.ts";
 import { afterTurn } from "./turn.ts";
 
@@ -397,38 +398,16 @@ export class Channel {
   }
 
   /**
-   * Ends the connection without losing what was sent. Input stops being decoded; the output is
-   * given at most `flushMs` to reach the socket; then the sending side is shut (FIN) and what the
-   * peer still sends is read and dropped until it closes, for at most `drainMs`. Closing with
-   * unread input would make the kernel send RST, and the peer's kernel then drops what it had not
-   * yet handed over: the answers and the notice before a close were lost exactly when they
-   * mattered (a client that burst 10,000 requests got none of them back). Resolves once the
-   * output has left (or the flush gave up); the channel closes later, when the peer has closed,
-   * the drain time has passed, or `receive` has ended.
+   * Ends the connection without losing what was sent (finish.ts says why): input stops being
+   * decoded; the output is given at most `flushMs` to reach the socket; then the sending side is
+   * shut (FIN) and what the peer still sends is read and dropped until it closes, for at most
+   * `drainMs`. Resolves once the output has left (or the flush gave up); the channel closes
+   * later, when the peer has closed, the drain time has passed, or `receive` has ended.
    */
   async finish(flushMs: number, drainMs: number): Promise<void> {
     if (this.#closed || this.#finishing) return;
     this.#finishing = true;
-    let timer: TimerHandle | undefined;
-    const flushed = await Promise.race([
-      this.flush().then(() => true),
-      new Promise<boolean>((resolve) =>
-        timer = this.#clock.setTimer(() => resolve(false), flushMs)
-      ),
-    ]);
-    this.#clock.clearTimer(timer);
-    if (this.#closed) return;
-    if (!flushed) {
-      this.close(); // a peer that does not read gets nothing more from waiting
-      return;
-    }
-    try {
-      await this.#transport.closeWrite();
-    } catch {
-      this.close();
-      return;
-    }
-    this.#finishTimer = this.#clock.setTimer(() => this.close(), drainMs);
+    this.#finishTimer = await shutAfterFlush(this, this.#transport, this.#clock, flushMs, drainMs);
   }
 
   /** While finishing: reads and drops input until the peer closes (or `close` ends the wait). */

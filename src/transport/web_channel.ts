@@ -16,6 +16,7 @@ import { FRAME_HEADER_BYTES, type FrameDecoder, TAG_BYTES } from "../protocol/fr
 import { type DecodedMessages, decodeMessages, writeMessage } from "../protocol/message_codec.ts";
 import { ByteWriter, type Value } from "../protocol/value.ts";
 import { type Clock, systemClock, type TimerHandle } from "../clock/clock.ts";
+import { shutAfterFlush } from "./finish.ts";
 import { goneOr, type Transport, writeAll } from "./transport.ts";
 
 /**
@@ -273,26 +274,7 @@ export class WebChannel {
   async finish(flushMs: number, drainMs: number): Promise<void> {
     if (this.#closed || this.#finishing) return;
     this.#finishing = true;
-    let timer: TimerHandle | undefined;
-    const flushed = await Promise.race([
-      this.flush().then(() => true),
-      new Promise<boolean>((resolve) =>
-        timer = this.#clock.setTimer(() => resolve(false), flushMs)
-      ),
-    ]);
-    this.#clock.clearTimer(timer);
-    if (this.#closed) return;
-    if (!flushed) {
-      this.close(); // a peer that does not read gets nothing more from waiting
-      return;
-    }
-    try {
-      await this.#transport.closeWrite();
-    } catch {
-      this.close();
-      return;
-    }
-    this.#finishTimer = this.#clock.setTimer(() => this.close(), drainMs);
+    this.#finishTimer = await shutAfterFlush(this, this.#transport, this.#clock, flushMs, drainMs);
   }
 
   #failWith(error: Error): void {
