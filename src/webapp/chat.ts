@@ -189,9 +189,7 @@ export class WebChat {
       case MsgType.FILE_CANCELLED:
         this.#note(`File transfer ${b.transfer_id} stopped: ${b.reason}`);
         break;
-      case MsgType.KICK:
-        this.#fail(`${b.reason}. This session has ended.`);
-        break;
+      // KICK: the link ends, and the page shows why with a "Reconnect here" (main.ts).
       case MsgType.GENERAL_ERROR:
         this.#fail(`Server: ${b.message}`);
         break;

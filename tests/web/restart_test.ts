@@ -53,6 +53,30 @@ browserTest(
         assert.equal(await alice.count(`message ${text}`), 1);
       }
 
+      // A second tab of the same browser does not take the connection: it says where Parley is
+      // open and offers "Use here", which moves the connection (and the offer) between the tabs.
+      const tab2 = await alice.secondTab();
+      assert.deepEqual(await tab2.away(), {
+        text: "Parley is open in another tab.",
+        button: "Use here",
+        composer: false,
+      });
+      assert.equal(await alice.page.evaluate(() => document.body.dataset.link), "online");
+      await tab2.page.click("#away-button");
+      await tab2.waitForChat();
+      assert.deepEqual(await alice.away(), {
+        text: "Parley is open in another tab.",
+        button: "Use here",
+        composer: false,
+      });
+      // A tab behind another draws no frames, and puppeteer's click waits for one.
+      await alice.page.bringToFront();
+      await alice.page.click("#away-button");
+      await alice.waitForChat();
+      assert.equal((await tab2.away()).button, "Use here");
+      await alice.page.waitForFunction(() => document.getElementById("away").hidden);
+      await tab2.page.close();
+
       // Sent while alice's page was closed: shown when she comes back, with the summary.
       await alice.page.close();
       await bob.send("while you were away");
@@ -130,10 +154,10 @@ browserTest(
       await bob.page.keyboard.press("Enter");
       await bob.waitForChat();
 
-      // Bob closes this page (its session ends, its token stays), logs in from another browser
-      // and logs out everywhere there: this browser's token ends too, so reopening the page asks
-      // for the password instead of resuming.
-      await bob.page.close();
+      // Bob logs in from another browser: this page is kicked, and says so plainly, with the
+      // message box disabled and a way to connect again. He closes it (its token stays) and logs
+      // out everywhere in the other browser: this browser's token ends too, so reopening the page
+      // asks for the password instead of resuming.
       const bob2 = await AppPage.open(w.browser, w.server.origin);
       await bob2.page.waitForSelector("#login-view:not([hidden])");
       await bob2.page.type("#login-user", "bob");
@@ -141,6 +165,10 @@ browserTest(
       await bob2.page.keyboard.press("Enter");
       await bob2.trustKey();
       await bob2.waitForChat();
+      const kicked = await bob.away();
+      assert.match(kicked.text, /^Kicked: .*This tab is disconnected\.$/);
+      assert.deepEqual([kicked.button, kicked.composer], ["Reconnect here", false]);
+      await bob.page.close();
       await bob2.logout("everywhere");
       await bob.reopen();
       await bob.page.waitForSelector("#login-view:not([hidden])", { timeout: 15_000 });
