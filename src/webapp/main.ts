@@ -179,6 +179,7 @@ async function resumeSaved(
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+  return null;
 }
 
 async function runChat(
