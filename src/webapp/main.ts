@@ -192,7 +192,10 @@ async function runChat(
 ): Promise<void> {
   const history = await HistoryStore.open(username);
   const link: Link = new Link({ ...options, seen: history.seen }, {
-    status: (text) => state.set(text.startsWith("Reconnected") ? "online" : "down", text),
+    status: (text) => {
+      state.set(text.startsWith("Reconnected") ? "online" : "down", text);
+      chat.linkChanged();
+    },
     event: async (m) => {
       if (m.type === MsgType.INITIALIZE) {
         const token = link.client?.token;

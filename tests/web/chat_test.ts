@@ -253,10 +253,19 @@ browserTest(
           "Not sent to @bob: bob has blocked you",
         )
       );
+      // The refused message stays in alice's conversation, marked as not sent.
+      assert.match(
+        await alice.page.$eval("#messages li.failed", (e) => e.textContent ?? ""),
+        /are you there\?.*not sent: bob has blocked you/,
+      );
       await bob.page.click('#blocked-list [data-blocked="alice"] button');
       await bob.page.waitForSelector('#blocked-list [data-blocked="alice"]', { hidden: true });
       await alice.send("and now?");
       await bob.waitForMessage("and now?");
+      // The old "Not sent" line goes once a later message went through.
+      await alice.page.waitForFunction(() =>
+        document.getElementById("chat-error")?.textContent === ""
+      );
       assert.equal(await bob.count("are you there?"), 0, "nothing got through the block");
       // Nothing failed in the pages, and the strict CSP refused nothing the app does.
       for (const page of [alice, bob]) {

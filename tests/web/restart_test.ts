@@ -90,12 +90,30 @@ browserTest(
       );
       await alice.waitForChat();
 
-      // The server crashes; alice types meanwhile; it comes back on the same ports and data.
+      // Friends, so that presence shows (and is not claimed while alice's connection is down).
+      await alice.page.type("#add-friend-name", "bob");
+      await alice.page.keyboard.press("Enter");
+      await bob.page.bringToFront();
+      await bob.page.waitForSelector('#request-list [data-request="alice"] button');
+      await bob.page.click('#request-list [data-request="alice"] button');
+      await alice.page.bringToFront();
+      await alice.page.waitForSelector('#friend-list [data-friend="bob"][data-online="true"]');
+
+      // The server crashes; alice types meanwhile: her message shows at once, marked as being
+      // sent; bob's presence is unknown; it comes back on the same ports and data.
       await w.crash();
       await alice.page.waitForFunction(() => document.body.dataset.link === "down");
+      await alice.page.waitForSelector('#friend-list [data-friend="bob"][data-online="unknown"]');
       await alice.send("typed while the server was down");
+      assert.match(
+        await alice.page.$eval("#messages li.pending", (e) => e.textContent ?? ""),
+        /typed while the server was down.*sending…/,
+      );
+      assert.equal(await alice.count("Offline"), 0, "no note about it left in the history");
       await w.start();
       await bob.waitForMessage("typed while the server was down", 30_000);
+      await alice.page.waitForFunction(() => !document.querySelector("#messages li.pending"));
+      assert.equal(await alice.count("typed while the server was down"), 1);
       await bob.send("after the restart");
       await alice.waitForMessage("after the restart", 30_000);
 
