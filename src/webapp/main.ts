@@ -14,7 +14,7 @@ import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { WebChat } from "./chat.ts";
 import { ConnectionState } from "./connection_state.ts";
-import { askTrustKey } from "./dialogs.ts";
+import { askTrustKey, KeyNotTrustedError } from "./dialogs.ts";
 import { byId } from "./dom.ts";
 import { HistoryStore } from "./history_store.ts";
 import { LoginView } from "./login_view.ts";
@@ -132,7 +132,11 @@ async function connectOnce(options: ConnectOptions): Promise<ParleyClient> {
   try {
     return await ParleyClient.connect(options);
   } catch (e) {
-    if (e instanceof HostKeyChangedError) refuse(e.message);
+    if (e instanceof HostKeyChangedError) {
+      // Refused by the user at first contact (Esc or "Refuse"): not an interception.
+      if (e.message.endsWith("was not accepted")) throw new KeyNotTrustedError();
+      refuse(e.message);
+    }
     throw e;
   }
 }
@@ -169,6 +173,11 @@ async function resumeSaved(
       if (e instanceof ParleyError && e.code === ErrorCode.BAD_TOKEN) {
         await settings.forgetSession();
         return null;
+      }
+      if (e instanceof KeyNotTrustedError) {
+        // Stays here until the user asks again (the reload shows the key again).
+        away(state, e.message, "Try again", () => location.reload());
+        return await new Promise<never>(() => {});
       }
       if (e instanceof HostKeyChangedError) {
         state.set("ended", "The server's key was refused");

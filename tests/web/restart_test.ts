@@ -3,7 +3,7 @@
  * password and shows the history from IndexedDB (timed: opening the page to the first message
  * shown); messages sent while the page was closed arrive when it is opened again; a server
  * crash and restart is survived with nothing lost or doubled, what was typed meanwhile sent
- * once; a key refused on first contact sends nothing; a server with another key at the same
+ * once; a key refused on first contact sends nothing and can be tried again; a server with another key at the same
  * address is refused, loudly.
  */
 
@@ -22,11 +22,19 @@ browserTest(
       await wary.page.click("#register-button");
       await wary.page.waitForSelector("#key-dialog[open]");
       await wary.page.click("#key-refuse");
-      await wary.page.waitForSelector("#fatal:not([hidden])");
+      // The user's own choice: said plainly (not the interception banner), with "Try again",
+      // which asks again; Esc refuses the same way.
+      await wary.page.waitForSelector("#login-retry:not([hidden])");
       assert.match(
-        await wary.page.$eval("#fatal", (e) => e.textContent ?? ""),
-        /^Connection refused: The key SHA256:\S+ of .* was not accepted/,
+        await wary.page.$eval("#login-error", (e) => e.textContent ?? ""),
+        /^You chose not to trust this server's key, so nothing was sent\./,
       );
+      assert.equal(await wary.page.$eval("#fatal", (e) => e.hidden), true);
+      await wary.page.click("#login-retry");
+      await wary.page.waitForSelector("#key-dialog[open]");
+      await wary.page.keyboard.press("Escape");
+      await wary.page.waitForSelector("#login-retry:not([hidden])");
+      assert.equal(await wary.page.$eval("#fatal", (e) => e.hidden), true);
       await wary.page.close();
 
       const alice = await AppPage.open(w.browser, w.server.origin);
