@@ -310,6 +310,7 @@ export class WebChat {
     }
     await this.history.markRead(conv.key);
     this.#refresh();
+    this.#composer.use(`${this.me.toLowerCase()}/${conv.key}`);
     this.#composer.focus();
   }
 

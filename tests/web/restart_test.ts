@@ -49,12 +49,24 @@ browserTest(
         document.querySelector('#recent-list [data-key="@bob"] .badge')?.textContent === "3"
       );
 
+      // Half a message typed to bob: kept across the reload.
+      await alice.open("bob");
+      await alice.page.type("#composer-text", "half-typed draft");
+
       // A reload: no password, and the history is there (the most recent conversation opens).
       const started = performance.now();
       await alice.page.reload({ waitUntil: "domcontentloaded" });
       await alice.waitForMessage("message three");
       const firstShownMs = Math.round(performance.now() - started);
       console.log(`web client: first message shown ${firstShownMs} ms after opening the page`);
+      await alice.page.waitForFunction(() =>
+        document.getElementById("composer-text").value === "half-typed draft"
+      );
+      await alice.page.$eval("#composer-text", (box) => {
+        box.value = "";
+        // deno-lint-ignore no-explicit-any
+        box.dispatchEvent(new (globalThis as any).Event("input"));
+      });
       assert.equal(await alice.page.$eval("#login-view", (e) => e.hidden), true, "no login form");
       await alice.waitForChat();
       for (const text of ["one", "two", "three"]) {
