@@ -222,6 +222,7 @@ async function runChat(
     (token) => settings.saveSession({ username, token: token.toHex() }),
   );
   byId("me").textContent = username;
+  notifications.offer();
   byId("chat-view").hidden = false;
   const logout = byId<HTMLButtonElement>("logout-button");
   logout.hidden = false;
