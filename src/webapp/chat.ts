@@ -9,6 +9,7 @@
 
 import type { Invitation, ParleyClient } from "../client/core.ts";
 import type { Link } from "../client/link.ts";
+import type { SentReceipt } from "../client/core.ts";
 import {
   DEFAULT_LIMITS,
   fileProblem,
@@ -54,6 +55,12 @@ export class WebChat {
   #backlog = 0;
   readonly #arrived = new Map<string, number>();
   #sending: Promise<void> = Promise.resolve();
+  /** Typed and not yet taken by the server (or given up: `failed`), by a local id. */
+  readonly #outbox = new Map<
+    string,
+    { key: string; entry: HistoryEntry; failed: string | null }
+  >();
+  #localIds = 0;
   readonly #view = new MessageView();
   readonly #sidebar: Sidebar;
   readonly #composer: Composer;
@@ -127,7 +134,8 @@ export class WebChat {
   #refresh(): void {
     const key = this.#current.key;
     this.#sidebar.recent(this.history.recent(), key);
-    this.#sidebar.friends(this.#friends, key);
+    const c = this.link.client;
+    this.#sidebar.friends(this.#friends, key, c !== null && !c.isClosed);
     this.#sidebar.groups(this.#groups, key);
     this.#sidebar.waiting(this.#requests, this.#invitations);
     this.#sidebar.blocked(this.#blocked);
@@ -136,6 +144,11 @@ export class WebChat {
     const group = "group" in this.#current.target;
     for (const id of ["members-button", "invite-button", "leave-button"]) byId(id).hidden = !group;
     byId("block-button").hidden = !("user" in this.#current.target);
+  }
+
+  /** The connection went down or came back: presence is shown as known or not. */
+  linkChanged(): void {
+    this.#refresh();
   }
 
   // Incoming.
@@ -189,9 +202,7 @@ export class WebChat {
       case MsgType.FILE_CANCELLED:
         this.#note(`File transfer ${b.transfer_id} stopped: ${b.reason}`);
         break;
-      case MsgType.KICK:
-        this.#fail(`${b.reason}. This session has ended.`);
-        break;
+      // KICK: the link ends, and the page shows why with a "Reconnect here" (main.ts).
       case MsgType.GENERAL_ERROR:
         this.#fail(`Server: ${b.message}`);
         break;
@@ -294,8 +305,12 @@ export class WebChat {
     const conv = await this.#resolve(what.trim());
     this.#current = conv;
     this.#view.show(conv.label, await this.history.last(conv.key, SHOWN), this.me);
+    for (const o of this.#outbox.values()) {
+      if (o.key === conv.key) this.#view.pending(o.entry, o.failed);
+    }
     await this.history.markRead(conv.key);
     this.#refresh();
+    this.#composer.use(`${this.me.toLowerCase()}/${conv.key}`);
     this.#composer.focus();
   }
 
@@ -339,11 +354,7 @@ export class WebChat {
       this.#fail(`Not sent: ${problem}.`);
       return false;
     }
-    if (!this.link.client) this.#note("Offline: the message will go when the connection is back.");
-    this.#queue(conv, async () => {
-      const receipt = await this.link.sendText(conv.target, text);
-      await this.#mine(conv, receipt.id, receipt.time, { kind: "text", text }, receipt.skipped);
-    });
+    this.#queue(conv, { kind: "text", text }, () => this.link.sendText(conv.target, text));
     return true;
   }
 
@@ -367,15 +378,12 @@ export class WebChat {
     const bytes = new Uint8Array(await file.arrayBuffer());
     const problem = imageProblem(bytes, file.name, this.#limits);
     if (problem) throw new Error(`Not sent: ${problem}.`);
-    this.#queue(conv, async () => {
-      const receipt = await this.link.sendImage(conv.target, bytes, file.name);
-      await this.#mine(conv, receipt.id, receipt.time, {
-        kind: "image",
-        text: `${file.name} (${formatSize(bytes.length)})`,
-        image: bytes,
-        name: file.name,
-      });
-    });
+    this.#queue(conv, {
+      kind: "image",
+      text: `${file.name} (${formatSize(bytes.length)})`,
+      image: bytes,
+      name: file.name,
+    }, () => this.link.sendImage(conv.target, bytes, file.name));
   }
 
   async sendFile(file: File): Promise<void> {
@@ -412,12 +420,30 @@ export class WebChat {
     }, (text) => this.#note(text));
   }
 
-  #queue(conv: Conversation, send: () => Promise<void>): void {
+  /**
+   * Shows the message at once, marked as being sent, and sends it after those typed before;
+   * once the server has it, the stored message takes the mark's place; given up, it says so.
+   */
+  #queue(
+    conv: Conversation,
+    what: Pick<HistoryEntry, "kind" | "text" | "image" | "name">,
+    send: () => Promise<SentReceipt>,
+  ): void {
+    const id = `local-${++this.#localIds}`;
+    const entry: HistoryEntry = { id, from: this.me, time: new Date().toISOString(), ...what };
+    const item = { key: conv.key, entry, failed: null as string | null };
+    this.#outbox.set(id, item);
+    if (this.#current.key === conv.key) this.#view.pending(entry, null);
     this.#sending = this.#sending.then(async () => {
       try {
-        await send();
+        const receipt = await send();
+        this.#outbox.delete(id);
+        this.#view.drop(id);
+        await this.#mine(conv, receipt.id, receipt.time, what, receipt.skipped);
       } catch (e) {
-        this.#fail(`Not sent to ${conv.label}: ${(e as Error).message}.`);
+        item.failed = (e as Error).message;
+        if (this.#current.key === conv.key) this.#view.pending(entry, item.failed);
+        this.#fail(`Not sent to ${conv.label}: ${item.failed}.`);
       }
     });
   }
@@ -440,6 +466,8 @@ export class WebChat {
     this.link.seen.first(this.me, id);
     await this.history.append(conv.key, conv.label, entry, false);
     if (this.#current.key === conv.key) this.#view.add(entry, this.me);
+    // An earlier refusal is over once a later message went through.
+    if (/^Not (sent|delivered)/.test(this.#error.textContent ?? "")) this.#error.textContent = "";
     if (skipped?.length) this.#fail(`Not delivered to ${skipped.join(", ")}: their queue is full.`);
     this.#refresh();
   }

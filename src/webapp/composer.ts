@@ -17,13 +17,19 @@ export interface ComposerActions {
 export class Composer {
   readonly #form = byId<HTMLFormElement>("composer");
   readonly #text = byId<HTMLTextAreaElement>("composer-text");
+  /** Where the open conversation's draft is kept (sessionStorage: it survives a reload). */
+  #draft: string | null = null;
 
   constructor(actions: ComposerActions) {
     const send = () => {
       const text = this.#text.value;
       if (text.trim() === "") return;
-      if (actions.text(text)) this.#text.value = "";
+      if (actions.text(text)) {
+        this.#text.value = "";
+        this.#save();
+      }
     };
+    this.#text.addEventListener("input", () => this.#save());
     this.#form.addEventListener("submit", (e) => {
       e.preventDefault();
       send();
@@ -57,6 +63,19 @@ export class Composer {
         (f.type.startsWith("image/") ? actions.image : actions.file)(f);
       }
     });
+  }
+
+  /** Shows the draft of the conversation now open (`key`: the user's and the conversation's). */
+  use(key: string): void {
+    this.#draft = `parley-draft:${key}`;
+    this.#text.value = sessionStorage.getItem(this.#draft) ?? "";
+  }
+
+  #save(): void {
+    if (this.#draft === null) return;
+    const text = this.#text.value;
+    if (text) sessionStorage.setItem(this.#draft, text);
+    else sessionStorage.removeItem(this.#draft);
   }
 
   focus(): void {

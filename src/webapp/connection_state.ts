@@ -17,6 +17,7 @@ export class ConnectionState {
   set(state: LinkState, text: string): void {
     this.#state = state;
     this.#line.textContent = text;
+    this.#line.title = text;
     this.#line.classList.toggle("down", state === "down" || state === "ended");
     document.body.dataset.link = state;
   }

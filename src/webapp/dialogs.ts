@@ -7,6 +7,20 @@
 
 import { byId, el } from "./dom.ts";
 
+/**
+ * The user refused the server's key on first contact: their choice, said plainly and open to a
+ * retry (unlike a changed key, which may be an interception and is refused loudly).
+ */
+export class KeyNotTrustedError extends Error {
+  override name = "KeyNotTrustedError";
+  constructor() {
+    super(
+      "You chose not to trust this server's key, so nothing was sent. Compare its fingerprint " +
+        "with the one the server's operator published, then try again.",
+    );
+  }
+}
+
 /** Asks whether to trust the server's key on first contact; resolves true only for "Trust". */
 export function askTrustKey(fingerprint: string): Promise<boolean> {
   const dialog = byId<HTMLDialogElement>("key-dialog");

@@ -5,6 +5,7 @@
  * for one). The password goes only to the server, over the channel whose key was pinned.
  */
 
+import { KeyNotTrustedError } from "./dialogs.ts";
 import { byId } from "./dom.ts";
 
 export interface Credentials {
@@ -29,9 +30,13 @@ export class LoginView {
     (lastUser ? this.#password : this.#user).focus();
     return new Promise((resolve) => {
       let busy = false;
+      let last = false;
+      const retry = byId<HTMLButtonElement>("login-retry");
       const go = async (register: boolean) => {
         if (busy || !this.#form.reportValidity()) return;
         busy = true;
+        last = register;
+        retry.hidden = true;
         this.#error.textContent = register ? "Creating the account…" : "Logging in…";
         try {
           await attempt({
@@ -46,6 +51,7 @@ export class LoginView {
           resolve();
         } catch (e) {
           this.#error.textContent = (e as Error).message;
+          retry.hidden = !(e instanceof KeyNotTrustedError);
         } finally {
           busy = false;
         }
@@ -55,6 +61,7 @@ export class LoginView {
         void go(false);
       });
       byId("register-button").addEventListener("click", () => void go(true));
+      retry.addEventListener("click", () => void go(last));
     });
   }
 

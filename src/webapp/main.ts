@@ -14,7 +14,7 @@ import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { WebChat } from "./chat.ts";
 import { ConnectionState } from "./connection_state.ts";
-import { askTrustKey } from "./dialogs.ts";
+import { askTrustKey, KeyNotTrustedError } from "./dialogs.ts";
 import { byId } from "./dom.ts";
 import { HistoryStore } from "./history_store.ts";
 import { LoginView } from "./login_view.ts";
@@ -22,8 +22,71 @@ import { Notifications } from "./notifications.ts";
 import { browserPlatform, dial, socketUrl } from "./platform.ts";
 import { PinnedKeys, SettingsStore } from "./settings_store.ts";
 
+/**
+ * One tab of an origin holds the connection: a second tab logging in as the same device would
+ * kick the first. The holder keeps a Web Lock; another tab finds it taken and offers "Use here",
+ * which reloads and steals the lock; the former holder is told by its lock request failing with
+ * AbortError, closes its connection and shows the same offer.
+ */
+const TAB_LOCK = "parley-connection";
+/** Set (in this tab's sessionStorage) by "Use here" and "Reconnect here" just before reloading. */
+const TAKE_OVER = "parley-take-over";
+
+/** Whether this tab now holds the connection; `lost` runs if another tab takes it later. */
+function holdTab(steal: boolean, lost: () => void): Promise<boolean> {
+  if (!navigator.locks) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    navigator.locks.request(TAB_LOCK, steal ? { steal: true } : { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      // Held until the page goes, or until another tab steals it.
+      return lock ? new Promise<void>(() => {}) : undefined;
+    }).catch((e) => {
+      if ((e as Error).name === "AbortError") lost();
+    });
+  });
+}
+
+/** Reloads this tab to hold the connection (taking it from another tab if need be). */
+function takeOver(): void {
+  sessionStorage.setItem(TAKE_OVER, "1");
+  location.reload();
+}
+
+/** Shows that this tab is not connected, why, and the button that connects it again. */
+function away(state: ConnectionState, text: string, action: string, run: () => void): void {
+  byId("away-text").textContent = text;
+  const b = byId<HTMLButtonElement>("away-button");
+  b.textContent = action;
+  b.onclick = run;
+  byId("away").hidden = false;
+  // Nothing typed here could be sent: the box and its buttons say so by being disabled.
+  for (const e of byId<HTMLFormElement>("composer").elements) {
+    (e as HTMLButtonElement).disabled = true;
+  }
+  state.set("ended", text);
+}
+
+function elsewhere(state: ConnectionState): void {
+  byId("login-view").hidden = true;
+  byId("chat-view").hidden = true;
+  away(state, "Parley is open in another tab.", "Use here", takeOver);
+}
+
+/** Set once another tab took the connection: this one then stays down. */
+let tabLost = false;
+/** Closes what this tab has open, when another tab takes the connection. */
+let closeAll: () => void = () => {};
+
 async function start(): Promise<void> {
   const state = new ConnectionState();
+  const steal = sessionStorage.getItem(TAKE_OVER) === "1";
+  sessionStorage.removeItem(TAKE_OVER);
+  const held = await holdTab(steal, () => {
+    tabLost = true;
+    closeAll();
+    elsewhere(state);
+  });
+  if (!held) return elsewhere(state);
   const settings = await SettingsStore.open();
   const notifications = new Notifications();
   const options: ConnectOptions = {
@@ -41,6 +104,7 @@ async function start(): Promise<void> {
 
   state.set("connecting", "Connecting…");
   const resumed = await resumeSaved(settings, options, state);
+  if (tabLost) return resumed?.client.close();
   let client: ParleyClient;
   let username: string;
   if (resumed) {
@@ -49,6 +113,7 @@ async function start(): Promise<void> {
     let fresh: ParleyClient | null = null;
     const login = new LoginView();
     state.set("connecting", "Not logged in");
+    closeAll = () => fresh?.close();
     await login.show(await settings.lastUser(), async (c) => {
       if (!fresh || fresh.isClosed) fresh = await connectOnce(options);
       if (c.register) await fresh.register(c.username, c.password, c.invite);
@@ -67,7 +132,11 @@ async function connectOnce(options: ConnectOptions): Promise<ParleyClient> {
   try {
     return await ParleyClient.connect(options);
   } catch (e) {
-    if (e instanceof HostKeyChangedError) refuse(e.message);
+    if (e instanceof HostKeyChangedError) {
+      // Refused by the user at first contact (Esc or "Refuse"): not an interception.
+      if (e.message.endsWith("was not accepted")) throw new KeyNotTrustedError();
+      refuse(e.message);
+    }
     throw e;
   }
 }
@@ -93,7 +162,7 @@ async function resumeSaved(
 ): Promise<{ client: ParleyClient; username: string } | null> {
   const saved = await settings.session();
   if (!saved) return null;
-  for (let attempt = 0;; attempt++) {
+  for (let attempt = 0; !tabLost; attempt++) {
     let client: ParleyClient | null = null;
     try {
       client = await connectOnce(options);
@@ -105,6 +174,11 @@ async function resumeSaved(
         await settings.forgetSession();
         return null;
       }
+      if (e instanceof KeyNotTrustedError) {
+        // Stays here until the user asks again (the reload shows the key again).
+        away(state, e.message, "Try again", () => location.reload());
+        return await new Promise<never>(() => {});
+      }
       if (e instanceof HostKeyChangedError) {
         state.set("ended", "The server's key was refused");
         throw e;
@@ -114,6 +188,7 @@ async function resumeSaved(
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+  return null;
 }
 
 async function runChat(
@@ -126,7 +201,10 @@ async function runChat(
 ): Promise<void> {
   const history = await HistoryStore.open(username);
   const link: Link = new Link({ ...options, seen: history.seen }, {
-    status: (text) => state.set(text.startsWith("Reconnected") ? "online" : "down", text),
+    status: (text) => {
+      state.set(text.startsWith("Reconnected") ? "online" : "down", text);
+      chat.linkChanged();
+    },
     event: async (m) => {
       if (m.type === MsgType.INITIALIZE) {
         const token = link.client?.token;
@@ -144,6 +222,7 @@ async function runChat(
     (token) => settings.saveSession({ username, token: token.toHex() }),
   );
   byId("me").textContent = username;
+  notifications.offer();
   byId("chat-view").hidden = false;
   const logout = byId<HTMLButtonElement>("logout-button");
   logout.hidden = false;
@@ -161,17 +240,20 @@ async function runChat(
     link.close();
     location.reload();
   });
+  closeAll = () => link.close();
+  if (tabLost) return client.close();
   await chat.open(history.recent()[0]?.key ?? "world");
   state.set("online", "Online");
   link.open(client);
   const reason = await link.ended;
-  state.set("ended", reason);
-  // The Link gives up with a sentence: a changed key on reconnecting, a token no longer taken.
+  if (tabLost) return;
+  // The Link gives up with a sentence: a changed key on reconnecting, a token no longer taken,
+  // a kick (this account logged in elsewhere). Never a page that looks alive but is not.
   if (reason.includes("presented identity key")) refuse(reason);
   else if (reason.includes("log in again")) {
     await settings.forgetSession();
     location.reload();
-  }
+  } else away(state, `${reason}. This tab is disconnected.`, "Reconnect here", takeOver);
 }
 
 start().catch((e) => {

@@ -53,6 +53,29 @@ export class MessageView {
     if (atBottom || mine) item.scrollIntoView({ block: "end" });
   }
 
+  /**
+   * A message of ours the server has not taken yet (`failed` null: still being sent), marked so;
+   * dropped once it is sent, when the stored message takes its place.
+   */
+  pending(entry: HistoryEntry, failed: string | null): void {
+    this.drop(entry.id);
+    const item = el(
+      "li",
+      { class: failed === null ? "mine pending" : "mine failed", "data-local": entry.id },
+      el("span", { class: "time" }, formatTime(entry.time)),
+      el("span", { class: "from" }, entry.from),
+      entry.text,
+      el("span", { class: "mark" }, failed === null ? "sending…" : `not sent: ${failed}`),
+    );
+    this.#list.append(item);
+    item.scrollIntoView({ block: "end" });
+  }
+
+  /** Removes a pending message from the view, if shown. */
+  drop(localId: string): void {
+    this.#list.querySelector(`li[data-local="${localId}"]`)?.remove();
+  }
+
   /** A note in the open conversation only (not kept): an error, a transfer's result. */
   note(text: string): void {
     this.add({ id: "", from: "", time: new Date().toISOString(), kind: "note", text }, "");

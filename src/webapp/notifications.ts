@@ -12,11 +12,15 @@ export class Notifications {
   readonly #button = byId<HTMLButtonElement>("notify-button");
 
   constructor() {
-    this.#button.hidden = !("Notification" in globalThis) || Notification.permission !== "default";
     this.#button.addEventListener("click", async () => {
       await Notification.requestPermission();
       this.#button.hidden = Notification.permission !== "default";
     });
+  }
+
+  /** Shows the button where the permission can still be asked (once logged in: not before). */
+  offer(): void {
+    this.#button.hidden = !("Notification" in globalThis) || Notification.permission !== "default";
   }
 
   get allowed(): boolean {

@@ -64,16 +64,17 @@ export class Sidebar {
     this.#recent.replaceChildren(...items);
   }
 
-  friends(friends: Map<string, boolean>, current: string | null): void {
+  /** `connected` false: our connection is down, so nobody's presence is known. */
+  friends(friends: Map<string, boolean>, current: string | null, connected: boolean): void {
     const names = [...friends.keys()].sort((a, b) => a.localeCompare(b));
     this.#friends.replaceChildren(...names.map((name) => {
       const online = friends.get(name) === true;
       return el(
         "li",
-        { "data-friend": name, "data-online": String(online) },
+        { "data-friend": name, "data-online": connected ? String(online) : "unknown" },
         el("span", {
-          class: online ? "presence online" : "presence",
-          title: online ? "online" : "offline",
+          class: !connected ? "presence unknown" : online ? "presence online" : "presence",
+          title: !connected ? "unknown while disconnected" : online ? "online" : "offline",
         }),
         this.#opener(`@${name.toLowerCase()}`, name, current),
         button("×", () => this.actions.removeFriend(name), {

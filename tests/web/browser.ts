@@ -16,6 +16,8 @@ declare global {
   var document: any;
   // deno-lint-ignore no-explicit-any
   var indexedDB: any;
+  // deno-lint-ignore no-explicit-any
+  var getComputedStyle: any;
 }
 
 export const CHROMIUM = "/usr/bin/chromium";

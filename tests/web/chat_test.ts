@@ -22,7 +22,53 @@ browserTest(
       const shown = await alice.register("alice");
       assert.equal(shown, w.server.fingerprint, "first contact shows the server's fingerprint");
       const bob = await AppPage.open(w.browser, w.server.origin);
+      await bob.page.waitForSelector("#login-view:not([hidden])");
+      assert.equal(
+        await bob.page.$eval("#notify-button", (b) => b.hidden),
+        true,
+        "no notification button before logging in",
+      );
       await bob.register("bob");
+      // Logged in, on a phone: the header is one row, with the notification button in it.
+      await bob.page.setViewport({ width: 390, height: 844 });
+      const header = await bob.page.evaluate(() => {
+        const bar = document.querySelector("header.bar");
+        const tops = [...bar.children].filter((c: { hidden: boolean }) => !c.hidden)
+          .map((c: { getBoundingClientRect(): { top: number; bottom: number } }) => {
+            const r = c.getBoundingClientRect();
+            return Math.round((r.top + r.bottom) / 2);
+          });
+        return {
+          rows: new Set(tops).size,
+          wide: bar.scrollWidth <= bar.clientWidth,
+          notify: !document.getElementById("notify-button").hidden,
+        };
+      });
+      assert.deepEqual(header, { rows: 1, wide: true, notify: true }, "the header at 390px");
+      // The switcher's placeholder fits its field; error lines line up with the messages.
+      await bob.page.keyboard.down("Control");
+      await bob.page.keyboard.press("k");
+      await bob.page.keyboard.up("Control");
+      await bob.page.waitForSelector("#switch-dialog[open]");
+      const fit = await bob.page.$eval("#switch-input", (input) => {
+        const style = getComputedStyle(input);
+        // deno-lint-ignore no-explicit-any
+        const ctx = new (globalThis as any).OffscreenCanvas(1, 1).getContext("2d");
+        ctx.font = style.font;
+        const room = input.clientWidth - parseFloat(style.paddingLeft) -
+          parseFloat(style.paddingRight);
+        return ctx.measureText(input.placeholder).width <= room;
+      });
+      assert.ok(fit, "the switcher's placeholder is not cut off");
+      await bob.page.keyboard.press("Escape");
+      const [errorLeft, messagesLeft] = await bob.page.evaluate(() =>
+        ["chat-error", "messages"].map((id) => {
+          const e = document.getElementById(id);
+          return e.getBoundingClientRect().left + parseFloat(getComputedStyle(e).paddingLeft);
+        })
+      );
+      assert.equal(errorLeft, messagesLeft, "error lines start where messages do");
+      await bob.page.setViewport({ width: 1000, height: 700 });
       const carol = await w.terminal("carol");
 
       // The world room: everyone online.
@@ -253,10 +299,19 @@ browserTest(
           "Not sent to @bob: bob has blocked you",
         )
       );
+      // The refused message stays in alice's conversation, marked as not sent.
+      assert.match(
+        await alice.page.$eval("#messages li.failed", (e) => e.textContent ?? ""),
+        /are you there\?.*not sent: bob has blocked you/,
+      );
       await bob.page.click('#blocked-list [data-blocked="alice"] button');
       await bob.page.waitForSelector('#blocked-list [data-blocked="alice"]', { hidden: true });
       await alice.send("and now?");
       await bob.waitForMessage("and now?");
+      // The old "Not sent" line goes once a later message went through.
+      await alice.page.waitForFunction(() =>
+        document.getElementById("chat-error")?.textContent === ""
+      );
       assert.equal(await bob.count("are you there?"), 0, "nothing got through the block");
       // Nothing failed in the pages, and the strict CSP refused nothing the app does.
       for (const page of [alice, bob]) {

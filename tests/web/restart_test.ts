@@ -3,7 +3,7 @@
  * password and shows the history from IndexedDB (timed: opening the page to the first message
  * shown); messages sent while the page was closed arrive when it is opened again; a server
  * crash and restart is survived with nothing lost or doubled, what was typed meanwhile sent
- * once; a key refused on first contact sends nothing; a server with another key at the same
+ * once; a key refused on first contact sends nothing and can be tried again; a server with another key at the same
  * address is refused, loudly.
  */
 
@@ -22,11 +22,19 @@ browserTest(
       await wary.page.click("#register-button");
       await wary.page.waitForSelector("#key-dialog[open]");
       await wary.page.click("#key-refuse");
-      await wary.page.waitForSelector("#fatal:not([hidden])");
+      // The user's own choice: said plainly (not the interception banner), with "Try again",
+      // which asks again; Esc refuses the same way.
+      await wary.page.waitForSelector("#login-retry:not([hidden])");
       assert.match(
-        await wary.page.$eval("#fatal", (e) => e.textContent ?? ""),
-        /^Connection refused: The key SHA256:\S+ of .* was not accepted/,
+        await wary.page.$eval("#login-error", (e) => e.textContent ?? ""),
+        /^You chose not to trust this server's key, so nothing was sent\./,
       );
+      assert.equal(await wary.page.$eval("#fatal", (e) => e.hidden), true);
+      await wary.page.click("#login-retry");
+      await wary.page.waitForSelector("#key-dialog[open]");
+      await wary.page.keyboard.press("Escape");
+      await wary.page.waitForSelector("#login-retry:not([hidden])");
+      assert.equal(await wary.page.$eval("#fatal", (e) => e.hidden), true);
       await wary.page.close();
 
       const alice = await AppPage.open(w.browser, w.server.origin);
@@ -41,17 +49,53 @@ browserTest(
         document.querySelector('#recent-list [data-key="@bob"] .badge')?.textContent === "3"
       );
 
+      // Half a message typed to bob: kept across the reload.
+      await alice.open("bob");
+      await alice.page.type("#composer-text", "half-typed draft");
+
       // A reload: no password, and the history is there (the most recent conversation opens).
       const started = performance.now();
       await alice.page.reload({ waitUntil: "domcontentloaded" });
       await alice.waitForMessage("message three");
       const firstShownMs = Math.round(performance.now() - started);
       console.log(`web client: first message shown ${firstShownMs} ms after opening the page`);
+      await alice.page.waitForFunction(() =>
+        document.getElementById("composer-text").value === "half-typed draft"
+      );
+      await alice.page.$eval("#composer-text", (box) => {
+        box.value = "";
+        // deno-lint-ignore no-explicit-any
+        box.dispatchEvent(new (globalThis as any).Event("input"));
+      });
       assert.equal(await alice.page.$eval("#login-view", (e) => e.hidden), true, "no login form");
       await alice.waitForChat();
       for (const text of ["one", "two", "three"]) {
         assert.equal(await alice.count(`message ${text}`), 1);
       }
+
+      // A second tab of the same browser does not take the connection: it says where Parley is
+      // open and offers "Use here", which moves the connection (and the offer) between the tabs.
+      const tab2 = await alice.secondTab();
+      assert.deepEqual(await tab2.away(), {
+        text: "Parley is open in another tab.",
+        button: "Use here",
+        composer: false,
+      });
+      assert.equal(await alice.page.evaluate(() => document.body.dataset.link), "online");
+      await tab2.page.click("#away-button");
+      await tab2.waitForChat();
+      assert.deepEqual(await alice.away(), {
+        text: "Parley is open in another tab.",
+        button: "Use here",
+        composer: false,
+      });
+      // A tab behind another draws no frames, and puppeteer's click waits for one.
+      await alice.page.bringToFront();
+      await alice.page.click("#away-button");
+      await alice.waitForChat();
+      assert.equal((await tab2.away()).button, "Use here");
+      await alice.page.waitForFunction(() => document.getElementById("away").hidden);
+      await tab2.page.close();
 
       // Sent while alice's page was closed: shown when she comes back, with the summary.
       await alice.page.close();
@@ -66,12 +110,30 @@ browserTest(
       );
       await alice.waitForChat();
 
-      // The server crashes; alice types meanwhile; it comes back on the same ports and data.
+      // Friends, so that presence shows (and is not claimed while alice's connection is down).
+      await alice.page.type("#add-friend-name", "bob");
+      await alice.page.keyboard.press("Enter");
+      await bob.page.bringToFront();
+      await bob.page.waitForSelector('#request-list [data-request="alice"] button');
+      await bob.page.click('#request-list [data-request="alice"] button');
+      await alice.page.bringToFront();
+      await alice.page.waitForSelector('#friend-list [data-friend="bob"][data-online="true"]');
+
+      // The server crashes; alice types meanwhile: her message shows at once, marked as being
+      // sent; bob's presence is unknown; it comes back on the same ports and data.
       await w.crash();
       await alice.page.waitForFunction(() => document.body.dataset.link === "down");
+      await alice.page.waitForSelector('#friend-list [data-friend="bob"][data-online="unknown"]');
       await alice.send("typed while the server was down");
+      assert.match(
+        await alice.page.$eval("#messages li.pending", (e) => e.textContent ?? ""),
+        /typed while the server was down.*sending…/,
+      );
+      assert.equal(await alice.count("Offline"), 0, "no note about it left in the history");
       await w.start();
       await bob.waitForMessage("typed while the server was down", 30_000);
+      await alice.page.waitForFunction(() => !document.querySelector("#messages li.pending"));
+      assert.equal(await alice.count("typed while the server was down"), 1);
       await bob.send("after the restart");
       await alice.waitForMessage("after the restart", 30_000);
 
@@ -130,10 +192,10 @@ browserTest(
       await bob.page.keyboard.press("Enter");
       await bob.waitForChat();
 
-      // Bob closes this page (its session ends, its token stays), logs in from another browser
-      // and logs out everywhere there: this browser's token ends too, so reopening the page asks
-      // for the password instead of resuming.
-      await bob.page.close();
+      // Bob logs in from another browser: this page is kicked, and says so plainly, with the
+      // message box disabled and a way to connect again. He closes it (its token stays) and logs
+      // out everywhere in the other browser: this browser's token ends too, so reopening the page
+      // asks for the password instead of resuming.
       const bob2 = await AppPage.open(w.browser, w.server.origin);
       await bob2.page.waitForSelector("#login-view:not([hidden])");
       await bob2.page.type("#login-user", "bob");
@@ -141,6 +203,10 @@ browserTest(
       await bob2.page.keyboard.press("Enter");
       await bob2.trustKey();
       await bob2.waitForChat();
+      const kicked = await bob.away();
+      assert.match(kicked.text, /^Kicked: .*This tab is disconnected\.$/);
+      assert.deepEqual([kicked.button, kicked.composer], ["Reconnect here", false]);
+      await bob.page.close();
       await bob2.logout("everywhere");
       await bob.reopen();
       await bob.page.waitForSelector("#login-view:not([hidden])", { timeout: 15_000 });

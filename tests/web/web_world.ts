@@ -181,6 +181,27 @@ export class AppPage {
     await page.goto(this.origin, { waitUntil: "load" });
   }
 
+  /** Another tab of the same browser (same context: same storage, same Web Locks). */
+  async secondTab(): Promise<AppPage> {
+    const page = await this.page.browserContext().newPage();
+    await page.setViewport({ width: 1000, height: 700 });
+    const log: string[] = [];
+    page.on("console", (m) => log.push(`${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => log.push(`pageerror: ${(e as Error).message}`));
+    await page.goto(this.origin, { waitUntil: "load" });
+    return new AppPage(page, this.origin, log);
+  }
+
+  /** Waits for the "not connected here" banner and returns its text and button. */
+  async away(): Promise<{ text: string; button: string; composer: boolean }> {
+    await this.page.waitForSelector("#away:not([hidden])", { timeout: 15_000 });
+    return await this.page.evaluate(() => ({
+      text: document.getElementById("away-text").textContent,
+      button: document.getElementById("away-button").textContent,
+      composer: !document.getElementById("composer-text").disabled,
+    }));
+  }
+
   /** Accepts the server key on first contact; returns the fingerprint the page showed. */
   async trustKey(): Promise<string> {
     await this.page.waitForSelector("#key-dialog[open]", { timeout: 10_000 });
