@@ -231,26 +231,6 @@ browserTest(
       assert.equal(await alice.page.$eval("#composer-text", (box) => box.value.length), 20_000);
       await alice.page.$eval("#composer-text", (box) => box.value = "");
 
-      // A long text (within the limit) scrolls in the message list; the page itself does not
-      // scroll, so the header and the message box stay in sight, on a wide and a phone screen.
-      await alice.page.$eval("#composer-text", (box) => box.value = "a long line ".repeat(1200));
-      await alice.page.focus("#composer-text");
-      await alice.page.keyboard.press("Enter");
-      await alice.waitForMessage("a long line a long line");
-      for (const viewport of [{ width: 1100, height: 700 }, { width: 390, height: 844 }]) {
-        await alice.page.setViewport(viewport);
-        const [page, window] = await alice.page.evaluate(() => [
-          document.scrollingElement.scrollHeight,
-          // deno-lint-ignore no-explicit-any
-          (globalThis as any).innerHeight,
-        ]);
-        assert.ok(
-          page <= window,
-          `${viewport.width}px: the page is ${page}px, the window ${window}px`,
-        );
-      }
-      await alice.page.setViewport({ width: 1000, height: 700 });
-
       // A file: offered by alice, accepted by bob, checked by SHA-256 in his page.
       const file = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
       await Deno.writeFile(join(w.dir, "report.pdf"), file);
@@ -288,6 +268,26 @@ browserTest(
       if (Deno.env.get("PARLEY_SCREENSHOT") === "1") {
         await bob.page.screenshot({ path: join(ROOT, "docs", "web-client.png") });
       }
+
+      // A long text (within the limit) scrolls in the message list; the page itself does not
+      // scroll, so the header and the message box stay in sight, on a wide and a phone screen.
+      await alice.page.$eval("#composer-text", (box) => box.value = "a long line ".repeat(1200));
+      await alice.page.focus("#composer-text");
+      await alice.page.keyboard.press("Enter");
+      await alice.waitForMessage("a long line a long line");
+      for (const viewport of [{ width: 1100, height: 700 }, { width: 390, height: 844 }]) {
+        await alice.page.setViewport(viewport);
+        const [page, window] = await alice.page.evaluate(() => [
+          document.scrollingElement.scrollHeight,
+          // deno-lint-ignore no-explicit-any
+          (globalThis as any).innerHeight,
+        ]);
+        assert.ok(
+          page <= window,
+          `${viewport.width}px: the page is ${page}px, the window ${window}px`,
+        );
+      }
+      await alice.page.setViewport({ width: 1000, height: 700 });
 
       // Bob blocks alice from their conversation: her next message is refused, with the reason;
       // once he unblocks her (from the Blocked list), it goes through.
