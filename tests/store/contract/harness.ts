@@ -45,9 +45,16 @@ export type ContractTest = (
   opts?: ContractOptions,
 ) => void;
 
-export function contractTest(name: string, factory: StoreFactory): ContractTest {
+/** What Deno.test is told besides the name and function (a store's sanitizers, a skip). */
+export type TestOptions = Omit<Deno.TestDefinition, "name" | "fn">;
+
+export function contractTest(
+  name: string,
+  factory: StoreFactory,
+  testOptions: TestOptions = {},
+): ContractTest {
   return (title, fn, opts = {}) =>
-    Deno.test(`${name} store: ${title}`, async () => {
+    Deno.test({ name: `${name} store: ${title}`, ...testOptions }, async () => {
       const site = await factory();
       const clock = new ManualClock();
       const open = { clock, worldBacklog: opts.worldBacklog ?? 100 };

@@ -5,15 +5,19 @@
  */
 
 import { accountsContract } from "./accounts.ts";
-import { contractTest, type StoreFactory } from "./harness.ts";
+import { contractTest, type StoreFactory, type TestOptions } from "./harness.ts";
 import { inboxContract } from "./inbox.ts";
 import { socialContract } from "./social.ts";
 import { worldContract } from "./world.ts";
 
 export type { StoreFactory, StoreOpenOptions, StoreSite } from "./harness.ts";
 
-export function storeContract(name: string, factory: StoreFactory): void {
-  const test = contractTest(name, factory);
+export function storeContract(
+  name: string,
+  factory: StoreFactory,
+  testOptions: TestOptions = {},
+): void {
+  const test = contractTest(name, factory, testOptions);
   accountsContract(test);
   socialContract(test);
   inboxContract(test);

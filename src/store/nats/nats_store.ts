@@ -1,0 +1,50 @@
+/**
+ * The cluster store: the interfaces of ../types.ts over NATS JetStream, with three replicas of
+ * every record, so that any number of Parley nodes share one state and a NATS server can die.
+ * It keeps nothing of its own that another node could not rebuild: every read it must trust
+ * goes to JetStream. docs/cluster.md says which records live in which bucket or stream, and why.
+ */
+
+import type { NatsConnection } from "../../cluster/nats.ts";
+import { systemClock } from "../../clock/clock.ts";
+import type { Store } from "../types.ts";
+import { openAccounts } from "./accounts.ts";
+import { NatsStoreContext, type NatsStoreOptions } from "./context.ts";
+import { openInbox } from "./inbox.ts";
+import { openSocial } from "./social.ts";
+import { openWorld } from "./world.ts";
+
+export type { NatsStoreOptions } from "./context.ts";
+
+/** Opens the store over `nc`, which stays the caller's (close() does not close it). */
+export async function openNatsStore(nc: NatsConnection, opts: NatsStoreOptions): Promise<Store> {
+  const ctx = await NatsStoreContext.open(nc, { ...opts, clock: opts.clock ?? systemClock });
+  const [accounts, social, inbox, world] = await Promise.all([
+    openAccounts(ctx),
+    openSocial(ctx),
+    openInbox(ctx),
+    openWorld(ctx),
+  ]);
+  let closed = false;
+  return {
+    ...accounts,
+    ...social,
+    inbox,
+    world,
+    ping: async () => {
+      if (nc.isClosed()) throw new Error("The NATS connection is closed");
+      await ctx.jsm.getAccountInfo();
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await Promise.all([inbox.close(), world.close()]);
+    },
+  };
+}
+
+/** Deletes every bucket and stream of the store under `prefix` (tests; `admin restore`). */
+export async function destroyNatsStore(nc: NatsConnection, prefix: string): Promise<void> {
+  const ctx = await NatsStoreContext.open(nc, { worldBacklog: 0, clock: systemClock, prefix });
+  for (const name of await ctx.names()) await ctx.jsm.streams.delete(name);
+}
