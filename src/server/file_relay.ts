@@ -66,8 +66,7 @@ export class FileRelay {
     if (size > this.maxFileBytes) {
       throw new ParleyError(ErrorCode.TOO_LARGE, `Files are limited to ${this.maxFileBytes} bytes`);
     }
-    const receiver = this.hub.sessionOf(to.user);
-    if (!receiver) {
+    if (!this.hub.isOnline(to.user)) {
       throw new ParleyError(
         ErrorCode.USER_OFFLINE,
         `${to.name} is not online; files go only to online users`,
@@ -87,7 +86,7 @@ export class FileRelay {
       acked: 0,
     };
     this.#transfers.set(t.id, t);
-    receiver.push(MsgType.FILE_INCOMING, {
+    this.hub.push(to.user, MsgType.FILE_INCOMING, {
       transfer_id: t.id,
       source_username: from.name,
       name,
@@ -125,7 +124,7 @@ export class FileRelay {
       this.#refuseFull(t.to);
       t.accepted = true;
     } else this.#transfers.delete(id);
-    this.hub.sessionOf(t.from.user)?.push(MsgType.FILE_ANSWERED, { transfer_id: id, accept });
+    this.hub.push(t.from.user, MsgType.FILE_ANSWERED, { transfer_id: id, accept });
   }
 
   chunk(id: number, user: string, offset: number, data: Uint8Array): void {
@@ -145,12 +144,11 @@ export class FileRelay {
     if (t.sent + data.length - t.acked > this.limits.window * this.limits.chunkBytes) {
       fail(`More than ${this.limits.window} chunks sent ahead of the receiver`);
     }
-    const receiver = this.hub.sessionOf(t.to.user);
-    if (!receiver) {
+    if (!this.hub.isOnline(t.to.user)) {
       this.end(id, `${t.to.name} went offline`);
       throw new ParleyError(ErrorCode.USER_OFFLINE, `${t.to.name} went offline`);
     }
-    receiver.push(MsgType.FILE_DATA, { transfer_id: id, offset, data });
+    this.hub.push(t.to.user, MsgType.FILE_DATA, { transfer_id: id, offset, data });
     t.sent += data.length;
   }
 
@@ -165,7 +163,7 @@ export class FileRelay {
     t.acked = received;
     const progress: Record<string, number | boolean> = { transfer_id: id, received };
     if (sha256Ok !== undefined) progress.sha256_ok = sha256Ok;
-    this.hub.sessionOf(t.from.user)?.push(MsgType.FILE_PROGRESS, progress);
+    this.hub.push(t.from.user, MsgType.FILE_PROGRESS, progress);
     if (received === t.size && sha256Ok !== undefined) this.#transfers.delete(id);
   }
 
@@ -181,7 +179,7 @@ export class FileRelay {
     if (!t) return;
     this.#transfers.delete(id);
     for (const side of [t.from, t.to]) {
-      this.hub.sessionOf(side.user)?.push(MsgType.FILE_CANCELLED, { transfer_id: id, reason });
+      this.hub.push(side.user, MsgType.FILE_CANCELLED, { transfer_id: id, reason });
     }
   }
 

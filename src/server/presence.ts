@@ -20,7 +20,7 @@ import type { Session } from "./session.ts";
  */
 export async function tellFriends(ctx: ServerContext, user: string, name: string, type: number) {
   for (const friend of await ctx.store.friends.list(user)) {
-    ctx.hub.sessionOf(friend.user)?.push(type, { username: name });
+    ctx.hub.push(friend.user, type, { username: name });
   }
 }
 
@@ -185,7 +185,7 @@ export async function welcome(
   session.push(MsgType.INITIALIZE, {
     friends: friends
       .sort((a, b) => a.user.localeCompare(b.user))
-      .map((f) => ({ username: f.name, online: ctx.hub.sessionOf(f.user) !== undefined })),
+      .map((f) => ({ username: f.name, online: ctx.hub.isOnline(f.user) })),
     groups: groups.map((g) => ({ group_id: g.id, group_name: g.name })),
     world: worldBacklog(ctx, user, backlog, session.clock.now()),
     pending: stats.count,

@@ -357,7 +357,7 @@ function createContext(
   clock: Clock,
 ): ServerContext {
   const { accounts } = config;
-  const hub = new LocalHub();
+  const hub = new LocalHub(metrics);
   return {
     config,
     store,

@@ -158,6 +158,8 @@ function takeOver(
   }
   // Transfers belong to the old connection; end them while its session is still the user's.
   if (ctx.hub.sessionOf(user)) ctx.files.endAllOf(user, `${name} logged in from another place`);
+  // Online on another node (a cluster): that session is ended there, and friends hear nothing.
+  const elsewhere = ctx.hub.isOnline(user) && !ctx.hub.sessionOf(user);
   const previous = ctx.hub.attach(user, session);
   if (previous) {
     const lost = previous.login;
@@ -175,7 +177,7 @@ function takeOver(
     }
   }
   ctx.log.info("session.login", { user, session: session.id, by });
-  return () => welcome(ctx, session, previous === undefined, backlog);
+  return () => welcome(ctx, session, previous === undefined && !elsewhere, backlog);
 }
 
 /** Ends every session of `user` but `except` (the account's credentials changed). */
@@ -184,6 +186,7 @@ async function endOthers(ctx: ServerContext, user: string, except: Session, reas
   const main = ctx.hub.sessionOf(user);
   if (main) ended.push(main);
   for (const other of ended) if (other !== except) await endSession(ctx, other, reason);
+  ctx.hub.endElsewhere(user, reason);
 }
 
 function issueFor(ctx: ServerContext, user: string, device: Uint8Array | null, rotates: boolean) {
@@ -327,9 +330,9 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
       // Whoever holds the family's newer token (owner or thief) is logged out too.
       const { user: key, id } = outcome.family;
       const live = ctx.hub.sessionOf(key);
-      if (live?.login?.family === id) {
-        await endSession(ctx, live, "This session's resume token was used twice; log in again");
-      }
+      const reason = "This session's resume token was used twice; log in again";
+      if (live?.login?.family === id) await endSession(ctx, live, reason);
+      ctx.hub.endElsewhere(key, reason, id);
       ctx.log.warn("token.reused", { user: key, session: session.id, peer: session.ip });
     }
   } catch (e) {

@@ -13,7 +13,6 @@ import { afterTurn } from "../../transport/turn.ts";
 import { usernameKey } from "../../protocol/names.ts";
 import type { ChatMessage, Enqueued, NamedUser, QueueRefusal } from "../../store/types.ts";
 import { type Handler, me, type Reply, type ServerContext } from "../context.ts";
-import { passBody } from "../delivery.ts";
 import type { LoggedIn, Session } from "../session.ts";
 import { blockedError, findUser } from "./friends.ts";
 
@@ -214,13 +213,7 @@ function acceptWorld(ctx: ServerContext, session: Session, message: ChatMessage)
     // Once SENT has left: to everyone online but the sender.
     after: () => {
       try {
-        const pass = passBody(message, 0);
-        for (const s of ctx.hub.sessions()) {
-          if (s !== session && s.login) {
-            s.push(MsgType.PASS, pass);
-            ctx.metrics.messageOut(message);
-          }
-        }
+        ctx.hub.broadcast(message, session);
       } finally {
         // The channels seal in the same end-of-turn run; a waiting sender looks after all of it.
         afterTurn(release);

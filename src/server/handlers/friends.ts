@@ -104,11 +104,11 @@ export const addFriend: Handler<RequestBodyOf<typeof MsgType.ADD_FRIEND>> = asyn
     if (!await ctx.store.friends.acceptRequest(other, self)) {
       throw new ParleyError(ErrorCode.ALREADY_FRIENDS, `${other.name} is already your friend`);
     }
-    const theirs = ctx.hub.sessionOf(other.user);
     return {
       type: MsgType.STATUS_ADD_FRIEND,
-      body: { success: true, username: other.name, online: theirs !== undefined },
-      after: () => theirs?.push(MsgType.NEW_FRIEND, { username: self.name, online: true }),
+      body: { success: true, username: other.name, online: ctx.hub.isOnline(other.user) },
+      after: () =>
+        ctx.hub.push(other.user, MsgType.NEW_FRIEND, { username: self.name, online: true }),
     };
   }
   const requested = await ctx.store.friends.request(self, other, ctx.config.limits.maxFriends);
@@ -124,7 +124,7 @@ export const addFriend: Handler<RequestBodyOf<typeof MsgType.ADD_FRIEND>> = asyn
     // Asked again while waiting: no second push.
     after: () => {
       if (requested === "requested") {
-        ctx.hub.sessionOf(other.user)?.push(MsgType.FRIEND_REQUEST, { username: self.name });
+        ctx.hub.push(other.user, MsgType.FRIEND_REQUEST, { username: self.name });
       }
     },
   };
@@ -147,7 +147,7 @@ export const removeFriend: Handler<RequestBodyOf<typeof MsgType.REMOVE_FRIEND>> 
   return {
     type: MsgType.OK,
     body: { username: name },
-    after: () => ctx.hub.sessionOf(other)?.push(MsgType.FRIEND_REMOVED, { username: self.name }),
+    after: () => ctx.hub.push(other, MsgType.FRIEND_REMOVED, { username: self.name }),
   };
 };
 
@@ -163,7 +163,7 @@ export const listFriends: Handler<unknown> = async (ctx, session) => {
     body: {
       friends: friends.map((f) => ({
         username: f.name,
-        online: ctx.hub.sessionOf(f.user) !== undefined,
+        online: ctx.hub.isOnline(f.user),
       })),
       requests: sortedNames(requests.incoming),
       requested: sortedNames(requests.outgoing),
@@ -199,7 +199,7 @@ export const block: Handler<RequestBodyOf<typeof MsgType.BLOCK>> = async (ctx, s
     body: { username: other.name },
     after: () => {
       if (wereFriends) {
-        ctx.hub.sessionOf(other.user)?.push(MsgType.FRIEND_REMOVED, { username: self.name });
+        ctx.hub.push(other.user, MsgType.FRIEND_REMOVED, { username: self.name });
       }
     },
   };
@@ -230,9 +230,7 @@ export const who: Handler<RequestBodyOf<typeof MsgType.WHO>> = async (ctx, sessi
   const limit = page?.limit ?? WHO_DEFAULT_LIMIT;
   const hidden = await ctx.store.blocks.either(me(session).user);
   const names: string[] = [];
-  for (const s of ctx.hub.sessions()) {
-    if (s.login && !hidden.has(s.login.user)) names.push(s.login.name);
-  }
+  for (const u of ctx.hub.online()) if (!hidden.has(u.user)) names.push(u.name);
   names.sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
   return {
     type: MsgType.ONLINE,

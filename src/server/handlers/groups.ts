@@ -105,7 +105,7 @@ function pushInvitations(
   invited: NamedUser[],
 ): void {
   for (const u of invited) {
-    ctx.hub.sessionOf(u.user)?.push(MsgType.G_INVITATION, { source_name: self.name, ...body });
+    ctx.hub.push(u.user, MsgType.G_INVITATION, { source_name: self.name, ...body });
   }
 }
 
@@ -153,7 +153,7 @@ export const createGroup: Handler<RequestBodyOf<typeof MsgType.CREATE_G>> = asyn
       pushInvitations(ctx, self, body, invited);
       for (const m of members) {
         if (m.user === self.user) continue;
-        ctx.hub.sessionOf(m.user)?.push(MsgType.ADD_TO_G, {
+        ctx.hub.push(m.user, MsgType.ADD_TO_G, {
           source_name: self.name,
           group_id: group.id,
           group_name: group.name,
@@ -215,10 +215,10 @@ export const invite: Handler<RequestBodyOf<typeof MsgType.INVITE>> = async (
     type: MsgType.STATUS_INVITE,
     body: { success: true, ...body },
     after: () => {
-      ctx.hub.sessionOf(invitee.user)?.push(MsgType.ADD_TO_G, { source_name: self.name, ...body });
+      ctx.hub.push(invitee.user, MsgType.ADD_TO_G, { source_name: self.name, ...body });
       for (const m of before) {
         if (m.user === self.user) continue;
-        ctx.hub.sessionOf(m.user)?.push(MsgType.NEW_MEMBER, {
+        ctx.hub.push(m.user, MsgType.NEW_MEMBER, {
           source_name: self.name,
           username: invitee.name,
           ...body,
@@ -245,7 +245,7 @@ export const queryMembers: Handler<RequestBodyOf<typeof MsgType.QUERY_MEMBER>> =
       group_name: group.name,
       group_members: members.map((m) => ({
         username: m.name,
-        online: !hidden.has(m.user) && ctx.hub.sessionOf(m.user) !== undefined,
+        online: !hidden.has(m.user) && ctx.hub.isOnline(m.user),
       })),
     },
   };
@@ -264,7 +264,7 @@ export const leaveGroup: Handler<RequestBodyOf<typeof MsgType.LEAVE_G>> = async 
     body: { group_id: id, group_name: group.name },
     after: () => {
       for (const m of remaining) {
-        ctx.hub.sessionOf(m.user)?.push(MsgType.MEMBER_LEFT, {
+        ctx.hub.push(m.user, MsgType.MEMBER_LEFT, {
           group_id: id,
           group_name: group.name,
           username: self.name,
@@ -337,7 +337,7 @@ export const joinGroup: Handler<RequestBodyOf<typeof MsgType.JOIN_G>> = async (
       const hidden = await ctx.store.blocks.either(self.user);
       for (const m of members) {
         if (m.user === self.user || hidden.has(m.user)) continue;
-        ctx.hub.sessionOf(m.user)?.push(MsgType.NEW_MEMBER, {
+        ctx.hub.push(m.user, MsgType.NEW_MEMBER, {
           source_name: invitation.from.name,
           username: self.name,
           ...body,
