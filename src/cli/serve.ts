@@ -1,6 +1,7 @@
 /** `parley serve`: run the server until SIGINT or SIGTERM. */
 
 import { checkConfig } from "../admin/check_config.ts";
+import { parseClusterUrls } from "../cluster/connect.ts";
 import { applyConfig, type Config, defaultConfig, loadConfigFile } from "../config/config.ts";
 import { chooseAesGcm, giveUpNativeCode } from "../crypto/aes_gcm.ts";
 import { createLogger, type LogLevel } from "../server/log.ts";
@@ -26,6 +27,8 @@ Options:
   --web-port PORT     Port for the web client (default 8080; 0 picks a free one); implies --web
   --web-cert FILE     PEM certificate chain: serve HTTPS (with --web-key); implies --web
   --web-key FILE      PEM private key of --web-cert; implies --web
+  --cluster URLS      Run as a node of a cluster: all data in NATS JetStream at these
+                      servers (nats://HOST:PORT,...); see docs/cluster.md
   --log-level LEVEL   debug, info, warn or error (default info)
   --log-json          Write logs as JSON lines
   --check-config      Check the settings and the data dir, print a summary and exit
@@ -52,6 +55,7 @@ export async function serveConfig(
     "web-port": { type: "string" },
     "web-cert": { type: "string" },
     "web-key": { type: "string" },
+    cluster: { type: "string" },
     "log-level": { type: "string" },
     "log-json": { type: "boolean" },
     "check-config": { type: "boolean" },
@@ -82,6 +86,13 @@ export async function serveConfig(
   if (values.http || Object.keys(http).length > 0) patch.http = { ...http, enabled: true };
   const web = webFlags(values);
   if (values.web || Object.keys(web).length > 0) patch.web = { ...web, enabled: true };
+  if (values.cluster !== undefined) {
+    try {
+      patch.cluster = { nats: parseClusterUrls(values.cluster) };
+    } catch (e) {
+      throw new UsageError(`--cluster: ${(e as Error).message}`);
+    }
+  }
   config = applyConfig(config, patch, "Flags");
   if (values["log-level"] !== undefined && !LEVELS.includes(values["log-level"])) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(", ")}`);

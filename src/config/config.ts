@@ -20,7 +20,9 @@ export interface WebTls {
 
 type Defaults = typeof defaults;
 
-export type Config = Omit<Defaults, "web"> & {
+export type Config = Omit<Defaults, "web" | "cluster"> & {
+  /** With NATS servers, a node of a cluster (docs/cluster.md); none: one server on Deno KV. */
+  cluster: Omit<Defaults["cluster"], "nats"> & { nats: string[] };
   crypto: { nativeAes: NativeAes };
   web: Omit<Defaults["web"], "tls" | "origins" | "trustedProxies"> & {
     tls: WebTls | null;
@@ -59,6 +61,8 @@ const RULES: Record<string, { min: number; max: number; powerOfTwo?: boolean }> 
   "http.requestTimeoutMs": { min: 100, max: 600_000 },
   "web.port": { min: 0, max: 65535 },
   "web.headTimeoutMs": { min: 100, max: 600_000 },
+  "cluster.replicas": { min: 1, max: 5 },
+  "cluster.nodeTimeoutMs": { min: 1000, max: 600_000 },
   "limits.maxFrameBytes": { min: 1024, max: 128 * 1024 * 1024 },
   "limits.handshakeTimeoutMs": { min: 100, max: 600_000 },
   "limits.loginTimeoutMs": { min: 100, max: 3_600_000 },
@@ -127,7 +131,12 @@ const FORMER_BOOLEANS: Record<string, { true: string; false: string }> = {
 };
 
 /** Settings whose shape is not their default's (null or an object, a list): checkWeb checks them. */
-const CHECKED_TOGETHER = new Set(["web.tls", "web.origins", "web.trustedProxies"]);
+const CHECKED_TOGETHER = new Set([
+  "web.tls",
+  "web.origins",
+  "web.trustedProxies",
+  "cluster.nats",
+]);
 
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {
@@ -174,6 +183,7 @@ function checkTogether(c: Config, source: string): void {
     throw new ConfigError(`${source}: "http.host" must name an address, for example 127.0.0.1`);
   }
   checkWeb(c.web, source);
+  checkCluster(c.cluster, source);
   // Room for the largest image or file chunk plus its message envelope.
   const largest = Math.max(limits.maxImageBytes, limits.maxTextBytes * 3, files.chunkBytes) + 4096;
   if (limits.maxFrameBytes < largest) {
@@ -230,6 +240,24 @@ function checkTogether(c: Config, source: string): void {
   if (limits.serverOutboundBytes < limits.maxOutboundBytes) {
     throw new ConfigError(
       `${source}: "limits.serverOutboundBytes" must be at least "limits.maxOutboundBytes"`,
+    );
+  }
+}
+
+/** `cluster.nats` lists NATS URLs; the prefix names subjects, buckets and streams. */
+function checkCluster(cluster: Config["cluster"], source: string): void {
+  const { nats, prefix } = cluster;
+  if (
+    !Array.isArray(nats) ||
+    nats.some((u) => typeof u !== "string" || !/^(nats|tls):\/\/\S+$/.test(u))
+  ) {
+    throw new ConfigError(
+      `${source}: "cluster.nats" must be a list of NATS addresses, like ["nats://10.0.0.1:4222"]`,
+    );
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/.test(prefix)) {
+    throw new ConfigError(
+      `${source}: "cluster.prefix" must be 1 to 32 letters, digits or "-", like "parley"`,
     );
   }
 }

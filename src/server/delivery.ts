@@ -63,6 +63,8 @@ export class InboxPump {
   #reading = false;
   #stopped = false;
   #overflows = 0;
+  /** Pokes so far: a read that began before the last one may have missed what it announced. */
+  #pokes = 0;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -89,6 +91,18 @@ export class InboxPump {
       this.#overflows++;
     }
     this.#held.push(item);
+    if (!this.#reading) void this.#fill();
+  }
+
+  /**
+   * Something was queued for this user that only the store can put in order (a cluster: other
+   * nodes queue for this user too, and an item offered straight could overtake a lower seq
+   * still on its way): read the inbox back after what was sent.
+   */
+  poke(): void {
+    if (this.#stopped) return;
+    this.#needRead = true;
+    this.#pokes++;
     if (!this.#reading) void this.#fill();
   }
 
@@ -141,9 +155,12 @@ export class InboxPump {
       while (!this.#stopped && !this.session.closed && this.#room() > 0) {
         if (this.#needRead) {
           const overflowBefore = this.#overflows;
-          // The counts are kept in memory: an empty inbox needs no read at all.
-          if ((await this.ctx.store.inbox.stats(this.user)).count === 0) {
-            if (this.#overflows === overflowBefore) this.#needRead = false;
+          const pokesBefore = this.#pokes;
+          const caughtUp = () => this.#overflows === overflowBefore && this.#pokes === pokesBefore;
+          // The counts are kept in memory: an empty inbox needs no read at all. A poke says
+          // there is something: straight to the read.
+          if (pokesBefore === 0 && (await this.ctx.store.inbox.stats(this.user)).count === 0) {
+            if (caughtUp()) this.#needRead = false;
             continue;
           }
           // Rows still waiting in the committer are not in the store yet: commit them first.
@@ -158,7 +175,7 @@ export class InboxPump {
           if (this.#stopped) return;
           for (const item of items) if (item.seq > this.#sentUpTo) this.#push(item);
           // Caught up, unless offers were dropped (and so must be read back) meanwhile.
-          if (items.length === 0 && this.#overflows === overflowBefore) this.#needRead = false;
+          if (items.length === 0 && caughtUp()) this.#needRead = false;
           continue;
         }
         const next = this.#held[0];

@@ -36,13 +36,17 @@ export interface Transfer {
 
 export class FileRelay {
   readonly #transfers = new Map<number, Transfer>();
-  #nextId = 1;
+  #nextId: number;
 
   constructor(
     private readonly hub: Hub,
     readonly limits: FileLimits,
     readonly maxFileBytes: number,
-  ) {}
+    /** Where this relay's ids start: a cluster node's ids differ from every other node's. */
+    idBase = 0,
+  ) {
+    this.#nextId = idBase + 1;
+  }
 
   /** The slots `user` uses: transfers they send, and those they receive once accepted. */
   #count(user: string): number {
@@ -114,7 +118,7 @@ export class FileRelay {
     return t;
   }
 
-  answer(id: number, user: string, accept: boolean): void {
+  answer(id: number, user: string, accept: boolean): void | Promise<void> {
     const t = this.#mine(id, user, "to");
     if (t.accepted) {
       throw new ParleyError(ErrorCode.BAD_REQUEST, `Transfer ${id} was already accepted`);
@@ -152,7 +156,12 @@ export class FileRelay {
     t.sent += data.length;
   }
 
-  ack(id: number, user: string, received: number, sha256Ok: boolean | undefined): void {
+  ack(
+    id: number,
+    user: string,
+    received: number,
+    sha256Ok: boolean | undefined,
+  ): void | Promise<void> {
     const t = this.#mine(id, user, "to");
     if (received < t.acked || received > t.sent) {
       throw new ParleyError(
@@ -167,7 +176,7 @@ export class FileRelay {
     if (received === t.size && sha256Ok !== undefined) this.#transfers.delete(id);
   }
 
-  cancel(id: number, user: string, reason: string): void {
+  cancel(id: number, user: string, reason: string): void | Promise<void> {
     const t = this.#mine(id, user, "either");
     const by = t.from.user === user ? t.from : t.to;
     this.end(id, reason || `${by.name} cancelled the transfer`);

@@ -24,6 +24,18 @@ export interface HealthSource {
   connections(): number;
   /** A cheap store read; rejects when the store does not answer. */
   pingStore(): Promise<void>;
+  /** A cluster node's NATS link and peers; absent for one server on Deno KV. */
+  cluster?(): ClusterHealth;
+}
+
+export interface ClusterHealth {
+  node: string;
+  /** Whether the NATS connection is up (it reconnects by itself when it is not). */
+  connected: boolean;
+  /** The NATS server it is connected to. */
+  server: string;
+  /** Other nodes heard from lately. */
+  peers: number;
 }
 
 export interface HttpEndpoint {
@@ -77,6 +89,13 @@ export function httpHandler(
       connections: health.connections(),
     };
     if (!health.accepting()) return json(503, { ...body, status: "shutting_down" });
+    const cluster = health.cluster?.();
+    if (cluster) {
+      const nats = cluster.connected ? "connected" : "disconnected";
+      Object.assign(body, { cluster: { ...cluster, connected: undefined, nats } });
+      // A node without NATS can serve nobody: the load balancer should send clients elsewhere.
+      if (!cluster.connected) return json(503, { ...body, status: "nats_unavailable" });
+    }
     try {
       await health.pingStore();
     } catch (e) {

@@ -52,6 +52,8 @@ export interface ScrapeSources {
   outbound(): number;
   /** Messages and bytes waiting in offline inboxes. */
   queued(): Promise<{ count: number; bytes: number }>;
+  /** A cluster node's figures; absent for one server. */
+  cluster?(): { nodes: number; online: number; connected: boolean; reconnects: number };
 }
 
 function conversationOf(m: ChatMessage): Conversation {
@@ -231,7 +233,30 @@ export class ServerMetrics {
       "parley_outbound_bytes",
       "Encrypted bytes waiting for clients' sockets, all connections together.",
     ).labels();
+    const cluster = sources.cluster && {
+      read: sources.cluster,
+      nodes: r.gauge(
+        "parley_cluster_nodes",
+        "Nodes of the cluster this node hears, itself included.",
+      )
+        .labels(),
+      online: r.gauge("parley_cluster_users_online", "Users logged in on any node of the cluster.")
+        .labels(),
+      connected: r.gauge("parley_nats_connected", "1 while the NATS connection is up, else 0.")
+        .labels(),
+      reconnects: r.counter("parley_nats_reconnects_total", "NATS reconnections since start.")
+        .labels(),
+      counted: 0,
+    };
     r.beforeCollect(async () => {
+      if (cluster) {
+        const c = cluster.read();
+        cluster.nodes.set(c.nodes);
+        cluster.online.set(c.online);
+        cluster.connected.set(c.connected ? 1 : 0);
+        cluster.reconnects.inc(c.reconnects - cluster.counted);
+        cluster.counted = c.reconnects;
+      }
       outbound.set(sources.outbound());
       connections.set(sources.connections());
       online.set(sources.online());

@@ -25,6 +25,16 @@ export async function tellFriends(ctx: ServerContext, user: string, name: string
 }
 
 /**
+ * Tells the online friends of `user` on this node only that they went: a cluster node that
+ * died could not tell anyone, so every node tells its own sessions.
+ */
+export async function tellLocalFriends(ctx: ServerContext, user: string, name: string) {
+  for (const friend of await ctx.store.friends.list(user)) {
+    ctx.hub.sessionOf(friend.user)?.push(MsgType.FRIEND_OFFLINE, { username: name });
+  }
+}
+
+/**
  * A client that resumes again within this time without saying which world messages it has gets
  * only those that came since its last INITIALIZE: a token replayed in a loop must not make the
  * server send the whole backlog every time.

@@ -26,6 +26,11 @@ import type { ServerContext } from "./context.ts";
 import { type Clock, systemClock } from "../clock/clock.ts";
 import { ConnectionTable } from "./connection_table.ts";
 import { LocalHub } from "./hub.ts";
+import { type ClusterNode, joinCluster } from "./cluster/node.ts";
+import { ClusterFileRelay } from "./cluster/cluster_files.ts";
+import type { ClusterEvents } from "./cluster/cluster_hub.ts";
+import { replaced } from "./handlers/accounts.ts";
+import { endSession, tellLocalFriends } from "./presence.ts";
 import { loadOrCreateIdentity } from "../store/identity.ts";
 import { ConnectionLifecycle } from "./lifecycle.ts";
 import { Listeners } from "./listeners.ts";
@@ -130,13 +135,20 @@ class ParleyServer {
     });
     // The store next: it locks the data dir, so a second server started on the same dir is
     // refused as such before it reads or makes the identity key.
+    // A cluster node keeps its data in NATS JetStream, and takes the cluster's identity key.
     let store: Store;
+    let node: ClusterNode | null = null;
     try {
-      store = await openKvStore(config.dataDir, {
-        worldBacklog: config.world.backlog,
-        onCommit: (seconds) => metrics.kvCommit(seconds),
-        clock,
-      });
+      if (config.cluster.nats.length > 0) {
+        node = await joinCluster(config, log, clock, metrics);
+        store = node.store;
+      } else {
+        store = await openKvStore(config.dataDir, {
+          worldBacklog: config.world.backlog,
+          onCommit: (seconds) => metrics.kvCommit(seconds),
+          clock,
+        });
+      }
     } catch (e) {
       listeners.close();
       restoreInvariants();
@@ -145,16 +157,20 @@ class ParleyServer {
     let identity: KeyPair;
     let assets: AssetTable | null = null;
     try {
-      await warnIfExposed(config.dataDir, log);
-      identity = await loadOrCreateIdentity(config.dataDir);
+      if (node) identity = node.identity;
+      else {
+        await warnIfExposed(config.dataDir, log);
+        identity = await loadOrCreateIdentity(config.dataDir);
+      }
       if (listeners.web) assets = options.webAssets ?? await loadAssets();
     } catch (e) {
       listeners.close();
       restoreInvariants();
-      await store.close();
+      await (node ? node.close() : store.close());
       throw e;
     }
-    const ctx = createContext(config, store, log, metrics, clock);
+    const ctx = createContext(config, store, log, metrics, clock, node);
+    if (node) await node.hub.start();
     const print = fingerprint(identity.publicKey);
     const addr = listeners.chatAddr;
     const web = listeners.web && webAddress(listeners.web.addr as Deno.NetAddr, config.web.tls);
@@ -178,6 +194,7 @@ class ParleyServer {
     }
     return new ParleyServer(
       ctx,
+      node,
       listeners,
       identity,
       print,
@@ -191,6 +208,8 @@ class ParleyServer {
   /** Starts the keepalive, the HTTP endpoint and the chat accept loop. */
   private constructor(
     ctx: ServerContext,
+    /** The cluster this server is a node of; null for one server on Deno KV. */
+    private readonly node: ClusterNode | null,
     listeners: Listeners,
     identity: KeyPair,
     print: string,
@@ -212,6 +231,14 @@ class ParleyServer {
       online: () => ctx.hub.onlineCount,
       queued: () => store.inbox.queued(),
       outbound: () => ctx.outbound.bytes,
+      ...(node && {
+        cluster: () => ({
+          nodes: node.hub.peers + 1,
+          online: node.hub.clusterOnline,
+          connected: node.connected,
+          reconnects: node.reconnects,
+        }),
+      }),
     });
     this.#http = listeners.http &&
       serveHttp(
@@ -221,6 +248,14 @@ class ParleyServer {
           accepting: () => !this.#stopping,
           connections: () => this.#table.size,
           pingStore: () => store.ping(),
+          ...(node && {
+            cluster: () => ({
+              node: node.hub.node,
+              connected: node.connected,
+              server: node.nc.getServer(),
+              peers: node.hub.peers,
+            }),
+          }),
         },
         log,
         config.http,
@@ -298,7 +333,7 @@ class ParleyServer {
       Promise.all([this.#lifecycle.ended(), this.#web?.ended()]),
       SHUTDOWN_GRACE_MS,
     );
-    await store.close();
+    await (this.node ? this.node.close() : store.close());
     await this.#http?.close();
     this.restoreInvariants();
     log.info("server.stopped");
@@ -355,10 +390,14 @@ function createContext(
   log: Logger,
   metrics: ServerMetrics,
   clock: Clock,
+  node: ClusterNode | null,
 ): ServerContext {
   const { accounts } = config;
-  const hub = new LocalHub(metrics);
-  return {
+  const hub = node?.hub ?? new LocalHub(metrics);
+  const files = node
+    ? new ClusterFileRelay(node.hub, node.nc, log, config.files, config.limits.maxFileBytes)
+    : new FileRelay(hub, config.files, config.limits.maxFileBytes);
+  const ctx: ServerContext = {
     config,
     store,
     hub,
@@ -368,7 +407,7 @@ function createContext(
       queue: accounts.hashQueue,
     }),
     log,
-    files: new FileRelay(hub, config.files, config.limits.maxFileBytes),
+    files,
     sends: new SendBudget(config.queue.senderBytesPerMinute, clock),
     logins: new LoginThrottle({
       freeFailures: accounts.loginFreeFailures,
@@ -385,6 +424,35 @@ function createContext(
     }),
     metrics,
     outbound: new OutboundTotal(),
+  };
+  if (node && files instanceof ClusterFileRelay) {
+    files.start();
+    node.hub.events = clusterEvents(ctx);
+  }
+  return ctx;
+}
+
+/** What this node does when another node acts on its sessions (cluster/cluster_hub.ts). */
+function clusterEvents(ctx: ServerContext): ClusterEvents {
+  return {
+    takenOver(session, family) {
+      const login = session.login;
+      if (!login) return;
+      ctx.files.endAllOf(login.user, `${login.name} logged in from another place`);
+      replaced(ctx, session, family, null);
+    },
+    end(session, reason) {
+      void endSession(ctx, session, reason).catch((e) =>
+        ctx.log.error("session.end_failed", { error: (e as Error).message })
+      );
+    },
+    wentOffline({ user, name }, nodeGone) {
+      ctx.files.endAllOf(user, `${name} went offline`);
+      if (!nodeGone) return;
+      tellLocalFriends(ctx, user, name).catch((e) =>
+        ctx.log.error("presence.failed", { user, error: (e as Error).message })
+      );
+    },
   };
 }
 

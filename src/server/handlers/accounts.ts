@@ -161,23 +161,36 @@ function takeOver(
   // Online on another node (a cluster): that session is ended there, and friends hear nothing.
   const elsewhere = ctx.hub.isOnline(user) && !ctx.hub.sessionOf(user);
   const previous = ctx.hub.attach(user, session);
-  if (previous) {
-    const lost = previous.login;
-    previous.login = null;
-    previous.pump?.stop();
-    ctx.log.info("session.kicked", { user, session: previous.id, by: session.id });
-    void previous.kick(`Your account "${name}" logged in from another place`);
-    // Another device took over: the kicked one's tokens end with it, so that a leaked token
-    // cannot come back after the owner logs in again. The same family taking over is the same
-    // device reconnecting (or a thief with its token, whom rotation exposes).
-    if (lost?.family && lost.family !== id.family) {
-      ctx.store.tokens.revokeFamily(user, lost.family).catch((e) =>
-        ctx.log.error("token.revoke_failed", { user, error: String(e) })
-      );
-    }
-  }
+  if (previous) replaced(ctx, previous, id.family ?? null, session.id);
   ctx.log.info("session.login", { user, session: session.id, by });
   return () => welcome(ctx, session, previous === undefined && !elsewhere, backlog);
+}
+
+/**
+ * A newer login of the same user took over `previous` (here, or on another node of a cluster,
+ * `by` null): KICK it without a word to friends, the user is still online.
+ */
+export function replaced(
+  ctx: ServerContext,
+  previous: Session,
+  family: string | null,
+  by: number | null,
+): void {
+  const lost = previous.login;
+  if (!lost) return;
+  previous.login = null;
+  previous.pump?.stop();
+  const { user, name } = lost;
+  ctx.log.info("session.kicked", { user, session: previous.id, by: by ?? "another node" });
+  void previous.kick(`Your account "${name}" logged in from another place`);
+  // Another device took over: the kicked one's tokens end with it, so that a leaked token
+  // cannot come back after the owner logs in again. The same family taking over is the same
+  // device reconnecting (or a thief with its token, whom rotation exposes).
+  if (lost.family && lost.family !== family) {
+    ctx.store.tokens.revokeFamily(user, lost.family).catch((e) =>
+      ctx.log.error("token.revoke_failed", { user, error: String(e) })
+    );
+  }
 }
 
 /** Ends every session of `user` but `except` (the account's credentials changed). */

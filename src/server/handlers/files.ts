@@ -33,9 +33,13 @@ export const offer: Handler<RequestBodyOf<typeof MsgType.FILE_OFFER>> = async (
   };
 };
 
-export const answer: Handler<RequestBodyOf<typeof MsgType.FILE_ANSWER>> = (ctx, session, body) => {
-  ctx.files.answer(body.transfer_id, me(session).user, body.accept);
-  return Promise.resolve({ type: MsgType.OK, body: { transfer_id: body.transfer_id } });
+export const answer: Handler<RequestBodyOf<typeof MsgType.FILE_ANSWER>> = async (
+  ctx,
+  session,
+  body,
+) => {
+  await ctx.files.answer(body.transfer_id, me(session).user, body.accept);
+  return { type: MsgType.OK, body: { transfer_id: body.transfer_id } };
 };
 
 /** Answered only on failure: the receiver's FILE_ACK is the acknowledgement. */
@@ -46,12 +50,16 @@ export const chunk: Handler<RequestBodyOf<typeof MsgType.FILE_CHUNK>> = (ctx, se
 };
 
 /** Answered only on failure; relayed to the sender as FILE_PROGRESS. */
-export const ack: Handler<RequestBodyOf<typeof MsgType.FILE_ACK>> = (ctx, session, body) => {
-  ctx.files.ack(body.transfer_id, me(session).user, body.received, body.sha256_ok);
-  return Promise.resolve(null);
+export const ack: Handler<RequestBodyOf<typeof MsgType.FILE_ACK>> = async (ctx, session, body) => {
+  await ctx.files.ack(body.transfer_id, me(session).user, body.received, body.sha256_ok);
+  return null;
 };
 
-export const cancel: Handler<RequestBodyOf<typeof MsgType.FILE_CANCEL>> = (ctx, session, body) => {
-  ctx.files.cancel(body.transfer_id, me(session).user, body.reason ?? "");
-  return Promise.resolve({ type: MsgType.OK, body: { transfer_id: body.transfer_id } });
+export const cancel: Handler<RequestBodyOf<typeof MsgType.FILE_CANCEL>> = async (
+  ctx,
+  session,
+  body,
+) => {
+  await ctx.files.cancel(body.transfer_id, me(session).user, body.reason ?? "");
+  return { type: MsgType.OK, body: { transfer_id: body.transfer_id } };
 };

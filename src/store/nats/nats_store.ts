@@ -13,6 +13,8 @@ import { NatsStoreContext, type NatsStoreOptions } from "./context.ts";
 import { openInbox } from "./inbox.ts";
 import { openSocial } from "./social.ts";
 import { openWorld } from "./world.ts";
+import { clusterIdentity } from "./identity.ts";
+import type { KeyPair } from "../../crypto/keys.ts";
 
 export type { NatsStoreOptions } from "./context.ts";
 
@@ -47,4 +49,14 @@ export async function openNatsStore(nc: NatsConnection, opts: NatsStoreOptions):
 export async function destroyNatsStore(nc: NatsConnection, prefix: string): Promise<void> {
   const ctx = await NatsStoreContext.open(nc, { worldBacklog: 0, clock: systemClock, prefix });
   for (const name of await ctx.names()) await ctx.jsm.streams.delete(name);
+}
+
+/** The cluster's identity key (identity.ts), with `dataDir`'s key file checked against it. */
+export async function natsIdentity(
+  nc: NatsConnection,
+  opts: Pick<NatsStoreOptions, "prefix" | "replicas">,
+  dataDir: string,
+): Promise<KeyPair> {
+  const ctx = await NatsStoreContext.open(nc, { ...opts, worldBacklog: 0, clock: systemClock });
+  return await clusterIdentity(ctx, dataDir);
 }

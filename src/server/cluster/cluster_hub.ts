@@ -1,0 +1,489 @@
+/**
+ * The hub of a cluster node: this node's sessions (a LocalHub) plus a directory of the users
+ * online on the other nodes, kept by presence events and checked by heartbeats, and routes to
+ * them over NATS (bus.ts). No consensus of its own: each user's newest login wins everywhere,
+ * by its login time and then its node id, whatever order the events arrive in.
+ *
+ * Invariants (asserted): a user is in the directory of remote users only while no session of
+ * this node holds it; every remote user belongs to the node its entry names.
+ */
+
+import type { Msg, NatsConnection, Subscription } from "../../cluster/nats.ts";
+import type { Clock, TimerHandle } from "../../clock/clock.ts";
+import { invariant } from "../../invariant/invariant.ts";
+import { MsgType } from "../../protocol/messages.ts";
+import type { Value } from "../../protocol/value.ts";
+import type { ChatMessage, InboxItem, NamedUser } from "../../store/types.ts";
+import { passBody } from "../delivery.ts";
+import { type Hub, type HubMetrics, LocalHub } from "../hub.ts";
+import type { Logger } from "../log.ts";
+import type { Session } from "../session.ts";
+import { envelope, openEnvelope, Subjects } from "./bus.ts";
+
+/** What the hub asks of the server when another node acts on this node's sessions. */
+export interface ClusterEvents {
+  /** The user logged in on another node, later: end this session as a takeover does. */
+  takenOver(session: Session, family: string | null): void;
+  /** End a session: its credentials changed on another node. */
+  end(session: Session, reason: string): void;
+  /**
+   * A user of another node went offline: logged out there (whose friends that node told), or
+   * with the whole node (whose friends on this node only this node can tell).
+   */
+  wentOffline(user: NamedUser, nodeGone: boolean): void;
+}
+
+export interface ClusterHubOptions {
+  nc: NatsConnection;
+  /** Names the subjects, as the store's prefix names its buckets. */
+  prefix: string;
+  clock: Clock;
+  log: Logger;
+  metrics: HubMetrics;
+  /** How often this node says it is alive. */
+  beatMs?: number;
+  /** A node not heard from for this long is gone, and its users offline. */
+  nodeTimeoutMs?: number;
+}
+
+interface Remote {
+  node: string;
+  name: string;
+  /** When that login happened (wall ms): the newer login of a user wins. */
+  at: number;
+}
+
+interface NodeState {
+  lastHeard: number;
+  /** Its presence version as last applied here; -1 until its roster was read. */
+  v: number;
+  users: Set<string>;
+  asking: boolean;
+}
+
+interface Presence {
+  op: "on" | "off";
+  node: string;
+  v: number;
+  user: string;
+  name: string;
+  at: number;
+  family?: string | null;
+}
+
+interface Beat {
+  node: string;
+  v: number;
+}
+
+interface Roster {
+  v: number;
+  users: [string, string, number][];
+}
+
+/** A node id: a random number below 2^21, so that it can also tag transfer ids (2^53). */
+export function newNodeId(): string {
+  const n = crypto.getRandomValues(new Uint32Array(1))[0] % ((1 << 21) - 1);
+  return String(n + 1);
+}
+
+/** Whether login `a` (at, node) is older than login `b`. */
+function older(aAt: number, aNode: string, bAt: number, bNode: string): boolean {
+  return aAt < bAt || (aAt === bAt && aNode < bNode);
+}
+
+export class ClusterHub implements Hub {
+  readonly node: string;
+  readonly subjects: Subjects;
+  events: ClusterEvents | null = null;
+  readonly #local: LocalHub;
+  readonly #remote = new Map<string, Remote>();
+  readonly #nodes = new Map<string, NodeState>();
+  readonly #attachedAt = new Map<Session, number>();
+  readonly #subs: Subscription[] = [];
+  readonly #nc: NatsConnection;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #metrics: HubMetrics;
+  readonly #beatMs: number;
+  readonly #timeoutMs: number;
+  #v = 0;
+  #timer: TimerHandle | null = null;
+  #closed = false;
+
+  constructor(opts: ClusterHubOptions, node = newNodeId()) {
+    this.node = node;
+    this.subjects = new Subjects(opts.prefix);
+    this.#nc = opts.nc;
+    this.#clock = opts.clock;
+    this.#log = opts.log;
+    this.#metrics = opts.metrics;
+    this.#local = new LocalHub(opts.metrics);
+    this.#beatMs = opts.beatMs ?? 1000;
+    this.#timeoutMs = opts.nodeTimeoutMs ?? 5000;
+  }
+
+  /** Subscribes, says hello, and keeps beating until close(). */
+  async start(): Promise<void> {
+    const s = this.subjects;
+    this.#on(s.beat, (m) => this.#heardBeat(openEnvelope<Beat>(m.data).header));
+    this.#on(s.presence, (m) => this.#heardPresence(openEnvelope<Presence>(m.data).header));
+    this.#on(s.world, (m) => this.#heardWorld(m));
+    this.#on(s.end, (m) => this.#heardEnd(m));
+    this.#on(s.node(this.node, "push"), (m) => this.#heardPush(m));
+    this.#on(s.node(this.node, "poke"), (m) => this.#heardPoke(m));
+    this.#on(s.node(this.node, "roster"), (m) => m.respond(envelope(this.#roster())));
+    await this.#nc.flush();
+    this.#beat();
+    this.#schedule();
+    void this.#watchStatus();
+  }
+
+  /** Stops beating and listening; the other nodes see this node's users go in nodeTimeoutMs. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
+    for (const sub of this.#subs) sub.unsubscribe();
+    if (!this.#nc.isClosed()) await this.#nc.flush().catch(() => {});
+  }
+
+  #on(subject: string, handle: (m: Msg) => void): void {
+    this.#subs.push(this.#nc.subscribe(subject, {
+      callback: (err, m) => {
+        if (err || this.#closed) return;
+        try {
+          handle(m);
+        } catch (e) {
+          // A malformed message from a peer (or a bug) costs that message, never the node.
+          this.#log.error("cluster.bad_message", { subject, error: (e as Error).message });
+        }
+      },
+    }));
+  }
+
+  #publish(subject: string, data: Uint8Array): void {
+    if (this.#closed || this.#nc.isClosed()) return;
+    try {
+      this.#nc.publish(subject, data);
+    } catch (e) {
+      this.#log.warn("cluster.publish_failed", { subject, error: (e as Error).message });
+    }
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = this.#clock.setTimer(() => {
+      this.#beat();
+      this.#sweep();
+      this.#schedule();
+    }, this.#beatMs);
+  }
+
+  #beat(): void {
+    this.#publish(this.subjects.beat, envelope({ node: this.node, v: this.#v } satisfies Beat));
+  }
+
+  /** After a NATS reconnect, pokes and presence may have been lost: read everything again. */
+  async #watchStatus(): Promise<void> {
+    for await (const status of this.#nc.status()) {
+      if (this.#closed) return;
+      if (status.type !== "reconnect") continue;
+      this.#log.info("cluster.reconnected", { node: this.node });
+      for (const s of this.#local.sessions()) s.pump?.poke();
+      for (const [id, state] of this.#nodes) if (!state.asking) void this.#askRoster(id, state);
+      this.#beat();
+    }
+  }
+
+  // ---- presence ----
+
+  #state(node: string): NodeState {
+    let state = this.#nodes.get(node);
+    if (!state) {
+      state = { lastHeard: this.#clock.now(), v: -1, users: new Set(), asking: false };
+      this.#nodes.set(node, state);
+    }
+    return state;
+  }
+
+  #heardBeat(beat: Beat): void {
+    if (beat.node === this.node) return;
+    const state = this.#state(beat.node);
+    state.lastHeard = this.#clock.now();
+    if (state.v !== beat.v && !state.asking) void this.#askRoster(beat.node, state);
+  }
+
+  #heardPresence(p: Presence): void {
+    if (p.node === this.node) return;
+    const state = this.#state(p.node);
+    state.lastHeard = this.#clock.now();
+    const gap = state.v !== p.v - 1;
+    state.v = p.v;
+    if (p.op === "on") this.#remoteOn(p, state);
+    else this.#remoteOff(p.user, p.node, p.at, false);
+    // A missed event: the node's roster says what is true now.
+    if (gap && !state.asking) void this.#askRoster(p.node, state);
+  }
+
+  #remoteOn(p: Presence, state: NodeState): void {
+    const mine = this.#local.sessionOf(p.user);
+    if (mine) {
+      const at = this.#attachedAt.get(mine) ?? 0;
+      if (!older(at, this.node, p.at, p.node)) return; // this node's login is the newer one
+      this.#detachLocal(p.user, mine);
+      this.events?.takenOver(mine, p.family ?? null);
+    }
+    const known = this.#remote.get(p.user);
+    if (known && older(p.at, p.node, known.at, known.node)) return;
+    if (known) this.#nodes.get(known.node)?.users.delete(p.user);
+    this.#remote.set(p.user, { node: p.node, name: p.name, at: p.at });
+    state.users.add(p.user);
+  }
+
+  /** Drops a remote user if the entry is still that login's; true if it was. */
+  #remoteOff(user: string, node: string, at: number | null, nodeGone: boolean): boolean {
+    const known = this.#remote.get(user);
+    if (!known || known.node !== node || (at !== null && known.at !== at)) return false;
+    this.#remote.delete(user);
+    this.#nodes.get(node)?.users.delete(user);
+    this.events?.wentOffline({ user, name: known.name }, nodeGone);
+    return true;
+  }
+
+  #roster(): Roster {
+    const users: [string, string, number][] = [];
+    for (const [user, s] of this.#localEntries()) {
+      users.push([user, s.login?.name ?? user, this.#attachedAt.get(s) ?? 0]);
+    }
+    return { v: this.#v, users };
+  }
+
+  *#localEntries(): Iterable<[string, Session]> {
+    for (const s of this.#local.sessions()) if (s.login) yield [s.login.user, s];
+  }
+
+  async #askRoster(node: string, state: NodeState): Promise<void> {
+    state.asking = true;
+    try {
+      const reply = await this.#nc.request(
+        this.subjects.node(node, "roster"),
+        new Uint8Array(0),
+        { timeout: Math.max(1000, this.#beatMs * 2) },
+      );
+      if (this.#closed || this.#nodes.get(node) !== state) return;
+      const roster = openEnvelope<Roster>(reply.data).header;
+      const listed = new Set<string>();
+      for (const [user, name, at] of roster.users) {
+        listed.add(user);
+        this.#remoteOn({ op: "on", node, v: roster.v, user, name, at }, state);
+      }
+      // Users it no longer lists left while this node missed the news (their friends were told).
+      for (const user of [...state.users]) {
+        if (!listed.has(user)) this.#remoteOff(user, node, null, false);
+      }
+      state.v = roster.v;
+    } catch (e) {
+      this.#log.warn("cluster.roster_failed", { node, error: (e as Error).message });
+    } finally {
+      state.asking = false;
+    }
+  }
+
+  /** Nodes not heard from for nodeTimeoutMs are gone, and their users with them. */
+  #sweep(): void {
+    const now = this.#clock.now();
+    for (const [node, state] of [...this.#nodes]) {
+      if (now - state.lastHeard <= this.#timeoutMs) continue;
+      this.#nodes.delete(node);
+      this.#log.warn("cluster.node_gone", { node, users: state.users.size });
+      for (const user of state.users) {
+        const known = this.#remote.get(user);
+        if (known?.node !== node) continue;
+        this.#remote.delete(user);
+        this.events?.wentOffline({ user, name: known.name }, true);
+      }
+    }
+  }
+
+  // ---- the Hub interface ----
+
+  attach(user: string, session: Session): Session | undefined {
+    const previous = this.#local.attach(user, session);
+    if (previous) this.#attachedAt.delete(previous);
+    const at = Math.max(this.#clock.wall(), this.#lastAt + 1);
+    this.#lastAt = at;
+    this.#attachedAt.set(session, at);
+    this.#remote.delete(user);
+    for (const state of this.#nodes.values()) state.users.delete(user);
+    this.#announce({
+      op: "on",
+      node: this.node,
+      v: 0,
+      user,
+      name: session.login?.name ?? user,
+      at,
+      family: session.login?.family ?? null,
+    });
+    this.#check(user);
+    return previous;
+  }
+
+  #lastAt = 0;
+
+  detach(user: string, session: Session): boolean {
+    const at = this.#attachedAt.get(session);
+    if (!this.#local.detach(user, session)) return false;
+    this.#attachedAt.delete(session);
+    this.#announce({ op: "off", node: this.node, v: 0, user, name: user, at: at ?? 0 });
+    return true;
+  }
+
+  /** A session another node's newer login replaced: gone here without a word to friends. */
+  #detachLocal(user: string, session: Session): void {
+    const at = this.#attachedAt.get(session) ?? 0;
+    if (!this.#local.detach(user, session)) return;
+    this.#attachedAt.delete(session);
+    this.#announce({ op: "off", node: this.node, v: 0, user, name: user, at });
+  }
+
+  #announce(p: Presence): void {
+    p.v = ++this.#v;
+    this.#publish(this.subjects.presence, envelope(p));
+  }
+
+  #check(user: string): void {
+    invariant(
+      !(this.#local.isOnline(user) && this.#remote.has(user)),
+      "a user of this node is not also in the directory of remote users",
+    );
+  }
+
+  sessionOf(user: string): Session | undefined {
+    return this.#local.sessionOf(user);
+  }
+
+  isOnline(user: string): boolean {
+    return this.#local.isOnline(user) || this.#remote.has(user);
+  }
+
+  /** The node a user is online on, if it is another. */
+  nodeOf(user: string): string | undefined {
+    return this.#remote.get(user)?.node;
+  }
+
+  push(user: string, type: number, body: Value): void {
+    const mine = this.#local.sessionOf(user);
+    if (mine) return mine.push(type, body);
+    const remote = this.#remote.get(user);
+    if (remote) {
+      this.#publish(this.subjects.node(remote.node, "push"), envelope({ u: user, t: type }, body));
+    }
+  }
+
+  #heardPush(m: Msg): void {
+    const { header, body } = openEnvelope<{ u: string; t: number }>(m.data);
+    if (body !== undefined) this.#local.sessionOf(header.u)?.push(header.t, body);
+  }
+
+  *online(): Iterable<NamedUser> {
+    yield* this.#local.online();
+    for (const [user, r] of this.#remote) yield { user, name: r.name };
+  }
+
+  /** Users online on every node together. */
+  get clusterOnline(): number {
+    return this.#local.onlineCount + this.#remote.size;
+  }
+
+  /** The other nodes heard from within nodeTimeoutMs. */
+  get peers(): number {
+    return this.#nodes.size;
+  }
+
+  broadcast(message: ChatMessage, except: Session): void {
+    this.#local.broadcast(message, except);
+    this.#publish(
+      this.subjects.world,
+      envelope({ node: this.node, kind: message.kind }, passBody(message, 0)),
+    );
+  }
+
+  #heardWorld(m: Msg): void {
+    const { header, body } = openEnvelope<{ node: string; kind: "text" | "image" }>(m.data);
+    if (header.node === this.node || body === undefined) return;
+    const counted = { world: true, kind: header.kind } as ChatMessage;
+    for (const [, s] of this.#localEntries()) {
+      s.push(MsgType.PASS, body);
+      this.#metrics.messageOut(counted);
+    }
+  }
+
+  endElsewhere(user: string, reason: string, family?: string): void {
+    this.#publish(this.subjects.end, envelope({ node: this.node, user, reason, family }));
+  }
+
+  #heardEnd(m: Msg): void {
+    const { header } = openEnvelope<
+      { node: string; user: string; reason: string; family?: string }
+    >(m.data);
+    if (header.node === this.node || !this.events) return;
+    const main = this.#local.sessionOf(header.user);
+    if (main && (!header.family || main.login?.family === header.family)) {
+      this.events.end(main, header.reason);
+    }
+    if (header.family) return;
+    for (const s of this.#local.oneShotsOf(header.user)) this.events.end(s, header.reason);
+  }
+
+  readonly pumps = (user: string): boolean => this.#local.pumps(user);
+
+  /**
+   * Pokes rather than offers: items queued by several nodes reach the store in an order only
+   * the store knows, so each pump reads its inbox back (delivery.ts, poke).
+   */
+  readonly offer = (queued: readonly InboxItem[]): void => {
+    let remote: Map<string, string[]> | null = null;
+    for (const item of queued) {
+      const pump = this.#local.sessionOf(item.user)?.pump;
+      if (pump) {
+        pump.poke();
+        continue;
+      }
+      const node = this.#remote.get(item.user)?.node;
+      if (!node) continue;
+      remote ??= new Map();
+      let users = remote.get(node);
+      if (!users) remote.set(node, users = []);
+      users.push(item.user);
+    }
+    if (!remote) return;
+    for (const [node, users] of remote) {
+      this.#publish(this.subjects.node(node, "poke"), envelope({ users }));
+    }
+  };
+
+  #heardPoke(m: Msg): void {
+    const { header } = openEnvelope<{ users: string[] }>(m.data);
+    for (const user of header.users) this.#local.sessionOf(user)?.pump?.poke();
+  }
+
+  get onlineCount(): number {
+    return this.#local.onlineCount;
+  }
+
+  sessions(): Iterable<Session> {
+    return this.#local.sessions();
+  }
+
+  addOneShot(user: string, session: Session): void {
+    this.#local.addOneShot(user, session);
+  }
+
+  removeOneShot(user: string, session: Session): void {
+    this.#local.removeOneShot(user, session);
+  }
+
+  oneShotsOf(user: string): Iterable<Session> {
+    return this.#local.oneShotsOf(user);
+  }
+}
