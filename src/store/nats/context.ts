@@ -11,8 +11,8 @@ import {
   type JetStreamManager,
   jetstreamManager,
   type KV,
-  type KvOptions,
   Kvm,
+  type KvOptions,
   type NatsConnection,
 } from "../../cluster/nats.ts";
 import type { Clock } from "../../clock/clock.ts";
