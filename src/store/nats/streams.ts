@@ -1,0 +1,29 @@
+/** Streams of the NATS store: made on first use, with the store's replicas, on disk. */
+
+import type { StreamConfig } from "../../cluster/nats.ts";
+import type { NatsStoreContext } from "./context.ts";
+
+type Config = Partial<StreamConfig> & { name: string; subjects: string[] };
+
+/**
+ * Makes the stream, or brings an existing one to `config` (a node started with another world
+ * backlog changes it for all: the stream is the one truth).
+ */
+export async function ensureStream(ctx: NatsStoreContext, config: Config): Promise<void> {
+  const full = {
+    num_replicas: ctx.replicas,
+    storage: "file",
+    ...config,
+  } as Partial<StreamConfig> & { name: string };
+  try {
+    await ctx.jsm.streams.info(config.name);
+  } catch {
+    try {
+      await ctx.jsm.streams.add(full);
+      return;
+    } catch {
+      // Made by another node meanwhile: brought to this config below.
+    }
+  }
+  await ctx.jsm.streams.update(config.name, full);
+}

@@ -1,0 +1,166 @@
+/**
+ * Two Parley nodes on one NATS store (two connections, one prefix), on a real three-server
+ * JetStream cluster: their inboxes and world backlogs are one, and their races keep exact
+ * counts. A node killed between its reservation and its publish leaves only an over-count,
+ * which a read of the whole inbox heals once no reservation is recent.
+ */
+
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock/clock.ts";
+import { connectCluster } from "../../src/cluster/connect.ts";
+import type { NatsConnection } from "../../src/cluster/nats.ts";
+import { NatsStoreContext } from "../../src/store/nats/context.ts";
+import { HEAL_AFTER_MS } from "../../src/store/nats/counts.ts";
+import { NatsInbox } from "../../src/store/nats/inbox.ts";
+import { destroyNatsStore } from "../../src/store/nats/nats_store.ts";
+import { NatsWorld } from "../../src/store/nats/world.ts";
+import type { InboxLimits } from "../../src/store/types.ts";
+import { natsTestOptions, sharedNatsCluster } from "../helpers/nats.ts";
+import { image, text } from "./contract/harness.ts";
+
+interface Node {
+  nc: NatsConnection;
+  inbox: NatsInbox;
+  world: NatsWorld;
+}
+
+const roomy: InboxLimits = { maxMessages: 10_000, maxBytes: 1 << 28 };
+
+/** Runs `fn` with two nodes on a fresh prefix, and deletes the prefix's data after. */
+function twoNodes(name: string, fn: (a: Node, b: Node, clock: ManualClock) => Promise<void>) {
+  Deno.test({ name, ...natsTestOptions }, async () => {
+    const cluster = await sharedNatsCluster();
+    const prefix = `t${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const clock = new ManualClock();
+    const nodes: Node[] = [];
+    try {
+      for (const n of ["a", "b"]) {
+        const nc = await connectCluster(cluster.urls, { name: `parley-two-nodes-${n}` });
+        const ctx = await NatsStoreContext.open(nc, { clock, worldBacklog: 5, prefix });
+        const [inbox, world] = await Promise.all([NatsInbox.open(ctx), NatsWorld.open(ctx)]);
+        nodes.push({ nc, inbox, world });
+      }
+      await fn(nodes[0], nodes[1], clock);
+    } finally {
+      // A node whose connection a test closed closes with errors, which do not matter here.
+      for (const n of nodes) {
+        await n.inbox.close().catch(() => {});
+        await n.world.close().catch(() => {});
+      }
+      const admin = await connectCluster(cluster.urls, { name: "parley-two-nodes-admin" });
+      await destroyNatsStore(admin, prefix);
+      await admin.close();
+      for (const n of nodes) if (!n.nc.isClosed()) await n.nc.close();
+    }
+  });
+}
+
+/** Waits (real time: another node's change travels through NATS) until `ok()` holds. */
+async function eventually(ok: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!ok()) {
+    if (performance.now() > end) throw new Error(`Not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+twoNodes(
+  "two nodes: concurrent enqueues to one inbox keep exact counts and its limit",
+  async (a, b) => {
+    const limit: InboxLimits = { maxMessages: 30, maxBytes: 1 << 28 };
+    const send = (node: Node, tag: string) =>
+      Array.from(
+        { length: 25 },
+        (_, i) => node.inbox.enqueue(["bob"], text("alice", `${tag}${i}`), limit),
+      );
+    const all = await Promise.all([...send(a, "a"), ...send(b, "b")]);
+    const queued = all.flatMap((e) => e.queued);
+    assert.equal(queued.length, 30, "exactly the limit is taken, whichever node asked");
+    assert.equal(all.filter((e) => e.full.length === 1).length, 20);
+    assert.equal(new Set(queued.map((i) => i.seq)).size, 30, "no seq is given twice");
+    assert.deepEqual(await a.inbox.stats("bob"), await b.inbox.stats("bob"));
+    assert.equal((await b.inbox.stats("bob")).count, 30);
+    const items = await b.inbox.read("bob", 0, 100);
+    assert.deepEqual(items.map((i) => i.seq), queued.map((i) => i.seq).sort((x, y) => x - y));
+    // Without a limit in the way, every one of many racing enqueues is counted.
+    const more = await Promise.all([
+      ...Array.from(
+        { length: 40 },
+        (_, i) => a.inbox.enqueue(["carol"], text("dan", `${i}`), roomy),
+      ),
+      ...Array.from(
+        { length: 40 },
+        (_, i) => b.inbox.enqueue(["carol"], text("eve", `${i}`), roomy),
+      ),
+    ]);
+    const bytes = more.reduce((n, e) => n + e.queued[0].size, 0);
+    assert.deepEqual(await a.inbox.stats("carol"), { count: 80, bytes });
+    // Each node's per-sender bytes reach the other through the bucket's watch.
+    await eventually(
+      () => a.inbox.storedBytes("eve") === b.inbox.storedBytes("eve"),
+      "mirrors agree",
+    );
+    assert.equal(a.inbox.storedBytes("eve"), bytes / 2);
+  },
+);
+
+twoNodes(
+  "two nodes: an item enqueued on one is read and removed on the other, once",
+  async (a, b) => {
+    const sent = await a.inbox.append(["bob"], image("alice", 300_000), roomy);
+    const group = await a.inbox.append(["carol", "dan"], image("alice", 5000), roomy);
+    const [item] = await b.inbox.read("bob", 0, 10);
+    assert.equal(item.seq, sent.queued[0].seq);
+    assert.deepEqual(item.message.image, new Uint8Array(300_000).fill(1), "a chunked blob, whole");
+    await b.inbox.remove("bob", [item]);
+    // The first node's late ACK of its own copy counts nothing out.
+    await a.inbox.remove("bob", sent.queued);
+    assert.deepEqual(await a.inbox.stats("bob"), { count: 0, bytes: 0 });
+    // A shared blob goes with its last copy, whichever node removes it.
+    await b.inbox.remove("carol", await b.inbox.read("carol", 0, 10));
+    await a.inbox.remove("dan", [structuredClone(group.queued[1])]);
+    assert.deepEqual(await b.inbox.read("dan", 0, 10), []);
+    await eventually(
+      () => b.inbox.storedBytes() === 0 && a.inbox.storedBytes() === 0,
+      "all bytes out",
+    );
+  },
+);
+
+twoNodes(
+  "two nodes: a world message appended on one is soon in the other's backlog",
+  async (a, b) => {
+    const v = b.world.version;
+    await a.world.append(text("alice", "hello"));
+    assert.deepEqual(a.world.recent().map((m) => m.text), ["hello"], "in the appender's at once");
+    await eventually(() => b.world.recent().length === 1, "the other node has it");
+    assert.notEqual(b.world.version, v);
+    await b.world.append(text("bob", "hi"));
+    await eventually(() => a.world.entries().length === 2, "and back");
+    assert.deepEqual(a.world.entries(), b.world.entries());
+  },
+);
+
+twoNodes(
+  "two nodes: a node killed between reserve and publish leaves an over-count a read heals",
+  async (a, b, clock) => {
+    await a.inbox.append(["bob"], text("alice", "kept"), roomy);
+    // Node a dies after taking room in Bob's inbox and before publishing the message.
+    a.inbox.beforePublish = async () => {
+      await a.nc.close();
+      throw new Error("killed");
+    };
+    await assert.rejects(a.inbox.enqueue(["bob"], text("alice", "lost"), roomy), /killed/);
+    assert.equal((await b.inbox.stats("bob")).count, 2, "an over-count, never an under-count");
+    // A read right away leaves it: the reservation may be a publish still on its way.
+    const items = await b.inbox.read("bob", 0, 10);
+    assert.deepEqual(items.map((i) => i.message.text), ["kept"]);
+    assert.equal((await b.inbox.stats("bob")).count, 2);
+    // Once no reservation is recent, a read of the whole inbox sets the counts to what is there.
+    clock.advance(HEAL_AFTER_MS);
+    await b.inbox.read("bob", 0, 10);
+    assert.deepEqual(await b.inbox.stats("bob"), { count: 1, bytes: items[0].size });
+    await b.inbox.remove("bob", items);
+    assert.deepEqual(await b.inbox.stats("bob"), { count: 0, bytes: 0 });
+  },
+);
