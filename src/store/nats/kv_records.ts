@@ -1,0 +1,110 @@
+/**
+ * JSON records in a JetStream KV bucket, read and changed by compare-and-set: the one way the
+ * NATS store's accounts and social parts write, since several Parley nodes share each bucket.
+ *
+ * A key's revision is the stream sequence of its last message; a deleted key keeps a delete
+ * marker, whose revision a write must name like any other (0 only for a key never written).
+ * Dates and byte arrays survive the round trip (tagged in the JSON).
+ */
+
+import { JetStreamApiCodes, JetStreamApiError, type KV } from "../../cluster/nats.ts";
+import { invariant } from "../../invariant/invariant.ts";
+
+/** A key as read: its value (null when absent or deleted) and the revision to write against. */
+export interface Versioned<T> {
+  value: T | null;
+  revision: number;
+}
+
+/**
+ * Attempts of one compare-and-set loop before it gives up: each failure means another writer
+ * got there first, so a loop this long means a key far hotter than any Parley writes.
+ */
+const MAX_ATTEMPTS = 1_000;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeRecord(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value, function (this: unknown, key, v) {
+    // `this[key]` is the value before toJSON: a Date arrives here already a string.
+    const raw = (this as Record<string, unknown>)[key];
+    if (raw instanceof Date) return { $date: raw.getTime() };
+    if (raw instanceof Uint8Array) return { $bytes: raw.toBase64() };
+    return v;
+  }));
+}
+
+export function decodeRecord<T>(bytes: Uint8Array): T {
+  return JSON.parse(decoder.decode(bytes), (_key, v) => {
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      if (typeof v.$date === "number") return new Date(v.$date);
+      if (typeof v.$bytes === "string") return Uint8Array.fromBase64(v.$bytes);
+    }
+    return v;
+  }) as T;
+}
+
+/** True when a write failed only because the key moved past the revision it named. */
+export function isConflict(e: unknown): boolean {
+  return e instanceof JetStreamApiError &&
+    (e.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
+export async function read<T>(kv: KV, key: string): Promise<Versioned<T>> {
+  const e = await kv.get(key);
+  if (e === null) return { value: null, revision: 0 };
+  if (e.operation !== "PUT") return { value: null, revision: e.revision };
+  return { value: decodeRecord<T>(e.value), revision: e.revision };
+}
+
+/**
+ * Writes `value` (null: deletes) if the key is still at `revision`; false when another writer
+ * moved it first. Resolves once JetStream acknowledged the write (a quorum of replicas has it).
+ */
+export async function writeIf<T>(
+  kv: KV,
+  key: string,
+  value: T | null,
+  revision: number,
+): Promise<boolean> {
+  try {
+    if (value !== null) {
+      await kv.put(key, encodeRecord(value), { previousSeq: revision });
+    } else if (revision > 0) {
+      // previousSeq 0 means "no check" to a delete: an absent key has nothing to delete anyway.
+      await kv.delete(key, { previousSeq: revision });
+    }
+    return true;
+  } catch (e) {
+    if (isConflict(e)) return false;
+    throw e;
+  }
+}
+
+/** What one step of `change` decided: the value to write (undefined: write nothing), and the answer. */
+export interface Step<T, R> {
+  next?: T | null;
+  result: R;
+}
+
+/**
+ * Read-modify-write of one key by compare-and-set, again from a fresh read whenever another
+ * writer got in between. `step` must be pure: it may run several times.
+ */
+export async function change<T, R>(
+  kv: KV,
+  key: string,
+  step: (current: T | null) => Step<T, R>,
+): Promise<R> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const current = await read<T>(kv, key);
+    const { next, result } = step(current.value);
+    if (next === undefined) return result;
+    if (next === null && current.value === null) return result;
+    if (await writeIf(kv, key, next, current.revision)) return result;
+  }
+  invariant(false, "a KV compare-and-set loop ends");
+  throw new Error(`Key "${key}" kept changing under ${MAX_ATTEMPTS} attempts to write it`);
+}
