@@ -5,6 +5,7 @@
 
 import type { InviteStore, TokenStore, UserStore } from "../types.ts";
 import type { NatsStoreContext } from "./context.ts";
+import { openRecords } from "./kv_records.ts";
 import { NatsInviteStore } from "./invites.ts";
 import { NatsTokenStore } from "./tokens.ts";
 import { NatsUserStore } from "./users.ts";
@@ -13,9 +14,9 @@ export async function openAccounts(
   ctx: NatsStoreContext,
 ): Promise<{ users: UserStore; tokens: TokenStore; invites: InviteStore }> {
   const [users, tokens, invites] = await Promise.all([
-    ctx.bucket("users"),
-    ctx.bucket("tokens"),
-    ctx.bucket("invites"),
+    openRecords(ctx, "users"),
+    openRecords(ctx, "tokens"),
+    openRecords(ctx, "invites"),
   ]);
   return {
     users: new NatsUserStore(users, ctx.clock),

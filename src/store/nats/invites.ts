@@ -4,11 +4,10 @@
  * compare-and-set delete, so one REGISTER takes it, however many nodes try at once.
  */
 
-import type { KV } from "../../cluster/nats.ts";
 import type { Clock } from "../../clock/clock.ts";
 import { sha256 } from "../../crypto/keys.ts";
 import type { InviteRecord, InviteStore } from "../types.ts";
-import { read, writeIf } from "./kv_records.ts";
+import { read, type RecordBucket, writeIf } from "./kv_records.ts";
 
 /** A code as typed, with case, spaces and dashes ignored (as the KV store reads it). */
 function keyOf(code: string): string {
@@ -17,7 +16,7 @@ function keyOf(code: string): string {
 }
 
 export class NatsInviteStore implements InviteStore {
-  constructor(private readonly kv: KV, private readonly clock: Clock) {}
+  constructor(private readonly kv: RecordBucket, private readonly clock: Clock) {}
 
   async add(code: string, ttlMs: number): Promise<InviteRecord> {
     const now = new Date(this.clock.wall());

@@ -5,10 +5,27 @@
  * A key's revision is the stream sequence of its last message; a deleted key keeps a delete
  * marker, whose revision a write must name like any other (0 only for a key never written).
  * Dates and byte arrays survive the round trip (tagged in the JSON).
+ *
+ * Why not `kv.update(key, value, revision)`: nats-server before 2.9.21 (Debian ships 2.9.10)
+ * checks a clustered stream's expected last subject sequence only BEFORE proposing the write
+ * to its replicas (nats-io/nats-server#4320), so several writers naming the same revision at
+ * the same moment all succeed (measured: 10 of 10 on the test cluster). An expected sequence of
+ * 0 (create) and a message id are checked when the write is applied, in order. So each write
+ * also carries the message id `<key>@<revision>`: of the writers that passed the pre-check with
+ * one revision, the stream stores the first and reports the rest as duplicates (JetStream's
+ * duplicate window, 2 minutes by default, is far longer than a write is in flight). A writer
+ * with an older revision fails the pre-check, since the stream has applied a later one.
  */
 
-import { JetStreamApiCodes, JetStreamApiError, type KV } from "../../cluster/nats.ts";
+import {
+  headers,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type KV,
+} from "../../cluster/nats.ts";
 import { invariant } from "../../invariant/invariant.ts";
+import type { NatsStoreContext } from "./context.ts";
 
 /** A key as read: its value (null when absent or deleted) and the revision to write against. */
 export interface Versioned<T> {
@@ -52,8 +69,21 @@ export function isConflict(e: unknown): boolean {
       e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }
 
-export async function read<T>(kv: KV, key: string): Promise<Versioned<T>> {
-  const e = await kv.get(key);
+/** The bucket `<prefix>_<kind>` of the store, made on first use, as records. */
+export async function openRecords(ctx: NatsStoreContext, kind: string): Promise<RecordBucket> {
+  return { kv: await ctx.bucket(kind), js: ctx.js, name: `${ctx.prefix}_${kind}` };
+}
+
+/** A KV bucket and what a compare-and-set write needs besides (see above). */
+export interface RecordBucket {
+  readonly kv: KV;
+  readonly js: JetStreamClient;
+  /** The bucket's name (`<prefix>_<kind>`). */
+  readonly name: string;
+}
+
+export async function read<T>(bucket: RecordBucket, key: string): Promise<Versioned<T>> {
+  const e = await bucket.kv.get(key);
   if (e === null) return { value: null, revision: 0 };
   if (e.operation !== "PUT") return { value: null, revision: e.revision };
   return { value: decodeRecord<T>(e.value), revision: e.revision };
@@ -64,23 +94,34 @@ export async function read<T>(kv: KV, key: string): Promise<Versioned<T>> {
  * moved it first. Resolves once JetStream acknowledged the write (a quorum of replicas has it).
  */
 export async function writeIf<T>(
-  kv: KV,
+  bucket: RecordBucket,
   key: string,
   value: T | null,
   revision: number,
 ): Promise<boolean> {
+  // An absent key has nothing to delete; a delete with expected sequence 0 would write a marker.
+  if (value === null && revision === 0) return true;
+  const h = headers();
+  if (value === null) h.set("KV-Operation", "DEL");
   try {
-    if (value !== null) {
-      await kv.put(key, encodeRecord(value), { previousSeq: revision });
-    } else if (revision > 0) {
-      // previousSeq 0 means "no check" to a delete: an absent key has nothing to delete anyway.
-      await kv.delete(key, { previousSeq: revision });
-    }
-    return true;
+    const ack = await bucket.js.publish(
+      `$KV.${bucket.name}.${key}`,
+      value === null ? new Uint8Array(0) : encodeRecord(value),
+      { headers: h, msgID: `${key}@${revision}`, expect: { lastSubjectSequence: revision } },
+    );
+    return !ack.duplicate;
   } catch (e) {
     if (isConflict(e)) return false;
     throw e;
   }
+}
+
+/**
+ * Deletes a key whatever its revision: only for keys that are created once and never changed
+ * (a token's entry), where no compare-and-set can be under way.
+ */
+export async function drop(bucket: RecordBucket, key: string): Promise<void> {
+  await bucket.kv.delete(key);
 }
 
 /** What one step of `change` decided: the value to write (undefined: write nothing), and the answer. */
@@ -94,7 +135,7 @@ export interface Step<T, R> {
  * writer got in between. `step` must be pure: it may run several times.
  */
 export async function change<T, R>(
-  kv: KV,
+  kv: RecordBucket,
   key: string,
   step: (current: T | null) => Step<T, R>,
 ): Promise<R> {

@@ -13,14 +13,13 @@
  * an expired family go when its user's next login prunes them.
  */
 
-import type { KV } from "../../cluster/nats.ts";
 import { userToken } from "../../cluster/names.ts";
 import type { Clock } from "../../clock/clock.ts";
 import { randomBytes, sha256 } from "../../crypto/keys.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { TOKEN_BYTES } from "../../protocol/messages.ts";
 import type { IssuedToken, ResumeOutcome, TokenFamily, TokenStore } from "../types.ts";
-import { change, encodeRecord, read, writeIf } from "./kv_records.ts";
+import { change, drop, read, type RecordBucket, writeIf } from "./kv_records.ts";
 
 /**
  * Replaced tokens remembered per family, so that one presented again is seen as reuse (a
@@ -77,7 +76,7 @@ export class NatsTokenStore implements TokenStore {
   /** revokeAll calls per user in this process (the contract's epoch is process-local). */
   readonly #epochs = new Map<string, number>();
 
-  constructor(private readonly kv: KV, private readonly clock: Clock) {}
+  constructor(private readonly kv: RecordBucket, private readonly clock: Clock) {}
 
   epoch(user: string): number {
     return this.#epochs.get(user) ?? 0;
@@ -101,8 +100,6 @@ export class NatsTokenStore implements TokenStore {
       next: [...(refs ?? []).filter((r) => r.id !== id), { id, expires: expires.getTime() }],
       result: undefined,
     }));
-    // The device's earlier family ends: a device keeps one token.
-    if (opts.device) await this.#delete(user, id);
     const entry: TokenEntry = { user, family: id, generation, expires };
     await writeIf(this.kv, tokenKey(hash), entry, 0);
     const family: FamilyEntry = {
@@ -118,8 +115,14 @@ export class NatsTokenStore implements TokenStore {
       rotated: null,
       retired: [],
     };
-    // A plain put: a family id is random or the device's, whose earlier family just ended.
-    await this.kv.put(familyKey(id), encodeRecord(family));
+    // The device's earlier family, if any, ends here: a device keeps one token.
+    const earlier = await change<FamilyEntry, FamilyEntry | null>(
+      this.kv,
+      familyKey(id),
+      (cur) => ({ next: family, result: cur }),
+    );
+    invariant(earlier === null || earlier.user === user, "a family id is one user's");
+    if (earlier) await this.#dropTokens(earlier);
     await this.#prune(user, maxPerUser);
     return { token, expires, family: id };
   }
@@ -195,10 +198,10 @@ export class NatsTokenStore implements TokenStore {
       await writeIf(this.kv, tokenKey(next.current), entry, 0);
       if (!(await writeIf(this.kv, familyKey(f.id), next, revision))) {
         // Another node changed the family first: this successor was never handed out.
-        await this.kv.delete(tokenKey(next.current));
+        await drop(this.kv, tokenKey(next.current));
         continue;
       }
-      await Promise.all(dropped.map((h) => this.kv.delete(tokenKey(h))));
+      await Promise.all(dropped.map((h) => drop(this.kv, tokenKey(h))));
       return { kind: "ok", family: publicView(next), token: fresh, epoch };
     }
   }
@@ -242,6 +245,6 @@ export class NatsTokenStore implements TokenStore {
 
   async #dropTokens(f: FamilyEntry): Promise<void> {
     const hashes = [f.current, f.previous, ...f.retired].filter((h): h is string => h !== null);
-    await Promise.all(hashes.map((h) => this.kv.delete(tokenKey(h))));
+    await Promise.all(hashes.map((h) => drop(this.kv, tokenKey(h))));
   }
 }

@@ -7,13 +7,12 @@
  * older than ABANDONED_CLAIM_MS. Nothing is cached: another node may change any user.
  */
 
-import type { KV } from "../../cluster/nats.ts";
 import { userToken } from "../../cluster/names.ts";
 import type { Clock } from "../../clock/clock.ts";
 import type { PasswordHash } from "../../crypto/password.ts";
 import { usernameKey, usernameLookalikeKey } from "../../protocol/names.ts";
 import type { UserRecord, UserStore } from "../types.ts";
-import { change, read, writeIf } from "./kv_records.ts";
+import { change, read, type RecordBucket, writeIf } from "./kv_records.ts";
 
 /**
  * A claim without its user record for this long is a registration whose node died between the
@@ -32,7 +31,7 @@ const userKey = (identity: string) => `user.${userToken(identity)}`;
 const lookKey = (name: string) => `look.${usernameLookalikeKey(name)}`;
 
 export class NatsUserStore implements UserStore {
-  constructor(private readonly kv: KV, private readonly clock: Clock) {}
+  constructor(private readonly kv: RecordBucket, private readonly clock: Clock) {}
 
   async create(record: UserRecord): Promise<boolean> {
     const identity = usernameKey(record.name);
