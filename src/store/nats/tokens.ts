@@ -96,12 +96,11 @@ export class NatsTokenStore implements TokenStore {
     const expires = new Date(now.getTime() + ttlMs);
     const generation = randomBytes(8).toHex();
     // Listed first, so that a revokeAll from now on finds the family; last in the list: newest.
-    await change<FamilyRef[], void>(this.kv, familiesKey(user), (refs) => ({
-      next: [...(refs ?? []).filter((r) => r.id !== id), { id, expires: expires.getTime() }],
-      result: undefined,
-    }));
+    const listed = await change<FamilyRef[], FamilyRef[]>(this.kv, familiesKey(user), (refs) => {
+      const next = [...(refs ?? []).filter((r) => r.id !== id), { id, expires: expires.getTime() }];
+      return { next, result: next };
+    });
     const entry: TokenEntry = { user, family: id, generation, expires };
-    await writeIf(this.kv, tokenKey(hash), entry, 0);
     const family: FamilyEntry = {
       user,
       id,
@@ -115,21 +114,24 @@ export class NatsTokenStore implements TokenStore {
       rotated: null,
       retired: [],
     };
-    // The device's earlier family, if any, ends here: a device keeps one token.
-    const earlier = await change<FamilyEntry, FamilyEntry | null>(
-      this.kv,
-      familyKey(id),
-      (cur) => ({ next: family, result: cur }),
-    );
+    // The token's entry and its family at once: until the family names it, the entry resolves
+    // to nothing. The device's earlier family, if any, ends here: a device keeps one token.
+    const [, earlier] = await Promise.all([
+      writeIf(this.kv, tokenKey(hash), entry, 0),
+      change<FamilyEntry, FamilyEntry | null>(
+        this.kv,
+        familyKey(id),
+        (cur) => ({ next: family, result: cur }),
+      ),
+    ]);
     invariant(earlier === null || earlier.user === user, "a family id is one user's");
     if (earlier) await this.#dropTokens(earlier);
-    await this.#prune(user, maxPerUser);
+    await this.#prune(user, listed, maxPerUser);
     return { token, expires, family: id };
   }
 
-  /** Ends the user's expired families and the oldest beyond `maxPerUser`. */
-  async #prune(user: string, maxPerUser: number): Promise<void> {
-    const refs = (await read<FamilyRef[]>(this.kv, familiesKey(user))).value ?? [];
+  /** Ends the user's expired families and the oldest beyond `maxPerUser` (of `refs`, listed). */
+  async #prune(user: string, refs: FamilyRef[], maxPerUser: number): Promise<void> {
     const now = this.clock.wall();
     const live = refs.filter((r) => r.expires > now);
     const ending = [

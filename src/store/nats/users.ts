@@ -36,6 +36,34 @@ export class NatsUserStore implements UserStore {
   async create(record: UserRecord): Promise<boolean> {
     const identity = usernameKey(record.name);
     const look = lookKey(record.name);
+    // The record's revision (a removed account leaves a delete marker) is read beside the claim.
+    const [user, claimed] = await Promise.all([
+      read<UserRecord>(this.kv, userKey(identity)),
+      this.#claim(identity, look),
+    ]);
+    // Claimed: the record cannot exist unless an older store wrote it without a claim.
+    if (!claimed) return false;
+    if (
+      user.value === null && await writeIf(this.kv, userKey(identity), { ...record }, user.revision)
+    ) {
+      return true;
+    }
+    // Someone wrote the record meanwhile: let go of the claim unless their account holds it.
+    await this.#release(identity);
+    return false;
+  }
+
+  /** Drops `identity`'s claim on its look-alike key unless its account exists. */
+  async #release(identity: string): Promise<void> {
+    if ((await this.get(identity)) !== null) return;
+    await change<Claim, void>(this.kv, lookKey(identity), (claim) => ({
+      next: claim?.owner === identity ? null : undefined,
+      result: undefined,
+    }));
+  }
+
+  /** Takes the look-alike key for `identity`; false when an account (or registration) holds it. */
+  async #claim(identity: string, look: string): Promise<boolean> {
     for (;;) {
       const claim = await read<Claim>(this.kv, look);
       if (claim.value !== null) {
@@ -44,12 +72,8 @@ export class NatsUserStore implements UserStore {
         if (this.clock.wall() - claim.value.at < ABANDONED_CLAIM_MS) return false;
       }
       const mine: Claim = { owner: identity, at: this.clock.wall() };
-      if (await writeIf(this.kv, look, mine, claim.revision)) break;
+      if (await writeIf(this.kv, look, mine, claim.revision)) return true;
     }
-    // The claim is ours: the record cannot exist unless an older store wrote it without one.
-    const user = await read<UserRecord>(this.kv, userKey(identity));
-    if (user.value !== null) return false;
-    return await writeIf(this.kv, userKey(identity), { ...record }, user.revision);
   }
 
   async lookalike(name: string): Promise<string | null> {
