@@ -19,7 +19,7 @@
  */
 
 import type { Clock } from "../../clock/clock.ts";
-import { change, read, type RecordBucket, writeIf } from "./kv_records.ts";
+import { change, MAX_ATTEMPTS, read, type RecordBucket, tooHot, writeIf } from "./kv_records.ts";
 
 /**
  * A mark this old belongs to a node that died between mark and settle: no change takes this
@@ -76,7 +76,7 @@ export class DerivedIndex<V> {
   /** Writes the truth's view of `other` into `user`'s index, dropping mark `id` (and stale ones). */
   async #settle(user: string, other: string, id: string | null): Promise<void> {
     // Not `change`: the truth must be read after the index, on every attempt (see above).
-    for (;;) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const cur = await read<IndexValue<V>>(this.kv, this.keyOf(user));
       const seen = await this.truth(user, other);
       const view = { ...cur.value?.view };
@@ -92,6 +92,7 @@ export class DerivedIndex<V> {
       const next = empty ? null : { view, marks };
       if (await writeIf(this.kv, this.keyOf(user), next, cur.revision)) return;
     }
+    throw tooHot(this.keyOf(user));
   }
 
   /** `user`'s entries as the truths have them now: one read, plus one per marked entry. */

@@ -38,7 +38,7 @@ export interface Versioned<T> {
  * Attempts of one compare-and-set loop before it gives up: each failure means another writer
  * got there first, so a loop this long means a key far hotter than any Parley writes.
  */
-const MAX_ATTEMPTS = 1_000;
+export const MAX_ATTEMPTS = 1_000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -161,6 +161,11 @@ export async function change<T, R>(
     if (next === null && current.value === null) return result;
     if (await writeIf(kv, key, next, current.revision)) return result;
   }
+  throw tooHot(key);
+}
+
+/** The end of a compare-and-set loop that never got its write in: a bug, or a key far too hot. */
+export function tooHot(key: string): Error {
   invariant(false, "a KV compare-and-set loop ends");
-  throw new Error(`Key "${key}" kept changing under ${MAX_ATTEMPTS} attempts to write it`);
+  return new Error(`Key "${key}" kept changing under ${MAX_ATTEMPTS} attempts to write it`);
 }

@@ -19,7 +19,15 @@ import { randomBytes, sha256 } from "../../crypto/keys.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { TOKEN_BYTES } from "../../protocol/messages.ts";
 import type { IssuedToken, ResumeOutcome, TokenFamily, TokenStore } from "../types.ts";
-import { change, drop, read, type RecordBucket, writeIf } from "./kv_records.ts";
+import {
+  change,
+  drop,
+  MAX_ATTEMPTS,
+  read,
+  type RecordBucket,
+  tooHot,
+  writeIf,
+} from "./kv_records.ts";
 
 /**
  * Replaced tokens remembered per family, so that one presented again is seen as reuse (a
@@ -157,7 +165,7 @@ export class NatsTokenStore implements TokenStore {
     if (record === null) return { kind: "unknown" };
     // Taken before the family is read: a revocation that ends after this changes it.
     const epoch = this.epoch(record.user);
-    for (;;) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const { value: f, revision } = await read<FamilyEntry>(this.kv, familyKey(record.family));
       const now = this.clock.wall();
       if (
@@ -206,6 +214,7 @@ export class NatsTokenStore implements TokenStore {
       await Promise.all(dropped.map((h) => drop(this.kv, tokenKey(h))));
       return { kind: "ok", family: publicView(next), token: fresh, epoch };
     }
+    throw tooHot(familyKey(record.family));
   }
 
   async familyOf(token: Uint8Array): Promise<TokenFamily | null> {

@@ -12,7 +12,7 @@ import type { Clock } from "../../clock/clock.ts";
 import type { PasswordHash } from "../../crypto/password.ts";
 import { usernameKey, usernameLookalikeKey } from "../../protocol/names.ts";
 import type { UserRecord, UserStore } from "../types.ts";
-import { change, read, type RecordBucket, writeIf } from "./kv_records.ts";
+import { change, MAX_ATTEMPTS, read, type RecordBucket, tooHot, writeIf } from "./kv_records.ts";
 
 /**
  * A claim without its user record for this long is a registration whose node died between the
@@ -64,7 +64,7 @@ export class NatsUserStore implements UserStore {
 
   /** Takes the look-alike key for `identity`; false when an account (or registration) holds it. */
   async #claim(identity: string, look: string): Promise<boolean> {
-    for (;;) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const claim = await read<Claim>(this.kv, look);
       if (claim.value !== null) {
         if ((await this.get(claim.value.owner)) !== null) return false;
@@ -74,6 +74,7 @@ export class NatsUserStore implements UserStore {
       const mine: Claim = { owner: identity, at: this.clock.wall() };
       if (await writeIf(this.kv, look, mine, claim.revision)) return true;
     }
+    throw tooHot(look);
   }
 
   async lookalike(name: string): Promise<string | null> {
