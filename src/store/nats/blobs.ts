@@ -17,6 +17,7 @@ import { invariant } from "../../invariant/invariant.ts";
 import { CasBucket, type Codec } from "./cas.ts";
 import type { BlobRef } from "./codec.ts";
 import type { NatsStoreContext } from "./context.ts";
+import { openRecords } from "./kv_records.ts";
 import { ensureStream } from "./streams.ts";
 
 /** A quarter of NATS's default max_payload: room for headers, far from the limit. */
@@ -45,7 +46,7 @@ export class Blobs {
       // Never dropped to make room: a record may still name the blob.
       discard: "new",
     });
-    return new Blobs(ctx, new CasBucket(await ctx.bucket("blobrefs"), countCodec));
+    return new Blobs(ctx, new CasBucket(await openRecords(ctx, "blobrefs"), countCodec));
   }
 
   #subject(id: string): string {

@@ -1,17 +1,16 @@
 /**
  * Read-modify-write of KV keys that several nodes update at once: each change is a pure function
- * of the key's value, applied with compare-and-set (`update(key, value, revision)`), and applied
- * again to the fresh value when another node wrote first. Changes to one key from this process
+ * of the key's value, applied with compare-and-set (kv_records.ts `writeBytesIf`: not
+ * `kv.update`, which nats-server 2.9.10 does not serialise across a cluster), and applied again
+ * to the fresh value when another node wrote first. Changes to one key from this process
  * are combined: those that arrive while a write is out go together in the next one, in arrival
  * order, so that 64 enqueues to one inbox make a few writes rather than 64 conflicting ones.
  * The last value and revision written or read are kept, which saves the read before a write;
  * they may be stale (another node wrote since), which the compare-and-set finds out.
  */
 
-import { JetStreamApiError, type KV } from "../../cluster/nats.ts";
-
-/** JetStream's answer to a compare-and-set whose revision is not the key's last. */
-const WRONG_LAST_SEQUENCE = 10071;
+import type { KV } from "../../cluster/nats.ts";
+import { type RecordBucket, writeBytesIf } from "./kv_records.ts";
 /** Changes combined into one write at most. */
 const MAX_BATCH = 512;
 /** Compare-and-set rounds before a change gives up (a key fought over this hard is a bug). */
@@ -52,7 +51,11 @@ export class CasBucket<T> {
   /** Conflicts met (benchmarks, tests). */
   conflicts = 0;
 
-  constructor(readonly kv: KV, private readonly codec: Codec<T>) {}
+  readonly kv: KV;
+
+  constructor(private readonly bucket: RecordBucket, private readonly codec: Codec<T>) {
+    this.kv = bucket.kv;
+  }
 
   /** The key's value as the stream leader has it now. */
   async read(key: string): Promise<T> {
@@ -126,19 +129,15 @@ export class CasBucket<T> {
         continue;
       }
       const bytes = this.codec.encode(value);
-      try {
-        const revision = known.revision === 0
-          ? await this.kv.create(key, bytes)
-          : await this.kv.update(key, bytes, known.revision);
+      const revision = await writeBytesIf(this.bucket, key, bytes, known.revision);
+      if (revision !== null) {
         this.#known.set(key, { value, revision });
         this.onWritten?.(key, value, revision);
         return results;
-      } catch (e) {
-        if (!(e instanceof JetStreamApiError) || e.code !== WRONG_LAST_SEQUENCE) throw e;
-        // Another node wrote first: again, on its value.
-        this.conflicts++;
-        known = undefined;
       }
+      // Another node wrote first: again, on its value.
+      this.conflicts++;
+      known = undefined;
     }
     throw new Error(`KV key ${key} kept changing under ${MAX_ROUNDS} compare-and-set rounds`);
   }

@@ -14,8 +14,12 @@ import {
   Kvm,
   type KvOptions,
   type NatsConnection,
+  TimeoutError,
 } from "../../cluster/nats.ts";
 import type { Clock } from "../../clock/clock.ts";
+
+/** Times a bucket's creation is asked (see #create). */
+const CREATE_ATTEMPTS = 3;
 
 export interface NatsStoreOptions {
   /** World room messages kept for users who log in later. */
@@ -71,7 +75,7 @@ export class NatsStoreContext {
   bucket(kind: string, opts: Partial<KvOptions> = {}): Promise<KV> {
     let kv = this.#buckets.get(kind);
     if (!kv) {
-      kv = this.kvm.create(`${this.prefix}_${kind}`, {
+      kv = this.#create(`${this.prefix}_${kind}`, {
         replicas: this.replicas,
         history: 1,
         // Reads go to the stream's leader: a replica may lag a write made through another node.
@@ -82,6 +86,21 @@ export class NatsStoreContext {
       this.#buckets.set(kind, kv);
     }
     return kv;
+  }
+
+  /**
+   * nats-server 2.9.10 sometimes never answers one of several clients creating the same bucket
+   * at once (nodes starting together: 5 of 16 rounds of three); the bucket exists by then, and
+   * asking again finds it.
+   */
+  async #create(name: string, opts: Partial<KvOptions>): Promise<KV> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.kvm.create(name, opts);
+      } catch (e) {
+        if (!(e instanceof TimeoutError) || attempt >= CREATE_ATTEMPTS) throw e;
+      }
+    }
   }
 
   /** Every bucket and stream of this store (tests dispose of them). */

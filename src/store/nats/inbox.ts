@@ -37,6 +37,7 @@ import { Blobs, isGone, nextBySubject } from "./blobs.ts";
 import { CasBucket } from "./cas.ts";
 import { type BlobRef, decodeRecord, encodeRecord, type InboxRecord } from "./codec.ts";
 import type { NatsStoreContext } from "./context.ts";
+import { openRecords } from "./kv_records.ts";
 import { countOf, type Counts, countsCodec, heal, release, reserve, type Room } from "./counts.ts";
 import { StoredBytes } from "./stored.ts";
 import { ensureStream } from "./streams.ts";
@@ -126,7 +127,7 @@ export class NatsInbox implements InboxStore {
       discard: "new",
     });
     const [counts, stored, blobs] = await Promise.all([
-      ctx.bucket("inboxes").then((kv) => new CasBucket(kv, countsCodec)),
+      openRecords(ctx, "inboxes").then((b) => new CasBucket(b, countsCodec)),
       StoredBytes.open(ctx),
       Blobs.open(ctx),
     ]);

@@ -21,12 +21,29 @@ export type { NatsStoreOptions } from "./context.ts";
 /** Opens the store over `nc`, which stays the caller's (close() does not close it). */
 export async function openNatsStore(nc: NatsConnection, opts: NatsStoreOptions): Promise<Store> {
   const ctx = await NatsStoreContext.open(nc, { ...opts, clock: opts.clock ?? systemClock });
-  const [accounts, social, inbox, world] = await Promise.all([
-    openAccounts(ctx),
-    openSocial(ctx),
-    openInbox(ctx),
-    openWorld(ctx),
-  ]);
+  const parts = await Promise.allSettled(
+    [
+      openAccounts(ctx),
+      openSocial(ctx),
+      openInbox(ctx),
+      openWorld(ctx),
+    ] as const,
+  );
+  const failed = parts.find((p) => p.status === "rejected");
+  if (failed) {
+    // What did open is closed again: no watcher or consumer outlives a store that never was.
+    for (const p of parts) {
+      if (p.status === "fulfilled" && "close" in p.value) await p.value.close().catch(() => {});
+    }
+    throw failed.reason;
+  }
+  const value = <T>(p: PromiseSettledResult<T>) => (p as PromiseFulfilledResult<T>).value;
+  const [accounts, social, inbox, world] = [
+    value(parts[0]),
+    value(parts[1]),
+    value(parts[2]),
+    value(parts[3]),
+  ];
   let closed = false;
   return {
     ...accounts,

@@ -12,6 +12,7 @@ import { userToken } from "../../cluster/names.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { CasBucket, type Codec } from "./cas.ts";
 import type { NatsStoreContext } from "./context.ts";
+import { openRecords } from "./kv_records.ts";
 
 const bytesCodec: Codec<number> = {
   encode: (n) => new TextEncoder().encode(String(n)),
@@ -37,9 +38,9 @@ export class StoredBytes {
   }
 
   static async open(ctx: NatsStoreContext): Promise<StoredBytes> {
-    const kv = await ctx.bucket("stored");
-    const s = new StoredBytes(new CasBucket(kv, bytesCodec));
-    await s.#start(kv);
+    const bucket = await openRecords(ctx, "stored");
+    const s = new StoredBytes(new CasBucket(bucket, bytesCodec));
+    await s.#start(bucket.kv);
     return s;
   }
 
