@@ -73,13 +73,16 @@ natsTest("cluster: a group and the world room reach members on every node", asyn
     const alice = await c.user(0, "alice");
     const bob = await c.user(1, "bob");
     const carol = await c.user(2, "carol");
+    // Bob is a friend, so he is added at once; Carol is a stranger, so she is invited.
     await befriend(alice, "alice", bob, "bob");
-    await befriend(alice, "alice", carol, "carol");
-    const group = await alice.createGroup("trio", []);
-    for (const name of ["bob", "carol"]) await alice.invite(group.group_id, name);
-    for (const member of [bob, carol]) {
-      const inv = (await member.nextEvent(MsgType.G_INVITATION)).body as { group_id: number };
-      await member.joinGroup(inv.group_id);
+    const group = await alice.createGroup("trio", ["bob"]);
+    assert.equal(((await bob.nextEvent(MsgType.ADD_TO_G)).body as Pass).group_id, group.group_id);
+    await alice.invite(group.group_id, "carol");
+    const inv = (await carol.nextEvent(MsgType.G_INVITATION)).body as { group_id: number };
+    await carol.joinGroup(inv.group_id);
+    for (const member of [alice, bob]) {
+      const joined = (await member.nextEvent(MsgType.NEW_MEMBER)).body as { username: string };
+      assert.equal(joined.username, "carol");
     }
     await alice.sendText({ group: group.group_id }, "to the group");
     for (const member of [bob, carol]) {
