@@ -22,9 +22,11 @@ type Defaults = typeof defaults;
 
 export type Config = Omit<Defaults, "web"> & {
   crypto: { nativeAes: NativeAes };
-  web: Omit<Defaults["web"], "tls" | "origins" | "trustedProxies"> & {
+  web: Omit<Defaults["web"], "tls" | "origins" | "alternates" | "trustedProxies"> & {
     tls: WebTls | null;
     origins: string[];
+    /** The other nodes' chat WebSockets, for the web client to fail over to (web_listener.ts). */
+    alternates: string[];
     trustedProxies: string[];
   };
 };
@@ -127,7 +129,12 @@ const FORMER_BOOLEANS: Record<string, { true: string; false: string }> = {
 };
 
 /** Settings whose shape is not their default's (null or an object, a list): checkWeb checks them. */
-const CHECKED_TOGETHER = new Set(["web.tls", "web.origins", "web.trustedProxies"]);
+const CHECKED_TOGETHER = new Set([
+  "web.tls",
+  "web.origins",
+  "web.alternates",
+  "web.trustedProxies",
+]);
 
 /** A deep copy of the embedded defaults. */
 export function defaultConfig(): Config {
@@ -254,6 +261,7 @@ function checkWeb(web: Config["web"], source: string): void {
   if (!Array.isArray(web.origins)) {
     throw new ConfigError(`${source}: "web.origins" must be a list of origins`);
   }
+  checkAlternates(web.alternates, source);
   const proxies = web.trustedProxies;
   if (!Array.isArray(proxies) || !proxies.every((p) => typeof p === "string" && isIpAddress(p))) {
     throw new ConfigError(
@@ -267,6 +275,34 @@ function checkWeb(web: Config["web"], source: string): void {
           `like "https://chat.example.org" (scheme and host, a port only if not the default; ` +
           `no path, no trailing slash), not ${JSON.stringify(origin)}`,
       );
+    }
+  }
+}
+
+/**
+ * `web.alternates`: the WebSocket URLs of the other nodes of a cluster (ws:// or wss://, path
+ * /ws), which the web client tries when its own origin's goes away.
+ */
+function checkAlternates(alternates: unknown, source: string): void {
+  const wrong = (what: string) =>
+    new ConfigError(
+      `${source}: "web.alternates" must list WebSocket URLs of the other nodes, like ` +
+        `"wss://node2.example.org/ws", not ${what}`,
+    );
+  if (!Array.isArray(alternates)) throw wrong(JSON.stringify(alternates));
+  for (const text of alternates) {
+    let url: URL | null = null;
+    try {
+      url = typeof text === "string" ? new URL(text) : null;
+    } catch {
+      url = null;
+    }
+    if (
+      url === null || (url.protocol !== "ws:" && url.protocol !== "wss:") ||
+      url.pathname !== "/ws" || url.search !== "" || url.hash !== "" || url.username !== "" ||
+      url.password !== "" || url.href !== text
+    ) {
+      throw wrong(JSON.stringify(text));
     }
   }
 }
