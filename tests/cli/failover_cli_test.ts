@@ -102,6 +102,14 @@ Deno.test("parley with several addresses skips a dead one, moves to the next nod
     assert.match(none.stderr, /Cannot reach any address of the server/);
     assert.match(none.stderr, new RegExp(`No Parley server is listening at ${a.addr}`));
 
+    // `parley A,B` alone is `parley connect A,B`.
+    const plain = await run([`${dead},${a.addr}`, "--user", "alice"], {
+      env: env("alice"),
+      input: "",
+    });
+    assert.equal(plain.code, 1, plain.stderr);
+    assert.match(plain.stderr, /Cannot reach any address of the server/);
+
     await alice.type("/quit");
     assert.equal((await alice.finish()).code, 0);
   } finally {
