@@ -66,7 +66,7 @@ export async function main(args: string[]): Promise<number> {
         return await connect([]);
       default:
         if (command.startsWith("-")) return await connect(args);
-        if (/^[\w.\-\[\]:]+$/.test(command) && !/^[a-z]+$/.test(command)) {
+        if (/^[\w.\-\[\]:,]+$/.test(command) && !/^[a-z]+$/.test(command)) {
           return await connect(args);
         }
         throw new UsageError(`Unknown command "${command}"; see "parley --help"`);

@@ -17,15 +17,19 @@ import { shown, visible } from "../terminal/safe_text.ts";
 import { openTerminal, type Terminal } from "../terminal/terminal.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
-export const CONNECT_HELP = `Usage: parley connect [HOST:PORT] [options]
-       parley [HOST:PORT] [options]
+export const CONNECT_HELP = `Usage: parley connect [HOST:PORT[,HOST:PORT…]] [options]
+       parley [HOST:PORT[,HOST:PORT…]] [options]
 
 Connects to a Parley server, logs in (or registers) and opens a chat session. The server is
-the argument, else $PARLEY_SERVER, else the last server used. The first time you reach a
-server its key fingerprint is shown and you are asked whether to trust it (before any password
-is sent); the key is then pinned, and if it later changes, the client refuses to connect.
+the argument (or --server), else $PARLEY_SERVER, else the last server used. The first time you
+reach a server its key fingerprint is shown and you are asked whether to trust it (before any
+password is sent); the key is then pinned, and if it later changes, the client refuses to connect.
+Several addresses, separated by commas, are the nodes of one cluster: the first that answers is
+used, and when it goes away the client resumes the session on another; every node must present
+the key pinned for the list.
 
 Options:
+  -s, --server ADDRS  The server's address(es), as the argument
   -u, --user NAME     Username (asked for when missing; the last one used on the server is
                       offered)
   --register          Create the account first, then log in
@@ -36,7 +40,7 @@ Options:
 
 Environment:
   ${ACCEPT_NEW_KEY_ENV}=1  Same as --accept-new-key
-  PARLEY_SERVER       Server address when none is given
+  PARLEY_SERVER       Server address(es) when none is given
   PARLEY_PASSWORD     Password, for scripts (otherwise asked for, hidden on a terminal;
                       read as the first line of stdin when stdin is not a terminal)
   PARLEY_CONFIG_DIR   Pinned server keys and the last server (default ~/.config/parley)
@@ -51,6 +55,7 @@ ${CHAT_HELP}
 
 export async function connect(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
+    server: { type: "string", short: "s" },
     user: { type: "string", short: "u" },
     register: { type: "boolean" },
     invite: { type: "string" },
@@ -64,7 +69,10 @@ export async function connect(args: string[]): Promise<number> {
   if (positionals.length > 1) {
     throw new UsageError(`"parley connect" takes one address, got ${positionals.length}`);
   }
-  const server = await resolveServer(positionals[0]);
+  if (positionals.length === 1 && values.server !== undefined) {
+    throw new UsageError("Give the server as the argument or with --server, not both");
+  }
+  const server = await resolveServer(positionals[0] ?? values.server);
   // Checked before logging in: a bad setting is a usage mistake.
   const downloads = new Downloads(
     downloadsDir(),
@@ -78,7 +86,7 @@ export async function connect(args: string[]): Promise<number> {
   const beforeChat = exitOnSignals(() => term.close());
   let link: Link | null = null;
   try {
-    const { client, options } = await reach(
+    const { client, options, at } = await reach(
       server,
       say,
       { acceptNewKey: acceptNewKeyWanted(values["accept-new-key"]), term },
@@ -110,9 +118,11 @@ export async function connect(args: string[]): Promise<number> {
       event: (m) => chat.onEvent(m),
     });
     const chat = new ChatSession(link, term, history, name, downloads);
-    say(shown`Logged in as ${name} on ${server.addr}. Type /help for commands.`);
+    // With several addresses, the node this connection went to.
+    const where = server.all.length > 1 ? client.address : server.addr;
+    say(shown`Logged in as ${name} on ${where}. Type /help for commands.`);
     term.setPrompt("> ");
-    link.open(client);
+    link.open(client, at);
     beforeChat.stop();
     return await loop(chat, link, term);
   } catch (e) {

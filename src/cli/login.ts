@@ -1,7 +1,11 @@
 /** Reaching a server and logging in, shared by `connect` and `send`. */
 
-import { type ConnectOptions, ParleyClient } from "../client/client.ts";
+// Installs Deno's client platform, which connectFirst's connections use.
+import "../client/client.ts";
+import type { ConnectOptions, ParleyClient } from "../client/client.ts";
+import { connectFirst, UnreachableError } from "../client/endpoints.ts";
 import { HostKeyChangedError, KnownHosts } from "../client/known_hosts.ts";
+import { ClusterPins } from "../client/pins.ts";
 import { ErrorCode, HandshakeError, ParleyError } from "../protocol/errors.ts";
 import { usernameProblem } from "../protocol/names.ts";
 import { knownHostsPath, lastServer, rememberServer } from "./paths.ts";
@@ -34,67 +38,116 @@ export class CliFailure extends Error {
   override name = "CliFailure";
 }
 
+/** One address of a server, and how the client names it ("host:port", IPv6 in brackets). */
+export interface ServerAddress {
+  host: string;
+  port: number;
+  addr: string;
+}
+
 /**
- * The server to use: the argument, else PARLEY_SERVER, else the last one used. `how` says how
- * the command takes an address, for the sentence when there is none.
+ * The server to connect to: one address, or several for the nodes of a cluster (which all
+ * present one identity key). Its first address names it for local history and the last username.
+ */
+export interface ServerChoice extends ServerAddress {
+  /** Every address, in order; the first is host:port. */
+  all: ServerAddress[];
+  /** The addresses as the client writes them back (last_server): "a:1,b:2", or addr alone. */
+  list: string;
+}
+
+/**
+ * The server to use: the argument, else PARLEY_SERVER, else the last one used; each may list
+ * several addresses of one server separated by commas. `how` says how the command takes an
+ * address, for the sentence when there is none.
  */
 export async function resolveServer(
   arg: string | undefined,
   how = '"parley connect HOST:PORT"',
-): Promise<{ host: string; port: number; addr: string }> {
+): Promise<ServerChoice> {
   const text = arg ?? Deno.env.get("PARLEY_SERVER") ?? await lastServer();
   if (!text) throw new UsageError(`Give a server address: ${how} or $PARLEY_SERVER`);
-  const { host, port } = parseAddress(text, DEFAULT_PORT);
-  return { host, port, addr: `${host.includes(":") ? `[${host}]` : host}:${port}` };
+  const all: ServerAddress[] = [];
+  for (const part of text.split(",").map((p) => p.trim())) {
+    if (part === "") {
+      throw new UsageError(`"${text}" has an empty address; separate them by commas`);
+    }
+    const { host, port } = parseAddress(part, DEFAULT_PORT);
+    const addr = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    if (all.some((a) => a.addr === addr)) {
+      throw new UsageError(`"${text}" names ${addr} twice`);
+    }
+    all.push({ host, port, addr });
+  }
+  return { ...all[0], all, list: all.map((a) => a.addr).join(",") };
 }
 
 /**
- * Connects. A server never seen before shows its key's fingerprint and is trusted only when the
- * user says so (on a terminal) or --accept-new-key was given, before any password goes out.
+ * Connects to the first of the server's addresses that answers, in order (an unreachable one is
+ * skipped). A server never seen before shows its key's fingerprint and is trusted only when the
+ * user says so (on a terminal) or --accept-new-key was given, before any password goes out; the
+ * key is then pinned under every address given, and a node presenting another key is refused.
  */
 export async function reach(
-  server: { host: string; port: number; addr: string },
+  server: ServerChoice,
   say: (text: string) => void,
   trust: { acceptNewKey: boolean; term: Terminal },
   extra: Partial<ConnectOptions> = {},
-): Promise<{ client: ParleyClient; options: ConnectOptions }> {
+): Promise<{ client: ParleyClient; options: ConnectOptions; at: number }> {
+  const named = server.list;
   const onFirstContact = async (print: string): Promise<boolean> => {
     if (trust.acceptNewKey) {
-      say(`First contact with ${server.addr}. Its key fingerprint is ${print}; pinned.`);
+      say(`First contact with ${named}. Its key fingerprint is ${print}; pinned.`);
       return true;
     }
     if (!Deno.stdin.isTerminal()) {
       throw new CliFailure(
-        `${server.addr} is a server not met before; its key fingerprint is ${print}. Check it ` +
+        `${named} is a server not met before; its key fingerprint is ${print}. Check it ` +
           `with the server's operator, then run again with --accept-new-key (or ` +
           `${ACCEPT_NEW_KEY_ENV}=1) to trust it`,
       );
     }
     say(
-      `First contact with ${server.addr}. Its key fingerprint is ${print}.\n` +
+      `First contact with ${named}. Its key fingerprint is ${print}.\n` +
         `Compare it with the fingerprint the server's operator published.`,
     );
     trust.term.setPrompt("Trust this key? [y/N] ");
     const answer = (await trust.term.readLine())?.trim().toLowerCase();
     if (answer !== "y" && answer !== "yes") {
-      throw new CliFailure(`Not connected: the key of ${server.addr} was not trusted`);
+      throw new CliFailure(`Not connected: the key of ${named} was not trusted`);
     }
-    say(`Pinned the key of ${server.addr}.`);
+    say(`Pinned the key of ${named}.`);
     return true;
   };
+  const knownHosts = new KnownHosts(knownHostsPath());
   const options: ConnectOptions = {
     host: server.host,
     port: server.port,
-    knownHosts: new KnownHosts(knownHostsPath()),
+    alternates: server.all.slice(1).map(({ host, port }) => ({ host, port })),
+    // Pinned as ParleyClient.connect names an address: host:port, IPv6 without brackets.
+    knownHosts: server.all.length === 1
+      ? knownHosts
+      : new ClusterPins(knownHosts, server.all.map((a) => `${a.host}:${a.port}`)),
     onFirstContact,
     ...extra,
   };
   try {
-    const client = await ParleyClient.connect(options);
-    await rememberServer(server.addr);
-    return { client, options };
+    const { client, at } = await connectFirst(
+      options,
+      0,
+      (e) => e instanceof CliFailure || e instanceof Deno.errors.Interrupted,
+    );
+    await rememberServer(server.list);
+    return { client, options, at };
   } catch (e) {
     if (e instanceof CliFailure || e instanceof Deno.errors.Interrupted) throw e;
+    if (e instanceof UnreachableError) {
+      throw new CliFailure(
+        `Cannot reach any address of the server: ${
+          e.failures.map((f) => connectProblem(f.error, f.address)).join("; ")
+        }`,
+      );
+    }
     throw new CliFailure(connectProblem(e, server.addr));
   }
 }

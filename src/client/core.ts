@@ -38,14 +38,26 @@ import { DEFAULT_LIMITS, type ServerLimits } from "./outgoing.ts";
 import { owned } from "./owned.ts";
 import { SeenMessages } from "./seen.ts";
 
-export interface ConnectOptions {
+/** One address of a server: a node of a cluster, where every node presents the same key. */
+export interface Endpoint {
   host: string;
   port: number;
+  /** How to reach it, when not by TCP to host:port (the web app's WebSocket URL). */
+  dial?: () => Promise<Transport>;
+}
+
+export interface ConnectOptions extends Endpoint {
   /**
    * How to reach the server: a TCP connection to host:port unless given (tests and the
    * simulation pass an in-memory transport). host:port still names the server for pinning.
    */
   dial?: () => Promise<Transport>;
+  /**
+   * Other addresses of the same server (the other nodes of a cluster), tried after host:port by
+   * connectFirst and by Link when reconnecting (endpoints.ts); ParleyClient.connect itself dials
+   * host:port only. Each must present the key pinned for the server.
+   */
+  alternates?: Endpoint[];
   /** Where pinned server keys live; null skips pinning (tests of the transport only). */
   knownHosts: PinStore | null;
   /**
@@ -422,6 +434,11 @@ export class ParleyClient {
   }
 
   /** The resume token of this client's login, if it has one. */
+  /** The address this connection went to, "host:port" (a node, when the server has several). */
+  get address(): string {
+    return `${this.#opts.host}:${this.#opts.port}`;
+  }
+
   get token(): Uint8Array | null {
     return this.#token;
   }

@@ -1,6 +1,7 @@
 /**
  * A connection that survives network drops: when the server goes away, reconnect with
- * backoff and resume with the token (no password, no slow hash). Messages sent while the link
+ * backoff and resume with the token (no password, no slow hash), at another of the server's
+ * addresses if it has several (a cluster's nodes). Messages sent while the link
  * is down wait for it and go out with their original id, so a resend is never a duplicate.
  */
 
@@ -15,6 +16,7 @@ import {
   type SentReceipt,
   type Target,
 } from "./core.ts";
+import { endpointOptions } from "./endpoints.ts";
 import { HostKeyChangedError } from "./pins.ts";
 import { SeenMessages } from "./seen.ts";
 
@@ -45,6 +47,8 @@ export class Link {
   #ready: Promise<ParleyClient | null>;
   #setReady!: (c: ParleyClient | null) => void;
   #closing = false;
+  /** The index, among the server's addresses, of the current (or last) connection's. */
+  #at = 0;
   #ended: string | null = null;
   readonly seen: SeenMessages;
   /** Resolves with the reason once the link gives up for good (kicked, token refused, closed). */
@@ -61,8 +65,12 @@ export class Link {
     return this.#client;
   }
 
-  /** Connects and logs in once; afterwards the link keeps itself up. */
-  open(client: ParleyClient): void {
+  /**
+   * Takes the first connection, logged in; afterwards the link keeps itself up. `at` is the
+   * index of its address among endpointOptions(opts) (connectFirst tells it).
+   */
+  open(client: ParleyClient, at = 0): void {
+    this.#at = at;
     this.#use(client);
   }
 
@@ -99,29 +107,41 @@ export class Link {
     await this.#reconnect(client, reason);
   }
 
+  /**
+   * Backoff as with one address; each attempt tries every address of the server, from the one
+   * after the lost connection's (another node of a cluster) round to that one again.
+   */
   async #reconnect(previous: ParleyClient, reason: string): Promise<void> {
     const token = previous.token;
     if (!token) return this.#finish(`${reason}; log in again`);
+    const endpoints = endpointOptions({ ...this.opts, seen: this.seen });
     for (let attempt = 0; !this.#closing; attempt++) {
       const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
       this.hooks.status(`${attempt === 0 ? reason + ". " : ""}Reconnecting in ${delay / 1000} s…`);
       await new Promise((r) => setTimeout(r, delay));
-      if (this.#closing) break;
-      let next: ParleyClient | null = null;
-      try {
-        next = await ParleyClient.connect({ ...this.opts, seen: this.seen });
-        await next.resume(token, previous.lastWorldId);
-      } catch (e) {
-        next?.close();
-        if (e instanceof HostKeyChangedError) return this.#finish(e.message);
-        if (e instanceof ParleyError && e.code === ErrorCode.BAD_TOKEN) {
-          return this.#finish("The server no longer accepts this session; log in again");
+      for (let i = 1; i <= endpoints.length && !this.#closing; i++) {
+        const at = (this.#at + i) % endpoints.length;
+        let next: ParleyClient | null = null;
+        try {
+          next = await ParleyClient.connect(endpoints[at]);
+          await next.resume(token, previous.lastWorldId);
+        } catch (e) {
+          next?.close();
+          // A node with another key is refused as a single server is, never skipped quietly.
+          if (e instanceof HostKeyChangedError) return this.#finish(e.message);
+          // The nodes of a cluster share their tokens: one refusing it speaks for all.
+          if (e instanceof ParleyError && e.code === ErrorCode.BAD_TOKEN) {
+            return this.#finish("The server no longer accepts this session; log in again");
+          }
+          continue;
         }
-        continue;
+        this.#at = at;
+        this.hooks.status(
+          endpoints.length > 1 ? `Reconnected to ${next.address}.` : "Reconnected.",
+        );
+        this.#use(next);
+        return;
       }
-      this.hooks.status("Reconnected.");
-      this.#use(next);
-      return;
     }
     this.#finish("Closed");
   }

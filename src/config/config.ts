@@ -24,9 +24,11 @@ export type Config = Omit<Defaults, "web" | "cluster"> & {
   /** With NATS servers, a node of a cluster (docs/cluster.md); none: one server on Deno KV. */
   cluster: Omit<Defaults["cluster"], "nats"> & { nats: string[] };
   crypto: { nativeAes: NativeAes };
-  web: Omit<Defaults["web"], "tls" | "origins" | "trustedProxies"> & {
+  web: Omit<Defaults["web"], "tls" | "origins" | "alternates" | "trustedProxies"> & {
     tls: WebTls | null;
     origins: string[];
+    /** The other nodes' chat WebSockets, for the web client to fail over to (web_listener.ts). */
+    alternates: string[];
     trustedProxies: string[];
   };
 };
@@ -134,6 +136,7 @@ const FORMER_BOOLEANS: Record<string, { true: string; false: string }> = {
 const CHECKED_TOGETHER = new Set([
   "web.tls",
   "web.origins",
+  "web.alternates",
   "web.trustedProxies",
   "cluster.nats",
 ]);
@@ -282,6 +285,7 @@ function checkWeb(web: Config["web"], source: string): void {
   if (!Array.isArray(web.origins)) {
     throw new ConfigError(`${source}: "web.origins" must be a list of origins`);
   }
+  checkAlternates(web.alternates, source);
   const proxies = web.trustedProxies;
   if (!Array.isArray(proxies) || !proxies.every((p) => typeof p === "string" && isIpAddress(p))) {
     throw new ConfigError(
@@ -295,6 +299,34 @@ function checkWeb(web: Config["web"], source: string): void {
           `like "https://chat.example.org" (scheme and host, a port only if not the default; ` +
           `no path, no trailing slash), not ${JSON.stringify(origin)}`,
       );
+    }
+  }
+}
+
+/**
+ * `web.alternates`: the WebSocket URLs of the other nodes of a cluster (ws:// or wss://, path
+ * /ws), which the web client tries when its own origin's goes away.
+ */
+function checkAlternates(alternates: unknown, source: string): void {
+  const wrong = (what: string) =>
+    new ConfigError(
+      `${source}: "web.alternates" must list WebSocket URLs of the other nodes, like ` +
+        `"wss://node2.example.org/ws", not ${what}`,
+    );
+  if (!Array.isArray(alternates)) throw wrong(JSON.stringify(alternates));
+  for (const text of alternates) {
+    let url: URL | null = null;
+    try {
+      url = typeof text === "string" ? new URL(text) : null;
+    } catch {
+      url = null;
+    }
+    if (
+      url === null || (url.protocol !== "ws:" && url.protocol !== "wss:") ||
+      url.pathname !== "/ws" || url.search !== "" || url.hash !== "" || url.username !== "" ||
+      url.password !== "" || url.href !== text
+    ) {
+      throw wrong(JSON.stringify(text));
     }
   }
 }

@@ -7,7 +7,8 @@
  * server replaces it at each RESUME.
  */
 
-import { type ConnectOptions, ParleyClient } from "../client/core.ts";
+import type { ConnectOptions } from "../client/core.ts";
+import { connectFirst, type FirstConnection } from "../client/endpoints.ts";
 import { HostKeyChangedError } from "../client/pins.ts";
 import { BACKOFF_MS, Link } from "../client/link.ts";
 import { ErrorCode, ParleyError } from "../protocol/errors.ts";
@@ -19,7 +20,7 @@ import { byId } from "./dom.ts";
 import { HistoryStore } from "./history_store.ts";
 import { LoginView } from "./login_view.ts";
 import { Notifications } from "./notifications.ts";
-import { browserPlatform, dial, socketUrl } from "./platform.ts";
+import { alternateEndpoints, browserPlatform, dial, socketUrl } from "./platform.ts";
 import { PinnedKeys, SettingsStore } from "./settings_store.ts";
 
 /**
@@ -93,8 +94,11 @@ async function start(): Promise<void> {
     host: location.hostname,
     port: Number(location.port) || (location.protocol === "https:" ? 443 : 80),
     dial: () => dial(socketUrl(location)),
+    // The other nodes of a cluster: tried, in order, when this origin's WebSocket goes away.
+    alternates: await alternateEndpoints(),
     knownHosts: new PinnedKeys(settings),
-    // One origin is one server to the browser (its storage, its CSP), so the pin is per origin.
+    // One origin is one server to the browser (its storage, its CSP), so the pin is per origin;
+    // every node of a cluster is held to that pin, as all present the cluster's one key.
     pinAs: location.origin,
     platform: browserPlatform(),
     onFirstContact: askTrustKey,
@@ -104,33 +108,36 @@ async function start(): Promise<void> {
 
   state.set("connecting", "Connecting…");
   const resumed = await resumeSaved(settings, options, state);
-  if (tabLost) return resumed?.client.close();
-  let client: ParleyClient;
+  if (tabLost) return resumed?.connection.client.close();
+  let connection: FirstConnection;
   let username: string;
   if (resumed) {
-    ({ client, username } = resumed);
+    ({ connection, username } = resumed);
   } else {
-    let fresh: ParleyClient | null = null;
+    let fresh: FirstConnection | null = null;
     const login = new LoginView();
     state.set("connecting", "Not logged in");
-    closeAll = () => fresh?.close();
+    closeAll = () => fresh?.client.close();
     await login.show(await settings.lastUser(), async (c) => {
-      if (!fresh || fresh.isClosed) fresh = await connectOnce(options);
-      if (c.register) await fresh.register(c.username, c.password, c.invite);
-      username = (await fresh.login(c.username, c.password)).username;
+      if (!fresh || fresh.client.isClosed) fresh = await connectOnce(options);
+      if (c.register) await fresh.client.register(c.username, c.password, c.invite);
+      username = (await fresh.client.login(c.username, c.password)).username;
     });
-    client = fresh!;
+    connection = fresh!;
     username = username!;
     await settings.rememberUser(username);
   }
-  await settings.saveSession({ username, token: client.token!.toHex() });
-  await runChat(client, username, options, settings, notifications, state);
+  await settings.saveSession({ username, token: connection.client.token!.toHex() });
+  await runChat(connection, username, options, settings, notifications, state);
 }
 
-/** Connects once, turning a refused server key into the loud refusal it must be. */
-async function connectOnce(options: ConnectOptions): Promise<ParleyClient> {
+/**
+ * Connects to this origin, else to the first alternate that answers, turning a refused server
+ * key into the loud refusal it must be.
+ */
+async function connectOnce(options: ConnectOptions): Promise<FirstConnection> {
   try {
-    return await ParleyClient.connect(options);
+    return await connectFirst(options);
   } catch (e) {
     if (e instanceof HostKeyChangedError) {
       // Refused by the user at first contact (Esc or "Refuse"): not an interception.
@@ -159,17 +166,17 @@ async function resumeSaved(
   settings: SettingsStore,
   options: ConnectOptions,
   state: ConnectionState,
-): Promise<{ client: ParleyClient; username: string } | null> {
+): Promise<{ connection: FirstConnection; username: string } | null> {
   const saved = await settings.session();
   if (!saved) return null;
   for (let attempt = 0; !tabLost; attempt++) {
-    let client: ParleyClient | null = null;
+    let connection: FirstConnection | null = null;
     try {
-      client = await connectOnce(options);
-      const result = await client.resume(Uint8Array.fromHex(saved.token));
-      return { client, username: result.username || saved.username };
+      connection = await connectOnce(options);
+      const result = await connection.client.resume(Uint8Array.fromHex(saved.token));
+      return { connection, username: result.username || saved.username };
     } catch (e) {
-      client?.close();
+      connection?.client.close();
       if (e instanceof ParleyError && e.code === ErrorCode.BAD_TOKEN) {
         await settings.forgetSession();
         return null;
@@ -192,7 +199,7 @@ async function resumeSaved(
 }
 
 async function runChat(
-  client: ParleyClient,
+  { client, at }: FirstConnection,
   username: string,
   options: ConnectOptions,
   settings: SettingsStore,
@@ -244,7 +251,7 @@ async function runChat(
   if (tabLost) return client.close();
   await chat.open(history.recent()[0]?.key ?? "world");
   state.set("online", "Online");
-  link.open(client);
+  link.open(client, at);
   const reason = await link.ended;
   if (tabLost) return;
   // The Link gives up with a sentence: a changed key on reconnecting, a token no longer taken,

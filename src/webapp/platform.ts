@@ -6,6 +6,7 @@
  * the rest of the app knows only the core's ClientPlatform.
  */
 
+import type { Endpoint } from "../client/core.ts";
 import type { ClientPlatform } from "../client/platform.ts";
 import { webPlatform } from "../client/web_platform.ts";
 import type { Transport } from "../transport/transport.ts";
@@ -24,4 +25,26 @@ export function dial(url: string): Promise<Transport> {
 /** The client platform in a browser: WebCrypto over the page's WebSocket. */
 export function browserPlatform(): ClientPlatform {
   return webPlatform(() => dial(socketUrl(location)));
+}
+
+/**
+ * The other nodes of this server's cluster, as the server lists them (`web.alternates`, served
+ * at /alternates.json): WebSocket URLs the link resumes at when this origin's goes away. None
+ * when the server lists none or cannot be asked.
+ */
+export async function alternateEndpoints(): Promise<Endpoint[]> {
+  try {
+    const res = await fetch("/alternates.json", { cache: "no-cache" });
+    if (!res.ok) return [];
+    const list = ((await res.json()) as { alternates?: unknown }).alternates;
+    if (!Array.isArray(list)) return [];
+    return list.filter((u): u is string => typeof u === "string" && /^wss?:\/\//.test(u))
+      .map((url) => {
+        const u = new URL(url);
+        const port = Number(u.port) || (u.protocol === "wss:" ? 443 : 80);
+        return { host: u.hostname, port, dial: () => dial(url) };
+      });
+  } catch {
+    return [];
+  }
 }

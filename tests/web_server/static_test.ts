@@ -3,7 +3,12 @@
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
 import { MemoryAssets } from "../../src/server/web/assets.ts";
-import { acceptsGzip, CONTENT_SECURITY_POLICY } from "../../src/server/web/web_listener.ts";
+import {
+  acceptsGzip,
+  ALTERNATES_PATH,
+  CONTENT_SECURITY_POLICY,
+  contentSecurityPolicy,
+} from "../../src/server/web/web_listener.ts";
 import { exchange, get, PLACEHOLDER_FILES, withWebServer } from "./web_helpers.ts";
 
 /** Status, lower-case headers and body of a raw answer. */
@@ -194,4 +199,31 @@ Deno.test("Accept-Encoding is read by its tokens and q values", () => {
   assert.ok(!acceptsGzip("br, deflate"));
   assert.ok(!acceptsGzip("gzip;q=0"));
   assert.ok(!acceptsGzip("x-gzip2"));
+});
+
+Deno.test("the web port lists web.alternates at /alternates.json and lets the page connect to them", async () => {
+  const nodes = ["wss://node2.example.org/ws", "ws://127.0.0.1:8081/ws"];
+  await withWebServer(async (_t, web) => {
+    const port = Number(web.port);
+    const res = parse(await exchange(port, get(port, ALTERNATES_PATH)));
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/json");
+    assert.deepEqual(JSON.parse(res.body), { alternates: nodes });
+    // The page may open those WebSockets (and no others): they are in connect-src.
+    const csp = res.headers.get("content-security-policy")!;
+    assert.equal(csp, contentSecurityPolicy(nodes));
+    assert.match(
+      csp,
+      /connect-src 'self' wss:\/\/node2\.example\.org\/ws ws:\/\/127\.0\.0\.1:8081\/ws;/,
+    );
+    const page = parse(await exchange(port, get(port, "/")));
+    assert.equal(page.headers.get("content-security-policy"), csp);
+  }, { web: { alternates: nodes } });
+  // None configured: an empty list, and the CSP as strict as ever.
+  await withWebServer(async (_t, web) => {
+    const port = Number(web.port);
+    const res = parse(await exchange(port, get(port, ALTERNATES_PATH)));
+    assert.deepEqual(JSON.parse(res.body), { alternates: [] });
+    assertSecurityHeaders(res.headers);
+  });
 });

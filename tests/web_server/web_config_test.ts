@@ -21,6 +21,7 @@ Deno.test("web is off by default, on loopback, without TLS or extra origins", ()
     port: 8080,
     tls: null,
     origins: [],
+    alternates: [],
     trustedProxies: [],
     headTimeoutMs: 10000,
   });
@@ -57,13 +58,15 @@ Deno.test("serve's --web flags turn the listener on and set its address and TLS 
   await assert.rejects(serveConfig(["--web-host", ""]), /"web.host" must name an address/);
 });
 
-Deno.test("web.tls and web.origins are checked in a sentence naming the setting", () => {
+Deno.test("web.tls, web.origins and web.alternates are checked in a sentence naming the setting", () => {
   const base = defaultConfig();
   const ok = applyConfig(base, {
     web: { tls: { cert: "c.pem", key: "k.pem" }, origins: ["https://chat.example.org"] },
   }, "test");
   assert.deepEqual(ok.web.tls, { cert: "c.pem", key: "k.pem" });
   assert.deepEqual(ok.web.origins, ["https://chat.example.org"]);
+  const nodes = ["wss://node2.example.org/ws", "ws://127.0.0.1:8081/ws"];
+  assert.deepEqual(applyConfig(base, { web: { alternates: nodes } }, "test").web.alternates, nodes);
   const proxies = applyConfig(base, { web: { trustedProxies: ["127.0.0.1", "::1"] } }, "test");
   assert.deepEqual(proxies.web.trustedProxies, ["127.0.0.1", "::1"]);
   // And back to null from a file that set it.
@@ -77,6 +80,12 @@ Deno.test("web.tls and web.origins are checked in a sentence naming the setting"
     [{ origins: ["https://A.example"] }, /"web.origins" entries must be origins/],
     [{ origins: ["https://a.example:443"] }, /"web.origins" entries must be origins/],
     [{ origins: ["ftp://a.example"] }, /"web.origins" entries must be origins/],
+    [{ alternates: "wss://b.example/ws" }, /"web.alternates" must list WebSocket URLs/],
+    [{ alternates: ["https://b.example/ws"] }, /"web.alternates" must list WebSocket URLs/],
+    [{ alternates: ["wss://b.example"] }, /"web.alternates" must list WebSocket URLs/],
+    [{ alternates: ["wss://b.example/ws?x=1"] }, /"web.alternates" must list WebSocket URLs/],
+    [{ alternates: ["wss://B.example/ws"] }, /"web.alternates" must list WebSocket URLs/],
+    [{ alternates: [7] }, /"web.alternates" must list WebSocket URLs/],
     [{ headTimeoutMs: 10 }, /"web.headTimeoutMs" must be a whole number from 100/],
     [{ trustedProxies: "127.0.0.1" }, /"web.trustedProxies" must be a list of IP addresses/],
     [{ trustedProxies: ["localhost"] }, /"web.trustedProxies" must be a list of IP addresses/],

@@ -50,21 +50,51 @@ const DRAIN_MS = 2000;
 
 /**
  * The page may load only its own script and style, show images it made itself (blob:, data:),
- * talk only to its own origin, and be framed by no one.
+ * talk only to its own origin (and to the other nodes' WebSockets in `web.alternates`), and be
+ * framed by no one.
  */
-export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; " +
-  "style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; " +
-  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+export function contentSecurityPolicy(alternates: readonly string[] = []): string {
+  return "default-src 'none'; script-src 'self'; " +
+    `style-src 'self'; img-src 'self' blob: data:; connect-src ${
+      ["'self'", ...alternates].join(" ")
+    }; ` +
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+}
+
+export const CONTENT_SECURITY_POLICY = contentSecurityPolicy();
 
 /** On every answer of the web port, files and errors alike. No cookie is ever set. */
-const SECURITY_HEADERS: [string, string][] = [
-  ["content-security-policy", CONTENT_SECURITY_POLICY],
-  ["x-content-type-options", "nosniff"],
-  ["referrer-policy", "no-referrer"],
-  ["x-frame-options", "DENY"],
-  ["cross-origin-opener-policy", "same-origin"],
-  ["cross-origin-resource-policy", "same-origin"],
-];
+function securityHeaders(alternates: readonly string[] = []): [string, string][] {
+  return [
+    ["content-security-policy", contentSecurityPolicy(alternates)],
+    ["x-content-type-options", "nosniff"],
+    ["referrer-policy", "no-referrer"],
+    ["x-frame-options", "DENY"],
+    ["cross-origin-opener-policy", "same-origin"],
+    ["cross-origin-resource-policy", "same-origin"],
+  ];
+}
+
+const SECURITY_HEADERS = securityHeaders();
+
+/**
+ * Where the page learns the other nodes' WebSockets (`web.alternates`): `{"alternates": [URL…]}`,
+ * fetched at start, so that it can resume its session at another node when this one goes away.
+ */
+export const ALTERNATES_PATH = "/alternates.json";
+
+/** The answer to ALTERNATES_PATH. */
+export function alternatesAnswer(alternates: readonly string[], head: RequestHead): Answer {
+  if (head.method !== "GET" && head.method !== "HEAD") {
+    return textAnswer(405, "Only GET and HEAD\n", [["allow", "GET, HEAD"]]);
+  }
+  return {
+    status: 200,
+    headers: [["content-type", "application/json"], ["cache-control", "no-cache"]],
+    body: encoder.encode(JSON.stringify({ alternates })),
+    omitBody: head.method === "HEAD",
+  };
+}
 
 const REASONS: Record<number, string> = {
   101: "Switching Protocols",
@@ -129,9 +159,13 @@ function textAnswer(status: number, text: string, headers: [string, string][] = 
 }
 
 /** The bytes of an answer; `keepAlive` false adds `connection: close`. */
-export function encodeAnswer(a: Answer, keepAlive: boolean): Uint8Array {
+export function encodeAnswer(
+  a: Answer,
+  keepAlive: boolean,
+  security: [string, string][] = SECURITY_HEADERS,
+): Uint8Array {
   let head = `HTTP/1.1 ${a.status} ${REASONS[a.status] ?? "Status"}\r\n`;
-  const headers = a.status === 101 ? a.headers : [...a.headers, ...SECURITY_HEADERS];
+  const headers = a.status === 101 ? a.headers : [...a.headers, ...security];
   for (const [name, value] of headers) head += `${name}: ${value}\r\n`;
   if (a.status !== 101 && a.status !== 304) head += `content-length: ${a.body.length}\r\n`;
   if (!keepAlive && a.status !== 101) head += "connection: close\r\n";
@@ -350,6 +384,7 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
   const open = new Map<Deno.Conn, Promise<void>>();
   let stopping = false;
   const proxies = new Set(config.trustedProxies.map(exactAddress));
+  const security = securityHeaders(config.alternates);
 
   /** One connection's requests until it upgrades, closes, or breaks a rule. */
   const serveConn = async (conn: Deno.Conn, ip: string): Promise<void> => {
@@ -379,7 +414,10 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
             if (!(e instanceof HeadError)) throw e;
             phase = "answer";
             log.info("web.bad_request", { peer: ip, status: e.status, error: e.message });
-            await writeAll(conn, encodeAnswer(textAnswer(e.status, e.message + "\n"), false));
+            await writeAll(
+              conn,
+              encodeAnswer(textAnswer(e.status, e.message + "\n"), false, security),
+            );
             drain = true;
             return;
           }
@@ -390,7 +428,7 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
             // as a proxy may send several clients' requests over one connection.
             const refusal = moveToClient(conn, head);
             if (refusal) {
-              await writeAll(conn, encodeAnswer(refusal.answer, false));
+              await writeAll(conn, encodeAnswer(refusal.answer, false, security));
               drain = true;
               return;
             }
@@ -403,11 +441,11 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
               if (refused === "origin") {
                 log.info("web.origin_refused", { peer: ip, origin: head.headers.get("origin") });
               }
-              await writeAll(conn, encodeAnswer(answer, false));
+              await writeAll(conn, encodeAnswer(answer, false, security));
               drain = true;
               return;
             }
-            await writeAll(conn, encodeAnswer(answer, false));
+            await writeAll(conn, encodeAnswer(answer, false, security));
             clock.clearTimer(timer);
             metrics.webUpgraded();
             const transport = new WebSocketServerTransport(conn, {
@@ -422,10 +460,12 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
           // Bodies are not read: the connection ends after the answer, so none is taken for a head.
           keepAlive = keepsAlive(head) && !hasBody(head) && !stopping &&
             served + 1 < MAX_REQUESTS_PER_CONNECTION;
-          const answer = fileAnswer(opts.assets, head);
+          const answer = head.path === ALTERNATES_PATH
+            ? alternatesAnswer(config.alternates, head)
+            : fileAnswer(opts.assets, head);
           // No answer to HEAD has a body, refusals included: it would be read as the next answer.
           if (head.method === "HEAD") answer.omitBody = true;
-          await writeAll(conn, encodeAnswer(answer, keepAlive));
+          await writeAll(conn, encodeAnswer(answer, keepAlive, security));
           drain = !keepAlive && (hasBody(head) || carry.length > 0);
         } finally {
           clock.clearTimer(timer);
@@ -487,7 +527,10 @@ export function serveWeb(listener: Deno.Listener, opts: WebOptions): WebEndpoint
   /** The head did not come in time: 408, then the socket is closed (at once if it cannot be). */
   const answerTimeout = (conn: Deno.Conn): void => {
     const backstop = clock.setTimer(() => closeQuietly(conn), TIMEOUT_ANSWER_GRACE_MS);
-    void writeAll(conn, encodeAnswer(textAnswer(408, "The request took too long\n"), false))
+    void writeAll(
+      conn,
+      encodeAnswer(textAnswer(408, "The request took too long\n"), false, security),
+    )
       .catch(() => {})
       .finally(() => {
         clock.clearTimer(backstop);
