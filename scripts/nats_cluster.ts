@@ -113,6 +113,16 @@ export class NatsCluster {
   #conf(node: NatsNode): string {
     const routes = this.nodes.filter((n) => n !== node)
       .map((n) => `    "nats-route://127.0.0.1:${n.routePort}"`).join("\n");
+    // One server alone is no cluster: JetStream runs standalone (streams with one replica).
+    const cluster = this.nodes.length === 1 ? [] : [
+      `cluster {`,
+      `  name: parley`,
+      `  listen: "127.0.0.1:${node.routePort}"`,
+      `  routes: [`,
+      routes,
+      `  ]`,
+      `}`,
+    ];
     return [
       `server_name: ${node.name}`,
       `listen: "127.0.0.1:${node.clientPort}"`,
@@ -121,13 +131,7 @@ export class NatsCluster {
       `jetstream {`,
       `  store_dir: "${node.storeDir}"`,
       `}`,
-      `cluster {`,
-      `  name: parley`,
-      `  listen: "127.0.0.1:${node.routePort}"`,
-      `  routes: [`,
-      routes,
-      `  ]`,
-      `}`,
+      ...cluster,
       "",
     ].join("\n");
   }
