@@ -395,7 +395,7 @@ function createContext(
   const { accounts } = config;
   const hub = node?.hub ?? new LocalHub(metrics);
   const files = node
-    ? new ClusterFileRelay(node.hub, node.nc, log, config.files, config.limits.maxFileBytes)
+    ? new ClusterFileRelay(node.hub, node.bus, log, config.files, config.limits.maxFileBytes)
     : new FileRelay(hub, config.files, config.limits.maxFileBytes);
   const ctx: ServerContext = {
     config,

@@ -11,6 +11,7 @@ import { ManualClock } from "../../src/clock/clock.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { type ClusterEvents, ClusterHub } from "../../src/server/cluster/cluster_hub.ts";
 import type { Session } from "../../src/server/session.ts";
+import { natsBus } from "../../src/server/cluster/hub_bus.ts";
 import type { Value } from "../../src/protocol/value.ts";
 import { natsTest } from "../helpers/nats.ts";
 import type { NatsCluster } from "../helpers/nats.ts";
@@ -43,7 +44,7 @@ async function node(nats: NatsCluster, prefix: string, id: string, start = 0): P
   const nc = await connectCluster(nats.urls, { name: `hub-test-${id}` });
   const clock = new ManualClock(start);
   const hub = new ClusterHub({
-    nc,
+    bus: natsBus(nc),
     prefix,
     clock,
     log: silentLogger,

@@ -5,12 +5,12 @@
  * and returns its verdict. The pushes to the receiver go through the hub like any other.
  */
 
-import type { Msg, NatsConnection, Subscription } from "../../cluster/nats.ts";
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { type FileLimits, FileRelay } from "../file_relay.ts";
 import type { Logger } from "../log.ts";
 import type { ClusterHub } from "./cluster_hub.ts";
 import { envelope, openEnvelope } from "./bus.ts";
+import type { HubBus } from "./hub_bus.ts";
 
 const NODE_SPAN = 2 ** 32;
 /** How long a forwarded request may take before the user is told the other node is away. */
@@ -28,33 +28,32 @@ interface Verdict {
 
 export class ClusterFileRelay extends FileRelay {
   readonly #hub: ClusterHub;
-  readonly #nc: NatsConnection;
+  readonly #bus: HubBus;
   readonly #log: Logger;
-  #sub: Subscription | null = null;
+  #unsubscribe: (() => void) | null = null;
 
   constructor(
     hub: ClusterHub,
-    nc: NatsConnection,
+    bus: HubBus,
     log: Logger,
     limits: FileLimits,
     maxFileBytes: number,
   ) {
     super(hub, limits, maxFileBytes, Number(hub.node) * NODE_SPAN);
     this.#hub = hub;
-    this.#nc = nc;
+    this.#bus = bus;
     this.#log = log;
   }
 
   start(): void {
-    this.#sub = this.#nc.subscribe(this.#hub.subjects.node(this.#hub.node, "files"), {
-      callback: (err, m) => {
-        if (!err) void this.#serve(m);
-      },
-    });
+    this.#unsubscribe = this.#bus.subscribe(
+      this.#hub.subjects.node(this.#hub.node, "files"),
+      (data, respond) => void this.#serve(data, respond),
+    );
   }
 
   close(): void {
-    this.#sub?.unsubscribe();
+    this.#unsubscribe?.();
   }
 
   /** The node that relays transfer `id`, when it is not this one. */
@@ -82,12 +81,12 @@ export class ClusterFileRelay extends FileRelay {
   }
 
   async #forward(node: string, request: Forwarded): Promise<void> {
-    let reply: Msg;
+    let reply: Uint8Array;
     try {
-      reply = await this.#nc.request(
+      reply = await this.#bus.request(
         this.#hub.subjects.node(node, "files"),
         envelope(request),
-        { timeout: FORWARD_TIMEOUT_MS },
+        FORWARD_TIMEOUT_MS,
       );
     } catch {
       throw new ParleyError(
@@ -95,16 +94,16 @@ export class ClusterFileRelay extends FileRelay {
         `No file transfer ${request.id} of yours is under way (its sender's node does not answer)`,
       );
     }
-    const verdict = openEnvelope<Verdict>(reply.data).header;
+    const verdict = openEnvelope<Verdict>(reply).header;
     if (verdict.code !== undefined) {
       throw new ParleyError(verdict.code, verdict.message ?? "The file transfer failed");
     }
   }
 
-  async #serve(m: Msg): Promise<void> {
+  async #serve(data: Uint8Array, respond: ((data: Uint8Array) => void) | null): Promise<void> {
     let verdict: Verdict = {};
     try {
-      const r = openEnvelope<Forwarded>(m.data).header;
+      const r = openEnvelope<Forwarded>(data).header;
       if (this.#elsewhere(r.id) !== null) {
         throw new ParleyError(ErrorCode.NO_SUCH_TRANSFER, `No file transfer ${r.id} is here`);
       }
@@ -120,7 +119,7 @@ export class ClusterFileRelay extends FileRelay {
       }
     }
     try {
-      m.respond(envelope(verdict));
+      respond?.(envelope(verdict));
     } catch { /* the asker is gone */ }
   }
 }

@@ -8,7 +8,6 @@
  * this node holds it; every remote user belongs to the node its entry names.
  */
 
-import type { Msg, NatsConnection, Subscription } from "../../cluster/nats.ts";
 import type { Clock, TimerHandle } from "../../clock/clock.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { MsgType } from "../../protocol/messages.ts";
@@ -19,6 +18,7 @@ import { type Hub, type HubMetrics, LocalHub } from "../hub.ts";
 import type { Logger } from "../log.ts";
 import type { Session } from "../session.ts";
 import { envelope, openEnvelope, Subjects } from "./bus.ts";
+import type { HubBus } from "./hub_bus.ts";
 
 /** What the hub asks of the server when another node acts on this node's sessions. */
 export interface ClusterEvents {
@@ -34,7 +34,8 @@ export interface ClusterEvents {
 }
 
 export interface ClusterHubOptions {
-  nc: NatsConnection;
+  /** NATS (hub_bus.ts natsBus), or the simulation's network. */
+  bus: HubBus;
   /** Names the subjects, as the store's prefix names its buckets. */
   prefix: string;
   clock: Clock;
@@ -100,8 +101,8 @@ export class ClusterHub implements Hub {
   readonly #remote = new Map<string, Remote>();
   readonly #nodes = new Map<string, NodeState>();
   readonly #attachedAt = new Map<Session, number>();
-  readonly #subs: Subscription[] = [];
-  readonly #nc: NatsConnection;
+  readonly #subs: (() => void)[] = [];
+  readonly #bus: HubBus;
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #metrics: HubMetrics;
@@ -114,7 +115,7 @@ export class ClusterHub implements Hub {
   constructor(opts: ClusterHubOptions, node = newNodeId()) {
     this.node = node;
     this.subjects = new Subjects(opts.prefix);
-    this.#nc = opts.nc;
+    this.#bus = opts.bus;
     this.#clock = opts.clock;
     this.#log = opts.log;
     this.#metrics = opts.metrics;
@@ -126,45 +127,46 @@ export class ClusterHub implements Hub {
   /** Subscribes, says hello, and keeps beating until close(). */
   async start(): Promise<void> {
     const s = this.subjects;
-    this.#on(s.beat, (m) => this.#heardBeat(openEnvelope<Beat>(m.data).header));
-    this.#on(s.presence, (m) => this.#heardPresence(openEnvelope<Presence>(m.data).header));
+    this.#on(s.beat, (m) => this.#heardBeat(openEnvelope<Beat>(m).header));
+    this.#on(s.presence, (m) => this.#heardPresence(openEnvelope<Presence>(m).header));
     this.#on(s.world, (m) => this.#heardWorld(m));
     this.#on(s.end, (m) => this.#heardEnd(m));
     this.#on(s.node(this.node, "push"), (m) => this.#heardPush(m));
     this.#on(s.node(this.node, "poke"), (m) => this.#heardPoke(m));
-    this.#on(s.node(this.node, "roster"), (m) => m.respond(envelope(this.#roster())));
-    await this.#nc.flush();
+    this.#on(s.node(this.node, "roster"), (_, respond) => respond?.(envelope(this.#roster())));
+    this.#bus.onReconnect(() => this.#reconnected());
+    await this.#bus.flush();
     this.#beat();
     this.#schedule();
-    void this.#watchStatus();
   }
 
   /** Stops beating and listening; the other nodes see this node's users go in nodeTimeoutMs. */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
-    for (const sub of this.#subs) sub.unsubscribe();
-    if (!this.#nc.isClosed()) await this.#nc.flush().catch(() => {});
+    for (const unsubscribe of this.#subs) unsubscribe();
+    if (!this.#bus.closed) await this.#bus.flush().catch(() => {});
   }
 
-  #on(subject: string, handle: (m: Msg) => void): void {
-    this.#subs.push(this.#nc.subscribe(subject, {
-      callback: (err, m) => {
-        if (err || this.#closed) return;
-        try {
-          handle(m);
-        } catch (e) {
-          // A malformed message from a peer (or a bug) costs that message, never the node.
-          this.#log.error("cluster.bad_message", { subject, error: (e as Error).message });
-        }
-      },
+  #on(
+    subject: string,
+    handle: (data: Uint8Array, respond: ((data: Uint8Array) => void) | null) => void,
+  ): void {
+    this.#subs.push(this.#bus.subscribe(subject, (data, respond) => {
+      if (this.#closed) return;
+      try {
+        handle(data, respond);
+      } catch (e) {
+        // A malformed message from a peer (or a bug) costs that message, never the node.
+        this.#log.error("cluster.bad_message", { subject, error: (e as Error).message });
+      }
     }));
   }
 
   #publish(subject: string, data: Uint8Array): void {
-    if (this.#closed || this.#nc.isClosed()) return;
+    if (this.#closed || this.#bus.closed) return;
     try {
-      this.#nc.publish(subject, data);
+      this.#bus.publish(subject, data);
     } catch (e) {
       this.#log.warn("cluster.publish_failed", { subject, error: (e as Error).message });
     }
@@ -184,15 +186,12 @@ export class ClusterHub implements Hub {
   }
 
   /** After a NATS reconnect, pokes and presence may have been lost: read everything again. */
-  async #watchStatus(): Promise<void> {
-    for await (const status of this.#nc.status()) {
-      if (this.#closed) return;
-      if (status.type !== "reconnect") continue;
-      this.#log.info("cluster.reconnected", { node: this.node });
-      for (const s of this.#local.sessions()) s.pump?.poke();
-      for (const [id, state] of this.#nodes) if (!state.asking) void this.#askRoster(id, state);
-      this.#beat();
-    }
+  #reconnected(): void {
+    if (this.#closed) return;
+    this.#log.info("cluster.reconnected", { node: this.node });
+    for (const s of this.#local.sessions()) s.pump?.poke();
+    for (const [id, state] of this.#nodes) if (!state.asking) void this.#askRoster(id, state);
+    this.#beat();
   }
 
   // ---- presence ----
@@ -265,13 +264,15 @@ export class ClusterHub implements Hub {
   async #askRoster(node: string, state: NodeState): Promise<void> {
     state.asking = true;
     try {
-      const reply = await this.#nc.request(
+      const reply = await this.#bus.request(
         this.subjects.node(node, "roster"),
         new Uint8Array(0),
-        { timeout: Math.max(1000, this.#beatMs * 2) },
+        Math.max(1000, this.#beatMs * 2),
       );
       if (this.#closed || this.#nodes.get(node) !== state) return;
-      const roster = openEnvelope<Roster>(reply.data).header;
+      const roster = openEnvelope<Roster>(reply).header;
+      // Events applied meanwhile are newer than this answer: the next beat asks again.
+      if (roster.v < state.v) return;
       const listed = new Set<string>();
       for (const [user, name, at] of roster.users) {
         listed.add(user);
@@ -380,8 +381,8 @@ export class ClusterHub implements Hub {
     }
   }
 
-  #heardPush(m: Msg): void {
-    const { header, body } = openEnvelope<{ u: string; t: number }>(m.data);
+  #heardPush(m: Uint8Array): void {
+    const { header, body } = openEnvelope<{ u: string; t: number }>(m);
     if (body !== undefined) this.#local.sessionOf(header.u)?.push(header.t, body);
   }
 
@@ -408,8 +409,8 @@ export class ClusterHub implements Hub {
     );
   }
 
-  #heardWorld(m: Msg): void {
-    const { header, body } = openEnvelope<{ node: string; kind: "text" | "image" }>(m.data);
+  #heardWorld(m: Uint8Array): void {
+    const { header, body } = openEnvelope<{ node: string; kind: "text" | "image" }>(m);
     if (header.node === this.node || body === undefined) return;
     const counted = { world: true, kind: header.kind } as ChatMessage;
     for (const [, s] of this.#localEntries()) {
@@ -422,10 +423,10 @@ export class ClusterHub implements Hub {
     this.#publish(this.subjects.end, envelope({ node: this.node, user, reason, family }));
   }
 
-  #heardEnd(m: Msg): void {
+  #heardEnd(m: Uint8Array): void {
     const { header } = openEnvelope<
       { node: string; user: string; reason: string; family?: string }
-    >(m.data);
+    >(m);
     if (header.node === this.node || !this.events) return;
     const main = this.#local.sessionOf(header.user);
     if (main && (!header.family || main.login?.family === header.family)) {
@@ -462,8 +463,8 @@ export class ClusterHub implements Hub {
     }
   };
 
-  #heardPoke(m: Msg): void {
-    const { header } = openEnvelope<{ users: string[] }>(m.data);
+  #heardPoke(m: Uint8Array): void {
+    const { header } = openEnvelope<{ users: string[] }>(m);
     for (const user of header.users) this.#local.sessionOf(user)?.pump?.poke();
   }
 

@@ -13,9 +13,12 @@ import type { Store } from "../../store/types.ts";
 import type { HubMetrics } from "../hub.ts";
 import type { Logger } from "../log.ts";
 import { ClusterHub } from "./cluster_hub.ts";
+import { type HubBus, natsBus } from "./hub_bus.ts";
 
 export interface ClusterNode {
   nc: NatsConnection;
+  /** What the hub and the file relay talk over. */
+  bus: HubBus;
   store: Store;
   identity: KeyPair;
   hub: ClusterHub;
@@ -54,8 +57,9 @@ export async function joinCluster(
     const opts = { prefix: cluster.prefix, replicas: cluster.replicas };
     const identity = await natsIdentity(nc, opts, config.dataDir);
     const store = await openNatsStore(nc, { ...opts, worldBacklog: config.world.backlog, clock });
+    const bus = natsBus(nc);
     const hub = new ClusterHub({
-      nc,
+      bus,
       prefix: cluster.prefix,
       clock,
       log,
@@ -65,6 +69,7 @@ export async function joinCluster(
     log.info("cluster.joined", { node: hub.node, nats: nc.getServer() });
     return {
       nc,
+      bus,
       store,
       identity,
       hub,
