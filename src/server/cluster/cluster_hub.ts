@@ -4,8 +4,13 @@
  * them over NATS (bus.ts). No consensus of its own: each user's newest login wins everywhere,
  * by its login time and then its node id, whatever order the events arrive in.
  *
- * Invariants (asserted): a user is in the directory of remote users only while no session of
- * this node holds it; every remote user belongs to the node its entry names.
+ * The directory is the union of the other nodes' rosters: a user may have an entry for several
+ * nodes at once (an older session whose node has not heard of the newer login yet), and is
+ * where its newest entry says. When that entry goes, the user is where the next one says: a
+ * node that missed a newer login and kept its older session still serves the user.
+ *
+ * Invariant (asserted): a user has an entry for node N exactly when N's roster here lists it.
+ * tests/sim/hub_sim.ts drives several hubs over a lossy, reordering network, seeded.
  */
 
 import type { Clock, TimerHandle } from "../../clock/clock.ts";
@@ -48,7 +53,6 @@ export interface ClusterHubOptions {
 }
 
 interface Remote {
-  node: string;
   name: string;
   /** When that login happened (wall ms): the newer login of a user wins. */
   at: number;
@@ -98,7 +102,8 @@ export class ClusterHub implements Hub {
   readonly subjects: Subjects;
   events: ClusterEvents | null = null;
   readonly #local: LocalHub;
-  readonly #remote = new Map<string, Remote>();
+  /** user → node → that node's login of the user. */
+  readonly #remote = new Map<string, Map<string, Remote>>();
   readonly #nodes = new Map<string, NodeState>();
   readonly #attachedAt = new Map<Session, number>();
   readonly #subs: (() => void)[] = [];
@@ -217,10 +222,11 @@ export class ClusterHub implements Hub {
     const state = this.#state(p.node);
     state.lastHeard = this.#clock.now();
     const gap = state.v !== p.v - 1;
-    state.v = p.v;
+    // After a gap this node's picture of that node is unknown (-1) until a roster comes: a
+    // roster request that fails leaves it so, and the next beat asks again.
+    state.v = gap ? -1 : p.v;
     if (p.op === "on") this.#remoteOn(p, state);
     else this.#remoteOff(p.user, p.node, p.at, false);
-    // A missed event: the node's roster says what is true now.
     if (gap && !state.asking) void this.#askRoster(p.node, state);
   }
 
@@ -228,25 +234,42 @@ export class ClusterHub implements Hub {
     const mine = this.#local.sessionOf(p.user);
     if (mine) {
       const at = this.#attachedAt.get(mine) ?? 0;
-      if (!older(at, this.node, p.at, p.node)) return; // this node's login is the newer one
-      this.#detachLocal(p.user, mine);
-      this.events?.takenOver(mine, p.family ?? null);
+      // The newer login wins: this node's session goes if it is the older one.
+      if (older(at, this.node, p.at, p.node)) {
+        this.#detachLocal(p.user, mine);
+        this.events?.takenOver(mine, p.family ?? null);
+      }
     }
-    const known = this.#remote.get(p.user);
-    if (known && older(p.at, p.node, known.at, known.node)) return;
-    if (known) this.#nodes.get(known.node)?.users.delete(p.user);
-    this.#remote.set(p.user, { node: p.node, name: p.name, at: p.at });
+    let entries = this.#remote.get(p.user);
+    if (!entries) this.#remote.set(p.user, entries = new Map());
+    entries.set(p.node, { name: p.name, at: p.at });
     state.users.add(p.user);
+    this.#check(p.user);
   }
 
-  /** Drops a remote user if the entry is still that login's; true if it was. */
+  /**
+   * Drops a node's entry of a user (only that login's, when `at` is given); the user goes
+   * offline if no other entry or session is left. True if the entry was dropped.
+   */
   #remoteOff(user: string, node: string, at: number | null, nodeGone: boolean): boolean {
-    const known = this.#remote.get(user);
-    if (!known || known.node !== node || (at !== null && known.at !== at)) return false;
-    this.#remote.delete(user);
+    const entries = this.#remote.get(user);
+    const known = entries?.get(node);
+    if (!entries || !known || (at !== null && known.at !== at)) return false;
+    entries.delete(node);
     this.#nodes.get(node)?.users.delete(user);
-    this.events?.wentOffline({ user, name: known.name }, nodeGone);
+    if (entries.size === 0) this.#remote.delete(user);
+    this.#check(user);
+    if (!this.isOnline(user)) this.events?.wentOffline({ user, name: known.name }, nodeGone);
     return true;
+  }
+
+  /** The newest remote login of a user: where it is served, when not on this node. */
+  #best(user: string): { node: string; name: string; at: number } | undefined {
+    let best: { node: string; name: string; at: number } | undefined;
+    for (const [node, r] of this.#remote.get(user) ?? []) {
+      if (!best || older(best.at, best.node, r.at, node)) best = { node, ...r };
+    }
+    return best;
   }
 
   #roster(): Roster {
@@ -298,10 +321,12 @@ export class ClusterHub implements Hub {
       this.#nodes.delete(node);
       this.#log.warn("cluster.node_gone", { node, users: state.users.size });
       for (const user of state.users) {
-        const known = this.#remote.get(user);
-        if (known?.node !== node) continue;
-        this.#remote.delete(user);
-        this.events?.wentOffline({ user, name: known.name }, true);
+        const entries = this.#remote.get(user);
+        const known = entries?.get(node);
+        if (!entries || !known) continue;
+        entries.delete(node);
+        if (entries.size === 0) this.#remote.delete(user);
+        if (!this.isOnline(user)) this.events?.wentOffline({ user, name: known.name }, true);
       }
     }
   }
@@ -311,11 +336,11 @@ export class ClusterHub implements Hub {
   attach(user: string, session: Session): Session | undefined {
     const previous = this.#local.attach(user, session);
     if (previous) this.#attachedAt.delete(previous);
-    const at = Math.max(this.#clock.wall(), this.#lastAt + 1);
+    // Later than any login of the user this node has heard of, whatever the clocks say: a login
+    // made after another is known is the newer one (a Lamport clock per user).
+    const at = Math.max(this.#clock.wall(), this.#lastAt + 1, (this.#best(user)?.at ?? 0) + 1);
     this.#lastAt = at;
     this.#attachedAt.set(session, at);
-    this.#remote.delete(user);
-    for (const state of this.#nodes.values()) state.users.delete(user);
     this.#announce({
       op: "on",
       node: this.node,
@@ -353,10 +378,14 @@ export class ClusterHub implements Hub {
   }
 
   #check(user: string): void {
-    invariant(
-      !(this.#local.isOnline(user) && this.#remote.has(user)),
-      "a user of this node is not also in the directory of remote users",
-    );
+    const entries = this.#remote.get(user);
+    invariant(entries === undefined || entries.size > 0, "a user in the directory has an entry");
+    for (const [node, state] of this.#nodes) {
+      invariant(
+        state.users.has(user) === (entries?.has(node) ?? false),
+        "a user has an entry for a node exactly when that node's roster lists it",
+      );
+    }
   }
 
   sessionOf(user: string): Session | undefined {
@@ -367,15 +396,20 @@ export class ClusterHub implements Hub {
     return this.#local.isOnline(user) || this.#remote.has(user);
   }
 
+  /** When this node's `session` logged in (wall ms), which orders it against other logins. */
+  loginTime(session: Session): number | undefined {
+    return this.#attachedAt.get(session);
+  }
+
   /** The node a user is online on, if it is another. */
   nodeOf(user: string): string | undefined {
-    return this.#remote.get(user)?.node;
+    return this.#local.isOnline(user) ? undefined : this.#best(user)?.node;
   }
 
   push(user: string, type: number, body: Value): void {
     const mine = this.#local.sessionOf(user);
     if (mine) return mine.push(type, body);
-    const remote = this.#remote.get(user);
+    const remote = this.#best(user);
     if (remote) {
       this.#publish(this.subjects.node(remote.node, "push"), envelope({ u: user, t: type }, body));
     }
@@ -388,12 +422,16 @@ export class ClusterHub implements Hub {
 
   *online(): Iterable<NamedUser> {
     yield* this.#local.online();
-    for (const [user, r] of this.#remote) yield { user, name: r.name };
+    for (const user of this.#remote.keys()) {
+      if (!this.#local.isOnline(user)) yield { user, name: this.#best(user)!.name };
+    }
   }
 
   /** Users online on every node together. */
   get clusterOnline(): number {
-    return this.#local.onlineCount + this.#remote.size;
+    let remoteOnly = 0;
+    for (const user of this.#remote.keys()) if (!this.#local.isOnline(user)) remoteOnly++;
+    return this.#local.onlineCount + remoteOnly;
   }
 
   /** The other nodes heard from within nodeTimeoutMs. */
@@ -450,7 +488,7 @@ export class ClusterHub implements Hub {
         pump.poke();
         continue;
       }
-      const node = this.#remote.get(item.user)?.node;
+      const node = this.#best(item.user)?.node;
       if (!node) continue;
       remote ??= new Map();
       let users = remote.get(node);
