@@ -6,7 +6,7 @@
  * those added after its start are left out.
  */
 
-import type { StreamConfig, StreamInfo } from "../../cluster/nats.ts";
+import type { StreamInfo } from "../../cluster/nats.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { nextBySubject } from "./blobs.ts";
 import type { NatsStoreContext } from "./context.ts";
@@ -44,11 +44,6 @@ export async function storeStreams(ctx: NatsStoreContext): Promise<StoreStream[]
     }
   }
   return out.sort((a, b) => a.info.config.name < b.info.config.name ? -1 : 1);
-}
-
-/** The stream's config as it was made: what a restore makes again. */
-export function configOf(s: StoreStream): StreamConfig {
-  return s.info.config;
 }
 
 /** Whether a KV bucket's message is a delete or purge marker (not a value). */
