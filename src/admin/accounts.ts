@@ -4,6 +4,9 @@
  * caches would not see the change), and while they work no server can start. Every change
  * goes through the store's own functions, so the same rules hold as for the server's handlers
  * (a group left empty goes, image blobs go with their last reference).
+ *
+ * On a cluster (--cluster) they work on the live store instead (cluster.ts: the nodes cache
+ * nothing a change could leave stale), and then end the user's sessions on every node.
  */
 
 import { shown } from "../terminal/safe_text.ts";
@@ -14,21 +17,34 @@ import { usernameKey } from "../protocol/names.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import type { Store, UserRecord } from "../store/types.ts";
 import { type AdminCommand, type AdminContext, interactive } from "./command.ts";
+import { endSessions, withClusterStore } from "./cluster.ts";
 import { requireStore } from "./data_dir.ts";
 import { bytes, plural } from "./text.ts";
+
+/** Ends a user's live sessions (on a cluster; a KV store's server is stopped). */
+type EndSessions = (user: string, reason: string) => Promise<void>;
 
 async function withStore<T>(
   ctx: AdminContext,
   command: string,
-  fn: (store: Store) => Promise<T>,
+  fn: (store: Store, end: EndSessions) => Promise<T>,
 ): Promise<T> {
+  const cluster = ctx.cluster;
+  if (cluster) {
+    return await withClusterStore(
+      ctx,
+      cluster,
+      command,
+      (store, nc) => fn(store, (user, reason) => endSessions(nc, cluster.prefix, user, reason)),
+    );
+  }
   await requireStore(ctx.dataDir);
   const store = await openKvStore(ctx.dataDir, {
     worldBacklog: ctx.config.world.backlog,
     owner: `admin ${command}`,
   });
   try {
-    return await fn(store);
+    return await fn(store, () => Promise.resolve());
   } finally {
     await store.close();
   }
@@ -81,7 +97,8 @@ export const RESET_PASSWORD: AdminCommand = {
     "--config if it has one), and revokes all of the user's resume tokens, so every device\n" +
     "must log in again with the new password. The password is asked for twice on a terminal;\n" +
     "otherwise give --password-stdin and the password as the first line of stdin.\n" +
-    "The server must be stopped.",
+    "The server must be stopped; with --cluster the cluster runs on, and the user's sessions\n" +
+    "on every node are ended.",
   options: { "password-stdin": { type: "boolean" } },
   optionHelp: ["--password-stdin    Read the password from the first line of stdin"],
   arity: 1,
@@ -92,13 +109,17 @@ export const RESET_PASSWORD: AdminCommand = {
         "No terminal to ask for the password; pass --password-stdin and the password on stdin",
       );
     }
-    return await withStore(ctx, "reset-password", async (store) => {
+    return await withStore(ctx, "reset-password", async (store, end) => {
       const record = await findUser(store, name);
       const password = await newPassword(ctx, record.name);
       const { accounts } = ctx.config;
       const hasher = new PasswordHasher({ params: accounts.scrypt, concurrency: 1, queue: 1 });
       await store.users.setPassword(record.name, await hasher.hash(password));
       await store.tokens.revokeAll(usernameKey(record.name));
+      await end(
+        usernameKey(record.name),
+        `The password of "${record.name}" was changed; log in with the new one`,
+      );
       console.log(
         shown`New password set for ${record.name}; their resume tokens are revoked, so every ` +
           `device logs in again with it.`,
@@ -117,7 +138,8 @@ export const DELETE_USER: AdminCommand = {
     "group left with no member is deleted), the messages waiting for them (with stored images\n" +
     "no one else is waiting for) and their resume tokens. Messages they sent that others have\n" +
     "not received yet stay queued for those others. Asks for the name again on a terminal;\n" +
-    "otherwise --yes is required. The server must be stopped.",
+    "otherwise --yes is required. The server must be stopped; with --cluster the cluster\n" +
+    "runs on, and the user's sessions on every node are ended.",
   options: { yes: { type: "boolean", short: "y" } },
   optionHelp: ["-y, --yes           Do not ask; required when stdin is not a terminal"],
   arity: 1,
@@ -127,7 +149,7 @@ export const DELETE_USER: AdminCommand = {
     if (!yes && !interactive()) {
       throw new UsageError("No terminal to confirm on; pass --yes to delete without asking");
     }
-    return await withStore(ctx, "delete-user", async (store) => {
+    return await withStore(ctx, "delete-user", async (store, end) => {
       const record = await findUser(store, name);
       const user = usernameKey(record.name);
       const friends = await store.friends.list(user);
@@ -148,6 +170,11 @@ export const DELETE_USER: AdminCommand = {
           return 1;
         }
       }
+      // On a cluster, sessions end before (so that none adds a friend back meanwhile) and
+      // after (one that logged in again meanwhile; no login finds the account then).
+      const reason = `The account "${record.name}" was deleted`;
+      await store.tokens.revokeAll(user);
+      await end(user, reason);
       // The record goes last: an interrupted run can be repeated and finishes the job.
       for (const f of friends) await store.friends.remove(user, f.user);
       // Nothing waits for or against a name that may be registered again by someone else.
@@ -160,8 +187,8 @@ export const DELETE_USER: AdminCommand = {
         if (left.length === 0) emptied.push(shown`#${g.id} ${g.name}`);
       }
       await store.inbox.clear(user);
-      await store.tokens.revokeAll(user);
       await store.users.remove(user);
+      await end(user, reason);
       const gone = emptied.length === 0
         ? ""
         : `; ${plural(emptied.length, "group")} left empty and deleted: ${emptied.join(", ")}`;

@@ -25,7 +25,8 @@ function usageLine(cmd: AdminCommand): string {
 
 export const ADMIN_HELP = `Usage: parley admin COMMAND [options]
 
-Looks after a server's data dir (--data DIR, default ./parley-data, as for serve).
+Looks after a server's data dir (--data DIR, default ./parley-data, as for serve), or a
+cluster's store (--cluster URLS).
 
 Commands:
 ${COMMANDS.map((c) => `  ${usageLine(c).padEnd(22)}${c.summary}`).join("\n")}
@@ -34,6 +35,8 @@ users, groups, stats and backup only read, and work while the server runs; so do
 which only adds codes the server reads when they are used. reset-password, delete-user and
 restore change the store: they refuse while a server runs on the data dir (its caches would
 not see the change), and no server can start while they work.
+With --cluster nats://HOST:PORT[,...] (or cluster.nats in --config) every command works on the
+live cluster's store instead; nothing is stopped (see docs/operating.md).
 See "parley admin COMMAND --help" for each command's options.
 `;
 

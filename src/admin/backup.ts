@@ -17,6 +17,7 @@ import type { TokenFamily, TokenRecord } from "../store/types.ts";
 import type { AdminCommand } from "./command.ts";
 import { endLine, entryLine, headerLine, identityLine } from "./backup_format.ts";
 import { exists, kvPath, readIdentity, requireStore } from "./data_dir.ts";
+import { backupCluster } from "./cluster_backup.ts";
 import { bytes, plural } from "./text.ts";
 
 /** Lines are gathered into writes of about this size. */
@@ -43,7 +44,7 @@ async function snapshot(from: string, to: string): Promise<void> {
   }
 }
 
-class LineWriter {
+export class LineWriter {
   #parts: string[] = [];
   #size = 0;
   written = 0;
@@ -138,12 +139,23 @@ export const BACKUP: AdminCommand = {
     "Writes every entry of the store and the server's identity key to FILE, as JSON lines\n" +
     "(mode 0600: it holds password hashes and the key clients pin). Safe while the server\n" +
     "runs: the store is copied as of one instant, and FILE appears only once it is complete.\n" +
-    'Restore it with "parley admin restore FILE --data DIR".',
+    'Restore it with "parley admin restore FILE --data DIR".\n' +
+    "With --cluster: every stream and bucket of the cluster's prefix, read while the nodes run\n" +
+    "(each stream in one pass, as of its start; see docs/operating.md).",
   options: {},
   optionHelp: [],
   arity: 1,
   async run(ctx) {
     const [file] = ctx.positionals;
+    if (ctx.cluster) {
+      const c = await backupCluster(ctx, file);
+      console.log(
+        `Backed up ${plural(c.streams, "stream")} of the cluster's prefix "${c.prefix}" ` +
+          `(${plural(c.messages, "message")}, the identity key among them) to ${resolve(file)} ` +
+          `(${bytes(c.bytes)}).`,
+      );
+      return 0;
+    }
     const c = await backupDataDir(ctx.dataDir, file);
     if (c.fingerprint === null) {
       console.error(

@@ -6,6 +6,7 @@
 
 import type { ParseArgsConfig } from "node:util";
 import { resolve } from "node:path";
+import { parseClusterUrls } from "../cluster/connect.ts";
 import { applyConfig, type Config, defaultConfig, loadConfigFile } from "../config/config.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
@@ -15,6 +16,11 @@ export interface AdminContext {
   config: Config;
   /** The data dir, absolute. */
   dataDir: string;
+  /**
+   * The cluster's settings when the command works on a cluster's NATS store (--cluster, or
+   * `cluster.nats` in the --config file); null for the data dir's KV store.
+   */
+  cluster: Config["cluster"] | null;
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
 }
@@ -38,12 +44,17 @@ export interface AdminCommand {
 const COMMON: Options = {
   data: { type: "string" },
   config: { type: "string" },
+  cluster: { type: "string" },
+  prefix: { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
 const COMMON_HELP = [
   "--data DIR          The server's data directory (default ./parley-data, as for serve)",
   "--config FILE       The server's settings file, if it has one (scrypt cost, password length)",
+  "--cluster URLS      Work on a cluster's store in NATS (nats://HOST:PORT,...), live: see",
+  "                    docs/operating.md; also when the --config file sets cluster.nats",
+  '--prefix NAME       The cluster\'s prefix (default cluster.prefix, "parley")',
   "-h, --help          Show this help",
 ];
 
@@ -79,9 +90,23 @@ export async function adminContext(
   if (typeof values.data === "string") {
     config = applyConfig(config, { dataDir: values.data }, "Flags");
   }
+  const cluster: Record<string, unknown> = {};
+  if (typeof values.cluster === "string") {
+    try {
+      cluster.nats = parseClusterUrls(values.cluster);
+    } catch (e) {
+      throw new UsageError(`--cluster: ${(e as Error).message}`);
+    }
+  }
+  if (typeof values.prefix === "string") cluster.prefix = values.prefix;
+  if (Object.keys(cluster).length > 0) config = applyConfig(config, { cluster }, "Flags");
+  if (values.prefix !== undefined && config.cluster.nats.length === 0) {
+    throw new UsageError("--prefix names a cluster's store: give --cluster too");
+  }
   return {
     config,
     dataDir: resolve(config.dataDir),
+    cluster: config.cluster.nats.length > 0 ? config.cluster : null,
     values: values as AdminContext["values"],
     positionals,
   };

@@ -2,11 +2,14 @@
  * `parley admin invite`: one-time codes for `accounts.registration: "invite"`. It writes to
  * the KV file directly, beside a running server if there is one: the server keeps no copy of
  * the codes, and KV's atomic commits hold across processes, so a code is used at most once.
+ * On a cluster the codes go into its invites bucket, beside the live nodes, the same way.
  */
 
 import { UsageError } from "../terminal/usage.ts";
 import { KvInviteStore, newInviteCode } from "../store/invites.ts";
 import type { AdminCommand } from "./command.ts";
+import type { InviteStore } from "../store/types.ts";
+import { withClusterStore } from "./cluster.ts";
 import { openExistingKv } from "./data_dir.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -41,25 +44,33 @@ export const INVITE: AdminCommand = {
   async run(ctx) {
     const count = whole(ctx.values.count, "count", 1, MAX_COUNT);
     const days = whole(ctx.values.days, "days", 7, MAX_DAYS);
-    const kv = await openExistingKv(ctx.dataDir);
-    try {
-      const invites = new KvInviteStore(kv);
+    const add = async (invites: InviteStore) => {
       let expires: Date | null = null;
       for (let i = 0; i < count; i++) {
         const code = newInviteCode();
         expires = (await invites.add(code, days * DAY_MS)).expires;
         console.log(code);
       }
-      const mode = ctx.config.accounts.registration;
-      console.error(
-        `${count === 1 ? "One code" : `${count} codes`}, valid until ` +
-          `${expires!.toISOString().slice(0, 16).replace("T", " ")} UTC.` +
-          (mode === "invite" ? "" : ` Note: accounts.registration is "${mode}" in this ` +
-            `config; codes are asked for only when it is "invite".`),
-      );
-      return 0;
-    } finally {
-      kv.close();
+      return expires!;
+    };
+    let expires: Date;
+    if (ctx.cluster) {
+      expires = await withClusterStore(ctx, ctx.cluster, "invite", (store) => add(store.invites));
+    } else {
+      const kv = await openExistingKv(ctx.dataDir);
+      try {
+        expires = await add(new KvInviteStore(kv));
+      } finally {
+        kv.close();
+      }
     }
+    const mode = ctx.config.accounts.registration;
+    console.error(
+      `${count === 1 ? "One code" : `${count} codes`}, valid until ` +
+        `${expires.toISOString().slice(0, 16).replace("T", " ")} UTC.` +
+        (mode === "invite" ? "" : ` Note: accounts.registration is "${mode}" in this ` +
+          `config; codes are asked for only when it is "invite".`),
+    );
+    return 0;
   },
 };

@@ -19,6 +19,7 @@ import { SCHEMA_VERSION } from "../store/schema.ts";
 import type { AdminCommand } from "./command.ts";
 import { parseHeader, parseLine } from "./backup_format.ts";
 import { exists, KV_SIDE_FILES, readIdentity } from "./data_dir.ts";
+import { restoreCluster } from "./cluster_backup.ts";
 import { plural } from "./text.ts";
 
 /** KV allows 1000 mutations, 800 KiB and 80 KiB of keys per atomic commit; stay below. */
@@ -42,7 +43,7 @@ export class BackupFileError extends Error {
 }
 
 /** Lines of a UTF-8 text stream, numbered from 1. */
-async function* lines(file: Deno.FsFile, path: string): AsyncGenerator<[number, string]> {
+export async function* lines(file: Deno.FsFile, path: string): AsyncGenerator<[number, string]> {
   let rest = "";
   let n = 0;
   const text = file.readable.pipeThrough(new TextDecoderStream("utf-8", { fatal: true }));
@@ -148,6 +149,9 @@ async function load(path: string, kvFile: string, dir: string): Promise<RestoreC
         try {
           parseHeader(text);
         } catch (e) {
+          if (text.includes('"parley-cluster-backup"')) {
+            throw bad("it is a cluster's backup (made with --cluster); restore it with --cluster");
+          }
           throw bad((e as Error).message);
         }
         continue;
@@ -281,12 +285,26 @@ export const RESTORE: AdminCommand = {
     'Restores a backup made by "parley admin backup" into the data dir given with --data,\n' +
     "which must be empty or not exist yet (an existing store is never overwritten). Every line\n" +
     "is checked; a bad one stops the restore with its line number and leaves nothing behind.\n" +
-    "Resume tokens that expired since the backup are dropped. Then start the server on it.",
+    "Resume tokens that expired since the backup are dropped. Then start the server on it.\n" +
+    "With --cluster: a backup made with --cluster, into the cluster's prefix (--prefix or\n" +
+    "cluster.prefix), which must hold nothing; a restore that fails deletes what it made.",
   options: {},
   optionHelp: [],
   arity: 1,
   async run(ctx) {
     const [file] = ctx.positionals;
+    if (ctx.cluster) {
+      const c = await restoreCluster(ctx, file);
+      const dropped = c.delivered > 0
+        ? `, leaving out ${plural(c.delivered, "message")} delivered while the backup ran`
+        : "";
+      console.log(
+        `Restored ${plural(c.streams, "stream")} of the prefix "${c.from}" into the prefix ` +
+          `"${c.prefix}" (${plural(c.users, "user")}, ${plural(c.groups, "group")}, ` +
+          `${plural(c.queued, "queued message")}${dropped}). Start the nodes on it.`,
+      );
+      return 0;
+    }
     const c = await restoreDataDir(resolve(file), ctx.dataDir);
     const key = c.fingerprint
       ? ` and the identity key ${c.fingerprint}`

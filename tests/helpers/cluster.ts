@@ -15,6 +15,11 @@ import { destroyNatsStore } from "../../src/store/nats/nats_store.ts";
 import type { NatsCluster } from "./nats.ts";
 import { testConfig } from "./server.ts";
 
+/** A prefix no other test uses. */
+export function freshPrefix(): string {
+  return `c${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
+}
+
 export class ParleyCluster {
   readonly clients: ParleyClient[] = [];
   readonly knownHosts: KnownHosts;
@@ -31,13 +36,14 @@ export class ParleyCluster {
     this.knownHosts = new KnownHosts(join(dir, "client", "known_hosts"));
   }
 
+  /** `prefix`: the store's, when it holds one already (a restored backup); else a fresh one. */
   static async start(
     nats: NatsCluster,
     nodes = 3,
     patch: Record<string, unknown> = {},
+    prefix = freshPrefix(),
   ): Promise<ParleyCluster> {
     const dir = await Deno.makeTempDir({ prefix: "parley-cluster-" });
-    const prefix = `c${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
     const configs: Config[] = [];
     const servers: RunningServer[] = [];
     try {

@@ -22,7 +22,7 @@ import { passBody } from "../delivery.ts";
 import { type Hub, type HubMetrics, LocalHub } from "../hub.ts";
 import type { Logger } from "../log.ts";
 import type { Session } from "../session.ts";
-import { envelope, openEnvelope, Subjects } from "./bus.ts";
+import { type EndHeader, envelope, openEnvelope, Subjects } from "./bus.ts";
 import type { HubBus } from "./hub_bus.ts";
 
 /** What the hub asks of the server when another node acts on this node's sessions. */
@@ -458,13 +458,12 @@ export class ClusterHub implements Hub {
   }
 
   endElsewhere(user: string, reason: string, family?: string): void {
-    this.#publish(this.subjects.end, envelope({ node: this.node, user, reason, family }));
+    const end: EndHeader = { node: this.node, user, reason, family };
+    this.#publish(this.subjects.end, envelope(end));
   }
 
   #heardEnd(m: Uint8Array): void {
-    const { header } = openEnvelope<
-      { node: string; user: string; reason: string; family?: string }
-    >(m);
+    const { header } = openEnvelope<EndHeader>(m);
     if (header.node === this.node || !this.events) return;
     const main = this.#local.sessionOf(header.user);
     if (main && (!header.family || main.login?.family === header.family)) {
