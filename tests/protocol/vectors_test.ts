@@ -865,6 +865,11 @@ const SERVER_ONLY = new Set([
   // Where the web port listens, and with which certificate: the bytes over it are the same.
   "web.host",
   "web.tls",
+  // Whether the server is one of a cluster, and its NATS settings: clients see the same protocol.
+  "cluster.nats",
+  "cluster.prefix",
+  "cluster.replicas",
+  "cluster.nodeTimeoutMs",
 ]);
 
 Deno.test("the limits table lists config.json's wire-visible settings with their defaults", () => {
