@@ -137,13 +137,21 @@ export class NatsCluster {
   }
 
   #spawn(node: NatsNode): void {
-    node.process = new Deno.Command(NATS_SERVER, {
+    const process = new Deno.Command(NATS_SERVER, {
       args: ["-c", node.confFile],
       stdin: "null",
       stdout: this.#verbose ? "inherit" : "null",
       stderr: this.#verbose ? "inherit" : "null",
     }).spawn();
+    node.process = process;
+    // A server that ends by itself (its port taken, a bad config) is not ready, whoever answers
+    // on its port.
+    process.status.then((status) => {
+      if (node.process === process) this.#exited.set(node.name, status.code);
+    });
   }
+
+  readonly #exited = new Map<string, number>();
 
   /** Waits until every running server answers and JetStream has a meta leader. */
   async ready(timeoutMs = 30_000): Promise<void> {
@@ -153,6 +161,12 @@ export class NatsCluster {
     let last: unknown = null;
     for (const node of this.nodes.filter((n) => n.process)) {
       while (true) {
+        const code = this.#exited.get(node.name);
+        if (code !== undefined) {
+          throw new Error(
+            `NATS server ${node.name} exited (code ${code}); is port ${node.clientPort} or ${node.routePort} taken?`,
+          );
+        }
         if (Date.now() > deadline) {
           throw new Error(`NATS server ${node.name} did not become ready: ${last}`);
         }
@@ -187,6 +201,7 @@ export class NatsCluster {
   /** Starts a killed server again over its store dir; it catches up from the others. */
   async restart(index: number): Promise<void> {
     if (this.nodes[index].process) return;
+    this.#exited.delete(this.nodes[index].name);
     this.#spawn(this.nodes[index]);
     await this.ready();
   }

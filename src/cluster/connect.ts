@@ -40,6 +40,8 @@ export async function connectCluster(
   return await connect({
     servers,
     name: opts.name,
+    // In the operator's order: the node's own NATS server first (docs/cluster.md).
+    noRandomize: true,
     timeout: opts.timeoutMs ?? 5000,
     // Never give up: a node without NATS serves nobody, and the servers come back.
     maxReconnectAttempts: -1,

@@ -37,7 +37,16 @@ export async function joinCluster(
   metrics: HubMetrics,
 ): Promise<ClusterNode> {
   const { cluster } = config;
-  const nc = await connectCluster(cluster.nats, { name: "parley-node" });
+  let nc: NatsConnection;
+  try {
+    nc = await connectCluster(cluster.nats, { name: "parley-node" });
+  } catch (e) {
+    throw new Error(
+      `Cannot reach a NATS server of the cluster (${cluster.nats.join(", ")}): ${
+        (e as Error).message
+      }`,
+    );
+  }
   let reconnects = 0;
   let connected = true;
   void (async () => {
@@ -87,6 +96,12 @@ export async function joinCluster(
     };
   } catch (e) {
     await nc.close();
-    throw e;
+    // A JetStream that does not answer is the usual cause: the server runs without JetStream,
+    // or fewer than a majority of the cluster's servers run.
+    const why = (e as Error).message;
+    throw new Error(
+      `The cluster's JetStream at ${nc.getServer()} did not answer (${why}): is JetStream on, ` +
+        "and do most of the NATS servers run? See docs/cluster.md",
+    );
   }
 }
