@@ -610,13 +610,20 @@ function cpuSpan(a: CpuReading, b: CpuReading): CpuSpan {
 async function timed(
   srv: Server,
   loads: Load[],
-  opts: { window?: [number, number]; unread?: boolean; groups?: Record<string, number[]> } = {},
+  opts: {
+    window?: [number, number];
+    unread?: boolean;
+    groups?: Record<string, number[]>;
+    /** Runs (and is awaited) beside the CPU readings at "go" and at the end. */
+    probe?: () => Promise<void>;
+  } = {},
 ): Promise<Timed> {
   try {
     for (const l of loads) {
       const r = await l.next();
       if (!r.ready) throw new Error(`Unexpected ${JSON.stringify(r)}`);
     }
+    await opts.probe?.();
     const start = cpuReading(srv, loads, opts.groups);
     const marks = opts.window?.map((ms) =>
       new Promise<CpuReading>((r) => setTimeout(() => r(cpuReading(srv, loads, opts.groups)), ms))
@@ -632,6 +639,7 @@ async function timed(
     }
     const results = await Promise.all(loads.map((l) => l.next()));
     const end = cpuReading(srv, loads, opts.groups);
+    await opts.probe?.();
     const unread = stopSampling ? await stopSampling() : null;
     // The loads stay up until finish(), so a window that ends after them is still read.
     const window = marks
@@ -1263,8 +1271,12 @@ const CLUSTER_SEND_MS = 4000;
 const CLUSTER_WARMUP_MS = 1000;
 /** Messages each sender sends, untimed, before the run: the nodes' and loads' code warms up. */
 const CLUSTER_PRIME = 40;
-/** SENDs each sender keeps unanswered, as in relay. */
-const CLUSTER_WINDOW = 100;
+/**
+ * SENDs each sender keeps unanswered. Smaller than relay's 100: a cluster relays a few hundred
+ * messages a second here, and 50 windows of 100 would take half a minute to drain after the
+ * senders stop (the latency measured is then mostly the wait in that queue).
+ */
+const CLUSTER_WINDOW = 10;
 
 /** Where the cluster relay runs: one server on Deno KV, or N nodes on a NATS cluster. */
 interface Deployment {
@@ -1272,11 +1284,30 @@ interface Deployment {
   nodes: Server[];
   /** The NATS servers' pids (none for the single server). */
   nats: number[];
+  /** Their HTTP monitoring ports. */
+  monitors: number[];
+}
+
+/**
+ * Messages the NATS servers' clients (the Parley nodes) sent to NATS (publishes and requests)
+ * and received from it (replies, acknowledgements, subscriptions' messages), from /connz.
+ */
+async function natsClientMessages(monitors: number[]): Promise<{ in: number; out: number }> {
+  const sum = { in: 0, out: 0 };
+  for (const port of monitors) {
+    const r = await fetch(`http://127.0.0.1:${port}/connz?limit=10000`);
+    const connz = await r.json() as { connections?: { in_msgs: number; out_msgs: number }[] };
+    for (const c of connz.connections ?? []) {
+      sum.in += c.in_msgs;
+      sum.out += c.out_msgs;
+    }
+  }
+  return sum;
 }
 
 /** A fresh 3-server NATS JetStream cluster and `n` Parley nodes on it, each a child process. */
 async function startCluster(n: number): Promise<Deployment & { stop(): Promise<void> }> {
-  const nats = await NatsCluster.start();
+  const nats = await NatsCluster.start({ monitor: true });
   const nodes: Server[] = [];
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.stop()));
@@ -1297,7 +1328,8 @@ async function startCluster(n: number): Promise<Deployment & { stop(): Promise<v
       `${nodes.map((x) => x.port).join(", ")}) on NATS ${nats.urls.join(",")} (pids ` +
       `${nodePids.join(", ")})`,
   );
-  return { store: "nats", nodes, nats: nodePids, stop };
+  const monitors = nats.nodes.map((node) => node.monitorPort!);
+  return { store: "nats", nodes, nats: nodePids, monitors, stop };
 }
 
 /**
@@ -1312,6 +1344,8 @@ async function clusterRelay(d: Deployment): Promise<void> {
   const sendMs = QUICK ? 1000 : CLUSTER_SEND_MS;
   const warmupMs = QUICK ? 250 : CLUSTER_WARMUP_MS;
   const prime = QUICK ? 5 : CLUSTER_PRIME;
+  // Other work on the machine stretches every round trip: the line says how busy it was.
+  const loadAvg = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
   const senders = names(`c${d.store}${n}s`, pairs);
   const receivers = names(`c${d.store}${n}r`, pairs);
   await register(d.nodes[0], [...senders, ...receivers]);
@@ -1339,8 +1373,12 @@ async function clusterRelay(d: Deployment): Promise<void> {
       durationMs: sendMs + 120_000,
     }, d.nodes[0]);
   });
+  const counted: { in: number; out: number }[] = [];
   const t = await timed(d.nodes[0], loads, {
     groups: { parley: d.nodes.map((x) => x.pid!), nats: d.nats },
+    probe: async () => {
+      if (d.monitors.length) counted.push(await natsClientMessages(d.monitors));
+    },
   });
   const rate = deliveryRate(t);
   const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
@@ -1350,6 +1388,10 @@ async function clusterRelay(d: Deployment): Promise<void> {
     sec === null || t.seconds <= 0 ? null : round(sec / t.seconds * 100, 1);
   const parleyUs = usPerOp(parleySec, rate.received);
   const natsUs = usPerOp(natsSec, rate.received);
+  const perMessage = (k: "in" | "out") =>
+    counted.length === 2 && rate.received > 0
+      ? round((counted[1][k] - counted[0][k]) / rate.received, 1)
+      : null;
   report({
     scenario: "cluster_relay",
     store: d.store,
@@ -1376,10 +1418,14 @@ async function clusterRelay(d: Deployment): Promise<void> {
     nats_cpu_pct_each: t.groupCpuSec.nats.map(pctOf),
     load_cpu_pct: maxOf(t.loadCpu),
     load_cpu_pct_each: t.loadCpu,
+    // What the nodes sent NATS (publishes, requests) and heard from it, per relayed message.
+    nats_msgs_sent_per_op: perMessage("in"),
+    nats_msgs_heard_per_op: perMessage("out"),
     received: rate.received,
     seconds: rate.seconds,
     outcome: outcomes(t),
     primed_per_sender: prime,
+    loadavg_1m_before: loadAvg,
   });
 }
 
@@ -1391,7 +1437,7 @@ async function cluster(srv: Server): Promise<void> {
   if (!await natsServerAvailable()) {
     throw new Error("the cluster scenario needs nats-server on PATH (apt-get install nats-server)");
   }
-  await clusterRelay({ store: "kv", nodes: [srv], nats: [] });
+  await clusterRelay({ store: "kv", nodes: [srv], nats: [], monitors: [] });
   for (const n of CLUSTER_NODES) {
     const c = await startCluster(n);
     try {
