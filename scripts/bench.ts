@@ -2,9 +2,14 @@
  * Benchmarks a Parley server on the loopback interface.
  *
  *   deno run -A scripts/bench.ts [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
- *                                [--repeat N] [--compare FILE]
+ *                                [--repeat N] [--compare FILE] [--cluster [--nodes 1,3]]
  *
- * Scenarios: relay, latency, fanout, world, offline, idle, logins. Without --addr it starts a
+ * Scenarios: relay, latency, fanout, world, offline, idle, logins; and cluster, run only when
+ * named (or with --cluster): it starts a 3-server NATS JetStream cluster and 1, then 3 Parley
+ * nodes on it (each time afresh) and relays between users on different nodes, as fast as the
+ * window allows (cluster_relay) and at a fixed rate (cluster_latency), after the same two runs on
+ * the single server (Deno KV), reading the CPU of every node and NATS server. Without --addr it
+ * starts a
  * server child (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and
  * measures its CPU and memory from /proc. The clients run in separate load processes
  * (scripts/bench_load.ts). Every scenario prints JSON lines (one per measurement); a table follows
@@ -92,8 +97,8 @@ if (values.help) {
 
 Scenarios: ${ALL.join(", ")} (all of them when none is named), and cluster (only when named).
   --cluster         the cluster scenario (alone, unless scenarios are named too): relay between
-                    users on different Parley nodes over a 3-server NATS JetStream cluster, and
-                    the same relay on the single server (Deno KV) for comparison
+                    users on different Parley nodes over a 3-server NATS JetStream cluster, at
+                    full speed and at a fixed rate, and the same on the single server (Deno KV)
   --nodes N[,M]     the cluster scenario's Parley node counts (default ${
     CLUSTER_NODES_DEFAULT.join(",")
   })
@@ -1277,6 +1282,11 @@ const CLUSTER_PRIME = 40;
  * senders stop (the latency measured is then mostly the wait in that queue).
  */
 const CLUSTER_WINDOW = 10;
+/**
+ * Messages per second (over all pairs) of the cluster's latency run: well below what a 3-node
+ * cluster relays here, so that its latency is the round trips' and not a queue's.
+ */
+const CLUSTER_RATE = 100;
 
 /** Where the cluster relay runs: one server on Deno KV, or N nodes on a NATS cluster. */
 interface Deployment {
@@ -1336,9 +1346,10 @@ async function startCluster(n: number): Promise<Deployment & { stop(): Promise<v
  * Relay between pairs whose two users are on different nodes (sender on node i, receiver on
  * node i + 1) for CLUSTER_SEND_MS, then until every message sent has arrived: messages per
  * second, their latency after the warm-up, and the CPU per message of the Parley nodes and of the
- * NATS servers, each summed over its processes.
+ * NATS servers, each summed over its processes. With `rate` (messages per second over all the
+ * pairs) the senders keep to it, and the line is the latency at that rate (cluster_latency).
  */
-async function clusterRelay(d: Deployment): Promise<void> {
+async function clusterRelay(d: Deployment, rate?: number): Promise<void> {
   const n = d.nodes.length;
   const pairs = QUICK ? 10 : CLUSTER_PAIRS;
   const sendMs = QUICK ? 1000 : CLUSTER_SEND_MS;
@@ -1346,8 +1357,12 @@ async function clusterRelay(d: Deployment): Promise<void> {
   const prime = QUICK ? 5 : CLUSTER_PRIME;
   // Other work on the machine stretches every round trip: the line says how busy it was.
   const loadAvg = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
-  const senders = names(`c${d.store}${n}s`, pairs);
-  const receivers = names(`c${d.store}${n}r`, pairs);
+  const senders = names(`c${d.store}${n}${rate ? "l" : ""}s`, pairs);
+  const receivers = names(`c${d.store}${n}${rate ? "l" : ""}r`, pairs);
+  // Rate mode: the senders take turns, together an even `rate`.
+  const perSender = rate ? rate / pairs : 0;
+  const paced = (i: number) =>
+    rate ? { rate: perSender, offsetMs: (i / pairs) * (1000 / perSender) } : {};
   await register(d.nodes[0], [...senders, ...receivers]);
   const ports: Record<string, number> = {};
   senders.forEach((s, i) => {
@@ -1363,7 +1378,12 @@ async function clusterRelay(d: Deployment): Promise<void> {
       users: idx.flatMap((i) => [senders[i], receivers[i]]),
       ports,
       // An upper bound: the senders stop at sendForMs.
-      sends: idx.map((i) => ({ from: senders[i], to: { user: receivers[i] }, count: 1e9 })),
+      sends: idx.map((i) => ({
+        from: senders[i],
+        to: { user: receivers[i] },
+        count: 1e9,
+        ...paced(i),
+      })),
       sendForMs: sendMs,
       window: CLUSTER_WINDOW,
       latencies: true,
@@ -1380,29 +1400,31 @@ async function clusterRelay(d: Deployment): Promise<void> {
       if (d.monitors.length) counted.push(await natsClientMessages(d.monitors));
     },
   });
-  const rate = deliveryRate(t);
+  const delivered = deliveryRate(t);
   const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
   const parleySec = sumCpu(t.groupCpuSec.parley);
   const natsSec = sumCpu(t.groupCpuSec.nats);
   const pctOf = (sec: number | null) =>
     sec === null || t.seconds <= 0 ? null : round(sec / t.seconds * 100, 1);
-  const parleyUs = usPerOp(parleySec, rate.received);
-  const natsUs = usPerOp(natsSec, rate.received);
+  const parleyUs = usPerOp(parleySec, delivered.received);
+  const natsUs = usPerOp(natsSec, delivered.received);
   const perMessage = (k: "in" | "out") =>
-    counted.length === 2 && rate.received > 0
-      ? round((counted[1][k] - counted[0][k]) / rate.received, 1)
+    counted.length === 2 && delivered.received > 0
+      ? round((counted[1][k] - counted[0][k]) / delivered.received, 1)
       : null;
   report({
-    scenario: "cluster_relay",
+    scenario: rate ? "cluster_latency" : "cluster_relay",
     store: d.store,
     nodes: n,
     nats_servers: d.nats.length,
     pairs,
+    ...(rate ? { rate_per_s: rate } : {}),
     placement: n > 1 ? "sender on node i, receiver on node i+1" : "both on the one node",
     send_s: sendMs / 1000,
     window: CLUSTER_WINDOW,
-    result: rate.rate,
-    unit: "msg/s",
+    ...(rate
+      ? { result: round(percentile(lat, 0.5), 2), unit: "ms p50", msgs_per_s: delivered.rate }
+      : { result: delivered.rate, unit: "msg/s" }),
     p50_ms: round(percentile(lat, 0.5), 2),
     p99_ms: round(percentile(lat, 0.99), 2),
     max_ms: round(lat[lat.length - 1] ?? NaN, 2),
@@ -1421,8 +1443,8 @@ async function clusterRelay(d: Deployment): Promise<void> {
     // What the nodes sent NATS (publishes, requests) and heard from it, per relayed message.
     nats_msgs_sent_per_op: perMessage("in"),
     nats_msgs_heard_per_op: perMessage("out"),
-    received: rate.received,
-    seconds: rate.seconds,
+    received: delivered.received,
+    seconds: delivered.seconds,
     outcome: outcomes(t),
     primed_per_sender: prime,
     loadavg_1m_before: loadAvg,
@@ -1437,11 +1459,14 @@ async function cluster(srv: Server): Promise<void> {
   if (!await natsServerAvailable()) {
     throw new Error("the cluster scenario needs nats-server on PATH (apt-get install nats-server)");
   }
-  await clusterRelay({ store: "kv", nodes: [srv], nats: [], monitors: [] });
+  const single: Deployment = { store: "kv", nodes: [srv], nats: [], monitors: [] };
+  await clusterRelay(single);
+  await clusterRelay(single, CLUSTER_RATE);
   for (const n of CLUSTER_NODES) {
     const c = await startCluster(n);
     try {
       await clusterRelay(c);
+      await clusterRelay(c, CLUSTER_RATE);
     } finally {
       await c.stop();
     }
@@ -1484,6 +1509,7 @@ function keyFigures(r: Line): string {
       return `p50/p99/max ${v(r.p50_ms)}/${v(r.p99_ms)}/${v(r.max_ms)} ms, ` +
         `achieved ${v(r.achieved_rate_per_s)}/s`;
     case "cluster_relay":
+    case "cluster_latency":
       return `p50/p99 ${v(r.p50_ms)}/${v(r.p99_ms)} ms, ` +
         `µs/msg Parley ${v(r.server_cpu_us_per_op)} + NATS ${v(r.nats_cpu_us_per_op)}`;
     case "relay":

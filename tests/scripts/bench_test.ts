@@ -135,13 +135,21 @@ Deno.test("bench.ts refuses an even --repeat, and --repeat with --addr", async (
 
 Deno.test({
   name:
-    "bench.ts --cluster --quick relays on the single server, then across 1 and 3 nodes of a NATS cluster, with each side's CPU per message",
+    "bench.ts --cluster --quick relays (full speed and at a fixed rate) on the single server, then across 1 and 3 nodes of a NATS cluster, with each side's CPU per message",
   ignore: !natsPresent,
   fn: async () => {
     const { lines, stderr } = await quickBench("--cluster");
     const relays = lines.filter((r) => r.scenario === "cluster_relay");
-    assert.deepEqual(relays.map((r) => [r.store, r.nodes]), [["kv", 1], ["nats", 1], ["nats", 3]]);
-    for (const line of relays) {
+    const paced = lines.filter((r) => r.scenario === "cluster_latency");
+    for (const runs of [relays, paced]) {
+      assert.deepEqual(runs.map((r) => [r.store, r.nodes]), [["kv", 1], ["nats", 1], ["nats", 3]]);
+    }
+    for (const line of paced) {
+      assert.equal(line.unit, "ms p50", JSON.stringify(line));
+      assert.equal(line.result, line.p50_ms, JSON.stringify(line));
+      assert.ok((line.rate_per_s as number) > 0, JSON.stringify(line));
+    }
+    for (const line of [...relays, ...paced]) {
       const at = JSON.stringify(line);
       assert.equal(line.outcome, "ok", at);
       assert.ok((line.result as number) > 0, at);
