@@ -49,7 +49,7 @@ try {
   const revisions = new Map<string, number>();
 
   /** Runs `op(i)` OPS times, CONCURRENCY at once, and reports its CPU per operation. */
-  async function measure(kind: string, op: (i: number) => Promise<unknown>): Promise<void> {
+  const measure = async (kind: string, op: (i: number) => Promise<unknown>): Promise<void> => {
     const self0 = ticks("self");
     const nats0 = pids.map(ticks);
     const t0 = performance.now();
@@ -71,7 +71,7 @@ try {
       nats_cpu_us_per_op: Math.round(natsUs),
       loadavg_1m: Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]),
     }));
-  }
+  };
 
   // Warm the client's code and the streams up first (not reported).
   for (let i = 0; i < 200; i++) await js.publish(`floor.w`, payload);
