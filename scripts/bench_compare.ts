@@ -37,6 +37,7 @@ export const METRICS: Record<string, string> = {
   server_cpu_us_per_op: "µs/op",
   server_main_cpu_us_per_op: "µs/op",
   nats_cpu_us_per_op: "µs/op",
+  total_cpu_us_per_op: "µs/op",
   pair_done_ratio: "max/median",
   pair_first_ms_max: "ms",
   unread_sockets_max: "sockets",
