@@ -156,6 +156,10 @@ if (SCENARIOS.includes("cluster") && values.addr) {
   console.error("The cluster scenario starts its own servers; it cannot be used with --addr");
   Deno.exit(2);
 }
+if (values.nodes !== undefined && !SCENARIOS.includes("cluster")) {
+  console.error("--nodes is for the cluster scenario: add --cluster");
+  Deno.exit(2);
+}
 /** The Parley node counts of the cluster scenario. */
 const CLUSTER_NODES = (values.nodes ?? CLUSTER_NODES_DEFAULT.join(",")).split(",").map(Number);
 if (!CLUSTER_NODES.every((n) => Number.isInteger(n) && n > 0)) {

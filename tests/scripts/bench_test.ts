@@ -176,8 +176,14 @@ Deno.test({
   },
 });
 
-Deno.test("bench.ts refuses --cluster with --addr, and a bad --nodes", async () => {
-  for (const args of [["--cluster", "--addr", "127.0.0.1:1"], ["--cluster", "--nodes", "0"]]) {
+Deno.test("bench.ts refuses --cluster with --addr, a bad --nodes, and --nodes without --cluster", async () => {
+  for (
+    const args of [
+      ["--cluster", "--addr", "127.0.0.1:1"],
+      ["--cluster", "--nodes", "0"],
+      ["--nodes", "3"],
+    ]
+  ) {
     const { code, stderr } = await bench(...args);
     assert.equal(code, 2, args.join(" "));
     assert.match(stderr, /cluster|--nodes/);
