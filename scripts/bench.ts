@@ -2,9 +2,14 @@
  * Benchmarks a Parley server on the loopback interface.
  *
  *   deno run -A scripts/bench.ts [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
- *                                [--repeat N] [--compare FILE]
+ *                                [--repeat N] [--compare FILE] [--cluster [--nodes 1,3]]
  *
- * Scenarios: relay, latency, fanout, world, offline, idle, logins. Without --addr it starts a
+ * Scenarios: relay, latency, fanout, world, offline, idle, logins; and cluster, run only when
+ * named (or with --cluster): it starts a 3-server NATS JetStream cluster and 1, then 3 Parley
+ * nodes on it (each time afresh) and relays between users on different nodes, as fast as the
+ * window allows (cluster_relay) and at a fixed rate (cluster_latency), after the same two runs on
+ * the single server (Deno KV), reading the CPU of every node and NATS server. Without --addr it
+ * starts a
  * server child (fresh data dir, raised limits, scrypt N=1024 so the untimed setup is quick) and
  * measures its CPU and memory from /proc. The clients run in separate load processes
  * (scripts/bench_load.ts). Every scenario prints JSON lines (one per measurement); a table follows
@@ -39,19 +44,27 @@ import {
 } from "./bench_compare.ts";
 import {
   pairFigures,
+  pairNodes,
   percentile,
+  rotate,
   round,
+  sumCpu,
   type Unread,
   unreadAt,
   unreadFigures,
   usPerOp,
 } from "./bench_figures.ts";
+import { NatsCluster, natsServerAvailable } from "./nats_cluster.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LOAD = fileURLToPath(new URL("./bench_load.ts", import.meta.url));
 const PASSWORD = "bench-password-1";
 const TICKS = 100; // clock ticks per second in /proc/<pid>/stat
 const ALL = ["relay", "latency", "fanout", "world", "offline", "idle", "logins"];
+/** Scenarios run only when named: `cluster` needs nats-server and starts servers of its own. */
+const EXTRA = ["cluster"];
+/** Parley nodes of the cluster scenario's runs, unless --nodes says otherwise. */
+const CLUSTER_NODES_DEFAULT = [1, 3];
 /** The fixed rates of the latency scenario (msg/s over its 50 pairs), unless --rate is given. */
 const LATENCY_RATES = [3000, 10_000, 20_000];
 
@@ -68,6 +81,8 @@ function parseOptions() {
         rate: { type: "string" },
         repeat: { type: "string" },
         compare: { type: "string" },
+        cluster: { type: "boolean", default: false },
+        nodes: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -80,7 +95,13 @@ if (values.help) {
   console.log(`Usage: deno task bench [--scenario NAME ...] [--addr HOST:PORT] [--quick] [--rate N]
                          [--repeat N]
 
-Scenarios: ${ALL.join(", ")} (all of them when none is named).
+Scenarios: ${ALL.join(", ")} (all of them when none is named), and cluster (only when named).
+  --cluster         the cluster scenario (alone, unless scenarios are named too): relay between
+                    users on different Parley nodes over a 3-server NATS JetStream cluster, at
+                    full speed and at a fixed rate, and the same on the single server (Deno KV)
+  --nodes N[,M]     the cluster scenario's Parley node counts (default ${
+    CLUSTER_NODES_DEFAULT.join(",")
+  })
   --addr HOST:PORT  measure a running server instead of starting one (no server CPU or memory then)
   --quick           small, fast runs, to check that the bench works
   --rate N          messages per second for the latency scenario (default: ${
@@ -120,12 +141,30 @@ if (values.compare !== undefined) {
     Deno.exit(2);
   }
 }
-const SCENARIOS = values.scenario?.length ? values.scenario : ALL;
+const SCENARIOS = values.scenario?.length
+  ? [...values.scenario, ...(values.cluster && !values.scenario.includes("cluster") ? EXTRA : [])]
+  : values.cluster
+  ? EXTRA
+  : ALL;
 for (const s of SCENARIOS) {
-  if (!ALL.includes(s)) {
-    console.error(`Unknown scenario "${s}"; choose from ${ALL.join(", ")}`);
+  if (!ALL.includes(s) && !EXTRA.includes(s)) {
+    console.error(`Unknown scenario "${s}"; choose from ${[...ALL, ...EXTRA].join(", ")}`);
     Deno.exit(2);
   }
+}
+if (SCENARIOS.includes("cluster") && values.addr) {
+  console.error("The cluster scenario starts its own servers; it cannot be used with --addr");
+  Deno.exit(2);
+}
+if (values.nodes !== undefined && !SCENARIOS.includes("cluster")) {
+  console.error("--nodes is for the cluster scenario: add --cluster");
+  Deno.exit(2);
+}
+/** The Parley node counts of the cluster scenario. */
+const CLUSTER_NODES = (values.nodes ?? CLUSTER_NODES_DEFAULT.join(",")).split(",").map(Number);
+if (!CLUSTER_NODES.every((n) => Number.isInteger(n) && n > 0)) {
+  console.error(`--nodes takes positive whole numbers, comma-separated, not "${values.nodes}"`);
+  Deno.exit(2);
 }
 const RUN = Math.random().toString(36).slice(2, 7);
 /** BENCH_SCALE multiplies the messages of relay and fan-out: longer runs, for profiling. */
@@ -298,8 +337,15 @@ let fixedPortUsed = false;
 /** The AES-GCM implementation the (first) server said it uses. */
 let serverAes = "unknown";
 
-/** A server on a fresh data dir, or on `dataIn`'s (kept when it stops). */
-async function startServer(scryptN: number, dataIn?: string): Promise<Server> {
+/**
+ * A server on a fresh data dir, or on `dataIn`'s (kept when it stops); with `cluster`, a node of
+ * a cluster on those NATS servers (`serve --cluster`).
+ */
+async function startServer(
+  scryptN: number,
+  dataIn?: string,
+  cluster?: string[],
+): Promise<Server> {
   const dir = dataIn ?? await Deno.makeTempDir({ prefix: "parley-bench-" });
   const config = `${dir}/config.json`;
   await Deno.writeTextFile(config, JSON.stringify(benchConfig(scryptN)));
@@ -325,6 +371,7 @@ async function startServer(scryptN: number, dataIn?: string): Promise<Server> {
       `${dir}/data`,
       "--config",
       config,
+      ...(cluster ? ["--cluster", cluster.join(",")] : []),
     ],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
@@ -510,6 +557,8 @@ interface CpuSpan {
   serverCpuSec: number | null;
   serverMainCpuSec: number | null;
   loadCpu: (number | null)[];
+  /** Seconds of CPU of each process of each group timed() was given (see its `groups`). */
+  groupCpuSec: Record<string, (number | null)[]>;
 }
 
 interface Timed extends CpuSpan {
@@ -524,14 +573,22 @@ interface CpuReading {
   server: number | null;
   serverMain: number | null;
   loads: (number | null)[];
+  groups: Record<string, (number | null)[]>;
 }
 
-function cpuReading(srv: Server, loads: Load[]): CpuReading {
+function cpuReading(
+  srv: Server,
+  loads: Load[],
+  groups: Record<string, number[]> = {},
+): CpuReading {
   return {
     at: performance.now(),
     server: cpuTicks(srv.pid),
     serverMain: mainThreadTicks(srv.pid),
     loads: loads.map((l) => cpuTicks(l.pid)),
+    groups: Object.fromEntries(
+      Object.entries(groups).map(([name, pids]) => [name, pids.map(cpuTicks)]),
+    ),
   };
 }
 
@@ -545,27 +602,40 @@ function cpuSpan(a: CpuReading, b: CpuReading): CpuSpan {
     serverCpuSec: sec(a.server, b.server),
     serverMainCpuSec: sec(a.serverMain, b.serverMain),
     loadCpu: a.loads.map((t, i) => pct(t, b.loads[i], seconds)),
+    groupCpuSec: Object.fromEntries(
+      Object.entries(a.groups).map((
+        [name, ts],
+      ) => [name, ts.map((t, i) => sec(t, b.groups[name][i]))]),
+    ),
   };
 }
 
 /**
  * Starts the loads, waits until all are set up, then times the phase from `go` to all results.
  * `window` ([from, to] in ms after "go") also reads the CPU over that part alone; `unread`
- * samples the server's unread input meanwhile.
+ * samples the server's unread input meanwhile; `groups` names more processes whose CPU to read
+ * (a cluster's nodes and NATS servers).
  */
 async function timed(
   srv: Server,
   loads: Load[],
-  opts: { window?: [number, number]; unread?: boolean } = {},
+  opts: {
+    window?: [number, number];
+    unread?: boolean;
+    groups?: Record<string, number[]>;
+    /** Runs (and is awaited) beside the CPU readings at "go" and at the end. */
+    probe?: () => Promise<void>;
+  } = {},
 ): Promise<Timed> {
   try {
     for (const l of loads) {
       const r = await l.next();
       if (!r.ready) throw new Error(`Unexpected ${JSON.stringify(r)}`);
     }
-    const start = cpuReading(srv, loads);
+    await opts.probe?.();
+    const start = cpuReading(srv, loads, opts.groups);
     const marks = opts.window?.map((ms) =>
-      new Promise<CpuReading>((r) => setTimeout(() => r(cpuReading(srv, loads)), ms))
+      new Promise<CpuReading>((r) => setTimeout(() => r(cpuReading(srv, loads, opts.groups)), ms))
     );
     const stopSampling = opts.unread ? sampleUnread(srv.port) : null;
     if (GO_GAP_MS > 0) {
@@ -577,7 +647,8 @@ async function timed(
       await Promise.all(loads.map((l) => l.say("go")));
     }
     const results = await Promise.all(loads.map((l) => l.next()));
-    const end = cpuReading(srv, loads);
+    const end = cpuReading(srv, loads, opts.groups);
+    await opts.probe?.();
     const unread = stopSampling ? await stopSampling() : null;
     // The loads stay up until finish(), so a window that ends after them is still read.
     const window = marks
@@ -1199,6 +1270,214 @@ async function logins(srv: Server): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cluster
+
+/** Relay pairs of the cluster scenario (--quick: 10). */
+const CLUSTER_PAIRS = 50;
+/** How long the cluster relay's senders send, in ms after "go" (--quick: 1000). */
+const CLUSTER_SEND_MS = 4000;
+/** The first part of the sending whose latencies are not measured (--quick: 250). */
+const CLUSTER_WARMUP_MS = 1000;
+/** Messages each sender sends, untimed, before the run: the nodes' and loads' code warms up. */
+const CLUSTER_PRIME = 40;
+/**
+ * SENDs each sender keeps unanswered. Smaller than relay's 100: a cluster relays a few hundred
+ * messages a second here, and 50 windows of 100 would take half a minute to drain after the
+ * senders stop (the latency measured is then mostly the wait in that queue).
+ */
+const CLUSTER_WINDOW = 10;
+/**
+ * Messages per second (over all pairs) of the cluster's latency run: well below what a 3-node
+ * cluster relays here, so that its latency is the round trips' and not a queue's.
+ */
+const CLUSTER_RATE = 100;
+
+/** Where the cluster relay runs: one server on Deno KV, or N nodes on a NATS cluster. */
+interface Deployment {
+  store: "kv" | "nats";
+  nodes: Server[];
+  /** The NATS servers' pids (none for the single server). */
+  nats: number[];
+  /** Their HTTP monitoring ports. */
+  monitors: number[];
+}
+
+/**
+ * Messages the NATS servers' clients (the Parley nodes) sent to NATS (publishes and requests)
+ * and received from it (replies, acknowledgements, subscriptions' messages), from /connz.
+ */
+async function natsClientMessages(monitors: number[]): Promise<{ in: number; out: number }> {
+  const sum = { in: 0, out: 0 };
+  for (const port of monitors) {
+    const r = await fetch(`http://127.0.0.1:${port}/connz?limit=10000`);
+    const connz = await r.json() as { connections?: { in_msgs: number; out_msgs: number }[] };
+    for (const c of connz.connections ?? []) {
+      sum.in += c.in_msgs;
+      sum.out += c.out_msgs;
+    }
+  }
+  return sum;
+}
+
+/** A fresh 3-server NATS JetStream cluster and `n` Parley nodes on it, each a child process. */
+async function startCluster(n: number): Promise<Deployment & { stop(): Promise<void> }> {
+  const nats = await NatsCluster.start({ monitor: true });
+  const nodes: Server[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    await nats.stop();
+  };
+  try {
+    // One after another: the first makes the cluster's identity key, the others read it.
+    for (let i = 0; i < n; i++) {
+      nodes.push(await startServer(1024, undefined, rotate(nats.urls, i)));
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const nodePids = nats.nodes.map((node) => node.process!.pid);
+  console.error(
+    `bench: cluster of ${n} Parley node(s) (pids ${nodes.map((x) => x.pid).join(", ")}, ports ` +
+      `${nodes.map((x) => x.port).join(", ")}) on NATS ${nats.urls.join(",")} (pids ` +
+      `${nodePids.join(", ")})`,
+  );
+  const monitors = nats.nodes.map((node) => node.monitorPort!);
+  return { store: "nats", nodes, nats: nodePids, monitors, stop };
+}
+
+/**
+ * Relay between pairs whose two users are on different nodes (sender on node i, receiver on
+ * node i + 1) for CLUSTER_SEND_MS, then until every message sent has arrived: messages per
+ * second, their latency after the warm-up, and the CPU per message of the Parley nodes and of the
+ * NATS servers, each summed over its processes. With `rate` (messages per second over all the
+ * pairs) the senders keep to it, and the line is the latency at that rate (cluster_latency).
+ */
+async function clusterRelay(d: Deployment, rate?: number): Promise<void> {
+  const n = d.nodes.length;
+  const pairs = QUICK ? 10 : CLUSTER_PAIRS;
+  const sendMs = QUICK ? 1000 : CLUSTER_SEND_MS;
+  const warmupMs = QUICK ? 250 : CLUSTER_WARMUP_MS;
+  const prime = QUICK ? 5 : CLUSTER_PRIME;
+  // Other work on the machine stretches every round trip: the line says how busy it was.
+  const loadAvg = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  const senders = names(`c${d.store}${n}${rate ? "l" : ""}s`, pairs);
+  const receivers = names(`c${d.store}${n}${rate ? "l" : ""}r`, pairs);
+  // Rate mode: the senders take turns, together an even `rate`.
+  const perSender = rate ? rate / pairs : 0;
+  const paced = (i: number) =>
+    rate ? { rate: perSender, offsetMs: (i / pairs) * (1000 / perSender) } : {};
+  await register(d.nodes[0], [...senders, ...receivers]);
+  const ports: Record<string, number> = {};
+  senders.forEach((s, i) => {
+    const at = pairNodes(i, n);
+    ports[s] = d.nodes[at.sender].port;
+    ports[receivers[i]] = d.nodes[at.receiver].port;
+  });
+  const processes = 2;
+  const loads = [...Array(processes).keys()].map((k) => {
+    const idx = [...Array(pairs).keys()].filter((i) => i % processes === k);
+    return new Load({
+      role: "chat",
+      users: idx.flatMap((i) => [senders[i], receivers[i]]),
+      ports,
+      // An upper bound: the senders stop at sendForMs.
+      sends: idx.map((i) => ({
+        from: senders[i],
+        to: { user: receivers[i] },
+        count: 1e9,
+        ...paced(i),
+      })),
+      sendForMs: sendMs,
+      window: CLUSTER_WINDOW,
+      latencies: true,
+      warmupMs,
+      primeMessages: prime,
+      primeExpect: prime * idx.length,
+      durationMs: sendMs + 120_000,
+    }, d.nodes[0]);
+  });
+  const counted: { in: number; out: number }[] = [];
+  const t = await timed(d.nodes[0], loads, {
+    groups: { parley: d.nodes.map((x) => x.pid!), nats: d.nats },
+    probe: async () => {
+      if (d.monitors.length) counted.push(await natsClientMessages(d.monitors));
+    },
+  });
+  const delivered = deliveryRate(t);
+  const lat = t.results.flatMap((r) => r.lat as number[]).sort((a, b) => a - b);
+  const parleySec = sumCpu(t.groupCpuSec.parley);
+  const natsSec = sumCpu(t.groupCpuSec.nats);
+  const pctOf = (sec: number | null) =>
+    sec === null || t.seconds <= 0 ? null : round(sec / t.seconds * 100, 1);
+  const parleyUs = usPerOp(parleySec, delivered.received);
+  const natsUs = usPerOp(natsSec, delivered.received);
+  const perMessage = (k: "in" | "out") =>
+    counted.length === 2 && delivered.received > 0
+      ? round((counted[1][k] - counted[0][k]) / delivered.received, 1)
+      : null;
+  report({
+    scenario: rate ? "cluster_latency" : "cluster_relay",
+    store: d.store,
+    nodes: n,
+    nats_servers: d.nats.length,
+    pairs,
+    ...(rate ? { rate_per_s: rate } : {}),
+    placement: n > 1 ? "sender on node i, receiver on node i+1" : "both on the one node",
+    send_s: sendMs / 1000,
+    window: CLUSTER_WINDOW,
+    ...(rate
+      ? { result: round(percentile(lat, 0.5), 2), unit: "ms p50", msgs_per_s: delivered.rate }
+      : { result: delivered.rate, unit: "msg/s" }),
+    p50_ms: round(percentile(lat, 0.5), 2),
+    p99_ms: round(percentile(lat, 0.99), 2),
+    max_ms: round(lat[lat.length - 1] ?? NaN, 2),
+    latency_after_ms: warmupMs,
+    op: "relayed message",
+    // All the Parley nodes, summed; the NATS servers, summed; both.
+    server_cpu_us_per_op: parleyUs,
+    nats_cpu_us_per_op: natsUs,
+    total_cpu_us_per_op: parleyUs === null || natsUs === null ? null : round(parleyUs + natsUs, 1),
+    server_cpu_pct: pctOf(parleySec),
+    nats_cpu_pct: pctOf(natsSec),
+    node_cpu_pct_each: t.groupCpuSec.parley.map(pctOf),
+    nats_cpu_pct_each: t.groupCpuSec.nats.map(pctOf),
+    load_cpu_pct: maxOf(t.loadCpu),
+    load_cpu_pct_each: t.loadCpu,
+    // What the nodes sent NATS (publishes, requests) and heard from it, per relayed message.
+    nats_msgs_sent_per_op: perMessage("in"),
+    nats_msgs_heard_per_op: perMessage("out"),
+    received: delivered.received,
+    seconds: delivered.seconds,
+    outcome: outcomes(t),
+    primed_per_sender: prime,
+    loadavg_1m_before: loadAvg,
+  });
+}
+
+/**
+ * The relay across nodes on a NATS cluster of 1 and 3 Parley nodes (--nodes), each on a fresh
+ * 3-server NATS cluster, after the same relay on the single server (Deno KV) for comparison.
+ */
+async function cluster(srv: Server): Promise<void> {
+  if (!await natsServerAvailable()) {
+    throw new Error("the cluster scenario needs nats-server on PATH (apt-get install nats-server)");
+  }
+  const single: Deployment = { store: "kv", nodes: [srv], nats: [], monitors: [] };
+  await clusterRelay(single);
+  await clusterRelay(single, CLUSTER_RATE);
+  for (const n of CLUSTER_NODES) {
+    const c = await startCluster(n);
+    try {
+      await clusterRelay(c);
+      await clusterRelay(c, CLUSTER_RATE);
+    } finally {
+      await c.stop();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const RUNNERS: Record<string, (srv: Server) => Promise<void>> = {
   relay,
@@ -1208,10 +1487,13 @@ const RUNNERS: Record<string, (srv: Server) => Promise<void>> = {
   offline,
   idle,
   logins,
+  cluster,
 };
 
 /** Parameters shown in the table's params column (everything is in the JSON lines). */
 const TABLE_PARAMS = [
+  "store",
+  "nodes",
   "pairs",
   "rate_per_s",
   "processes",
@@ -1230,6 +1512,10 @@ function keyFigures(r: Line): string {
     case "latency":
       return `p50/p99/max ${v(r.p50_ms)}/${v(r.p99_ms)}/${v(r.max_ms)} ms, ` +
         `achieved ${v(r.achieved_rate_per_s)}/s`;
+    case "cluster_relay":
+    case "cluster_latency":
+      return `p50/p99 ${v(r.p50_ms)}/${v(r.p99_ms)} ms, ` +
+        `µs/msg Parley ${v(r.server_cpu_us_per_op)} + NATS ${v(r.nats_cpu_us_per_op)}`;
     case "relay":
       return `pairs done max/median ${v(r.pair_done_ratio)}, ` +
         `first msg max ${v(r.pair_first_ms_max)} ms, ` +

@@ -36,6 +36,8 @@ export const METRICS: Record<string, string> = {
   max_ms: "ms",
   server_cpu_us_per_op: "µs/op",
   server_main_cpu_us_per_op: "µs/op",
+  nats_cpu_us_per_op: "µs/op",
+  total_cpu_us_per_op: "µs/op",
   pair_done_ratio: "max/median",
   pair_first_ms_max: "ms",
   unread_sockets_max: "sockets",
@@ -49,7 +51,16 @@ export function betterFor(metric: string, unit: unknown): Better {
 }
 
 /** Parameters that name a measurement beside its scenario. */
-const NAMING = ["pairs", "rate_per_s", "members", "online", "concurrency", "scrypt_N"];
+const NAMING = [
+  "store",
+  "nodes",
+  "pairs",
+  "rate_per_s",
+  "members",
+  "online",
+  "concurrency",
+  "scrypt_N",
+];
 
 /** A measurement's name: its scenario and the parameters that tell it from its siblings. */
 export function labelOf(line: Line): string {

@@ -87,3 +87,25 @@ export function pairFigures(firstMs: (number | null)[], lastMs: (number | null)[
 export function usPerOp(cpuSec: number | null, ops: number): number | null {
   return cpuSec === null || !(ops > 0) ? null : round(cpuSec * 1e6 / ops, 1);
 }
+
+/**
+ * The nodes of a cluster relay pair: the sender on node `pair % nodes`, its receiver on the next
+ * node, so that with more than one node every message crosses from one node to another.
+ */
+export function pairNodes(pair: number, nodes: number): { sender: number; receiver: number } {
+  return { sender: pair % nodes, receiver: (pair + 1) % nodes };
+}
+
+/** The sum of several processes' CPU seconds (null when one of them could not be read). */
+export function sumCpu(secs: (number | null)[]): number | null {
+  return secs.some((s) => s === null) ? null : secs.reduce((a: number, s) => a + s!, 0);
+}
+
+/**
+ * The rotation of `urls` that starts at `first`: each cluster node lists its own NATS server
+ * first, as docs/cluster.md advises, so that the nodes spread over the servers.
+ */
+export function rotate<T>(urls: T[], first: number): T[] {
+  const k = first % urls.length;
+  return [...urls.slice(k), ...urls.slice(0, k)];
+}

@@ -58,6 +58,17 @@ export interface LoadParams {
   durationMs?: number;
   /** Connections opened at once during setup. */
   setupConcurrency?: number;
+  /**
+   * chat: the port of each user's node, for a cluster whose nodes listen on several ports
+   * (`port` for a user not named here).
+   */
+  ports?: Record<string, number>;
+  /**
+   * chat: senders start no new message this long after "go" (their `count` is then an upper
+   * bound), and the run ends once every message they sent to this process's users has arrived:
+   * a run of bounded length on a server of unknown speed. Needs both ends of each pair here.
+   */
+  sendForMs?: number;
 }
 
 const PAD = "x".repeat(100);
@@ -140,7 +151,7 @@ async function loginAllLean(
 ): Promise<Map<string, BenchClient>> {
   const clients = new Map<string, BenchClient>();
   await pool(p.users, p.setupConcurrency ?? 50, async (u) => {
-    const c = await BenchClient.connect(p.host, p.port);
+    const c = await BenchClient.connect(p.host, p.ports?.[u] ?? p.port);
     c.onPass = onPass;
     await c.login(u, p.password);
     clients.set(u, c);
@@ -226,7 +237,8 @@ async function runChat(p: LoadParams): Promise<void> {
   if (p.primeMessages) {
     await prime(clients, p.sends ?? [], p.primeMessages, arrivals, window);
   }
-  const expect = p.expect ?? 0;
+  // With sendForMs, known only once the senders stop: what they sent.
+  let expect = p.sendForMs === undefined ? p.expect ?? 0 : Infinity;
   const deadline = p.durationMs ?? 120_000;
   // Set at "go". The counting starts before: another load process may hear "go" first, and its
   // senders' first messages may reach this process's users before this one hears it (they count
@@ -324,6 +336,7 @@ async function runChat(p: LoadParams): Promise<void> {
        */
       const pump = (upTo = window) => {
         while (next < plan.count && inflight < Math.min(window, upTo)) {
+          if (p.sendForMs !== undefined && nowMs() - tGo >= p.sendForMs) break;
           if (plan.rate) {
             const due = start + (plan.offsetMs ?? 0) + (next * 1000) / plan.rate;
             if (due - start > deadline) break;
@@ -383,6 +396,12 @@ async function runChat(p: LoadParams): Promise<void> {
     issuedMs = Math.round((nowMs() - tGo) * 10) / 10;
     fillNext();
   });
+  if (p.sendForMs !== undefined) {
+    void Promise.all(senders).then(() => {
+      expect = sent;
+      if (received >= expect) allReceived();
+    });
+  }
   const timer = sleep(deadline).then(() => "timeout");
   const outcome = await Promise.race([
     Promise.all([gotAll, ...senders]).then(() => "ok"),

@@ -17,6 +17,8 @@ export interface NatsNode {
   routePort: number;
   storeDir: string;
   confFile: string;
+  /** The HTTP monitoring port (/varz, /connz), or null when not asked for. */
+  monitorPort: number | null;
   process: Deno.ChildProcess | null;
 }
 
@@ -30,6 +32,8 @@ export interface NatsClusterOptions {
   baseRoutePort?: number;
   /** Forward the servers' logs to this process's stderr. */
   verbose?: boolean;
+  /** Serve NATS's HTTP monitoring on a free loopback port per server (the bench reads it). */
+  monitor?: boolean;
 }
 
 export const NATS_SERVER = Deno.env.get("NATS_SERVER") ?? "nats-server";
@@ -95,6 +99,7 @@ export class NatsCluster {
         routePort,
         storeDir: join(dir, name),
         confFile: join(dir, `${name}.conf`),
+        monitorPort: opts.monitor ? freePort() : null,
         process: null,
       });
     }
@@ -128,6 +133,7 @@ export class NatsCluster {
       `listen: "127.0.0.1:${node.clientPort}"`,
       // Room for a whole image in one message (Parley's default limit is 2 MiB).
       `max_payload: 8MB`,
+      ...(node.monitorPort !== null ? [`http: "127.0.0.1:${node.monitorPort}"`] : []),
       `jetstream {`,
       `  store_dir: "${node.storeDir}"`,
       `}`,

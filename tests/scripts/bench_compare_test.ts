@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { betterFor, compareRuns, type Line } from "../../scripts/bench_compare.ts";
+import { betterFor, compareRuns, labelOf, type Line } from "../../scripts/bench_compare.ts";
 import { ROOT } from "../helpers/cli.ts";
 
 /** Per-run lines as bench.ts --repeat prints them: one figure per run for each measurement. */
@@ -214,4 +214,16 @@ Deno.test("compareRuns() keeps the latency scenario's rates apart, and reads med
   }));
   const o = compareRuns(old, old);
   assert.deepEqual([...new Set(o.measurements.map((m) => m.measurement))], ["latency pairs=50"]);
+});
+
+Deno.test("labelOf() tells the cluster lines apart by store and node count", () => {
+  const line = (store: string, nodes: number): Line => ({
+    scenario: "cluster_relay",
+    store,
+    nodes,
+    pairs: 50,
+  });
+  assert.equal(labelOf(line("nats", 3)), "cluster_relay store=nats nodes=3 pairs=50");
+  const labels = [line("kv", 1), line("nats", 1), line("nats", 3)].map(labelOf);
+  assert.equal(new Set(labels).size, 3);
 });

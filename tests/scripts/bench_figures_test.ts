@@ -5,7 +5,15 @@
  */
 
 import assert from "node:assert/strict";
-import { pairFigures, unreadAt, unreadFigures, usPerOp } from "../../scripts/bench_figures.ts";
+import {
+  pairFigures,
+  pairNodes,
+  rotate,
+  sumCpu,
+  unreadAt,
+  unreadFigures,
+  usPerOp,
+} from "../../scripts/bench_figures.ts";
 import { pairSpread, type SendPlan } from "../../scripts/bench_load.ts";
 
 // Port 37569 is 0x92C1. Rows: the listener (with a backlog), two server sockets with unread
@@ -82,4 +90,30 @@ Deno.test("usPerOp() divides CPU seconds over operations, and gives null without
   assert.equal(usPerOp(0.5, 100_000), 5);
   assert.equal(usPerOp(null, 100), null);
   assert.equal(usPerOp(0.5, 0), null);
+});
+
+Deno.test("pairNodes() puts each pair's receiver on the node after its sender's, round the nodes", () => {
+  assert.deepEqual([0, 1, 2, 3].map((i) => pairNodes(i, 3)), [
+    { sender: 0, receiver: 1 },
+    { sender: 1, receiver: 2 },
+    { sender: 2, receiver: 0 },
+    { sender: 0, receiver: 1 },
+  ]);
+  // With more than one node, the two ends of a pair are never on the same node.
+  for (const n of [2, 3, 5]) {
+    for (let i = 0; i < 10; i++) {
+      const at = pairNodes(i, n);
+      assert.notEqual(at.sender, at.receiver);
+    }
+  }
+  assert.deepEqual(pairNodes(7, 1), { sender: 0, receiver: 0 });
+});
+
+Deno.test("rotate() starts the list at the given index; sumCpu() is null when a reading is", () => {
+  assert.deepEqual(rotate(["a", "b", "c"], 0), ["a", "b", "c"]);
+  assert.deepEqual(rotate(["a", "b", "c"], 1), ["b", "c", "a"]);
+  assert.deepEqual(rotate(["a", "b", "c"], 5), ["c", "a", "b"]);
+  assert.equal(sumCpu([0.5, 0.25]), 0.75);
+  assert.equal(sumCpu([]), 0);
+  assert.equal(sumCpu([0.5, null]), null);
 });

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { ROOT } from "../helpers/cli.ts";
+import { natsPresent } from "../helpers/nats.ts";
 
 /** Runs the bench in quick mode with `args`. */
 async function bench(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -129,5 +130,62 @@ Deno.test("bench.ts refuses an even --repeat, and --repeat with --addr", async (
     const { code, stderr } = await bench(...args);
     assert.equal(code, 2, args.join(" "));
     assert.match(stderr, /--repeat/);
+  }
+});
+
+Deno.test({
+  name:
+    "bench.ts --cluster --quick relays (full speed and at a fixed rate) on the single server, then across 1 and 3 nodes of a NATS cluster, with each side's CPU per message",
+  ignore: !natsPresent,
+  fn: async () => {
+    const { lines, stderr } = await quickBench("--cluster");
+    const relays = lines.filter((r) => r.scenario === "cluster_relay");
+    const paced = lines.filter((r) => r.scenario === "cluster_latency");
+    for (const runs of [relays, paced]) {
+      assert.deepEqual(runs.map((r) => [r.store, r.nodes]), [["kv", 1], ["nats", 1], ["nats", 3]]);
+    }
+    for (const line of paced) {
+      assert.equal(line.unit, "ms p50", JSON.stringify(line));
+      assert.equal(line.result, line.p50_ms, JSON.stringify(line));
+      assert.ok((line.rate_per_s as number) > 0, JSON.stringify(line));
+    }
+    for (const line of [...relays, ...paced]) {
+      const at = JSON.stringify(line);
+      assert.equal(line.outcome, "ok", at);
+      assert.ok((line.result as number) > 0, at);
+      // Every message sent arrived, and some were measured after the warm-up.
+      assert.ok((line.received as number) > 0, at);
+      assert.ok((line.p50_ms as number) <= (line.p99_ms as number), at);
+      assert.ok((line.server_cpu_us_per_op as number) > 0, at);
+      assert.equal((line.node_cpu_pct_each as unknown[]).length, line.nodes, at);
+    }
+    const [kv, one, three] = relays;
+    assert.equal(kv.nats_cpu_us_per_op, 0);
+    for (const line of [one, three]) {
+      const at = JSON.stringify(line);
+      assert.ok((line.nats_cpu_us_per_op as number) > 0, at);
+      assert.equal((line.nats_cpu_pct_each as unknown[]).length, 3, at);
+      // Each relayed message costs the nodes several NATS publishes and requests.
+      assert.ok((line.nats_msgs_sent_per_op as number) >= 3, at);
+    }
+    assert.equal(three.placement, "sender on node i, receiver on node i+1");
+    // Three Parley nodes were started, each with a pid of its own.
+    const started = /cluster of 3 Parley node\(s\) \(pids (\d+), (\d+), (\d+),/.exec(stderr);
+    assert.ok(started, stderr);
+    assert.equal(new Set(started.slice(1)).size, 3);
+  },
+});
+
+Deno.test("bench.ts refuses --cluster with --addr, a bad --nodes, and --nodes without --cluster", async () => {
+  for (
+    const args of [
+      ["--cluster", "--addr", "127.0.0.1:1"],
+      ["--cluster", "--nodes", "0"],
+      ["--nodes", "3"],
+    ]
+  ) {
+    const { code, stderr } = await bench(...args);
+    assert.equal(code, 2, args.join(" "));
+    assert.match(stderr, /cluster|--nodes/);
   }
 });
