@@ -106,7 +106,19 @@ export class History {
     });
   }
 
-  async #saveIndex(): Promise<void> {
+  /**
+   * One index write at a time: two at once (messages arriving together) shared the temp file,
+   * and the second rename found it gone ("Could not write local history").
+   */
+  #saveIndex(): Promise<void> {
+    const write = this.#indexSaved.then(() => this.#writeIndex());
+    this.#indexSaved = write.catch(() => {});
+    return write;
+  }
+
+  #indexSaved: Promise<void> = Promise.resolve();
+
+  async #writeIndex(): Promise<void> {
     const tmp = join(this.dir, "index.json.tmp");
     await Deno.writeTextFile(tmp, JSON.stringify([...this.#index.values()]), { mode: 0o600 });
     await Deno.rename(tmp, join(this.dir, "index.json"));

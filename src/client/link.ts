@@ -37,6 +37,21 @@ export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
  */
 export const MAX_SENDS_LOST = 2;
 
+/**
+ * A message the server failed to store (INTERNAL: a cluster's store while a NATS server dies),
+ * or refused because the node is stopping, is sent again this many times, each after
+ * FAILED_SEND_RETRY_MS more. Same id: a copy that was stored after all reaches the recipient
+ * twice and is shown once (SeenMessages).
+ */
+export const MAX_SENDS_FAILED = 3;
+export const FAILED_SEND_RETRY_MS = 1000;
+
+/** Errors after which the same message may be sent again (see MAX_SENDS_FAILED). */
+function worthRetrying(e: unknown): boolean {
+  return e instanceof ParleyError &&
+    (e.code === ErrorCode.INTERNAL || e.code === ErrorCode.SHUTTING_DOWN);
+}
+
 /** A message was given up after the connection closed under it MAX_SENDS_LOST times. */
 export class SendGivenUpError extends Error {
   override name = "SendGivenUpError";
@@ -179,12 +194,16 @@ export class Link {
     send: (c: ParleyClient, id: Uint8Array) => Promise<SentReceipt>,
   ): Promise<SentReceipt> {
     const id = newMessageId();
-    for (let lost = 0; lost < MAX_SENDS_LOST;) {
+    for (let lost = 0, failed = 0; lost < MAX_SENDS_LOST;) {
       const c = await this.live();
       if (!c) throw new ConnectionClosedError(this.#ended ?? "Disconnected");
       try {
         return await send(c, id);
       } catch (e) {
+        if (worthRetrying(e) && ++failed < MAX_SENDS_FAILED) {
+          await new Promise((r) => setTimeout(r, FAILED_SEND_RETRY_MS * failed));
+          continue;
+        }
         if (!(e instanceof ConnectionClosedError)) throw e;
         // Lost with the connection: send again, same id, once the link is back.
         lost++;

@@ -17,6 +17,14 @@ export const WINDOW_MESSAGES = 512;
 /** Offered messages held in memory while the window is shut; past this, re-read from KV. */
 const MAX_HELD = 2048;
 const READ_PAGE = 256;
+/**
+ * After a failed read or removal, the pump tries again this much later by itself: a cluster's
+ * store fails for seconds while a NATS server dies (its requests time out), and nothing else
+ * may come along to wake the pump (the last message of a conversation, already poked).
+ */
+export const RETRY_MS = 1000;
+/** Removals of acknowledged items tried this many times; a later session's ACK removes the rest. */
+const REMOVE_ATTEMPTS = 5;
 
 /**
  * A group or world message's PASS fields encoded once, for all its recipients: only the seq
@@ -65,6 +73,8 @@ export class InboxPump {
   #overflows = 0;
   /** Pokes so far: a read that began before the last one may have missed what it announced. */
   #pokes = 0;
+  /** The read retry waiting after a failed read (one at a time). */
+  #retry: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -80,6 +90,8 @@ export class InboxPump {
   stop(): void {
     this.#stopped = true;
     this.#held = [];
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
   }
 
   /** A message for this user was just made durable. */
@@ -117,10 +129,24 @@ export class InboxPump {
       this.#inFlightBytes >= 0 && (this.#inFlight.length > 0 || this.#inFlightBytes === 0),
       "the bytes in flight are those of the items in flight",
     );
-    this.ctx.store.inbox.remove(this.user, done).catch((e) =>
-      this.ctx.log.error("inbox.remove_failed", { user: this.user, error: (e as Error).message })
-    );
+    this.#remove(done, 1);
     if (!this.#reading) void this.#fill();
+  }
+
+  /**
+   * Deletes acknowledged items, again a while later if the store fails: left in the store, they
+   * would count against the inbox's limits and come again with the user's next session. Retried
+   * after the pump stops too: the client has them. Removing an item twice counts it out once.
+   */
+  #remove(items: InboxItem[], attempt: number): void {
+    this.ctx.store.inbox.remove(this.user, items).catch((e) => {
+      this.ctx.log.error("inbox.remove_failed", {
+        user: this.user,
+        attempt,
+        error: (e as Error).message,
+      });
+      if (attempt < REMOVE_ATTEMPTS) setTimeout(() => this.#remove(items, attempt + 1), RETRY_MS);
+    });
   }
 
   get pending(): number {
@@ -189,8 +215,20 @@ export class InboxPump {
       // shared blob under its read, which is no failure.
       if (this.#stopped) return;
       this.ctx.log.error("inbox.read_failed", { user: this.user, error: (e as Error).message });
+      this.#retryLater();
     } finally {
       this.#reading = false;
     }
+  }
+
+  /** Reads again after RETRY_MS, unless something else has woken the pump by then. */
+  #retryLater(): void {
+    if (this.#retry !== null) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      if (this.#stopped || this.session.closed) return;
+      this.#needRead = true;
+      if (!this.#reading) void this.#fill();
+    }, RETRY_MS);
   }
 }

@@ -187,3 +187,33 @@ natsTest(
     }
   },
 );
+
+natsTest(
+  "hub: a user who appears on a node just after this node queued for them is poked there",
+  async (nats) => {
+    const p = prefix();
+    const a = await node(nats, p, "11");
+    const b = await node(nats, p, "22");
+    try {
+      // A queues for bob while it knows of him nowhere (his node died, or his login is news
+      // still on its way): the poke has nowhere to go.
+      a.hub.offer([{ user: "bob", seq: 7 } as never]);
+      // Bob's new session on B may have read his inbox before A's item landed.
+      const bob = fakeSession("bob");
+      b.hub.attach("bob", bob.session);
+      await until(() => bob.pokes === 1, "A pokes bob's pump at B once it hears where he is");
+      // Long after, a login elsewhere is no news of anything A queued.
+      a.clock.advance(20_000);
+      const carol = fakeSession("carol");
+      a.hub.offer([{ user: "carol", seq: 8 } as never]);
+      a.clock.advance(20_000);
+      a.clock.advance(1000); // a beat: the sweep forgets what was queued that long ago
+      b.hub.attach("carol", carol.session);
+      await until(() => a.hub.isOnline("carol"), "A sees carol");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(carol.pokes, 0);
+    } finally {
+      await close(a, b);
+    }
+  },
+);

@@ -86,6 +86,13 @@ interface Roster {
   users: [string, string, number][];
 }
 
+/**
+ * How long after this node queued something for a user of another node (or of none) a newer
+ * location of that user still gets a poke from here (see #remoteOn): longer than presence takes
+ * to arrive, even after a NATS reconnect's roster reads.
+ */
+const OFFERED_RECENTLY_MS = 10_000;
+
 /** A node id: a random number below 2^21, so that it can also tag transfer ids (2^53). */
 export function newNodeId(): string {
   const n = crypto.getRandomValues(new Uint32Array(1))[0] % ((1 << 21) - 1);
@@ -106,6 +113,8 @@ export class ClusterHub implements Hub {
   readonly #remote = new Map<string, Map<string, Remote>>();
   readonly #nodes = new Map<string, NodeState>();
   readonly #attachedAt = new Map<Session, number>();
+  /** Users this node queued for when they were not on it, and when (#remoteOn, #sweep). */
+  readonly #offeredAway = new Map<string, number>();
   readonly #subs: (() => void)[] = [];
   readonly #bus: HubBus;
   readonly #clock: Clock;
@@ -242,9 +251,18 @@ export class ClusterHub implements Hub {
     }
     let entries = this.#remote.get(p.user);
     if (!entries) this.#remote.set(p.user, entries = new Map());
+    const known = entries.get(p.node);
     entries.set(p.node, { name: p.name, at: p.at });
     state.users.add(p.user);
     this.#check(p.user);
+    // What this node queued for the user lately was poked to where it thought the user was
+    // (a node that just died, or nowhere); the user's new pump may have read its inbox before
+    // that landed, and with no later message nothing would wake it. Poke it from here.
+    const offered = this.#offeredAway.get(p.user);
+    const moved = known?.at !== p.at;
+    if (moved && offered !== undefined && this.#clock.now() - offered <= OFFERED_RECENTLY_MS) {
+      this.#publish(this.subjects.node(p.node, "poke"), envelope({ users: [p.user] }));
+    }
   }
 
   /**
@@ -316,6 +334,9 @@ export class ClusterHub implements Hub {
   /** Nodes not heard from for nodeTimeoutMs are gone, and their users with them. */
   #sweep(): void {
     const now = this.#clock.now();
+    for (const [user, at] of this.#offeredAway) {
+      if (now - at > OFFERED_RECENTLY_MS) this.#offeredAway.delete(user);
+    }
     for (const [node, state] of [...this.#nodes]) {
       if (now - state.lastHeard <= this.#timeoutMs) continue;
       this.#nodes.delete(node);
@@ -487,6 +508,7 @@ export class ClusterHub implements Hub {
         pump.poke();
         continue;
       }
+      this.#offeredAway.set(item.user, this.#clock.now());
       const node = this.#best(item.user)?.node;
       if (!node) continue;
       remote ??= new Map();

@@ -14,7 +14,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "../../cluster/nats.ts";
 import { randomBytes } from "../../crypto/keys.ts";
 import { invariant } from "../../invariant/invariant.ts";
-import { CasBucket, type Codec } from "./cas.ts";
+import { CasBucket, type Codec, valueInvariant } from "./cas.ts";
 import type { BlobRef } from "./codec.ts";
 import type { NatsStoreContext } from "./context.ts";
 import { openRecords } from "./kv_records.ts";
@@ -98,7 +98,7 @@ export class Blobs {
    */
   async release(id: string, n: number): Promise<void> {
     const left = await this.refs.apply(id, (v) => {
-      invariant(v >= n, "a blob is released by records that named it");
+      valueInvariant(v >= n, "a blob is released by records that named it");
       return { next: Math.max(0, v - n), result: v - n };
     });
     if (left > 0) return;

@@ -10,6 +10,7 @@
  */
 
 import type { KV } from "../../cluster/nats.ts";
+import { invariant } from "../../invariant/invariant.ts";
 import { type RecordBucket, writeBytesIf } from "./kv_records.ts";
 /** Changes combined into one write at most. */
 const MAX_BATCH = 512;
@@ -25,9 +26,30 @@ export interface Codec<T> {
 
 /**
  * One change: the key's next value (the same object: no change) and what to tell the caller.
- * It must not mutate `v` and must do nothing else: it may run again on a fresher value.
+ * It must not mutate `v` and must do nothing else: it may run again on a fresher value. It
+ * states what must hold of the value with `valueInvariant`, not `invariant` (see there).
  */
 export type Change<T, R> = (v: T) => { next: T; result: R };
+
+/** A change met a cached value that cannot be the key's (see valueInvariant). */
+class StaleValue extends Error {
+  override name = "StaleValue";
+}
+
+/** Whether the changes running now were given a cached value rather than one just read. */
+let applyingCached = false;
+
+/**
+ * An invariant of a key's value, stated inside a Change. Of a value just read, it is an
+ * invariant like any other. A cached value may be stale, though (another node wrote since):
+ * a count this node last saw at 0, which another node has raised, is not broken when this node
+ * takes one off; so a change given a cached value that breaks it is run again on a fresh read.
+ */
+export function valueInvariant(ok: boolean, what: string): void {
+  if (ok) return;
+  if (applyingCached) throw new StaleValue(what);
+  invariant(false, what);
+}
 
 interface Known<T> {
   value: T;
@@ -116,11 +138,21 @@ export class CasBucket<T> {
         fresh = true;
       }
       let value = known.value;
-      const results = batch.map((p) => {
-        const { next, result } = p.change(value);
-        value = next;
-        return result;
-      });
+      let results: unknown[];
+      applyingCached = !fresh;
+      try {
+        results = batch.map((p) => {
+          const { next, result } = p.change(value);
+          value = next;
+          return result;
+        });
+      } catch (e) {
+        if (!(e instanceof StaleValue)) throw e;
+        known = undefined;
+        continue;
+      } finally {
+        applyingCached = false;
+      }
       if (value === known.value) {
         // Nothing to write. An answer read off a cached value (a refusal: the inbox is full)
         // could be stale: it is given only once the value is read afresh.

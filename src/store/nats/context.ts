@@ -7,6 +7,8 @@
 
 import {
   jetstream,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
@@ -18,8 +20,17 @@ import {
 } from "../../cluster/nats.ts";
 import type { Clock } from "../../clock/clock.ts";
 
-/** Times a bucket's creation is asked (see #create). */
-const CREATE_ATTEMPTS = 3;
+/**
+ * The deadline of each request that makes (or looks up) a bucket or stream, asked again until
+ * CREATE_DEADLINE_MS. Short: nats-server 2.9.10 sometimes never answers one of several clients
+ * creating the same stream at once (nodes starting together), and each such request would
+ * otherwise cost the whole request timeout (10 s). Asking again is safe: a stream that exists
+ * with this config is found, or "made" again as it is.
+ */
+const CREATE_TIMEOUT_MS = 2000;
+const CREATE_DEADLINE_MS = 60_000;
+/** Between two looks at a new stream's leader. */
+const LEADER_POLL_MS = 50;
 
 export interface NatsStoreOptions {
   /** World room messages kept for users who log in later. */
@@ -35,6 +46,8 @@ export interface NatsStoreOptions {
 export class NatsStoreContext {
   readonly js: JetStreamClient;
   readonly kvm: Kvm;
+  /** For making buckets and streams only: a short deadline per request (see #creating). */
+  readonly #makerJs: JetStreamClient;
   readonly #buckets = new Map<string, Promise<KV>>();
 
   private constructor(
@@ -47,6 +60,7 @@ export class NatsStoreContext {
   ) {
     this.js = jetstream(nc, { timeout: 10_000 });
     this.kvm = new Kvm(this.js);
+    this.#makerJs = jetstream(nc, { timeout: CREATE_TIMEOUT_MS });
   }
 
   static async open(nc: NatsConnection, opts: NatsStoreOptions & { clock: Clock }) {
@@ -89,17 +103,51 @@ export class NatsStoreContext {
   }
 
   /**
-   * nats-server 2.9.10 sometimes never answers one of several clients creating the same bucket
-   * at once (nodes starting together: 5 of 16 rounds of three); the bucket exists by then, and
-   * asking again finds it.
+   * Makes the bucket (or finds it), waits for its stream's leader, and opens it with the usual
+   * request deadline (the maker's short one is for making only).
    */
   async #create(name: string, opts: Partial<KvOptions>): Promise<KV> {
-    for (let attempt = 1;; attempt++) {
+    const maker = new Kvm(this.#makerJs);
+    await this.creating(() => maker.create(name, { ...opts }));
+    await this.led(`KV_${name}`);
+    return await this.kvm.open(name, { ...opts });
+  }
+
+  /**
+   * Runs `make` (idempotent: it makes or finds a bucket or stream) with the maker's manager,
+   * again while it times out, until CREATE_DEADLINE_MS.
+   */
+  async creating<T>(make: (jsm: JetStreamManager) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + CREATE_DEADLINE_MS;
+    const jsm = await this.#makerJs.jetstreamManager();
+    while (true) {
       try {
-        return await this.kvm.create(name, opts);
+        return await make(jsm);
       } catch (e) {
-        if (!(e instanceof TimeoutError) || attempt >= CREATE_ATTEMPTS) throw e;
+        if (!(e instanceof TimeoutError) || Date.now() > deadline) throw e;
       }
+    }
+  }
+
+  /**
+   * Resolves once the stream has a leader. A client that asks to make a stream another client
+   * is making at that moment may be answered at once (nats-server 2.9.10), before the stream's
+   * replicas have elected a leader, or even before every server knows of it; until then a read
+   * goes unanswered and times out (10 s) instead of failing fast.
+   */
+  async led(stream: string): Promise<void> {
+    const deadline = Date.now() + CREATE_DEADLINE_MS;
+    while (true) {
+      const info = await this.creating((jsm) => jsm.streams.info(stream)).catch((e) => {
+        if (isStreamNotFound(e)) return null;
+        throw e;
+      });
+      // A single server without clustering names no leader, and needs none.
+      if (info && (!info.cluster || info.cluster.leader)) return;
+      if (Date.now() > deadline) {
+        throw new Error(`Stream ${stream} has no leader after ${CREATE_DEADLINE_MS} ms`);
+      }
+      await new Promise((r) => setTimeout(r, LEADER_POLL_MS));
     }
   }
 
@@ -114,4 +162,9 @@ export class NatsStoreContext {
     }
     return out;
   }
+}
+
+/** Whether `e` is JetStream's "stream not found". */
+export function isStreamNotFound(e: unknown): boolean {
+  return e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamNotFound;
 }

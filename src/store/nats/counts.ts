@@ -9,10 +9,9 @@
  * (limits err on the side of refusing), which `heal` corrects once a read sees the whole inbox.
  */
 
-import { invariant } from "../../invariant/invariant.ts";
 import { shareOf } from "../inbox.ts";
 import type { InboxLimits } from "../types.ts";
-import type { Change, Codec } from "./cas.ts";
+import { type Change, type Codec, valueInvariant } from "./cas.ts";
 
 export interface Counts {
   /** Messages. */
@@ -54,7 +53,7 @@ function plus(v: Counts, sender: string, n: number, bytes: number, now?: number)
   const s = { ...v.s };
   const mine = s[sender] ?? [0, 0];
   const next: [number, number] = [mine[0] + n, mine[1] + bytes];
-  invariant(
+  valueInvariant(
     next[0] >= 0 && next[1] >= 0 && v.n + n >= 0 && v.b + bytes >= 0,
     "inbox counts stay at or above zero",
   );

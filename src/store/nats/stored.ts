@@ -9,8 +9,7 @@
 
 import type { KV, QueuedIterator } from "../../cluster/nats.ts";
 import { userToken } from "../../cluster/names.ts";
-import { invariant } from "../../invariant/invariant.ts";
-import { CasBucket, type Codec } from "./cas.ts";
+import { CasBucket, type Codec, valueInvariant } from "./cas.ts";
 import type { NatsStoreContext } from "./context.ts";
 import { openRecords } from "./kv_records.ts";
 
@@ -100,7 +99,7 @@ export class StoredBytes {
   /** Adds `delta` bytes (negative: gives them back). */
   add(sender: string, delta: number): Promise<void> {
     return this.cas.apply(userToken(sender), (v) => {
-      invariant(v + delta >= 0, "a sender's stored bytes stay at or above zero");
+      valueInvariant(v + delta >= 0, "a sender's stored bytes stay at or above zero");
       return { next: Math.max(0, v + delta), result: undefined };
     });
   }

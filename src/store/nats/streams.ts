@@ -1,7 +1,7 @@
 /** Streams of the NATS store: made on first use, with the store's replicas, on disk. */
 
-import type { StreamConfig } from "../../cluster/nats.ts";
-import type { NatsStoreContext } from "./context.ts";
+import { type StreamConfig, TimeoutError } from "../../cluster/nats.ts";
+import { isStreamNotFound, type NatsStoreContext } from "./context.ts";
 
 type Config = Partial<StreamConfig> & { name: string; subjects: string[] };
 
@@ -15,15 +15,20 @@ export async function ensureStream(ctx: NatsStoreContext, config: Config): Promi
     storage: "file",
     ...config,
   } as Partial<StreamConfig> & { name: string };
-  try {
-    await ctx.jsm.streams.info(config.name);
-  } catch {
+  await ctx.creating(async (jsm) => {
     try {
-      await ctx.jsm.streams.add(full);
-      return;
-    } catch {
-      // Made by another node meanwhile: brought to this config below.
+      await jsm.streams.info(config.name);
+    } catch (e) {
+      if (!isStreamNotFound(e)) throw e;
+      try {
+        await jsm.streams.add(full);
+        return;
+      } catch (e) {
+        if (e instanceof TimeoutError) throw e;
+        // Made by another node meanwhile: brought to this config below.
+      }
     }
-  }
-  await ctx.jsm.streams.update(config.name, full);
+    await jsm.streams.update(config.name, full);
+  });
+  await ctx.led(config.name);
 }
