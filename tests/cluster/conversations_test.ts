@@ -5,7 +5,9 @@
  */
 
 import assert from "node:assert/strict";
+import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
+import { rejects } from "../helpers/assert.ts";
 import { withCluster } from "../helpers/cluster.ts";
 import { befriend } from "../helpers/friends.ts";
 import { natsTest } from "../helpers/nats.ts";
@@ -154,3 +156,44 @@ natsTest("cluster: a file goes from a user on one node to a user on another", as
     assert.deepEqual(whole, file);
   });
 });
+
+natsTest(
+  "cluster: a new password or a logout everywhere ends the account's sessions on every node",
+  async (nats) => {
+    await withCluster(nats, async (c) => {
+      await c.user(0, "ivan", "old password");
+      // A script's one-shot session on node 1: not the user's session, so no login kicks it, but a
+      // new password ends it wherever it is.
+      const script = await c.connect(1, { oneShot: true });
+      await script.login("ivan", "old password");
+      const laptop = await c.login(2, "ivan", "old password");
+      const ended = script.nextEvent(MsgType.KICK);
+      await laptop.changePassword("old password", "new password");
+      await ended;
+      // Logging out everywhere from node 0 ends another script's session on node 1.
+      const other = await c.connect(1, { oneShot: true });
+      await other.login("ivan", "new password");
+      const desk = await c.login(0, "ivan", "new password");
+      const ends = other.nextEvent(MsgType.KICK);
+      await desk.logout(true);
+      await ends;
+    });
+  },
+);
+
+natsTest(
+  "cluster: a block across nodes ends the friendship and refuses messages both ways",
+  async (nats) => {
+    await withCluster(nats, async (c) => {
+      const victim = await c.user(0, "victim");
+      const ex = await c.user(1, "ex");
+      await befriend(victim, "victim", ex, "ex");
+      assert.equal(await victim.block("EX"), "ex");
+      assert.deepEqual((await ex.nextEvent(MsgType.FRIEND_REMOVED)).body, { username: "victim" });
+      await rejects(ex.sendText({ user: "victim" }, "hi"), ErrorCode.BLOCKED);
+      await rejects(victim.sendText({ user: "ex" }, "hi"), ErrorCode.BLOCKED);
+      await rejects(ex.sendFile("victim", "x.bin", new Uint8Array(10)), ErrorCode.BLOCKED);
+      assert.deepEqual((await ex.who()).users, ["ex"], "victim is hidden from ex's WHO");
+    });
+  },
+);
