@@ -216,3 +216,18 @@ twoNodes(
     }
   },
 );
+
+twoNodes(
+  "two nodes: a blob gone with its last record leaves nothing cached of its count",
+  async (a, b) => {
+    const long = "y".repeat(4096); // shared by two recipients: one blob
+    await a.inbox.append(["bob", "cy"], text("alice", long), roomy);
+    for (const [node, user] of [[a, "bob"], [b, "cy"]] as const) {
+      await node.inbox.remove(user, await node.inbox.read(user, 0, 10));
+    }
+    // deno-lint-ignore no-explicit-any
+    const cachedBlobs = (n: Node) => [...(n.inbox as any).blobs.refs.cached()].length;
+    assert.equal(cachedBlobs(a), 0, "the node that wrote the blob keeps nothing of it");
+    assert.equal(cachedBlobs(b), 0, "nor the node that removed its last record");
+  },
+);
