@@ -10,7 +10,7 @@
  *   <p>.hub.end              end a user's sessions (credentials changed): {node, user, reason, family?}
  *   <p>.hub.node.<id>.push   a push for a user on that node: {u, t} + the body's value bytes
  *   <p>.hub.node.<id>.poke   users on that node with something new in their inbox: {users}
- *   <p>.hub.node.<id>.roster request: that node's online users ({v, users: [[user, name, at]]})
+ *   <p>.hub.node.<id>.roster request: that node's online users ({v, users: [[user, name, at, family]]})
  *   <p>.hub.node.<id>.files  request: a file transfer's answer, ack or cancel, to its relay
  *
  * A frame is [u32 header length][JSON header][rest]; the hub puts one protocol value in the

@@ -149,6 +149,8 @@ interface Login {
   node: string;
   session: Session;
   at: number;
+  /** The token family (device) of the login: a takeover names the newer login's. */
+  family: string;
   loggedOut: boolean;
   kicked: boolean;
 }
@@ -158,9 +160,9 @@ interface SimNode {
   hub: ClusterHub;
 }
 
-function fakeSession(user: string): Session {
+function fakeSession(user: string, family: string): Session {
   return {
-    login: { user, name: user, family: null },
+    login: { user, name: user, family },
     push() {},
     pump: { poke() {} },
   } as unknown as Session;
@@ -198,6 +200,8 @@ export async function simulateHub(seed: number, steps: number): Promise<HubSimRe
   let nodesKilled = 0;
   const users = ["ann", "ben", "cy", "dee", "eve"];
 
+  /** A check failed inside a hub's callback, which the hub catches and logs: thrown after. */
+  let failedInHub: string | null = null;
   const fail = (what: string): never => {
     throw new HubSimFailure(
       `seed ${seed}: ${what}\n  trace (last 40):\n    ${trace.slice(-40).join("\n    ")}`,
@@ -223,15 +227,26 @@ export async function simulateHub(seed: number, steps: number): Promise<HubSimRe
       nodeTimeoutMs: NODE_TIMEOUT_MS,
     }, id);
     hub.events = {
-      takenOver(session) {
+      takenOver(session, family) {
+        const fail = (what: string) => {
+          failedInHub ??= what;
+          throw new HubSimFailure(what);
+        };
         const l = logins.find((x) => x.session === session);
         if (!l) fail("a session nobody logged in was taken over");
         l!.kicked = true;
         kicks++;
-        const newer = logins.some((x) =>
+        const newer = logins.filter((x) =>
           x.user === l!.user && (x.at > l!.at || (x.at === l!.at && x.node > l!.node))
         );
-        if (!newer) fail(`${l!.user}@${l!.node} was kicked, but no login of it is newer`);
+        if (newer.length === 0) {
+          fail(`${l!.user}@${l!.node} was kicked, but no login of it is newer`);
+        }
+        // The server revokes the kicked session's tokens unless the newer login is the same
+        // device (family): a kick must name the family of the login that took over.
+        if (!newer.some((x) => x.family === family)) {
+          fail(`${l!.user}@${l!.node} was kicked by family ${family}, no newer login's`);
+        }
         trace.push(`kick ${l!.user}@${l!.node}`);
       },
       end() {},
@@ -250,14 +265,16 @@ export async function simulateHub(seed: number, steps: number): Promise<HubSimRe
     if (r < 0.2) {
       const node = pick(live);
       const user = pick(users);
-      const session = fakeSession(user);
+      // Two devices per user: the same device often logs in again on another node.
+      const family = `${user}-${rand() < 0.5 ? "phone" : "laptop"}`;
+      const session = fakeSession(user, family);
       const previous = node.hub.attach(user, session);
       if (previous) {
         const l = logins.find((x) => x.session === previous);
         if (l) l.kicked = true;
       }
       const at = node.hub.loginTime(session)!;
-      logins.push({ user, node: node.id, session, at, loggedOut: false, kicked: false });
+      logins.push({ user, node: node.id, session, at, family, loggedOut: false, kicked: false });
       trace.push(`login ${user}@${node.id} at ${at}`);
     } else if (r < 0.3) {
       const attached = logins.filter((l) =>
@@ -302,6 +319,7 @@ export async function simulateHub(seed: number, steps: number): Promise<HubSimRe
     } catch (e) {
       fail(`step ${step}: ${(e as Error).message}`);
     }
+    if (failedInHub) fail(`step ${step}: ${failedInHub}`);
   }
 
   // Quiesce: nothing is lost any more; time moves past several beats and the node timeout.
@@ -315,6 +333,7 @@ export async function simulateHub(seed: number, steps: number): Promise<HubSimRe
     await settle();
     while (net.deliverOne()) await settle();
   }
+  if (failedInHub) fail(`at the end: ${failedInHub}`);
 
   const liveIds = new Set(nodes.map((n) => n.id));
   for (const user of users) {

@@ -83,7 +83,8 @@ interface Beat {
 
 interface Roster {
   v: number;
-  users: [string, string, number][];
+  /** [user, name, login time, token family]: the family as in Presence (a takeover names it). */
+  users: [string, string, number, (string | null)?][];
 }
 
 /**
@@ -291,9 +292,14 @@ export class ClusterHub implements Hub {
   }
 
   #roster(): Roster {
-    const users: [string, string, number][] = [];
+    const users: Roster["users"] = [];
     for (const [user, s] of this.#localEntries()) {
-      users.push([user, s.login?.name ?? user, this.#attachedAt.get(s) ?? 0]);
+      users.push([
+        user,
+        s.login?.name ?? user,
+        this.#attachedAt.get(s) ?? 0,
+        s.login?.family ?? null,
+      ]);
     }
     return { v: this.#v, users };
   }
@@ -315,9 +321,12 @@ export class ClusterHub implements Hub {
       // Events applied meanwhile are newer than this answer: the next beat asks again.
       if (roster.v < state.v) return;
       const listed = new Set<string>();
-      for (const [user, name, at] of roster.users) {
+      for (const [user, name, at, family] of roster.users) {
         listed.add(user);
-        this.#remoteOn({ op: "on", node, v: roster.v, user, name, at }, state);
+        // The family too: a session this login takes over keeps its tokens only when it is the
+        // same device's (server.ts replaced); without it, a device that moved node while this
+        // node missed its presence would lose its tokens to a roster read.
+        this.#remoteOn({ op: "on", node, v: roster.v, user, name, at, family }, state);
       }
       // Users it no longer lists left while this node missed the news (their friends were told).
       for (const user of [...state.users]) {

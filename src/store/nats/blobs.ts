@@ -59,6 +59,8 @@ export class Blobs {
     const id = randomBytes(16).toHex();
     // The count first: chunks never exist without one.
     await this.refs.apply(id, (v) => ({ next: v + refs, result: undefined }));
+    // Nothing of a count is kept in memory (see release).
+    this.refs.forget(id);
     const subject = this.#subject(id);
     // Sent in order on one connection, so stored in order; acknowledged all together.
     const acks: Promise<unknown>[] = [];
@@ -101,6 +103,9 @@ export class Blobs {
       valueInvariant(v >= n, "a blob is released by records that named it");
       return { next: Math.max(0, v - n), result: v - n };
     });
+    // Each blob's count is written a few times, mostly by other nodes: a cached value would
+    // save little, and one kept per blob ever stored grows for the life of the process.
+    this.refs.forget(id);
     if (left > 0) return;
     // The chunks first: a node killed before the key goes leaves a zero count and no chunks.
     await this.ctx.jsm.streams.purge(this.#stream, { filter: this.#subject(id) });

@@ -89,6 +89,14 @@ export class CasBucket<T> {
     return this.#known.entries();
   }
 
+  /**
+   * Drops what is kept of a key gone for good (a blob's count once the blob went): without it,
+   * the cache would keep an entry per blob ever stored, for the life of the process.
+   */
+  forget(key: string): void {
+    if (!this.#queues.has(key)) this.#known.delete(key);
+  }
+
   /** Applies `change` to the key's value, durably; resolves with the change's result. */
   apply<R>(key: string, change: Change<T, R>): Promise<R> {
     return new Promise<R>((resolve, reject) => {

@@ -33,6 +33,7 @@ import type {
   InboxStore,
   QueueRefusal,
 } from "../types.ts";
+import { JetStreamApiError } from "../../cluster/nats.ts";
 import { Blobs, isGone, nextBySubject } from "./blobs.ts";
 import { CasBucket } from "./cas.ts";
 import { type BlobRef, decodeRecord, encodeRecord, type InboxRecord } from "./codec.ts";
@@ -242,7 +243,11 @@ export class NatsInbox implements InboxStore {
     let error: Error | null = null;
     results.forEach((r, i) => {
       if (r.status === "rejected") {
-        failed.push(takers[i]);
+        // Given back only when JetStream refused the copy. A copy whose answer never came (every
+        // retry timed out: a NATS server died) may be stored all the same, and its record then
+        // names the blob and counts as queued: kept, as a node killed before its publish keeps
+        // them (an over-count the next whole read heals), never a record whose blob is gone.
+        if (isRefusal(r.reason)) failed.push(takers[i]);
         error ??= r.reason as Error;
         return;
       }
@@ -251,7 +256,7 @@ export class NatsInbox implements InboxStore {
       queued.push(item);
     });
     if (failed.length > 0) {
-      // Not stored (or, after every retry timed out, not known to be): its room is given back.
+      // Not stored: its room is given back.
       await Promise.allSettled([
         giveBack(failed),
         this.stored.add(sender, -cost * failed.length),
@@ -417,6 +422,11 @@ export class NatsInbox implements InboxStore {
     this.stored.close();
     invariant(this.#working.size === 0, "nothing is under way once the inbox is closed");
   }
+}
+
+/** Whether a publish failed because JetStream said no (so nothing was stored). */
+function isRefusal(e: unknown): boolean {
+  return e instanceof JetStreamApiError;
 }
 
 export async function openInbox(
