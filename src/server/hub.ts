@@ -11,6 +11,8 @@ import { passBody } from "./delivery.ts";
 import type { Session } from "./session.ts";
 
 export interface Hub {
+  /** Several nodes share the store: another node may revoke what this one just checked. */
+  readonly distributed: boolean;
   /** Makes `session` the user's session on this node; returns the one it replaces, if any. */
   attach(user: string, session: Session): Session | undefined;
   /** Removes `session` if it is still the user's session; true if it was. */
@@ -53,6 +55,7 @@ export interface HubMetrics {
 }
 
 export class LocalHub implements Hub {
+  readonly distributed = false;
   readonly #byUser = new Map<string, Session>();
   readonly #oneShots = new Map<string, Set<Session>>();
 

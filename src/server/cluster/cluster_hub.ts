@@ -106,6 +106,7 @@ function older(aAt: number, aNode: string, bAt: number, bNode: string): boolean 
 }
 
 export class ClusterHub implements Hub {
+  readonly distributed = true;
   readonly node: string;
   readonly subjects: Subjects;
   events: ClusterEvents | null = null;

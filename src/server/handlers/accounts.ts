@@ -138,6 +138,14 @@ type Identity = Omit<LoggedIn, "user" | "name">;
  * reply's follow-up: INITIALIZE and the inbox, after LG_OK. A one-shot session takes over
  * nothing: it is added beside the user's session, unannounced.
  */
+/** What a login was checked against, to check again once it is attached (a cluster). */
+interface Credentials {
+  /** The token the session was given or resumed with. */
+  token?: Uint8Array | null;
+  /** The password hash the login was verified against. */
+  password?: PasswordHash;
+}
+
 function takeOver(
   ctx: ServerContext,
   session: Session,
@@ -145,6 +153,7 @@ function takeOver(
   id: Identity,
   by: "password" | "resume",
   backlog: BacklogRequest = { resumed: false },
+  credentials: Credentials = {},
 ) {
   const user = usernameKey(name);
   session.login = { user, name, ...id };
@@ -163,7 +172,34 @@ function takeOver(
   const previous = ctx.hub.attach(user, session);
   if (previous) replaced(ctx, previous, id.family ?? null, session.id);
   ctx.log.info("session.login", { user, session: session.id, by });
+  if (ctx.hub.distributed) void confirmAttached(ctx, session, credentials);
   return () => welcome(ctx, session, previous === undefined && !elsewhere, backlog);
+}
+
+/**
+ * In a cluster, another node may change the password or revoke the tokens between this login's
+ * check and its takeover, and its message to end the account's sessions may arrive before the
+ * takeover (finding nothing to end). That node commits the change before it sends the message,
+ * so a read after the takeover sees it: a session whose token or password is gone by then ends.
+ */
+async function confirmAttached(ctx: ServerContext, session: Session, c: Credentials) {
+  const login = session.login;
+  if (!login) return;
+  try {
+    const family = c.token ? await ctx.store.tokens.familyOf(c.token) : undefined;
+    const record = await ctx.store.users.get(login.name);
+    const changed = family === null || !record ||
+      (c.password !== undefined && record.password.hash.toHex() !== c.password.hash.toHex());
+    if (!changed || session.login !== login) return;
+    if (login.family) await ctx.store.tokens.revokeFamily(login.user, login.family);
+    await endSession(
+      ctx,
+      session,
+      "This account's password or sessions changed meanwhile; log in again",
+    );
+  } catch (e) {
+    ctx.log.error("session.confirm_failed", { user: login.user, error: (e as Error).message });
+  }
 }
 
 /**
@@ -284,12 +320,20 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
   if (kind === SessionKind.ONE_SHOT) {
     await refuseIfPasswordChanged(ctx, record.name, verified);
     // A script's session: no token, so it leaves nothing behind (section 16.3).
-    const after = takeOver(ctx, session, record.name, {
-      family: null,
-      rotates: false,
-      device: null,
-      oneShot: true,
-    }, "password");
+    const after = takeOver(
+      ctx,
+      session,
+      record.name,
+      {
+        family: null,
+        rotates: false,
+        device: null,
+        oneShot: true,
+      },
+      "password",
+      undefined,
+      { password: verified },
+    );
     ctx.metrics.login("password");
     return {
       type: MsgType.LG_OK,
@@ -308,12 +352,20 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     throw e;
   }
   // Nothing awaited from here to the takeover: a CHANGE_PASSWORD after the check ends us.
-  const after = takeOver(ctx, session, record.name, {
-    family: issued.family,
-    rotates,
-    device,
-    oneShot: false,
-  }, "password");
+  const after = takeOver(
+    ctx,
+    session,
+    record.name,
+    {
+      family: issued.family,
+      rotates,
+      device,
+      oneShot: false,
+    },
+    "password",
+    undefined,
+    { token: issued.token, password: verified },
+  );
   ctx.metrics.login("password");
   return {
     type: MsgType.LG_OK,
@@ -381,6 +433,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     },
     "resume",
     { resumed: true, after: world_after },
+    { token: outcome.token },
   );
   ctx.metrics.login("resume");
   return {
