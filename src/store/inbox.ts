@@ -281,16 +281,21 @@ export function shareOf(limits: InboxLimits, percent: number): SenderShare & { m
   };
 }
 
-const senderOf = (m: ChatMessage): string => usernameKey(m.from);
+/** A message's sender as an identity (the lowercase name). */
+export const senderOf = (m: ChatMessage): string => usernameKey(m.from);
 
 /**
- * The content to store once for all recipients, or null when each row holds its own copy: a
- * large image always (values are at most 64 KiB), and text or an image of SHARED_MIN_BYTES or
- * more when it goes to several recipients.
+ * The content to store once for all recipients, or null when each row holds its own copy: an
+ * image larger than `inlineImageBytes` always (a KV value is at most 64 KiB), and text or an image
+ * of SHARED_MIN_BYTES or more when it goes to several recipients.
  */
-function sharedContent(m: ChatMessage, recipients: number): Uint8Array | null {
+export function sharedContent(
+  m: ChatMessage,
+  recipients: number,
+  inlineImageBytes = INLINE_IMAGE_BYTES,
+): Uint8Array | null {
   if (m.image !== undefined) {
-    const big = m.image.length > INLINE_IMAGE_BYTES;
+    const big = m.image.length > inlineImageBytes;
     return big || (recipients > 1 && m.image.length >= SHARED_MIN_BYTES) ? m.image : null;
   }
   if (recipients > 1 && m.text !== undefined && m.text.length * 3 >= SHARED_MIN_BYTES) {
@@ -301,7 +306,7 @@ function sharedContent(m: ChatMessage, recipients: number): Uint8Array | null {
 }
 
 /** Whether some copy of the message may hold its content in a blob (see sharedContent). */
-function mayBeShared(m: ChatMessage): boolean {
+export function mayBeShared(m: ChatMessage): boolean {
   return m.image !== undefined || (m.text !== undefined && m.text.length * 3 >= SHARED_MIN_BYTES);
 }
 

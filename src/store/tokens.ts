@@ -13,8 +13,9 @@
  * here, one at a time per family, which also makes KV's version checks unnecessary.
  */
 
+import { deviceFamily, hashOf, publicView } from "./token_ids.ts";
 import { type Clock, systemClock } from "../clock/clock.ts";
-import { randomBytes, sha256 } from "../crypto/keys.ts";
+import { randomBytes } from "../crypto/keys.ts";
 import { TOKEN_BYTES } from "../protocol/messages.ts";
 import type { GroupCommitter } from "./committer.ts";
 import { ReadCache } from "./read_cache.ts";
@@ -44,20 +45,6 @@ interface FamilyEntry extends TokenFamily {
   rotated: Date | null;
   /** Hashes of older tokens, oldest first, at most RETIRED_KEPT. */
   retired: string[];
-}
-
-function hashOf(token: Uint8Array): string {
-  return sha256(token).toHex();
-}
-
-/** One family per device and user; the id says nothing of the device without the user. */
-function deviceFamily(user: string, device: Uint8Array): string {
-  return sha256(new TextEncoder().encode(`parley-device\0${user}\0`), device).toHex();
-}
-
-function publicView(f: FamilyEntry): TokenFamily {
-  const { user, id, device, rotates, created, expires } = f;
-  return { user, id, device, rotates, created, expires };
 }
 
 export class KvTokenStore implements TokenStore {

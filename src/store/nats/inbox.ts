@@ -23,7 +23,7 @@ import { usernameKey } from "../../protocol/names.ts";
 import { userToken } from "../../cluster/names.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { Completion } from "../completion.ts";
-import { messageSize, SHARED_MIN_BYTES } from "../inbox.ts";
+import { mayBeShared, messageSize, senderOf, sharedContent as sharedContentOf } from "../inbox.ts";
 import { storable } from "../storable.ts";
 import type {
   ChatMessage,
@@ -50,29 +50,12 @@ const ITEM_OVERHEAD = 64;
 /** Deletes in flight at once per removal (each is a round trip through the leader). */
 const DELETES_IN_FLIGHT = 64;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const NO_ONE: readonly string[] = Object.freeze([]);
 
-const senderOf = (m: ChatMessage): string => usernameKey(m.from);
-
-/** The content to store once, or null when each record holds its own copy (see memory store). */
-function sharedContent(m: ChatMessage, copies: number): Uint8Array | null {
-  if (m.image !== undefined) {
-    const big = m.image.length > INLINE_IMAGE_BYTES;
-    return big || (copies > 1 && m.image.length >= SHARED_MIN_BYTES) ? m.image : null;
-  }
-  if (copies > 1 && m.text !== undefined && m.text.length * 3 >= SHARED_MIN_BYTES) {
-    const bytes = encoder.encode(m.text);
-    return bytes.length >= SHARED_MIN_BYTES ? bytes : null;
-  }
-  return null;
-}
-
-/** Whether a copy of the message may hold its content in a blob. */
-function mayBeShared(m: ChatMessage): boolean {
-  return m.image !== undefined || (m.text !== undefined && m.text.length * 3 >= SHARED_MIN_BYTES);
-}
+/** The content to store once, or null when each record holds its own copy. */
+const sharedContent = (m: ChatMessage, copies: number) =>
+  sharedContentOf(m, copies, INLINE_IMAGE_BYTES);
 
 /** What each of `copies` copies stands for when they share a blob of `bytes`. */
 function sharedCost(m: ChatMessage, bytes: number, copies: number): number {

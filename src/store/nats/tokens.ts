@@ -13,9 +13,10 @@
  * an expired family go when its user's next login prunes them.
  */
 
+import { deviceFamily, hashOf, publicView } from "../token_ids.ts";
 import { userToken } from "../../cluster/names.ts";
 import type { Clock } from "../../clock/clock.ts";
-import { randomBytes, sha256 } from "../../crypto/keys.ts";
+import { randomBytes } from "../../crypto/keys.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { TOKEN_BYTES } from "../../protocol/messages.ts";
 import type { IssuedToken, ResumeOutcome, TokenFamily, TokenStore } from "../types.ts";
@@ -65,20 +66,6 @@ interface FamilyRef {
 const familyKey = (id: string) => `fam.${id}`;
 const tokenKey = (hash: string) => `tok.${hash}`;
 const familiesKey = (user: string) => `fams.${userToken(user)}`;
-
-function hashOf(token: Uint8Array): string {
-  return sha256(token).toHex();
-}
-
-/** One family per device and user; the id says nothing of the device without the user. */
-function deviceFamily(user: string, device: Uint8Array): string {
-  return sha256(new TextEncoder().encode(`parley-device\0${user}\0`), device).toHex();
-}
-
-function publicView(f: FamilyEntry): TokenFamily {
-  const { user, id, device, rotates, created, expires } = f;
-  return { user, id, device, rotates, created, expires };
-}
 
 export class NatsTokenStore implements TokenStore {
   /** revokeAll calls per user in this process (the contract's epoch is process-local). */
