@@ -197,3 +197,37 @@ natsTest(
     });
   },
 );
+
+natsTest(
+  "cluster: an image, a friend removed, a member leaving: each told across nodes",
+  async (nats) => {
+    await withCluster(nats, async (c) => {
+      const alice = await c.user(0, "alice");
+      const bob = await c.user(1, "bob");
+      const carol = await c.user(2, "carol");
+      await befriend(alice, "alice", bob, "bob");
+      await befriend(alice, "alice", carol, "carol");
+      const image = new Uint8Array(300 * 1024).map((_, i) => i & 0xff);
+      await alice.sendImage({ user: "bob" }, image, "photo.png");
+      const got = (await bob.nextEvent(MsgType.PASS)).body as Pass & { type: string; name: string };
+      assert.equal(got.type, "image");
+      assert.equal(got.name, "photo.png");
+      assert.deepEqual(got.data, image, "a 300 KiB image arrives whole from another node");
+      const g = await alice.createGroup("trio", ["bob", "carol"]);
+      await bob.nextEvent(MsgType.ADD_TO_G);
+      await carol.nextEvent(MsgType.ADD_TO_G);
+      await carol.leaveGroup(g.group_id);
+      for (const member of [alice, bob]) {
+        assert.deepEqual((await member.nextEvent(MsgType.MEMBER_LEFT)).body, {
+          group_id: g.group_id,
+          group_name: "trio",
+          username: "carol",
+        });
+      }
+      await rejects(carol.sendText({ group: g.group_id }, "still here?"), ErrorCode.NOT_A_MEMBER);
+      await alice.removeFriend("bob");
+      assert.deepEqual((await bob.nextEvent(MsgType.FRIEND_REMOVED)).body, { username: "alice" });
+      assert.deepEqual(await bob.friends(), []);
+    });
+  },
+);
