@@ -5,6 +5,7 @@
  * straight from memory; anything the pump could not hold is read back from the store.
  */
 
+import type { TimerHandle } from "../clock/clock.ts";
 import { invariant } from "../invariant/invariant.ts";
 import { MsgType } from "../protocol/messages.ts";
 import { DictPieces, encodeEntries, type Value } from "../protocol/value.ts";
@@ -74,7 +75,7 @@ export class InboxPump {
   /** Pokes so far: a read that began before the last one may have missed what it announced. */
   #pokes = 0;
   /** The read retry waiting after a failed read (one at a time). */
-  #retry: ReturnType<typeof setTimeout> | null = null;
+  #retry: TimerHandle | null = null;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -90,7 +91,7 @@ export class InboxPump {
   stop(): void {
     this.#stopped = true;
     this.#held = [];
-    if (this.#retry !== null) clearTimeout(this.#retry);
+    if (this.#retry !== null) this.session.clock.clearTimer(this.#retry);
     this.#retry = null;
   }
 
@@ -145,7 +146,8 @@ export class InboxPump {
         attempt,
         error: (e as Error).message,
       });
-      if (attempt < REMOVE_ATTEMPTS) setTimeout(() => this.#remove(items, attempt + 1), RETRY_MS);
+      if (attempt >= REMOVE_ATTEMPTS) return;
+      this.session.clock.setTimer(() => this.#remove(items, attempt + 1), RETRY_MS);
     });
   }
 
@@ -224,7 +226,7 @@ export class InboxPump {
   /** Reads again after RETRY_MS, unless something else has woken the pump by then. */
   #retryLater(): void {
     if (this.#retry !== null) return;
-    this.#retry = setTimeout(() => {
+    this.#retry = this.session.clock.setTimer(() => {
       this.#retry = null;
       if (this.#stopped || this.session.closed) return;
       this.#needRead = true;

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock/clock.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import { InboxPump, RETRY_MS } from "../../src/server/delivery.ts";
@@ -45,37 +46,46 @@ function failingPump(items: InboxItem[], failures: { read: number; remove: numbe
     log: { error: () => {}, warn: () => {}, info: () => {} },
     metrics: { messageOut: () => {} },
   } as unknown as ServerContext;
+  const clock = new ManualClock();
   const session = {
     closed: false,
+    clock,
     push: (type: number, body: { seq: number }) => {
       if (type === MsgType.PASS) pushed.push(body.seq);
     },
   } as unknown as Session;
-  return { pump: new InboxPump(ctx, session, "bob", 1 << 20), pushed, removed, stored };
+  return { pump: new InboxPump(ctx, session, "bob", 1 << 20), pushed, removed, stored, clock };
 }
 
-async function until(ok: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`Not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+/** Lets the pump's promises run, moving its clock by RETRY_MS a step, at most `steps` times. */
+async function until(
+  clock: ManualClock,
+  ok: () => boolean,
+  steps: number,
+  what: string,
+): Promise<void> {
+  for (let i = 0; !ok(); i++) {
+    if (i >= steps) throw new Error(`Not within ${steps} retries: ${what}`);
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    if (!ok()) clock.advance(RETRY_MS);
   }
 }
 
 Deno.test("InboxPump reads again by itself after a failed read", async () => {
-  const { pump, pushed } = failingPump([item(1), item(2)], { read: 2, remove: 0 });
+  const { pump, pushed, clock } = failingPump([item(1), item(2)], { read: 2, remove: 0 });
   pump.start();
-  await until(() => pushed.length === 2, RETRY_MS * 5, "the items after two failed reads");
+  await until(clock, () => pushed.length === 2, 5, "the items after two failed reads");
   assert.deepEqual(pushed, [1, 2]);
   pump.stop();
 });
 
 Deno.test("InboxPump removes acknowledged items again after a failed removal", async () => {
-  const { pump, pushed, removed, stored } = failingPump([item(1)], { read: 0, remove: 1 });
+  const { pump, pushed, removed, stored, clock } = failingPump([item(1)], { read: 0, remove: 1 });
   pump.start();
-  await until(() => pushed.length === 1, 2000, "the item");
+  await until(clock, () => pushed.length === 1, 2, "the item");
   pump.ack(1);
-  await until(() => stored.length === 0, RETRY_MS * 5, "the item removed");
+  await until(clock, () => stored.length === 0, 5, "the item removed");
   assert.deepEqual(removed, [[1], [1]]);
   pump.stop();
 });

@@ -49,7 +49,11 @@ export interface Pass {
 /** A session as the pump sees it: PASS pushes are encoded at once, as the real one seals them. */
 export class SimSession {
   closed = false;
-  constructor(private readonly onPass: (pass: Pass) => void) {}
+  constructor(
+    private readonly onPass: (pass: Pass) => void,
+    /** The pump's retries wait on it: the simulation's time. */
+    readonly clock: Clock,
+  ) {}
 
   push(type: number, body: Value): void {
     if (this.closed) return;

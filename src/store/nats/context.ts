@@ -103,6 +103,16 @@ export class NatsStoreContext {
   }
 
   /**
+   * The bucket `<prefix>_<kind>` with the maker's short request deadline: for the first reads
+   * after nodes made it together, which nats-server 2.9.10 sometimes leaves unanswered even once
+   * the stream has a leader. Pair each request with `creating`, which asks again.
+   */
+  async quickBucket(kind: string): Promise<KV> {
+    await this.bucket(kind);
+    return await new Kvm(this.#makerJs).open(`${this.prefix}_${kind}`);
+  }
+
+  /**
    * Makes the bucket (or finds it), waits for its stream's leader, and opens it with the usual
    * request deadline (the maker's short one is for making only).
    */

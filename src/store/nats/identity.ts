@@ -33,17 +33,20 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
 
 /** The cluster's key: the one in the store, else this node's file, else a new one. */
 export async function clusterIdentity(ctx: NatsStoreContext, dataDir: string): Promise<KeyPair> {
-  const kv = await ctx.bucket("identity");
+  // Read first thing after nodes made the bucket together: short deadlines, asked again.
+  const kv = await ctx.quickBucket("identity");
+  const get = () => ctx.creating(() => kv.get(SEED_KEY));
   const local = await readLocal(dataDir);
-  let stored = await kv.get(SEED_KEY);
+  let stored = await get();
   if (!stored || stored.operation !== "PUT") {
     const seed = local ?? randomBytes(KEY_BYTES);
     try {
       await kv.create(SEED_KEY, new TextEncoder().encode(seed.toHex()));
       return ed25519KeyPair(seed);
     } catch {
-      // Another node made it first: theirs is the cluster's.
-      stored = await kv.get(SEED_KEY);
+      // Another node made it first (or this create landed unanswered): the stored one is the
+      // cluster's.
+      stored = await get();
     }
   }
   const seed = stored && stored.operation === "PUT" ? parseIdentity(stored.string()) : null;
