@@ -27,6 +27,7 @@
  * comparisons.
  */
 
+import { freePort } from "./free_port.ts";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { ParleyClient, type Target } from "../src/client/client.ts";
@@ -264,14 +265,6 @@ interface Server {
   /** The server's V8 inspector port (loopback), for a forced GC before memory readings. */
   inspectPort: number | null;
   stop(): Promise<void>;
-}
-
-/** A free loopback TCP port (closed again, so a child can take it). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /**

@@ -6,6 +6,7 @@
  *   deno task nats [--dir ./nats-data] [--port 4222]   # ports 4222-4224, routes 6222-6224
  */
 
+import { freePort } from "./free_port.ts";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -51,14 +52,6 @@ export async function natsServerAvailable(): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** A port nobody listens on right now (the kernel's pick, released at once). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 export class NatsCluster {

@@ -53,7 +53,8 @@ export function endLine(entries: number): string {
   return JSON.stringify({ end: { entries } });
 }
 
-function parseJson(text: string): Record<string, unknown> {
+/** One line of a backup file as a JSON object; throws a SyntaxError that says what it is not. */
+export function parseJson(text: string): Record<string, unknown> {
   let json: unknown;
   try {
     json = JSON.parse(text);

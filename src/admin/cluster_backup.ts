@@ -20,6 +20,7 @@ import { type DumpItem, dumpStore, restoreStore } from "../store/nats/backup.ts"
 import type { DumpedMessage } from "../store/nats/dump.ts";
 import { VERSION } from "../version.ts";
 import { LineWriter } from "./backup.ts";
+import { parseJson } from "./backup_format.ts";
 import { storeContext, withNats } from "./cluster.ts";
 import type { AdminContext } from "./command.ts";
 import { exists } from "./data_dir.ts";
@@ -92,23 +93,10 @@ interface Header {
   prefix: string;
 }
 
-function object(text: string): Record<string, unknown> {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new SyntaxError("it is not valid JSON");
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new SyntaxError("it is not a JSON object");
-  }
-  return json as Record<string, unknown>;
-}
-
 function parseHeader(text: string): Header {
   let json: Record<string, unknown>;
   try {
-    json = object(text);
+    json = parseJson(text);
   } catch {
     throw new SyntaxError("it is not a Parley backup header");
   }
@@ -141,7 +129,7 @@ function parseHeader(text: string): Header {
 type Line = DumpItem | { end: { streams: number; messages: number } };
 
 function parseLine(text: string): Line {
-  const json = object(text);
+  const json = parseJson(text);
   const only = (fields: string[]) => {
     const extra = Object.keys(json).find((k) => !fields.includes(k));
     if (extra !== undefined) throw new SyntaxError(`it has an unknown field "${extra}"`);

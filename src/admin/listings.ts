@@ -272,22 +272,40 @@ export const STATS: AdminCommand = {
         ["data dir", stats.dataDir],
         ["store on disk", bytes(stats.storeBytes)],
         ["identity", stats.fingerprint ?? "none yet (made at the first start)"],
-        ["users", String(stats.users)],
-        ["groups", String(stats.groups)],
-        ["friendships", String(stats.friendships)],
-        [
-          "queued messages",
-          `${stats.queuedMessages} (${bytes(stats.queuedBytes)}) for ` +
-          plural(stats.usersWithQueue, "user"),
-        ],
         // Images too big to sit inside a queued message are stored once for all recipients.
-        ["large images", `${stats.imageBlobs} (${bytes(stats.imageBlobBytes)})`],
-        ["world backlog", `${stats.worldBacklog} messages`],
-        ["resume tokens", String(stats.resumeTokens)],
+        ...recordRows(stats, ["large images", stats.imageBlobs, stats.imageBlobBytes]),
       ]));
       return 0;
     }),
 };
+
+/** The record counts of `stats`, a single server's or a cluster's, as table rows. */
+function recordRows(
+  s: {
+    users: number;
+    groups: number;
+    friendships: number;
+    queuedMessages: number;
+    queuedBytes: number;
+    usersWithQueue: number;
+    worldBacklog: number;
+    resumeTokens: number;
+  },
+  [blobName, blobs, blobBytes]: [string, number, number],
+): [string, string][] {
+  return [
+    ["users", String(s.users)],
+    ["groups", String(s.groups)],
+    ["friendships", String(s.friendships)],
+    [
+      "queued messages",
+      `${s.queuedMessages} (${bytes(s.queuedBytes)}) for ${plural(s.usersWithQueue, "user")}`,
+    ],
+    [blobName, `${blobs} (${bytes(blobBytes)})`],
+    ["world backlog", `${s.worldBacklog} messages`],
+    ["resume tokens", String(s.resumeTokens)],
+  ];
+}
 
 function clusterStats(ctx: AdminContext): Promise<number> {
   return withStoreContext(ctx, "stats", async (store, nc) => {
@@ -315,18 +333,8 @@ function clusterStats(ctx: AdminContext): Promise<number> {
       ],
       ["store", `${bytes(stats.storeBytes)} in ${plural(stats.streams, "stream")}`],
       ["identity", stats.fingerprint ?? "none yet (made when the first node starts)"],
-      ["users", String(stats.users)],
-      ["groups", String(stats.groups)],
-      ["friendships", String(stats.friendships)],
-      [
-        "queued messages",
-        `${stats.queuedMessages} (${bytes(stats.queuedBytes)}) for ` +
-        plural(stats.usersWithQueue, "user"),
-      ],
       // Images and long texts stored once for all their recipients.
-      ["shared content", `${stats.sharedBlobs} (${bytes(stats.sharedBlobBytes)})`],
-      ["world backlog", `${stats.worldBacklog} messages`],
-      ["resume tokens", String(stats.resumeTokens)],
+      ...recordRows(stats, ["shared content", stats.sharedBlobs, stats.sharedBlobBytes]),
     ]));
     return 0;
   });

@@ -4,24 +4,11 @@
  * of a cluster share one key and one store; node C has a key of its own.
  */
 
+import { copyDir } from "../helpers/files.ts";
+import { freePort } from "../../scripts/free_port.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ChatProcess, fastConfig, run, ServerProcess } from "../helpers/cli.ts";
-
-/** A loopback port nothing listens on (it was free a moment ago). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    if (e.isFile) await Deno.copyFile(join(from, e.name), join(to, e.name));
-  }
-}
 
 Deno.test("parley with several addresses skips a dead one, moves to the next node, refuses another key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-failover-" });

@@ -5,6 +5,7 @@
  * first's data dir, as the nodes of a cluster read one store.
  */
 
+import { freePort } from "../../scripts/free_port.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ConnectOptions, ParleyClient } from "../../src/client/client.ts";
@@ -17,14 +18,6 @@ import { IDENTITY_FILE } from "../../src/store/identity.ts";
 import { TestServer } from "../helpers/server.ts";
 
 const HOST = "127.0.0.1";
-
-/** A loopback port nothing listens on (it was free a moment ago). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: HOST, port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** A data dir holding `from`'s identity key, so that a server started on it presents it. */
 async function dataDirWithKeyOf(from: TestServer): Promise<string> {
@@ -93,8 +86,8 @@ async function registered(t: TestServer, name: string): Promise<void> {
 Deno.test("connectFirst skips an address nothing listens on and pins the key under every address", async () => {
   const a = await TestServer.start();
   try {
-    const dead = freePort();
-    const other = freePort();
+    const dead = freePort(HOST);
+    const other = freePort(HOST);
     const { client, at } = await connectFirst(
       clusterOptions([dead, a.port, other], a.knownHosts),
     );
@@ -117,8 +110,8 @@ Deno.test("connectFirst skips an address nothing listens on and pins the key und
 
 Deno.test("Link resumes the session at another address when its server goes away", async () => {
   const a = await TestServer.start();
-  const dead = freePort();
-  const bPort = freePort();
+  const dead = freePort(HOST);
+  const bPort = freePort(HOST);
   const bData = join(await Deno.makeTempDir({ prefix: "parley-node-b-" }), "data");
   let b: TestServer | null = null;
   let link: Link | null = null;

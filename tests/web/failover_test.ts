@@ -5,26 +5,13 @@
  * store, as the nodes of a cluster have), under the pin of A's origin.
  */
 
+import { copyDir } from "../helpers/files.ts";
+import { freePort } from "../../scripts/free_port.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ChatProcess, fastConfig, run } from "../helpers/cli.ts";
 import { browserTest } from "./browser.ts";
 import { AppPage, WebServerProcess } from "./web_world.ts";
-
-/** A loopback port nothing listens on (it was free a moment ago). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    if (e.isFile) await Deno.copyFile(join(from, e.name), join(to, e.name));
-  }
-}
 
 browserTest(
   "the web client resumes at an alternate node when its origin's server goes away",
