@@ -304,11 +304,13 @@ export class WebChat {
   async open(what: string): Promise<void> {
     const conv = await this.#resolve(what.trim());
     this.#current = conv;
-    this.#view.show(conv.label, await this.history.last(conv.key, SHOWN), this.me);
+    // Marked read first, so that the messages and the cleared count appear together.
+    await this.history.markRead(conv.key);
+    const entries = await this.history.last(conv.key, SHOWN);
+    this.#view.show(conv.label, entries, this.me);
     for (const o of this.#outbox.values()) {
       if (o.key === conv.key) this.#view.pending(o.entry, o.failed);
     }
-    await this.history.markRead(conv.key);
     this.#refresh();
     this.#composer.use(`${this.me.toLowerCase()}/${conv.key}`);
     this.#composer.focus();

@@ -62,7 +62,20 @@ export class HistoryStore {
    */
   readonly seen = new SeenMessages(SEEN_CAPACITY);
 
+  /**
+   * The summary updates, one at a time: each reads a conversation's summary, waits for its
+   * transaction, then sets it, so two at once would lose one (a read mark undone by a message
+   * counted against the old count).
+   */
+  #turn: Promise<unknown> = Promise.resolve();
+
   private constructor(private readonly db: IDBDatabase) {}
+
+  #inTurn<T>(update: () => Promise<T>): Promise<T> {
+    const result = this.#turn.then(update);
+    this.#turn = result.catch(() => {});
+    return result;
+  }
 
   static async open(username: string): Promise<HistoryStore> {
     const db = await openDatabase(historyDatabaseName(username), VERSION, (db) => {
@@ -91,7 +104,11 @@ export class HistoryStore {
    * Adds an entry to a conversation, with the key that recognises its redelivery; resolves once
    * committed. `incoming` counts it as unread.
    */
-  async append(key: string, label: string, entry: HistoryEntry, incoming: boolean): Promise<void> {
+  append(key: string, label: string, entry: HistoryEntry, incoming: boolean): Promise<void> {
+    return this.#inTurn(() => this.#append(key, label, entry, incoming));
+  }
+
+  async #append(key: string, label: string, entry: HistoryEntry, incoming: boolean): Promise<void> {
     const info = this.#index.get(key);
     const next: ConversationInfo = {
       key,
@@ -145,7 +162,11 @@ export class HistoryStore {
     return this.#index.get(key);
   }
 
-  async markRead(key: string): Promise<void> {
+  markRead(key: string): Promise<void> {
+    return this.#inTurn(() => this.#markRead(key));
+  }
+
+  async #markRead(key: string): Promise<void> {
     const info = this.#index.get(key);
     if (!info || info.unread === 0) return;
     const next = { ...info, unread: 0 };

@@ -1,6 +1,7 @@
 /**
  * The web app's history store in real Chromium: what it commits survives a reload (messages in
- * order, unread counts, images, the keys that recognise a redelivery), per account.
+ * order, unread counts, also when a read mark and a message meet, images, the keys that recognise
+ * a redelivery), per account.
  */
 
 import assert from "node:assert/strict";
@@ -57,6 +58,17 @@ browserTest(
           name: "dot.png",
         }, true);
         await h.markRead("*world");
+        // Opened as a message arrives: the read mark and the new message both count, in order.
+        await Promise.all([
+          h.markRead("@bob"),
+          h.append("@bob", "@bob", {
+            id: id(7),
+            from: "bob",
+            time: at(7),
+            kind: "text",
+            text: "four",
+          }, true),
+        ]);
         h.close();
         const other = await H.open("bob");
         await other.append("@alice", "@alice", {
@@ -91,9 +103,9 @@ browserTest(
         };
       });
       assert.deepEqual(seen, {
-        recent: ["*world:0", "@bob:2"],
-        lastTwo: ["two", "three"],
-        all: 3,
+        recent: ["@bob:1", "*world:0"],
+        lastTwo: ["three", "four"],
+        all: 4,
         image: [1, 2, 3],
         name: "dot.png",
         stored: [true, true, false],
