@@ -317,18 +317,18 @@ export class ChatSession {
     // Backlog messages are counted in a summary; only the open conversation's are shown.
     const fromBacklog = seq > 0 && this.#backlog > 0;
     let conv: Conversation | null = null;
+    // A backlog message of the open conversation is shown, so it is not counted as well.
+    let counted = fromBacklog;
     if (this.history.recorded(b.source_username as string, b.id as Uint8Array)) {
       // Recorded before its ACK was lost (the client died in between): acknowledged, not again.
       if (seq > 0) this.link.ack(seq);
-      if (fromBacklog && --this.#backlog === 0) {
-        if (this.#arrived.size > 0) this.#summary();
-        else this.#prompt();
-      }
+      if (fromBacklog) this.#backlogDone();
       return;
     }
     try {
       conv = this.#conversationOf(b);
       const elsewhere = this.#current?.key !== conv.key;
+      counted = fromBacklog && elsewhere;
       const entry = await this.#record(conv, b, elsewhere);
       await this.history.remember(b.source_username as string, b.id as Uint8Array).catch((e) =>
         this.#warn(shown`Could not note message ids in local history: ${(e as Error).message}`)
@@ -343,11 +343,18 @@ export class ChatSession {
     } finally {
       if (seq > 0) this.link.ack(seq);
     }
-    if (fromBacklog) {
+    if (counted) {
       const label = conv?.label ?? "?";
       this.#arrived.set(label, (this.#arrived.get(label) ?? 0) + 1);
-      if (--this.#backlog === 0) this.#summary();
     }
+    if (fromBacklog) this.#backlogDone();
+  }
+
+  /** One message of the login backlog handled: after the last, what arrived elsewhere. */
+  #backlogDone(): void {
+    if (--this.#backlog > 0) return;
+    if (this.#arrived.size > 0) this.#summary();
+    else this.#prompt();
   }
 
   #summary(): void {

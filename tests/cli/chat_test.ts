@@ -254,6 +254,40 @@ Deno.test("the client reconnects after the server restarts and sends what was ty
     assert.equal(copies, 1, "alice's own world message is in her history once");
   }));
 
+Deno.test("after a resume, the open conversation's backlog is shown, and only the rest counted", () =>
+  withWorld(async (w) => {
+    const others: ParleyClient[] = [];
+    const sender = async (name: string) => {
+      const c = await ParleyClient.connect({ ...hostPort(w.server.addr), knownHosts: null });
+      others.push(c);
+      await c.login(name, `password-${name}`);
+      return c;
+    };
+    try {
+      for (const name of ["alice", "carol"]) {
+        const c = await ParleyClient.connect({ ...hostPort(w.server.addr), knownHosts: null });
+        await c.register(name, `password-${name}`);
+        c.close();
+      }
+      const bob = await w.chat("bob", "--register", "--accept-new-key");
+      await bob.type("/to alice");
+      await bob.out.waitFor(/alice/);
+      const port = w.server.port;
+      await w.server.stop("SIGKILL");
+      // Bob's client waits 4 s before its next try: time to queue two messages for him.
+      await bob.out.waitFor(/Reconnecting in 4 s/, 30_000);
+      w.server = await ServerProcess.start(join(w.dir, "data"), join(w.dir, "config.json"), port);
+      await (await sender("alice")).sendText({ user: "bob" }, "said while you were away");
+      await (await sender("carol")).sendText({ user: "bob" }, "elsewhere meanwhile");
+      await bob.out.waitFor(/Reconnected\./, 30_000);
+      await bob.out.waitFor(/<alice> said while you were away/);
+      await bob.out.waitFor(/1 message arrived while you were away: @carol \(1\)\./);
+      assert.doesNotMatch(bob.out.text, /elsewhere meanwhile/, "carol's is counted, not shown");
+    } finally {
+      for (const c of others) c.close();
+    }
+  }));
+
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for await (const e of Deno.readDir(dir)) {
