@@ -57,6 +57,17 @@ async function namesUnder(nats: NatsCluster, prefix: string): Promise<string[]> 
   }
 }
 
+/** Messages in the stream `<prefix>_<kind>`. */
+async function messagesIn(nats: NatsCluster, prefix: string, kind: string): Promise<number> {
+  const nc = await connectCluster(nats.urls, { name: "parley-test" });
+  try {
+    const ctx = await NatsStoreContext.open(nc, { prefix, worldBacklog: 0, clock: systemClock });
+    return (await ctx.jsm.streams.info(ctx.streamName(kind))).state.messages;
+  } finally {
+    await nc.close();
+  }
+}
+
 async function withStore<T>(
   nats: NatsCluster,
   prefix: string,
@@ -153,9 +164,9 @@ natsTest(
     let c: ParleyCluster | null = null;
     try {
       const single = await singleServer(dir);
-      const code = (await ok(run(["admin", "invite", "--data", single.dataDir])))
-        .match(/^[0-9a-f]{5}(-[0-9a-f]{5}){3}$/m)?.[0];
-      assert.ok(code, "an invite code");
+      const codes = (await ok(run(["admin", "invite", "-n", "2", "--data", single.dataDir])))
+        .match(/^[0-9a-f]{5}(-[0-9a-f]{5}){3}$/gm);
+      assert.equal(codes?.length, 2, "two invite codes");
       const file = join(dir, "single.jsonl");
       await ok(run(["admin", "backup", file, "--data", single.dataDir]));
 
@@ -171,7 +182,7 @@ natsTest(
 
       const prefix = freshPrefix();
       const out = await ok(admin(nats, prefix, ["restore", file]));
-      assert.match(out, /5 users, 4 resume tokens \(one per device\), 1 invite code/);
+      assert.match(out, /5 users, 4 resume tokens \(one per device\), 2 invite codes/);
       assert.match(out, /1 friendship, 1 friend request, 1 block/);
       assert.match(out, /1 group, 1 group invitation/);
       assert.match(out, /4 queued messages \(2 images or texts stored once\), 1 world message/);
@@ -181,6 +192,13 @@ natsTest(
       const again = await admin(nats, prefix, ["restore", file]);
       assert.equal(again.code, 1);
       assert.match(again.stderr, new RegExp(`holds data under the prefix "${prefix}"`));
+
+      await withStore(nats, prefix, async (s) => {
+        assert.equal((await s.inbox.stats("dan")).count, 3);
+        assert.equal((await s.inbox.stats("bob")).count, 1);
+        assert.ok(s.inbox.storedBytes("alice") > single.big.length, "the sender's bytes counted");
+      });
+      assert.equal(await messagesIn(nats, prefix, "blob"), 2, "one chunk for each image");
 
       c = await ParleyCluster.start(nats, 2, { accounts: { registration: "invite" } }, prefix);
       // The key clients pinned is the one every node presents.
@@ -231,15 +249,21 @@ natsTest(
 
       // The invite code registers a new account once; a look-alike of an account is refused.
       const frank = await c.connect(1);
-      assert.equal(await frank.register("frank", "password-frank", code), "frank");
+      assert.equal(await frank.register("frank", "password-frank", codes![0]), "frank");
+      await rejects(frank.register("frank2", "password-frank", codes![0]), ErrorCode.BAD_INVITE);
       const look = await c.connect(0);
-      await rejects(look.register("B0b", "password-b0b", code), ErrorCode.USERNAME_TAKEN);
+      await rejects(look.register("B0b", "password-b0b", codes![1]), ErrorCode.USERNAME_TAKEN);
 
       await withStore(nats, prefix, async (s) => {
         assert.deepEqual(await s.inbox.stats("dan"), { count: 0, bytes: 0 });
         assert.deepEqual(await s.inbox.stats("bob"), { count: 0, bytes: 0 });
         assert.equal(s.inbox.storedBytes("alice"), 0, "every blob released");
       });
+      assert.equal(
+        await messagesIn(nats, prefix, "blob"),
+        0,
+        "every blob purged with its last copy",
+      );
     } finally {
       await c?.stop();
       await Deno.remove(dir, { recursive: true });
