@@ -16,7 +16,9 @@ import { MsgType } from "../../src/protocol/messages.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { startServer } from "../../src/server/server.ts";
 import { NatsStoreContext } from "../../src/store/nats/context.ts";
-import { openNatsStore } from "../../src/store/nats/nats_store.ts";
+import { destroyNatsStore, openNatsStore } from "../../src/store/nats/nats_store.ts";
+import { openKvStore } from "../../src/store/kv_store.ts";
+import { backupDataDir } from "../../src/admin/backup.ts";
 import type { Store } from "../../src/store/types.ts";
 import { rejects } from "../helpers/assert.ts";
 import { fastConfig, run } from "../helpers/cli.ts";
@@ -24,6 +26,7 @@ import { freshPrefix, ParleyCluster } from "../helpers/cluster.ts";
 import { pattern } from "../helpers/content.ts";
 import { befriend } from "../helpers/friends.ts";
 import { type NatsCluster, natsTest } from "../helpers/nats.ts";
+import { HASH } from "../helpers/password_hash.ts";
 import { testConfig } from "../helpers/server.ts";
 
 type Pass = { source_username: string; data: string | Uint8Array; group_id?: number };
@@ -266,6 +269,138 @@ natsTest(
       );
     } finally {
       await c?.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+/** Users, relations, groups and queued messages for the store-to-store comparison. */
+const MANY = { users: 200, groups: 20, messages: 1000 };
+
+natsTest(
+  "a single server's store and the cluster store it moved into give the same answers through the store seam, user by user",
+  async (nats) => {
+    const dir = await Deno.makeTempDir({ prefix: "parley-migrate-many-" });
+    const prefix = freshPrefix();
+    try {
+      const dataDir = join(dir, "data");
+      const kv = await openKvStore(dataDir, { worldBacklog: 50 });
+      const names = Array.from({ length: MANY.users }, (_, i) => `User${i}`);
+      const named = (i: number) => ({ user: names[i].toLowerCase(), name: names[i] });
+      const limits = { maxMessages: 10_000, maxBytes: 1 << 30 };
+      try {
+        for (const name of names) {
+          assert.ok(await kv.users.create({ name, password: HASH, created: new Date() }));
+        }
+        for (let i = 0; i < MANY.users; i++) {
+          await kv.friends.add(named(i), named((i + 1) % MANY.users));
+          await kv.friends.request(named(i), named((i + 7) % MANY.users), 100);
+          if (i % 5 === 0) await kv.blocks.add(named(i), named((i + 3) % MANY.users), 100);
+          await kv.tokens.issue(named(i).user, 3_600_000, 5);
+        }
+        for (let g = 0; g < MANY.groups; g++) {
+          const members = [0, 1, 2, 3].map((k) => named((g * 4 + k) % MANY.users));
+          const group = await kv.groups.create(`g${g}`, members[0].user, members);
+          await kv.invitations.add([named((g * 4 + 9) % MANY.users)], {
+            group: group.id,
+            groupName: group.name,
+            from: members[0],
+          }, { perUser: 100, fromOne: 100 });
+          // Every third group goes again: ids are not reused after it.
+          if (g % 3 === 2) {
+            for (const m of members) await kv.groups.removeMember(group.id, m.user);
+          }
+        }
+        for (let m = 0; m < MANY.messages; m++) {
+          const from = names[m % MANY.users];
+          const message = m % 50 === 0
+            ? {
+              id: crypto.getRandomValues(new Uint8Array(16)),
+              time: new Date(),
+              from,
+              kind: "image" as const,
+              image: pattern(4096, m),
+              group: { id: 1, name: "g0" },
+            }
+            : {
+              id: crypto.getRandomValues(new Uint8Array(16)),
+              time: new Date(),
+              from,
+              kind: "text" as const,
+              text: `message ${m}`,
+            };
+          const to = m % 50 === 0
+            ? [1, 2, 3].map((k) => named(k).user)
+            : [named((m * 13 + 1) % MANY.users).user];
+          await kv.inbox.append(to, message, limits);
+          if (m % 20 === 0) {
+            await kv.world.append({
+              id: message.id,
+              time: message.time,
+              from,
+              world: true,
+              kind: "text",
+              text: `w${m}`,
+            });
+          }
+        }
+      } finally {
+        await kv.close();
+      }
+      const file = join(dir, "many.jsonl");
+      await backupDataDir(dataDir, file);
+      const started = performance.now();
+      const out = await ok(admin(nats, prefix, ["restore", file]));
+      const ms = performance.now() - started;
+      console.log(
+        `moved ${MANY.users} users, ${MANY.messages} queued messages in ${
+          ms.toFixed(0)
+        } ms (CLI included)`,
+      );
+      assert.match(out, new RegExp(`${MANY.users} users, ${MANY.users} resume tokens`));
+      assert.match(out, new RegExp(`${MANY.messages + 40} queued messages`));
+
+      const single = await openKvStore(dataDir, { worldBacklog: 50 });
+      try {
+        await withStore(nats, prefix, async (cluster) => {
+          for (let i = 0; i < MANY.users; i++) {
+            const user = named(i).user;
+            const same = async <T>(what: string, read: (s: Store) => Promise<T>) =>
+              assert.deepEqual(await read(cluster), await read(single), `${what} of ${user}`);
+            await same("the record", async (s) => await s.users.get(user));
+            await same(
+              "the look-alike",
+              (s) => s.users.lookalike(names[i].replace("User", "U5er")),
+            );
+            await same("friends", (s) => s.friends.list(user));
+            await same("requests", (s) => s.friends.requests(user));
+            await same("blocks", (s) => s.blocks.list(user));
+            await same("blocks either way", async (s) => [...await s.blocks.either(user)].sort());
+            await same("groups", (s) => s.groups.groupsOf(user));
+            await same("invitations", (s) => s.invitations.list(user));
+            await same("the queue's counts", (s) => s.inbox.stats(user));
+            await same(
+              "the queue",
+              async (s) =>
+                (await s.inbox.read(user, 0, 10_000)).map((q) => ({
+                  ...q.message,
+                  seq: 0,
+                  size: q.size,
+                  cost: q.cost,
+                })),
+            );
+            assert.equal(cluster.inbox.storedBytes(user), single.inbox.storedBytes(user));
+          }
+          assert.deepEqual(cluster.world.recent(), single.world.recent());
+          const next = await cluster.groups.create("next", "user0", [named(0)]);
+          assert.equal(next.id, MANY.groups + 1, "a new group's id is above every id given");
+        });
+      } finally {
+        await single.close();
+      }
+    } finally {
+      const nc = await connectCluster(nats.urls, { name: "parley-test-cleanup" });
+      await destroyNatsStore(nc, prefix).finally(() => nc.close());
       await Deno.remove(dir, { recursive: true });
     }
   },

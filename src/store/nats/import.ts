@@ -62,12 +62,12 @@ export interface ImportTally {
 }
 
 /** Throws unless the prefix holds no stream or bucket: nothing is ever written over. */
-export async function requireEmpty(ctx: NatsStoreContext, what = "restore"): Promise<void> {
+export async function requireEmpty(ctx: NatsStoreContext): Promise<void> {
   const existing = await ctx.names();
   if (existing.length === 0) return;
   throw new Error(
     `The cluster already holds data under the prefix "${ctx.prefix}" (${existing.sort()[0]}` +
-      `${existing.length > 1 ? ` and ${existing.length - 1} more` : ""}); ${what} only into ` +
+      `${existing.length > 1 ? ` and ${existing.length - 1} more` : ""}); restore only into ` +
       "a prefix that holds nothing",
   );
 }
