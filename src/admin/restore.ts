@@ -20,6 +20,7 @@ import type { AdminCommand } from "./command.ts";
 import { parseHeader, parseLine } from "./backup_format.ts";
 import { exists, KV_SIDE_FILES, readIdentity } from "./data_dir.ts";
 import { restoreCluster } from "./cluster_backup.ts";
+import { isDataDirBackup, type MigrateCounts, migrateIntoCluster } from "./migrate.ts";
 import { plural } from "./text.ts";
 
 /** KV allows 1000 mutations, 800 KiB and 80 KiB of keys per atomic commit; stay below. */
@@ -286,13 +287,20 @@ export const RESTORE: AdminCommand = {
     "which must be empty or not exist yet (an existing store is never overwritten). Every line\n" +
     "is checked; a bad one stops the restore with its line number and leaves nothing behind.\n" +
     "Resume tokens that expired since the backup are dropped. Then start the server on it.\n" +
-    "With --cluster: a backup made with --cluster, into the cluster's prefix (--prefix or\n" +
-    "cluster.prefix), which must hold nothing; a restore that fails deletes what it made.",
+    "With --cluster: into the cluster's prefix (--prefix or cluster.prefix), which must hold\n" +
+    "nothing; a restore that fails deletes what it made. A backup made with --cluster is copied\n" +
+    "as it is. A data dir's backup moves a single server into the cluster: its identity key,\n" +
+    "accounts, resume tokens, invite codes, friends, blocks, groups (with their ids),\n" +
+    "invitations, queued messages and world backlog (stop the server before the backup).",
   options: {},
   optionHelp: [],
   arity: 1,
   async run(ctx) {
     const [file] = ctx.positionals;
+    if (ctx.cluster && await isDataDirBackup(resolve(file))) {
+      console.log(migrationReport(await migrateIntoCluster(ctx, file)));
+      return 0;
+    }
     if (ctx.cluster) {
       const c = await restoreCluster(ctx, file);
       const dropped = c.delivered > 0
@@ -320,3 +328,32 @@ export const RESTORE: AdminCommand = {
     return 0;
   },
 };
+
+/** What a migration moved, kind by kind, and what the operator does next. */
+function migrationReport(c: MigrateCounts): string {
+  const key = c.fingerprint
+    ? `The identity key ${c.fingerprint} is the cluster's: clients keep trusting it.`
+    : "The backup holds no identity key: the first node makes a new one, which clients will " +
+      "refuse until their users accept it.";
+  const left: string[] = [];
+  if (c.expired > 0) left.push(plural(c.expired, "expired token entry", "expired token entries"));
+  if (c.broken > 0) {
+    left.push(`${plural(c.broken, "queued message")} whose shared content was incomplete`);
+  }
+  return [
+    `Moved the single server's backup into the prefix "${c.prefix}":`,
+    `  ${plural(c.users, "user")}, ${plural(c.families, "resume token")} (one per device), ` +
+    `${plural(c.invites, "invite code")}`,
+    `  ${plural(c.friendships, "friendship")}, ${plural(c.requests, "friend request")}, ` +
+    `${plural(c.blocks, "block")}`,
+    `  ${plural(c.groups, "group")}, ${plural(c.invitations, "group invitation")}`,
+    `  ${plural(c.queued, "queued message")} (${
+      plural(c.blobs, "image or text", "images or texts")
+    } stored once), ` +
+    `${plural(c.world, "world message")}`,
+    ...(left.length > 0 ? [`Left out: ${left.join(", ")}.`] : []),
+    key,
+    "Start the nodes on the prefix and give clients the nodes' addresses: users resume with " +
+    "their tokens or log in with their passwords.",
+  ].join("\n");
+}

@@ -58,7 +58,7 @@ const BLOB_ROW_BYTES = 1024;
 /** Fixed overhead counted per queued message, so that empty messages still count. */
 const ITEM_OVERHEAD = 64;
 
-interface BlobRef {
+export interface BlobRef {
   id: string;
   chunks: number;
   size: number;
@@ -66,7 +66,7 @@ interface BlobRef {
   text?: true;
 }
 
-interface StoredItem {
+export interface StoredItem {
   message: ChatMessage;
   blob?: BlobRef;
   size: number;

@@ -31,6 +31,7 @@ import { decodeRecord } from "./codec.ts";
 import type { NatsStoreContext } from "./context.ts";
 import { countOf, countsCodec } from "./counts.ts";
 import { type DumpedMessage, eachMessage, isMarker, storeStreams } from "./dump.ts";
+import { requireEmpty } from "./import.ts";
 
 /** Publishes in flight at once while restoring (sent in order on one connection). */
 const IN_FLIGHT = 256;
@@ -153,14 +154,7 @@ export async function restoreStore(
   items: () => AsyncIterable<DumpItem>,
   from: string,
 ): Promise<RestoreTally> {
-  const existing = await ctx.names();
-  if (existing.length > 0) {
-    throw new Error(
-      `The cluster already holds data under the prefix "${ctx.prefix}" (${existing.sort()[0]}` +
-        `${existing.length > 1 ? ` and ${existing.length - 1} more` : ""}); restore only into ` +
-        "a prefix that holds nothing",
-    );
-  }
+  await requireEmpty(ctx);
   const { streams, blobs } = await plan(items(), from);
   const names = new Renamer(from, ctx.prefix);
   try {

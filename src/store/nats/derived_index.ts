@@ -35,9 +35,14 @@ interface Mark {
   at: number;
 }
 
-interface IndexValue<V> {
+export interface IndexValue<V> {
   view: Record<string, V>;
   marks: Record<string, Mark>;
+}
+
+/** An index that agrees with its truths: `view`, with no mark (import.ts writes these whole). */
+export function settledIndex<V>(view: Record<string, V>): IndexValue<V> {
+  return { view, marks: {} };
 }
 
 export class DerivedIndex<V> {

@@ -11,7 +11,8 @@ import { userToken } from "../../cluster/names.ts";
 import type { Clock } from "../../clock/clock.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import type { AddMemberResult, GroupRecord, GroupStore, NamedUser } from "../types.ts";
-import { DerivedIndex } from "./derived_index.ts";
+import type { GroupImage } from "../transfer.ts";
+import { DerivedIndex, settledIndex } from "./derived_index.ts";
 import { change, read, type RecordBucket } from "./kv_records.ts";
 
 interface StoredGroup extends GroupRecord {
@@ -21,6 +22,38 @@ interface StoredGroup extends GroupRecord {
 const SEQ_KEY = "seq";
 const groupKey = (id: number) => `group.${id}`;
 const mineKey = (user: string) => `mine.${userToken(user)}`;
+
+/**
+ * Groups brought from another store (import.ts), with their ids, as the records to write:
+ * each group with its members, each member's index of groups (settled), and the counter at
+ * `lastId` (or the highest id, if above), so that new groups never take an id given before.
+ */
+export function importedGroups(groups: Iterable<GroupImage>, lastId: number): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  const mine = new Map<string, Record<string, true>>();
+  let seq = lastId;
+  for (const { record, members } of groups) {
+    invariant(members.length > 0, "a group has members until its last one leaves");
+    const group: StoredGroup = {
+      id: record.id,
+      name: record.name,
+      creator: record.creator,
+      created: record.created,
+      size: members.length,
+      members: members.map(({ user, name }) => ({ user, name })),
+    };
+    out.push([groupKey(record.id), group]);
+    for (const m of members) {
+      let ids = mine.get(m.user);
+      if (!ids) mine.set(m.user, ids = {});
+      ids[String(record.id)] = true;
+    }
+    seq = Math.max(seq, record.id);
+  }
+  for (const [user, ids] of mine) out.push([mineKey(user), settledIndex(ids)]);
+  if (seq > 0) out.push([SEQ_KEY, seq]);
+  return out;
+}
 
 function recordOf(g: StoredGroup): GroupRecord {
   invariant(g.size === g.members.length, "a group's size is its member count");

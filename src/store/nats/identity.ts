@@ -13,6 +13,11 @@ import type { NatsStoreContext } from "./context.ts";
 
 const SEED_KEY = "seed";
 
+/** The identity key brought from a single server (import.ts): the key and value to write. */
+export function importedIdentity(seed: Uint8Array): [string, Uint8Array] {
+  return [SEED_KEY, new TextEncoder().encode(seed.toHex())];
+}
+
 async function readLocal(dataDir: string): Promise<Uint8Array | null> {
   const path = join(dataDir, IDENTITY_FILE);
   let text: string;

@@ -36,6 +36,20 @@ function without(held: Held, drop: (group: number, v: StoredInvitation) => boole
   return left.length > 0 ? Object.fromEntries(left) : null;
 }
 
+/** One invitee's invitations brought from another store (import.ts): the key and value. */
+export function importedInvitations(user: string, invitations: Invitation[]): [string, Held] {
+  const held: Held = {};
+  for (const i of invitations) {
+    held[String(i.group)] = {
+      groupName: i.groupName,
+      fromUser: i.from.user,
+      fromName: i.from.name,
+      time: i.time,
+    };
+  }
+  return [invitationsKey(user), held];
+}
+
 export class NatsInvitationStore implements InvitationStore {
   constructor(private readonly kv: RecordBucket, private readonly clock: Clock) {}
 

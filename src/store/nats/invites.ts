@@ -6,13 +6,21 @@
 
 import type { Clock } from "../../clock/clock.ts";
 import { sha256 } from "../../crypto/keys.ts";
+import type { InviteImage } from "../transfer.ts";
 import type { InviteRecord, InviteStore } from "../types.ts";
 import { read, type RecordBucket, writeIf } from "./kv_records.ts";
 
 /** A code as typed, with case, spaces and dashes ignored (as the KV store reads it). */
 function keyOf(code: string): string {
   const bare = code.toLowerCase().replace(/[\s-]/g, "");
-  return `inv.${sha256(new TextEncoder().encode(bare)).toHex()}`;
+  return hashKey(sha256(new TextEncoder().encode(bare)).toHex());
+}
+
+const hashKey = (hash: string) => `inv.${hash}`;
+
+/** A code brought from another store (import.ts), which keeps the same SHA-256 of it. */
+export function importedInvite(image: InviteImage): [string, InviteRecord] {
+  return [hashKey(image.hash), { ...image.record }];
 }
 
 export class NatsInviteStore implements InviteStore {

@@ -12,7 +12,8 @@ import { userToken } from "../../cluster/names.ts";
 import type { Clock } from "../../clock/clock.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import type { NamedUser } from "../types.ts";
-import { DerivedIndex } from "./derived_index.ts";
+import type { RelationImage } from "../transfer.ts";
+import { DerivedIndex, settledIndex } from "./derived_index.ts";
 import { change, read, type RecordBucket } from "./kv_records.ts";
 
 export interface Pair {
@@ -65,6 +66,47 @@ export function tieOf(p: Pair | null, user: string, other: string): Tie | null {
   if (p.blocks.includes(user)) tie.blocks = true;
   if (p.blocks.includes(other)) tie.blockedBy = true;
   return tie;
+}
+
+/**
+ * Relations brought from another store (import.ts), as the records to write: one pair per two
+ * users with everything between them, and each user's ties, settled (no marks). A relation
+ * given twice (once from each side) counts once.
+ */
+export function importedPairs(relations: Iterable<RelationImage>): [string, unknown][] {
+  const pairs = new Map<string, { a: string; b: string; pair: Pair }>();
+  for (const r of relations) {
+    const [a, b] = [r.from.user, r.to.user];
+    if (a === b) continue; // no store keeps one, and a pair is of two users
+    const key = pairKey(a, b);
+    let held = pairs.get(key);
+    if (!held) pairs.set(key, held = { a, b, pair: emptyPair() });
+    const p = held.pair;
+    p.names[a] = r.from.name;
+    p.names[b] = r.to.name;
+    if (r.kind === "friend") p.friends = true;
+    else if (r.kind === "request" && !p.asked.includes(a)) p.asked.push(a);
+    else if (r.kind === "block" && !p.blocks.includes(a)) p.blocks.push(a);
+  }
+  const out: [string, unknown][] = [];
+  const ties = new Map<string, Record<string, Tie>>();
+  const tie = (user: string, other: string, p: Pair) => {
+    const t = tieOf(p, user, other);
+    invariant(t !== null, "an imported pair holds something");
+    let view = ties.get(user);
+    if (!view) ties.set(user, view = {});
+    view[other] = t!;
+  };
+  for (const [key, { a, b, pair }] of pairs) {
+    // Friends never wait for each other (accepting a request ends both sides' requests).
+    if (pair.friends) pair.asked = [];
+    if (isEmpty(pair)) continue;
+    out.push([key, pair]);
+    tie(a, b, pair);
+    tie(b, a, pair);
+  }
+  for (const [user, view] of ties) out.push([tiesKey(user), settledIndex(view)]);
+  return out;
 }
 
 /** A change of a pair: the next pair (undefined: no change) and the answer. */

@@ -19,6 +19,7 @@ import type { Clock } from "../../clock/clock.ts";
 import { randomBytes } from "../../crypto/keys.ts";
 import { invariant } from "../../invariant/invariant.ts";
 import { TOKEN_BYTES } from "../../protocol/messages.ts";
+import type { FamilyImage } from "../transfer.ts";
 import type { IssuedToken, ResumeOutcome, TokenFamily, TokenStore } from "../types.ts";
 import {
   change,
@@ -66,6 +67,43 @@ interface FamilyRef {
 const familyKey = (id: string) => `fam.${id}`;
 const tokenKey = (hash: string) => `tok.${hash}`;
 const familiesKey = (user: string) => `fams.${userToken(user)}`;
+
+/**
+ * One user's families brought from another store (import.ts), as the records to write: each
+ * family's entry (with a generation of its own), an entry for each of its tokens, current,
+ * previous and retired (so that a replaced one presented again is still seen as reuse), and
+ * the user's list of families, oldest first.
+ */
+export function importedFamilies(user: string, families: FamilyImage[]): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  const refs: FamilyRef[] = [];
+  for (const f of [...families].sort((a, b) => a.created.getTime() - b.created.getTime())) {
+    invariant(f.user === user, "an imported family is its user's");
+    const generation = randomBytes(8).toHex();
+    const entry: FamilyEntry = {
+      user,
+      id: f.id,
+      device: f.device,
+      rotates: f.rotates,
+      created: f.created,
+      expires: f.expires,
+      generation,
+      current: f.current,
+      previous: f.previous,
+      rotated: f.rotated,
+      retired: f.retired.slice(-RETIRED_KEPT),
+    };
+    out.push([familyKey(f.id), entry]);
+    for (const hash of [entry.current, entry.previous, ...entry.retired]) {
+      if (hash === null) continue;
+      const token: TokenEntry = { user, family: f.id, generation, expires: f.expires };
+      out.push([tokenKey(hash), token]);
+    }
+    refs.push({ id: f.id, expires: f.expires.getTime() });
+  }
+  if (refs.length > 0) out.push([familiesKey(user), refs]);
+  return out;
+}
 
 export class NatsTokenStore implements TokenStore {
   /** revokeAll calls per user in this process (the contract's epoch is process-local). */

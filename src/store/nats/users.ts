@@ -30,6 +30,16 @@ interface Claim {
 const userKey = (identity: string) => `user.${userToken(identity)}`;
 const lookKey = (name: string) => `look.${usernameLookalikeKey(name)}`;
 
+/** An account brought from another store (import.ts): its key and record. */
+export function importedUser(record: UserRecord): [string, UserRecord] {
+  return [userKey(usernameKey(record.name)), { ...record }];
+}
+
+/** The claim of a look-alike key (usernameLookalikeKey) by an imported account, made at `at`. */
+export function importedClaim(look: string, owner: string, at: number): [string, Claim] {
+  return [`look.${look}`, { owner, at }];
+}
+
 export class NatsUserStore implements UserStore {
   constructor(private readonly kv: RecordBucket, private readonly clock: Clock) {}
 
