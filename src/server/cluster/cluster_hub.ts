@@ -75,6 +75,11 @@ interface NodeState {
   lastHeard: number;
   /** Its presence version as last applied here; -1 until its roster was read. */
   v: number;
+  /**
+   * The highest of its versions applied here, gaps or not: a roster older than that misses
+   * what those events said (#askRoster).
+   */
+  newest: number;
   users: Set<string>;
   asking: boolean;
 }
@@ -106,6 +111,9 @@ interface Roster {
  * to arrive, even after a NATS reconnect's roster reads.
  */
 const OFFERED_RECENTLY_MS = 10_000;
+
+/** Roster requests in a row that may come back older than the events applied (#askRoster). */
+const ROSTER_ROUNDS = 3;
 
 /** How long a node given up for silence is remembered (#gone). */
 const GONE_KEPT_MS = 24 * 60 * 60 * 1000;
@@ -288,7 +296,13 @@ export class ClusterHub implements Hub {
   #state(node: string): NodeState {
     let state = this.#nodes.get(node);
     if (!state) {
-      state = { lastHeard: this.#clock.now(), v: -1, users: new Set(), asking: false };
+      state = {
+        lastHeard: this.#clock.now(),
+        v: -1,
+        newest: -1,
+        users: new Set(),
+        asking: false,
+      };
       this.#nodes.set(node, state);
       // Given up for silence and heard again (a partition healed): what it said meanwhile,
       // ends too, never came. A node new to this one (a fresh id) has sent none.
@@ -326,6 +340,7 @@ export class ClusterHub implements Hub {
     state.lastHeard = this.#clock.now();
     const known = state.v !== -1;
     const gap = state.v !== v - 1;
+    state.newest = Math.max(state.newest, v);
     state.v = gap ? -1 : v;
     // Unknown: already rechecked when it became so (a gap), or a node new to this one.
     return !gap ? null : known ? "lost" : "unknown";
@@ -402,15 +417,22 @@ export class ClusterHub implements Hub {
   async #askRoster(node: string, state: NodeState): Promise<void> {
     state.asking = true;
     try {
-      const reply = await this.#bus.request(
-        this.subjects.node(node, "roster"),
-        new Uint8Array(0),
-        Math.max(1000, this.#beatMs * 2),
-      );
-      if (this.#closed || this.#nodes.get(node) !== state) return;
-      const roster = openEnvelope<Roster>(reply).header;
-      // Events applied meanwhile are newer than this answer: the next beat asks again.
-      if (roster.v < state.v) return;
+      let roster: Roster;
+      for (let round = 1;; round++) {
+        const reply = await this.#bus.request(
+          this.subjects.node(node, "roster"),
+          new Uint8Array(0),
+          Math.max(1000, this.#beatMs * 2),
+        );
+        if (this.#closed || this.#nodes.get(node) !== state) return;
+        roster = openEnvelope<Roster>(reply).header;
+        if (roster.v >= state.newest) break;
+        // Older than events applied meanwhile (they came in the same read from the socket as
+        // the answer, and ran first): it would drop a user one of them added, or bring back
+        // one that left. Ask again; after a few rounds the next beat does.
+        if (round === ROSTER_ROUNDS) return;
+      }
+      invariant(roster.v >= state.newest, "a roster applied is no older than the events applied");
       const listed = new Set<string>();
       for (const [user, name, at, family] of roster.users) {
         listed.add(user);
