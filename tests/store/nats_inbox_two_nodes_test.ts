@@ -129,6 +129,33 @@ twoNodes(
 );
 
 twoNodes(
+  "two nodes: a world mirror whose consumer ended makes another from its last seq; no append hangs",
+  async (a, b) => {
+    await a.world.append(text("alice", "one"));
+    await a.world.endConsumer();
+    // Said on the other node while this one's consumer was down: caught up from the last seq.
+    await b.world.append(text("bob", "two"));
+    const appended = a.world.append(text("alice", "three"));
+    const late = new Promise((_, reject) =>
+      setTimeout(() => reject(new Error("append waited for a mirror that had ended")), 5000)
+    );
+    await Promise.race([appended, late]);
+    assert.deepEqual(a.world.recent().map((m) => m.text), ["one", "two", "three"]);
+    assert.equal(a.world.consumers, 2, "one consumer made again");
+    const seqs = a.world.entries().map((e) => e.seq);
+    assert.deepEqual(seqs, [seqs[0], seqs[0] + 1, seqs[0] + 2], "each message once, in order");
+    await eventually(() => b.world.entries().length === 3, "the other node has all three");
+    assert.deepEqual(a.world.entries(), b.world.entries());
+
+    // A mirror that cannot come back: the append fails, saying why, rather than hang.
+    a.world.restarts = false;
+    a.world.mirrorWaitMs = 300;
+    await a.world.endConsumer();
+    await assert.rejects(a.world.append(text("alice", "four")), /did not show it within 300 ms/);
+  },
+);
+
+twoNodes(
   "two nodes: a world message appended on one is soon in the other's backlog",
   async (a, b) => {
     const v = b.world.version;
