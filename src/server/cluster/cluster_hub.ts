@@ -316,8 +316,11 @@ export class ClusterHub implements Hub {
     const state = this.#state(beat.node);
     state.lastHeard = this.#clock.now();
     if (state.v === beat.v) return;
-    // A version this node has not seen: a lost event (or only its roster not read yet).
-    this.#gap(beat.node, state, state.v !== -1);
+    // A version this node has not seen: a lost event (or only its roster not read yet). Unknown
+    // from here until a roster comes, so that the next beats do not count the loss again.
+    const lost = state.v !== -1;
+    state.v = -1;
+    this.#gap(beat.node, state, lost);
   }
 
   #heardPresence(p: Presence): void {
