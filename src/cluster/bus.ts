@@ -7,7 +7,7 @@
  *   <p>.hub.beat             every node, every second: {node, v} (its presence version)
  *   <p>.hub.presence         a user came or went: {op, node, v, user, name, at}
  *   <p>.hub.world            a world message's PASS body, for every node's sessions
- *   <p>.hub.end              end a user's sessions (credentials changed): {node, user, reason, family?}
+ *   <p>.hub.end              end a user's sessions (credentials changed): {node, user, reason, family?, v?}
  *   <p>.hub.node.<id>.push   a push for a user on that node: {u, t} + the body's value bytes
  *   <p>.hub.node.<id>.poke   users on that node with something new in their inbox: {users}
  *   <p>.hub.node.<id>.roster request: that node's online users ({v, users: [[user, name, at, family]]})
@@ -42,6 +42,11 @@ export interface EndHeader {
   user: string;
   reason: string;
   family?: string;
+  /**
+   * The sending node's event version (shared with its presence events), so that a node that
+   * misses the end sees a gap; absent from `parley admin`'s.
+   */
+  v?: number;
 }
 
 /**

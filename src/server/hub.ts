@@ -130,4 +130,9 @@ export class LocalHub implements Hub {
   oneShotsOf(user: string): Iterable<Session> {
     return [...this.#oneShots.get(user) ?? []];
   }
+
+  /** Every one-shot session, of every user. */
+  *allOneShots(): Iterable<Session> {
+    for (const set of this.#oneShots.values()) yield* set;
+  }
 }

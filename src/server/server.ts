@@ -28,8 +28,8 @@ import { ConnectionTable } from "./connection_table.ts";
 import { LocalHub } from "./hub.ts";
 import { type ClusterNode, joinCluster } from "./cluster/node.ts";
 import { ClusterFileRelay } from "./cluster/cluster_files.ts";
-import type { ClusterEvents } from "./cluster/cluster_hub.ts";
-import { replaced } from "./handlers/accounts.ts";
+import type { ClusterEvents, ClusterHub } from "./cluster/cluster_hub.ts";
+import { recheckSessions, replaced } from "./handlers/accounts.ts";
 import { endSession, tellLocalFriends } from "./presence.ts";
 import { loadOrCreateIdentity } from "../store/identity.ts";
 import { ConnectionLifecycle } from "./lifecycle.ts";
@@ -427,13 +427,13 @@ function createContext(
   };
   if (node && files instanceof ClusterFileRelay) {
     files.start();
-    node.hub.events = clusterEvents(ctx);
+    node.hub.events = clusterEvents(ctx, node.hub);
   }
   return ctx;
 }
 
 /** What this node does when another node acts on its sessions (cluster/cluster_hub.ts). */
-function clusterEvents(ctx: ServerContext): ClusterEvents {
+function clusterEvents(ctx: ServerContext, hub: ClusterHub): ClusterEvents {
   return {
     takenOver(session, family) {
       const login = session.login;
@@ -445,6 +445,16 @@ function clusterEvents(ctx: ServerContext): ClusterEvents {
       void endSession(ctx, session, reason).catch((e) =>
         ctx.log.error("session.end_failed", { error: (e as Error).message })
       );
+    },
+    async recheck(tokens) {
+      const started = performance.now();
+      const { checked, ended } = await recheckSessions(ctx, hub.attachedSessions(), tokens);
+      ctx.log.info("cluster.rechecked", {
+        sessions: checked,
+        ended,
+        tokens,
+        ms: Math.round(performance.now() - started),
+      });
     },
     wentOffline({ user, name }, nodeGone) {
       ctx.files.endAllOf(user, `${name} went offline`);

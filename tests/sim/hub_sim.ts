@@ -8,7 +8,8 @@
  * each node reads with its own skew.
  *
  * Checked after every step: the hub's own invariants (a user of a node is not also in its
- * directory of remote users). At the end (nothing lost any more, time moved past several beats
+ * directory of remote users), and that no node drops a user another node told it of and still
+ * holds (a roster read older than the events applied meanwhile did, until the next beat). At the end (nothing lost any more, time moved past several beats
  * and the node timeout): every user has a session on at most one live node; every live node
  * agrees on who is online and where; the newest login of a user (by login time, then node id)
  * is the one that holds the user whenever it is still attached; and each live node counts the
@@ -21,6 +22,7 @@ import { setImmediate } from "node:timers";
 import { parseArgs } from "node:util";
 import { type Clock, ManualClock } from "../../src/clock/clock.ts";
 import { ClusterHub } from "../../src/server/cluster/cluster_hub.ts";
+import { openEnvelope } from "../../src/server/cluster/bus.ts";
 import type { BusHandler, HubBus } from "../../src/server/cluster/hub_bus.ts";
 import type { LogFields, Logger } from "../../src/server/log.ts";
 import type { Session } from "../../src/server/session.ts";
@@ -48,6 +50,8 @@ class SimNet {
   readonly reconnects = new Map<string, (() => void)[]>();
   delivered = 0;
   lost = 0;
+  /** Sees each message as it is handed to its receiver (the simulation's model of the news). */
+  onDeliver: ((from: string, to: string, wire: Wire) => void) | null = null;
 
   constructor(private readonly rand: () => number, private readonly clock: Clock) {}
 
@@ -124,8 +128,9 @@ class SimNet {
     if (keys.length === 0) return false;
     const key = keys[Math.floor(this.rand() * keys.length)];
     const wire = this.queues.get(key)!.shift()!;
-    const to = key.split(">")[1];
+    const [from, to] = key.split(">");
     this.delivered++;
+    this.onDeliver?.(from, to, wire);
     if (wire.answer) wire.answer(wire.data);
     else this.subs.get(to)?.get(wire.subject)?.(wire.data, wire.respond);
     return true;
@@ -257,6 +262,42 @@ export async function simulateHub(seed: number, steps: number): Promise<HubSimRe
     trace.push(`start node ${id} (skew ${skew})`);
   }
 
+  // What each node was told by each other node's events, in order: "to>from" → the users
+  // announced and not since withdrawn (user → login time), and when it last heard from it.
+  const told = new Map<string, { last: number; on: Map<string, number> }>();
+  /** Heard from more recently than this: no node can have given the sender up. */
+  const RECENT_MS = NODE_TIMEOUT_MS - BEAT_MS;
+  const subjects = { presence: "sim.hub.presence", beat: "sim.hub.beat", end: "sim.hub.end" };
+  net.onDeliver = (from, to, wire) => {
+    if (![subjects.presence, subjects.beat, subjects.end].includes(wire.subject)) return;
+    const key = `${to}>${from}`;
+    let model = told.get(key);
+    // Silent long enough to have been given up: what the receiver knew of it may be gone.
+    if (model && base.now() - model.last > RECENT_MS) model = undefined;
+    if (!model) told.set(key, model = { last: 0, on: new Map() });
+    model.last = base.now();
+    if (wire.subject !== subjects.presence) return;
+    const p = openEnvelope<{ op: string; user: string; at: number }>(wire.data).header;
+    if (p.op === "on") model.on.set(p.user, p.at);
+    else if (model.on.get(p.user) === p.at) model.on.delete(p.user);
+  };
+  /** A node heard lately that announced a user it still holds: every node shows it online. */
+  const checkTold = (): void => {
+    for (const n of nodes) {
+      for (const m of nodes) {
+        const model = told.get(`${n.id}>${m.id}`);
+        if (m === n || !model || base.now() - model.last > RECENT_MS) continue;
+        for (const [user, at] of model.on) {
+          const held = m.hub.sessionOf(user);
+          if (!held || m.hub.loginTime(held) !== at) continue;
+          if (!n.hub.isOnline(user)) {
+            fail(`node ${n.id} dropped ${user}, whom node ${m.id} announced and still holds`);
+          }
+        }
+      }
+    }
+  };
+
   for (let i = 0; i < 3; i++) await startNode();
 
   for (let step = 0; step < steps; step++) {
@@ -320,6 +361,7 @@ export async function simulateHub(seed: number, steps: number): Promise<HubSimRe
       fail(`step ${step}: ${(e as Error).message}`);
     }
     if (failedInHub) fail(`step ${step}: ${failedInHub}`);
+    checkTold();
   }
 
   // Quiesce: nothing is lost any more; time moves past several beats and the node timeout.

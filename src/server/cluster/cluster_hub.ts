@@ -36,6 +36,14 @@ export interface ClusterEvents {
    * with the whole node (whose friends on this node only this node can tell).
    */
   wentOffline(user: NamedUser, nodeGone: boolean): void;
+  /**
+   * News may have been lost (a NATS reconnect, a gap in a peer's versions, a peer back after it
+   * was given up): check this node's sessions against the store and end those whose credentials
+   * changed meanwhile, as the lost end would have. `tokens` false: the periodic check, which
+   * reads only the user records (a new password, a deleted account). Rejects when the store
+   * could not be read: the hub tries again at its next beat.
+   */
+  recheck?(tokens: boolean): Promise<void>;
 }
 
 export interface ClusterHubOptions {
@@ -50,6 +58,11 @@ export interface ClusterHubOptions {
   beatMs?: number;
   /** A node not heard from for this long is gone, and its users offline. */
   nodeTimeoutMs?: number;
+  /**
+   * How often the sessions' user records are read again in any case (events.recheck(false)):
+   * the bound for an end that was lost without a trace (`parley admin`'s, which has no version).
+   */
+  recheckMs?: number;
 }
 
 interface Remote {
@@ -62,6 +75,11 @@ interface NodeState {
   lastHeard: number;
   /** Its presence version as last applied here; -1 until its roster was read. */
   v: number;
+  /**
+   * The highest of its versions applied here, gaps or not: a roster older than that misses
+   * what those events said (#askRoster).
+   */
+  newest: number;
   users: Set<string>;
   asking: boolean;
 }
@@ -94,6 +112,15 @@ interface Roster {
  */
 const OFFERED_RECENTLY_MS = 10_000;
 
+/** Roster requests in a row that may come back older than the events applied (#askRoster). */
+const ROSTER_ROUNDS = 3;
+
+/** How long a node given up for silence is remembered (#gone). */
+const GONE_KEPT_MS = 24 * 60 * 60 * 1000;
+
+/** The default of ClusterHubOptions.recheckMs. */
+export const RECHECK_MS = 60_000;
+
 /** A node id: a random number below 2^21, so that it can also tag transfer ids (2^53). */
 export function newNodeId(): string {
   const n = crypto.getRandomValues(new Uint32Array(1))[0] % ((1 << 21) - 1);
@@ -124,6 +151,15 @@ export class ClusterHub implements Hub {
   readonly #metrics: HubMetrics;
   readonly #beatMs: number;
   readonly #timeoutMs: number;
+  readonly #recheckMs: number;
+  /** Nodes given up for silence (#sweep), and when: one heard again may have sent ends. */
+  readonly #gone = new Map<string, number>();
+  /** The recheck running, the one wanted after it, and one that failed (tried at the beat). */
+  #rechecking = false;
+  #recheckWanted: "users" | "tokens" | null = null;
+  #recheckFailed: "users" | "tokens" | null = null;
+  #lastRecheck = 0;
+  #recheckRun = 0;
   #v = 0;
   #timer: TimerHandle | null = null;
   #closed = false;
@@ -138,6 +174,8 @@ export class ClusterHub implements Hub {
     this.#local = new LocalHub(opts.metrics);
     this.#beatMs = opts.beatMs ?? 1000;
     this.#timeoutMs = opts.nodeTimeoutMs ?? 5000;
+    this.#recheckMs = opts.recheckMs ?? RECHECK_MS;
+    this.#lastRecheck = this.#clock.now();
   }
 
   /** Subscribes, says hello, and keeps beating until close(). */
@@ -193,6 +231,10 @@ export class ClusterHub implements Hub {
     this.#timer = this.#clock.setTimer(() => {
       this.#beat();
       this.#sweep();
+      const failed = this.#recheckFailed;
+      this.#recheckFailed = null;
+      if (failed) this.#recheck(failed);
+      if (this.#clock.now() - this.#lastRecheck >= this.#recheckMs) this.#recheck("users");
       this.#schedule();
     }, this.#beatMs);
   }
@@ -208,6 +250,45 @@ export class ClusterHub implements Hub {
     for (const s of this.#local.sessions()) s.pump?.poke();
     for (const [id, state] of this.#nodes) if (!state.asking) void this.#askRoster(id, state);
     this.#beat();
+    // Not behind a recheck begun before the link went: its reads may wait out their timeout.
+    this.#recheck("tokens", true);
+  }
+
+  /**
+   * Runs events.recheck, one at a time: a recheck wanted while one runs runs after it (its
+   * reads may have begun before the change it is for). Ends are at most once on NATS; this is
+   * what makes a lost one still end its sessions.
+   */
+  #recheck(kind: "users" | "tokens", afresh = false): void {
+    if (this.#closed || !this.events?.recheck) return;
+    if (this.#recheckWanted !== "tokens") this.#recheckWanted = kind;
+    if (this.#rechecking && !afresh) return;
+    // Afresh: this run starts now; one still running finishes its pass and stops.
+    const run = ++this.#recheckRun;
+    this.#rechecking = true;
+    void (async () => {
+      while (this.#recheckWanted !== null && !this.#closed && run === this.#recheckRun) {
+        const now = this.#recheckWanted;
+        this.#recheckWanted = null;
+        this.#lastRecheck = this.#clock.now();
+        try {
+          await this.events?.recheck?.(now === "tokens");
+        } catch (e) {
+          if (this.#recheckFailed !== "tokens") this.#recheckFailed = now;
+          this.#log.warn("cluster.recheck_failed", { error: (e as Error).message });
+        }
+      }
+      if (run === this.#recheckRun) this.#rechecking = false;
+    })();
+  }
+
+  /**
+   * A peer's versions skipped (a presence or an end of it was lost): read its roster, and check
+   * this node's sessions in case the lost one was an end.
+   */
+  #gap(node: string, state: NodeState, lost: boolean): void {
+    if (!state.asking) void this.#askRoster(node, state);
+    if (lost) this.#recheck("tokens");
   }
 
   // ---- presence ----
@@ -215,8 +296,17 @@ export class ClusterHub implements Hub {
   #state(node: string): NodeState {
     let state = this.#nodes.get(node);
     if (!state) {
-      state = { lastHeard: this.#clock.now(), v: -1, users: new Set(), asking: false };
+      state = {
+        lastHeard: this.#clock.now(),
+        v: -1,
+        newest: -1,
+        users: new Set(),
+        asking: false,
+      };
       this.#nodes.set(node, state);
+      // Given up for silence and heard again (a partition healed): what it said meanwhile,
+      // ends too, never came. A node new to this one (a fresh id) has sent none.
+      if (this.#gone.delete(node)) this.#recheck("tokens");
     }
     return state;
   }
@@ -225,20 +315,38 @@ export class ClusterHub implements Hub {
     if (beat.node === this.node) return;
     const state = this.#state(beat.node);
     state.lastHeard = this.#clock.now();
-    if (state.v !== beat.v && !state.asking) void this.#askRoster(beat.node, state);
+    if (state.v === beat.v) return;
+    // A version this node has not seen: a lost event (or only its roster not read yet). Unknown
+    // from here until a roster comes, so that the next beats do not count the loss again.
+    const lost = state.v !== -1;
+    state.v = -1;
+    this.#gap(beat.node, state, lost);
   }
 
   #heardPresence(p: Presence): void {
     if (p.node === this.node) return;
     const state = this.#state(p.node);
     state.lastHeard = this.#clock.now();
-    const gap = state.v !== p.v - 1;
-    // After a gap this node's picture of that node is unknown (-1) until a roster comes: a
-    // roster request that fails leaves it so, and the next beat asks again.
-    state.v = gap ? -1 : p.v;
+    const gap = this.#heardVersion(state, p.v);
     if (p.op === "on") this.#remoteOn(p, state);
     else this.#remoteOff(p.user, p.node, p.at, false);
-    if (gap && !state.asking) void this.#askRoster(p.node, state);
+    if (gap) this.#gap(p.node, state, gap === "lost");
+  }
+
+  /**
+   * Applies a peer's event version (presence and ends share one sequence): null, or the gap
+   * ("lost": an event of a known sequence went missing).
+   * After a gap this node's picture of that node is unknown (-1) until a roster comes: a
+   * roster request that fails leaves it so, and the next beat asks again.
+   */
+  #heardVersion(state: NodeState, v: number): "lost" | "unknown" | null {
+    state.lastHeard = this.#clock.now();
+    const known = state.v !== -1;
+    const gap = state.v !== v - 1;
+    state.newest = Math.max(state.newest, v);
+    state.v = gap ? -1 : v;
+    // Unknown: already rechecked when it became so (a gap), or a node new to this one.
+    return !gap ? null : known ? "lost" : "unknown";
   }
 
   #remoteOn(p: Presence, state: NodeState): void {
@@ -312,15 +420,22 @@ export class ClusterHub implements Hub {
   async #askRoster(node: string, state: NodeState): Promise<void> {
     state.asking = true;
     try {
-      const reply = await this.#bus.request(
-        this.subjects.node(node, "roster"),
-        new Uint8Array(0),
-        Math.max(1000, this.#beatMs * 2),
-      );
-      if (this.#closed || this.#nodes.get(node) !== state) return;
-      const roster = openEnvelope<Roster>(reply).header;
-      // Events applied meanwhile are newer than this answer: the next beat asks again.
-      if (roster.v < state.v) return;
+      let roster: Roster;
+      for (let round = 1;; round++) {
+        const reply = await this.#bus.request(
+          this.subjects.node(node, "roster"),
+          new Uint8Array(0),
+          Math.max(1000, this.#beatMs * 2),
+        );
+        if (this.#closed || this.#nodes.get(node) !== state) return;
+        roster = openEnvelope<Roster>(reply).header;
+        if (roster.v >= state.newest) break;
+        // Older than events applied meanwhile (they came in the same read from the socket as
+        // the answer, and ran first): it would drop a user one of them added, or bring back
+        // one that left. Ask again; after a few rounds the next beat does.
+        if (round === ROSTER_ROUNDS) return;
+      }
+      invariant(roster.v >= state.newest, "a roster applied is no older than the events applied");
       const listed = new Set<string>();
       for (const [user, name, at, family] of roster.users) {
         listed.add(user);
@@ -347,9 +462,12 @@ export class ClusterHub implements Hub {
     for (const [user, at] of this.#offeredAway) {
       if (now - at > OFFERED_RECENTLY_MS) this.#offeredAway.delete(user);
     }
+    // A node silent this long has restarted with a new id, if at all.
+    for (const [node, at] of this.#gone) if (now - at > GONE_KEPT_MS) this.#gone.delete(node);
     for (const [node, state] of [...this.#nodes]) {
       if (now - state.lastHeard <= this.#timeoutMs) continue;
       this.#nodes.delete(node);
+      this.#gone.set(node, now);
       this.#log.warn("cluster.node_gone", { node, users: state.users.size });
       for (const user of state.users) {
         const entries = this.#remote.get(user);
@@ -489,13 +607,21 @@ export class ClusterHub implements Hub {
   }
 
   endElsewhere(user: string, reason: string, family?: string): void {
-    const end: EndHeader = { node: this.node, user, reason, family };
+    // In the presence sequence: a node that misses it sees the gap and rechecks its sessions.
+    const end: EndHeader = { node: this.node, user, reason, family, v: ++this.#v };
     this.#publish(this.subjects.end, envelope(end));
   }
 
   #heardEnd(m: Uint8Array): void {
     const { header } = openEnvelope<EndHeader>(m);
-    if (header.node === this.node || !this.events) return;
+    if (header.node === this.node) return;
+    // `parley admin`'s ends have no version (nor a node to ask); the periodic recheck bounds them.
+    if (header.v !== undefined) {
+      const state = this.#state(header.node);
+      const gap = this.#heardVersion(state, header.v);
+      if (gap) this.#gap(header.node, state, gap === "lost");
+    }
+    if (!this.events) return;
     const main = this.#local.sessionOf(header.user);
     if (main && (!header.family || main.login?.family === header.family)) {
       this.events.end(main, header.reason);
@@ -555,5 +681,10 @@ export class ClusterHub implements Hub {
 
   oneShotsOf(user: string): Iterable<Session> {
     return this.#local.oneShotsOf(user);
+  }
+
+  /** Every session logged in on this node, one-shots too (a recheck reads them all). */
+  attachedSessions(): Session[] {
+    return [...this.#local.sessions(), ...this.#local.allOneShots()];
   }
 }

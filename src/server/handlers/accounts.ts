@@ -142,9 +142,17 @@ type Identity = Omit<LoggedIn, "user" | "name">;
 interface Credentials {
   /** The token the session was given or resumed with. */
   token?: Uint8Array | null;
-  /** The password hash the login was verified against. */
+  /** When that token's family expires: a family gone after that merely expired. */
+  expires?: Date;
+  /** The password hash the login was verified against (or the account had, at a RESUME). */
   password?: PasswordHash;
 }
+
+/**
+ * Each attached session's credentials (a cluster), for recheckSessions; `changing` while its
+ * own CHANGE_PASSWORD runs (it revokes its own token before it is given the new one).
+ */
+const held = new WeakMap<Session, Credentials & { changing?: boolean }>();
 
 function takeOver(
   ctx: ServerContext,
@@ -160,8 +168,10 @@ function takeOver(
   session.loggedIn();
   session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
   session.channel.setOutboundLimit(ctx.config.limits.maxOutboundBytes);
+  if (ctx.hub.distributed) held.set(session, credentials);
   if (id.oneShot) {
     ctx.hub.addOneShot(user, session);
+    if (ctx.hub.distributed) void confirmAttached(ctx, session, credentials);
     ctx.log.info("session.login", { user, session: session.id, by, one_shot: true });
     return () => welcome(ctx, session, false);
   }
@@ -186,20 +196,83 @@ async function confirmAttached(ctx: ServerContext, session: Session, c: Credenti
   const login = session.login;
   if (!login) return;
   try {
-    const family = c.token ? await ctx.store.tokens.familyOf(c.token) : undefined;
-    const record = await ctx.store.users.get(login.name);
-    const changed = family === null || !record ||
-      (c.password !== undefined && record.password.hash.toHex() !== c.password.hash.toHex());
-    if (!changed || session.login !== login) return;
+    const why = await invalidated(ctx, session, login, c, true);
+    if (why === null || session.login !== login) return;
     if (login.family) await ctx.store.tokens.revokeFamily(login.user, login.family);
-    await endSession(
-      ctx,
-      session,
-      "This account's password or sessions changed meanwhile; log in again",
-    );
+    await endSession(ctx, session, why);
   } catch (e) {
     ctx.log.error("session.confirm_failed", { user: login.user, error: (e as Error).message });
   }
+}
+
+/**
+ * Why a session's credentials no longer hold, as the end that changed them would say it; null
+ * while they hold. `tokens` false reads only the user record (a new password, a deleted
+ * account); true also reads the token's family (a LOGOUT everywhere, a reused token).
+ */
+async function invalidated(
+  ctx: ServerContext,
+  session: Session,
+  login: LoggedIn,
+  c: Credentials,
+  tokens: boolean,
+): Promise<string | null> {
+  const record = await ctx.store.users.get(login.name);
+  if (!record) return `The account "${login.name}" was deleted`;
+  if (c.password !== undefined && record.password.hash.toHex() !== c.password.hash.toHex()) {
+    return `The password of "${record.name}" was changed; log in with the new one`;
+  }
+  if (!tokens || !c.token) return null;
+  const family = await ctx.store.tokens.familyOf(c.token);
+  // A family past its end merely expired: a single server keeps such a session too.
+  const expired = c.expires !== undefined && session.clock.wall() >= c.expires.getTime();
+  if (family !== null || expired) return null;
+  return `The resume tokens of "${record.name}" were revoked (a logout everywhere, or a token ` +
+    "used twice); log in again";
+}
+
+/** How many sessions a recheck reads for at once. */
+const RECHECK_PARALLEL = 16;
+
+/**
+ * A cluster node may have missed another node's end of a user's sessions (core NATS is at most
+ * once: a NATS reconnect, a lost route): checks each of `sessions` against the store, as
+ * confirmAttached does at login, and ends those whose credentials changed meanwhile with the
+ * reason the end would have given. Rejects, after checking the rest, if any read failed.
+ */
+export async function recheckSessions(
+  ctx: ServerContext,
+  sessions: Iterable<Session>,
+  tokens: boolean,
+): Promise<{ checked: number; ended: number }> {
+  const queue = [...sessions];
+  let checked = 0, ended = 0;
+  let failure: Error | null = null;
+  const one = async (session: Session) => {
+    const login = session.login;
+    const c = held.get(session);
+    if (!login || !c || c.changing) return;
+    const why = await invalidated(ctx, session, login, c, tokens);
+    checked++;
+    // Re-read after the awaits: a session that changed its own password meanwhile, or ended,
+    // is not this check's to end.
+    if (why === null || session.login !== login || held.get(session) !== c || c.changing) return;
+    ended++;
+    ctx.log.info("session.recheck_ended", { user: login.user, session: session.id });
+    await endSession(ctx, session, why);
+  };
+  const worker = async () => {
+    for (let s = queue.pop(); s !== undefined; s = queue.pop()) {
+      try {
+        await one(s);
+      } catch (e) {
+        failure ??= e as Error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: RECHECK_PARALLEL }, worker));
+  if (failure) throw failure;
+  return { checked, ended };
 }
 
 /**
@@ -364,7 +437,7 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     },
     "password",
     undefined,
-    { token: issued.token, password: verified },
+    { token: issued.token, expires: issued.expires, password: verified },
   );
   ctx.metrics.login("password");
   return {
@@ -433,7 +506,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     },
     "resume",
     { resumed: true, after: world_after },
-    { token: outcome.token },
+    { token: outcome.token, expires: family.expires, password: user.password },
   );
   ctx.metrics.login("resume");
   return {
@@ -504,7 +577,25 @@ export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWOR
   }
   ctx.logins.succeeded(tried);
   checkNewPassword(ctx, newPassword);
-  await ctx.store.users.setPassword(self.user, await ctx.hasher.hash(newPassword));
+  // This session revokes its own token and changes its own password: no recheck ends it
+  // meanwhile; it holds the new ones after.
+  const mine = held.get(session);
+  if (mine) mine.changing = true;
+  try {
+    return await changeOwnPassword(ctx, session, self, newPassword);
+  } finally {
+    if (mine) mine.changing = false;
+  }
+};
+
+async function changeOwnPassword(
+  ctx: ServerContext,
+  session: Session,
+  self: LoggedIn,
+  newPassword: string,
+) {
+  const hash = await ctx.hasher.hash(newPassword);
+  await ctx.store.users.setPassword(self.user, hash);
   // A new password ends every resume token and every other session, including one that
   // resumed while the hash ran: a RESUME that read a token before this revocation fails its
   // epoch check, and one that got in before it is ended here.
@@ -528,9 +619,12 @@ export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWOR
     throw new ParleyError(ErrorCode.NOT_LOGGED_IN, "This session ended while the password changed");
   }
   session.login = { ...self, family: issued.family };
+  if (held.has(session)) {
+    held.set(session, { token: issued.token, expires: issued.expires, password: hash });
+  }
   ctx.log.info("user.password_changed", { user: self.user, session: session.id });
   return { type: MsgType.OK, body: { token: issued.token, expires: issued.expires } };
-};
+}
 
 export const ping: Handler<RequestBodyOf<typeof MsgType.PING>> = (_ctx, _session, body) =>
   Promise.resolve({ type: MsgType.PONG, body });

@@ -84,6 +84,11 @@ export class CasBucket<T> {
     return (await this.#fetch(key)).value;
   }
 
+  /** The last value this process read or wrote for `key`, if any (stale if another node wrote). */
+  peek(key: string): T | undefined {
+    return this.#known.get(key)?.value;
+  }
+
   /** The last value this process read or wrote for each key (stale where another node wrote). */
   cached(): IterableIterator<[string, Known<T>]> {
     return this.#known.entries();

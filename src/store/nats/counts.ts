@@ -7,6 +7,11 @@
  * The counts run ahead of the stream, never behind it: room is reserved BEFORE a message is
  * published and given back AFTER it is deleted. A node killed in between leaves an over-count
  * (limits err on the side of refusing), which `heal` corrects once a read sees the whole inbox.
+ *
+ * A heal races a removal: a message deleted before the heal's read but given back after its
+ * write would be counted out twice (below the stream, even below zero). So each heal bumps `h`,
+ * and a removal gives back its room only if no heal came since it looked, before deleting:
+ * otherwise it leaves an over-count, which the next heal corrects.
  */
 
 import { shareOf } from "../inbox.ts";
@@ -22,6 +27,8 @@ export interface Counts {
   s: { [sender: string]: [number, number] };
   /** Wall time (ms) of the last reservation: a heal leaves alone counts this recent. */
   t: number;
+  /** Heals so far (absent: none). */
+  h?: number;
 }
 
 export const countsCodec: Codec<Counts> = {
@@ -64,6 +71,7 @@ function plus(v: Counts, sender: string, n: number, bytes: number, now?: number)
     b: Math.max(0, v.b + bytes),
     s,
     t: now ?? v.t,
+    ...(v.h === undefined ? {} : { h: v.h }),
   };
 }
 
@@ -80,9 +88,18 @@ export function reserve(
   };
 }
 
-/** Gives back the room of deleted messages: `gone` per sender, messages and bytes. */
-export function release(gone: Map<string, [number, number]>): Change<Counts, void> {
+/** The heals a removal saw before it deleted (see the header). */
+export function healsOf(v: Counts | undefined): number {
+  return v?.h ?? 0;
+}
+
+/**
+ * Gives back the room of deleted messages: `gone` per sender, messages and bytes, unless a heal
+ * came after `heals` (healsOf the counts before the deletes): it may have counted them out.
+ */
+export function release(gone: Map<string, [number, number]>, heals: number): Change<Counts, void> {
   return (v) => {
+    if (healsOf(v) !== heals) return { next: v, result: undefined };
     let next = v;
     for (const [sender, [n, bytes]] of gone) next = plus(next, sender, -n, -bytes);
     return { next, result: undefined };
@@ -98,7 +115,7 @@ export function heal(actual: Counts, now: number): Change<Counts, boolean> {
   return (v) => {
     const over = v.n > actual.n || v.b > actual.b;
     if (!over || now - v.t < HEAL_AFTER_MS) return { next: v, result: false };
-    return { next: { ...actual, t: v.t }, result: true };
+    return { next: { ...actual, t: v.t, h: healsOf(v) + 1 }, result: true };
   };
 }
 

@@ -39,7 +39,16 @@ import { CasBucket } from "./cas.ts";
 import { type BlobRef, decodeRecord, encodeRecord, type InboxRecord } from "./codec.ts";
 import type { NatsStoreContext } from "./context.ts";
 import { openRecords } from "./kv_records.ts";
-import { countOf, type Counts, countsCodec, heal, release, reserve, type Room } from "./counts.ts";
+import {
+  countOf,
+  type Counts,
+  countsCodec,
+  heal,
+  healsOf,
+  release,
+  reserve,
+  type Room,
+} from "./counts.ts";
 import { StoredBytes } from "./stored.ts";
 import { ensureStream } from "./streams.ts";
 
@@ -90,6 +99,8 @@ export class NatsInbox implements InboxStore {
   readonly #working = new Set<Promise<unknown>>();
   /** Test hook: runs between the reservation and the publish (a node killed there). */
   beforePublish: (() => Promise<void>) | null = null;
+  /** Test hook: runs between a removal's deletes and its giving back of the counts. */
+  beforeRelease: (() => Promise<void>) | null = null;
 
   private constructor(
     private readonly ctx: NatsStoreContext,
@@ -185,8 +196,12 @@ export class NatsInbox implements InboxStore {
       return { queued: [], full, capped, refused: null, cost: 0, durable: resolved() };
     }
     const sizes = new Map([[sender, [1, size] as [number, number]]]);
+    // As the reservations left them: a heal since would have counted an unpublished one out.
+    const heals = new Map(takers.map((user) => [user, healsOf(this.counts.peek(user))]));
     const giveBack = (users: string[]) =>
-      Promise.all(users.map((user) => this.counts.apply(user, release(sizes))));
+      Promise.all(
+        users.map((user) => this.counts.apply(user, release(sizes, heals.get(user) ?? 0))),
+      );
     const content = sharedContent(message, takers.length);
     const cost = content ? sharedCost(message, content.length, takers.length) : size;
     const refused = await this.#budget(sender, cost * takers.length, limits);
@@ -323,6 +338,9 @@ export class NatsInbox implements InboxStore {
   async #remove(user: string, items: InboxItem[]): Promise<void> {
     const seen = new Set<number>();
     const unique = items.filter((i) => !seen.has(i.seq) && seen.add(i.seq));
+    // Before deleting: a heal after this may count our deletes out (counts.ts). A cached value
+    // is older if anything, which can only make the release skip: an over-count.
+    const heals = healsOf(this.counts.peek(user) ?? await this.counts.read(user));
     // The blob of each item, known for those handed out here, read for copies from elsewhere.
     const blobs = await Promise.all(unique.map((i) => this.#blobNamedBy(i)));
     // Deleted one by one: only the deletes that succeed count out (see the header).
@@ -351,8 +369,9 @@ export class NatsInbox implements InboxStore {
       if (blob) refs.set(blob, (refs.get(blob) ?? 0) + 1);
     });
     if (counts.size > 0) {
+      if (this.beforeRelease) await this.beforeRelease();
       await Promise.all([
-        this.counts.apply(user, release(counts)),
+        this.counts.apply(user, release(counts, heals)),
         ...[...costs].map(([sender, cost]) => this.stored.add(sender, -cost)),
         ...[...refs].map(([blob, n]) => this.blobs.release(blob, n)),
       ]);

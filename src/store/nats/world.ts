@@ -6,6 +6,10 @@
  * with an ordered consumer from the oldest message kept, which goes on bringing every node's
  * appends. append() resolves once JetStream acknowledged the message and this node's mirror
  * holds it, so that what a node just said is in its next INITIALIZE.
+ *
+ * The ordered consumer repairs its own gaps, but its iterator can still end (an error, the
+ * consumer gone for good): the mirror then makes a new one from the last seq it holds, and an
+ * append() whose message the mirror does not show within MIRROR_WAIT_MS fails rather than hang.
  */
 
 import { type ConsumerMessages, DeliverPolicy } from "../../cluster/nats.ts";
@@ -16,15 +20,40 @@ import { decodeMessage, encodeMessage } from "./codec.ts";
 import type { NatsStoreContext } from "./context.ts";
 import { ensureStream } from "./streams.ts";
 
+/**
+ * How long append() waits for the mirror to show its message before it fails. This and the
+ * restarts' waits are network time (setTimeout), not the store's clock, which tests drive.
+ */
+export const MIRROR_WAIT_MS = 10_000;
+/** Between attempts to make the mirror's consumer again after it ended. */
+const RESTART_MS = [100, 250, 500, 1000, 2000];
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
 export class NatsWorld implements WorldStore {
   #entries: WorldEntry[] = [];
   #last = 0;
-  #waiting: { seq: number; resolve: () => void }[] = [];
+  #waiting: Waiter[] = [];
   #messages: ConsumerMessages | null = null;
   #closed = false;
   version = 0;
+  /** Consumers the mirror made (1 + restarts after one ended), for tests. */
+  consumers = 0;
+  /** MIRROR_WAIT_MS; tests shorten it. */
+  mirrorWaitMs = MIRROR_WAIT_MS;
+  /** Test seam: false leaves a consumer that ended down. */
+  restarts = true;
 
-  private constructor(private readonly ctx: NatsStoreContext, private readonly keep: number) {}
+  private constructor(
+    private readonly ctx: NatsStoreContext,
+    private readonly keep: number,
+    private readonly name: string,
+  ) {}
 
   static async open(ctx: NatsStoreContext): Promise<NatsWorld> {
     const keep = Math.max(1, ctx.worldBacklog);
@@ -35,20 +64,48 @@ export class NatsWorld implements WorldStore {
       max_msgs: keep,
       discard: "old",
     });
-    const world = new NatsWorld(ctx, ctx.worldBacklog);
+    const world = new NatsWorld(ctx, ctx.worldBacklog, name);
     const state = (await ctx.jsm.streams.info(name)).state;
-    const consumer = await ctx.js.consumers.get(name, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(1, state.first_seq),
-    });
-    const messages = await consumer.consume();
-    world.#messages = messages;
-    void (async () => {
-      for await (const m of messages) world.#add(m.seq, decodeMessage(m.data));
-    })().catch(() => {});
+    await world.#follow(Math.max(1, state.first_seq));
     // What the stream held at the start is mirrored before the store is used.
     await world.#holds(state.last_seq);
     return world;
+  }
+
+  /** Makes an ordered consumer from `from` and feeds the mirror until it ends; then again. */
+  async #follow(from: number): Promise<void> {
+    const consumer = await this.ctx.js.consumers.get(this.name, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: from,
+    });
+    const messages = await consumer.consume();
+    this.consumers++;
+    this.#messages = messages;
+    void (async () => {
+      try {
+        for await (const m of messages) this.#add(m.seq, decodeMessage(m.data));
+      } catch { /* ended: made again below */ }
+      if (!this.#closed && this.#messages === messages && this.restarts) void this.#restart();
+    })();
+  }
+
+  /** After the consumer ended: a new one from the seq after the last one mirrored. */
+  async #restart(): Promise<void> {
+    for (let attempt = 0; !this.#closed; attempt++) {
+      try {
+        // A seq the stream no longer keeps starts the consumer at its first one.
+        await this.#follow(this.#last + 1);
+        return;
+      } catch {
+        const wait = RESTART_MS[Math.min(attempt, RESTART_MS.length - 1)];
+        await new Promise<void>((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /** Test seam: ends the mirror's consumer as an error would. */
+  async endConsumer(): Promise<void> {
+    await this.#messages?.close();
   }
 
   #add(seq: number, message: ChatMessage): void {
@@ -63,12 +120,32 @@ export class NatsWorld implements WorldStore {
     this.version++;
     const ready = this.#waiting.filter((w) => w.seq <= seq);
     this.#waiting = this.#waiting.filter((w) => w.seq > seq);
-    for (const w of ready) w.resolve();
+    for (const w of ready) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
   }
 
+  /** Resolves once the mirror holds `seq`; rejects after MIRROR_WAIT_MS. */
   #holds(seq: number): Promise<void> {
     if (seq <= this.#last || this.#closed) return Promise.resolve();
-    return new Promise((resolve) => this.#waiting.push({ seq, resolve }));
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        seq,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#waiting = this.#waiting.filter((x) => x !== w);
+          reject(
+            new Error(
+              `The world message ${seq} is stored, but this node's copy of the backlog did not ` +
+                `show it within ${this.mirrorWaitMs} ms (its NATS consumer is down); try again`,
+            ),
+          );
+        }, this.mirrorWaitMs),
+      };
+      this.#waiting.push(w);
+    });
   }
 
   async append(sent: ChatMessage): Promise<void> {
@@ -93,7 +170,10 @@ export class NatsWorld implements WorldStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const w of this.#waiting) w.resolve();
+    for (const w of this.#waiting) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
     this.#waiting = [];
     await this.#messages?.close();
   }
