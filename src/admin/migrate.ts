@@ -11,7 +11,7 @@
  * deletes what it made under the prefix, so a refused or failed migration changes nothing.
  */
 
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { KvStoreImage } from "../store/kv_export.ts";
 import { openKvStore } from "../store/kv_store.ts";
 import { importStore, type ImportTally, requireEmpty } from "../store/nats/import.ts";
@@ -66,8 +66,7 @@ export async function migrateIntoCluster(
     const store = await storeContext(nc, ctx, cluster, false);
     // Before the slow part: a prefix in use is refused at once.
     await requireEmpty(store);
-    // Mode 0700: it holds the password hashes and the identity key while it exists.
-    const work = await Deno.makeTempDir({ prefix: "parley-migrate-" });
+    const work = await workDir(path);
     try {
       const dataDir = join(work, "data");
       const restored = await restoreDataDir(path, dataDir);
@@ -90,7 +89,24 @@ export async function migrateIntoCluster(
         kv.close();
       }
     } finally {
-      await Deno.remove(work, { recursive: true });
+      // A failure here must not hide the migration's own error; the path says what to remove.
+      await Deno.remove(work, { recursive: true }).catch((e) =>
+        console.error(`parley: could not remove "${work}": ${(e as Error).message}`)
+      );
     }
   });
+}
+
+/**
+ * A private dir (mode 0700: it holds the password hashes and the identity key while it exists)
+ * for the restored copy of the store: beside the backup, on the disk that held it whole, rather
+ * than in a temp dir that may be memory; the system's temp dir if that one is not writable.
+ */
+async function workDir(backup: string): Promise<string> {
+  try {
+    return await Deno.makeTempDir({ dir: dirname(backup), prefix: `.${basename(backup)}.` });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
+    return await Deno.makeTempDir({ prefix: "parley-migrate-" });
+  }
 }

@@ -157,7 +157,9 @@ export async function importStore(
     await out.flush();
     return tally;
   } catch (e) {
-    for (const name of await ctx.names()) await ctx.jsm.streams.delete(name).catch(() => {});
+    // What was made goes; a failure to list it must not hide why the import failed.
+    const made = await ctx.names().catch(() => []);
+    for (const name of made) await ctx.jsm.streams.delete(name).catch(() => {});
     throw e;
   }
 }
