@@ -352,6 +352,9 @@ async function runAfter(
   }
 }
 
+export const STORE_UNAVAILABLE =
+  "The server's storage did not answer in time (a cluster failing over?); try again in a few seconds";
+
 /** The `{code, message}` body for a failure; unexpected errors are logged, not exposed. */
 export function errorBody(ctx: ServerContext, session: Session, requestType: number, e: unknown) {
   if (e instanceof ParleyError) return { code: e.code, message: e.message };
@@ -360,6 +363,15 @@ export function errorBody(ctx: ServerContext, session: Session, requestType: num
       code: ErrorCode.BAD_REQUEST,
       message: `Bad ${msgTypeName(requestType)} request: ${e.message}`,
     };
+  }
+  if (ctx.store.unavailable?.(e)) {
+    // Expected while a cluster fails over: a warning, and a reason the user can act on.
+    ctx.log.warn("handler.store_unavailable", {
+      type: msgTypeName(requestType),
+      session: session.id,
+      error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    });
+    return { code: ErrorCode.INTERNAL, message: STORE_UNAVAILABLE };
   }
   ctx.log.error("handler.failed", {
     type: msgTypeName(requestType),

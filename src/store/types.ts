@@ -137,6 +137,11 @@ export interface Store {
   world: WorldStore;
   /** A cheap read that fails when the store does not answer (health checks). */
   ping(): Promise<void>;
+  /**
+   * Whether `e`, thrown by this store, means it could not be reached for now (a retry in a few
+   * seconds may work) rather than a fault. Absent: no error of the store's is of that kind.
+   */
+  unavailable?(e: unknown): boolean;
   /** Commits pending writes and closes. */
   close(): Promise<void>;
 }

@@ -15,6 +15,7 @@ import { openSocial } from "./social.ts";
 import { openWorld } from "./world.ts";
 import { clusterIdentity } from "./identity.ts";
 import type { KeyPair } from "../../crypto/keys.ts";
+import { natsUnavailable } from "./unavailable.ts";
 
 export type { NatsStoreOptions } from "./context.ts";
 
@@ -54,6 +55,7 @@ export async function openNatsStore(nc: NatsConnection, opts: NatsStoreOptions):
       if (nc.isClosed()) throw new Error("The NATS connection is closed");
       await ctx.jsm.getAccountInfo();
     },
+    unavailable: natsUnavailable,
     close: async () => {
       if (closed) return;
       closed = true;
