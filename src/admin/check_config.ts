@@ -2,16 +2,22 @@
  * `parley serve --check-config`: the effective settings, built exactly as `serve` builds them,
  * and the data dir they point at, checked without starting the server: the dir can be made
  * and written, the identity key (if there is one) is readable and sound, the KV file (if there
- * is one) can be opened for writing and is not from a newer Parley. Problems with the settings themselves are found while
- * they are built (exit 2); problems here are the environment's (exit 1).
+ * is one) can be opened for writing and is not from a newer Parley. A cluster node's NATS
+ * servers are reached instead, and its data dir's key, if any, must be the cluster's. Problems
+ * with the settings themselves are found while they are built (exit 2); problems here are the
+ * environment's (exit 1).
  */
 
 import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config/config.ts";
+import { NatsStoreContext } from "../store/nats/context.ts";
+import { clusterFingerprint, storeExists } from "../store/nats/listings.ts";
+import { withNats } from "./cluster.ts";
 import { readIdentity, storeBytes } from "./data_dir.ts";
 import { KV_FILE } from "../store/kv_store.ts";
 import { checkSchema, storeIn } from "../store/schema.ts";
 import { bytes, table } from "./text.ts";
+import { systemClock } from "../clock/clock.ts";
 
 /** File descriptors the server needs beyond one per connection (store, listener, stdio). */
 const SPARE_FILES = 64;
@@ -91,6 +97,44 @@ async function openFileLimit(): Promise<number | null> {
   }
 }
 
+/**
+ * The cluster in a line (and the data dir's, which a node uses only for a key of its own): off,
+ * or the NATS server reached and what the prefix holds. An unreachable cluster, or a key that is
+ * not the cluster's, is the environment's problem: thrown, as the node would refuse to start.
+ */
+async function describeCluster(config: Config, dataDir: string): Promise<[string, string]> {
+  const cluster = config.cluster;
+  if (cluster.nats.length === 0) return ["off: a single server on Deno KV", ""];
+  const local = await readIdentity(dataDir);
+  return await withNats(cluster, "check", async (nc) => {
+    const ctx = await NatsStoreContext.open(nc, {
+      prefix: cluster.prefix,
+      replicas: cluster.replicas,
+      worldBacklog: config.world.backlog,
+      clock: systemClock,
+    });
+    const where = `${nc.getServer()} answers; prefix "${cluster.prefix}", ${cluster.replicas} ` +
+      "replicas";
+    const key = await storeExists(ctx) ? await clusterFingerprint(ctx) : null;
+    if (local && key && local.fingerprint !== key) {
+      throw new Error(
+        `The identity key in ${dataDir} (${local.fingerprint}) is not the cluster's (${key}): ` +
+          "a node with it would not start; remove the file to use the cluster's",
+      );
+    }
+    const dir = local
+      ? `not used by a node but for its identity key, ${local.fingerprint}` +
+        (key ? ", the cluster's" : ", which becomes the cluster's at the first start")
+      : "not used by a cluster node";
+    return [
+      key
+        ? `${where}; a store with identity ${key}`
+        : `${where}; no store yet (the first node makes it)`,
+      dir,
+    ];
+  });
+}
+
 export interface CheckFlags {
   configFile?: string;
   logLevel: string;
@@ -127,7 +171,8 @@ async function describeWeb(web: Config["web"]): Promise<string> {
 
 export async function checkConfig(config: Config, flags: CheckFlags): Promise<number> {
   const dataDir = resolve(config.dataDir);
-  const dir = await checkDataDir(dataDir);
+  const [cluster, clusterDir] = await describeCluster(config, dataDir);
+  const dir = clusterDir || await checkDataDir(dataDir);
   const web = await describeWeb(config.web);
   const { limits, accounts, queue } = config;
   console.log(
@@ -138,6 +183,7 @@ export async function checkConfig(config: Config, flags: CheckFlags): Promise<nu
     table([
       ["listen", `${config.host}:${config.port}`],
       ["web", web],
+      ["cluster", cluster],
       ["data dir", `${dataDir} (${dir})`],
       [
         "connections",

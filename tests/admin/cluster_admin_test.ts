@@ -241,3 +241,42 @@ natsTest(
     }
   },
 );
+
+natsTest(
+  "serve --check-config on a cluster node names the NATS server and the cluster's key; a key of the node's own that is not the cluster's exits 1",
+  async (nats) => {
+    const c = await ParleyCluster.start(nats, 1);
+    const dir = await Deno.makeTempDir({ prefix: "parley-check-cluster-" });
+    try {
+      const config = await fastConfig(dir, { cluster: { nats: nats.urls, prefix: c.prefix } });
+      const check = (data: string) =>
+        run(["serve", "--check-config", "--config", config, "--data", data]);
+      const stats = JSON.parse(await ok(admin(nats, c.prefix, ["stats", "--json"])));
+      const fresh = await check(join(dir, "none"));
+      assert.equal(fresh.code, 0, fresh.stderr);
+      assert.match(
+        fresh.stdout,
+        new RegExp(`cluster +127\\.0\\.0\\.1:\\d+ answers; prefix "${c.prefix}"`),
+      );
+      assert.match(fresh.stdout, new RegExp(`a store with identity ${escape(stats.fingerprint)}`));
+      assert.match(fresh.stdout, /data dir .*\(not used by a cluster node\)/);
+
+      const other = join(dir, "other");
+      await Deno.mkdir(other);
+      await Deno.writeTextFile(
+        join(other, "identity.key"),
+        crypto.getRandomValues(new Uint8Array(32)).toHex(),
+      );
+      const refused = await check(other);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /The identity key in .* is not the cluster's/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await c.stop();
+    }
+  },
+);
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}

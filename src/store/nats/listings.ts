@@ -160,8 +160,6 @@ export async function storeCounts(ctx: NatsStoreContext): Promise<StoreCounts> {
   ]);
   const state = (kv: boolean, kind: string) =>
     streams.find((s) => s.kv === kv && s.kind === kind)?.info.state;
-  const seed = identity.get("seed");
-  const key = seed ? parseIdentity(new TextDecoder().decode(seed)) : null;
   return {
     users: records.size,
     groups: groups.length,
@@ -175,6 +173,16 @@ export async function storeCounts(ctx: NatsStoreContext): Promise<StoreCounts> {
     resumeTokens: families.length,
     streams: streams.length,
     storeBytes: streams.reduce((n, s) => n + s.info.state.bytes, 0),
-    fingerprint: key ? fingerprint(ed25519KeyPair(key).publicKey) : null,
+    fingerprint: fingerprintOf(identity.get("seed")),
   };
+}
+
+/** The cluster's identity key's fingerprint, as clients show it; null while it has none. */
+export async function clusterFingerprint(ctx: NatsStoreContext): Promise<string | null> {
+  return fingerprintOf((await bucketEntries(ctx, "identity")).get("seed"));
+}
+
+function fingerprintOf(seed: Uint8Array | undefined): string | null {
+  const key = seed ? parseIdentity(new TextDecoder().decode(seed)) : null;
+  return key ? fingerprint(ed25519KeyPair(key).publicKey) : null;
 }
