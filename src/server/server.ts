@@ -447,13 +447,19 @@ function clusterEvents(ctx: ServerContext, hub: ClusterHub): ClusterEvents {
         ctx.log.error("session.end_failed", { error: (e as Error).message })
       );
     },
-    async recheck(tokens) {
+    async recheck(tokens, signal) {
       const started = performance.now();
-      const { checked, ended } = await recheckSessions(ctx, hub.attachedSessions(), tokens);
+      const { checked, ended, stopped } = await recheckSessions(
+        ctx,
+        hub.attachedSessions(),
+        tokens,
+        signal,
+      );
       ctx.log.info("cluster.rechecked", {
         sessions: checked,
         ended,
         tokens,
+        stopped,
         ms: Math.round(performance.now() - started),
       });
     },

@@ -17,6 +17,12 @@ class Net {
   readonly dropping = new Set<string>();
   /** Nodes that answer no request, and whose ends are lost (their beats still go). */
   readonly mute = new Set<string>();
+  readonly #reconnected = new Map<string, () => void>();
+
+  /** As if `node`'s NATS connection came back after a break. */
+  reconnect(node: string): void {
+    this.#reconnected.get(node)?.();
+  }
 
   bus(node: string): HubBus {
     const subs = new Map<string, BusHandler>();
@@ -48,7 +54,7 @@ class Net {
           );
           if (!answered) reject(new Error("no answer"));
         }),
-      onReconnect: () => {},
+      onReconnect: (handle) => this.#reconnected.set(node, handle),
       flush: () => Promise.resolve(),
       closed: false,
     };
@@ -61,6 +67,9 @@ async function twoHubs(recheckMs = 60_000) {
   const clock = new ManualClock(0);
   const net = new Net();
   const checks: { node: string; tokens: boolean }[] = [];
+  const signals: AbortSignal[] = [];
+  /** While set, each recheck waits for it (a pass still reading). */
+  const slow: { until: Promise<void> | null } = { until: null };
   const hubs: ClusterHub[] = [];
   for (const id of ["1", "2"]) {
     const hub = new ClusterHub({
@@ -77,9 +86,10 @@ async function twoHubs(recheckMs = 60_000) {
       takenOver() {},
       end() {},
       wentOffline() {},
-      recheck: (tokens) => {
+      recheck: async (tokens, signal) => {
         checks.push({ node: id, tokens });
-        return Promise.resolve();
+        signals.push(signal);
+        await slow.until;
       },
     };
     await hub.start();
@@ -88,7 +98,7 @@ async function twoHubs(recheckMs = 60_000) {
   // Each hears the other's beat and reads its roster: both know each other's version.
   clock.advance(1000);
   await settle();
-  return { clock, net, checks, hubs };
+  return { clock, net, checks, signals, slow, hubs };
 }
 
 Deno.test("cluster hub: an end lost on the way shows as a gap at the next beat, and the node rechecks its sessions", async () => {
@@ -133,5 +143,26 @@ Deno.test("cluster hub: a peer given up for silence and heard again may have sen
   await settle();
   assert.equal(hubs[1].peers, 1);
   assert.ok(checks.some((c) => c.node === "2" && c.tokens), "node 2 rechecked");
+  for (const h of hubs) await h.close();
+});
+
+Deno.test("cluster hub: a NATS reconnect supersedes a recheck still running, which is told to stop", async () => {
+  const { net, checks, signals, slow, hubs } = await twoHubs();
+  let release = () => {};
+  slow.until = new Promise((r) => release = r);
+  // Reconnects in a row (a flapping link) while a pass reads: each starts afresh.
+  for (let i = 0; i < 3; i++) {
+    net.reconnect("2");
+    await settle();
+  }
+  assert.deepEqual(checks, [1, 2, 3].map(() => ({ node: "2", tokens: true })));
+  assert.deepEqual(
+    signals.map((s) => s.aborted),
+    [true, true, false],
+    "only the newest pass goes on reading",
+  );
+  release();
+  await settle();
+  assert.equal(checks.length, 3, "a stopped pass starts no other");
   for (const h of hubs) await h.close();
 });

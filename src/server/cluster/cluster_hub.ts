@@ -41,9 +41,10 @@ export interface ClusterEvents {
    * was given up): check this node's sessions against the store and end those whose credentials
    * changed meanwhile, as the lost end would have. `tokens` false: the periodic check, which
    * reads only the user records (a new password, a deleted account). Rejects when the store
-   * could not be read: the hub tries again at its next beat.
+   * could not be read: the hub tries again at its next beat. `signal` aborts when a newer
+   * pass supersedes this one (a NATS reconnect): stop reading then.
    */
-  recheck?(tokens: boolean): Promise<void>;
+  recheck?(tokens: boolean, signal: AbortSignal): Promise<void>;
 }
 
 export interface ClusterHubOptions {
@@ -159,7 +160,8 @@ export class ClusterHub implements Hub {
   #recheckWanted: "users" | "tokens" | null = null;
   #recheckFailed: "users" | "tokens" | null = null;
   #lastRecheck = 0;
-  #recheckRun = 0;
+  /** Aborts the running pass when a newer one supersedes it (#recheck afresh). */
+  #recheckRun: AbortController | null = null;
   #v = 0;
   #timer: TimerHandle | null = null;
   #closed = false;
@@ -197,6 +199,7 @@ export class ClusterHub implements Hub {
   /** Stops beating and listening; the other nodes see this node's users go in nodeTimeoutMs. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#recheckRun?.abort();
     if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
     for (const unsubscribe of this.#subs) unsubscribe();
     if (!this.#bus.closed) await this.#bus.flush().catch(() => {});
@@ -263,22 +266,28 @@ export class ClusterHub implements Hub {
     if (this.#closed || !this.events?.recheck) return;
     if (this.#recheckWanted !== "tokens") this.#recheckWanted = kind;
     if (this.#rechecking && !afresh) return;
-    // Afresh: this run starts now; one still running finishes its pass and stops.
-    const run = ++this.#recheckRun;
+    // Afresh: this run starts now; one still running stops at its next session (the signal),
+    // so that reconnects in a row do not pile up passes over every session.
+    this.#recheckRun?.abort();
+    const run = new AbortController();
+    this.#recheckRun = run;
     this.#rechecking = true;
     void (async () => {
-      while (this.#recheckWanted !== null && !this.#closed && run === this.#recheckRun) {
+      while (this.#recheckWanted !== null && !this.#closed && !run.signal.aborted) {
         const now = this.#recheckWanted;
         this.#recheckWanted = null;
         this.#lastRecheck = this.#clock.now();
         try {
-          await this.events?.recheck?.(now === "tokens");
+          await this.events?.recheck?.(now === "tokens", run.signal);
         } catch (e) {
           if (this.#recheckFailed !== "tokens") this.#recheckFailed = now;
           this.#log.warn("cluster.recheck_failed", { error: (e as Error).message });
         }
       }
-      if (run === this.#recheckRun) this.#rechecking = false;
+      if (run === this.#recheckRun) {
+        this.#rechecking = false;
+        this.#recheckRun = null;
+      }
     })();
   }
 

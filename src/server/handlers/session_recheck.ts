@@ -105,12 +105,14 @@ const RECHECK_PARALLEL = 16;
  * once: a NATS reconnect, a lost route): checks each of `sessions` against the store, as
  * confirmAttached does at login, and ends those whose credentials changed meanwhile with the
  * reason the end would have given. Rejects, after checking the rest, if any read failed.
+ * Stops taking sessions once `signal` aborts (a newer pass superseded this one).
  */
 export async function recheckSessions(
   ctx: ServerContext,
   sessions: Iterable<Session>,
   tokens: boolean,
-): Promise<{ checked: number; ended: number }> {
+  signal?: AbortSignal,
+): Promise<{ checked: number; ended: number; stopped: boolean }> {
   const queue = [...sessions];
   let checked = 0, ended = 0;
   let failure: Error | null = null;
@@ -128,7 +130,10 @@ export async function recheckSessions(
     await endSession(ctx, session, why);
   };
   const worker = async () => {
-    for (let s = queue.pop(); s !== undefined; s = queue.pop()) {
+    // Checked before each read: a superseded pass leaves its reads to the new one at once.
+    while (!signal?.aborted) {
+      const s = queue.pop();
+      if (s === undefined) return;
       try {
         await one(s);
       } catch (e) {
@@ -137,6 +142,8 @@ export async function recheckSessions(
     }
   };
   await Promise.all(Array.from({ length: RECHECK_PARALLEL }, worker));
-  if (failure) throw failure;
-  return { checked, ended };
+  const stopped = signal?.aborted ?? false;
+  // A superseded pass's failure is the new pass's to meet.
+  if (failure && !stopped) throw failure;
+  return { checked, ended, stopped };
 }
