@@ -83,6 +83,14 @@ interface NodeState {
   newest: number;
   users: Set<string>;
   asking: boolean;
+  /**
+   * While its version is unknown after a loss (v -1): the version a recheck was asked for when
+   * the loss showed (it covers every end up to that one); null when none (a node new to this
+   * one). The roster's version then tells whether another end may have been lost meanwhile.
+   */
+  covered: number | null;
+  /** The versions above `covered` heard since: events not lost. */
+  heard: Set<number>;
 }
 
 interface Presence {
@@ -115,6 +123,12 @@ const OFFERED_RECENTLY_MS = 10_000;
 
 /** Roster requests in a row that may come back older than the events applied (#askRoster). */
 const ROSTER_ROUNDS = 3;
+
+/**
+ * Versions heard while a peer's roster does not come (NodeState.heard) before this node stops
+ * counting them and rechecks instead: bounds the set if the roster never comes.
+ */
+const HEARD_KEPT = 10_000;
 
 /** How long a node given up for silence is remembered (#gone). */
 const GONE_KEPT_MS = 24 * 60 * 60 * 1000;
@@ -311,6 +325,8 @@ export class ClusterHub implements Hub {
         newest: -1,
         users: new Set(),
         asking: false,
+        covered: null,
+        heard: new Set(),
       };
       this.#nodes.set(node, state);
       // Given up for silence and heard again (a partition healed): what it said meanwhile,
@@ -328,8 +344,31 @@ export class ClusterHub implements Hub {
     // A version this node has not seen: a lost event (or only its roster not read yet). Unknown
     // from here until a roster comes, so that the next beats do not count the loss again.
     const lost = state.v !== -1;
+    if (lost) this.#lostAt(state, beat.v);
     state.v = -1;
     this.#gap(beat.node, state, lost);
+  }
+
+  /**
+   * A loss of a known sequence showed at version `v`: the recheck #gap asks for now covers the
+   * ends up to it. Ends lost after it, while the roster does not come, are told by the roster's
+   * version (#rosterCame), since later beats are no new loss.
+   */
+  #lostAt(state: NodeState, v: number): void {
+    state.covered = v;
+    state.heard.clear();
+  }
+
+  /** A roster of version `v` came: recheck if an end may have been lost since the last one. */
+  #rosterCame(state: NodeState, v: number): void {
+    if (state.covered !== null && v > state.covered) {
+      let heard = 0;
+      for (const h of state.heard) if (h <= v) heard++;
+      invariant(heard <= v - state.covered, "versions heard past the covered one are distinct");
+      if (heard < v - state.covered) this.#recheck("tokens");
+    }
+    state.covered = null;
+    state.heard.clear();
   }
 
   #heardPresence(p: Presence): void {
@@ -353,6 +392,15 @@ export class ClusterHub implements Hub {
     const known = state.v !== -1;
     const gap = state.v !== v - 1;
     state.newest = Math.max(state.newest, v);
+    if (known && gap) this.#lostAt(state, v);
+    else if (!known && state.covered !== null && v > state.covered) {
+      state.heard.add(v);
+      // The roster has not come for a long while: recheck now for what was lost until here.
+      if (state.heard.size > HEARD_KEPT) {
+        this.#recheck("tokens");
+        this.#lostAt(state, state.newest);
+      }
+    }
     state.v = gap ? -1 : v;
     // Unknown: already rechecked when it became so (a gap), or a node new to this one.
     return !gap ? null : known ? "lost" : "unknown";
@@ -457,6 +505,7 @@ export class ClusterHub implements Hub {
       for (const user of [...state.users]) {
         if (!listed.has(user)) this.#remoteOff(user, node, null, false);
       }
+      this.#rosterCame(state, roster.v);
       state.v = roster.v;
     } catch (e) {
       this.#log.warn("cluster.roster_failed", { node, error: (e as Error).message });
