@@ -1,6 +1,5 @@
 /** REGISTER, LOGIN, RESUME, LOGOUT and CHANGE_PASSWORD. */
 
-import type { PasswordHash } from "../../crypto/password.ts";
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf, SessionKind } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
@@ -9,7 +8,7 @@ import { type Handler, me, type ServerContext } from "../context.ts";
 import { type BacklogRequest, endSession, farewell, welcome } from "../presence.ts";
 import type { LoggedIn, Session } from "../session.ts";
 import type { Attempt } from "../throttle.ts";
-import { type Credentials, holdCredentials, whileChanging } from "./session_recheck.ts";
+import { type Credentials, holdCredentials, stampOf, whileChanging } from "./session_recheck.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -217,10 +216,11 @@ function issueFor(ctx: ServerContext, user: string, device: Uint8Array | null, r
 /**
  * A CHANGE_PASSWORD may have run while this LOGIN hashed the old password: its revocation and
  * its ending of sessions came before this login's token and takeover, which must not survive it.
+ * `verified`: the stamp of the password checked (a rehash keeps it).
  */
-async function refuseIfPasswordChanged(ctx: ServerContext, name: string, verified: PasswordHash) {
-  const now = (await ctx.store.users.get(name))?.password;
-  if (!now || now.hash.toHex() !== verified.hash.toHex()) {
+async function refuseIfPasswordChanged(ctx: ServerContext, name: string, verified: string | null) {
+  const now = await ctx.store.users.get(name);
+  if (!now || stampOf(now) !== verified) {
     throw new ParleyError(
       ErrorCode.WRONG_PASSWORD,
       "The password was changed while you logged in; log in with the new one",
@@ -279,10 +279,13 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     "failed logins",
   );
   const record = await checkPassword(ctx, session, tried, name, password);
-  let verified = record.password;
+  const verified = stampOf(record);
   if (ctx.hasher.isOutdated(record.password)) {
-    verified = await ctx.hasher.hash(password);
-    await ctx.store.users.setPassword(record.name, verified);
+    // The same password at the configured cost: its stamp stays, so that the account's
+    // sessions on other nodes (which hold it) are not taken for ended by a new password. Not
+    // written if the password changed meanwhile: refuseIfPasswordChanged refuses this login.
+    const stronger = await ctx.hasher.hash(password);
+    await ctx.store.users.rehash(record.name, record.password, stronger);
   }
   const user = usernameKey(record.name);
   if (kind === SessionKind.ONE_SHOT) {
@@ -401,7 +404,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     },
     "resume",
     { resumed: true, after: world_after },
-    { token: outcome.token, expires: family.expires, password: user.password },
+    { token: outcome.token, expires: family.expires, password: stampOf(user) },
   );
   ctx.metrics.login("resume");
   return {
@@ -488,7 +491,10 @@ async function changeOwnPassword(
   renew: (c: Credentials) => void,
 ) {
   const hash = await ctx.hasher.hash(newPassword);
-  await ctx.store.users.setPassword(self.user, hash);
+  const stamp = await ctx.store.users.setPassword(self.user, hash);
+  if (stamp === null) {
+    throw new ParleyError(ErrorCode.NO_SUCH_USER, "This account no longer exists");
+  }
   // A new password ends every resume token and every other session, including one that
   // resumed while the hash ran: a RESUME that read a token before this revocation fails its
   // epoch check, and one that got in before it is ended here.
@@ -512,7 +518,7 @@ async function changeOwnPassword(
     throw new ParleyError(ErrorCode.NOT_LOGGED_IN, "This session ended while the password changed");
   }
   session.login = { ...self, family: issued.family };
-  renew({ token: issued.token, expires: issued.expires, password: hash });
+  renew({ token: issued.token, expires: issued.expires, password: stamp });
   ctx.log.info("user.password_changed", { user: self.user, session: session.id });
   return { type: MsgType.OK, body: { token: issued.token, expires: issued.expires } };
 }

@@ -5,7 +5,7 @@
  * reason the lost end would have given.
  */
 
-import type { PasswordHash } from "../../crypto/password.ts";
+import type { UserRecord } from "../../store/types.ts";
 import type { ServerContext } from "../context.ts";
 import { endSession } from "../presence.ts";
 import type { LoggedIn, Session } from "../session.ts";
@@ -16,8 +16,11 @@ export interface Credentials {
   token?: Uint8Array | null;
   /** When that token's family expires: a family gone after that merely expired. */
   expires?: Date;
-  /** The password hash the login was verified against (or the account had, at a RESUME). */
-  password?: PasswordHash;
+  /**
+   * The passwordStamp of the password the login was verified with (or the account had, at a
+   * RESUME); null for a record from before stamps. A rehash keeps it; a new password does not.
+   */
+  password?: string | null;
 }
 
 /**
@@ -85,7 +88,7 @@ async function invalidated(
 ): Promise<string | null> {
   const record = await ctx.store.users.get(login.name);
   if (!record) return `The account "${login.name}" was deleted`;
-  if (c.password !== undefined && record.password.hash.toHex() !== c.password.hash.toHex()) {
+  if (c.password !== undefined && stampOf(record) !== c.password) {
     return `The password of "${record.name}" was changed; log in with the new one`;
   }
   if (!tokens || !c.token) return null;
@@ -95,6 +98,11 @@ async function invalidated(
   if (family !== null || expired) return null;
   return `The resume tokens of "${record.name}" were revoked (a logout everywhere, or a token ` +
     "used twice); log in again";
+}
+
+/** A record's password stamp as Credentials hold it. */
+export function stampOf(record: UserRecord): string | null {
+  return record.passwordStamp ?? null;
 }
 
 /** How many sessions a recheck reads for at once. */
