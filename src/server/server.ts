@@ -29,7 +29,8 @@ import { LocalHub } from "./hub.ts";
 import { type ClusterNode, joinCluster } from "./cluster/node.ts";
 import { ClusterFileRelay } from "./cluster/cluster_files.ts";
 import type { ClusterEvents, ClusterHub } from "./cluster/cluster_hub.ts";
-import { recheckSessions, replaced } from "./handlers/accounts.ts";
+import { replaced } from "./handlers/accounts.ts";
+import { recheckSessions } from "./handlers/session_recheck.ts";
 import { endSession, tellLocalFriends } from "./presence.ts";
 import { loadOrCreateIdentity } from "../store/identity.ts";
 import { ConnectionLifecycle } from "./lifecycle.ts";
@@ -446,13 +447,19 @@ function clusterEvents(ctx: ServerContext, hub: ClusterHub): ClusterEvents {
         ctx.log.error("session.end_failed", { error: (e as Error).message })
       );
     },
-    async recheck(tokens) {
+    async recheck(tokens, signal) {
       const started = performance.now();
-      const { checked, ended } = await recheckSessions(ctx, hub.attachedSessions(), tokens);
+      const { checked, ended, stopped } = await recheckSessions(
+        ctx,
+        hub.attachedSessions(),
+        tokens,
+        signal,
+      );
       ctx.log.info("cluster.rechecked", {
         sessions: checked,
         ended,
         tokens,
+        stopped,
         ms: Math.round(performance.now() - started),
       });
     },

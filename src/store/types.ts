@@ -19,6 +19,13 @@ export interface UserRecord {
   name: string;
   password: PasswordHash;
   created: Date;
+  /**
+   * Names the password, not its hash (password_stamp.ts): create() and setPassword() (a new
+   * password) give a new one, rehash() (the same password, hashed at a higher cost) keeps it.
+   * A cluster node's session holds it to tell a new password from a rehash. Absent in records
+   * written before it existed (until their password changes): absent is a stamp too.
+   */
+  passwordStamp?: string;
 }
 
 export interface UserStore {
@@ -31,8 +38,17 @@ export interface UserStore {
   lookalike(name: string): Promise<string | null>;
   /** Looks a user up by name, whatever its case; without a promise when it is in memory. */
   get(name: string): UserRecord | null | Promise<UserRecord | null>;
-  /** Replaces a user's password hash; false when the user does not exist. */
-  setPassword(name: string, password: PasswordHash): Promise<boolean>;
+  /**
+   * Replaces a user's password (a new one): its new passwordStamp, or null when the user does
+   * not exist.
+   */
+  setPassword(name: string, password: PasswordHash): Promise<string | null>;
+  /**
+   * Replaces the hash of the same password with a stronger one, keeping its passwordStamp, if
+   * the user's hash is still `from` (the hash the password was verified against): false, with
+   * nothing written, when the user does not exist or its password changed meanwhile.
+   */
+  rehash(name: string, from: PasswordHash, to: PasswordHash): Promise<boolean>;
   /** Deletes the user's record (the account's other data goes through the other stores). */
   remove(name: string): Promise<boolean>;
 }

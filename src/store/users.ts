@@ -5,6 +5,7 @@
 
 import type { PasswordHash } from "../crypto/password.ts";
 import { usernameKey, usernameLookalikeKey } from "../protocol/names.ts";
+import { newPasswordStamp, sameHash, stamped } from "./password_stamp.ts";
 import type { UserRecord, UserStore } from "./types.ts";
 import { allOf, LOOKALIKE_INDEXED_KEY, PREFIX, userKey, userLookKey } from "./kv_keys.ts";
 
@@ -38,7 +39,8 @@ export class KvUserStore implements UserStore {
     if (this.#cache.size > CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value!);
   }
 
-  async create(record: UserRecord): Promise<boolean> {
+  async create(given: UserRecord): Promise<boolean> {
+    const record = stamped(given);
     const name = usernameKey(record.name);
     const key = userKey(name);
     const look = userLookKey(usernameLookalikeKey(record.name));
@@ -68,15 +70,29 @@ export class KvUserStore implements UserStore {
     return (await this.get(owner))?.name ?? null;
   }
 
-  async setPassword(name: string, password: PasswordHash): Promise<boolean> {
+  async setPassword(name: string, password: PasswordHash): Promise<string | null> {
+    const passwordStamp = newPasswordStamp();
+    const set = await this.#change(name, (cur) => ({ ...cur, password, passwordStamp }));
+    return set ? passwordStamp : null;
+  }
+
+  rehash(name: string, from: PasswordHash, to: PasswordHash): Promise<boolean> {
+    return this.#change(
+      name,
+      (cur) => sameHash(cur.password, from) ? { ...cur, password: to } : null,
+    );
+  }
+
+  /** Writes `next` of the user's record, if it exists and `next` gives one; true if written. */
+  async #change(name: string, next: (cur: UserRecord) => UserRecord | null): Promise<boolean> {
     const key = userKey(usernameKey(name));
     const entry = await this.kv.get<UserRecord>(key);
-    if (!entry.value) return false;
-    const next = { ...entry.value, password };
-    const result = await this.kv.atomic().check(entry).set(key, next).commit();
-    if (result.ok) this.#remember(usernameKey(name), next);
-    // A concurrent change of the same user is rare; retrying once keeps the call simple.
-    return result.ok || await this.setPassword(name, password);
+    const record = entry.value && next(entry.value);
+    if (!record) return false;
+    const result = await this.kv.atomic().check(entry).set(key, record).commit();
+    if (result.ok) this.#remember(usernameKey(name), record);
+    // A concurrent change of the same user is rare; retrying keeps the call simple.
+    return result.ok || await this.#change(name, next);
   }
 
   async remove(name: string): Promise<boolean> {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { type ConnectOptions, ParleyClient } from "../../src/client/client.ts";
 import { KnownHosts } from "../../src/client/known_hosts.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { silentLogger } from "../../src/server/log.ts";
+import { type Logger, silentLogger } from "../../src/server/log.ts";
 import { type RunningServer, startServer } from "../../src/server/server.ts";
 import { connectCluster } from "../../src/cluster/connect.ts";
 import { destroyNatsStore } from "../../src/store/nats/nats_store.ts";
@@ -101,6 +101,106 @@ natsTest(
         await other.logout(true);
       });
       assert.match(everywhere, /resume tokens of "vic" were revoked/);
+    } finally {
+      for (const c of clients) c.close();
+      await Promise.all(clients.map((c) => c.closed));
+      for (const s of servers) await s.close();
+      proxy.close();
+      const nc = await connectCluster(nats.urls, { name: "parley-test-cleanup" });
+      try {
+        await destroyNatsStore(nc, prefix);
+      } finally {
+        await nc.close();
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+natsTest(
+  "cluster: a login that rehashes an outdated password hash on one node ends no session on another; a new password still does",
+  async (nats) => {
+    const dir = await Deno.makeTempDir({ prefix: "parley-rehash-" });
+    const prefix = freshPrefix();
+    const servers: RunningServer[] = [];
+    const clients: ParleyClient[] = [];
+    const knownHosts = new KnownHosts(join(dir, "known_hosts"));
+    const proxy = NatsProxy.start(nats.urls[1]);
+    /** B's rechecks of tokens, as it logs them. */
+    const rechecks: { ended: number }[] = [];
+    const logOfB: Logger = {
+      ...silentLogger,
+      info: (event, fields) => {
+        if (event === "cluster.rechecked" && fields?.tokens) {
+          rechecks.push({ ended: fields.ended as number });
+        }
+      },
+    };
+    const start = async (name: string, urls: string[], N: number, log: Logger) => {
+      const config = testConfig(join(dir, name), {
+        cluster: { nats: urls, prefix, nodeTimeoutMs: 3000 },
+        accounts: { scrypt: { N, r: 8, p: 1 } },
+      });
+      const s = await startServer(config, log, { strictInvariants: true });
+      servers.push(s);
+      return s;
+    };
+    const connect = async (s: RunningServer, extra: Partial<ConnectOptions> = {}) => {
+      const c = await ParleyClient.connect({
+        host: "127.0.0.1",
+        port: s.addr.port,
+        knownHosts,
+        ...extra,
+      });
+      clients.push(c);
+      return c;
+    };
+    /** Cuts B off NATS and lets it back: B rechecks its sessions' tokens and password stamps. */
+    const recheckOnB = async () => {
+      const before = rechecks.length;
+      proxy.cut();
+      await new Promise((r) => setTimeout(r, 300));
+      proxy.heal();
+      const deadline = Date.now() + BOUND_MS;
+      while (rechecks.length === before) {
+        assert.ok(Date.now() < deadline, "B rechecked after its link came back");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return rechecks[rechecks.length - 1];
+    };
+    try {
+      // A hashes at a higher cost than B: an account made on B has an outdated hash on A.
+      const a = await start("a", [nats.urls[0], nats.urls[2]], 2048, silentLogger);
+      const b = await start("b", [proxy.url], 1024, logOfB);
+      await (await connect(b)).register("vic", "the password");
+      // Vic's device on B (with its resume token) and a script of vic's on B.
+      const device = await connect(b);
+      await device.login("vic", "the password");
+      const watched = await connect(b, { oneShot: true });
+      await watched.login("vic", "the password");
+      let kicked = 0;
+      const kicks = [device, watched].map((c) => {
+        const kick = c.nextEvent(MsgType.KICK, 60_000).finally(() => kicked++);
+        kick.catch(() => {}); // awaited below
+        return kick;
+      });
+      // A script logs in on A (a one-shot session takes nothing over): A rehashes vic's password.
+      const script = await connect(a, { oneShot: true });
+      await script.login("vic", "the password");
+      assert.equal((await recheckOnB()).ended, 0, "the rehash ended nothing");
+      await device.ping();
+      await watched.ping();
+      assert.equal(kicked, 0, "vic's sessions on B live on");
+      // A new password (vic on A, while B is cut off): B's recheck ends the script there.
+      device.close();
+      const vic = await connect(a);
+      await vic.login("vic", "the password");
+      proxy.cut();
+      await vic.changePassword("the password", "a new password");
+      await new Promise((r) => setTimeout(r, 300));
+      proxy.heal();
+      const reason = ((await kicks[1]).body as { reason: string }).reason;
+      assert.equal(reason, `The password of "vic" was changed; log in with the new one`);
     } finally {
       for (const c of clients) c.close();
       await Promise.all(clients.map((c) => c.closed));

@@ -41,9 +41,10 @@ export interface ClusterEvents {
    * was given up): check this node's sessions against the store and end those whose credentials
    * changed meanwhile, as the lost end would have. `tokens` false: the periodic check, which
    * reads only the user records (a new password, a deleted account). Rejects when the store
-   * could not be read: the hub tries again at its next beat.
+   * could not be read: the hub tries again at its next beat. `signal` aborts when a newer
+   * pass supersedes this one (a NATS reconnect): stop reading then.
    */
-  recheck?(tokens: boolean): Promise<void>;
+  recheck?(tokens: boolean, signal: AbortSignal): Promise<void>;
 }
 
 export interface ClusterHubOptions {
@@ -82,6 +83,14 @@ interface NodeState {
   newest: number;
   users: Set<string>;
   asking: boolean;
+  /**
+   * While its version is unknown after a loss (v -1): the version a recheck was asked for when
+   * the loss showed (it covers every end up to that one); null when none (a node new to this
+   * one). The roster's version then tells whether another end may have been lost meanwhile.
+   */
+  covered: number | null;
+  /** The versions above `covered` heard since: events not lost. */
+  heard: Set<number>;
 }
 
 interface Presence {
@@ -114,6 +123,12 @@ const OFFERED_RECENTLY_MS = 10_000;
 
 /** Roster requests in a row that may come back older than the events applied (#askRoster). */
 const ROSTER_ROUNDS = 3;
+
+/**
+ * Versions heard while a peer's roster does not come (NodeState.heard) before this node stops
+ * counting them and rechecks instead: bounds the set if the roster never comes.
+ */
+const HEARD_KEPT = 10_000;
 
 /** How long a node given up for silence is remembered (#gone). */
 const GONE_KEPT_MS = 24 * 60 * 60 * 1000;
@@ -159,7 +174,8 @@ export class ClusterHub implements Hub {
   #recheckWanted: "users" | "tokens" | null = null;
   #recheckFailed: "users" | "tokens" | null = null;
   #lastRecheck = 0;
-  #recheckRun = 0;
+  /** Aborts the running pass when a newer one supersedes it (#recheck afresh). */
+  #recheckRun: AbortController | null = null;
   #v = 0;
   #timer: TimerHandle | null = null;
   #closed = false;
@@ -197,6 +213,7 @@ export class ClusterHub implements Hub {
   /** Stops beating and listening; the other nodes see this node's users go in nodeTimeoutMs. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#recheckRun?.abort();
     if (this.#timer !== null) this.#clock.clearTimer(this.#timer);
     for (const unsubscribe of this.#subs) unsubscribe();
     if (!this.#bus.closed) await this.#bus.flush().catch(() => {});
@@ -263,22 +280,28 @@ export class ClusterHub implements Hub {
     if (this.#closed || !this.events?.recheck) return;
     if (this.#recheckWanted !== "tokens") this.#recheckWanted = kind;
     if (this.#rechecking && !afresh) return;
-    // Afresh: this run starts now; one still running finishes its pass and stops.
-    const run = ++this.#recheckRun;
+    // Afresh: this run starts now; one still running stops at its next session (the signal),
+    // so that reconnects in a row do not pile up passes over every session.
+    this.#recheckRun?.abort();
+    const run = new AbortController();
+    this.#recheckRun = run;
     this.#rechecking = true;
     void (async () => {
-      while (this.#recheckWanted !== null && !this.#closed && run === this.#recheckRun) {
+      while (this.#recheckWanted !== null && !this.#closed && !run.signal.aborted) {
         const now = this.#recheckWanted;
         this.#recheckWanted = null;
         this.#lastRecheck = this.#clock.now();
         try {
-          await this.events?.recheck?.(now === "tokens");
+          await this.events?.recheck?.(now === "tokens", run.signal);
         } catch (e) {
           if (this.#recheckFailed !== "tokens") this.#recheckFailed = now;
           this.#log.warn("cluster.recheck_failed", { error: (e as Error).message });
         }
       }
-      if (run === this.#recheckRun) this.#rechecking = false;
+      if (run === this.#recheckRun) {
+        this.#rechecking = false;
+        this.#recheckRun = null;
+      }
     })();
   }
 
@@ -302,6 +325,8 @@ export class ClusterHub implements Hub {
         newest: -1,
         users: new Set(),
         asking: false,
+        covered: null,
+        heard: new Set(),
       };
       this.#nodes.set(node, state);
       // Given up for silence and heard again (a partition healed): what it said meanwhile,
@@ -319,8 +344,31 @@ export class ClusterHub implements Hub {
     // A version this node has not seen: a lost event (or only its roster not read yet). Unknown
     // from here until a roster comes, so that the next beats do not count the loss again.
     const lost = state.v !== -1;
+    if (lost) this.#lostAt(state, beat.v);
     state.v = -1;
     this.#gap(beat.node, state, lost);
+  }
+
+  /**
+   * A loss of a known sequence showed at version `v`: the recheck #gap asks for now covers the
+   * ends up to it. Ends lost after it, while the roster does not come, are told by the roster's
+   * version (#rosterCame), since later beats are no new loss.
+   */
+  #lostAt(state: NodeState, v: number): void {
+    state.covered = v;
+    state.heard.clear();
+  }
+
+  /** A roster of version `v` came: recheck if an end may have been lost since the last one. */
+  #rosterCame(state: NodeState, v: number): void {
+    if (state.covered !== null && v > state.covered) {
+      let heard = 0;
+      for (const h of state.heard) if (h <= v) heard++;
+      invariant(heard <= v - state.covered, "versions heard past the covered one are distinct");
+      if (heard < v - state.covered) this.#recheck("tokens");
+    }
+    state.covered = null;
+    state.heard.clear();
   }
 
   #heardPresence(p: Presence): void {
@@ -344,6 +392,15 @@ export class ClusterHub implements Hub {
     const known = state.v !== -1;
     const gap = state.v !== v - 1;
     state.newest = Math.max(state.newest, v);
+    if (known && gap) this.#lostAt(state, v);
+    else if (!known && state.covered !== null && v > state.covered) {
+      state.heard.add(v);
+      // The roster has not come for a long while: recheck now for what was lost until here.
+      if (state.heard.size > HEARD_KEPT) {
+        this.#recheck("tokens");
+        this.#lostAt(state, state.newest);
+      }
+    }
     state.v = gap ? -1 : v;
     // Unknown: already rechecked when it became so (a gap), or a node new to this one.
     return !gap ? null : known ? "lost" : "unknown";
@@ -448,6 +505,7 @@ export class ClusterHub implements Hub {
       for (const user of [...state.users]) {
         if (!listed.has(user)) this.#remoteOff(user, node, null, false);
       }
+      this.#rosterCame(state, roster.v);
       state.v = roster.v;
     } catch (e) {
       this.#log.warn("cluster.roster_failed", { node, error: (e as Error).message });

@@ -1,6 +1,5 @@
 /** REGISTER, LOGIN, RESUME, LOGOUT and CHANGE_PASSWORD. */
 
-import type { PasswordHash } from "../../crypto/password.ts";
 import { ErrorCode, ParleyError } from "../../protocol/errors.ts";
 import { MsgType, type RequestBodyOf, SessionKind } from "../../protocol/messages.ts";
 import { usernameKey, usernameProblem } from "../../protocol/names.ts";
@@ -9,6 +8,7 @@ import { type Handler, me, type ServerContext } from "../context.ts";
 import { type BacklogRequest, endSession, farewell, welcome } from "../presence.ts";
 import type { LoggedIn, Session } from "../session.ts";
 import type { Attempt } from "../throttle.ts";
+import { type Credentials, holdCredentials, stampOf, whileChanging } from "./session_recheck.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -138,22 +138,6 @@ type Identity = Omit<LoggedIn, "user" | "name">;
  * reply's follow-up: INITIALIZE and the inbox, after LG_OK. A one-shot session takes over
  * nothing: it is added beside the user's session, unannounced.
  */
-/** What a login was checked against, to check again once it is attached (a cluster). */
-interface Credentials {
-  /** The token the session was given or resumed with. */
-  token?: Uint8Array | null;
-  /** When that token's family expires: a family gone after that merely expired. */
-  expires?: Date;
-  /** The password hash the login was verified against (or the account had, at a RESUME). */
-  password?: PasswordHash;
-}
-
-/**
- * Each attached session's credentials (a cluster), for recheckSessions; `changing` while its
- * own CHANGE_PASSWORD runs (it revokes its own token before it is given the new one).
- */
-const held = new WeakMap<Session, Credentials & { changing?: boolean }>();
-
 function takeOver(
   ctx: ServerContext,
   session: Session,
@@ -168,10 +152,9 @@ function takeOver(
   session.loggedIn();
   session.channel.setInboundLimit(ctx.config.limits.maxFrameBytes);
   session.channel.setOutboundLimit(ctx.config.limits.maxOutboundBytes);
-  if (ctx.hub.distributed) held.set(session, credentials);
   if (id.oneShot) {
     ctx.hub.addOneShot(user, session);
-    if (ctx.hub.distributed) void confirmAttached(ctx, session, credentials);
+    if (ctx.hub.distributed) holdCredentials(ctx, session, credentials);
     ctx.log.info("session.login", { user, session: session.id, by, one_shot: true });
     return () => welcome(ctx, session, false);
   }
@@ -182,97 +165,8 @@ function takeOver(
   const previous = ctx.hub.attach(user, session);
   if (previous) replaced(ctx, previous, id.family ?? null, session.id);
   ctx.log.info("session.login", { user, session: session.id, by });
-  if (ctx.hub.distributed) void confirmAttached(ctx, session, credentials);
+  if (ctx.hub.distributed) holdCredentials(ctx, session, credentials);
   return () => welcome(ctx, session, previous === undefined && !elsewhere, backlog);
-}
-
-/**
- * In a cluster, another node may change the password or revoke the tokens between this login's
- * check and its takeover, and its message to end the account's sessions may arrive before the
- * takeover (finding nothing to end). That node commits the change before it sends the message,
- * so a read after the takeover sees it: a session whose token or password is gone by then ends.
- */
-async function confirmAttached(ctx: ServerContext, session: Session, c: Credentials) {
-  const login = session.login;
-  if (!login) return;
-  try {
-    const why = await invalidated(ctx, session, login, c, true);
-    if (why === null || session.login !== login) return;
-    if (login.family) await ctx.store.tokens.revokeFamily(login.user, login.family);
-    await endSession(ctx, session, why);
-  } catch (e) {
-    ctx.log.error("session.confirm_failed", { user: login.user, error: (e as Error).message });
-  }
-}
-
-/**
- * Why a session's credentials no longer hold, as the end that changed them would say it; null
- * while they hold. `tokens` false reads only the user record (a new password, a deleted
- * account); true also reads the token's family (a LOGOUT everywhere, a reused token).
- */
-async function invalidated(
-  ctx: ServerContext,
-  session: Session,
-  login: LoggedIn,
-  c: Credentials,
-  tokens: boolean,
-): Promise<string | null> {
-  const record = await ctx.store.users.get(login.name);
-  if (!record) return `The account "${login.name}" was deleted`;
-  if (c.password !== undefined && record.password.hash.toHex() !== c.password.hash.toHex()) {
-    return `The password of "${record.name}" was changed; log in with the new one`;
-  }
-  if (!tokens || !c.token) return null;
-  const family = await ctx.store.tokens.familyOf(c.token);
-  // A family past its end merely expired: a single server keeps such a session too.
-  const expired = c.expires !== undefined && session.clock.wall() >= c.expires.getTime();
-  if (family !== null || expired) return null;
-  return `The resume tokens of "${record.name}" were revoked (a logout everywhere, or a token ` +
-    "used twice); log in again";
-}
-
-/** How many sessions a recheck reads for at once. */
-const RECHECK_PARALLEL = 16;
-
-/**
- * A cluster node may have missed another node's end of a user's sessions (core NATS is at most
- * once: a NATS reconnect, a lost route): checks each of `sessions` against the store, as
- * confirmAttached does at login, and ends those whose credentials changed meanwhile with the
- * reason the end would have given. Rejects, after checking the rest, if any read failed.
- */
-export async function recheckSessions(
-  ctx: ServerContext,
-  sessions: Iterable<Session>,
-  tokens: boolean,
-): Promise<{ checked: number; ended: number }> {
-  const queue = [...sessions];
-  let checked = 0, ended = 0;
-  let failure: Error | null = null;
-  const one = async (session: Session) => {
-    const login = session.login;
-    const c = held.get(session);
-    if (!login || !c || c.changing) return;
-    const why = await invalidated(ctx, session, login, c, tokens);
-    checked++;
-    // Re-read after the awaits: a session that changed its own password meanwhile, or ended,
-    // is not this check's to end.
-    if (why === null || session.login !== login || held.get(session) !== c || c.changing) return;
-    ended++;
-    ctx.log.info("session.recheck_ended", { user: login.user, session: session.id });
-    await endSession(ctx, session, why);
-  };
-  const worker = async () => {
-    for (let s = queue.pop(); s !== undefined; s = queue.pop()) {
-      try {
-        await one(s);
-      } catch (e) {
-        failure ??= e as Error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: RECHECK_PARALLEL }, worker));
-  if (failure) throw failure;
-  return { checked, ended };
 }
 
 /**
@@ -322,10 +216,11 @@ function issueFor(ctx: ServerContext, user: string, device: Uint8Array | null, r
 /**
  * A CHANGE_PASSWORD may have run while this LOGIN hashed the old password: its revocation and
  * its ending of sessions came before this login's token and takeover, which must not survive it.
+ * `verified`: the stamp of the password checked (a rehash keeps it).
  */
-async function refuseIfPasswordChanged(ctx: ServerContext, name: string, verified: PasswordHash) {
-  const now = (await ctx.store.users.get(name))?.password;
-  if (!now || now.hash.toHex() !== verified.hash.toHex()) {
+async function refuseIfPasswordChanged(ctx: ServerContext, name: string, verified: string | null) {
+  const now = await ctx.store.users.get(name);
+  if (!now || stampOf(now) !== verified) {
     throw new ParleyError(
       ErrorCode.WRONG_PASSWORD,
       "The password was changed while you logged in; log in with the new one",
@@ -384,10 +279,13 @@ export const login: Handler<RequestBodyOf<typeof MsgType.LOGIN>> = async (ctx, s
     "failed logins",
   );
   const record = await checkPassword(ctx, session, tried, name, password);
-  let verified = record.password;
+  const verified = stampOf(record);
   if (ctx.hasher.isOutdated(record.password)) {
-    verified = await ctx.hasher.hash(password);
-    await ctx.store.users.setPassword(record.name, verified);
+    // The same password at the configured cost: its stamp stays, so that the account's
+    // sessions on other nodes (which hold it) are not taken for ended by a new password. Not
+    // written if the password changed meanwhile: refuseIfPasswordChanged refuses this login.
+    const stronger = await ctx.hasher.hash(password);
+    await ctx.store.users.rehash(record.name, record.password, stronger);
   }
   const user = usernameKey(record.name);
   if (kind === SessionKind.ONE_SHOT) {
@@ -506,7 +404,7 @@ export const resume: Handler<RequestBodyOf<typeof MsgType.RESUME>> = async (
     },
     "resume",
     { resumed: true, after: world_after },
-    { token: outcome.token, expires: family.expires, password: user.password },
+    { token: outcome.token, expires: family.expires, password: stampOf(user) },
   );
   ctx.metrics.login("resume");
   return {
@@ -579,13 +477,10 @@ export const changePassword: Handler<RequestBodyOf<typeof MsgType.CHANGE_PASSWOR
   checkNewPassword(ctx, newPassword);
   // This session revokes its own token and changes its own password: no recheck ends it
   // meanwhile; it holds the new ones after.
-  const mine = held.get(session);
-  if (mine) mine.changing = true;
-  try {
-    return await changeOwnPassword(ctx, session, self, newPassword);
-  } finally {
-    if (mine) mine.changing = false;
-  }
+  return await whileChanging(
+    session,
+    (renew) => changeOwnPassword(ctx, session, self, newPassword, renew),
+  );
 };
 
 async function changeOwnPassword(
@@ -593,9 +488,13 @@ async function changeOwnPassword(
   session: Session,
   self: LoggedIn,
   newPassword: string,
+  renew: (c: Credentials) => void,
 ) {
   const hash = await ctx.hasher.hash(newPassword);
-  await ctx.store.users.setPassword(self.user, hash);
+  const stamp = await ctx.store.users.setPassword(self.user, hash);
+  if (stamp === null) {
+    throw new ParleyError(ErrorCode.NO_SUCH_USER, "This account no longer exists");
+  }
   // A new password ends every resume token and every other session, including one that
   // resumed while the hash ran: a RESUME that read a token before this revocation fails its
   // epoch check, and one that got in before it is ended here.
@@ -619,9 +518,7 @@ async function changeOwnPassword(
     throw new ParleyError(ErrorCode.NOT_LOGGED_IN, "This session ended while the password changed");
   }
   session.login = { ...self, family: issued.family };
-  if (held.has(session)) {
-    held.set(session, { token: issued.token, expires: issued.expires, password: hash });
-  }
+  renew({ token: issued.token, expires: issued.expires, password: stamp });
   ctx.log.info("user.password_changed", { user: self.user, session: session.id });
   return { type: MsgType.OK, body: { token: issued.token, expires: issued.expires } };
 }

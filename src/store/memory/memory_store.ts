@@ -9,6 +9,7 @@
 import { type Clock, systemClock } from "../../clock/clock.ts";
 import { randomBytes, sha256 } from "../../crypto/keys.ts";
 import type { PasswordHash } from "../../crypto/password.ts";
+import { newPasswordStamp, sameHash, stamped } from "../password_stamp.ts";
 import { TOKEN_BYTES } from "../../protocol/messages.ts";
 import { usernameKey, usernameLookalikeKey } from "../../protocol/names.ts";
 import { storable } from "../storable.ts";
@@ -110,7 +111,7 @@ class MemoryUsers implements UserStore {
     const key = usernameKey(record.name);
     const look = usernameLookalikeKey(record.name);
     if (this.data.users.has(key) || this.data.lookalikes.has(look)) return Promise.resolve(false);
-    this.data.users.set(key, { ...record });
+    this.data.users.set(key, stamped(record));
     this.data.lookalikes.set(look, key);
     return Promise.resolve(true);
   }
@@ -125,10 +126,19 @@ class MemoryUsers implements UserStore {
     return record ? { ...record } : null;
   }
 
-  setPassword(name: string, password: PasswordHash): Promise<boolean> {
+  setPassword(name: string, password: PasswordHash): Promise<string | null> {
     const record = this.data.users.get(usernameKey(name));
-    if (record) record.password = password;
-    return Promise.resolve(record !== undefined);
+    if (!record) return Promise.resolve(null);
+    record.password = password;
+    record.passwordStamp = newPasswordStamp();
+    return Promise.resolve(record.passwordStamp);
+  }
+
+  rehash(name: string, from: PasswordHash, to: PasswordHash): Promise<boolean> {
+    const record = this.data.users.get(usernameKey(name));
+    const same = record !== undefined && sameHash(record.password, from);
+    if (same) record.password = to;
+    return Promise.resolve(same);
   }
 
   remove(name: string): Promise<boolean> {

@@ -11,6 +11,7 @@ import { userToken } from "../../cluster/names.ts";
 import type { Clock } from "../../clock/clock.ts";
 import type { PasswordHash } from "../../crypto/password.ts";
 import { usernameKey, usernameLookalikeKey } from "../../protocol/names.ts";
+import { newPasswordStamp, sameHash, stamped } from "../password_stamp.ts";
 import type { UserRecord, UserStore } from "../types.ts";
 import { change, MAX_ATTEMPTS, read, type RecordBucket, tooHot, writeIf } from "./kv_records.ts";
 
@@ -54,7 +55,8 @@ export class NatsUserStore implements UserStore {
     // Claimed: the record cannot exist unless an older store wrote it without a claim.
     if (!claimed) return false;
     if (
-      user.value === null && await writeIf(this.kv, userKey(identity), { ...record }, user.revision)
+      user.value === null &&
+      await writeIf(this.kv, userKey(identity), stamped(record), user.revision)
     ) {
       return true;
     }
@@ -98,10 +100,18 @@ export class NatsUserStore implements UserStore {
     return (await read<UserRecord>(this.kv, userKey(usernameKey(name)))).value;
   }
 
-  setPassword(name: string, password: PasswordHash): Promise<boolean> {
+  setPassword(name: string, password: PasswordHash): Promise<string | null> {
+    const passwordStamp = newPasswordStamp();
+    return change<UserRecord, string | null>(this.kv, userKey(usernameKey(name)), (cur) => {
+      if (cur === null) return { result: null };
+      return { next: { ...cur, password, passwordStamp }, result: passwordStamp };
+    });
+  }
+
+  rehash(name: string, from: PasswordHash, to: PasswordHash): Promise<boolean> {
     return change<UserRecord, boolean>(this.kv, userKey(usernameKey(name)), (cur) => {
-      if (cur === null) return { result: false };
-      return { next: { ...cur, password }, result: true };
+      if (cur === null || !sameHash(cur.password, from)) return { result: false };
+      return { next: { ...cur, password: to }, result: true };
     });
   }
 

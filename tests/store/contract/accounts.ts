@@ -32,9 +32,41 @@ export function accountsContract(test: ContractTest): void {
     const { users } = t.store;
     await users.create(user("yan"));
     const next = { ...HASH, hash: new Uint8Array(32).fill(9) };
-    assert.equal(await users.setPassword("YAN", next), true);
+    const stamp = await users.setPassword("YAN", next);
+    assert.equal(typeof stamp, "string");
     assert.deepEqual((await users.get("yan"))?.password.hash, next.hash);
-    assert.equal(await users.setPassword("nobody", next), false);
+    assert.equal((await users.get("yan"))?.passwordStamp, stamp);
+    assert.equal(await users.setPassword("nobody", next), null);
+  });
+
+  test("a password's stamp is new with each account and password, and kept by a rehash", async (t) => {
+    const { users } = t.store;
+    await users.create(user("yan"));
+    await users.create(user("xia"));
+    const first = (await users.get("yan"))?.passwordStamp;
+    assert.equal(typeof first, "string", "create() gives a stamp");
+    assert.notEqual((await users.get("xia"))?.passwordStamp, first);
+    // The same password hashed at a higher cost: the stamp stays.
+    const stronger = { ...HASH, N: HASH.N * 2, hash: new Uint8Array(32).fill(7) };
+    assert.equal(await users.rehash("Yan", HASH, stronger), true);
+    assert.deepEqual((await users.get("yan"))?.password, stronger);
+    assert.equal((await users.get("yan"))?.passwordStamp, first);
+    // A rehash from a hash the record no longer has (the password changed meanwhile) writes
+    // nothing.
+    const other = { ...HASH, hash: new Uint8Array(32).fill(8) };
+    assert.equal(await users.rehash("yan", HASH, other), false);
+    assert.deepEqual((await users.get("yan"))?.password, stronger);
+    assert.equal(await users.rehash("nobody", HASH, other), false);
+    // A new password: a new stamp; an account made again under the name: a new one too.
+    const second = await users.setPassword("yan", other);
+    assert.notEqual(second, first);
+    await users.remove("yan");
+    await users.create(user("yan"));
+    const third = (await users.get("yan"))?.passwordStamp;
+    assert.ok(third !== first && third !== second);
+    // An imported record keeps its stamp.
+    assert.equal(await users.create({ ...user("wen"), passwordStamp: "s1" }), true);
+    assert.equal((await users.get("wen"))?.passwordStamp, "s1");
   });
 
   test("users, their new passwords and removals survive a restart", async (t) => {
