@@ -152,7 +152,11 @@ export class NatsCluster {
 
   readonly #exited = new Map<string, number>();
 
-  /** Waits until every running server answers and JetStream has a meta leader. */
+  /**
+   * Waits until every running server answers, JetStream has a meta leader, and a stream with a
+   * replica on each running server can be placed (a meta leader that does not yet count a peer
+   * as current refuses that: "no suitable peers for placement").
+   */
   async ready(timeoutMs = 30_000): Promise<void> {
     const { connect } = await import("@nats-io/transport-node");
     const { jetstreamManager } = await import("@nats-io/jetstream");
@@ -182,6 +186,31 @@ export class NatsCluster {
           last = e;
           await new Promise((r) => setTimeout(r, 100));
         }
+      }
+    }
+    const running = this.nodes.filter((n) => n.process);
+    const name = `ready_probe_${crypto.randomUUID().slice(0, 8)}`;
+    while (true) {
+      try {
+        const nc = await connect({ servers: running[0].url, reconnect: false, timeout: 1000 });
+        try {
+          const jsm = await jetstreamManager(nc, { timeout: 5000 });
+          await jsm.streams.add({
+            name,
+            subjects: [`${name}.x`],
+            num_replicas: running.length,
+          });
+          await jsm.streams.delete(name);
+          return;
+        } finally {
+          await nc.close();
+        }
+      } catch (e) {
+        last = e;
+        if (Date.now() > deadline) {
+          throw new Error(`The NATS cluster cannot place a stream on every server: ${last}`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
       }
     }
   }
