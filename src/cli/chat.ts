@@ -22,7 +22,7 @@ import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept } from "./downloads.ts
 import { choosePassword, CliFailure } from "./login.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
-import { shown, visible } from "../terminal/safe_text.ts";
+import { shown, visible, visibleLines } from "../terminal/safe_text.ts";
 import type { Terminal } from "../terminal/terminal.ts";
 
 export const CHAT_HELP =
@@ -125,6 +125,14 @@ function localProblem(path: string, e: unknown): string {
 /** Splits a command line into words, honouring "double quotes". */
 export function words(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+}
+
+/**
+ * Whether nothing more is read until the line was handled: /passwd reads the terminal itself, and
+ * after a line that ends the session nothing more is wanted.
+ */
+export function waitsForHandling(line: string): boolean {
+  return ["/passwd", "/quit", "/exit", "/logout"].includes(words(line)[0] ?? "");
 }
 
 export class ChatSession {
@@ -454,20 +462,44 @@ export class ChatSession {
 
   // Outgoing.
 
-  /** Handles one line; returns false when the session should end. */
-  async handle(line: string): Promise<boolean> {
-    if (!line.startsWith("/")) {
+  /**
+   * Handles one line, entered at `typedAt` (performance.now()); returns false when the session
+   * should end. Lines are handled in the order typed, each after the one before is done, so a
+   * line typed while a conversation switch waits goes to the conversation switched to. If the
+   * switch fails, what was typed after it before the failure was shown is not sent anywhere: it
+   * was meant for the conversation that did not open (a private line must never go to the
+   * world room instead).
+   */
+  async handle(line: string, typedAt = performance.now()): Promise<boolean> {
+    const [command, ...args] = line.startsWith("/") ? words(line) : [];
+    const switching = command !== undefined && this.#switches(command, args);
+    const held = this.#held;
+    if (held) {
+      if (switching || typedAt >= held.failedAt) this.#held = null;
+      else if (command === undefined || command === "/image" || command === "/file") {
+        if (line.trim() !== "") this.#notSent(line, held.command);
+        return true;
+      } else if (this.#usesCurrent(command, args)) {
+        this.#warn(shown`Not done: ${line} (the ${held.command} before it failed).`);
+        return true;
+      }
+    }
+    if (command === undefined) {
       if (line.trim() === "") return true;
       this.#send(line);
       return true;
     }
-    const [command, ...args] = words(line);
+    const epoch = this.#switchEpoch;
     try {
       // /passwd waits for the user's typing; every other command gets an answer in time, so
       // that a server that stopped answering cannot keep /quit from being read.
       if (command === "/passwd") return await this.#command(command, args);
       return await withDeadline(this.#command(command, args), COMMAND_TIMEOUT_MS, command);
     } catch (e) {
+      if (switching) {
+        // A switch that answers after its deadline must not open the conversation any more.
+        if (this.#switchEpoch === epoch) this.#switchEpoch++;
+      }
       // Sentences only: the wire codes are for programs.
       if (e instanceof ParleyError) this.#warn(visible(e.message));
       else if (e instanceof Deno.errors.NotFound) {
@@ -476,7 +508,37 @@ export class ChatSession {
         this.#warn(visible(e.message));
       } else throw e;
       return true;
+    } finally {
+      // Stamped once the failure is on the screen: lines typed from then on were typed seeing it.
+      if (switching && this.#switchEpoch !== epoch) {
+        this.#held = { command, failedAt: performance.now() };
+      }
     }
+  }
+
+  /** The switch that failed last, while lines typed before its failure was shown are handled. */
+  #held: { command: string; failedAt: number } | null = null;
+  /** Counts failed switches: a switch opens its conversation only if none failed meanwhile. */
+  #switchEpoch = 0;
+
+  /** Whether the command changes the current conversation (when it succeeds). */
+  #switches(command: string, args: string[]): boolean {
+    if (["/to", "/open", "/world", "/create"].includes(command)) return true;
+    // Leaving the open group closes it; leaving another one does not.
+    return command === "/leave" && this.#current !== null && "group" in this.#current.target &&
+      (args[0] === undefined || this.#current.key === `#${args[0].replace(/^#/, "")}`);
+  }
+
+  /** Whether the command acts on the current conversation when it names none. */
+  #usesCurrent(command: string, args: string[]): boolean {
+    if (command === "/history") return true;
+    if (command === "/invite") return args[1] === undefined;
+    return (command === "/members" || command === "/leave") && args[0] === undefined;
+  }
+
+  /** Says, with the whole text to copy, that a line typed after a failed switch was not sent. */
+  #notSent(line: string, failed: string): void {
+    this.#warn(`Not sent: "${visibleLines(line)}" (the ${failed} before it failed).`);
   }
 
   /**
@@ -738,6 +800,7 @@ export class ChatSession {
   }
 
   async #open(what: string): Promise<void> {
+    const epoch = this.#switchEpoch;
     let conv: Conversation;
     if (what === "world" || what === "*world") conv = WORLD;
     else if (what.startsWith("#")) {
@@ -755,6 +818,8 @@ export class ChatSession {
       const name = await this.#existing(what.replace(/^@/, ""));
       conv = { key: `@${name.toLowerCase()}`, label: `@${visible(name)}`, target: { user: name } };
     }
+    // The answer came after the deadline, and the failure was shown: nothing opens now.
+    if (epoch !== this.#switchEpoch) return;
     this.#current = conv;
     await this.#showHistory(20);
     await this.history.markRead(conv.key);

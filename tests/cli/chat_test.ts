@@ -450,3 +450,48 @@ function hostPort(addr: string): { host: string; port: number } {
   const at = addr.lastIndexOf(":");
   return { host: addr.slice(0, at), port: Number(addr.slice(at + 1)) };
 }
+
+Deno.test("a line typed after a /to that fails goes nowhere, not to the world room, and is shown whole", () =>
+  withWorld(async (w) => {
+    const bob = await w.chat("bob", "--register");
+    await bob.type("/world");
+    await bob.out.waitFor(/── world ──/);
+    const alice = await w.chat("alice", "--register");
+    await alice.type("/world");
+    await alice.out.waitFor(/── world ──/);
+    // Typed together: the private line is read while /to still waits for the server.
+    await alice.type("/to nosuchuser", "my secret for nobody", "/image /nonexistent.png");
+    await alice.out.waitFor(/There is no user named "nosuchuser"/);
+    // A line typed once the failure is shown goes where the prompt says: the world room.
+    await alice.type("typed after the failure");
+    await bob.out.waitFor(/<alice> typed after the failure/);
+    assert.ok(!bob.out.text.includes("secret"), bob.out.text);
+    assert.ok(!alice.out.text.includes("<alice> my secret"), alice.out.text);
+    assert.match(
+      alice.out.text,
+      /Not sent: "my secret for nobody" \(the \/to before it failed\)\./,
+    );
+    assert.match(
+      alice.out.text,
+      /Not sent: "\/image \/nonexistent\.png" \(the \/to before it failed\)/,
+    );
+
+    // A line typed while a /to that succeeds waits goes to the conversation it opens.
+    await alice.type("/to bob", "for bob only");
+    await bob.out.waitFor(/@alice <alice> for bob only/);
+  }));
+
+Deno.test("piped input: a line after a /to that fails is not sent, and the client says so", () =>
+  withWorld(async (w) => {
+    const bob = await w.chat("bob", "--register");
+    await bob.type("/world");
+    await bob.out.waitFor(/── world ──/);
+    const r = await run(["connect", w.server.addr, "--user", "alice", "--register"], {
+      env: w.env("alice"),
+      input: "/world\n/to nosuchuser\nhi nobody\n/world\nbye\n",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    await bob.out.waitFor(/<alice> bye/);
+    assert.ok(!bob.out.text.includes("hi nobody"), bob.out.text);
+    assert.match(r.stdout, /Not sent: "hi nobody" \(the \/to before it failed\)\./);
+  }));
