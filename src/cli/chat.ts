@@ -22,7 +22,7 @@ import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept } from "./downloads.ts
 import { choosePassword, CliFailure } from "./login.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
-import { shown, visible, visibleLines } from "../terminal/safe_text.ts";
+import { sentence, shown, visible, visibleLines } from "../terminal/safe_text.ts";
 import type { Terminal } from "../terminal/terminal.ts";
 
 export const CHAT_HELP =
@@ -501,11 +501,11 @@ export class ChatSession {
         if (this.#switchEpoch === epoch) this.#switchEpoch++;
       }
       // Sentences only: the wire codes are for programs.
-      if (e instanceof ParleyError) this.#warn(visible(e.message));
+      if (e instanceof ParleyError) this.#warn(sentence(e.message));
       else if (e instanceof Deno.errors.NotFound) {
         this.#warn(shown`No such file: ${(e as Error).message}`);
       } else if (e instanceof Error && e.name === "ConnectionClosedError") {
-        this.#warn(visible(e.message));
+        this.#warn(sentence(e.message));
       } else throw e;
       return true;
     } finally {
@@ -911,7 +911,7 @@ export class ChatSession {
       try {
         await send();
       } catch (e) {
-        this.#warn(`Not sent to ${conv.label}: ${visible((e as Error).message)}.`);
+        this.#warn(`Not sent to ${conv.label}: ${sentence((e as Error).message)}.`);
       } finally {
         this.#unsent--;
       }

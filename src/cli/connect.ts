@@ -14,7 +14,7 @@ import {
 } from "./login.ts";
 import { autosaveBudget, Downloads } from "./downloads.ts";
 import { clientDataDir, deviceSecret, downloadsDir, lastUser, rememberUser } from "./paths.ts";
-import { shown, visible } from "../terminal/safe_text.ts";
+import { sentence, shown } from "../terminal/safe_text.ts";
 import { openTerminal, type Terminal } from "../terminal/terminal.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
@@ -115,7 +115,7 @@ export async function connect(args: string[]): Promise<number> {
     // history.seen holds the ids already stored, so a redelivery shows nothing twice.
     link = new Link({ ...options, seen: history.seen }, {
       // Reasons in it (a kick, a failed connection) can come from the server.
-      status: (text) => term.print(visible(text)),
+      status: (text) => term.print(sentence(text)),
       event: (m) => chat.onEvent(m),
     });
     const chat = new ChatSession(link, term, history, name, downloads);
@@ -129,7 +129,7 @@ export async function connect(args: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CliFailure) {
       term.close();
-      console.error(`parley: ${visible(e.message)}`);
+      console.error(`parley: ${sentence(e.message)}`);
       return 1;
     }
     if (e instanceof Deno.errors.Interrupted) return 130;
@@ -202,7 +202,7 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
       return 128 + first.signal;
     }
     if (typeof first === "object") {
-      if (!kicked && first.ended !== "Closed") console.error(`parley: ${visible(first.ended)}`);
+      if (!kicked && first.ended !== "Closed") console.error(`parley: ${sentence(first.ended)}`);
       return 1;
     }
     if (first === "interrupted") {

@@ -11,7 +11,7 @@ import {
   reach,
   resolveServer,
 } from "./login.ts";
-import { shown, visible } from "../terminal/safe_text.ts";
+import { sentence, shown } from "../terminal/safe_text.ts";
 import { PlainTerminal } from "../terminal/terminal.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
@@ -112,11 +112,11 @@ export async function send(args: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof CliFailure || e instanceof ParleyError) {
-      console.error(`parley: ${visible(e.message)}`);
+      console.error(`parley: ${sentence(e.message)}`);
       return 1;
     }
     if (e instanceof Error && e.name === "ConnectionClosedError") {
-      console.error(`parley: not sent: ${visible(e.message)}`);
+      console.error(`parley: not sent: ${sentence(e.message)}`);
       return 1;
     }
     throw e;
