@@ -18,7 +18,7 @@ import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import type { History, HistoryEntry } from "./history.ts";
-import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept } from "./downloads.ts";
+import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept, type Receiving } from "./downloads.ts";
 import { choosePassword, CliFailure } from "./login.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
@@ -1064,18 +1064,20 @@ export class ChatSession {
       this.#note(shown`Declined "${offer.name}" from ${offer.source_username}.`);
       return;
     }
-    let path: string;
-    let file: Deno.FsFile;
+    let receiving: Receiving;
     try {
-      ({ path, file } = await this.downloads.create(offer.source_username, offer.name));
+      receiving = await this.downloads.receive(offer.source_username, offer.name);
     } catch (e) {
       await client.denyFile(offer.transfer_id).catch(() => {});
       return this.#warn(
         shown`Cannot save "${offer.name}", so it was declined: ${(e as Error).message}`,
       );
     }
+    const { file } = receiving;
     const bar = this.#progress(shown`← ${offer.name}`);
     void (async () => {
+      // The bytes go to NAME.part; only a whole file with the right SHA-256 gets its name.
+      let kept = false;
       try {
         const result = await client.acceptFile(offer, {
           write: async (data) => {
@@ -1083,18 +1085,30 @@ export class ChatSession {
             while (at < data.length) at += await file.write(data.subarray(at));
           },
         }, bar);
+        file.close();
+        if (!result.sha256Ok) {
+          this.#warn(
+            shown`${offer.name} arrived, but its SHA-256 check FAILED: not saved (removed).`,
+          );
+          return;
+        }
+        const path = await receiving.finish();
+        kept = true;
         this.#say(
-          result.sha256Ok
-            ? this.#p.paint(shown`Saved ${offer.name} to ${path}: SHA-256 verified.`, "green")
-            : this.#p.paint(
-              shown`Saved ${offer.name} to ${path}, but the SHA-256 check FAILED.`,
-              "red",
-            ),
+          this.#p.paint(shown`Saved ${offer.name} to ${path}: SHA-256 verified.`, "green"),
         );
       } catch (e) {
-        this.#warn(shown`File ${offer.name} not received: ${(e as Error).message}`);
+        this.#warn(
+          shown`File ${offer.name} not received: ${(e as Error).message}. ` +
+            "The part received was removed.",
+        );
       } finally {
-        file.close();
+        try {
+          file.close();
+        } catch {
+          // closed already
+        }
+        if (!kept) await receiving.discard();
       }
     })();
   }

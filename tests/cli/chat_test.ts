@@ -495,3 +495,23 @@ Deno.test("piped input: a line after a /to that fails is not sent, and the clien
     assert.ok(!bob.out.text.includes("hi nobody"), bob.out.text);
     assert.match(r.stdout, /Not sent: "hi nobody" \(the \/to before it failed\)\./);
   }));
+
+Deno.test("a file transfer cut off midway leaves no file under its name, and says so", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+    // Large enough that the sender is killed midway on a fast machine.
+    const big = join(w.dir, "big.bin");
+    const chunk = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+    using f = await Deno.open(big, { write: true, create: true });
+    for (let i = 0; i < 200; i++) await f.write(chunk);
+    await alice.type("/to bob", `/file ${big}`);
+    await bob.out.waitFor(/alice offers the file "big\.bin" \(200\.0 MiB\)/);
+    await bob.type("/accept");
+    await bob.out.waitFor(/← big\.bin \[#*\.+\]\s+[1-8]\d%/);
+    await alice.kill();
+    await bob.out.waitFor(/File big\.bin not received: .*\n/);
+    const downloads = join(w.dir, "bob", "data", "downloads");
+    assert.deepEqual(await filesUnder(downloads), [], "neither big.bin nor big.bin.part");
+    assert.match(bob.out.text, /File big\.bin not received: .*\. The part received was removed\./);
+  }));
