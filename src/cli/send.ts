@@ -33,8 +33,9 @@ Options:
                      ${ACCEPT_NEW_KEY_ENV}=1); without it, an unknown server is refused
   -h, --help         Show this help
 
-The password comes from $PARLEY_PASSWORD, else the first line of stdin. An image must be a PNG,
-JPEG, GIF or WebP file within the server's image limit (2 MiB by default).
+The password comes from $PARLEY_PASSWORD, else the first line of stdin; a message read from
+stdin needs $PARLEY_PASSWORD (stdin cannot carry both). An image must be a PNG, JPEG, GIF or WebP
+file within the server's image limit (2 MiB by default).
 `;
 
 export async function send(args: string[]): Promise<number> {
@@ -69,6 +70,15 @@ export async function send(args: string[]): Promise<number> {
   const user = values.user ?? Deno.env.get("PARLEY_USER");
   if (!user) throw new UsageError("Give the username with --user NAME or $PARLEY_USER");
 
+  // The message and the password cannot both be stdin: its first line was taken as the password
+  // (a failed login that sent the message's first line to the server as a guess).
+  const textFromStdin = values.image === undefined && positionals.join(" ") === "";
+  if (textFromStdin && Deno.env.get("PARLEY_PASSWORD") === undefined && !Deno.stdin.isTerminal()) {
+    throw new UsageError(
+      "The message is read from stdin, so the password cannot be: set PARLEY_PASSWORD, or give " +
+        "the message as TEXT",
+    );
+  }
   const server = await resolveServer(values.server, "--server HOST:PORT");
   const term = new PlainTerminal();
   const say = (text: string) => console.error(text);

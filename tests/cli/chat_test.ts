@@ -515,3 +515,25 @@ Deno.test("a file transfer cut off midway leaves no file under its name, and say
     assert.deepEqual(await filesUnder(downloads), [], "neither big.bin nor big.bin.part");
     assert.match(bob.out.text, /File big\.bin not received: .*\. The part received was removed\./);
   }));
+
+Deno.test("parley send with the message on stdin wants PARLEY_PASSWORD, refused before connecting", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-send-" });
+  try {
+    // A closed port: a client that connected first would say no server is listening.
+    const args = ["send", "--user", "alice", "--group", "1", "--server", "127.0.0.1:1"];
+    const env = { PARLEY_CONFIG_DIR: join(dir, "config"), PARLEY_DATA_DIR: join(dir, "data") };
+    const r = await run(args, { env, input: "multi-line\nreport\n" });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr.trim(),
+      "parley: The message is read from stdin, so the password cannot be: set PARLEY_PASSWORD, " +
+        "or give the message as TEXT",
+    );
+    // With the message as TEXT, stdin's first line is the password, as before.
+    const text = await run([...args, "hello"], { env, input: "password-alice\n" });
+    assert.equal(text.code, 1);
+    assert.match(text.stderr, /127\.0\.0\.1:1/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
