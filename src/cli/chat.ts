@@ -719,7 +719,7 @@ export class ChatSession {
         await this.#sendImage(args.join(" "));
         return true;
       case "/file":
-        this.#sendFile(args.join(" "));
+        await this.#sendFile(args.join(" "));
         return true;
       case "/save":
         await this.#saveHeld(args[0]);
@@ -970,29 +970,37 @@ export class ChatSession {
     });
   }
 
-  #sendFile(path: string): void {
+  /** Checks the file and offers it; the transfer runs in the background. */
+  async #sendFile(path: string): Promise<void> {
     const conv = this.#current;
     if (!conv || !("user" in conv.target)) {
-      this.#warn("Files go to one person: open a conversation with /to NAME first");
-      return;
+      throw new ParleyError(9, "Files go to one person: open a conversation with /to NAME first");
     }
-    if (!path) {
-      this.#warn("Usage: /file PATH");
-      return;
-    }
+    if (!path) throw new ParleyError(9, "Usage: /file PATH");
     const to = conv.target.user;
+    const name = basename(path);
+    // Refused before anything is offered: a folder, a device (/dev/null), an empty file.
+    const info = await Deno.stat(path).catch((e) => {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, localProblem(path, e));
+    });
+    if (info.isDirectory) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, `${path} is a folder, not a file`);
+    }
+    if (!info.isFile) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, `${path} is not a file (a device or a pipe)`);
+    }
+    if (info.size === 0) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, `Nothing to send: "${name}" is empty`);
+    }
+    const tooBig = fileProblem(info.size, name, this.#limits);
+    if (tooBig) throw new ParleyError(ErrorCode.TOO_LARGE, `Not sent: ${tooBig}`);
+    const file = await Deno.open(path, { read: true }).catch((e) => {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, localProblem(path, e));
+    });
     // Runs in the background so that chat goes on during the transfer.
     void (async () => {
       try {
-        const file = await Deno.open(path, { read: true }).catch((e) => {
-          throw new Error(localProblem(path, e));
-        });
-        const size = (await file.stat()).size;
-        const tooBig = fileProblem(size, basename(path), this.#limits);
-        if (tooBig) {
-          file.close();
-          throw new Error(tooBig);
-        }
+        const size = info.size;
         const source: FileSource = {
           size,
           read: async (offset, length) => {
@@ -1007,24 +1015,19 @@ export class ChatSession {
             return buf.subarray(0, at);
           },
         };
-        this.#note(`Offering ${basename(path)} (${formatSize(size)}) to ${to}…`);
+        this.#note(`Offering ${name} (${formatSize(size)}) to ${to}…`);
         const client = await this.#live();
-        const bar = this.#progress(`→ ${basename(path)}`);
-        try {
-          const result = await client.sendFile(to, basename(path), source, bar);
-          this.#say(
-            result.sha256Ok
-              ? this.#p.paint(`Sent ${basename(path)} to ${to}: SHA-256 verified.`, "green")
-              : this.#p.paint(
-                `Sent ${basename(path)} to ${to}, but the SHA-256 check FAILED.`,
-                "red",
-              ),
-          );
-        } finally {
-          file.close();
-        }
+        const bar = this.#progress(`→ ${name}`);
+        const result = await client.sendFile(to, name, source, bar);
+        this.#say(
+          result.sha256Ok
+            ? this.#p.paint(`Sent ${name} to ${to}: SHA-256 verified.`, "green")
+            : this.#p.paint(`Sent ${name} to ${to}, but the SHA-256 check FAILED.`, "red"),
+        );
       } catch (e) {
         this.#warn(shown`File not sent: ${(e as Error).message}`);
+      } finally {
+        file.close();
       }
     })();
   }

@@ -537,3 +537,24 @@ Deno.test("parley send with the message on stdin wants PARLEY_PASSWORD, refused 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("/file refuses a folder, an empty file and a device before offering anything", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+    const folder = join(w.dir, "tester-p");
+    await Deno.mkdir(folder);
+    await Deno.writeFile(join(folder, "inside.txt"), new Uint8Array(4096));
+    const empty = join(w.dir, "empty.txt");
+    await Deno.writeFile(empty, new Uint8Array());
+    await alice.type("/to bob", `/file ${folder}`, `/file ${empty}`, "/file /dev/null");
+    await alice.out.waitFor(new RegExp(`${folder} is a folder, not a file`));
+    await alice.out.waitFor(/Nothing to send: "empty\.txt" is empty/);
+    await alice.out.waitFor(/\/dev\/null is not a file \(a device or a pipe\)/);
+    // A file after them is offered: the refusals came first and offered nothing.
+    await Deno.writeTextFile(join(w.dir, "real.txt"), "content");
+    await alice.type(`/file ${join(w.dir, "real.txt")}`);
+    await bob.out.waitFor(/alice offers the file "real\.txt"/);
+    assert.doesNotMatch(alice.out.text, /Offering (tester-p|empty|null)/);
+    assert.doesNotMatch(bob.out.text, /offers the file "(tester-p|empty\.txt|null)"/);
+  }));
