@@ -26,8 +26,9 @@ Options:
   --group ID         Message to a group you are in
   --world            Message to the world room
   --image PATH       Send this image instead of text
-  -s, --server ADDR  Server (default $PARLEY_SERVER, else the last server used); several
-                     addresses of one cluster's nodes, separated by commas, are tried in order
+  -s, --server ADDR  Server (default $PARLEY_SERVER, else the last server \`parley connect\`
+                     used; send does not change it); several addresses of one cluster's
+                     nodes, separated by commas, are tried in order
   -u, --user NAME    Username (default $PARLEY_USER)
   --accept-new-key   Trust the key of a server met for the first time (also
                      ${ACCEPT_NEW_KEY_ENV}=1); without it, an unknown server is refused
@@ -95,6 +96,8 @@ export async function send(args: string[]): Promise<number> {
       say,
       { acceptNewKey: acceptNewKeyWanted(values["accept-new-key"]), term },
       { oneShot: true },
+      // A script's server is its own: the one `parley` chats on by default stays as it was.
+      false,
     );
     try {
       await authenticate(client, term, { user }, say);

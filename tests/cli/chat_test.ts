@@ -558,3 +558,28 @@ Deno.test("/file refuses a folder, an empty file and a device before offering an
     assert.doesNotMatch(alice.out.text, /Offering (tester-p|empty|null)/);
     assert.doesNotMatch(bob.out.text, /offers the file "(tester-p|empty\.txt|null)"/);
   }));
+
+Deno.test("parley send --server does not change the server a plain parley uses; connect does", () =>
+  withWorld(async (w) => {
+    const other = await ServerProcess.start(join(w.dir, "other"), await fastConfig(w.dir));
+    try {
+      const env = w.env("alice");
+      const lastServer = () => Deno.readTextFile(join(env.PARLEY_CONFIG_DIR, "last_server"));
+      for (const addr of [other.addr, w.server.addr]) {
+        const r = await run(["connect", addr, "--user", "alice", "--register"], {
+          env,
+          input: "/quit\n",
+        });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((await lastServer()).trim(), addr, "connect remembers its server");
+      }
+      const sent = await run(
+        ["send", "--server", other.addr, "--user", "alice", "--to", "alice", "a note"],
+        { env },
+      );
+      assert.equal(sent.code, 0, sent.stderr);
+      assert.equal((await lastServer()).trim(), w.server.addr);
+    } finally {
+      await other.stop();
+    }
+  }));
