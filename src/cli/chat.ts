@@ -122,6 +122,14 @@ function localProblem(path: string, e: unknown): string {
   return `Cannot read ${path}: ${(e as Error).message}`;
 }
 
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch {
+    // closed already
+  }
+}
+
 /** Splits a command line into words, honouring "double quotes". */
 export function words(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
@@ -1090,6 +1098,7 @@ export class ChatSession {
         }, bar);
         file.close();
         if (!result.sha256Ok) {
+          await receiving.discard();
           this.#warn(
             shown`${offer.name} arrived, but its SHA-256 check FAILED: not saved (removed).`,
           );
@@ -1101,16 +1110,14 @@ export class ChatSession {
           this.#p.paint(shown`Saved ${offer.name} to ${path}: SHA-256 verified.`, "green"),
         );
       } catch (e) {
+        closeQuietly(file);
+        await receiving.discard();
         this.#warn(
           shown`File ${offer.name} not received: ${(e as Error).message}. ` +
             "The part received was removed.",
         );
       } finally {
-        try {
-          file.close();
-        } catch {
-          // closed already
-        }
+        closeQuietly(file);
         if (!kept) await receiving.discard();
       }
     })();
