@@ -8,7 +8,7 @@ import { ConfigError } from "./src/config/config.ts";
 import { chooseAesGcm } from "./src/crypto/aes_gcm.ts";
 import { connect, CONNECT_HELP } from "./src/cli/connect.ts";
 import { send, SEND_HELP } from "./src/cli/send.ts";
-import { visible } from "./src/terminal/safe_text.ts";
+import { sentence } from "./src/terminal/safe_text.ts";
 import { serve, SERVE_HELP } from "./src/cli/serve.ts";
 import { UsageError } from "./src/terminal/usage.ts";
 import { VERSION } from "./src/version.ts";
@@ -85,8 +85,8 @@ export async function main(args: string[]): Promise<number> {
       return 1;
     }
     if (e instanceof Deno.errors.Interrupted) return 130;
-    // The message can quote the network (a server's error): printed through visible().
-    console.error(`parley: ${visible(e instanceof Error ? e.message : String(e))}`);
+    // The message can quote the network (a server's error): its controls are escaped.
+    console.error(`parley: ${sentence(e instanceof Error ? e.message : String(e))}`);
     return 1;
   }
 }

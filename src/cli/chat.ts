@@ -18,11 +18,11 @@ import { ErrorCode, ParleyError } from "../protocol/errors.ts";
 import type { Message } from "../protocol/message_codec.ts";
 import { MsgType } from "../protocol/messages.ts";
 import type { History, HistoryEntry } from "./history.ts";
-import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept } from "./downloads.ts";
+import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept, type Receiving } from "./downloads.ts";
 import { choosePassword, CliFailure } from "./login.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
-import { shown, visible } from "../terminal/safe_text.ts";
+import { sentence, shown, visible, visibleLines } from "../terminal/safe_text.ts";
 import type { Terminal } from "../terminal/terminal.ts";
 
 export const CHAT_HELP =
@@ -122,9 +122,25 @@ function localProblem(path: string, e: unknown): string {
   return `Cannot read ${path}: ${(e as Error).message}`;
 }
 
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch {
+    // closed already
+  }
+}
+
 /** Splits a command line into words, honouring "double quotes". */
 export function words(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+}
+
+/**
+ * Whether nothing more is read until the line was handled: /passwd reads the terminal itself, and
+ * after a line that ends the session nothing more is wanted.
+ */
+export function waitsForHandling(line: string): boolean {
+  return ["/passwd", "/quit", "/exit", "/logout"].includes(words(line)[0] ?? "");
 }
 
 export class ChatSession {
@@ -454,29 +470,83 @@ export class ChatSession {
 
   // Outgoing.
 
-  /** Handles one line; returns false when the session should end. */
-  async handle(line: string): Promise<boolean> {
-    if (!line.startsWith("/")) {
+  /**
+   * Handles one line, entered at `typedAt` (performance.now()); returns false when the session
+   * should end. Lines are handled in the order typed, each after the one before is done, so a
+   * line typed while a conversation switch waits goes to the conversation switched to. If the
+   * switch fails, what was typed after it before the failure was shown is not sent anywhere: it
+   * was meant for the conversation that did not open (a private line must never go to the
+   * world room instead).
+   */
+  async handle(line: string, typedAt = performance.now()): Promise<boolean> {
+    const [command, ...args] = line.startsWith("/") ? words(line) : [];
+    const switching = command !== undefined && this.#switches(command, args);
+    const held = this.#held;
+    if (held) {
+      if (switching || typedAt >= held.failedAt) this.#held = null;
+      else if (command === undefined || command === "/image" || command === "/file") {
+        if (line.trim() !== "") this.#notSent(line, held.command);
+        return true;
+      } else if (this.#usesCurrent(command, args)) {
+        this.#warn(shown`Not done: ${line} (the ${held.command} before it failed).`);
+        return true;
+      }
+    }
+    if (command === undefined) {
       if (line.trim() === "") return true;
       this.#send(line);
       return true;
     }
-    const [command, ...args] = words(line);
+    const epoch = this.#switchEpoch;
     try {
       // /passwd waits for the user's typing; every other command gets an answer in time, so
       // that a server that stopped answering cannot keep /quit from being read.
       if (command === "/passwd") return await this.#command(command, args);
       return await withDeadline(this.#command(command, args), COMMAND_TIMEOUT_MS, command);
     } catch (e) {
+      if (switching) {
+        // A switch that answers after its deadline must not open the conversation any more.
+        if (this.#switchEpoch === epoch) this.#switchEpoch++;
+      }
       // Sentences only: the wire codes are for programs.
-      if (e instanceof ParleyError) this.#warn(visible(e.message));
+      if (e instanceof ParleyError) this.#warn(sentence(e.message));
       else if (e instanceof Deno.errors.NotFound) {
         this.#warn(shown`No such file: ${(e as Error).message}`);
       } else if (e instanceof Error && e.name === "ConnectionClosedError") {
-        this.#warn(visible(e.message));
+        this.#warn(sentence(e.message));
       } else throw e;
       return true;
+    } finally {
+      // Stamped once the failure is on the screen: lines typed from then on were typed seeing it.
+      if (switching && this.#switchEpoch !== epoch) {
+        this.#held = { command, failedAt: performance.now() };
+      }
     }
+  }
+
+  /** The switch that failed last, while lines typed before its failure was shown are handled. */
+  #held: { command: string; failedAt: number } | null = null;
+  /** Counts failed switches: a switch opens its conversation only if none failed meanwhile. */
+  #switchEpoch = 0;
+
+  /** Whether the command changes the current conversation (when it succeeds). */
+  #switches(command: string, args: string[]): boolean {
+    if (["/to", "/open", "/world", "/create"].includes(command)) return true;
+    // Leaving the open group closes it; leaving another one does not.
+    return command === "/leave" && this.#current !== null && "group" in this.#current.target &&
+      (args[0] === undefined || this.#current.key === `#${args[0].replace(/^#/, "")}`);
+  }
+
+  /** Whether the command acts on the current conversation when it names none. */
+  #usesCurrent(command: string, args: string[]): boolean {
+    if (command === "/history") return true;
+    if (command === "/invite") return args[1] === undefined;
+    return (command === "/members" || command === "/leave") && args[0] === undefined;
+  }
+
+  /** Says, with the whole text to copy, that a line typed after a failed switch was not sent. */
+  #notSent(line: string, failed: string): void {
+    this.#warn(`Not sent: "${visibleLines(line)}" (the ${failed} before it failed).`);
   }
 
   /**
@@ -657,7 +727,7 @@ export class ChatSession {
         await this.#sendImage(args.join(" "));
         return true;
       case "/file":
-        this.#sendFile(args.join(" "));
+        await this.#sendFile(args.join(" "));
         return true;
       case "/save":
         await this.#saveHeld(args[0]);
@@ -738,6 +808,7 @@ export class ChatSession {
   }
 
   async #open(what: string): Promise<void> {
+    const epoch = this.#switchEpoch;
     let conv: Conversation;
     if (what === "world" || what === "*world") conv = WORLD;
     else if (what.startsWith("#")) {
@@ -755,6 +826,8 @@ export class ChatSession {
       const name = await this.#existing(what.replace(/^@/, ""));
       conv = { key: `@${name.toLowerCase()}`, label: `@${visible(name)}`, target: { user: name } };
     }
+    // The answer came after the deadline, and the failure was shown: nothing opens now.
+    if (epoch !== this.#switchEpoch) return;
     this.#current = conv;
     await this.#showHistory(20);
     await this.history.markRead(conv.key);
@@ -846,7 +919,7 @@ export class ChatSession {
       try {
         await send();
       } catch (e) {
-        this.#warn(`Not sent to ${conv.label}: ${visible((e as Error).message)}.`);
+        this.#warn(`Not sent to ${conv.label}: ${sentence((e as Error).message)}.`);
       } finally {
         this.#unsent--;
       }
@@ -905,29 +978,37 @@ export class ChatSession {
     });
   }
 
-  #sendFile(path: string): void {
+  /** Checks the file and offers it; the transfer runs in the background. */
+  async #sendFile(path: string): Promise<void> {
     const conv = this.#current;
     if (!conv || !("user" in conv.target)) {
-      this.#warn("Files go to one person: open a conversation with /to NAME first");
-      return;
+      throw new ParleyError(9, "Files go to one person: open a conversation with /to NAME first");
     }
-    if (!path) {
-      this.#warn("Usage: /file PATH");
-      return;
-    }
+    if (!path) throw new ParleyError(9, "Usage: /file PATH");
     const to = conv.target.user;
+    const name = basename(path);
+    // Refused before anything is offered: a folder, a device (/dev/null), an empty file.
+    const info = await Deno.stat(path).catch((e) => {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, localProblem(path, e));
+    });
+    if (info.isDirectory) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, `${path} is a folder, not a file`);
+    }
+    if (!info.isFile) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, `${path} is not a file (a device or a pipe)`);
+    }
+    if (info.size === 0) {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, `Nothing to send: "${name}" is empty`);
+    }
+    const tooBig = fileProblem(info.size, name, this.#limits);
+    if (tooBig) throw new ParleyError(ErrorCode.TOO_LARGE, `Not sent: ${tooBig}`);
+    const file = await Deno.open(path, { read: true }).catch((e) => {
+      throw new ParleyError(ErrorCode.BAD_REQUEST, localProblem(path, e));
+    });
     // Runs in the background so that chat goes on during the transfer.
     void (async () => {
       try {
-        const file = await Deno.open(path, { read: true }).catch((e) => {
-          throw new Error(localProblem(path, e));
-        });
-        const size = (await file.stat()).size;
-        const tooBig = fileProblem(size, basename(path), this.#limits);
-        if (tooBig) {
-          file.close();
-          throw new Error(tooBig);
-        }
+        const size = info.size;
         const source: FileSource = {
           size,
           read: async (offset, length) => {
@@ -942,24 +1023,19 @@ export class ChatSession {
             return buf.subarray(0, at);
           },
         };
-        this.#note(`Offering ${basename(path)} (${formatSize(size)}) to ${to}…`);
+        this.#note(`Offering ${name} (${formatSize(size)}) to ${to}…`);
         const client = await this.#live();
-        const bar = this.#progress(`→ ${basename(path)}`);
-        try {
-          const result = await client.sendFile(to, basename(path), source, bar);
-          this.#say(
-            result.sha256Ok
-              ? this.#p.paint(`Sent ${basename(path)} to ${to}: SHA-256 verified.`, "green")
-              : this.#p.paint(
-                `Sent ${basename(path)} to ${to}, but the SHA-256 check FAILED.`,
-                "red",
-              ),
-          );
-        } finally {
-          file.close();
-        }
+        const bar = this.#progress(`→ ${name}`);
+        const result = await client.sendFile(to, name, source, bar);
+        this.#say(
+          result.sha256Ok
+            ? this.#p.paint(`Sent ${name} to ${to}: SHA-256 verified.`, "green")
+            : this.#p.paint(`Sent ${name} to ${to}, but the SHA-256 check FAILED.`, "red"),
+        );
       } catch (e) {
         this.#warn(shown`File not sent: ${(e as Error).message}`);
+      } finally {
+        file.close();
       }
     })();
   }
@@ -999,18 +1075,20 @@ export class ChatSession {
       this.#note(shown`Declined "${offer.name}" from ${offer.source_username}.`);
       return;
     }
-    let path: string;
-    let file: Deno.FsFile;
+    let receiving: Receiving;
     try {
-      ({ path, file } = await this.downloads.create(offer.source_username, offer.name));
+      receiving = await this.downloads.receive(offer.source_username, offer.name);
     } catch (e) {
       await client.denyFile(offer.transfer_id).catch(() => {});
       return this.#warn(
         shown`Cannot save "${offer.name}", so it was declined: ${(e as Error).message}`,
       );
     }
+    const { file } = receiving;
     const bar = this.#progress(shown`← ${offer.name}`);
     void (async () => {
+      // The bytes go to NAME.part; only a whole file with the right SHA-256 gets its name.
+      let kept = false;
       try {
         const result = await client.acceptFile(offer, {
           write: async (data) => {
@@ -1018,18 +1096,29 @@ export class ChatSession {
             while (at < data.length) at += await file.write(data.subarray(at));
           },
         }, bar);
+        file.close();
+        if (!result.sha256Ok) {
+          await receiving.discard();
+          this.#warn(
+            shown`${offer.name} arrived, but its SHA-256 check FAILED: not saved (removed).`,
+          );
+          return;
+        }
+        const path = await receiving.finish();
+        kept = true;
         this.#say(
-          result.sha256Ok
-            ? this.#p.paint(shown`Saved ${offer.name} to ${path}: SHA-256 verified.`, "green")
-            : this.#p.paint(
-              shown`Saved ${offer.name} to ${path}, but the SHA-256 check FAILED.`,
-              "red",
-            ),
+          this.#p.paint(shown`Saved ${offer.name} to ${path}: SHA-256 verified.`, "green"),
         );
       } catch (e) {
-        this.#warn(shown`File ${offer.name} not received: ${(e as Error).message}`);
+        closeQuietly(file);
+        await receiving.discard();
+        this.#warn(
+          shown`File ${offer.name} not received: ${(e as Error).message}. ` +
+            "The part received was removed.",
+        );
       } finally {
-        file.close();
+        closeQuietly(file);
+        if (!kept) await receiving.discard();
       }
     })();
   }

@@ -1,7 +1,8 @@
 /** `parley connect HOST:PORT` (and plain `parley`): the interactive terminal client. */
 
 import { Link } from "../client/link.ts";
-import { CHAT_HELP, ChatSession } from "./chat.ts";
+import { CHAT_HELP, ChatSession, waitsForHandling } from "./chat.ts";
+import { ReadAhead } from "./input.ts";
 import { History } from "./history.ts";
 import {
   ACCEPT_NEW_KEY_ENV,
@@ -13,7 +14,7 @@ import {
 } from "./login.ts";
 import { autosaveBudget, Downloads } from "./downloads.ts";
 import { clientDataDir, deviceSecret, downloadsDir, lastUser, rememberUser } from "./paths.ts";
-import { shown, visible } from "../terminal/safe_text.ts";
+import { sentence, shown } from "../terminal/safe_text.ts";
 import { openTerminal, type Terminal } from "../terminal/terminal.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
@@ -114,7 +115,7 @@ export async function connect(args: string[]): Promise<number> {
     // history.seen holds the ids already stored, so a redelivery shows nothing twice.
     link = new Link({ ...options, seen: history.seen }, {
       // Reasons in it (a kick, a failed connection) can come from the server.
-      status: (text) => term.print(visible(text)),
+      status: (text) => term.print(sentence(text)),
       event: (m) => chat.onEvent(m),
     });
     const chat = new ChatSession(link, term, history, name, downloads);
@@ -128,7 +129,7 @@ export async function connect(args: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CliFailure) {
       term.close();
-      console.error(`parley: ${visible(e.message)}`);
+      console.error(`parley: ${sentence(e.message)}`);
       return 1;
     }
     if (e instanceof Deno.errors.Interrupted) return 130;
@@ -172,31 +173,20 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
     kicked = reason.startsWith("Kicked");
     return reason;
   });
-  // Commands never wait for the connection (ChatSession sends in the background), so the next
-  // line, /quit or Ctrl-D or Ctrl-C, is always read.
-  const input = (async () => {
-    let pending = "";
+  // Lines are read ahead, stamped with when they were entered, and handled in order: a line
+  // typed while /to waits goes where /to leads, and not at all if it fails (ChatSession.handle).
+  const lines = new ReadAhead(term, waitsForHandling, (yes) => {
+    if (yes) term.setPrompt("... ");
+    else chat.restorePrompt();
+  });
+  const handled = (async () => {
     while (true) {
-      let line: string | null;
-      try {
-        line = await term.readLine();
-      } catch (e) {
-        if (e instanceof Deno.errors.Interrupted) return "interrupted";
-        throw e;
-      }
-      if (line === null) return "eof";
-      // A trailing backslash continues the message on the next line.
-      if (line.endsWith("\\") && !line.startsWith("/")) {
-        pending += line.slice(0, -1) + "\n";
-        term.setPrompt("... ");
-        continue;
-      }
-      const full = pending + line;
-      if (pending) chat.restorePrompt();
-      pending = "";
-      if (!await chat.handle(full)) return "quit";
+      const line = await lines.next();
+      if (line === "eof") return "eof";
+      if (!await chat.handle(line.text, line.at)) return "quit";
     }
   })();
+  const input = Promise.race([handled, lines.interrupted]);
   // SIGINT comes when stdin is not a terminal (a terminal in raw mode gives Ctrl-C as a key),
   // SIGTERM from `kill`, SIGHUP when the terminal closes: each is caught, so that leaving finishes
   // the message being recorded and gives the terminal back as it was (raw mode left on, a shell
@@ -212,7 +202,7 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
       return 128 + first.signal;
     }
     if (typeof first === "object") {
-      if (!kicked && first.ended !== "Closed") console.error(`parley: ${visible(first.ended)}`);
+      if (!kicked && first.ended !== "Closed") console.error(`parley: ${sentence(first.ended)}`);
       return 1;
     }
     if (first === "interrupted") {

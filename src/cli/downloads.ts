@@ -32,6 +32,20 @@ export function autosaveBudget(): number {
   return Math.floor(mib * 1024 * 1024);
 }
 
+/** The end of a file's name while it is being received. */
+export const PART = ".part";
+
+/** A file being received (Downloads.receive). */
+export interface Receiving {
+  /** Where the bytes go until the file is whole. */
+  part: string;
+  file: Deno.FsFile;
+  /** Gives the whole file its name (beside anything already there); its path. */
+  finish(): Promise<string>;
+  /** Removes the partial file. */
+  discard(): Promise<void>;
+}
+
 /** Why an image was not written: not from a friend, over the budget, or the write failed. */
 export type HeldReason = "stranger" | "budget" | "failed";
 
@@ -133,15 +147,65 @@ export class Downloads {
   /** Creates a new, empty file for "<from>-<name>", mode 0600, and opens it for writing. */
   async create(from: string, name: string): Promise<{ path: string; file: Deno.FsFile }> {
     await this.#ensureDir();
+    let file: Deno.FsFile | undefined;
+    const path = await this.#unused(from, name, "", async (path) => {
+      file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    });
+    return { path, file: file! };
+  }
+
+  /**
+   * A file being received: written as "<name>.part", and given its name only by `finish`, once
+   * it is whole and checked; `discard` removes it. A transfer that fails, or a client killed
+   * midway, never leaves a partial file under the name of the file.
+   */
+  async receive(from: string, name: string): Promise<Receiving> {
+    await this.#ensureDir();
+    let file: Deno.FsFile | undefined;
+    const part = await this.#unused(from, name, PART, async (path) => {
+      file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+    });
+    return {
+      part,
+      file: file!,
+      finish: () =>
+        this.#unused(from, name, "", async (path) => {
+          // A hard link fails if the name is taken, where a rename would replace that file.
+          try {
+            await Deno.link(part, path);
+          } catch (e) {
+            if (e instanceof Deno.errors.AlreadyExists) throw e;
+            // A file system without hard links: renamed, if the name is free.
+            if (await Deno.lstat(path).then(() => true, () => false)) {
+              throw new Deno.errors.AlreadyExists(path);
+            }
+            return await Deno.rename(part, path);
+          }
+          await Deno.remove(part);
+        }),
+      discard: () => Deno.remove(part).catch(() => {}),
+    };
+  }
+
+  /**
+   * Calls `take` with "<from>-<name>" made safe, then "… (1)", "… (2)"… (each followed by
+   * `suffix`) while it throws AlreadyExists; the path taken.
+   */
+  async #unused(
+    from: string,
+    name: string,
+    suffix: string,
+    take: (path: string) => Promise<void>,
+  ): Promise<string> {
     // Room for " (999)" within the file system's 255 bytes.
     const safe = safeFileName(`${from}-${name}`, FILE_NAME_BYTES);
     const dot = safe.lastIndexOf(".");
     const [stem, ext] = dot > 0 ? [safe.slice(0, dot), safe.slice(dot)] : [safe, ""];
     for (let i = 0; i < MAX_COPIES; i++) {
-      const path = join(this.dir, i === 0 ? safe : `${stem} (${i})${ext}`);
+      const path = join(this.dir, (i === 0 ? safe : `${stem} (${i})${ext}`) + suffix);
       try {
-        const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-        return { path, file };
+        await take(path);
+        return path;
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }

@@ -87,12 +87,14 @@ export async function resolveServer(
  * skipped). A server never seen before shows its key's fingerprint and is trusted only when the
  * user says so (on a terminal) or --accept-new-key was given, before any password goes out; the
  * key is then pinned under every address given, and a node presenting another key is refused.
+ * `remember`: the server becomes the last one used, the default of the next plain `parley`.
  */
 export async function reach(
   server: ServerChoice,
   say: (text: string) => void,
   trust: { acceptNewKey: boolean; term: Terminal },
   extra: Partial<ConnectOptions> = {},
+  remember = true,
 ): Promise<{ client: ParleyClient; options: ConnectOptions; at: number }> {
   const named = server.list;
   const onFirstContact = async (print: string): Promise<boolean> => {
@@ -137,7 +139,7 @@ export async function reach(
       0,
       (e) => e instanceof CliFailure || e instanceof Deno.errors.Interrupted,
     );
-    await rememberServer(server.list);
+    if (remember) await rememberServer(server.list);
     return { client, options, at };
   } catch (e) {
     if (e instanceof CliFailure || e instanceof Deno.errors.Interrupted) throw e;

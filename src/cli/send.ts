@@ -11,7 +11,7 @@ import {
   reach,
   resolveServer,
 } from "./login.ts";
-import { shown, visible } from "../terminal/safe_text.ts";
+import { sentence, shown } from "../terminal/safe_text.ts";
 import { PlainTerminal } from "../terminal/terminal.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
@@ -26,15 +26,17 @@ Options:
   --group ID         Message to a group you are in
   --world            Message to the world room
   --image PATH       Send this image instead of text
-  -s, --server ADDR  Server (default $PARLEY_SERVER, else the last server used); several
-                     addresses of one cluster's nodes, separated by commas, are tried in order
+  -s, --server ADDR  Server (default $PARLEY_SERVER, else the last server \`parley connect\`
+                     used; send does not change it); several addresses of one cluster's
+                     nodes, separated by commas, are tried in order
   -u, --user NAME    Username (default $PARLEY_USER)
   --accept-new-key   Trust the key of a server met for the first time (also
                      ${ACCEPT_NEW_KEY_ENV}=1); without it, an unknown server is refused
   -h, --help         Show this help
 
-The password comes from $PARLEY_PASSWORD, else the first line of stdin. An image must be a PNG,
-JPEG, GIF or WebP file within the server's image limit (2 MiB by default).
+The password comes from $PARLEY_PASSWORD, else the first line of stdin; a message read from
+stdin needs $PARLEY_PASSWORD (stdin cannot carry both). An image must be a PNG, JPEG, GIF or WebP
+file within the server's image limit (2 MiB by default).
 `;
 
 export async function send(args: string[]): Promise<number> {
@@ -69,6 +71,15 @@ export async function send(args: string[]): Promise<number> {
   const user = values.user ?? Deno.env.get("PARLEY_USER");
   if (!user) throw new UsageError("Give the username with --user NAME or $PARLEY_USER");
 
+  // The message and the password cannot both be stdin: its first line was taken as the password
+  // (a failed login that sent the message's first line to the server as a guess).
+  const textFromStdin = values.image === undefined && positionals.join(" ") === "";
+  if (textFromStdin && Deno.env.get("PARLEY_PASSWORD") === undefined && !Deno.stdin.isTerminal()) {
+    throw new UsageError(
+      "The message is read from stdin, so the password cannot be: set PARLEY_PASSWORD, or give " +
+        "the message as TEXT",
+    );
+  }
   const server = await resolveServer(values.server, "--server HOST:PORT");
   const term = new PlainTerminal();
   const say = (text: string) => console.error(text);
@@ -85,6 +96,8 @@ export async function send(args: string[]): Promise<number> {
       say,
       { acceptNewKey: acceptNewKeyWanted(values["accept-new-key"]), term },
       { oneShot: true },
+      // A script's server is its own: the one `parley` chats on by default stays as it was.
+      false,
     );
     try {
       await authenticate(client, term, { user }, say);
@@ -112,11 +125,11 @@ export async function send(args: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof CliFailure || e instanceof ParleyError) {
-      console.error(`parley: ${visible(e.message)}`);
+      console.error(`parley: ${sentence(e.message)}`);
       return 1;
     }
     if (e instanceof Error && e.name === "ConnectionClosedError") {
-      console.error(`parley: not sent: ${visible(e.message)}`);
+      console.error(`parley: not sent: ${sentence(e.message)}`);
       return 1;
     }
     throw e;

@@ -20,6 +20,12 @@ const ZWJ = 0x200d;
 
 /** A name, a reason or an error in a sentence: longer adds nothing a reader needs. */
 export const FIELD_CHARS = 200;
+/**
+ * Our own sentence, which may quote the network (an error, a warning): long enough that no
+ * sentence of ours is cut (a changed server key's warning says what to do at its end), short
+ * enough that a server's 1 MiB error string does not fill the screen.
+ */
+export const SENTENCE_CHARS = 4000;
 /** A message shows whole up to the server's default text limit (16 KiB). */
 export const TEXT_CHARS = 16_384;
 /** A pasted page shows whole; 16,000 empty lines would not scroll everything else away. */
@@ -42,6 +48,14 @@ function escaped(cp: number): string {
  */
 export function visible(text: unknown, max = FIELD_CHARS): string {
   return render(text, max, 0);
+}
+
+/**
+ * One of our own sentences that may quote the network (an error message): controls escaped as
+ * by `visible`, but not cut at FIELD_CHARS, which is for one name or reason from others.
+ */
+export function sentence(text: unknown): string {
+  return render(text, SENTENCE_CHARS, 0);
 }
 
 /**

@@ -450,3 +450,136 @@ function hostPort(addr: string): { host: string; port: number } {
   const at = addr.lastIndexOf(":");
   return { host: addr.slice(0, at), port: Number(addr.slice(at + 1)) };
 }
+
+Deno.test("a line typed after a /to that fails goes nowhere, not to the world room, and is shown whole", () =>
+  withWorld(async (w) => {
+    const bob = await w.chat("bob", "--register");
+    await bob.type("/world");
+    await bob.out.waitFor(/── world ──/);
+    const alice = await w.chat("alice", "--register");
+    await alice.type("/world");
+    await alice.out.waitFor(/── world ──/);
+    // Typed together: the private line is read while /to still waits for the server.
+    await alice.type("/to nosuchuser", "my secret for nobody", "/image /nonexistent.png");
+    await alice.out.waitFor(/There is no user named "nosuchuser"/);
+    // A line typed once the failure is shown goes where the prompt says: the world room.
+    await alice.type("typed after the failure");
+    await bob.out.waitFor(/<alice> typed after the failure/);
+    assert.ok(!bob.out.text.includes("secret"), bob.out.text);
+    assert.ok(!alice.out.text.includes("<alice> my secret"), alice.out.text);
+    assert.match(
+      alice.out.text,
+      /Not sent: "my secret for nobody" \(the \/to before it failed\)\./,
+    );
+    assert.match(
+      alice.out.text,
+      /Not sent: "\/image \/nonexistent\.png" \(the \/to before it failed\)/,
+    );
+
+    // A line typed while a /to that succeeds waits goes to the conversation it opens.
+    await alice.type("/to bob", "for bob only");
+    await bob.out.waitFor(/@alice <alice> for bob only/);
+  }));
+
+Deno.test("piped input: a line after a /to that fails is not sent, and the client says so", () =>
+  withWorld(async (w) => {
+    const bob = await w.chat("bob", "--register");
+    await bob.type("/world");
+    await bob.out.waitFor(/── world ──/);
+    const r = await run(["connect", w.server.addr, "--user", "alice", "--register"], {
+      env: w.env("alice"),
+      input: "/world\n/to nosuchuser\nhi nobody\n/world\nbye\n",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    await bob.out.waitFor(/<alice> bye/);
+    assert.ok(!bob.out.text.includes("hi nobody"), bob.out.text);
+    assert.match(r.stdout, /Not sent: "hi nobody" \(the \/to before it failed\)\./);
+  }));
+
+Deno.test("a file transfer cut off midway leaves no file under its name, and says so", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+    // Large enough that the sender is killed midway on a fast machine.
+    const big = join(w.dir, "big.bin");
+    const chunk = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+    using f = await Deno.open(big, { write: true, create: true });
+    for (let i = 0; i < 200; i++) await f.write(chunk);
+    await alice.type("/to bob", `/file ${big}`);
+    await bob.out.waitFor(/alice offers the file "big\.bin" \(200\.0 MiB\)/);
+    await bob.type("/accept");
+    await bob.out.waitFor(/← big\.bin \[#*\.+\]\s+[1-8]\d%/);
+    await alice.kill();
+    await bob.out.waitFor(/File big\.bin not received: .*\n/);
+    const downloads = join(w.dir, "bob", "data", "downloads");
+    assert.deepEqual(await filesUnder(downloads), [], "neither big.bin nor big.bin.part");
+    assert.match(bob.out.text, /File big\.bin not received: .*\. The part received was removed\./);
+  }));
+
+Deno.test("parley send with the message on stdin wants PARLEY_PASSWORD, refused before connecting", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley-send-" });
+  try {
+    // A closed port: a client that connected first would say no server is listening.
+    const args = ["send", "--user", "alice", "--group", "1", "--server", "127.0.0.1:1"];
+    const env = { PARLEY_CONFIG_DIR: join(dir, "config"), PARLEY_DATA_DIR: join(dir, "data") };
+    const r = await run(args, { env, input: "multi-line\nreport\n" });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr.trim(),
+      "parley: The message is read from stdin, so the password cannot be: set PARLEY_PASSWORD, " +
+        "or give the message as TEXT",
+    );
+    // With the message as TEXT, stdin's first line is the password, as before.
+    const text = await run([...args, "hello"], { env, input: "password-alice\n" });
+    assert.equal(text.code, 1);
+    assert.match(text.stderr, /127\.0\.0\.1:1/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("/file refuses a folder, an empty file and a device before offering anything", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+    const folder = join(w.dir, "tester-p");
+    await Deno.mkdir(folder);
+    await Deno.writeFile(join(folder, "inside.txt"), new Uint8Array(4096));
+    const empty = join(w.dir, "empty.txt");
+    await Deno.writeFile(empty, new Uint8Array());
+    await alice.type("/to bob", `/file ${folder}`, `/file ${empty}`, "/file /dev/null");
+    await alice.out.waitFor(new RegExp(`${folder} is a folder, not a file`));
+    await alice.out.waitFor(/Nothing to send: "empty\.txt" is empty/);
+    await alice.out.waitFor(/\/dev\/null is not a file \(a device or a pipe\)/);
+    // A file after them is offered: the refusals came first and offered nothing.
+    await Deno.writeTextFile(join(w.dir, "real.txt"), "content");
+    await alice.type(`/file ${join(w.dir, "real.txt")}`);
+    await bob.out.waitFor(/alice offers the file "real\.txt"/);
+    assert.doesNotMatch(alice.out.text, /Offering (tester-p|empty|null)/);
+    assert.doesNotMatch(bob.out.text, /offers the file "(tester-p|empty\.txt|null)"/);
+  }));
+
+Deno.test("parley send --server does not change the server a plain parley uses; connect does", () =>
+  withWorld(async (w) => {
+    const other = await ServerProcess.start(join(w.dir, "other"), await fastConfig(w.dir));
+    try {
+      const env = w.env("alice");
+      const lastServer = () => Deno.readTextFile(join(env.PARLEY_CONFIG_DIR, "last_server"));
+      for (const addr of [other.addr, w.server.addr]) {
+        const r = await run(["connect", addr, "--user", "alice", "--register"], {
+          env,
+          input: "/quit\n",
+        });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((await lastServer()).trim(), addr, "connect remembers its server");
+      }
+      const sent = await run(
+        ["send", "--server", other.addr, "--user", "alice", "--to", "alice", "a note"],
+        { env },
+      );
+      assert.equal(sent.code, 0, sent.stderr);
+      assert.equal((await lastServer()).trim(), w.server.addr);
+    } finally {
+      await other.stop();
+    }
+  }));

@@ -86,3 +86,25 @@ Deno.test("Downloads holds at most HELD_BYTES and HELD_IMAGES, dropping the olde
     assert.deepEqual(tooBig, { dropped: "stranger", error: undefined });
     assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), [], "nothing written");
   }));
+
+Deno.test("Downloads.receive writes NAME.part, named only by finish, never over a file", () =>
+  withDir(async (dir) => {
+    const d = new Downloads(join(dir, "downloads"), 1000);
+    const taken = await d.save("bob", "report.pdf", new Uint8Array([1]));
+    const r = await d.receive("bob", "report.pdf");
+    assert.equal(r.part, join(dir, "downloads", "bob-report.pdf.part"));
+    await r.file.write(new Uint8Array([2, 3]));
+    r.file.close();
+    const path = await r.finish();
+    assert.equal(path, join(dir, "downloads", "bob-report (1).pdf"));
+    assert.deepEqual(await Deno.readFile(path), new Uint8Array([2, 3]));
+    assert.deepEqual(await Deno.readFile(taken), new Uint8Array([1]), "the first one untouched");
+    if (unix) assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+
+    const cut = await d.receive("bob", "report.pdf");
+    cut.file.close();
+    await cut.discard();
+    const names = [];
+    for await (const e of Deno.readDir(join(dir, "downloads"))) names.push(e.name);
+    assert.deepEqual(names.sort(), ["bob-report (1).pdf", "bob-report.pdf"]);
+  }));

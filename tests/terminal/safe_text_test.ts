@@ -7,6 +7,8 @@ import {
   FILE_NAME_BYTES,
   hasHidden,
   safeFileName,
+  sentence,
+  SENTENCE_CHARS,
   shown,
   visible,
   visibleLines,
@@ -141,4 +143,11 @@ Deno.test("safeFileName() shortens to FILE_NAME_BYTES of UTF-8, keeping the exte
 Deno.test("a line cut inside an emoji sequence leaves no joiner before the ellipsis", () => {
   assert.equal(visible("ab😀\u200d😀x", 5), "ab😀…");
   assert.equal(visibleLines("ab😀\u200d😀x", 5), "ab😀…");
+});
+
+Deno.test("sentence() keeps our long sentences whole, escapes controls and still has a limit", () => {
+  const long = `The server at a:1 presented identity key SHA256:${"x".repeat(300)}. Remove it.`;
+  assert.equal(sentence(long), long);
+  assert.equal(sentence("bad \x1b]52;c;eA==\x07 reason"), "bad \\u{1b}]52;c;eA==\\u{7} reason");
+  assert.equal([...sentence("y".repeat(SENTENCE_CHARS + 10))].length, SENTENCE_CHARS);
 });

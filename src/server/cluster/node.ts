@@ -8,6 +8,7 @@ import { connectCluster, type NatsConnection } from "../../cluster/connect.ts";
 import type { Clock } from "../../clock/clock.ts";
 import type { Config } from "../../config/config.ts";
 import type { KeyPair } from "../../crypto/keys.ts";
+import { ClusterIdentityError } from "../../store/nats/identity.ts";
 import { natsIdentity, openNatsStore } from "../../store/nats/nats_store.ts";
 import type { Store } from "../../store/types.ts";
 import type { HubMetrics } from "../hub.ts";
@@ -96,6 +97,8 @@ export async function joinCluster(
     };
   } catch (e) {
     await nc.close();
+    // The identity key's own problem (another key in this node's file) is said as it is.
+    if (e instanceof ClusterIdentityError) throw e;
     // A JetStream that does not answer is the usual cause: the server runs without JetStream,
     // or fewer than a majority of the cluster's servers run.
     const why = (e as Error).message;

@@ -13,6 +13,14 @@ import type { NatsStoreContext } from "./context.ts";
 
 const SEED_KEY = "seed";
 
+/**
+ * The cluster's identity key cannot be used as it is (damaged, or this node's key file is
+ * another key): an operator's mistake to fix, said as it is rather than as a JetStream failure.
+ */
+export class ClusterIdentityError extends Error {
+  override name = "ClusterIdentityError";
+}
+
 /** The identity key brought from a single server (import.ts): the key and value to write. */
 export function importedIdentity(seed: Uint8Array): [string, Uint8Array] {
   return [SEED_KEY, new TextEncoder().encode(seed.toHex())];
@@ -28,7 +36,11 @@ async function readLocal(dataDir: string): Promise<Uint8Array | null> {
     throw e;
   }
   const seed = parseIdentity(text);
-  if (!seed) throw new Error(`Identity key file "${path}" is damaged; restore it from a backup`);
+  if (!seed) {
+    throw new ClusterIdentityError(
+      `Identity key file "${path}" is damaged; restore it from a backup`,
+    );
+  }
   return seed;
 }
 
@@ -55,9 +67,13 @@ export async function clusterIdentity(ctx: NatsStoreContext, dataDir: string): P
     }
   }
   const seed = stored && stored.operation === "PUT" ? parseIdentity(stored.string()) : null;
-  if (!seed) throw new Error("The cluster's identity key is damaged; restore it from a backup");
+  if (!seed) {
+    throw new ClusterIdentityError(
+      "The cluster's identity key is damaged; restore it from a backup",
+    );
+  }
   if (local && !same(local, seed)) {
-    throw new Error(
+    throw new ClusterIdentityError(
       `The identity key in ${join(dataDir, IDENTITY_FILE)} is not the cluster's: every node must ` +
         "present the same key (remove the file to use the cluster's, see docs/cluster.md)",
     );
