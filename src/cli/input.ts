@@ -18,8 +18,15 @@ interface Queued extends TypedLine {
   handled?: PromiseWithResolvers<void>;
 }
 
+/**
+ * Lines read ahead at most: a file piped in is read as fast as the commands it feeds are
+ * handled, not into memory whole.
+ */
+export const MAX_AHEAD = 1000;
+
 export class ReadAhead {
   readonly #queue: Queued[] = [];
+  #roomFor: (() => void) | null = null;
   #end: "eof" | null = null;
   #wake: (() => void) | null = null;
   readonly #interrupted = Promise.withResolvers<"interrupted">();
@@ -67,6 +74,7 @@ export class ReadAhead {
       if (this.waitAfter(text)) item.handled = Promise.withResolvers<void>();
       this.#push(item);
       if (item.handled) await item.handled.promise;
+      while (this.#queue.length >= MAX_AHEAD) await new Promise<void>((r) => this.#roomFor = r);
     }
   }
 
@@ -90,6 +98,9 @@ export class ReadAhead {
       await new Promise<void>((r) => this.#wake = r);
     }
     this.#current = this.#queue.shift()!;
+    const room = this.#roomFor;
+    this.#roomFor = null;
+    room?.();
     return this.#current;
   }
 }
