@@ -11,6 +11,7 @@ import {
   DEFAULT_LIMITS,
   fileProblem,
   imageProblem,
+  maxImageBytes,
   type ServerLimits,
   textProblem,
 } from "../client/outgoing.ts";
@@ -20,6 +21,7 @@ import { MsgType } from "../protocol/messages.ts";
 import type { History, HistoryEntry } from "./history.ts";
 import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept, type Receiving } from "./downloads.ts";
 import { choosePassword, CliFailure } from "./login.ts";
+import { localProblem, readImageFile } from "./local_file.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
 import { sentence, shown, visible, visibleLines } from "../terminal/safe_text.ts";
@@ -107,27 +109,17 @@ function wholeNumber(arg: string | undefined, fallback: number, max: number, usa
 }
 
 /** Reads a local file, with a sentence for the usual problems. */
-async function readLocal(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    throw new ParleyError(ErrorCode.BAD_REQUEST, localProblem(path, e));
-  }
-}
-
-function localProblem(path: string, e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return `No such file: ${path}`;
-  if (e instanceof Deno.errors.PermissionDenied) return `Not allowed to read ${path}`;
-  if (e instanceof Deno.errors.IsADirectory) return `${path} is a folder, not a file`;
-  return `Cannot read ${path}: ${(e as Error).message}`;
-}
-
 function closeQuietly(file: Deno.FsFile): void {
   try {
     file.close();
   } catch {
     // closed already
   }
+}
+
+/** A refusal before sending, said once ("Nothing to send: …" says it already). */
+function notSent(problem: string): string {
+  return problem.startsWith("Nothing to send") ? problem : `Not sent: ${problem}`;
 }
 
 /** Splits a command line into words, honouring "double quotes". */
@@ -474,9 +466,9 @@ export class ChatSession {
    * Handles one line, entered at `typedAt` (performance.now()); returns false when the session
    * should end. Lines are handled in the order typed, each after the one before is done, so a
    * line typed while a conversation switch waits goes to the conversation switched to. If the
-   * switch fails, what was typed after it before the failure was shown is not sent anywhere: it
-   * was meant for the conversation that did not open (a private line must never go to the
-   * world room instead).
+   * switch fails, no conversation stays open, and nothing typed after it is sent until one is
+   * opened: it was meant for the conversation that did not open (a private line must never go to
+   * the world room instead).
    */
   async handle(line: string, typedAt = performance.now()): Promise<boolean> {
     const [command, ...args] = line.startsWith("/") ? words(line) : [];
@@ -517,8 +509,13 @@ export class ChatSession {
       } else throw e;
       return true;
     } finally {
-      // Stamped once the failure is on the screen: lines typed from then on were typed seeing it.
       if (switching && this.#switchEpoch !== epoch) {
+        // No conversation stays open: the next line, however soon it was typed, was meant for
+        // the one that did not open, not for the one open before.
+        this.#current = null;
+        this.#prompt();
+        this.#say("-- No conversation is open now: /to NAME, /to #ID or /world.");
+        // Stamped once the failure is on the screen: lines typed from then on were typed seeing it.
         this.#held = { command, failedAt: performance.now() };
       }
     }
@@ -897,12 +894,14 @@ export class ChatSession {
   #send(text: string): void {
     const conv = this.#current;
     if (!conv) {
-      this.#warn("Open a conversation first: /to NAME, /to #ID or /world");
+      this.#warn(
+        `Not sent: "${visibleLines(text)}" (no conversation is open: /to NAME, /to #ID or /world).`,
+      );
       return;
     }
     const problem = textProblem(text, this.#limits);
     if (problem) {
-      this.#warn(`Not sent: ${problem}.`);
+      this.#warn(`${notSent(problem)}.`);
       return;
     }
     if (!this.link.client) this.#note("Offline: the message will go when the connection is back.");
@@ -962,10 +961,12 @@ export class ChatSession {
     if ("world" in conv.target) {
       throw new ParleyError(9, "The world room takes text; send images to friends or groups");
     }
-    const data = await readLocal(path);
+    const read = await readImageFile(path, maxImageBytes(this.#limits));
+    if ("problem" in read) throw new ParleyError(ErrorCode.BAD_REQUEST, read.problem);
+    const data = read.data;
     const name = basename(path);
-    const problem = imageProblem(data, name, this.#limits);
-    if (problem) throw new ParleyError(ErrorCode.TOO_LARGE, `Not sent: ${problem}`);
+    const problem = imageProblem(data, name, this.#limits, read.size);
+    if (problem) throw new ParleyError(ErrorCode.TOO_LARGE, notSent(problem));
     this.#queue(conv, async () => {
       const receipt = await this.link.sendImage(conv.target, data, name);
       await this.#mine(

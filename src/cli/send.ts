@@ -1,7 +1,8 @@
 /** `parley send`: one message from a script; exit code 0 only once the server acknowledged it. */
 
 import type { Target } from "../client/client.ts";
-import { DEFAULT_LIMITS, imageProblem, textProblem } from "../client/outgoing.ts";
+import { DEFAULT_LIMITS, imageProblem, maxImageBytes, textProblem } from "../client/outgoing.ts";
+import { readImageFile } from "./local_file.ts";
 import { ParleyError } from "../protocol/errors.ts";
 import {
   ACCEPT_NEW_KEY_ENV,
@@ -84,11 +85,17 @@ export async function send(args: string[]): Promise<number> {
   const term = new PlainTerminal();
   const say = (text: string) => console.error(text);
   try {
-    const image = values.image !== undefined ? await readImage(values.image) : null;
-    const imageName = values.image?.split("/").at(-1) ?? "";
-    // What can be told without the server (empty, not an image) is told before connecting.
+    // What can be told without the server (not a file, empty, not an image) is told before
+    // connecting; the size once the server's limits are known.
     const unlimited = { ...DEFAULT_LIMITS, max_image_bytes: Infinity, max_frame_bytes: Infinity };
-    const early = image && imageProblem(image, imageName, unlimited);
+    const read = values.image !== undefined
+      ? await readImageFile(values.image, maxImageBytes(unlimited))
+      : null;
+    if (read && "problem" in read) throw new CliFailure(read.problem);
+    const image = read?.data ?? null;
+    const imageBytes = read?.size ?? 0;
+    const imageName = values.image?.split("/").at(-1) ?? "";
+    const early = image && imageProblem(image, imageName, unlimited, imageBytes);
     if (early) throw new CliFailure(early);
     // One-shot: the user's open chat stays connected, friends see nothing, no token is left.
     const { client } = await reach(
@@ -111,7 +118,9 @@ export async function send(args: string[]): Promise<number> {
       // Text within the documented limit needs no wait: a smaller server limit is a clean refusal.
       const needed = image !== null || textProblem(text, DEFAULT_LIMITS) !== null;
       const limits = await client.serverLimits(needed ? LIMITS_WAIT_MS : 0);
-      const problem = image ? imageProblem(image, imageName, limits) : textProblem(text, limits);
+      const problem = image
+        ? imageProblem(image, imageName, limits, imageBytes)
+        : textProblem(text, limits);
       if (problem) throw new CliFailure(problem);
       const receipt = image
         ? await client.sendImage(target, image, imageName)
@@ -138,15 +147,6 @@ export async function send(args: string[]): Promise<number> {
 
 /** How long to wait for the limits announced after login before using the documented ones. */
 const LIMITS_WAIT_MS = 2000;
-
-async function readImage(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new CliFailure(`No such file: ${path}`);
-    throw new CliFailure(`Cannot read the image "${path}": ${(e as Error).message}`);
-  }
-}
 
 async function readRest(term: PlainTerminal): Promise<string> {
   const lines: string[] = [];

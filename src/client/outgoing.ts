@@ -76,14 +76,21 @@ export function imageProblem(
   data: Uint8Array,
   name: string,
   limits: ServerLimits,
+  /** The image's whole size, where only its start was read. */
+  bytes = data.length,
 ): string | null {
-  if (data.length === 0) return `Nothing to send: "${name}" is empty`;
-  const max = Math.min(limits.max_image_bytes, limits.max_frame_bytes - SEND_OVERHEAD_BYTES);
-  if (data.length > max) {
-    return `Images are limited to ${size(max)} on this server; "${name}" has ${size(data.length)}`;
+  if (bytes === 0) return `Nothing to send: "${name}" is empty`;
+  const max = maxImageBytes(limits);
+  if (bytes > max) {
+    return `Images are limited to ${size(max)} on this server; "${name}" has ${size(bytes)}`;
   }
   if (imageFormat(data) === null) return `"${name}" is not an image (PNG, JPEG, GIF or WebP)`;
   return null;
+}
+
+/** The largest image the server takes: its own limit, within one frame with the SEND around it. */
+export function maxImageBytes(limits: ServerLimits): number {
+  return Math.min(limits.max_image_bytes, limits.max_frame_bytes - SEND_OVERHEAD_BYTES);
 }
 
 /** Why the server would refuse to relay a file of this size, or null. */

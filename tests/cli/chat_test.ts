@@ -462,10 +462,17 @@ Deno.test("a line typed after a /to that fails goes nowhere, not to the world ro
     // Typed together: the private line is read while /to still waits for the server.
     await alice.type("/to nosuchuser", "my secret for nobody", "/image /nonexistent.png");
     await alice.out.waitFor(/There is no user named "nosuchuser"/);
-    // A line typed once the failure is shown goes where the prompt says: the world room.
+    // Typed once the failure is shown, but fast: no conversation is open any more, so it goes
+    // nowhere either, and the prompt says so.
+    await alice.out.waitFor(/No conversation is open now/);
     await alice.type("typed after the failure");
-    await bob.out.waitFor(/<alice> typed after the failure/);
+    await alice.out.waitFor(
+      /Not sent: "typed after the failure" \(no conversation is open: \/to NAME, \/to #ID or \/world\)\./,
+    );
+    await alice.type("/world", "in the world again");
+    await bob.out.waitFor(/<alice> in the world again/);
     assert.ok(!bob.out.text.includes("secret"), bob.out.text);
+    assert.ok(!bob.out.text.includes("typed after the failure"), bob.out.text);
     assert.ok(!alice.out.text.includes("<alice> my secret"), alice.out.text);
     assert.match(
       alice.out.text,
@@ -538,7 +545,7 @@ Deno.test("parley send with the message on stdin wants PARLEY_PASSWORD, refused 
   }
 });
 
-Deno.test("/file refuses a folder, an empty file and a device before offering anything", () =>
+Deno.test("/file and /image refuse a folder, an empty file and a device before offering or reading it", () =>
   withWorld(async (w) => {
     const alice = await w.chat("alice", "--register");
     const bob = await w.chat("bob", "--register");
@@ -557,6 +564,16 @@ Deno.test("/file refuses a folder, an empty file and a device before offering an
     await bob.out.waitFor(/alice offers the file "real\.txt"/);
     assert.doesNotMatch(alice.out.text, /Offering (tester-p|empty|null)/);
     assert.doesNotMatch(bob.out.text, /offers the file "(tester-p|empty\.txt|null)"/);
+
+    // /image of an endless device is refused at once, not read into memory without end.
+    await alice.type("/image /dev/zero");
+    await alice.out.waitFor(/\/dev\/zero is not a file \(a device or a pipe\)/, 5_000);
+    const sent = await run(
+      ["send", "--server", w.server.addr, "--user", "alice", "--to", "bob", "--image", "/dev/zero"],
+      { env: w.env("alice") },
+    );
+    assert.equal(sent.code, 1);
+    assert.match(sent.stderr, /\/dev\/zero is not a file \(a device or a pipe\)/);
   }));
 
 Deno.test("parley send --server does not change the server a plain parley uses; connect does", () =>
