@@ -13,7 +13,7 @@ import {
   resolveServer,
 } from "./login.ts";
 import { sentence, shown } from "../terminal/safe_text.ts";
-import { PlainTerminal } from "../terminal/terminal.ts";
+import { openTerminal, type Terminal } from "../terminal/terminal.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
 export const SEND_HELP = `Usage: parley send (--to NAME | --group ID | --world) [options] [TEXT...]
@@ -82,7 +82,8 @@ export async function send(args: string[]): Promise<number> {
     );
   }
   const server = await resolveServer(values.server, "--server HOST:PORT");
-  const term = new PlainTerminal();
+  // At a terminal: prompts shown and the password hidden; piped: lines as they come.
+  const term = openTerminal();
   const say = (text: string) => console.error(text);
   try {
     // What can be told without the server (not a file, empty, not an image) is told before
@@ -142,13 +143,16 @@ export async function send(args: string[]): Promise<number> {
       return 1;
     }
     throw e;
+  } finally {
+    term.close();
   }
 }
 
 /** How long to wait for the limits announced after login before using the documented ones. */
 const LIMITS_WAIT_MS = 2000;
 
-async function readRest(term: PlainTerminal): Promise<string> {
+async function readRest(term: Terminal): Promise<string> {
+  term.setPrompt("");
   const lines: string[] = [];
   while (true) {
     const line = await term.readLine();

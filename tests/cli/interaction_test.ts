@@ -383,3 +383,24 @@ Deno.test("usage mistakes and refusals read as sentences, and the backlog is ann
     await bob.out.waitFor(/There is no user named "nobody"/);
     assert.doesNotMatch(bob.out.text, /\([A-Z_]{4,}\)|NO_SUCH|BAD_REQUEST/);
   }));
+
+Deno.test("parley send at a terminal asks for the password, hidden, and reads the message until Ctrl-D", () =>
+  withWorld(async (w) => {
+    await register(w, "bob");
+    await register(w, "alice");
+    const send = w.tty(
+      "alice",
+      ["send", "--server", w.server.addr, "--user", "alice", "--to", "bob"],
+      typing(w, "alice"),
+    );
+    await send.out.waitFor(/Password: $/);
+    await send.keys("password-alice\r");
+    await send.keys("first line\rsecond line\r\x04");
+    assert.equal((await send.finish()).code, 0, send.out.text);
+    assert.doesNotMatch(send.out.text, /password-alice/, "the password is not echoed");
+    const bob = await run(["connect", w.server.addr, "--user", "bob"], {
+      env: w.env("bob"),
+      input: "/to alice\n/quit\n",
+    });
+    assert.match(bob.stdout, /<alice> first line\n\s+second line/);
+  }));
