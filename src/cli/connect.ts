@@ -14,7 +14,7 @@ import {
 } from "./login.ts";
 import { autosaveBudget, Downloads } from "./downloads.ts";
 import { clientDataDir, deviceSecret, downloadsDir, lastUser, rememberUser } from "./paths.ts";
-import { sentence, shown } from "../terminal/safe_text.ts";
+import { sentence, shown, visibleLines } from "../terminal/safe_text.ts";
 import { openTerminal, type Terminal } from "../terminal/terminal.ts";
 import { parseFlags, UsageError } from "../terminal/usage.ts";
 
@@ -198,6 +198,7 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
   try {
     const first = await Promise.race([input, signalled, ended.then((r) => ({ ended: r }))]);
     if (typeof first === "object" && "signal" in first) {
+      leftUnread(term, lines);
       await chat.interrupt();
       return 128 + first.signal;
     }
@@ -206,6 +207,7 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
       return 1;
     }
     if (first === "interrupted") {
+      leftUnread(term, lines);
       await chat.interrupt();
       return 130;
     }
@@ -213,6 +215,16 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
     return 0;
   } finally {
     listening.stop();
+  }
+}
+
+/** Says, whole, each message typed ahead that quitting leaves unsent (commands are dropped). */
+function leftUnread(term: Terminal, lines: ReadAhead): void {
+  for (const { text } of lines.pending()) {
+    if (text.trim() === "" || text.startsWith("/")) continue;
+    term.print(
+      `Not sent: "${visibleLines(text)}" (typed before quitting, while a command waited).`,
+    );
   }
 }
 

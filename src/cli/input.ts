@@ -86,6 +86,11 @@ export class ReadAhead {
     wake?.();
   }
 
+  /** Lines read but not yet taken (on quitting: what the user typed that will not be handled). */
+  pending(): readonly TypedLine[] {
+    return this.#queue;
+  }
+
   /**
    * The next line in the order entered, or "eof" once every line before the end of input was
    * taken. The line taken before is counted as handled.

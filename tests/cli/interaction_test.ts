@@ -404,3 +404,26 @@ Deno.test("parley send at a terminal asks for the password, hidden, and reads th
     });
     assert.match(bob.stdout, /<alice> first line\n\s+second line/);
   }));
+
+Deno.test("Ctrl-C while a command waits says which typed messages were not sent", () =>
+  withWorld(async (w) => {
+    await register(w, "bob");
+    await register(w, "alice");
+    const alice = w.tty("alice", ["connect", w.server.addr, "--user", "alice"]);
+    await alice.out.waitFor(/Logged in as alice /);
+    await alice.keys("/to bob\r");
+    await alice.out.waitFor(/── @bob ──/);
+    w.server.child.kill("SIGSTOP"); // a server that stops answering
+    try {
+      await alice.keys("/who\r");
+      await alice.keys("typed while who waits\r");
+      await alice.keys("\x03");
+      assert.equal((await alice.finish()).code, 130);
+      assert.match(
+        alice.out.text,
+        /Not sent: "typed while who waits" \(typed before quitting, while a command waited\)\./,
+      );
+    } finally {
+      w.server.child.kill("SIGCONT");
+    }
+  }));
