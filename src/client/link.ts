@@ -46,6 +46,14 @@ export const MAX_SENDS_LOST = 2;
 export const MAX_SENDS_FAILED = 3;
 export const FAILED_SEND_RETRY_MS = 1000;
 
+/**
+ * A message refused for the connection's request rate (a long paste) waits this long and is sent
+ * again, up to MAX_RATE_LIMITED times: the sends before it go on in order, one refusal a second
+ * at most, far from the refusals that make the server close a flooding connection.
+ */
+export const RATE_LIMITED_WAIT_MS = 1000;
+export const MAX_RATE_LIMITED = 60;
+
 /** Errors after which the same message may be sent again (see MAX_SENDS_FAILED). */
 function worthRetrying(e: unknown): boolean {
   return e instanceof ParleyError &&
@@ -194,7 +202,7 @@ export class Link {
     send: (c: ParleyClient, id: Uint8Array) => Promise<SentReceipt>,
   ): Promise<SentReceipt> {
     const id = newMessageId();
-    for (let lost = 0, failed = 0; lost < MAX_SENDS_LOST;) {
+    for (let lost = 0, failed = 0, limited = 0; lost < MAX_SENDS_LOST;) {
       const c = await this.live();
       if (!c) throw new ConnectionClosedError(this.#ended ?? "Disconnected");
       try {
@@ -202,6 +210,13 @@ export class Link {
       } catch (e) {
         if (worthRetrying(e) && ++failed < MAX_SENDS_FAILED) {
           await new Promise((r) => setTimeout(r, FAILED_SEND_RETRY_MS * failed));
+          continue;
+        }
+        if (
+          e instanceof ParleyError && e.code === ErrorCode.RATE_LIMITED &&
+          ++limited <= MAX_RATE_LIMITED
+        ) {
+          await new Promise((r) => setTimeout(r, RATE_LIMITED_WAIT_MS));
           continue;
         }
         if (!(e instanceof ConnectionClosedError)) throw e;

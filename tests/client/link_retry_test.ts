@@ -60,3 +60,32 @@ Deno.test("Link sends a message again, same id, after the server failed to store
 
 // ParleyClient is imported for the client platform it installs.
 void ParleyClient;
+
+Deno.test("Link sends a long paste whole and in order: a message refused for the rate waits and goes again", async () => {
+  const t = await TestServer.start({ limits: { requestRate: 20, requestBurst: 20 } });
+  let link: Link | null = null;
+  try {
+    await (await t.user("bob")).logout();
+    const alice = await t.user("alice");
+    link = new Link({ host: "127.0.0.1", port: t.port, knownHosts: t.knownHosts }, {
+      status: () => {},
+      event: () => {},
+    });
+    link.open(alice);
+    // One after another, as the terminal client sends a paste: faster than 20 a second.
+    const lines = Array.from({ length: 50 }, (_, i) => `line ${i}`);
+    for (const line of lines) await link.sendText({ user: "bob" }, line);
+    const bob = await t.connect();
+    await bob.login("bob", "password-bob");
+    const got: string[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      got.push(((await bob.nextEvent(MsgType.PASS)).body as { data: string }).data);
+    }
+    assert.deepEqual(got, lines);
+    await bob.flush();
+    await bob.logout();
+  } finally {
+    link?.close();
+    await t.stop();
+  }
+});
