@@ -1087,6 +1087,7 @@ export class ChatSession {
     }
     const { file } = receiving;
     const bar = this.#progress(shown`← ${offer.name}`);
+    this.#receiving.add(receiving);
     void (async () => {
       // The bytes go to NAME.part; only a whole file with the right SHA-256 gets its name.
       let kept = false;
@@ -1120,8 +1121,21 @@ export class ChatSession {
       } finally {
         closeQuietly(file);
         if (!kept) await receiving.discard();
+        this.#receiving.delete(receiving);
       }
     })();
+  }
+
+  /** Files being received: on quitting, their parts go (the process ends before their own end). */
+  readonly #receiving = new Set<Receiving>();
+
+  async #discardReceiving(): Promise<void> {
+    for (const r of this.#receiving) {
+      closeQuietly(r.file);
+      await r.discard();
+      this.#warn(shown`${basename(r.part)} was not finished: the part received was removed.`);
+    }
+    this.#receiving.clear();
   }
 
   /** Asks for the current password and the new one twice; every answer stays out of chat. */
@@ -1159,6 +1173,7 @@ export class ChatSession {
     if (this.#unsent > 0) await Promise.race([this.#sending, this.link.down(), late]);
     await this.#finishHandling(late, FINISH_MS);
     clearTimeout(timer);
+    await this.#discardReceiving();
     this.abandon();
   }
 
@@ -1172,6 +1187,7 @@ export class ChatSession {
     const late = new Promise((r) => timer = setTimeout(r, waitMs));
     await this.#finishHandling(late, Math.min(waitMs, FINISH_MS));
     clearTimeout(timer);
+    await this.#discardReceiving();
     this.abandon();
   }
 

@@ -523,6 +523,28 @@ Deno.test("a file transfer cut off midway leaves no file under its name, and say
     assert.match(bob.out.text, /File big\.bin not received: .*\. The part received was removed\./);
   }));
 
+Deno.test("a receiver who quits midway keeps no part of the file", () =>
+  withWorld(async (w) => {
+    const alice = await w.chat("alice", "--register");
+    const bob = await w.chat("bob", "--register");
+    const big = join(w.dir, "big.bin");
+    const chunk = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+    using f = await Deno.open(big, { write: true, create: true });
+    for (let i = 0; i < 200; i++) await f.write(chunk);
+    await alice.type("/to bob", `/file ${big}`);
+    await bob.out.waitFor(/alice offers the file "big\.bin" \(200\.0 MiB\)/);
+    await bob.type("/accept");
+    await bob.out.waitFor(/← big\.bin \[#*\.+\]\s+[1-8]\d%/);
+    await bob.type("/quit");
+    assert.equal((await bob.finish()).code, 0);
+    const downloads = join(w.dir, "bob", "data", "downloads");
+    assert.deepEqual(await filesUnder(downloads), [], "neither big.bin nor big.bin.part");
+    assert.match(
+      bob.out.text,
+      /alice-big\.bin\.part was not finished: the part received was removed\./,
+    );
+  }));
+
 Deno.test("parley send with the message on stdin wants PARLEY_PASSWORD, refused before connecting", async () => {
   const dir = await Deno.makeTempDir({ prefix: "parley-send-" });
   try {
