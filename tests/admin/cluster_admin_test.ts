@@ -5,11 +5,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { connectCluster } from "../../src/cluster/connect.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
-import { openNatsStore } from "../../src/store/nats/nats_store.ts";
-import type { Store } from "../../src/store/types.ts";
-import { freshPrefix, ParleyCluster } from "../helpers/cluster.ts";
+import { freshPrefix, ParleyCluster, withNatsStore } from "../helpers/cluster.ts";
 import { fastConfig, run } from "../helpers/cli.ts";
 import { pattern } from "../helpers/content.ts";
 import { befriend } from "../helpers/friends.ts";
@@ -40,24 +37,6 @@ async function ok(
   const out = await r;
   assert.equal(out.code, 0, `admin failed: ${out.stderr}${out.stdout}`);
   return out.stdout;
-}
-
-async function withStore<T>(
-  nats: NatsCluster,
-  prefix: string,
-  fn: (store: Store) => Promise<T>,
-): Promise<T> {
-  const nc = await connectCluster(nats.urls, { name: "parley-test" });
-  try {
-    const store = await openNatsStore(nc, { prefix, worldBacklog: 100 });
-    try {
-      return await fn(store);
-    } finally {
-      await store.close();
-    }
-  } finally {
-    await nc.close();
-  }
 }
 
 natsTest(
@@ -122,7 +101,7 @@ natsTest(
         /Deleted Bob with 1 friend, 1 group/,
       );
       await gone;
-      await withStore(nats, c.prefix, async (store) => {
+      await withNatsStore(nats, c.prefix, async (store) => {
         assert.equal(await store.users.get("bob"), null);
         assert.deepEqual(await store.friends.list("alice"), []);
         assert.equal((await store.groups.groupsOf("alice"))[0].size, 1);
@@ -168,7 +147,7 @@ natsTest(
       await alice.sendText({ user: "bob" }, "queued text");
       await alice.sendImage({ group: trip.group_id }, shared, "shared.png");
       await alice.sendImage({ user: "bob" }, big, "big.png");
-      const before = await withStore(nats, c.prefix, async (s) => ({
+      const before = await withNatsStore(nats, c.prefix, async (s) => ({
         bob: await s.inbox.stats("bob"),
         carol: await s.inbox.stats("carol"),
         stored: s.inbox.storedBytes("alice"),
@@ -199,7 +178,7 @@ natsTest(
         /\(3 users, 1 group, 4 queued messages\)/,
       );
 
-      await withStore(nats, prefix, async (s) => {
+      await withNatsStore(nats, prefix, async (s) => {
         assert.equal((await s.users.get("alice"))?.name, "alice");
         assert.deepEqual((await s.friends.list("alice")).map((f) => f.user), ["bob", "carol"]);
         assert.deepEqual((await s.groups.groupsOf("carol")).map((g) => g.name), ["trip"]);
@@ -227,7 +206,7 @@ natsTest(
       await carol2.logout();
       const bob3 = await r.login(0, "bob");
       await assert.rejects(bob3.nextEvent(MsgType.PASS, 500), "acknowledged: gone");
-      await withStore(nats, prefix, async (s) => {
+      await withNatsStore(nats, prefix, async (s) => {
         assert.deepEqual(await s.inbox.stats("bob"), { count: 0, bytes: 0 });
         assert.equal(s.inbox.storedBytes("alice"), 0, "every blob released");
       });

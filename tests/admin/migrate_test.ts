@@ -16,13 +16,13 @@ import { MsgType } from "../../src/protocol/messages.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { startServer } from "../../src/server/server.ts";
 import { NatsStoreContext } from "../../src/store/nats/context.ts";
-import { destroyNatsStore, openNatsStore } from "../../src/store/nats/nats_store.ts";
+import { destroyNatsStore } from "../../src/store/nats/nats_store.ts";
 import { openKvStore } from "../../src/store/kv_store.ts";
 import { backupDataDir } from "../../src/admin/backup.ts";
 import type { Store } from "../../src/store/types.ts";
 import { rejects } from "../helpers/assert.ts";
 import { fastConfig, run } from "../helpers/cli.ts";
-import { freshPrefix, ParleyCluster } from "../helpers/cluster.ts";
+import { freshPrefix, ParleyCluster, withNatsStore } from "../helpers/cluster.ts";
 import { pattern } from "../helpers/content.ts";
 import { befriend } from "../helpers/friends.ts";
 import { type NatsCluster, natsTest } from "../helpers/nats.ts";
@@ -66,24 +66,6 @@ async function messagesIn(nats: NatsCluster, prefix: string, kind: string): Prom
   try {
     const ctx = await NatsStoreContext.open(nc, { prefix, worldBacklog: 0, clock: systemClock });
     return (await ctx.jsm.streams.info(ctx.streamName(kind))).state.messages;
-  } finally {
-    await nc.close();
-  }
-}
-
-async function withStore<T>(
-  nats: NatsCluster,
-  prefix: string,
-  fn: (store: Store) => Promise<T>,
-): Promise<T> {
-  const nc = await connectCluster(nats.urls, { name: "parley-test" });
-  try {
-    const store = await openNatsStore(nc, { prefix, worldBacklog: 100 });
-    try {
-      return await fn(store);
-    } finally {
-      await store.close();
-    }
   } finally {
     await nc.close();
   }
@@ -196,7 +178,7 @@ natsTest(
       assert.equal(again.code, 1);
       assert.match(again.stderr, new RegExp(`holds data under the prefix "${prefix}"`));
 
-      await withStore(nats, prefix, async (s) => {
+      await withNatsStore(nats, prefix, async (s) => {
         assert.equal((await s.inbox.stats("dan")).count, 3);
         assert.equal((await s.inbox.stats("bob")).count, 1);
         assert.ok(s.inbox.storedBytes("alice") > single.big.length, "the sender's bytes counted");
@@ -257,7 +239,7 @@ natsTest(
       const look = await c.connect(0);
       await rejects(look.register("B0b", "password-b0b", codes![1]), ErrorCode.USERNAME_TAKEN);
 
-      await withStore(nats, prefix, async (s) => {
+      await withNatsStore(nats, prefix, async (s) => {
         assert.deepEqual(await s.inbox.stats("dan"), { count: 0, bytes: 0 });
         assert.deepEqual(await s.inbox.stats("bob"), { count: 0, bytes: 0 });
         assert.equal(s.inbox.storedBytes("alice"), 0, "every blob released");
@@ -362,7 +344,7 @@ natsTest(
 
       const single = await openKvStore(dataDir, { worldBacklog: 50 });
       try {
-        await withStore(nats, prefix, async (cluster) => {
+        await withNatsStore(nats, prefix, async (cluster) => {
           for (let i = 0; i < MANY.users; i++) {
             const user = named(i).user;
             const same = async <T>(what: string, read: (s: Store) => Promise<T>) =>

@@ -503,19 +503,24 @@ Deno.test("piped input: a line after a /to that fails is not sent, and the clien
     assert.match(r.stdout, /Not sent: "hi nobody" \(the \/to before it failed\)\./);
   }));
 
+/** Alice sends bob a 200 MiB file (large enough to be cut midway on a fast machine): at 10–89 %. */
+async function midTransfer(w: World): Promise<{ alice: ChatProcess; bob: ChatProcess }> {
+  const alice = await w.chat("alice", "--register");
+  const bob = await w.chat("bob", "--register");
+  const big = join(w.dir, "big.bin");
+  const chunk = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+  using f = await Deno.open(big, { write: true, create: true });
+  for (let i = 0; i < 200; i++) await f.write(chunk);
+  await alice.type("/to bob", `/file ${big}`);
+  await bob.out.waitFor(/alice offers the file "big\.bin" \(200\.0 MiB\)/);
+  await bob.type("/accept");
+  await bob.out.waitFor(/← big\.bin \[#*\.+\]\s+[1-8]\d%/);
+  return { alice, bob };
+}
+
 Deno.test("a file transfer cut off midway leaves no file under its name, and says so", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register");
-    const bob = await w.chat("bob", "--register");
-    // Large enough that the sender is killed midway on a fast machine.
-    const big = join(w.dir, "big.bin");
-    const chunk = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
-    using f = await Deno.open(big, { write: true, create: true });
-    for (let i = 0; i < 200; i++) await f.write(chunk);
-    await alice.type("/to bob", `/file ${big}`);
-    await bob.out.waitFor(/alice offers the file "big\.bin" \(200\.0 MiB\)/);
-    await bob.type("/accept");
-    await bob.out.waitFor(/← big\.bin \[#*\.+\]\s+[1-8]\d%/);
+    const { alice, bob } = await midTransfer(w);
     await alice.kill();
     await bob.out.waitFor(/File big\.bin not received: .*\n/);
     const downloads = join(w.dir, "bob", "data", "downloads");
@@ -525,16 +530,7 @@ Deno.test("a file transfer cut off midway leaves no file under its name, and say
 
 Deno.test("a receiver who quits midway keeps no part of the file", () =>
   withWorld(async (w) => {
-    const alice = await w.chat("alice", "--register");
-    const bob = await w.chat("bob", "--register");
-    const big = join(w.dir, "big.bin");
-    const chunk = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
-    using f = await Deno.open(big, { write: true, create: true });
-    for (let i = 0; i < 200; i++) await f.write(chunk);
-    await alice.type("/to bob", `/file ${big}`);
-    await bob.out.waitFor(/alice offers the file "big\.bin" \(200\.0 MiB\)/);
-    await bob.type("/accept");
-    await bob.out.waitFor(/← big\.bin \[#*\.+\]\s+[1-8]\d%/);
+    const { bob } = await midTransfer(w);
     await bob.type("/quit");
     assert.equal((await bob.finish()).code, 0);
     const downloads = join(w.dir, "bob", "data", "downloads");

@@ -18,41 +18,70 @@ import { type RunningServer, startServer } from "../../src/server/server.ts";
 import { connectCluster } from "../../src/cluster/connect.ts";
 import { destroyNatsStore } from "../../src/store/nats/nats_store.ts";
 import { freshPrefix } from "../helpers/cluster.ts";
-import { natsTest } from "../helpers/nats.ts";
+import { type NatsCluster, natsTest } from "../helpers/nats.ts";
 import { NatsProxy } from "../helpers/nats_proxy.ts";
 import { testConfig } from "../helpers/server.ts";
 
 /** Once B's link is back, the stale session must end within this (B reconnects within 0.35 s). */
 const BOUND_MS = 8000;
 
+/** Two nodes' world: node A knows the NATS servers, node B reaches one through `proxy`. */
+interface Nodes {
+  proxy: NatsProxy;
+  /** A node on `urls`; `N`, its scrypt cost (the test config's when absent). */
+  start(name: string, urls: string[], N?: number, log?: Logger): Promise<RunningServer>;
+  connect(s: RunningServer, extra?: Partial<ConnectOptions>): Promise<ParleyClient>;
+}
+
+async function withNodes(nats: NatsCluster, fn: (n: Nodes) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-ends-" });
+  const prefix = freshPrefix();
+  const servers: RunningServer[] = [];
+  const clients: ParleyClient[] = [];
+  const knownHosts = new KnownHosts(join(dir, "known_hosts"));
+  const proxy = NatsProxy.start(nats.urls[1]);
+  try {
+    await fn({
+      proxy,
+      async start(name, urls, N, log = silentLogger) {
+        const config = testConfig(join(dir, name), {
+          cluster: { nats: urls, prefix, nodeTimeoutMs: 3000 },
+          ...(N ? { accounts: { scrypt: { N, r: 8, p: 1 } } } : {}),
+        });
+        const s = await startServer(config, log, { strictInvariants: true });
+        servers.push(s);
+        return s;
+      },
+      async connect(s, extra = {}) {
+        const c = await ParleyClient.connect({
+          host: "127.0.0.1",
+          port: s.addr.port,
+          knownHosts,
+          ...extra,
+        });
+        clients.push(c);
+        return c;
+      },
+    });
+  } finally {
+    for (const c of clients) c.close();
+    await Promise.all(clients.map((c) => c.closed));
+    for (const s of servers) await s.close();
+    proxy.close();
+    const nc = await connectCluster(nats.urls, { name: "parley-test-cleanup" });
+    try {
+      await destroyNatsStore(nc, prefix);
+    } finally {
+      await nc.close();
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 natsTest(
   "cluster: a password change or a logout everywhere made while a node was cut off from NATS ends its sessions once it is back",
   async (nats) => {
-    const dir = await Deno.makeTempDir({ prefix: "parley-ends-" });
-    const prefix = freshPrefix();
-    const servers: RunningServer[] = [];
-    const clients: ParleyClient[] = [];
-    const knownHosts = new KnownHosts(join(dir, "known_hosts"));
-    const proxy = NatsProxy.start(nats.urls[1]);
-    const start = async (name: string, urls: string[]) => {
-      const config = testConfig(join(dir, name), {
-        cluster: { nats: urls, prefix, nodeTimeoutMs: 3000 },
-      });
-      const s = await startServer(config, silentLogger, { strictInvariants: true });
-      servers.push(s);
-      return s;
-    };
-    const connect = async (s: RunningServer, extra: Partial<ConnectOptions> = {}) => {
-      const c = await ParleyClient.connect({
-        host: "127.0.0.1",
-        port: s.addr.port,
-        knownHosts,
-        ...extra,
-      });
-      clients.push(c);
-      return c;
-    };
-    try {
+    await withNodes(nats, async ({ proxy, start, connect }) => {
       const a = await start("a", [nats.urls[0], nats.urls[2]]);
       const b = await start("b", [proxy.url]);
       await (await connect(a)).register("vic", "old password");
@@ -101,74 +130,37 @@ natsTest(
         await other.logout(true);
       });
       assert.match(everywhere, /resume tokens of "vic" were revoked/);
-    } finally {
-      for (const c of clients) c.close();
-      await Promise.all(clients.map((c) => c.closed));
-      for (const s of servers) await s.close();
-      proxy.close();
-      const nc = await connectCluster(nats.urls, { name: "parley-test-cleanup" });
-      try {
-        await destroyNatsStore(nc, prefix);
-      } finally {
-        await nc.close();
-      }
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );
 
 natsTest(
   "cluster: a login that rehashes an outdated password hash on one node ends no session on another; a new password still does",
   async (nats) => {
-    const dir = await Deno.makeTempDir({ prefix: "parley-rehash-" });
-    const prefix = freshPrefix();
-    const servers: RunningServer[] = [];
-    const clients: ParleyClient[] = [];
-    const knownHosts = new KnownHosts(join(dir, "known_hosts"));
-    const proxy = NatsProxy.start(nats.urls[1]);
-    /** B's rechecks of tokens, as it logs them. */
-    const rechecks: { ended: number }[] = [];
-    const logOfB: Logger = {
-      ...silentLogger,
-      info: (event, fields) => {
-        if (event === "cluster.rechecked" && fields?.tokens) {
-          rechecks.push({ ended: fields.ended as number });
+    await withNodes(nats, async ({ proxy, start, connect }) => {
+      /** B's rechecks of tokens, as it logs them. */
+      const rechecks: { ended: number }[] = [];
+      const logOfB: Logger = {
+        ...silentLogger,
+        info: (event, fields) => {
+          if (event === "cluster.rechecked" && fields?.tokens) {
+            rechecks.push({ ended: fields.ended as number });
+          }
+        },
+      };
+      /** Cuts B off NATS and lets it back: B rechecks its sessions' tokens and password stamps. */
+      const recheckOnB = async () => {
+        const before = rechecks.length;
+        proxy.cut();
+        await new Promise((r) => setTimeout(r, 300));
+        proxy.heal();
+        const deadline = Date.now() + BOUND_MS;
+        while (rechecks.length === before) {
+          assert.ok(Date.now() < deadline, "B rechecked after its link came back");
+          await new Promise((r) => setTimeout(r, 50));
         }
-      },
-    };
-    const start = async (name: string, urls: string[], N: number, log: Logger) => {
-      const config = testConfig(join(dir, name), {
-        cluster: { nats: urls, prefix, nodeTimeoutMs: 3000 },
-        accounts: { scrypt: { N, r: 8, p: 1 } },
-      });
-      const s = await startServer(config, log, { strictInvariants: true });
-      servers.push(s);
-      return s;
-    };
-    const connect = async (s: RunningServer, extra: Partial<ConnectOptions> = {}) => {
-      const c = await ParleyClient.connect({
-        host: "127.0.0.1",
-        port: s.addr.port,
-        knownHosts,
-        ...extra,
-      });
-      clients.push(c);
-      return c;
-    };
-    /** Cuts B off NATS and lets it back: B rechecks its sessions' tokens and password stamps. */
-    const recheckOnB = async () => {
-      const before = rechecks.length;
-      proxy.cut();
-      await new Promise((r) => setTimeout(r, 300));
-      proxy.heal();
-      const deadline = Date.now() + BOUND_MS;
-      while (rechecks.length === before) {
-        assert.ok(Date.now() < deadline, "B rechecked after its link came back");
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return rechecks[rechecks.length - 1];
-    };
-    try {
+        return rechecks[rechecks.length - 1];
+      };
       // A hashes at a higher cost than B: an account made on B has an outdated hash on A.
       const a = await start("a", [nats.urls[0], nats.urls[2]], 2048, silentLogger);
       const b = await start("b", [proxy.url], 1024, logOfB);
@@ -201,18 +193,6 @@ natsTest(
       proxy.heal();
       const reason = ((await kicks[1]).body as { reason: string }).reason;
       assert.equal(reason, `The password of "vic" was changed; log in with the new one`);
-    } finally {
-      for (const c of clients) c.close();
-      await Promise.all(clients.map((c) => c.closed));
-      for (const s of servers) await s.close();
-      proxy.close();
-      const nc = await connectCluster(nats.urls, { name: "parley-test-cleanup" });
-      try {
-        await destroyNatsStore(nc, prefix);
-      } finally {
-        await nc.close();
-      }
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 );

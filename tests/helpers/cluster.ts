@@ -11,7 +11,8 @@ import type { Config } from "../../src/config/config.ts";
 import { silentLogger } from "../../src/server/log.ts";
 import { type RunningServer, startServer } from "../../src/server/server.ts";
 import { connectCluster } from "../../src/cluster/connect.ts";
-import { destroyNatsStore } from "../../src/store/nats/nats_store.ts";
+import { destroyNatsStore, openNatsStore } from "../../src/store/nats/nats_store.ts";
+import type { Store } from "../../src/store/types.ts";
 import type { NatsCluster } from "./nats.ts";
 import { testConfig } from "./server.ts";
 
@@ -135,5 +136,24 @@ export async function withCluster(
     await fn(c);
   } finally {
     await c.stop();
+  }
+}
+
+/** Runs `fn` on the NATS store under `prefix`, opened as a node opens it, closed afterwards. */
+export async function withNatsStore<T>(
+  nats: NatsCluster,
+  prefix: string,
+  fn: (store: Store) => Promise<T>,
+): Promise<T> {
+  const nc = await connectCluster(nats.urls, { name: "parley-test" });
+  try {
+    const store = await openNatsStore(nc, { prefix, worldBacklog: 100 });
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await nc.close();
   }
 }
