@@ -25,6 +25,8 @@ export interface LinkHooks {
   status(text: string): void;
   /** Every push from the server, in order. */
   event(message: Message): void | Promise<void>;
+  /** The waits before each resend of a message the server failed to store (tests shorten them). */
+  failedSendWaitsMs?: readonly number[];
 }
 
 /** Delays between reconnection attempts, in ms; the last one repeats. */
@@ -38,13 +40,13 @@ export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
 export const MAX_SENDS_LOST = 2;
 
 /**
- * A message the server failed to store (INTERNAL: a cluster's store while a NATS server dies),
- * or refused because the node is stopping, is sent again this many times, each after
- * FAILED_SEND_RETRY_MS more. Same id: a copy that was stored after all reaches the recipient
- * twice and is shown once (SeenMessages).
+ * A message the server failed to store (INTERNAL: a cluster's store while a NATS server dies, or
+ * while JetStream elects leaders after a majority came back, which took 20 s), or refused because
+ * the node is stopping, is sent again after each of these waits, about half a minute in all.
+ * Same id: a copy that was stored after all reaches the recipient twice and is shown once
+ * (SeenMessages).
  */
-export const MAX_SENDS_FAILED = 3;
-export const FAILED_SEND_RETRY_MS = 1000;
+export const FAILED_SEND_WAITS_MS: readonly number[] = [1000, 2000, 4000, 8000, 15000];
 
 /**
  * A message refused for the connection's request rate (a long paste) waits this long and is sent
@@ -54,7 +56,7 @@ export const FAILED_SEND_RETRY_MS = 1000;
 export const RATE_LIMITED_WAIT_MS = 1000;
 export const MAX_RATE_LIMITED = 60;
 
-/** Errors after which the same message may be sent again (see MAX_SENDS_FAILED). */
+/** Errors after which the same message may be sent again (see FAILED_SEND_WAITS_MS). */
 function worthRetrying(e: unknown): boolean {
   return e instanceof ParleyError &&
     (e.code === ErrorCode.INTERNAL || e.code === ErrorCode.SHUTTING_DOWN);
@@ -208,8 +210,9 @@ export class Link {
       try {
         return await send(c, id);
       } catch (e) {
-        if (worthRetrying(e) && ++failed < MAX_SENDS_FAILED) {
-          await new Promise((r) => setTimeout(r, FAILED_SEND_RETRY_MS * failed));
+        const waits = this.hooks.failedSendWaitsMs ?? FAILED_SEND_WAITS_MS;
+        if (worthRetrying(e) && failed < waits.length) {
+          await new Promise((r) => setTimeout(r, waits[failed++]));
           continue;
         }
         if (

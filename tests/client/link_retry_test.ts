@@ -37,6 +37,7 @@ Deno.test("Link sends a message again, same id, after the server failed to store
     link = new Link({ host: "127.0.0.1", port: t.port, knownHosts: t.knownHosts }, {
       status: () => {},
       event: () => {},
+      failedSendWaitsMs: [100, 100, 100],
     });
     link.open(alice);
     failures = 1;
