@@ -21,6 +21,7 @@ import { MsgType } from "../protocol/messages.ts";
 import type { History, HistoryEntry } from "./history.ts";
 import { AUTOSAVE_BYTES, Downloads, HELD_BYTES, type Kept, type Receiving } from "./downloads.ts";
 import { choosePassword, CliFailure } from "./login.ts";
+import { MAX_AHEAD } from "./input.ts";
 import { localProblem, readImageFile } from "./local_file.ts";
 import { downloadsDir } from "./paths.ts";
 import { clock, formatEntry, formatSize, Painter, progressBar } from "./render.ts";
@@ -487,6 +488,9 @@ export class ChatSession {
     if (command === undefined) {
       if (line.trim() === "") return true;
       this.#send(line);
+      // The read-ahead waits while this does: a file piped in is read as fast as it is sent, not
+      // into memory whole.
+      if (this.#unsent >= MAX_AHEAD) await this.#sending;
       return true;
     }
     const epoch = this.#switchEpoch;
@@ -649,6 +653,7 @@ export class ChatSession {
       }
       case "/create": {
         if (!args[0]) throw new ParleyError(9, "Usage: /create NAME [MEMBER...]");
+        const epoch = this.#switchEpoch;
         const g = await (await this.#live()).createGroup(args[0], args.slice(1));
         this.#groups.set(g.group_id, g.group_name);
         this.#note(
@@ -657,7 +662,9 @@ export class ChatSession {
         if (g.invited?.length) {
           this.#note(shown`Invited ${g.invited.join(", ")}: they join once they accept.`);
         }
-        await this.#open(`#${g.group_id}`);
+        // Answered after its deadline, when the failure was shown and no conversation stays open
+        // (or another was opened since): made, and not opened.
+        if (epoch === this.#switchEpoch) await this.#open(`#${g.group_id}`);
         return true;
       }
       case "/invite": {
