@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { connectCluster } from "../../src/cluster/connect.ts";
-import { JetStreamApiError } from "../../src/cluster/nats.ts";
+import { JetStreamApiError, RequestError } from "../../src/cluster/nats.ts";
 import { ErrorCode } from "../../src/protocol/errors.ts";
 import { MsgType } from "../../src/protocol/messages.ts";
 import type { ServerContext } from "../../src/server/context.ts";
@@ -41,6 +41,10 @@ natsTest(
       description: "wrong last sequence",
     });
     assert.ok(!natsUnavailable(conflict), "a lost compare-and-set is not an outage");
+    assert.ok(
+      !natsUnavailable(new RequestError("permissions violation", { cause: new Error("denied") })),
+      "a refused request is not an outage",
+    );
     assert.ok(!natsUnavailable(new Error("bug")));
 
     const lines: string[] = [];

@@ -15,9 +15,10 @@ import {
 
 export function natsUnavailable(e: unknown): boolean {
   if (e instanceof JetStreamApiError) return e.status === 503; // no leader, no quorum
+  // A request error is an outage only for what it wraps (not, say, a permissions violation).
+  if (e instanceof RequestError) return e.isNoResponders() || natsUnavailable(e.cause);
   return e instanceof TimeoutError || e instanceof NoRespondersError ||
-    e instanceof RequestError || e instanceof ConnectionError ||
-    e instanceof ClosedConnectionError ||
+    e instanceof ConnectionError || e instanceof ClosedConnectionError ||
     // No responders to a JetStream request (the package does not export its class).
     (e instanceof Error && e.name === "JetStreamNotEnabled");
 }
