@@ -1121,6 +1121,8 @@ export class ChatSession {
       } catch (e) {
         closeQuietly(file);
         await receiving.discard();
+        // On quitting, #discardReceiving has said it already.
+        if (this.#quitting) return;
         this.#warn(
           shown`File ${offer.name} not received: ${(e as Error).message}. ` +
             "The part received was removed.",

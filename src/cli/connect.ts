@@ -203,6 +203,7 @@ async function loop(chat: ChatSession, link: Link, term: Terminal): Promise<numb
       return 128 + first.signal;
     }
     if (typeof first === "object") {
+      leftUnread(term, lines);
       if (!kicked && first.ended !== "Closed") console.error(`parley: ${sentence(first.ended)}`);
       return 1;
     }

@@ -181,7 +181,8 @@ export class Downloads {
             }
             return await Deno.rename(part, path);
           }
-          await Deno.remove(part);
+          // Named already: a part that cannot go (removed meanwhile by a quit) changes nothing.
+          await Deno.remove(part).catch(() => {});
         }),
       discard: () => Deno.remove(part).catch(() => {}),
     };
