@@ -171,11 +171,10 @@ export function inputView(
 ): InputView {
   const widths = graphemes.map(graphemeWidth);
   const n = graphemes.length;
-  const sum = (from: number, to: number) => {
-    let w = 0;
-    for (let i = from; i < to; i++) w += widths[i];
-    return w;
-  };
+  // Widths summed once: each layout below costs the view's width, not the line's.
+  const before = [0];
+  for (const w of widths) before.push(before[before.length - 1] + w);
+  const sum = (from: number, to: number) => before[to] - before[from];
   // The graphemes shown from `from` on: [from, end), with the marks they need.
   const layout = (from: number) => {
     const left = from > 0 ? 1 : 0;
@@ -192,7 +191,11 @@ export function inputView(
     return cursor < end || (cursor === n && end === n && left + sum(from, n) <= room);
   };
   start = Math.max(0, Math.min(start, cursor, n));
-  while (start < cursor && !fits(start)) start++;
+  if (!fits(start)) {
+    // The cursor went past the right edge: the view ends at it.
+    start = cursor;
+    while (start > 0 && fits(start - 1)) start--;
+  }
   // Text deleted at the end: show as much of the line as still fits.
   while (start > 0 && layout(start).end === n && fits(start - 1)) start--;
   const { left, end } = layout(start);
@@ -360,7 +363,9 @@ export class TtyTerminal implements Terminal {
       shown = view.text;
       at += view.cursor;
     }
-    this.#write(`\r\x1b[2K${this.#prompt}${shown}\r${at > 0 ? `\x1b[${at}C` : ""}`);
+    // Back from the end of what was drawn (never in the last column, so no wrap is pending).
+    const back = displayWidth(this.#prompt + shown) - at;
+    this.#write(`\r\x1b[2K${this.#prompt}${shown}${back > 0 ? `\x1b[${back}D` : ""}`);
   }
 
   print(text: string): void {

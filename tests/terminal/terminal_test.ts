@@ -258,3 +258,14 @@ Deno.test("a Tab, typed or pasted, is inserted as one space", async () => {
   assert.equal(await enter("a\tb\tc"), "a b c");
   assert.equal(await enter("a", "\t", "b"), "a b");
 });
+
+Deno.test("a 100 KB paste in 4 KB reads is taken in well under a second per read", async () => {
+  const { enter, screen } = editor(60);
+  const text = "0123456789".repeat(10_000);
+  const reads = text.match(/[\s\S]{1,4096}/g)!;
+  const started = performance.now();
+  assert.equal(await enter(...reads, "\x1b[H", "\x1b[F"), text);
+  assert.ok(performance.now() - started < 20_000);
+  // Entered, the whole line is written out (wrapped by the terminal) for the scrollback.
+  assert.equal(screen.shown().join(""), "> " + text);
+});
