@@ -286,6 +286,8 @@ Deno.test("/passwd asks for the new password twice, and no answer reaches the co
     await w.server.stop();
     w.server = await ServerProcess.start(join(w.dir, "data"), join(w.dir, "config.json"), port);
     await alice.out.waitFor(/Reconnected\./, 30_000);
+    // Bob back too, so that the message reaches him live, not in a backlog he is only told of.
+    await bob.out.waitFor(/Reconnected\./, 30_000);
     await alice.type("after a restart");
     await bob.out.waitFor(/<alice> after a restart/, 30_000);
     assert.doesNotMatch(alice.out.text, /no longer accepts this session/);
