@@ -1152,6 +1152,9 @@ export class ChatSession {
     const client = await this.#live();
     let next: string | null = null;
     let current: string | null = null;
+    if (this.term.dropTypedAhead()) {
+      this.#warn("What was typed right after /passwd was dropped, not taken as your password.");
+    }
     try {
       current = await this.term.readSecret("Current password: ");
       if (current !== null) next = await choosePassword(this.term, (t) => this.#warn(t));

@@ -13,6 +13,12 @@ export interface Terminal {
   readLine(): Promise<string | null>;
   /** Reads a password: hidden on a TTY. */
   readSecret(prompt: string): Promise<string | null>;
+  /**
+   * Drops keys typed ahead and not yet read into a line (a TTY's): true if there were some. A
+   * password prompt asks this first, so that a chat line typed in one go with `/passwd` is not
+   * taken as the password. Piped input is never dropped: there, the lines are the answers.
+   */
+  dropTypedAhead(): boolean;
   setPrompt(prompt: string): void;
   /**
    * Prints a line that the next update with the same key replaces where the terminal can (a
@@ -306,6 +312,10 @@ export class PlainTerminal implements Terminal {
 
   setPrompt(_prompt: string): void {}
 
+  dropTypedAhead(): boolean {
+    return false;
+  }
+
   close(): void {}
 }
 
@@ -519,6 +529,12 @@ export class TtyTerminal implements Terminal {
       this.#historyAt = this.#history.length;
     }
     return line;
+  }
+
+  dropTypedAhead(): boolean {
+    const had = this.#in.pending !== "";
+    this.#in.pending = "";
+    return had;
   }
 
   async readSecret(prompt: string): Promise<string | null> {

@@ -429,3 +429,25 @@ Deno.test("Ctrl-C while a command waits says which typed messages were not sent"
       w.server.child.kill("SIGCONT");
     }
   }));
+
+Deno.test("a line typed in one go with /passwd at a terminal is dropped, not taken as the password", () =>
+  withWorld(async (w) => {
+    await register(w, "bob");
+    await register(w, "alice");
+    const alice = w.tty("alice", ["connect", w.server.addr, "--user", "alice"]);
+    await alice.out.waitFor(/Logged in as alice /);
+    await alice.keys("/to bob\r");
+    await alice.out.waitFor(/── @bob ──/);
+    await alice.keys("/passwd\rtyped-ahead chat line\r");
+    await alice.out.waitFor(/What was typed right after \/passwd was dropped/);
+    await alice.out.waitFor(/Current password: $/);
+    await alice.keys("password-alice\r");
+    await alice.out.waitFor(/New password: $/);
+    await alice.keys("new-password-1\r");
+    await alice.out.waitFor(/Repeat password: $/);
+    await alice.keys("new-password-1\r");
+    await alice.out.waitFor(/Password changed\./);
+    await alice.keys("/quit\r");
+    assert.equal((await alice.finish()).code, 0);
+    assert.doesNotMatch(alice.out.text, /typed-ahead chat line\r?\n.*<alice>/);
+  }));
