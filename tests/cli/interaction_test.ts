@@ -70,6 +70,17 @@ function typing(w: World, user: string): Record<string, string> {
   return env;
 }
 
+/** Alice, at a terminal, with bob's conversation open (both registered). */
+async function aliceTalkingToBob(w: World): Promise<TtyProcess> {
+  await register(w, "bob");
+  await register(w, "alice");
+  const alice = w.tty("alice", ["connect", w.server.addr, "--user", "alice"]);
+  await alice.out.waitFor(/Logged in as alice /);
+  await alice.keys("/to bob\r");
+  await alice.out.waitFor(/── @bob ──/);
+  return alice;
+}
+
 const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 async function exists(path: string): Promise<boolean> {
@@ -114,12 +125,7 @@ Deno.test("a new server's key is trusted only when the user says so or --accept-
 
 Deno.test("a 100 KB paste at a terminal is refused at once, and the client goes on", () =>
   withWorld(async (w) => {
-    await register(w, "bob");
-    await register(w, "alice");
-    const alice = w.tty("alice", ["connect", w.server.addr, "--user", "alice"]);
-    await alice.out.waitFor(/Logged in as alice /);
-    await alice.keys("/to bob\r");
-    await alice.out.waitFor(/── @bob ──/);
+    const alice = await aliceTalkingToBob(w);
     const started = Date.now();
     // Drawn a key at a time, this took minutes and wrote gigabytes to the terminal.
     await alice.keys("x".repeat(100_000) + "\r");
@@ -409,12 +415,7 @@ Deno.test("parley send at a terminal asks for the password, hidden, and reads th
 
 Deno.test("Ctrl-C while a command waits says which typed messages were not sent", () =>
   withWorld(async (w) => {
-    await register(w, "bob");
-    await register(w, "alice");
-    const alice = w.tty("alice", ["connect", w.server.addr, "--user", "alice"]);
-    await alice.out.waitFor(/Logged in as alice /);
-    await alice.keys("/to bob\r");
-    await alice.out.waitFor(/── @bob ──/);
+    const alice = await aliceTalkingToBob(w);
     w.server.child.kill("SIGSTOP"); // a server that stops answering
     try {
       await alice.keys("/who\r");
@@ -432,12 +433,7 @@ Deno.test("Ctrl-C while a command waits says which typed messages were not sent"
 
 Deno.test("a line typed in one go with /passwd at a terminal is dropped, not taken as the password", () =>
   withWorld(async (w) => {
-    await register(w, "bob");
-    await register(w, "alice");
-    const alice = w.tty("alice", ["connect", w.server.addr, "--user", "alice"]);
-    await alice.out.waitFor(/Logged in as alice /);
-    await alice.keys("/to bob\r");
-    await alice.out.waitFor(/── @bob ──/);
+    const alice = await aliceTalkingToBob(w);
     await alice.keys("/passwd\rtyped-ahead chat line\r");
     await alice.out.waitFor(/What was typed right after \/passwd was dropped/);
     await alice.out.waitFor(/Current password: $/);
